@@ -1,0 +1,577 @@
+//! The hardware checkers.
+//!
+//! * [`AccessChecker`] — **CHK-1**, hardware side: every access issued by a CPU that is not
+//!   running, every access to memory whose home cell is not powered, and every coherence request
+//!   sent to a CPU that is halted or absent is a violation naming both ends.
+//! * [`CoherenceChecker`] — **CHK-2**: every coherent read returns the last value written (a
+//!   golden shadow memory, independent of the caches); after every miss or upgrade, no other
+//!   cache holds the line in a conflicting state (single writer / multiple readers, in *deep*
+//!   mode); CPUs never halt or lose power holding dirty data; and, at each audit, every directory
+//!   entry agrees with the caches it names and every cached line is recorded by its home
+//!   directory, with clean copies equal to memory (or to the owner's copy).
+//!
+//! Both are proven by injectable defects (see [`crate::defect`]) in this crate's tests.
+
+use sim_core::{CheckerId, CpuId, Entity, PhysAddr, SimTime, Violation, Violations};
+
+use crate::cache::LineState;
+use crate::cell::CellState;
+use crate::cpu::CpuState;
+use crate::event::{AccessKind, HwEvent, Outcome, Served};
+use crate::machine::Machine;
+use crate::memory::PageStore;
+
+/// CHK-1 (hardware side).
+pub const CHK_ACCESS: CheckerId = CheckerId {
+    code: "CHK-1",
+    name: "no-access-after-remove",
+};
+/// CHK-2.
+pub const CHK_COHERENCE: CheckerId = CheckerId {
+    code: "CHK-2",
+    name: "coherence",
+};
+/// Mismatches found by the random tester's own read-back checks.
+pub const TESTER: CheckerId = CheckerId {
+    code: "TESTER",
+    name: "random-tester",
+};
+
+/// CHK-1, hardware side (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessChecker;
+
+impl AccessChecker {
+    fn home_powered(
+        now: SimTime,
+        hw: &Machine,
+        agent: Entity,
+        what: &str,
+        addr: PhysAddr,
+        out: &mut Violations,
+    ) {
+        let Some(home) = hw.home_of(addr) else { return };
+        let Some(cell) = hw.cell(home) else { return };
+        if !cell.state.is_powered() {
+            out.push(Violation {
+                time: now,
+                checker: CHK_ACCESS,
+                agent: agent.clone(),
+                target: Entity::Memory(addr),
+                message: format!(
+                    "{what} of {addr} by {agent}: its home {home} is {}",
+                    cell.state
+                ),
+            });
+        }
+    }
+}
+
+impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
+    fn id(&self) -> CheckerId {
+        CHK_ACCESS
+    }
+
+    fn observe(&mut self, now: SimTime, ev: &HwEvent, hw: &Machine, out: &mut Violations) {
+        match ev {
+            HwEvent::Access {
+                kind, cpu, addr, ..
+            } => {
+                if let Some(c) = hw.cpu(*cpu) {
+                    if !c.state.is_running() {
+                        out.push(Violation {
+                            time: now,
+                            checker: CHK_ACCESS,
+                            agent: Entity::Cpu(*cpu),
+                            target: Entity::Memory(*addr),
+                            message: format!(
+                                "{kind} of {addr} issued by {cpu}, which is {}",
+                                c.state
+                            ),
+                        });
+                    }
+                }
+                Self::home_powered(now, hw, Entity::Cpu(*cpu), &kind.to_string(), *addr, out);
+            }
+            HwEvent::NcRead { agent, addr, .. } => {
+                Self::home_powered(now, hw, agent.clone(), "uncached read", *addr, out);
+            }
+            HwEvent::NcWrite { agent, addr, .. } => {
+                Self::home_powered(now, hw, agent.clone(), "uncached write", *addr, out);
+            }
+            HwEvent::Snoop {
+                home,
+                to,
+                line,
+                kind,
+                requester,
+                ..
+            } => {
+                if let Some(c) = hw.cpu(*to) {
+                    if !c.state.is_running() {
+                        out.push(Violation {
+                            time: now,
+                            checker: CHK_ACCESS,
+                            agent: Entity::Cpu(*requester),
+                            target: Entity::Cpu(*to),
+                            message: format!(
+                                "{kind} request for line {line} (home {home}, caused by \
+                                 {requester}) sent to {to}, which is {}",
+                                c.state
+                            ),
+                        });
+                    }
+                }
+            }
+            HwEvent::Flush { .. }
+            | HwEvent::CpuTransition { .. }
+            | HwEvent::CellTransition { .. }
+            | HwEvent::CorrectedError { .. }
+            | HwEvent::UncorrectedError { .. }
+            | HwEvent::MachineCheck { .. } => {}
+        }
+    }
+}
+
+/// CHK-2 (see the module docs).
+pub struct CoherenceChecker {
+    shadow: PageStore,
+    deep: bool,
+    line_shift: u32,
+    words_per_line: usize,
+    max_per_audit: usize,
+    audits: u64,
+}
+
+impl CoherenceChecker {
+    /// A checker whose golden shadow starts as the machine's current coherent contents.
+    /// `deep` adds the per-miss single-writer probe of every other cache.
+    pub fn new(hw: &Machine, deep: bool) -> Self {
+        let g = hw.geometry();
+        let mut shadow = hw.memory().store().clone();
+        for cpu in hw.cpus() {
+            if let Some(cache) = hw.cache(cpu.id) {
+                for (slot, line, st) in cache.lines() {
+                    if st.is_dirty() {
+                        shadow.write_words(line << g.line_shift, cache.line_data(slot));
+                    }
+                }
+            }
+        }
+        CoherenceChecker {
+            shadow,
+            deep,
+            line_shift: g.line_shift,
+            words_per_line: g.words_per_line,
+            max_per_audit: 16,
+            audits: 0,
+        }
+    }
+
+    /// Full audits run so far.
+    pub fn audits(&self) -> u64 {
+        self.audits
+    }
+
+    fn violation(now: SimTime, agent: Entity, target: Entity, message: String) -> Violation {
+        Violation {
+            time: now,
+            checker: CHK_COHERENCE,
+            agent,
+            target,
+            message,
+        }
+    }
+
+    /// After `me`'s miss or upgrade on `line`: no other cache may hold it in a state that
+    /// conflicts with `me`'s.
+    fn single_writer(
+        &self,
+        now: SimTime,
+        hw: &Machine,
+        me: CpuId,
+        line: u64,
+        kind: AccessKind,
+        out: &mut Violations,
+    ) {
+        let Some(mine) = hw.cache(me).and_then(|c| c.probe(line)).map(|(s, _)| s) else {
+            out.push(Self::violation(
+                now,
+                Entity::Cpu(me),
+                Entity::Line(hw.line_addr(line)),
+                format!(
+                    "{me} completed a {kind} of line {} but does not hold it",
+                    hw.line_addr(line)
+                ),
+            ));
+            return;
+        };
+        for cpu in hw.cpus() {
+            if cpu.id == me {
+                continue;
+            }
+            let Some((st, _)) = hw.cache(cpu.id).and_then(|c| c.probe(line)) else {
+                continue;
+            };
+            let conflict = match kind {
+                AccessKind::Store => true,
+                AccessKind::Load => {
+                    matches!(st, LineState::Modified | LineState::Exclusive)
+                        || (mine == LineState::Exclusive)
+                        || (st == LineState::Owned && mine != LineState::Shared)
+                }
+            };
+            if conflict {
+                out.push(Self::violation(
+                    now,
+                    Entity::Cpu(me),
+                    Entity::Cpu(cpu.id),
+                    format!(
+                        "single writer violated: after {me}'s {kind} of line {} ({mine}), {} \
+                         still holds it in {st}",
+                        hw.line_addr(line),
+                        cpu.id
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn zero_cell(&mut self, hw: &Machine, cell: sim_core::CellId) {
+        let shift = self.line_shift;
+        let wpl = self.words_per_line;
+        let shadow = &mut self.shadow;
+        hw.address_map().for_each_line_run(cell, |first, n| {
+            let page_lines = 1u64 << (hw.geometry().page_shift - shift);
+            let mut l = first;
+            let end = first + n;
+            while l < end {
+                // Whole pages at once where possible.
+                if l % page_lines == 0 && end - l >= page_lines {
+                    shadow.zero_words(l << shift, wpl * page_lines as usize);
+                    l += page_lines;
+                } else {
+                    shadow.zero_words(l << shift, wpl);
+                    l += 1;
+                }
+            }
+        });
+    }
+}
+
+fn memory_line<'a>(hw: &'a Machine, addr: u64, wpl: usize, zeros: &'a [u64]) -> &'a [u64] {
+    hw.memory().store().words(addr, wpl).unwrap_or(zeros)
+}
+
+fn mask_list(m: &crate::directory::CpuMask) -> String {
+    let v: Vec<String> = m.iter().map(|c| c.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(",")
+    }
+}
+
+impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
+    fn id(&self) -> CheckerId {
+        CHK_COHERENCE
+    }
+
+    fn observe(&mut self, now: SimTime, ev: &HwEvent, hw: &Machine, out: &mut Violations) {
+        match ev {
+            HwEvent::Access {
+                kind,
+                cpu,
+                addr,
+                value,
+                served,
+                outcome,
+                ..
+            } => {
+                match outcome {
+                    Outcome::Performed => {}
+                    Outcome::IssuerNotRunning | Outcome::HomeNotPowered => return,
+                }
+                match kind {
+                    AccessKind::Load => {
+                        let expected = self.shadow.read(addr.raw());
+                        if expected != *value {
+                            out.push(Self::violation(
+                                now,
+                                Entity::Cpu(*cpu),
+                                Entity::Memory(*addr),
+                                format!(
+                                    "{cpu} read {value:#x} from {addr} (served by {served:?}) \
+                                     but the last value written there is {expected:#x}"
+                                ),
+                            ));
+                        }
+                    }
+                    AccessKind::Store => self.shadow.write(addr.raw(), *value),
+                }
+                if self.deep && *served != Served::Hit {
+                    self.single_writer(now, hw, *cpu, addr.raw() >> self.line_shift, *kind, out);
+                }
+            }
+            HwEvent::NcWrite { addr, value, .. } => {
+                let powered = hw
+                    .home_of(*addr)
+                    .and_then(|h| hw.cell(h))
+                    .is_some_and(|c| c.state.is_powered());
+                if powered {
+                    self.shadow.write(addr.raw(), *value);
+                }
+            }
+            HwEvent::CellTransition { cell, to, .. } => match to {
+                CellState::PoweredOn => self.zero_cell(hw, *cell),
+                CellState::Absent | CellState::PoweredOff => {}
+            },
+            HwEvent::CpuTransition {
+                cpu,
+                event,
+                from,
+                to,
+                dirty_lines,
+                first_dirty,
+                ..
+            } => {
+                let leaves = match to {
+                    CpuState::Halted | CpuState::Absent => *from == CpuState::Running,
+                    CpuState::PresentHalted | CpuState::Running => false,
+                };
+                if leaves && *dirty_lines > 0 {
+                    let first = first_dirty.unwrap_or_default();
+                    out.push(Self::violation(
+                        now,
+                        Entity::Cpu(*cpu),
+                        Entity::Line(first),
+                        format!(
+                            "{cpu} was {} ({event}) holding {dirty_lines} dirty lines (first \
+                             {first}) that were never written back: their data is lost",
+                            to
+                        ),
+                    ));
+                }
+            }
+            HwEvent::NcRead { .. }
+            | HwEvent::Snoop { .. }
+            | HwEvent::Flush { .. }
+            | HwEvent::CorrectedError { .. }
+            | HwEvent::UncorrectedError { .. }
+            | HwEvent::MachineCheck { .. } => {}
+        }
+    }
+
+    fn audit(&mut self, now: SimTime, hw: &Machine, out: &mut Violations) {
+        self.audits += 1;
+        let wpl = self.words_per_line;
+        let shift = self.line_shift;
+        let zeros = vec![0u64; wpl];
+        let mem_line = |line: u64| memory_line(hw, line << shift, wpl, &zeros);
+        let mut found: Vec<(u64, Violation)> = Vec::new();
+        let mut report = |line: u64, agent: Entity, target: Entity, msg: String| {
+            found.push((line, Self::violation(now, agent, target, msg)));
+        };
+
+        // Directories -> caches.
+        for cell in hw.cells() {
+            let Some(dir) = hw.directory(cell.id) else {
+                continue;
+            };
+            for (line, e) in dir.sorted_entries() {
+                let la = hw.line_addr(line);
+                let here = Entity::Cell(cell.id);
+                if hw.address_map().home_of_line(line) != Some(cell.id) {
+                    report(
+                        line,
+                        here.clone(),
+                        Entity::Line(la),
+                        format!(
+                            "directory at {} tracks line {la}, which is not homed there",
+                            cell.id
+                        ),
+                    );
+                }
+                let mut owner_data: Option<&[u64]> = None;
+                if let Some(o) = e.owner {
+                    let state = hw.cpu(o).map_or(CpuState::Absent, |c| c.state);
+                    match hw.cache(o).and_then(|c| c.probe(line)) {
+                        None => report(
+                            line,
+                            here.clone(),
+                            Entity::Cpu(o),
+                            format!(
+                                "directory at {} records {o} ({state}) as owner of line {la}, but its \
+                             cache does not hold it",
+                                cell.id
+                            ),
+                        ),
+                        Some((st, data)) => {
+                            // Alone, an owner may hold the line E, M, or O (its sharers
+                            // have all evicted their copies); with sharers, only O.
+                            let ok = if e.sharers.is_empty() {
+                                matches!(
+                                    st,
+                                    LineState::Exclusive | LineState::Modified | LineState::Owned
+                                )
+                            } else {
+                                st == LineState::Owned
+                            };
+                            if !ok {
+                                report(
+                                    line,
+                                    here.clone(),
+                                    Entity::Cpu(o),
+                                    format!(
+                                        "directory at {} records {o} as owner of line {la} with \
+                                     sharers [{}], but {o} holds it in {st}",
+                                        cell.id,
+                                        mask_list(&e.sharers)
+                                    ),
+                                );
+                            }
+                            if st.is_dirty() {
+                                owner_data = Some(data);
+                            }
+                        }
+                    }
+                }
+                for s in e.sharers.iter() {
+                    match hw.cache(s).and_then(|c| c.probe(line)) {
+                        None => report(
+                            line,
+                            here.clone(),
+                            Entity::Cpu(s),
+                            format!(
+                                "directory at {} records {s} as sharer of line {la}, but its cache \
+                             does not hold it",
+                                cell.id
+                            ),
+                        ),
+                        Some((st, data)) => {
+                            if st != LineState::Shared {
+                                report(
+                                    line,
+                                    here.clone(),
+                                    Entity::Cpu(s),
+                                    format!(
+                                        "directory at {} records {s} as sharer of line {la}, but it \
+                                     holds it in {st}",
+                                        cell.id
+                                    ),
+                                );
+                            }
+                            let reference = owner_data.unwrap_or_else(|| mem_line(line));
+                            if st == LineState::Shared && data != reference {
+                                report(
+                                    line,
+                                    Entity::Cpu(s),
+                                    Entity::Line(la),
+                                    format!(
+                                        "{s}'s shared copy of line {la} differs from the {}",
+                                        if owner_data.is_some() {
+                                            "owner's copy"
+                                        } else {
+                                            "memory"
+                                        }
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Caches -> directories.
+        for cpu in hw.cpus() {
+            let Some(cache) = hw.cache(cpu.id) else {
+                continue;
+            };
+            for (slot, line, st) in cache.lines() {
+                let la = hw.line_addr(line);
+                let Some(home) = hw.address_map().home_of_line(line) else {
+                    continue;
+                };
+                let home_state = hw.cell(home).map_or(CellState::Absent, |c| c.state);
+                if !home_state.is_powered() {
+                    report(
+                        line,
+                        Entity::Cpu(cpu.id),
+                        Entity::Line(la),
+                        format!(
+                            "{} holds line {la} in {st}, but its home {home} is {home_state}",
+                            cpu.id
+                        ),
+                    );
+                    continue;
+                }
+                let entry = hw.directory(home).and_then(|d| d.get(line));
+                let consistent = entry.is_some_and(|e| match st {
+                    LineState::Shared => e.sharers.contains(cpu.id),
+                    LineState::Exclusive | LineState::Modified => {
+                        e.owner == Some(cpu.id) && e.sharers.is_empty()
+                    }
+                    LineState::Owned => e.owner == Some(cpu.id),
+                    LineState::Invalid => true,
+                });
+                if !consistent {
+                    let recorded = entry.map_or("no record".to_owned(), |e| {
+                        format!(
+                            "owner {}, sharers [{}]",
+                            e.owner.map_or("none".to_owned(), |o| o.to_string()),
+                            mask_list(&e.sharers)
+                        )
+                    });
+                    report(
+                        line,
+                        Entity::Cpu(cpu.id),
+                        Entity::Line(la),
+                        format!(
+                            "{} holds line {la} in {st}, but the directory at {home} has {recorded}",
+                            cpu.id
+                        ),
+                    );
+                }
+                if st == LineState::Exclusive && cache.line_data(slot) != mem_line(line) {
+                    report(
+                        line,
+                        Entity::Cpu(cpu.id),
+                        Entity::Line(la),
+                        format!(
+                            "{}'s exclusive clean copy of line {la} differs from memory",
+                            cpu.id
+                        ),
+                    );
+                }
+            }
+        }
+
+        let entries = hw.directory_entries();
+        let bound = hw.cache_capacity_lines();
+        if entries > bound {
+            report(
+                0,
+                Entity::Machine,
+                Entity::Machine,
+                format!(
+                    "directories track {entries} lines, more than the {bound} the caches can hold"
+                ),
+            );
+        }
+
+        found.sort_by(|a, b| (a.0, &a.1.message).cmp(&(b.0, &b.1.message)));
+        let extra = found.len().saturating_sub(self.max_per_audit);
+        for (_, v) in found.into_iter().take(self.max_per_audit) {
+            out.push(v);
+        }
+        if extra > 0 {
+            out.push(Self::violation(
+                now,
+                Entity::Machine,
+                Entity::Machine,
+                format!("audit found {extra} more inconsistencies than shown"),
+            ));
+        }
+    }
+}

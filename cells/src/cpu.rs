@@ -1,0 +1,224 @@
+//! CPUs: identity (hardware id, cell, LSAPIC id/eid) and the power/run state machine.
+//!
+//! ```text
+//!            PowerOn               Start
+//!   Absent ──────────► PresentHalted ──────► Running
+//!     ▲                     │                 │  ▲
+//!     │ PowerOff            │ PowerOff   Halt │  │ Start (cache re-initialised)
+//!     └─────────────────────┴──── Halted ◄────┘  │
+//!     ▲                             └────────────┘
+//!     └──── PowerOff (from Running or Halted: the cache's contents are lost)
+//! ```
+//!
+//! Every `(state, event)` pair is listed in [`CpuState::on`]; the ones not drawn are refused
+//! with [`CpuError::Transition`]. A halted or absent CPU must never receive an interrupt, IPI or
+//! coherence request that needs an answer (SPEC HW-2); the CHK-1 checker reports any that do.
+
+use std::fmt;
+
+use serde::Serialize;
+use sim_core::{CellId, CpuId, LsapicId};
+use thiserror::Error;
+
+/// Where a CPU is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuState {
+    /// Not powered (or its cell slot is empty).
+    Absent,
+    /// Powered and waiting in the firmware rendezvous loop for a start request.
+    PresentHalted,
+    /// Executing.
+    Running,
+    /// Stopped by PAL_HALT; its cache no longer answers coherence requests.
+    Halted,
+}
+
+/// What can happen to a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuEvent {
+    /// Its cell (or the CPU alone) is powered on.
+    PowerOn,
+    /// Firmware wakes it (boot rendezvous or hot-add).
+    Start,
+    /// PAL_HALT.
+    Halt,
+    /// Power removed.
+    PowerOff,
+}
+
+impl CpuState {
+    /// The state after `ev`, or `None` if `ev` is not allowed in this state.
+    pub const fn on(self, ev: CpuEvent) -> Option<CpuState> {
+        use CpuEvent as E;
+        use CpuState as S;
+        match (self, ev) {
+            (S::Absent, E::PowerOn) => Some(S::PresentHalted),
+            (S::Absent, E::Start) => None,
+            (S::Absent, E::Halt) => None,
+            (S::Absent, E::PowerOff) => None,
+            (S::PresentHalted, E::PowerOn) => None,
+            (S::PresentHalted, E::Start) => Some(S::Running),
+            (S::PresentHalted, E::Halt) => None,
+            (S::PresentHalted, E::PowerOff) => Some(S::Absent),
+            (S::Running, E::PowerOn) => None,
+            (S::Running, E::Start) => None,
+            (S::Running, E::Halt) => Some(S::Halted),
+            (S::Running, E::PowerOff) => Some(S::Absent),
+            (S::Halted, E::PowerOn) => None,
+            (S::Halted, E::Start) => Some(S::Running),
+            (S::Halted, E::Halt) => None,
+            (S::Halted, E::PowerOff) => Some(S::Absent),
+        }
+    }
+
+    /// Whether the CPU executes and answers coherence requests and interrupts.
+    pub const fn is_running(self) -> bool {
+        matches!(self, CpuState::Running)
+    }
+}
+
+impl fmt::Display for CpuState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CpuState::Absent => "absent",
+            CpuState::PresentHalted => "present-halted",
+            CpuState::Running => "running",
+            CpuState::Halted => "halted",
+        })
+    }
+}
+
+impl fmt::Display for CpuEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CpuEvent::PowerOn => "power-on",
+            CpuEvent::Start => "start",
+            CpuEvent::Halt => "halt",
+            CpuEvent::PowerOff => "power-off",
+        })
+    }
+}
+
+/// Why a CPU operation was refused.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum CpuError {
+    /// The CPU id is not in the machine.
+    #[error("{cpu} does not exist (the machine has {count} CPUs)")]
+    NoSuchCpu {
+        /// The id asked for.
+        cpu: CpuId,
+        /// How many CPUs exist.
+        count: usize,
+    },
+    /// The event is not allowed in the CPU's state.
+    #[error("cannot {event} {cpu}: it is {state}")]
+    Transition {
+        /// The CPU.
+        cpu: CpuId,
+        /// Its state.
+        state: CpuState,
+        /// The refused event.
+        event: CpuEvent,
+    },
+    /// The operation needs a running CPU.
+    #[error("cannot {operation} {cpu}: it is {state}")]
+    NotRunning {
+        /// The CPU.
+        cpu: CpuId,
+        /// Its state.
+        state: CpuState,
+        /// What was asked, as a verb phrase.
+        operation: &'static str,
+    },
+    /// The CPU's cell is not powered.
+    #[error("cannot {event} {cpu}: its {cell} is not powered")]
+    CellNotPowered {
+        /// The CPU.
+        cpu: CpuId,
+        /// Its cell.
+        cell: CellId,
+        /// The refused event.
+        event: CpuEvent,
+    },
+}
+
+/// One CPU's hardware identity and state.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// Hardware id.
+    pub id: CpuId,
+    /// The cell board it sits on.
+    pub cell: CellId,
+    /// Physical LSAPIC id/eid: `id` = cell number, `eid` = position on the cell.
+    pub lsapic: LsapicId,
+    /// Current state.
+    pub state: CpuState,
+    /// Corrected machine-check errors reported by this CPU (cache/TLB single-bit errors).
+    pub corrected_errors: u64,
+}
+
+impl Cpu {
+    /// CPU `position` of cell `cell`, with `per_cell` CPUs per cell.
+    pub fn new(cell: CellId, position: usize, per_cell: usize) -> Cpu {
+        Cpu {
+            id: CpuId((usize::from(cell.0) * per_cell + position) as u32),
+            cell,
+            lsapic: LsapicId {
+                id: cell.0 as u8,
+                eid: position as u8,
+            },
+            state: CpuState::Absent,
+            corrected_errors: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_STATES: [CpuState; 4] = [
+        CpuState::Absent,
+        CpuState::PresentHalted,
+        CpuState::Running,
+        CpuState::Halted,
+    ];
+    const ALL_EVENTS: [CpuEvent; 4] = [
+        CpuEvent::PowerOn,
+        CpuEvent::Start,
+        CpuEvent::Halt,
+        CpuEvent::PowerOff,
+    ];
+
+    #[test]
+    fn exactly_the_drawn_transitions_are_allowed() {
+        let allowed: Vec<_> = ALL_STATES
+            .iter()
+            .flat_map(|&s| ALL_EVENTS.iter().map(move |&e| (s, e)))
+            .filter_map(|(s, e)| s.on(e).map(|t| (s, e, t)))
+            .collect();
+        use CpuEvent as E;
+        use CpuState as S;
+        assert_eq!(
+            allowed,
+            vec![
+                (S::Absent, E::PowerOn, S::PresentHalted),
+                (S::PresentHalted, E::Start, S::Running),
+                (S::PresentHalted, E::PowerOff, S::Absent),
+                (S::Running, E::Halt, S::Halted),
+                (S::Running, E::PowerOff, S::Absent),
+                (S::Halted, E::Start, S::Running),
+                (S::Halted, E::PowerOff, S::Absent),
+            ]
+        );
+    }
+
+    #[test]
+    fn lsapic_id_encodes_cell_and_position() {
+        let c = Cpu::new(CellId(5), 3, 4);
+        assert_eq!(c.id, CpuId(23));
+        assert_eq!(c.lsapic, LsapicId { id: 5, eid: 3 });
+    }
+}

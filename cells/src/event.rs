@@ -1,0 +1,578 @@
+//! What the hardware reports: one [`HwEvent`] for every access, coherence request that needs an
+//! answer, state change and error, delivered to an [`HwObserver`] together with a read-only view
+//! of the machine after the event took effect.
+//!
+//! The machine never calls into the OS; it only tells its observer what happened. The usual
+//! observer is a [`Probe`]: the run's trace plus the hardware checkers.
+
+use std::fmt;
+
+use serde::Serialize;
+use sim_core::trace::{ArgValue, Phase, Track};
+use sim_core::{
+    CellId, CheckerSet, CpuId, Entity, PhysAddr, SimDuration, SimTime, StableHash, StableHasher,
+    Trace, TraceEvent, TraceLevel, TraceRecord, Violations,
+};
+
+use crate::cell::{CellEvent, CellState};
+use crate::cpu::{CpuEvent, CpuState};
+use crate::machine::Machine;
+
+/// Load or store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessKind {
+    /// A coherent read.
+    Load,
+    /// A coherent write.
+    Store,
+}
+
+impl fmt::Display for AccessKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AccessKind::Load => "load",
+            AccessKind::Store => "store",
+        })
+    }
+}
+
+/// Where an access got its line from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Served {
+    /// The requester's own cache, no transaction.
+    Hit,
+    /// A store to a line held shared: the others were invalidated.
+    Upgrade,
+    /// Memory at the home cell.
+    Memory,
+    /// Another CPU's cache.
+    Cache(CpuId),
+    /// Not served (see [`Outcome`]).
+    Nothing,
+}
+
+/// Whether an access took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It did.
+    Performed,
+    /// The issuing CPU is not running: nothing happened (a load returns all-ones).
+    IssuerNotRunning,
+    /// The line's home cell is not powered. A hit on a still-cached line returns the stale
+    /// data; anything needing the home fails (loads return all-ones, stores are dropped).
+    HomeNotPowered,
+}
+
+/// A coherence request sent by a home directory to a CPU's cache; each needs an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnoopKind {
+    /// Forward the line to a reader and keep a shared copy (Fwd-GetS).
+    Downgrade,
+    /// Forward the line to a writer and drop it (Fwd-GetM).
+    FetchInvalidate,
+    /// Drop a shared copy and acknowledge (Inv).
+    Invalidate,
+}
+
+impl fmt::Display for SnoopKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SnoopKind::Downgrade => "downgrade",
+            SnoopKind::FetchInvalidate => "fetch-invalidate",
+            SnoopKind::Invalidate => "invalidate",
+        })
+    }
+}
+
+/// The unit a machine-check error is reported against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McaTarget {
+    /// A CPU (cache or TLB error).
+    Cpu(CpuId),
+    /// A memory word (the error is counted on its frame).
+    Memory(PhysAddr),
+}
+
+impl fmt::Display for McaTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            McaTarget::Cpu(c) => write!(f, "{c}"),
+            McaTarget::Memory(a) => write!(f, "mem {a}"),
+        }
+    }
+}
+
+/// Everything the hardware reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HwEvent {
+    /// A coherent load or store by a CPU.
+    Access {
+        /// Load or store.
+        kind: AccessKind,
+        /// Issuer.
+        cpu: CpuId,
+        /// Word address.
+        addr: PhysAddr,
+        /// Value read or written.
+        value: u64,
+        /// Where the line came from.
+        served: Served,
+        /// Whether it took effect.
+        outcome: Outcome,
+        /// Latency charged.
+        latency: SimDuration,
+    },
+    /// A read that bypasses every cache.
+    NcRead {
+        /// Who read (a CPU's uncached access, a device, firmware).
+        agent: Entity,
+        /// Word address.
+        addr: PhysAddr,
+        /// Value read from memory.
+        value: u64,
+        /// A cache held a dirty copy with a different value: the read saw stale data.
+        stale: bool,
+    },
+    /// A write that bypasses every cache (cached copies are *not* invalidated).
+    NcWrite {
+        /// Who wrote.
+        agent: Entity,
+        /// Word address.
+        addr: PhysAddr,
+        /// Value written.
+        value: u64,
+    },
+    /// A coherence request from a home directory to a CPU's cache.
+    Snoop {
+        /// Home cell of the line.
+        home: CellId,
+        /// Destination CPU.
+        to: CpuId,
+        /// First byte of the line.
+        line: PhysAddr,
+        /// What was asked.
+        kind: SnoopKind,
+        /// The CPU whose access caused it.
+        requester: CpuId,
+        /// Whether the destination answered (it did not if halted or absent).
+        answered: bool,
+    },
+    /// A CPU's cache was flushed and invalidated.
+    Flush {
+        /// The CPU.
+        cpu: CpuId,
+        /// Lines dropped.
+        lines: u32,
+        /// Of which dirty (written back).
+        dirty: u32,
+        /// Time it took.
+        latency: SimDuration,
+    },
+    /// A CPU changed state.
+    CpuTransition {
+        /// The CPU.
+        cpu: CpuId,
+        /// What happened.
+        event: CpuEvent,
+        /// Before.
+        from: CpuState,
+        /// After.
+        to: CpuState,
+        /// Valid lines in its cache at the transition (kept for `Halt`, lost for power-off and
+        /// for a restart, which re-initialises the cache).
+        cache_lines: u32,
+        /// Of which dirty.
+        dirty_lines: u32,
+        /// The lowest dirty line, if any.
+        first_dirty: Option<PhysAddr>,
+    },
+    /// A cell slot changed state.
+    CellTransition {
+        /// The slot.
+        cell: CellId,
+        /// What happened.
+        event: CellEvent,
+        /// Before.
+        from: CellState,
+        /// After.
+        to: CellState,
+    },
+    /// Corrected errors were reported.
+    CorrectedError {
+        /// Where.
+        target: McaTarget,
+        /// The new total for the target (per CPU, or per frame for memory).
+        total: u64,
+    },
+    /// An uncorrected error poisoned a frame.
+    UncorrectedError {
+        /// Address of the error.
+        addr: PhysAddr,
+    },
+    /// A CPU consumed poisoned data: a machine check.
+    MachineCheck {
+        /// The CPU.
+        cpu: CpuId,
+        /// The line read.
+        addr: PhysAddr,
+    },
+}
+
+fn served_word(s: Served) -> u64 {
+    match s {
+        Served::Hit => 0,
+        Served::Upgrade => 1,
+        Served::Memory => 2,
+        Served::Cache(c) => 0x100 | u64::from(c.0),
+        Served::Nothing => 3,
+    }
+}
+
+fn entity_word(h: &mut StableHasher, e: &Entity) {
+    h.str(&e.to_string());
+}
+
+impl StableHash for HwEvent {
+    fn stable_hash(&self, h: &mut StableHasher) {
+        match self {
+            HwEvent::Access {
+                kind,
+                cpu,
+                addr,
+                value,
+                served,
+                outcome,
+                latency,
+            } => {
+                h.word(1 | (*kind as u64) << 8 | (*outcome as u64) << 16);
+                h.word(u64::from(cpu.0));
+                h.word(addr.raw());
+                h.word(*value);
+                h.word(served_word(*served));
+                h.word(latency.as_nanos());
+            }
+            HwEvent::NcRead {
+                agent,
+                addr,
+                value,
+                stale,
+            } => {
+                h.word(2 | u64::from(*stale) << 8);
+                entity_word(h, agent);
+                h.word(addr.raw());
+                h.word(*value);
+            }
+            HwEvent::NcWrite { agent, addr, value } => {
+                h.word(3);
+                entity_word(h, agent);
+                h.word(addr.raw());
+                h.word(*value);
+            }
+            HwEvent::Snoop {
+                home,
+                to,
+                line,
+                kind,
+                requester,
+                answered,
+            } => {
+                h.word(4 | (*kind as u64) << 8 | u64::from(*answered) << 16);
+                h.word(u64::from(home.0));
+                h.word(u64::from(to.0));
+                h.word(line.raw());
+                h.word(u64::from(requester.0));
+            }
+            HwEvent::Flush {
+                cpu,
+                lines,
+                dirty,
+                latency,
+            } => {
+                h.word(5);
+                h.word(u64::from(cpu.0));
+                h.word(u64::from(*lines) << 32 | u64::from(*dirty));
+                h.word(latency.as_nanos());
+            }
+            HwEvent::CpuTransition {
+                cpu,
+                event,
+                from,
+                to,
+                cache_lines,
+                dirty_lines,
+                first_dirty,
+            } => {
+                h.word(6 | (*event as u64) << 8 | (*from as u64) << 16 | (*to as u64) << 24);
+                h.word(u64::from(cpu.0));
+                h.word(u64::from(*cache_lines) << 32 | u64::from(*dirty_lines));
+                h.word(first_dirty.map_or(u64::MAX, PhysAddr::raw));
+            }
+            HwEvent::CellTransition {
+                cell,
+                event,
+                from,
+                to,
+            } => {
+                h.word(7 | (*event as u64) << 8 | (*from as u64) << 16 | (*to as u64) << 24);
+                h.word(u64::from(cell.0));
+            }
+            HwEvent::CorrectedError { target, total } => {
+                match target {
+                    McaTarget::Cpu(c) => {
+                        h.word(8);
+                        h.word(u64::from(c.0));
+                    }
+                    McaTarget::Memory(a) => {
+                        h.word(9);
+                        h.word(a.raw());
+                    }
+                }
+                h.word(*total);
+            }
+            HwEvent::UncorrectedError { addr } => {
+                h.word(10);
+                h.word(addr.raw());
+            }
+            HwEvent::MachineCheck { cpu, addr } => {
+                h.word(11);
+                h.word(u64::from(cpu.0));
+                h.word(addr.raw());
+            }
+        }
+    }
+}
+
+fn track(group: &'static str, index: u32) -> Track {
+    Track { group, index }
+}
+
+fn hex(a: PhysAddr) -> ArgValue {
+    ArgValue::Str(a.to_string())
+}
+
+impl TraceEvent for HwEvent {
+    fn level(&self) -> TraceLevel {
+        match self {
+            HwEvent::Access { .. }
+            | HwEvent::NcRead { .. }
+            | HwEvent::NcWrite { .. }
+            | HwEvent::Snoop { .. } => TraceLevel::Detail,
+            HwEvent::Flush { .. }
+            | HwEvent::CpuTransition { .. }
+            | HwEvent::CellTransition { .. }
+            | HwEvent::CorrectedError { .. }
+            | HwEvent::UncorrectedError { .. }
+            | HwEvent::MachineCheck { .. } => TraceLevel::Info,
+        }
+    }
+
+    fn to_record(&self, time: SimTime) -> TraceRecord {
+        let (track, category, name, phase, args): (Track, &'static str, String, Phase, Vec<_>) =
+            match self {
+                HwEvent::Access {
+                    kind,
+                    cpu,
+                    addr,
+                    value,
+                    served,
+                    outcome,
+                    latency,
+                } => (
+                    track("cpu", cpu.0),
+                    "access",
+                    kind.to_string(),
+                    Phase::Complete(*latency),
+                    vec![
+                        ("addr", hex(*addr)),
+                        ("value", ArgValue::Str(format!("{value:#x}"))),
+                        ("served", ArgValue::Str(format!("{served:?}"))),
+                        ("outcome", ArgValue::Str(format!("{outcome:?}"))),
+                    ],
+                ),
+                HwEvent::NcRead {
+                    agent,
+                    addr,
+                    value,
+                    stale,
+                } => (
+                    track("machine", 0),
+                    "access",
+                    "uncached read".into(),
+                    Phase::Instant,
+                    vec![
+                        ("agent", ArgValue::Str(agent.to_string())),
+                        ("addr", hex(*addr)),
+                        ("value", ArgValue::Str(format!("{value:#x}"))),
+                        ("stale", (*stale).into()),
+                    ],
+                ),
+                HwEvent::NcWrite { agent, addr, value } => (
+                    track("machine", 0),
+                    "access",
+                    "uncached write".into(),
+                    Phase::Instant,
+                    vec![
+                        ("agent", ArgValue::Str(agent.to_string())),
+                        ("addr", hex(*addr)),
+                        ("value", ArgValue::Str(format!("{value:#x}"))),
+                    ],
+                ),
+                HwEvent::Snoop {
+                    home,
+                    to,
+                    line,
+                    kind,
+                    requester,
+                    answered,
+                } => (
+                    track("cpu", to.0),
+                    "coherence",
+                    kind.to_string(),
+                    Phase::Instant,
+                    vec![
+                        ("home", ArgValue::Str(home.to_string())),
+                        ("line", hex(*line)),
+                        ("requester", ArgValue::Str(requester.to_string())),
+                        ("answered", (*answered).into()),
+                    ],
+                ),
+                HwEvent::Flush {
+                    cpu,
+                    lines,
+                    dirty,
+                    latency,
+                } => (
+                    track("cpu", cpu.0),
+                    "hw",
+                    "cache flush".into(),
+                    Phase::Complete(*latency),
+                    vec![
+                        ("lines", u64::from(*lines).into()),
+                        ("dirty", u64::from(*dirty).into()),
+                    ],
+                ),
+                HwEvent::CpuTransition {
+                    cpu,
+                    event,
+                    from,
+                    to,
+                    cache_lines,
+                    dirty_lines,
+                    ..
+                } => (
+                    track("cpu", cpu.0),
+                    "hw",
+                    format!("{event}: {from} -> {to}"),
+                    Phase::Instant,
+                    vec![
+                        ("cache_lines", u64::from(*cache_lines).into()),
+                        ("dirty_lines", u64::from(*dirty_lines).into()),
+                    ],
+                ),
+                HwEvent::CellTransition {
+                    cell,
+                    event,
+                    from,
+                    to,
+                } => (
+                    track("cell", u32::from(cell.0)),
+                    "hw",
+                    format!("{event}: {from} -> {to}"),
+                    Phase::Instant,
+                    vec![],
+                ),
+                HwEvent::CorrectedError { target, total } => (
+                    track("machine", 0),
+                    "mca",
+                    "corrected error".into(),
+                    Phase::Instant,
+                    vec![
+                        ("target", ArgValue::Str(target.to_string())),
+                        ("total", (*total).into()),
+                    ],
+                ),
+                HwEvent::UncorrectedError { addr } => (
+                    track("machine", 0),
+                    "mca",
+                    "uncorrected error".into(),
+                    Phase::Instant,
+                    vec![("addr", hex(*addr))],
+                ),
+                HwEvent::MachineCheck { cpu, addr } => (
+                    track("cpu", cpu.0),
+                    "mca",
+                    "machine check".into(),
+                    Phase::Instant,
+                    vec![("addr", hex(*addr))],
+                ),
+            };
+        TraceRecord {
+            time,
+            track,
+            category,
+            name: name.into(),
+            phase,
+            args,
+        }
+    }
+}
+
+/// Receives every hardware event with a view of the machine after it took effect.
+pub trait HwObserver {
+    /// Called once per event, in the order the events happen.
+    fn on_event(&mut self, now: SimTime, event: &HwEvent, hw: &Machine);
+}
+
+/// Ignores everything (for benchmarks of the bare model).
+impl HwObserver for () {
+    #[inline]
+    fn on_event(&mut self, _: SimTime, _: &HwEvent, _: &Machine) {}
+}
+
+/// The usual observer: the run's trace plus a set of hardware checkers.
+pub struct Probe {
+    /// Every event is hashed here; some are kept.
+    pub trace: Trace,
+    /// The checkers, in order.
+    pub checkers: CheckerSet<HwEvent, Machine>,
+    /// What they reported.
+    pub violations: Violations,
+}
+
+impl Probe {
+    /// A probe with the given trace and no checkers.
+    pub fn new(trace: Trace) -> Self {
+        Probe {
+            trace,
+            checkers: CheckerSet::default(),
+            violations: Violations::default(),
+        }
+    }
+
+    /// A probe with CHK-1 and CHK-2 installed (see [`crate::check`]).
+    pub fn with_hw_checkers(trace: Trace, hw: &Machine, deep: bool) -> Self {
+        let mut p = Probe::new(trace);
+        p.checkers.add(Box::new(crate::check::AccessChecker));
+        p.checkers
+            .add(Box::new(crate::check::CoherenceChecker::new(hw, deep)));
+        p
+    }
+
+    /// Runs every checker's full-state audit now.
+    pub fn audit(&mut self, now: SimTime, hw: &Machine) {
+        self.checkers.audit(now, hw, &mut self.violations);
+    }
+}
+
+impl HwObserver for Probe {
+    #[inline]
+    fn on_event(&mut self, now: SimTime, event: &HwEvent, hw: &Machine) {
+        self.trace.emit(now, event);
+        self.checkers.observe(now, event, hw, &mut self.violations);
+    }
+}

@@ -1,0 +1,1227 @@
+//! The machine: cells, CPUs, caches, directories and memory, and every access path into them.
+//!
+//! All OS-visible hardware activity goes through a method of [`Machine`] that takes the current
+//! simulated time and an [`HwObserver`]; the machine performs the operation atomically, then
+//! reports what happened as [`HwEvent`]s. The machine never refuses an access because of the
+//! *state* of the hardware (a halted issuer, a powered-off home): it does what real hardware
+//! would do (nothing, or all-ones) and lets the checkers report it. It refuses only requests
+//! that name hardware that cannot exist (an unknown CPU, an unaligned or unbacked address) or
+//! state transitions the hardware cannot make.
+
+use serde::Serialize;
+use sim_core::{CellId, CpuId, Entity, PhysAddr, SimDuration, SimTime};
+use thiserror::Error;
+
+use crate::cache::{Cache, LineState};
+use crate::cell::{Cell, CellError, CellEvent, CellState};
+use crate::config::{ConfigError, Geometry, MachineConfig, MemoryMode, Protocol};
+use crate::cpu::{Cpu, CpuError, CpuEvent, CpuState};
+use crate::defect::{CacheDefect, Defects};
+use crate::directory::{CpuMask, DirEntry, Directory};
+use crate::event::{AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Served, SnoopKind};
+use crate::memory::Memory;
+use crate::topology::{AddressMap, Latency};
+
+/// What a read of absent or failed hardware returns.
+pub const ALL_ONES: u64 = u64::MAX;
+
+/// The result of a coherent access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Value read (or written, for a store).
+    pub value: u64,
+    /// Simulated time the access took.
+    pub latency: SimDuration,
+    /// Where the line came from.
+    pub served: Served,
+    /// Whether it took effect.
+    pub outcome: Outcome,
+}
+
+impl Access {
+    /// Whether it hit in the requester's cache.
+    pub fn is_hit(&self) -> bool {
+        self.served == Served::Hit
+    }
+}
+
+/// A request naming hardware that cannot exist.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum AccessError {
+    /// No such CPU.
+    #[error("{cpu} does not exist (the machine has {count} CPUs)")]
+    NoSuchCpu {
+        /// The id asked for.
+        cpu: CpuId,
+        /// How many CPUs exist.
+        count: usize,
+    },
+    /// Word accesses must be 8-byte aligned.
+    #[error("address {addr} is not 8-byte aligned")]
+    Misaligned {
+        /// The address.
+        addr: PhysAddr,
+    },
+    /// No cell slot backs the address.
+    #[error("address {addr} is beyond physical memory (which ends at {end})")]
+    NoSuchMemory {
+        /// The address.
+        addr: PhysAddr,
+        /// First address past the end of memory.
+        end: PhysAddr,
+    },
+}
+
+/// What a cache flush did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Lines dropped.
+    pub lines: u32,
+    /// Of which dirty, written back.
+    pub dirty: u32,
+    /// Time the flush took.
+    pub latency: SimDuration,
+}
+
+/// Counters of everything the memory system did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MachineStats {
+    /// Coherent loads issued.
+    pub loads: u64,
+    /// Coherent stores issued.
+    pub stores: u64,
+    /// Accesses served by the requester's own cache.
+    pub hits: u64,
+    /// Load misses.
+    pub read_misses: u64,
+    /// Store misses.
+    pub write_misses: u64,
+    /// Stores to lines held shared or owned (invalidating the others).
+    pub upgrades: u64,
+    /// Misses served by memory on the requester's cell.
+    pub served_local_memory: u64,
+    /// Misses served by memory on another cell.
+    pub served_remote_memory: u64,
+    /// Misses served by another CPU's cache.
+    pub served_cache_to_cache: u64,
+    /// Accesses that took no effect (issuer not running, home not powered).
+    pub not_performed: u64,
+    /// Dirty lines written back (evictions, flushes, MESI downgrades).
+    pub writebacks: u64,
+    /// Clean lines dropped with a notice to the directory.
+    pub clean_evictions: u64,
+    /// Downgrade requests sent to owners.
+    pub downgrades: u64,
+    /// Fetch-invalidate requests sent to owners.
+    pub fetch_invalidates: u64,
+    /// Invalidations sent to sharers.
+    pub invalidations: u64,
+    /// Coherence requests that found their destination halted or absent.
+    pub unanswered_snoops: u64,
+    /// Coherence messages of every kind (requests, forwards, data, acks, write-backs).
+    pub messages: u64,
+    /// Of which crossed the crossbar between cells.
+    pub remote_messages: u64,
+    /// Reads bypassing the caches.
+    pub uncached_reads: u64,
+    /// Of which returned stale data (a cache held a newer dirty copy).
+    pub uncached_stale_reads: u64,
+    /// Writes bypassing the caches.
+    pub uncached_writes: u64,
+    /// Cache flushes.
+    pub flushes: u64,
+    /// Lines dropped by flushes.
+    pub flushed_lines: u64,
+    /// Poisoned data consumed.
+    pub machine_checks: u64,
+}
+
+impl MachineStats {
+    /// Coherent accesses issued.
+    pub fn accesses(&self) -> u64 {
+        self.loads + self.stores
+    }
+    /// Fraction of coherent accesses that hit.
+    pub fn hit_rate(&self) -> f64 {
+        if self.accesses() == 0 {
+            0.0
+        } else {
+            self.hits as f64 / self.accesses() as f64
+        }
+    }
+}
+
+/// The whole hardware model of cells, CPUs, caches, directories and memory.
+pub struct Machine {
+    config: MachineConfig,
+    geo: Geometry,
+    map: AddressMap,
+    lat: Latency,
+    cells: Vec<Cell>,
+    cpus: Vec<Cpu>,
+    caches: Vec<Cache>,
+    dirs: Vec<Directory>,
+    mem: Memory,
+    stats: MachineStats,
+    defects: Defects,
+    line_buf: Vec<u64>,
+}
+
+impl Machine {
+    /// Builds the machine described by `config`. Cells listed as present are powered on and
+    /// their CPUs wait, present-halted, for firmware to start them.
+    pub fn new(config: &MachineConfig) -> Result<Machine, ConfigError> {
+        let geo = config.validate()?;
+        let cells = (0..geo.cells)
+            .map(|c| Cell {
+                id: CellId(c as u16),
+                state: if geo.present[c] {
+                    CellState::PoweredOn
+                } else {
+                    CellState::Absent
+                },
+                generation: 0,
+                uncorrected_errors: 0,
+            })
+            .collect();
+        let cpus = (0..geo.cells)
+            .flat_map(|c| {
+                let per = geo.cpus_per_cell;
+                let present = geo.present[c];
+                (0..per).map(move |p| {
+                    let mut cpu = Cpu::new(CellId(c as u16), p, per);
+                    if present {
+                        cpu.state = CpuState::PresentHalted;
+                    }
+                    cpu
+                })
+            })
+            .collect();
+        Ok(Machine {
+            config: config.clone(),
+            map: AddressMap::new(&geo),
+            lat: Latency::new(geo.latency),
+            cells,
+            cpus,
+            caches: (0..geo.cpus).map(|_| Cache::new(&geo)).collect(),
+            dirs: (0..geo.cells).map(|_| Directory::default()).collect(),
+            mem: Memory::new(geo.frames, geo.page_shift),
+            stats: MachineStats::default(),
+            defects: Defects::default(),
+            line_buf: vec![0; geo.words_per_line],
+            geo,
+        })
+    }
+
+    // ----------------------------------------------------------------- inspection (read-only)
+
+    /// The configuration the machine was built from.
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+    /// Derived geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+    /// Address-to-home map.
+    pub fn address_map(&self) -> &AddressMap {
+        &self.map
+    }
+    /// Latency model.
+    pub fn latency_model(&self) -> &Latency {
+        &self.lat
+    }
+    /// Every CPU, by hardware id.
+    pub fn cpus(&self) -> &[Cpu] {
+        &self.cpus
+    }
+    /// One CPU.
+    pub fn cpu(&self, id: CpuId) -> Option<&Cpu> {
+        self.cpus.get(id.index())
+    }
+    /// The CPUs of a cell.
+    pub fn cpus_of(&self, cell: CellId) -> impl Iterator<Item = &Cpu> {
+        let per = self.geo.cpus_per_cell;
+        let start = cell.index() * per;
+        self.cpus.iter().skip(start).take(per)
+    }
+    /// Every cell slot.
+    pub fn cells(&self) -> &[Cell] {
+        &self.cells
+    }
+    /// One cell slot.
+    pub fn cell(&self, id: CellId) -> Option<&Cell> {
+        self.cells.get(id.index())
+    }
+    /// A CPU's cache.
+    pub fn cache(&self, cpu: CpuId) -> Option<&Cache> {
+        self.caches.get(cpu.index())
+    }
+    /// A home cell's directory.
+    pub fn directory(&self, cell: CellId) -> Option<&Directory> {
+        self.dirs.get(cell.index())
+    }
+    /// Physical memory and its per-frame metadata.
+    pub fn memory(&self) -> &Memory {
+        &self.mem
+    }
+    /// Counters.
+    pub fn stats(&self) -> &MachineStats {
+        &self.stats
+    }
+    /// Defects switched on.
+    pub fn defects(&self) -> Defects {
+        self.defects
+    }
+    /// Home cell of an address.
+    pub fn home_of(&self, addr: PhysAddr) -> Option<CellId> {
+        self.map.home_of(addr)
+    }
+    /// The first byte of line number `line`.
+    #[inline]
+    pub fn line_addr(&self, line: u64) -> PhysAddr {
+        PhysAddr::new(line << self.geo.line_shift)
+    }
+    /// Lines tracked by all directories together.
+    pub fn directory_entries(&self) -> usize {
+        self.dirs.iter().map(Directory::len).sum()
+    }
+    /// Total cache capacity in lines (the bound on directory entries).
+    pub fn cache_capacity_lines(&self) -> usize {
+        self.caches.iter().map(Cache::slots).sum()
+    }
+
+    /// The value a coherent read of `addr` would return now, without any side effect: the
+    /// dirty copy of the owning cache if there is one, else memory (all-ones if unpowered).
+    pub fn coherent_peek(&self, addr: PhysAddr) -> Result<u64, AccessError> {
+        let (line, word, home) = self.decode(addr)?;
+        if let Some(o) = self.dirs[home.index()].get(line).and_then(|e| e.owner) {
+            if let Some((st, data)) = self.caches[o.index()].probe(line) {
+                if st.is_dirty() {
+                    return Ok(data[word]);
+                }
+            }
+        }
+        Ok(if self.cells[home.index()].state.is_powered() {
+            self.mem.store().read(addr.raw())
+        } else {
+            ALL_ONES
+        })
+    }
+
+    /// Switches on a cache-model defect (CHK-9).
+    pub fn inject_defect(&mut self, d: CacheDefect) {
+        self.defects.insert(d);
+    }
+
+    // ------------------------------------------------------------------------ helpers
+
+    #[inline]
+    fn cpu_index(&self, cpu: CpuId) -> Result<usize, AccessError> {
+        if cpu.index() < self.cpus.len() {
+            Ok(cpu.index())
+        } else {
+            Err(AccessError::NoSuchCpu {
+                cpu,
+                count: self.cpus.len(),
+            })
+        }
+    }
+
+    /// `(line number, word in line, home cell)` of a word address.
+    #[inline]
+    fn decode(&self, addr: PhysAddr) -> Result<(u64, usize, CellId), AccessError> {
+        if !addr.is_aligned(8) {
+            return Err(AccessError::Misaligned { addr });
+        }
+        let line = addr.raw() >> self.geo.line_shift;
+        let home = self
+            .map
+            .home_of_line(line)
+            .ok_or(AccessError::NoSuchMemory {
+                addr,
+                end: PhysAddr::new(self.map.total_bytes()),
+            })?;
+        let word = (addr.raw() >> 3) as usize & (self.geo.words_per_line - 1);
+        Ok((line, word, home))
+    }
+
+    #[inline]
+    fn pfn_of_line(&self, line: u64) -> usize {
+        (line >> (self.geo.page_shift - self.geo.line_shift)) as usize
+    }
+
+    #[inline]
+    fn msg(&mut self, from: CellId, to: CellId) {
+        self.stats.messages += 1;
+        if from != to {
+            self.stats.remote_messages += 1;
+        }
+    }
+
+    // -------------------------------------------------------------------- coherent path
+
+    /// A coherent 64-bit load by `cpu`.
+    #[inline]
+    pub fn load<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        addr: PhysAddr,
+        obs: &mut O,
+    ) -> Result<Access, AccessError> {
+        let ci = self.cpu_index(cpu)?;
+        let (line, word, home) = self.decode(addr)?;
+        let a = self.access(now, ci, line, word, home, None, obs);
+        obs.on_event(
+            now,
+            &HwEvent::Access {
+                kind: AccessKind::Load,
+                cpu,
+                addr,
+                value: a.value,
+                served: a.served,
+                outcome: a.outcome,
+                latency: a.latency,
+            },
+            self,
+        );
+        Ok(a)
+    }
+
+    /// A coherent 64-bit store by `cpu`.
+    #[inline]
+    pub fn store<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        addr: PhysAddr,
+        value: u64,
+        obs: &mut O,
+    ) -> Result<Access, AccessError> {
+        let ci = self.cpu_index(cpu)?;
+        let (line, word, home) = self.decode(addr)?;
+        let a = self.access(now, ci, line, word, home, Some(value), obs);
+        obs.on_event(
+            now,
+            &HwEvent::Access {
+                kind: AccessKind::Store,
+                cpu,
+                addr,
+                value: a.value,
+                served: a.served,
+                outcome: a.outcome,
+                latency: a.latency,
+            },
+            self,
+        );
+        Ok(a)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn access<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        ci: usize,
+        line: u64,
+        word: usize,
+        home: CellId,
+        store: Option<u64>,
+        obs: &mut O,
+    ) -> Access {
+        if store.is_some() {
+            self.stats.stores += 1;
+        } else {
+            self.stats.loads += 1;
+        }
+        if !self.cpus[ci].state.is_running() {
+            self.stats.not_performed += 1;
+            return Access {
+                value: store.unwrap_or(ALL_ONES),
+                latency: SimDuration::ZERO,
+                served: Served::Nothing,
+                outcome: Outcome::IssuerNotRunning,
+            };
+        }
+        let powered = self.cells[home.index()].state.is_powered();
+        let done = if powered {
+            Outcome::Performed
+        } else {
+            Outcome::HomeNotPowered
+        };
+        let hit = SimDuration::from_nanos(self.lat.hit());
+        if let Some(slot) = self.caches[ci].lookup(line) {
+            let st = self.caches[ci].state(slot);
+            match store {
+                None => {
+                    let c = &mut self.caches[ci];
+                    c.touch(slot);
+                    self.stats.hits += 1;
+                    return Access {
+                        value: c.word(slot, word),
+                        latency: hit,
+                        served: Served::Hit,
+                        outcome: done,
+                    };
+                }
+                Some(v) if st.is_writable() => {
+                    let c = &mut self.caches[ci];
+                    if st == LineState::Exclusive {
+                        c.set_state(slot, LineState::Modified);
+                    }
+                    c.set_word(slot, word, v);
+                    c.touch(slot);
+                    self.stats.hits += 1;
+                    return Access {
+                        value: v,
+                        latency: hit,
+                        served: Served::Hit,
+                        outcome: done,
+                    };
+                }
+                Some(v) => {
+                    if !powered {
+                        self.stats.not_performed += 1;
+                        return Access {
+                            value: v,
+                            latency: hit,
+                            served: Served::Nothing,
+                            outcome: Outcome::HomeNotPowered,
+                        };
+                    }
+                    self.stats.upgrades += 1;
+                    let lat = self.upgrade(now, ci, slot, line, home, obs);
+                    let c = &mut self.caches[ci];
+                    c.set_word(slot, word, v);
+                    c.touch(slot);
+                    return Access {
+                        value: v,
+                        latency: SimDuration::from_nanos(lat),
+                        served: Served::Upgrade,
+                        outcome: Outcome::Performed,
+                    };
+                }
+            }
+        }
+        if !powered {
+            self.stats.not_performed += 1;
+            return Access {
+                value: store.unwrap_or(ALL_ONES),
+                latency: SimDuration::from_nanos(self.lat.from_memory(self.cpus[ci].cell, home)),
+                served: Served::Nothing,
+                outcome: Outcome::HomeNotPowered,
+            };
+        }
+        if store.is_some() {
+            self.stats.write_misses += 1;
+        } else {
+            self.stats.read_misses += 1;
+        }
+        let (slot, lat, served) = self.miss(now, ci, line, home, store.is_some(), obs);
+        let c = &mut self.caches[ci];
+        let value = match store {
+            Some(v) => {
+                c.set_word(slot, word, v);
+                v
+            }
+            None => c.word(slot, word),
+        };
+        Access {
+            value,
+            latency: SimDuration::from_nanos(lat),
+            served,
+            outcome: Outcome::Performed,
+        }
+    }
+
+    /// Sends a coherence request to `to`'s cache and reports it. Returns the slot and state of
+    /// the line there if the CPU answered and holds it. A CPU that is not running does not
+    /// answer; whatever copy a halted CPU held is lost.
+    #[allow(clippy::too_many_arguments)]
+    fn snoop<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        obs: &mut O,
+        home: CellId,
+        to: CpuId,
+        line: u64,
+        kind: SnoopKind,
+        requester: CpuId,
+    ) -> Option<(usize, LineState)> {
+        let ti = to.index();
+        match kind {
+            SnoopKind::Downgrade => self.stats.downgrades += 1,
+            SnoopKind::FetchInvalidate => self.stats.fetch_invalidates += 1,
+            SnoopKind::Invalidate => self.stats.invalidations += 1,
+        }
+        self.msg(home, self.cpus[ti].cell);
+        let answered = self.cpus[ti].state.is_running();
+        let slot = self.caches[ti].lookup(line);
+        if !answered {
+            self.stats.unanswered_snoops += 1;
+            if let Some(s) = slot {
+                self.caches[ti].invalidate(s);
+            }
+        }
+        obs.on_event(
+            now,
+            &HwEvent::Snoop {
+                home,
+                to,
+                line: self.line_addr(line),
+                kind,
+                requester,
+                answered,
+            },
+            self,
+        );
+        if answered {
+            slot.map(|s| (s, self.caches[ti].state(s)))
+        } else {
+            None
+        }
+    }
+
+    /// Invalidates every holder of the line recorded in `e` other than `me` (unless the
+    /// `store_skips_invalidate` defect is on); returns the slowest acknowledgement latency.
+    #[allow(clippy::too_many_arguments)]
+    fn invalidate_others<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        obs: &mut O,
+        home: CellId,
+        line: u64,
+        holders: CpuMask,
+        me: CpuId,
+    ) -> u64 {
+        if self.defects.has(CacheDefect::StoreSkipsInvalidate) {
+            return 0;
+        }
+        let req_cell = self.cpus[me.index()].cell;
+        let mut slowest = 0;
+        for s in holders.iter().filter(|&s| s != me) {
+            let sc = self.cpus[s.index()].cell;
+            if let Some((slot, _)) = self.snoop(now, obs, home, s, line, SnoopKind::Invalidate, me)
+            {
+                self.caches[s.index()].invalidate(slot);
+            }
+            self.msg(sc, req_cell);
+            slowest = slowest.max(self.lat.invalidation(req_cell, home, sc));
+        }
+        slowest
+    }
+
+    /// A store to a line held S or O: invalidate every other copy, become M.
+    fn upgrade<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        ci: usize,
+        slot: usize,
+        line: u64,
+        home: CellId,
+        obs: &mut O,
+    ) -> u64 {
+        let me = CpuId(ci as u32);
+        let req_cell = self.cpus[ci].cell;
+        let h = home.index();
+        self.msg(req_cell, home);
+        let e = self.dirs[h].get(line).copied().unwrap_or_default();
+        let mut holders = e.sharers;
+        if let Some(o) = e.owner {
+            holders.insert(o);
+        }
+        let slowest = self.invalidate_others(now, obs, home, line, holders, me);
+        let new = self.dirs[h].put(
+            line,
+            DirEntry {
+                owner: Some(me),
+                sharers: CpuMask::EMPTY,
+            },
+        );
+        if new {
+            let pfn = self.pfn_of_line(line);
+            self.mem.cached_inc(pfn);
+        }
+        self.msg(home, req_cell);
+        self.caches[ci].set_state(slot, LineState::Modified);
+        // Request to the home and grant back, or the slowest acknowledgement if later.
+        let grant = self.lat.invalidation(req_cell, home, req_cell);
+        self.lat.hit() + grant.max(slowest)
+    }
+
+    /// Makes room in `ci`'s cache for `line`, runs the home directory transaction, fills the
+    /// line. Returns `(slot, latency ns, where the data came from)`.
+    fn miss<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        ci: usize,
+        line: u64,
+        home: CellId,
+        exclusive: bool,
+        obs: &mut O,
+    ) -> (usize, u64, Served) {
+        let me = CpuId(ci as u32);
+        let req_cell = self.cpus[ci].cell;
+        let slot = self.caches[ci].victim(line);
+        if self.caches[ci].state(slot).is_valid() {
+            self.evict(ci, slot);
+        }
+        let h = home.index();
+        self.msg(req_cell, home);
+        let mut buf = std::mem::take(&mut self.line_buf);
+        let mut e = self.dirs[h].get(line).copied().unwrap_or_default();
+        // The requester missed, so any record of it holding the line is stale.
+        e.forget(me);
+        let mut from_cache: Option<CpuId> = None;
+        let mut slowest_inv = 0;
+        let new_state;
+        if exclusive {
+            if let Some(o) = e.owner {
+                if let Some((os, ost)) =
+                    self.snoop(now, obs, home, o, line, SnoopKind::FetchInvalidate, me)
+                {
+                    if ost.is_dirty() {
+                        buf.copy_from_slice(self.caches[o.index()].line_data(os));
+                        from_cache = Some(o);
+                    }
+                    self.caches[o.index()].invalidate(os);
+                }
+            }
+            slowest_inv = self.invalidate_others(now, obs, home, line, e.sharers, me);
+            e = DirEntry {
+                owner: Some(me),
+                sharers: CpuMask::EMPTY,
+            };
+            new_state = LineState::Modified;
+        } else {
+            let mut owner_kept = false;
+            if let Some(o) = e.owner {
+                if self.defects.has(CacheDefect::ReadSkipsOwner) {
+                    // The defect: the owner is never asked; memory (maybe stale) answers.
+                    owner_kept = true;
+                } else if let Some((os, ost)) =
+                    self.snoop(now, obs, home, o, line, SnoopKind::Downgrade, me)
+                {
+                    let oi = o.index();
+                    match ost {
+                        LineState::Modified => {
+                            buf.copy_from_slice(self.caches[oi].line_data(os));
+                            from_cache = Some(o);
+                            match self.geo.protocol {
+                                Protocol::Moesi => {
+                                    self.caches[oi].set_state(os, LineState::Owned);
+                                    owner_kept = true;
+                                }
+                                Protocol::Mesi => {
+                                    let oc = self.cpus[oi].cell;
+                                    self.mem
+                                        .store_mut()
+                                        .write_words(line << self.geo.line_shift, &buf);
+                                    self.stats.writebacks += 1;
+                                    self.msg(oc, home);
+                                    self.caches[oi].set_state(os, LineState::Shared);
+                                    e.sharers.insert(o);
+                                }
+                            }
+                        }
+                        LineState::Owned => {
+                            buf.copy_from_slice(self.caches[oi].line_data(os));
+                            from_cache = Some(o);
+                            owner_kept = true;
+                        }
+                        LineState::Exclusive | LineState::Shared => {
+                            // Clean: memory is current; the old owner keeps a shared copy.
+                            self.caches[oi].set_state(os, LineState::Shared);
+                            e.sharers.insert(o);
+                        }
+                        LineState::Invalid => {}
+                    }
+                }
+            }
+            if !owner_kept {
+                e.owner = None;
+            }
+            if e.owner.is_none() && e.sharers.is_empty() {
+                e.owner = Some(me);
+                new_state = LineState::Exclusive;
+            } else {
+                e.sharers.insert(me);
+                new_state = LineState::Shared;
+            }
+        }
+        let lat = match from_cache {
+            Some(o) => {
+                let oc = self.cpus[o.index()].cell;
+                self.msg(oc, req_cell);
+                self.stats.served_cache_to_cache += 1;
+                self.lat.from_cache(req_cell, home, oc)
+            }
+            None => {
+                self.msg(home, req_cell);
+                if home == req_cell {
+                    self.stats.served_local_memory += 1;
+                } else {
+                    self.stats.served_remote_memory += 1;
+                }
+                let base = line << self.geo.line_shift;
+                self.mem.store().read_words(base, &mut buf);
+                self.lat.from_memory(req_cell, home)
+            }
+        };
+        if self.dirs[h].put(line, e) {
+            let pfn = self.pfn_of_line(line);
+            self.mem.cached_inc(pfn);
+        }
+        self.caches[ci].fill(slot, line, new_state, &buf);
+        self.line_buf = buf;
+        if from_cache.is_none() && self.mem.is_poisoned(self.pfn_of_line(line)) {
+            self.stats.machine_checks += 1;
+            obs.on_event(
+                now,
+                &HwEvent::MachineCheck {
+                    cpu: me,
+                    addr: self.line_addr(line),
+                },
+                self,
+            );
+        }
+        let served = match from_cache {
+            Some(o) => Served::Cache(o),
+            None => Served::Memory,
+        };
+        (slot, lat.max(self.lat.hit() + slowest_inv), served)
+    }
+
+    /// Drops the line in `slot` of `ci`'s cache: write back if dirty, tell the home directory.
+    fn evict(&mut self, ci: usize, slot: usize) {
+        let me = CpuId(ci as u32);
+        let line = self.caches[ci].tag(slot);
+        let st = self.caches[ci].state(slot);
+        let Some(home) = self.map.home_of_line(line) else {
+            self.caches[ci].invalidate(slot);
+            return;
+        };
+        let h = home.index();
+        let powered = self.cells[h].state.is_powered();
+        if st.is_dirty() {
+            self.stats.writebacks += 1;
+            if powered && !self.defects.has(CacheDefect::EvictionDropsDirty) {
+                self.mem
+                    .store_mut()
+                    .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
+            }
+        } else {
+            self.stats.clean_evictions += 1;
+        }
+        self.msg(self.cpus[ci].cell, home);
+        if let Some(e) = self.dirs[h].get_mut(line) {
+            e.forget(me);
+            if e.is_empty() {
+                self.dirs[h].remove(line);
+                let pfn = self.pfn_of_line(line);
+                self.mem.cached_dec(pfn);
+            }
+        }
+        self.caches[ci].invalidate(slot);
+    }
+
+    // ------------------------------------------------------------------ non-coherent path
+
+    /// A read that bypasses every cache (an uncached access, or a copy engine without
+    /// coherence). May return stale data; the event says so.
+    pub fn read_uncached<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        agent: Entity,
+        addr: PhysAddr,
+        obs: &mut O,
+    ) -> Result<u64, AccessError> {
+        let (line, word, home) = self.decode(addr)?;
+        let value = if self.cells[home.index()].state.is_powered() {
+            self.mem.store().read(addr.raw())
+        } else {
+            ALL_ONES
+        };
+        let stale = self.dirs[home.index()]
+            .get(line)
+            .and_then(|e| e.owner)
+            .and_then(|o| self.caches[o.index()].probe(line))
+            .is_some_and(|(st, data)| st.is_dirty() && data[word] != value);
+        self.stats.uncached_reads += 1;
+        if stale {
+            self.stats.uncached_stale_reads += 1;
+        }
+        obs.on_event(
+            now,
+            &HwEvent::NcRead {
+                agent,
+                addr,
+                value,
+                stale,
+            },
+            self,
+        );
+        Ok(value)
+    }
+
+    /// A write that bypasses every cache and does not invalidate cached copies.
+    pub fn write_uncached<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        agent: Entity,
+        addr: PhysAddr,
+        value: u64,
+        obs: &mut O,
+    ) -> Result<(), AccessError> {
+        let (_, _, home) = self.decode(addr)?;
+        if self.cells[home.index()].state.is_powered() {
+            self.mem.store_mut().write(addr.raw(), value);
+        }
+        self.stats.uncached_writes += 1;
+        obs.on_event(now, &HwEvent::NcWrite { agent, addr, value }, self);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------- CPUs
+
+    fn cpu_checked(&self, cpu: CpuId) -> Result<usize, CpuError> {
+        if cpu.index() < self.cpus.len() {
+            Ok(cpu.index())
+        } else {
+            Err(CpuError::NoSuchCpu {
+                cpu,
+                count: self.cpus.len(),
+            })
+        }
+    }
+
+    /// PAL_CACHE_FLUSH on `cpu`: write back every dirty line and invalidate everything. The CPU
+    /// must be running (the flush executes on it).
+    pub fn flush_cache<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<FlushReport, CpuError> {
+        let ci = self.cpu_checked(cpu)?;
+        if !self.cpus[ci].state.is_running() {
+            return Err(CpuError::NotRunning {
+                cpu,
+                state: self.cpus[ci].state,
+                operation: "flush the cache of",
+            });
+        }
+        let mut lines = 0u32;
+        let mut dirty = 0u32;
+        for slot in 0..self.caches[ci].slots() {
+            let st = self.caches[ci].state(slot);
+            if st.is_valid() {
+                lines += 1;
+                if st.is_dirty() {
+                    dirty += 1;
+                }
+                self.evict(ci, slot);
+            }
+        }
+        self.stats.flushes += 1;
+        self.stats.flushed_lines += u64::from(lines);
+        let latency = SimDuration::from_nanos(self.lat.hit() * u64::from(lines + dirty));
+        obs.on_event(
+            now,
+            &HwEvent::Flush {
+                cpu,
+                lines,
+                dirty,
+                latency,
+            },
+            self,
+        );
+        Ok(FlushReport {
+            lines,
+            dirty,
+            latency,
+        })
+    }
+
+    fn cpu_transition<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        event: CpuEvent,
+        obs: &mut O,
+    ) -> Result<(), CpuError> {
+        let ci = self.cpu_checked(cpu)?;
+        let from = self.cpus[ci].state;
+        let cell = self.cpus[ci].cell;
+        if event == CpuEvent::PowerOn && !self.cells[cell.index()].state.is_powered() {
+            return Err(CpuError::CellNotPowered { cpu, cell, event });
+        }
+        let to = from.on(event).ok_or(CpuError::Transition {
+            cpu,
+            state: from,
+            event,
+        })?;
+        // Caches lose their contents on power-off and are re-initialised when a halted CPU is
+        // restarted; neither tells the directories (real hardware cannot).
+        let loses_cache = match event {
+            CpuEvent::PowerOff => true,
+            CpuEvent::Start => from == CpuState::Halted,
+            CpuEvent::Halt | CpuEvent::PowerOn => false,
+        };
+        let (lines, dirty, first) = if loses_cache {
+            self.caches[ci].clear()
+        } else {
+            self.caches[ci].census()
+        };
+        self.cpus[ci].state = to;
+        obs.on_event(
+            now,
+            &HwEvent::CpuTransition {
+                cpu,
+                event,
+                from,
+                to,
+                cache_lines: lines,
+                dirty_lines: dirty,
+                first_dirty: first.map(|l| self.line_addr(l)),
+            },
+            self,
+        );
+        Ok(())
+    }
+
+    /// Firmware starts a present-halted or halted CPU.
+    pub fn start_cpu<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<(), CpuError> {
+        self.cpu_transition(now, cpu, CpuEvent::Start, obs)
+    }
+
+    /// PAL_HALT on a running CPU. Its cache keeps its lines but answers no request.
+    pub fn halt_cpu<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<(), CpuError> {
+        self.cpu_transition(now, cpu, CpuEvent::Halt, obs)
+    }
+
+    /// Powers one CPU on (its cell must be powered).
+    pub fn power_on_cpu<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<(), CpuError> {
+        self.cpu_transition(now, cpu, CpuEvent::PowerOn, obs)
+    }
+
+    /// Powers one CPU off; its cache's contents are lost.
+    pub fn power_off_cpu<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<(), CpuError> {
+        self.cpu_transition(now, cpu, CpuEvent::PowerOff, obs)
+    }
+
+    // ------------------------------------------------------------------------ cells
+
+    fn cell_checked(&self, cell: CellId) -> Result<usize, CellError> {
+        if cell.index() < self.cells.len() {
+            Ok(cell.index())
+        } else {
+            Err(CellError::NoSuchCell {
+                cell,
+                count: self.cells.len(),
+            })
+        }
+    }
+
+    /// Loses everything a cell's power kept: its CPUs' caches, its directory, its memory.
+    fn cell_power_loss<O: HwObserver + ?Sized>(&mut self, now: SimTime, cell: CellId, obs: &mut O) {
+        let per = self.geo.cpus_per_cell;
+        for ci in cell.index() * per..(cell.index() + 1) * per {
+            if self.cpus[ci].state != CpuState::Absent {
+                // Cannot fail: every non-absent state accepts PowerOff.
+                let _ = self.cpu_transition(now, CpuId(ci as u32), CpuEvent::PowerOff, obs);
+            }
+        }
+        let h = cell.index();
+        let entries: Vec<u64> = self.dirs[h]
+            .sorted_entries()
+            .iter()
+            .map(|&(l, _)| l)
+            .collect();
+        for l in entries {
+            let pfn = self.pfn_of_line(l);
+            self.mem.cached_dec(pfn);
+        }
+        self.dirs[h].clear();
+        self.forget_cell_memory(cell);
+    }
+
+    fn forget_cell_memory(&mut self, cell: CellId) {
+        match self.map.mode() {
+            MemoryMode::PerCell => {
+                let frames = (self.geo.cell_bytes >> self.geo.page_shift) as usize;
+                self.mem.reset_frames(cell.index() * frames, frames);
+            }
+            MemoryMode::Interleaved => {
+                let shift = self.geo.line_shift;
+                let wpl = self.geo.words_per_line;
+                let store = self.mem.store_mut();
+                self.map.for_each_line_run(cell, |first, n| {
+                    for l in first..first + n {
+                        store.zero_words(l << shift, wpl);
+                    }
+                });
+            }
+        }
+    }
+
+    fn cell_transition<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        event: CellEvent,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        let i = self.cell_checked(cell)?;
+        let from = self.cells[i].state;
+        let to = from.on(event).ok_or(CellError::Transition {
+            cell,
+            state: from,
+            event,
+        })?;
+        match event {
+            CellEvent::Insert => self.cells[i].generation += 1,
+            CellEvent::PowerOn => {}
+            CellEvent::PowerOff => self.cell_power_loss(now, cell, obs),
+            CellEvent::Remove => {
+                if from == CellState::PoweredOn {
+                    self.cell_power_loss(now, cell, obs);
+                }
+            }
+        }
+        self.cells[i].state = to;
+        obs.on_event(
+            now,
+            &HwEvent::CellTransition {
+                cell,
+                event,
+                from,
+                to,
+            },
+            self,
+        );
+        if event == CellEvent::PowerOn {
+            self.forget_cell_memory(cell);
+            let per = self.geo.cpus_per_cell;
+            for ci in i * per..(i + 1) * per {
+                // Cannot fail: the cell is powered and its CPUs are absent.
+                let _ = self.cpu_transition(now, CpuId(ci as u32), CpuEvent::PowerOn, obs);
+            }
+        }
+        Ok(())
+    }
+
+    /// A board is put into an empty slot (it stays powered off).
+    pub fn insert_cell<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        self.cell_transition(now, cell, CellEvent::Insert, obs)
+    }
+
+    /// Powers a cell on: memory reads zero, CPUs become present-halted.
+    pub fn power_on_cell<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        self.cell_transition(now, cell, CellEvent::PowerOn, obs)
+    }
+
+    /// Powers a cell off: its memory, directory and CPU caches are lost.
+    pub fn power_off_cell<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        self.cell_transition(now, cell, CellEvent::PowerOff, obs)
+    }
+
+    /// Pulls a board out of its slot, powered or not (a powered pull is a surprise removal).
+    pub fn remove_cell<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        self.cell_transition(now, cell, CellEvent::Remove, obs)
+    }
+
+    // ------------------------------------------------------------------------- MCA
+
+    /// Reports `count` corrected errors against a CPU or a memory word; returns the new total
+    /// for the target (the CPU, or the word's frame).
+    pub fn inject_corrected_error<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        target: McaTarget,
+        count: u32,
+        obs: &mut O,
+    ) -> Result<u64, AccessError> {
+        let total = match target {
+            McaTarget::Cpu(cpu) => {
+                let ci = self.cpu_index(cpu)?;
+                let c = &mut self.cpus[ci].corrected_errors;
+                *c = c.saturating_add(u64::from(count));
+                *c
+            }
+            McaTarget::Memory(addr) => {
+                self.decode(addr)?;
+                let pfn = addr.pfn(self.geo.page_shift).index();
+                u64::from(self.mem.add_corrected(pfn, count))
+            }
+        };
+        obs.on_event(now, &HwEvent::CorrectedError { target, total }, self);
+        Ok(total)
+    }
+
+    /// Poisons the frame holding `addr`: a CPU that later reads it from memory takes a
+    /// machine check.
+    pub fn inject_uncorrected_error<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        addr: PhysAddr,
+        obs: &mut O,
+    ) -> Result<(), AccessError> {
+        let (_, _, home) = self.decode(addr)?;
+        self.mem
+            .set_poison(addr.pfn(self.geo.page_shift).index(), true);
+        self.cells[home.index()].uncorrected_errors += 1;
+        obs.on_event(now, &HwEvent::UncorrectedError { addr }, self);
+        Ok(())
+    }
+
+    /// Corrected errors counted on the frames of a cell's memory (per-cell mode), or on the
+    /// frames of `[addr, addr + len)`.
+    pub fn corrected_errors_in(&self, addr: PhysAddr, len: u64) -> u64 {
+        let shift = self.geo.page_shift;
+        let first = addr.pfn(shift).index();
+        let count = len.div_ceil(1 << shift) as usize;
+        self.mem.corrected_errors_in(first, count)
+    }
+}

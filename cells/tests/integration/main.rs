@@ -1,0 +1,13 @@
+//! Integration tests of the cell hardware model, one file per behaviour.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+mod chk1_access;
+mod chk2_defects;
+mod hotplug;
+mod property;
+mod protocol;
+mod tester;
+mod uncached;

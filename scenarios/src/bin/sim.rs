@@ -1,0 +1,201 @@
+//! `sim` — run a cellsim scenario.
+//!
+//! Exit status: 0 clean, 1 a checker fired or an action was refused, 2 bad input.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use scenarios::report;
+use scenarios::runner::{RunOptions, run};
+use scenarios::scenario::Scenario;
+use scenarios::sweep;
+
+/// Run a cellsim scenario: an 8-cell ccNUMA machine (by default) with its checkers.
+///
+/// Exit status: 0 when every checker stayed silent and every timeline action was accepted,
+/// 1 when a checker fired, an action was refused or an expectation was not met, 2 on bad
+/// input (usage, unreadable or invalid scenario).
+#[derive(Parser, Debug)]
+#[command(name = "sim", version, about)]
+struct Cli {
+    /// The scenario file (TOML; see scenarios/README.md).
+    scenario: PathBuf,
+
+    /// Seed of every random stream, instead of the file's `seed`.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// Write the JSON report here (a JSON array of per-seed results with --seeds).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Write the trace here as Chrome trace-event JSON (open it in https://ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+
+    /// Export the OS's sysfs view here at the end (needs the OS model: not built yet).
+    #[arg(long, value_name = "DIR")]
+    sysfs_out: Option<PathBuf>,
+
+    /// Export the ACPI tables (DSDT AML) here at the end (needs the ACPI model: not built yet).
+    #[arg(long, value_name = "FILE")]
+    dsdt_out: Option<PathBuf>,
+
+    /// Run every seed of the range A..B (end excluded) in parallel and list the failing ones.
+    #[arg(long, value_name = "A..B")]
+    seeds: Option<String>,
+
+    /// With --seeds: run only the I-th of N equal contiguous slices of the range.
+    #[arg(long, value_name = "I/N", requires = "seeds")]
+    shard: Option<String>,
+
+    /// Print only the final result line (and errors).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn bad_input(msg: &str) -> ExitCode {
+    eprintln!("sim: {msg}");
+    ExitCode::from(2)
+}
+
+fn write_file(path: &PathBuf, what: &str, bytes: &[u8]) -> Result<(), String> {
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("cannot write the {what} to {}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.sysfs_out.is_some() {
+        return bad_input(
+            "--sysfs-out needs the OS model, which is not built yet (issue 6); nothing was run",
+        );
+    }
+    if cli.dsdt_out.is_some() {
+        return bad_input(
+            "--dsdt-out needs the ACPI model, which is not built yet (issue 3); nothing was run",
+        );
+    }
+    let scn = match Scenario::load(&cli.scenario) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e.to_string()),
+    };
+    if let Some(range) = &cli.seeds {
+        if cli.seed.is_some() || cli.trace.is_some() {
+            return bad_input(
+                "--seeds runs many seeds: it cannot be combined with --seed or --trace",
+            );
+        }
+        let mut seeds = match sweep::parse_range(range) {
+            Ok(r) => r,
+            Err(e) => return bad_input(&format!("--seeds: {e}")),
+        };
+        if let Some(s) = &cli.shard {
+            match sweep::parse_shard(s) {
+                Ok((i, n)) => seeds = sweep::shard(seeds, i, n),
+                Err(e) => return bad_input(&format!("--shard: {e}")),
+            }
+        }
+        return run_sweep(&cli, &scn, seeds);
+    }
+    let started = Instant::now();
+    let res = match run(
+        &scn,
+        &RunOptions {
+            seed: cli.seed,
+            keep_trace: cli.trace.is_some(),
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => return bad_input(&format!("{}: {e}", cli.scenario.display())),
+    };
+    if cli.quiet {
+        println!(
+            "{} seed {}: {} (trace {})",
+            res.scenario,
+            res.seed,
+            report::verdict(&res),
+            res.trace_hash
+        );
+    } else {
+        print!("{}", report::summary(&scn, &res));
+        if std::io::stderr().is_terminal() {
+            eprintln!("(host time {:.2}s)", started.elapsed().as_secs_f64());
+        }
+    }
+    if let Some(p) = &cli.json {
+        if let Err(e) = write_file(p, "JSON report", report::json(&scn, &res).as_bytes()) {
+            return bad_input(&e);
+        }
+    }
+    if let Some(p) = &cli.trace {
+        let mut buf = Vec::new();
+        if let Err(e) = sim_core::trace::chrome::write(&res.records, &mut buf) {
+            return bad_input(&format!("cannot encode the trace: {e}"));
+        }
+        if let Err(e) = write_file(p, "trace", &buf) {
+            return bad_input(&e);
+        }
+    }
+    ExitCode::from(res.exit_code())
+}
+
+fn run_sweep(cli: &Cli, scn: &Scenario, seeds: std::ops::Range<u64>) -> ExitCode {
+    let n = seeds.end - seeds.start;
+    let first = seeds.start;
+    let results = match sweep::sweep(scn, seeds) {
+        Ok(r) => r,
+        Err(e) => return bad_input(&format!("{}: {e}", cli.scenario.display())),
+    };
+    let failing: Vec<_> = results.iter().filter(|r| r.exit_code != 0).collect();
+    if !cli.quiet {
+        println!(
+            "cellsim sweep: {} seeds {}..{} of {}",
+            n,
+            first,
+            first + n,
+            scn.name
+        );
+        if failing.is_empty() {
+            println!("  every seed is clean");
+        } else {
+            println!(
+                "  {:>10}  {:>16}  {:>10}  first violation",
+                "seed", "trace hash", "violations"
+            );
+            for r in &failing {
+                let first = r
+                    .first_violation
+                    .as_deref()
+                    .or(r.first_refused_action.as_deref())
+                    .unwrap_or("");
+                println!(
+                    "  {:>10}  {:>16}  {:>10}  {first}",
+                    r.seed, r.trace_hash, r.violations_total
+                );
+            }
+            println!(
+                "  replay one alone with: sim {} --seed N",
+                cli.scenario.display()
+            );
+        }
+    }
+    println!(
+        "result: {} of {} seeds failed (exit {})",
+        failing.len(),
+        n,
+        u8::from(!failing.is_empty())
+    );
+    if let Some(p) = &cli.json {
+        let mut s = serde_json::to_string_pretty(&results).unwrap_or_default();
+        s.push('\n');
+        if let Err(e) = write_file(p, "JSON report", s.as_bytes()) {
+            return bad_input(&e);
+        }
+    }
+    ExitCode::from(u8::from(!failing.is_empty()))
+}

@@ -1,0 +1,641 @@
+//! The scenario language: what a `.toml` scenario file may say, how it is parsed, and how it is
+//! validated before anything runs. Every error names the file, the line and column, and the
+//! field (see [`ScenarioError`]). `scenarios/README.md` documents every field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use cells::config::MachineConfig;
+use cells::{CacheDefect, Machine, RandomTester, TesterConfig};
+use serde::{Deserialize, Deserializer};
+use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
+
+use crate::locate::{LineCol, line_col, locate};
+
+/// A simulated time or duration written as `"5ms"`, `"250us"`, `"1.5s"`, `"800ns"` or an
+/// integer number of nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Time(pub SimDuration);
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Time;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time such as \"5ms\", \"250us\" or an integer number of ns")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Time, E> {
+                u64::try_from(v)
+                    .map(|n| Time(SimDuration::from_nanos(n)))
+                    .map_err(|_| E::custom(format!("a time cannot be negative ({v})")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Time, E> {
+                Ok(Time(SimDuration::from_nanos(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Time, E> {
+                SimDuration::parse(v).map(Time).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Which CPUs: `"all"` (every CPU of every cell present at start) or a list of CPU ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CpuSelection {
+    /// Every CPU present at start.
+    #[default]
+    All,
+    /// These hardware CPU ids.
+    List(Vec<u32>),
+}
+
+impl<'de> Deserialize<'de> for CpuSelection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CpuSelection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\" or a list of CPU ids such as [0, 4, 8]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CpuSelection, E> {
+                if v == "all" {
+                    Ok(CpuSelection::All)
+                } else {
+                    Err(E::custom(format!(
+                        "`{v}` is not a CPU selection: write \"all\" or a list such as [0, 4, 8]"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CpuSelection, A::Error> {
+                let mut v = Vec::new();
+                while let Some(c) = seq.next_element::<u32>()? {
+                    v.push(c);
+                }
+                Ok(CpuSelection::List(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The kinds of workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// The gem5-style random coherence tester on the bare hardware (no OS).
+    RandomTester,
+}
+
+/// `[workload]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    /// What runs.
+    pub kind: WorkloadKind,
+    /// On which CPUs.
+    #[serde(default)]
+    pub cpus: CpuSelection,
+    /// Stop issuing after this many accesses in total (the run still lasts `duration`).
+    #[serde(default)]
+    pub max_accesses: Option<u64>,
+    /// The tester's knobs.
+    #[serde(default)]
+    pub tester: TesterConfig,
+}
+
+/// `[checks]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksSection {
+    /// Simulated time between full audits of caches and directories (plus one at the end).
+    pub audit_interval: Time,
+    /// After every miss or upgrade, probe every other cache for a conflicting copy.
+    pub deep: bool,
+    /// Violations kept in full in the report (all are counted).
+    pub max_violations: usize,
+}
+
+impl Default for ChecksSection {
+    fn default() -> Self {
+        ChecksSection {
+            audit_interval: Time(SimDuration::from_micros(500)),
+            deep: true,
+            max_violations: 1000,
+        }
+    }
+}
+
+/// Trace levels as written in files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceLevelName {
+    /// State changes, phases, violations.
+    #[default]
+    Info,
+    /// Also every access and coherence message (large).
+    Detail,
+}
+
+/// `[trace]`: what `--trace FILE` keeps (the trace hash always covers everything).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceSection {
+    /// Level of kept records.
+    pub level: TraceLevelName,
+    /// At most this many records are kept.
+    pub max_records: usize,
+}
+
+impl Default for TraceSection {
+    fn default() -> Self {
+        TraceSection {
+            level: TraceLevelName::Info,
+            max_records: 1_000_000,
+        }
+    }
+}
+
+impl TraceSection {
+    /// The sim-core level.
+    pub fn level(&self) -> TraceLevel {
+        match self.level {
+            TraceLevelName::Info => TraceLevel::Info,
+            TraceLevelName::Detail => TraceLevel::Detail,
+        }
+    }
+}
+
+/// Timeline actions on the bare hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// The workload stops using `cpu`; its cache is flushed (unless `flush = false`); PAL_HALT.
+    HaltCpu,
+    /// Firmware starts `cpu` (present-halted or halted) and the workload uses it again.
+    StartCpu,
+    /// Power `cpu` on (present-halted).
+    PowerOnCpu,
+    /// Power `cpu` off (its cache's contents are lost).
+    PowerOffCpu,
+    /// PAL_CACHE_FLUSH on `cpu`.
+    FlushCache,
+    /// Put a board into empty slot `cell`.
+    InsertCell,
+    /// Power `cell` on.
+    PowerOnCell,
+    /// Power `cell` off.
+    PowerOffCell,
+    /// Pull `cell` out (a surprise removal if it is powered).
+    RemoveCell,
+    /// Report `count` corrected errors against `cpu` or memory word `addr`.
+    InjectCorrectedError,
+    /// Poison the frame of `addr`.
+    InjectUncorrectedError,
+    /// Audit every cache and directory now.
+    Audit,
+}
+
+impl ActionKind {
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::HaltCpu => "halt_cpu",
+            ActionKind::StartCpu => "start_cpu",
+            ActionKind::PowerOnCpu => "power_on_cpu",
+            ActionKind::PowerOffCpu => "power_off_cpu",
+            ActionKind::FlushCache => "flush_cache",
+            ActionKind::InsertCell => "insert_cell",
+            ActionKind::PowerOnCell => "power_on_cell",
+            ActionKind::PowerOffCell => "power_off_cell",
+            ActionKind::RemoveCell => "remove_cell",
+            ActionKind::InjectCorrectedError => "inject_corrected_error",
+            ActionKind::InjectUncorrectedError => "inject_uncorrected_error",
+            ActionKind::Audit => "audit",
+        }
+    }
+}
+
+/// One `[[timeline]]` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineEntry {
+    /// When.
+    pub at: Time,
+    /// What.
+    pub action: ActionKind,
+    /// The CPU acted on.
+    pub cpu: Option<u32>,
+    /// The cell acted on.
+    pub cell: Option<u16>,
+    /// The physical address acted on.
+    pub addr: Option<u64>,
+    /// How many errors.
+    pub count: Option<u32>,
+    /// For `halt_cpu`: flush the cache first (default true).
+    pub flush: Option<bool>,
+}
+
+/// The checkers that may be named in `[expect]`.
+pub const CHECKER_CODES: [&str; 3] = ["CHK-1", "CHK-2", "TESTER"];
+
+/// `[expect]`: what must happen for the scenario to have shown what it is meant to show.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpectSection {
+    /// Checkers (by code: `CHK-1`, `CHK-2`, `TESTER`) that must report at least one violation.
+    /// The run still exits 1 (a checker fired); the report shows each expectation as met or not.
+    pub checkers: Vec<String>,
+}
+
+/// A whole scenario file, as written.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name (default: the file's stem).
+    pub name: Option<String>,
+    /// What the scenario shows.
+    pub description: Option<String>,
+    /// The seed of every random stream (overridden by `--seed`).
+    #[serde(default)]
+    pub seed: u64,
+    /// Simulated time the run lasts.
+    pub duration: Time,
+    /// The hardware.
+    #[serde(default)]
+    pub machine: MachineConfig,
+    /// What runs on it.
+    pub workload: WorkloadSection,
+    /// Checker settings.
+    #[serde(default)]
+    pub checks: ChecksSection,
+    /// Injected defects, by name.
+    #[serde(default)]
+    pub defects: Vec<CacheDefect>,
+    /// Hardware actions at given times.
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    /// What `--trace` keeps.
+    #[serde(default)]
+    pub trace: TraceSection,
+    /// What must happen.
+    #[serde(default)]
+    pub expect: ExpectSection,
+}
+
+/// A scenario that parsed and validated.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// Its contents.
+    pub file: ScenarioFile,
+    /// CPUs running the workload, resolved.
+    pub workload_cpus: Vec<CpuId>,
+}
+
+/// A scenario that cannot be run, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file.
+    pub file: PathBuf,
+    /// Where in it, if known.
+    pub at: Option<LineCol>,
+    /// The offending field as a dotted path, if known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(at) = self.at {
+            write!(f, ":{}:{}", at.line, at.column)?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        // One line, always.
+        let msg = self
+            .message
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        write!(f, "{msg}")
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_owned()
+}
+
+impl Scenario {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+            file: path.to_owned(),
+            at: None,
+            field: None,
+            message: format!("cannot read the scenario: {e}"),
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let prefix = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+                return Err(ScenarioError {
+                    file: path.to_owned(),
+                    at: Some(line_col(&prefix, valid)),
+                    field: None,
+                    message: "not UTF-8 text (is this a binary file?)".into(),
+                });
+            }
+        };
+        Scenario::parse(path, &text)
+    }
+
+    /// Parses and validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let err = |at: Option<LineCol>, field: Option<String>, message: String| ScenarioError {
+            file: path.to_owned(),
+            at,
+            field,
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(err(
+                None,
+                None,
+                "the file is empty; a scenario needs at least `duration` and a [workload] table"
+                    .into(),
+            ));
+        }
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            // A syntax error points at text; when that text is a key, name it as the field.
+            let field = e.span().and_then(|s| text.get(s)).and_then(|k| {
+                let k = k.trim();
+                let is_key = !k.is_empty()
+                    && k.len() <= 64
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                is_key.then(|| k.to_owned())
+            });
+            err(
+                e.span().map(|s| line_col(text, s.start)),
+                field,
+                first_line(e.message()),
+            )
+        })?;
+        let file: ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path_s = e.path().to_string();
+            let inner = e.inner();
+            let message = first_line(inner.message());
+            let mut field = (path_s != ".").then(|| path_s.clone());
+            // "missing field `x`": the field is the missing one, inside the path.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+            {
+                field = Some(match field {
+                    Some(parent) => format!("{parent}.{missing}"),
+                    None => missing.to_owned(),
+                });
+            }
+            let at = inner
+                .span()
+                .map(|s| line_col(text, s.start))
+                .or_else(|| field.as_deref().and_then(|f| locate(text, f)));
+            err(at, field, message)
+        })?;
+        let name = file.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let at_field = |field: String, message: String| {
+            let at = locate(text, &field);
+            err(at, Some(field), message)
+        };
+        let workload_cpus = validate(&file).map_err(|(f, m)| at_field(f, m))?;
+        Ok(Scenario {
+            path: path.to_owned(),
+            name,
+            file,
+            workload_cpus,
+        })
+    }
+
+    /// The seed to use: `--seed` if given, else the file's.
+    pub fn seed(&self, over: Option<u64>) -> u64 {
+        over.unwrap_or(self.file.seed)
+    }
+}
+
+/// Semantic checks; returns the workload CPUs or `(field, message)`.
+fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
+    let geo = f
+        .machine
+        .validate()
+        .map_err(|e| (format!("machine.{}", e.field), e.message))?;
+    if f.duration.0 == SimDuration::ZERO {
+        return Err(("duration".into(), "must be longer than 0".into()));
+    }
+    if f.checks.audit_interval.0 == SimDuration::ZERO {
+        return Err((
+            "checks.audit_interval".into(),
+            "must be longer than 0".into(),
+        ));
+    }
+    for (i, c) in f.expect.checkers.iter().enumerate() {
+        if !CHECKER_CODES.contains(&c.as_str()) {
+            return Err((
+                format!("expect.checkers[{i}]"),
+                format!(
+                    "unknown checker `{c}` (known: {})",
+                    CHECKER_CODES.join(", ")
+                ),
+            ));
+        }
+    }
+    let ncpus = geo.cpus as u32;
+    let cpus: Vec<CpuId> = match &f.workload.cpus {
+        CpuSelection::All => (0..ncpus)
+            .filter(|&c| geo.present[c as usize / geo.cpus_per_cell])
+            .map(CpuId)
+            .collect(),
+        CpuSelection::List(l) => {
+            let mut seen = vec![false; geo.cpus];
+            for (i, &c) in l.iter().enumerate() {
+                let field = format!("workload.cpus[{i}]");
+                if c >= ncpus {
+                    return Err((
+                        field,
+                        format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),
+                    ));
+                }
+                if !geo.present[c as usize / geo.cpus_per_cell] {
+                    return Err((
+                        field,
+                        format!(
+                            "cpu{c} is on cell {}, which is not present at start",
+                            c as usize / geo.cpus_per_cell
+                        ),
+                    ));
+                }
+                if std::mem::replace(&mut seen[c as usize], true) {
+                    return Err((field, format!("cpu{c} is listed twice")));
+                }
+            }
+            l.iter().map(|&c| CpuId(c)).collect()
+        }
+    };
+    if cpus.is_empty() {
+        return Err((
+            "workload.cpus".into(),
+            "no CPU to run the workload on".into(),
+        ));
+    }
+    if f.workload.max_accesses == Some(0) {
+        return Err((
+            "workload.max_accesses".into(),
+            "must be at least 1 when given".into(),
+        ));
+    }
+    // The tester's layout depends on the machine: build both once to check.
+    let m = Machine::new(&f.machine).map_err(|e| (format!("machine.{}", e.field), e.message))?;
+    RandomTester::new(f.workload.tester.clone(), &cpus, &m, &RngStreams::new(0)).map_err(|e| {
+        match e {
+            cells::tester::TesterError::Invalid { field, message } => {
+                let field = if field == "cpus" {
+                    "workload.cpus".to_owned()
+                } else {
+                    format!("workload.tester.{field}")
+                };
+                (field, message)
+            }
+            cells::tester::TesterError::Cpu { .. } => ("workload.cpus".into(), e.to_string()),
+        }
+    })?;
+    let mut last = SimDuration::ZERO;
+    for (i, t) in f.timeline.iter().enumerate() {
+        let field = |k: &str| format!("timeline[{i}].{k}");
+        if t.at.0 < last {
+            return Err((
+                field("at"),
+                format!(
+                    "{} comes before the previous entry's {}: keep the timeline in time order",
+                    t.at.0, last
+                ),
+            ));
+        }
+        last = t.at.0;
+        if t.at.0 > f.duration.0 {
+            return Err((
+                field("at"),
+                format!("{} is after the end of the run ({})", t.at.0, f.duration.0),
+            ));
+        }
+        let need_cpu = matches!(
+            t.action,
+            ActionKind::HaltCpu
+                | ActionKind::StartCpu
+                | ActionKind::PowerOnCpu
+                | ActionKind::PowerOffCpu
+                | ActionKind::FlushCache
+        );
+        let need_cell = matches!(
+            t.action,
+            ActionKind::InsertCell
+                | ActionKind::PowerOnCell
+                | ActionKind::PowerOffCell
+                | ActionKind::RemoveCell
+        );
+        let need_addr = t.action == ActionKind::InjectUncorrectedError;
+        let name = t.action.name();
+        match (need_cpu, t.cpu) {
+            (true, None) => return Err((field("cpu"), format!("`{name}` needs a cpu"))),
+            (_, Some(c)) if c >= ncpus => {
+                return Err((
+                    field("cpu"),
+                    format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),
+                ));
+            }
+            _ => {}
+        }
+        match (need_cell, t.cell) {
+            (true, None) => return Err((field("cell"), format!("`{name}` needs a cell"))),
+            (_, Some(c)) if usize::from(c) >= geo.cells => {
+                return Err((
+                    field("cell"),
+                    format!(
+                        "cell{c} does not exist (the machine has {} cell slots)",
+                        geo.cells
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if t.action == ActionKind::InjectCorrectedError && t.cpu.is_none() && t.addr.is_none() {
+            return Err((
+                field("action"),
+                "`inject_corrected_error` needs a cpu or an addr".into(),
+            ));
+        }
+        if need_addr && t.addr.is_none() {
+            return Err((field("addr"), format!("`{name}` needs an addr")));
+        }
+        if let Some(a) = t.addr {
+            if a % 8 != 0 {
+                return Err((field("addr"), format!("{:#x} is not 8-byte aligned", a)));
+            }
+            if a >= geo.total_bytes {
+                return Err((
+                    field("addr"),
+                    format!(
+                        "{:#x} is beyond physical memory (which ends at {:#x})",
+                        a, geo.total_bytes
+                    ),
+                ));
+            }
+        }
+        let irrelevant = [
+            (
+                "cpu",
+                t.cpu.is_some() && !need_cpu && t.action != ActionKind::InjectCorrectedError,
+            ),
+            ("cell", t.cell.is_some() && !need_cell),
+            (
+                "addr",
+                t.addr.is_some() && !need_addr && t.action != ActionKind::InjectCorrectedError,
+            ),
+            (
+                "count",
+                t.count.is_some() && t.action != ActionKind::InjectCorrectedError,
+            ),
+            (
+                "flush",
+                t.flush.is_some() && t.action != ActionKind::HaltCpu,
+            ),
+        ];
+        if let Some((k, _)) = irrelevant.iter().find(|(_, bad)| *bad) {
+            return Err((field(k), format!("`{name}` does not take a {k}")));
+        }
+        if t.action == ActionKind::InjectCorrectedError && t.cpu.is_some() && t.addr.is_some() {
+            return Err((
+                field("addr"),
+                "give either a cpu or an addr, not both".into(),
+            ));
+        }
+    }
+    Ok(cpus)
+}

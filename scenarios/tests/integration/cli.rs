@@ -1,0 +1,114 @@
+//! The command line: help, the JSON report's keys, the Chrome trace, sweeps listing failures.
+
+use crate::common::{SMALL, scratch, sim};
+
+#[test]
+fn help_documents_every_flag() {
+    let out = sim(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let h = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--seed",
+        "--json",
+        "--trace",
+        "--sysfs-out",
+        "--dsdt-out",
+        "--seeds",
+        "--shard",
+        "--quiet",
+    ] {
+        assert!(h.contains(flag), "{flag} missing from --help:\n{h}");
+    }
+    assert!(h.contains("Exit status"));
+}
+
+#[test]
+fn json_report_has_the_documented_keys() {
+    let d = scratch("json_keys");
+    let p = d.join("small.toml");
+    std::fs::write(&p, SMALL).unwrap();
+    let j = d.join("r.json");
+    let out = sim(&[
+        p.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+    for k in [
+        "scenario",
+        "seed",
+        "trace_hash",
+        "violations",
+        "expectations",
+        "stats",
+        "result",
+        "timeline",
+    ] {
+        assert!(!v[k].is_null(), "missing {k}");
+    }
+    assert_eq!(v["seed"], 5);
+    assert_eq!(v["scenario"], "small");
+    assert_eq!(v["trace_hash"].as_str().unwrap().len(), 16);
+    assert!(v["stats"]["machine"]["loads"].as_u64().unwrap() > 0);
+    assert_eq!(v["timeline"][0]["action"], "halt_cpu");
+}
+
+#[test]
+fn the_trace_is_valid_chrome_trace_json_with_a_track_per_cpu() {
+    let d = scratch("trace");
+    let p = d.join("small.toml");
+    std::fs::write(&p, SMALL).unwrap();
+    let t = d.join("trace.json");
+    let out = sim(&[
+        p.to_str().unwrap(),
+        "--trace",
+        t.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap();
+    let evs = v["traceEvents"].as_array().unwrap();
+    let cpu_tracks: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .filter(|n| n.starts_with("cpu"))
+        .collect();
+    assert_eq!(cpu_tracks.len(), 32, "{cpu_tracks:?}");
+    for e in evs {
+        assert!(
+            e["ph"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(),
+            "{e}"
+        );
+        if e["ph"] != "M" {
+            assert!(e["ts"].is_number(), "{e}");
+        }
+    }
+    assert!(
+        evs.iter()
+            .any(|e| e["name"] == "halt_cpu" && e["cat"] == "timeline")
+    );
+}
+
+#[test]
+fn a_sweep_lists_failing_seeds_for_replay() {
+    let out = sim(&[
+        "scenarios/defects/hw_halt_without_flush.toml",
+        "--seeds",
+        "0..3",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("3 of 3 seeds failed"), "{s}");
+    assert!(s.contains("--seed N"), "{s}");
+    let replay = sim(&[
+        "scenarios/defects/hw_halt_without_flush.toml",
+        "--seed",
+        "2",
+        "--quiet",
+    ]);
+    assert_eq!(replay.status.code(), Some(1));
+}

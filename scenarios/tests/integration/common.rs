@@ -1,0 +1,45 @@
+//! Paths and process helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs the `sim` binary from the repository root.
+pub(crate) fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// A fresh scratch directory for one test.
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small, fast scenario on the default machine.
+pub(crate) const SMALL: &str = r#"
+name = "small"
+seed = 1
+duration = "60us"
+
+[workload]
+kind = "random_tester"
+cpus = "all"
+
+[[timeline]]
+at = "30us"
+action = "halt_cpu"
+cpu = 3
+"#;

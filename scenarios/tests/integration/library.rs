@@ -1,0 +1,87 @@
+//! The scenario library: clean scenarios exit 0; defect scenarios exit 1 and the checkers
+//! they name fire.
+
+use scenarios::{RunOptions, Scenario, run};
+
+use crate::common::root;
+
+fn all_scenarios() -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for dir in ["scenarios", "scenarios/defects"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") && p.file_name().unwrap() != "Cargo.toml"
+            {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn every_scenario_in_the_library_behaves() {
+    let files = all_scenarios();
+    assert!(files.len() >= 7, "{files:?}");
+    for p in files {
+        let scn = Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&scn, &RunOptions::default()).unwrap();
+        let is_defect = p.parent().unwrap().ends_with("defects");
+        if is_defect {
+            assert_eq!(
+                r.exit_code(),
+                1,
+                "{}: a defect scenario must fail",
+                p.display()
+            );
+            assert!(
+                !scn.file.expect.checkers.is_empty(),
+                "{}: names its checker",
+                p.display()
+            );
+            assert!(
+                r.expectations_met(),
+                "{}: {:?}",
+                p.display(),
+                r.expectations
+            );
+        } else {
+            assert_eq!(
+                r.exit_code(),
+                0,
+                "{}: {:?} {:?}",
+                p.display(),
+                r.violations.kept().first(),
+                r.actions
+            );
+        }
+    }
+}
+
+#[test]
+fn the_binary_reports_the_checker_of_a_defect() {
+    let out = crate::common::sim(&[
+        "scenarios/defects/cache_store_skips_invalidate.toml",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let d = crate::common::scratch("defect_json");
+    let j = d.join("r.json");
+    let out = crate::common::sim(&[
+        "scenarios/defects/hw_halt_without_flush.toml",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CHK-1 no-access-after-remove: "), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+    assert!(v["violations_per_checker"]["CHK-1"].as_u64().unwrap() > 0);
+    assert!(v["violations_per_checker"]["CHK-2"].as_u64().unwrap() > 0);
+    let first = &v["violations"][0];
+    for k in ["time_ns", "checker", "agent", "target", "message"] {
+        assert!(!first[k].is_null(), "violation field {k}");
+    }
+    assert_eq!(v["expectations"][0]["met"], true);
+}

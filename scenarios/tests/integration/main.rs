@@ -1,0 +1,9 @@
+//! Integration tests of the scenario language, the runner and the `sim` command.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cli;
+mod common;
+mod determinism;
+mod hostile;
+mod library;
