@@ -277,14 +277,24 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
     for id in &r.checkers {
         let n = r.violations.per_checker().get(id).copied().unwrap_or(0);
         let extra = match id.code {
-            "CHK-2" => format!(", {} audits", r.audits),
+            "CHK-2" => format!(
+                ", {} audit{}",
+                r.audits,
+                if r.audits == 1 { "" } else { "s" }
+            ),
             "TESTER" => format!(", {} reads checked", thousands(r.tester.checks)),
             _ => String::new(),
         };
-        if n == 0 {
-            let _ = writeln!(o, "    {id}: clean{extra}");
-        } else {
-            let _ = writeln!(o, "    {id}: {} violations{extra}", thousands(n));
+        match n {
+            0 => {
+                let _ = writeln!(o, "    {id}: clean{extra}");
+            }
+            1 => {
+                let _ = writeln!(o, "    {id}: 1 violation{extra}");
+            }
+            _ => {
+                let _ = writeln!(o, "    {id}: {} violations{extra}", thousands(n));
+            }
         }
     }
     let shown = r.violations.kept().len().min(10);

@@ -276,7 +276,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 what: format!("{code} fires"),
                 met: n > 0,
                 detail: if n > 0 {
-                    format!("{n} violations")
+                    format!("{n} violation{}", if n == 1 { "" } else { "s" })
                 } else {
                     "it stayed silent".into()
                 },

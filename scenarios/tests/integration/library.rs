@@ -85,3 +85,26 @@ fn the_binary_reports_the_checker_of_a_defect() {
     }
     assert_eq!(v["expectations"][0]["met"], true);
 }
+
+#[test]
+fn the_documented_example_is_a_valid_scenario() {
+    let doc = std::fs::read_to_string(root().join("scenarios/README.md")).unwrap();
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let len = doc[start..].find("```").unwrap();
+    let example = &doc[start..start + len];
+    let scn = Scenario::parse(std::path::Path::new("README.md"), example)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scn.name, "example");
+    assert_eq!(scn.file.timeline.len(), 2);
+    // Every key of the example is documented in a table row of the same file.
+    for line in example.lines() {
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        let key = key.trim();
+        assert!(
+            doc.contains(&format!("| `{key}` |")),
+            "`{key}` is not documented"
+        );
+    }
+}
