@@ -26,7 +26,7 @@ pub fn machine() -> (Machine, Vec<CpuId>) {
     let mut m = Machine::new(&MachineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<CpuId> = m.cpus().iter().map(|c| c.id).collect();
     for c in ids {
-        m.start_cpu(SimTime::ZERO, c, &mut ())
+        m.cpu_event(SimTime::ZERO, c, cells::cpu::CpuEvent::Start, &mut ())
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let per = m.geometry().cpus_per_cell;

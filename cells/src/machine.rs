@@ -944,7 +944,11 @@ impl Machine {
         })
     }
 
-    fn cpu_transition<O: HwObserver + ?Sized>(
+    /// Applies a CPU event: `PowerOn` (absent → present-halted; its cell must be powered),
+    /// `Start` (firmware wakes a present-halted or halted CPU; a halted CPU's cache is
+    /// re-initialised), `Halt` (PAL_HALT: the cache keeps its lines but answers no request),
+    /// `PowerOff` (the cache's contents are lost). Disallowed pairs are refused with the state.
+    pub fn cpu_event<O: HwObserver + ?Sized>(
         &mut self,
         now: SimTime,
         cpu: CpuId,
@@ -991,46 +995,6 @@ impl Machine {
         Ok(())
     }
 
-    /// Firmware starts a present-halted or halted CPU.
-    pub fn start_cpu<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cpu: CpuId,
-        obs: &mut O,
-    ) -> Result<(), CpuError> {
-        self.cpu_transition(now, cpu, CpuEvent::Start, obs)
-    }
-
-    /// PAL_HALT on a running CPU. Its cache keeps its lines but answers no request.
-    pub fn halt_cpu<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cpu: CpuId,
-        obs: &mut O,
-    ) -> Result<(), CpuError> {
-        self.cpu_transition(now, cpu, CpuEvent::Halt, obs)
-    }
-
-    /// Powers one CPU on (its cell must be powered).
-    pub fn power_on_cpu<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cpu: CpuId,
-        obs: &mut O,
-    ) -> Result<(), CpuError> {
-        self.cpu_transition(now, cpu, CpuEvent::PowerOn, obs)
-    }
-
-    /// Powers one CPU off; its cache's contents are lost.
-    pub fn power_off_cpu<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cpu: CpuId,
-        obs: &mut O,
-    ) -> Result<(), CpuError> {
-        self.cpu_transition(now, cpu, CpuEvent::PowerOff, obs)
-    }
-
     // ------------------------------------------------------------------------ cells
 
     fn cell_checked(&self, cell: CellId) -> Result<usize, CellError> {
@@ -1050,7 +1014,7 @@ impl Machine {
         for ci in cell.index() * per..(cell.index() + 1) * per {
             if self.cpus[ci].state != CpuState::Absent {
                 // Cannot fail: every non-absent state accepts PowerOff.
-                let _ = self.cpu_transition(now, CpuId(ci as u32), CpuEvent::PowerOff, obs);
+                let _ = self.cpu_event(now, CpuId(ci as u32), CpuEvent::PowerOff, obs);
             }
         }
         let h = cell.index();
@@ -1086,7 +1050,10 @@ impl Machine {
         }
     }
 
-    fn cell_transition<O: HwObserver + ?Sized>(
+    /// Applies a cell event: `Insert` (a board into an empty slot, powered off), `PowerOn`
+    /// (memory reads zero, CPUs become present-halted), `PowerOff` (memory, directory and CPU
+    /// caches are lost), `Remove` (the board is pulled out; a surprise removal if powered).
+    pub fn cell_event<O: HwObserver + ?Sized>(
         &mut self,
         now: SimTime,
         cell: CellId,
@@ -1126,50 +1093,10 @@ impl Machine {
             let per = self.geo.cpus_per_cell;
             for ci in i * per..(i + 1) * per {
                 // Cannot fail: the cell is powered and its CPUs are absent.
-                let _ = self.cpu_transition(now, CpuId(ci as u32), CpuEvent::PowerOn, obs);
+                let _ = self.cpu_event(now, CpuId(ci as u32), CpuEvent::PowerOn, obs);
             }
         }
         Ok(())
-    }
-
-    /// A board is put into an empty slot (it stays powered off).
-    pub fn insert_cell<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cell: CellId,
-        obs: &mut O,
-    ) -> Result<(), CellError> {
-        self.cell_transition(now, cell, CellEvent::Insert, obs)
-    }
-
-    /// Powers a cell on: memory reads zero, CPUs become present-halted.
-    pub fn power_on_cell<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cell: CellId,
-        obs: &mut O,
-    ) -> Result<(), CellError> {
-        self.cell_transition(now, cell, CellEvent::PowerOn, obs)
-    }
-
-    /// Powers a cell off: its memory, directory and CPU caches are lost.
-    pub fn power_off_cell<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cell: CellId,
-        obs: &mut O,
-    ) -> Result<(), CellError> {
-        self.cell_transition(now, cell, CellEvent::PowerOff, obs)
-    }
-
-    /// Pulls a board out of its slot, powered or not (a powered pull is a surprise removal).
-    pub fn remove_cell<O: HwObserver + ?Sized>(
-        &mut self,
-        now: SimTime,
-        cell: CellId,
-        obs: &mut O,
-    ) -> Result<(), CellError> {
-        self.cell_transition(now, cell, CellEvent::Remove, obs)
     }
 
     // ------------------------------------------------------------------------- MCA

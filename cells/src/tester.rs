@@ -342,29 +342,29 @@ impl RandomTester {
             return Ok((SimDuration::ZERO, None));
         };
         let rng = &mut self.rngs[i];
-        let pool = if rng.chance(self.cfg.locality)
-            || (self.false_sharing.lines.is_empty() && self.conflict.lines.is_empty())
-        {
-            &self.private[i]
+        let shared_empty = self.false_sharing.lines.is_empty() && self.conflict.lines.is_empty();
+        let (pool, li) = if shared_empty || rng.chance(self.cfg.locality) {
+            let p = &self.private[i];
+            (p, rng.index(p.lines.len()))
         } else if self.conflict.lines.is_empty()
             || (!self.false_sharing.lines.is_empty() && rng.chance(0.5))
         {
-            &self.false_sharing
+            let p = &self.false_sharing;
+            (p, rng.index(p.lines.len()))
         } else {
-            &self.conflict
+            // The conflict pool is one equal group per CPU: mostly our own group, sometimes
+            // anyone's.
+            let p = &self.conflict;
+            let group = p.lines.len() / self.cpus.len();
+            if rng.chance(0.75) {
+                (p, i * group + rng.index(group))
+            } else {
+                (p, rng.index(p.lines.len()))
+            }
         };
         if pool.lines.is_empty() {
             return Ok((SimDuration::from_nanos(1), None));
         }
-        let group = (self.conflict.lines.len() / self.cpus.len()).max(1);
-        let li = if std::ptr::eq(pool, &self.conflict)
-            && self.conflict.lines.len() >= group * self.cpus.len()
-            && rng.chance(0.75)
-        {
-            i * group + rng.index(group)
-        } else {
-            rng.index(pool.lines.len())
-        };
         let w = rng.index(self.words_per_line);
         let loc = pool.base + li * self.words_per_line + w;
         let addr = PhysAddr::new((pool.lines[li] << self.line_shift) + 8 * w as u64);

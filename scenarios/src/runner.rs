@@ -4,6 +4,8 @@
 //! the periodic audits and the end of the run; equal times leave in scheduling order, so a
 //! run is a pure function of the scenario and the seed.
 
+use cells::cell::CellEvent;
+use cells::cpu::CpuEvent;
 use cells::event::McaTarget;
 use cells::{Machine, Probe, RandomTester};
 use sim_core::trace::{ArgValue, Phase, Track};
@@ -163,12 +165,13 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         .map(|c| c.id)
         .collect();
     for c in boot {
-        m.start_cpu(SimTime::ZERO, c, &mut probe).map_err(|e| {
-            RunError::Workload(cells::tester::TesterError::Cpu {
-                cpu: c,
-                reason: e.to_string(),
-            })
-        })?;
+        m.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
+            .map_err(|e| {
+                RunError::Workload(cells::tester::TesterError::Cpu {
+                    cpu: c,
+                    reason: e.to_string(),
+                })
+            })?;
     }
 
     let mut tester =
@@ -334,108 +337,79 @@ fn act(
         (None, None, Some(a)) => PhysAddr::new(a).to_string(),
         (None, None, None) => "machine".into(),
     };
-    let e = |s: String| Err::<String, String>(s);
-    let result: Result<String, String> = match (t.action, cpu, cell) {
-        (ActionKind::HaltCpu, Some(c), _) => {
+    // Validation guarantees the operand each action needs; these only guard the lookups.
+    let need_cpu = || cpu.ok_or_else(|| "needs a cpu".to_owned());
+    let need_cell = || cell.ok_or_else(|| "needs a cell".to_owned());
+    let cpu_state = |m: &Machine, c: CpuId| m.cpu(c).map_or(String::new(), |x| x.state.to_string());
+    let cell_state =
+        |m: &Machine, c: CellId| m.cell(c).map_or(String::new(), |x| x.state.to_string());
+    let result: Result<String, String> = match t.action {
+        ActionKind::HaltCpu => need_cpu().and_then(|c| {
             tester.set_active(c, false);
             let flushed = if t.flush.unwrap_or(true) {
-                m.flush_cache(now, c, probe)
-                    .map(|f| format!("flushed {} lines ({} dirty), ", f.lines, f.dirty))
-                    .map_err(|er| er.to_string())
+                let f = m.flush_cache(now, c, probe).map_err(|e| e.to_string())?;
+                format!("flushed {} lines ({} dirty), ", f.lines, f.dirty)
             } else {
-                Ok("no flush, ".to_owned())
+                "no flush, ".to_owned()
             };
-            flushed.and_then(|s| {
-                m.halt_cpu(now, c, probe)
-                    .map(|()| format!("{s}halted"))
-                    .map_err(|er| er.to_string())
+            m.cpu_event(now, c, CpuEvent::Halt, probe)
+                .map(|()| format!("{flushed}{}", cpu_state(m, c)))
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::StartCpu | ActionKind::PowerOnCpu | ActionKind::PowerOffCpu => {
+            need_cpu().and_then(|c| {
+                let ev = t.action.cpu_event().ok_or("not a CPU event")?;
+                m.cpu_event(now, c, ev, probe).map_err(|e| e.to_string())?;
+                // The workload runs exactly on the CPUs that are running.
+                tester.set_active(c, ev == CpuEvent::Start);
+                Ok(cpu_state(m, c))
             })
         }
-        (ActionKind::StartCpu, Some(c), _) => m
-            .start_cpu(now, c, probe)
-            .map(|()| {
-                tester.set_active(c, true);
-                "running".to_owned()
-            })
-            .map_err(|er| er.to_string()),
-        (ActionKind::PowerOnCpu, Some(c), _) => m
-            .power_on_cpu(now, c, probe)
-            .map(|()| "present-halted".to_owned())
-            .map_err(|er| er.to_string()),
-        (ActionKind::PowerOffCpu, Some(c), _) => {
-            tester.set_active(c, false);
-            m.power_off_cpu(now, c, probe)
-                .map(|()| "absent".to_owned())
-                .map_err(|er| er.to_string())
-        }
-        (ActionKind::FlushCache, Some(c), _) => m
-            .flush_cache(now, c, probe)
-            .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
-            .map_err(|er| er.to_string()),
-        (ActionKind::InsertCell, _, Some(c)) => m
-            .insert_cell(now, c, probe)
-            .map(|()| "inserted, powered off".to_owned())
-            .map_err(|er| er.to_string()),
-        (ActionKind::PowerOnCell, _, Some(c)) => m
-            .power_on_cell(now, c, probe)
-            .map(|()| "powered on".to_owned())
-            .map_err(|er| er.to_string()),
-        (ActionKind::PowerOffCell, _, Some(c)) => {
-            for id in m.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
-                tester.set_active(id, false);
+        ActionKind::FlushCache => need_cpu().and_then(|c| {
+            m.flush_cache(now, c, probe)
+                .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::InsertCell
+        | ActionKind::PowerOnCell
+        | ActionKind::PowerOffCell
+        | ActionKind::RemoveCell => need_cell().and_then(|c| {
+            let ev = t.action.cell_event().ok_or("not a cell event")?;
+            if matches!(ev, CellEvent::PowerOff | CellEvent::Remove) {
+                for id in m.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
+                    tester.set_active(id, false);
+                }
             }
-            m.power_off_cell(now, c, probe)
-                .map(|()| "powered off".to_owned())
-                .map_err(|er| er.to_string())
-        }
-        (ActionKind::RemoveCell, _, Some(c)) => {
-            for id in m.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
-                tester.set_active(id, false);
-            }
-            m.remove_cell(now, c, probe)
-                .map(|()| "removed".to_owned())
-                .map_err(|er| er.to_string())
-        }
-        (ActionKind::InjectCorrectedError, _, _) => {
+            m.cell_event(now, c, ev, probe)
+                .map(|()| cell_state(m, c))
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::InjectCorrectedError => {
             let target = match (cpu, t.addr) {
-                (Some(c), _) => McaTarget::Cpu(c),
-                (None, Some(a)) => McaTarget::Memory(PhysAddr::new(a)),
-                (None, None) => McaTarget::Cpu(CpuId(0)),
+                (Some(c), _) => Ok(McaTarget::Cpu(c)),
+                (None, Some(a)) => Ok(McaTarget::Memory(PhysAddr::new(a))),
+                (None, None) => Err("needs a cpu or an addr".to_owned()),
             };
-            m.inject_corrected_error(now, target, t.count.unwrap_or(1), probe)
-                .map(|total| format!("total {total}"))
-                .map_err(|er| er.to_string())
+            target.and_then(|target| {
+                m.inject_corrected_error(now, target, t.count.unwrap_or(1), probe)
+                    .map(|total| format!("total {total}"))
+                    .map_err(|e| e.to_string())
+            })
         }
-        (ActionKind::InjectUncorrectedError, _, _) => match t.addr {
-            Some(a) => m
-                .inject_uncorrected_error(now, PhysAddr::new(a), probe)
-                .map(|()| "poisoned".to_owned())
-                .map_err(|er| er.to_string()),
-            None => e("needs an addr".into()),
-        },
-        (ActionKind::Audit, _, _) => {
+        ActionKind::InjectUncorrectedError => t
+            .addr
+            .ok_or_else(|| "needs an addr".to_owned())
+            .and_then(|a| {
+                m.inject_uncorrected_error(now, PhysAddr::new(a), probe)
+                    .map(|()| "poisoned".to_owned())
+                    .map_err(|e| e.to_string())
+            }),
+        ActionKind::Audit => {
             let before = probe.violations.total();
             probe.audit(now, m);
             *audits += 1;
             Ok(format!("{} findings", probe.violations.total() - before))
         }
-        (
-            ActionKind::HaltCpu
-            | ActionKind::StartCpu
-            | ActionKind::PowerOnCpu
-            | ActionKind::PowerOffCpu
-            | ActionKind::FlushCache,
-            None,
-            _,
-        ) => e("needs a cpu".into()),
-        (
-            ActionKind::InsertCell
-            | ActionKind::PowerOnCell
-            | ActionKind::PowerOffCell
-            | ActionKind::RemoveCell,
-            _,
-            None,
-        ) => e("needs a cell".into()),
     };
     ActionRecord {
         time: now,

@@ -5,7 +5,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use cells::cell::CellEvent;
 use cells::config::MachineConfig;
+use cells::cpu::CpuEvent;
 use cells::{CacheDefect, Machine, RandomTester, TesterConfig};
 use serde::{Deserialize, Deserializer};
 use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
@@ -201,6 +203,47 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The CPU state change this action is, if it is a plain one.
+    pub fn cpu_event(self) -> Option<CpuEvent> {
+        match self {
+            ActionKind::StartCpu => Some(CpuEvent::Start),
+            ActionKind::PowerOnCpu => Some(CpuEvent::PowerOn),
+            ActionKind::PowerOffCpu => Some(CpuEvent::PowerOff),
+            ActionKind::HaltCpu
+            | ActionKind::FlushCache
+            | ActionKind::InsertCell
+            | ActionKind::PowerOnCell
+            | ActionKind::PowerOffCell
+            | ActionKind::RemoveCell
+            | ActionKind::InjectCorrectedError
+            | ActionKind::InjectUncorrectedError
+            | ActionKind::Audit => None,
+        }
+    }
+
+    /// The cell state change this action is, if any.
+    pub fn cell_event(self) -> Option<CellEvent> {
+        match self {
+            ActionKind::InsertCell => Some(CellEvent::Insert),
+            ActionKind::PowerOnCell => Some(CellEvent::PowerOn),
+            ActionKind::PowerOffCell => Some(CellEvent::PowerOff),
+            ActionKind::RemoveCell => Some(CellEvent::Remove),
+            ActionKind::HaltCpu
+            | ActionKind::StartCpu
+            | ActionKind::PowerOnCpu
+            | ActionKind::PowerOffCpu
+            | ActionKind::FlushCache
+            | ActionKind::InjectCorrectedError
+            | ActionKind::InjectUncorrectedError
+            | ActionKind::Audit => None,
+        }
+    }
+
+    /// Whether the action needs a `cpu`.
+    pub fn needs_cpu(self) -> bool {
+        self.cpu_event().is_some() || matches!(self, ActionKind::HaltCpu | ActionKind::FlushCache)
+    }
+
     /// The name used in files.
     pub fn name(self) -> &'static str {
         match self {
@@ -545,21 +588,8 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 format!("{} is after the end of the run ({})", t.at.0, f.duration.0),
             ));
         }
-        let need_cpu = matches!(
-            t.action,
-            ActionKind::HaltCpu
-                | ActionKind::StartCpu
-                | ActionKind::PowerOnCpu
-                | ActionKind::PowerOffCpu
-                | ActionKind::FlushCache
-        );
-        let need_cell = matches!(
-            t.action,
-            ActionKind::InsertCell
-                | ActionKind::PowerOnCell
-                | ActionKind::PowerOffCell
-                | ActionKind::RemoveCell
-        );
+        let need_cpu = t.action.needs_cpu();
+        let need_cell = t.action.cell_event().is_some();
         let need_addr = t.action == ActionKind::InjectUncorrectedError;
         let name = t.action.name();
         match (need_cpu, t.cpu) {

@@ -14,10 +14,13 @@ fn an_access_to_a_removed_cells_memory_is_reported() {
     m.store(t(0), CpuId(0), a, 5, &mut p).unwrap();
     m.flush_cache(t(10), CpuId(0), &mut p).unwrap();
     for c in [6, 7] {
-        m.halt_cpu(t(20), CpuId(c), &mut p).unwrap();
+        m.cpu_event(t(20), CpuId(c), cells::cpu::CpuEvent::Halt, &mut p)
+            .unwrap();
     }
-    m.power_off_cell(t(30), CellId(3), &mut p).unwrap();
-    m.remove_cell(t(40), CellId(3), &mut p).unwrap();
+    m.cell_event(t(30), CellId(3), cells::cell::CellEvent::PowerOff, &mut p)
+        .unwrap();
+    m.cell_event(t(40), CellId(3), cells::cell::CellEvent::Remove, &mut p)
+        .unwrap();
     assert!(
         p.violations.is_empty(),
         "orderly removal: {:?}",
@@ -40,7 +43,8 @@ fn a_stale_cached_line_of_a_removed_cell_still_counts() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     let a = addr_on(&m, 3, 0x200);
     m.load(t(0), CpuId(0), a, &mut p).unwrap();
-    m.power_off_cell(t(30), CellId(3), &mut p).unwrap();
+    m.cell_event(t(30), CellId(3), cells::cell::CellEvent::PowerOff, &mut p)
+        .unwrap();
     let r = m.load(t(50), CpuId(0), a, &mut p).unwrap();
     assert!(r.is_hit(), "the CPU still has the line and does not know");
     assert_eq!(r.outcome, Outcome::HomeNotPowered);
@@ -61,7 +65,8 @@ fn a_stale_cached_line_of_a_removed_cell_still_counts() {
 fn an_access_issued_by_a_halted_cpu_is_reported() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     m.flush_cache(t(0), CpuId(5), &mut p).unwrap();
-    m.halt_cpu(t(10), CpuId(5), &mut p).unwrap();
+    m.cpu_event(t(10), CpuId(5), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
     let a = addr_on(&m, 1, 0x300);
     let w = m.store(t(20), CpuId(5), a, 9, &mut p).unwrap();
     assert_eq!(w.outcome, Outcome::IssuerNotRunning);
@@ -80,7 +85,8 @@ fn an_access_issued_by_a_halted_cpu_is_reported() {
 #[test]
 fn an_access_by_an_absent_cpu_is_reported() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
-    m.power_off_cpu(t(0), CpuId(2), &mut p).unwrap();
+    m.cpu_event(t(0), CpuId(2), cells::cpu::CpuEvent::PowerOff, &mut p)
+        .unwrap();
     m.load(t(10), CpuId(2), addr_on(&m, 0, 0), &mut p).unwrap();
     assert!(
         p.violations.kept()[0]
@@ -94,7 +100,8 @@ fn halting_without_a_flush_leaves_lines_that_draw_snoops() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     let a = addr_on(&m, 0, 0x40);
     m.load(t(0), CpuId(3), a, &mut p).unwrap();
-    m.halt_cpu(t(10), CpuId(3), &mut p).unwrap();
+    m.cpu_event(t(10), CpuId(3), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
     assert!(
         p.violations.is_empty(),
         "a clean line is not lost by halting"
@@ -117,7 +124,8 @@ fn halting_with_dirty_lines_loses_data_and_is_reported() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     let a = addr_on(&m, 2, 0x40);
     m.store(t(0), CpuId(1), a, 0x55, &mut p).unwrap();
-    m.halt_cpu(t(10), CpuId(1), &mut p).unwrap();
+    m.cpu_event(t(10), CpuId(1), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
     let v = &p.violations.kept()[0];
     assert_eq!(v.checker.code, "CHK-2");
     assert!(v.message.contains("1 dirty lines"), "{}", v.message);
@@ -138,8 +146,10 @@ fn flush_then_halt_then_power_off_is_clean() {
         m.load(t(i), CpuId(1), a, &mut p).unwrap();
     }
     m.flush_cache(t(100), CpuId(7), &mut p).unwrap();
-    m.halt_cpu(t(110), CpuId(7), &mut p).unwrap();
-    m.power_off_cpu(t(120), CpuId(7), &mut p).unwrap();
+    m.cpu_event(t(110), CpuId(7), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
+    m.cpu_event(t(120), CpuId(7), cells::cpu::CpuEvent::PowerOff, &mut p)
+        .unwrap();
     for i in 0..64 {
         let a = addr_on(&m, (i % 4) as u16, i * 64);
         assert_eq!(m.load(t(200), CpuId(0), a, &mut p).unwrap().value, i);

@@ -33,7 +33,8 @@ pub(crate) fn booted(cfg: &MachineConfig) -> (Machine, Probe) {
         .map(|c| c.id)
         .collect();
     for c in ids {
-        m.start_cpu(SimTime::ZERO, c, &mut p).unwrap();
+        m.cpu_event(SimTime::ZERO, c, cells::cpu::CpuEvent::Start, &mut p)
+            .unwrap();
     }
     (m, p)
 }

@@ -14,18 +14,22 @@ fn power_cycling_a_cell_loses_its_memory_and_restarts_its_cpus() {
     m.flush_cache(t(1), CpuId(4), &mut p).unwrap();
     assert_eq!(m.memory().store().read(a.raw()), 77);
     for c in [4, 5] {
-        m.halt_cpu(t(2), CpuId(c), &mut p).unwrap();
+        m.cpu_event(t(2), CpuId(c), cells::cpu::CpuEvent::Halt, &mut p)
+            .unwrap();
     }
-    m.power_off_cell(t(3), CellId(2), &mut p).unwrap();
+    m.cell_event(t(3), CellId(2), cells::cell::CellEvent::PowerOff, &mut p)
+        .unwrap();
     assert_eq!(m.cpu(CpuId(4)).unwrap().state, CpuState::Absent);
-    m.power_on_cell(t(4), CellId(2), &mut p).unwrap();
+    m.cell_event(t(4), CellId(2), cells::cell::CellEvent::PowerOn, &mut p)
+        .unwrap();
     assert_eq!(m.cpu(CpuId(5)).unwrap().state, CpuState::PresentHalted);
     assert_eq!(
         m.memory().store().read(a.raw()),
         0,
         "memory was lost with power"
     );
-    m.start_cpu(t(5), CpuId(5), &mut p).unwrap();
+    m.cpu_event(t(5), CpuId(5), cells::cpu::CpuEvent::Start, &mut p)
+        .unwrap();
     assert_eq!(m.load(t(6), CpuId(5), a, &mut p).unwrap().value, 0);
     p.audit(t(7), &m);
     assert!(p.violations.is_empty(), "{:?}", p.violations.kept());
@@ -40,14 +44,21 @@ fn an_empty_slot_takes_a_new_board() {
     let (mut m, mut p) = booted(&cfg);
     assert_eq!(m.cell(CellId(3)).unwrap().state, CellState::Absent);
     assert_eq!(m.cpu(CpuId(7)).unwrap().state, CpuState::Absent);
-    assert!(m.power_on_cell(t(0), CellId(3), &mut p).is_err());
-    m.insert_cell(t(1), CellId(3), &mut p).unwrap();
     assert!(
-        m.insert_cell(t(1), CellId(3), &mut p).is_err(),
+        m.cell_event(t(0), CellId(3), cells::cell::CellEvent::PowerOn, &mut p)
+            .is_err()
+    );
+    m.cell_event(t(1), CellId(3), cells::cell::CellEvent::Insert, &mut p)
+        .unwrap();
+    assert!(
+        m.cell_event(t(1), CellId(3), cells::cell::CellEvent::Insert, &mut p)
+            .is_err(),
         "no second board"
     );
-    m.power_on_cell(t(2), CellId(3), &mut p).unwrap();
-    m.start_cpu(t(3), CpuId(7), &mut p).unwrap();
+    m.cell_event(t(2), CellId(3), cells::cell::CellEvent::PowerOn, &mut p)
+        .unwrap();
+    m.cpu_event(t(3), CpuId(7), cells::cpu::CpuEvent::Start, &mut p)
+        .unwrap();
     let a = addr_on(&m, 3, 0);
     m.store(t(4), CpuId(7), a, 1, &mut p).unwrap();
     assert_eq!(m.load(t(5), CpuId(0), a, &mut p).unwrap().value, 1);
@@ -58,24 +69,29 @@ fn an_empty_slot_takes_a_new_board() {
 #[test]
 fn refused_cpu_transitions_name_the_cpu_and_state() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
-    let e = m.start_cpu(t(0), CpuId(1), &mut p).unwrap_err();
+    let e = m
+        .cpu_event(t(0), CpuId(1), cells::cpu::CpuEvent::Start, &mut p)
+        .unwrap_err();
     assert_eq!(e.to_string(), "cannot start cpu1: it is running");
-    m.halt_cpu(t(0), CpuId(1), &mut p).unwrap();
+    m.cpu_event(t(0), CpuId(1), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
     assert!(matches!(
         m.flush_cache(t(0), CpuId(1), &mut p),
         Err(CpuError::NotRunning { .. })
     ));
-    m.power_off_cpu(t(0), CpuId(1), &mut p).unwrap();
+    m.cpu_event(t(0), CpuId(1), cells::cpu::CpuEvent::PowerOff, &mut p)
+        .unwrap();
     assert!(matches!(
-        m.halt_cpu(t(0), CpuId(1), &mut p),
+        m.cpu_event(t(0), CpuId(1), cells::cpu::CpuEvent::Halt, &mut p),
         Err(CpuError::Transition {
             state: CpuState::Absent,
             ..
         })
     ));
-    m.power_off_cell(t(0), CellId(0), &mut p).unwrap();
+    m.cell_event(t(0), CellId(0), cells::cell::CellEvent::PowerOff, &mut p)
+        .unwrap();
     assert!(matches!(
-        m.power_on_cpu(t(0), CpuId(1), &mut p),
+        m.cpu_event(t(0), CpuId(1), cells::cpu::CpuEvent::PowerOn, &mut p),
         Err(CpuError::CellNotPowered { .. })
     ));
 }
@@ -85,8 +101,10 @@ fn restarting_a_halted_cpu_reinitialises_its_cache() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     let a = addr_on(&m, 0, 0);
     m.load(t(0), CpuId(1), a, &mut p).unwrap();
-    m.halt_cpu(t(1), CpuId(1), &mut p).unwrap();
-    m.start_cpu(t(2), CpuId(1), &mut p).unwrap();
+    m.cpu_event(t(1), CpuId(1), cells::cpu::CpuEvent::Halt, &mut p)
+        .unwrap();
+    m.cpu_event(t(2), CpuId(1), cells::cpu::CpuEvent::Start, &mut p)
+        .unwrap();
     assert_eq!(m.cache(CpuId(1)).unwrap().valid_lines(), 0);
     // The directory still names cpu1 (nobody told it); the next transaction cleans it up.
     m.store(t(3), CpuId(0), a, 3, &mut p).unwrap();

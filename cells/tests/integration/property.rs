@@ -65,7 +65,7 @@ proptest! {
         let mut m = Machine::new(&cfg).unwrap();
         let mut p = Probe::with_hw_checkers(Trace::new(TraceLevel::Off, 0), &m, true);
         for c in 0..m.cpus().len() as u32 {
-            m.start_cpu(SimTime::ZERO, CpuId(c), &mut p).unwrap();
+            m.cpu_event(SimTime::ZERO, CpuId(c), cells::cpu::CpuEvent::Start, &mut p).unwrap();
         }
         let total = m.address_map().total_bytes();
         // Word w lives at w * 8 * spread: small spreads share lines, large ones conflict.

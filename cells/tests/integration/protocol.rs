@@ -158,8 +158,14 @@ fn bad_requests_are_errors_not_panics() {
         e.to_string(),
         "address 0x400000 is beyond physical memory (which ends at 0x400000)"
     );
-    assert!(m.halt_cpu(t(0), CpuId(77), &mut p).is_err());
-    assert!(m.power_off_cell(t(0), CellId(9), &mut p).is_err());
+    assert!(
+        m.cpu_event(t(0), CpuId(77), cells::cpu::CpuEvent::Halt, &mut p)
+            .is_err()
+    );
+    assert!(
+        m.cell_event(t(0), CellId(9), cells::cell::CellEvent::PowerOff, &mut p)
+            .is_err()
+    );
 }
 
 #[test]

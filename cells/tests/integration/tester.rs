@@ -10,7 +10,8 @@ fn run(cfg: &MachineConfig, seed: u64, accesses: u64) -> (u64, cells::MachineSta
     let mut p = Probe::with_hw_checkers(Trace::new(TraceLevel::Off, 0), &m, true);
     let cpus: Vec<CpuId> = m.cpus().iter().map(|c| c.id).collect();
     for &c in &cpus {
-        m.start_cpu(SimTime::ZERO, c, &mut p).unwrap();
+        m.cpu_event(SimTime::ZERO, c, cells::cpu::CpuEvent::Start, &mut p)
+            .unwrap();
     }
     let mut tester =
         RandomTester::new(TesterConfig::default(), &cpus, &m, &RngStreams::new(seed)).unwrap();
