@@ -42,10 +42,21 @@ pub const TESTER: CheckerId = CheckerId {
 pub struct AccessChecker;
 
 impl AccessChecker {
+    fn report(now: SimTime, agent: Entity, target: Entity, message: String, out: &mut Violations) {
+        out.push(Violation {
+            time: now,
+            checker: CHK_ACCESS,
+            agent,
+            target,
+            message,
+        });
+    }
+
+    /// The memory at `addr` must be on a powered cell.
     fn home_powered(
         now: SimTime,
         hw: &Machine,
-        agent: Entity,
+        agent: &Entity,
         what: &str,
         addr: PhysAddr,
         out: &mut Violations,
@@ -53,16 +64,11 @@ impl AccessChecker {
         let Some(home) = hw.home_of(addr) else { return };
         let Some(cell) = hw.cell(home) else { return };
         if !cell.state.is_powered() {
-            out.push(Violation {
-                time: now,
-                checker: CHK_ACCESS,
-                agent: agent.clone(),
-                target: Entity::Memory(addr),
-                message: format!(
-                    "{what} of {addr} by {agent}: its home {home} is {}",
-                    cell.state
-                ),
-            });
+            let message = format!(
+                "{what} of {addr} by {agent}: its home {home} is {}",
+                cell.state
+            );
+            Self::report(now, agent.clone(), Entity::Memory(addr), message, out);
         }
     }
 }
@@ -77,27 +83,18 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
             HwEvent::Access {
                 kind, cpu, addr, ..
             } => {
-                if let Some(c) = hw.cpu(*cpu) {
-                    if !c.state.is_running() {
-                        out.push(Violation {
-                            time: now,
-                            checker: CHK_ACCESS,
-                            agent: Entity::Cpu(*cpu),
-                            target: Entity::Memory(*addr),
-                            message: format!(
-                                "{kind} of {addr} issued by {cpu}, which is {}",
-                                c.state
-                            ),
-                        });
-                    }
+                let agent = Entity::Cpu(*cpu);
+                if let Some(c) = hw.cpu(*cpu).filter(|c| !c.state.is_running()) {
+                    let message = format!("{kind} of {addr} issued by {cpu}, which is {}", c.state);
+                    Self::report(now, agent.clone(), Entity::Memory(*addr), message, out);
                 }
-                Self::home_powered(now, hw, Entity::Cpu(*cpu), &kind.to_string(), *addr, out);
+                Self::home_powered(now, hw, &agent, kind.as_str(), *addr, out);
             }
             HwEvent::NcRead { agent, addr, .. } => {
-                Self::home_powered(now, hw, agent.clone(), "uncached read", *addr, out);
+                Self::home_powered(now, hw, agent, "uncached read", *addr, out);
             }
             HwEvent::NcWrite { agent, addr, .. } => {
-                Self::home_powered(now, hw, agent.clone(), "uncached write", *addr, out);
+                Self::home_powered(now, hw, agent, "uncached write", *addr, out);
             }
             HwEvent::Snoop {
                 home,
@@ -107,20 +104,13 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 requester,
                 ..
             } => {
-                if let Some(c) = hw.cpu(*to) {
-                    if !c.state.is_running() {
-                        out.push(Violation {
-                            time: now,
-                            checker: CHK_ACCESS,
-                            agent: Entity::Cpu(*requester),
-                            target: Entity::Cpu(*to),
-                            message: format!(
-                                "{kind} request for line {line} (home {home}, caused by \
-                                 {requester}) sent to {to}, which is {}",
-                                c.state
-                            ),
-                        });
-                    }
+                if let Some(c) = hw.cpu(*to).filter(|c| !c.state.is_running()) {
+                    let message = format!(
+                        "{kind} request for line {line} (home {home}, caused by {requester}) \
+                         sent to {to}, which is {}",
+                        c.state
+                    );
+                    Self::report(now, Entity::Cpu(*requester), Entity::Cpu(*to), message, out);
                 }
             }
             HwEvent::Flush { .. }

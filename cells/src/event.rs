@@ -28,12 +28,19 @@ pub enum AccessKind {
     Store,
 }
 
-impl fmt::Display for AccessKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl AccessKind {
+    /// `"load"` or `"store"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             AccessKind::Load => "load",
             AccessKind::Store => "store",
-        })
+        }
+    }
+}
+
+impl fmt::Display for AccessKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -32,7 +32,7 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 
-    /// Write the trace here as Chrome trace-event JSON (open it in https://ui.perfetto.dev).
+    /// Write the trace here as Chrome trace-event JSON (open it in the Perfetto UI, ui.perfetto.dev).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
