@@ -223,6 +223,12 @@ impl MachineConfig {
         if !page.is_power_of_two() {
             return Err(err("page_size", format!("{page} is not a power of two")));
         }
+        if page > 1 << 30 {
+            return Err(err(
+                "page_size",
+                format!("{} is larger than the simulator allows (1GiB)", self.page_size),
+            ));
+        }
         if page < line {
             return Err(err(
                 "page_size",

@@ -130,7 +130,7 @@ pub struct Memory {
     /// Lines of each frame that some directory currently tracks (i.e. cached somewhere).
     /// A frame with zero here has no cached copy anywhere: a coherent copy of it can read
     /// memory directly.
-    cached_lines: Vec<u16>,
+    cached_lines: Vec<u32>,
 }
 
 impl Memory {
@@ -183,7 +183,7 @@ impl Memory {
     }
 
     /// Lines of frame `pfn` cached anywhere.
-    pub fn cached_lines(&self, pfn: usize) -> u16 {
+    pub fn cached_lines(&self, pfn: usize) -> u32 {
         self.cached_lines[pfn]
     }
 

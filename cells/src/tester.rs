@@ -28,6 +28,9 @@ use crate::config::MemoryMode;
 use crate::event::{HwObserver, Outcome};
 use crate::machine::{AccessError, Machine};
 
+/// The most words the tester tracks an expected value for.
+pub const MAX_LOCATIONS: u64 = 1 << 24;
+
 /// Tester knobs (the scenario's `[workload]` table).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +216,19 @@ impl RandomTester {
                 ),
             ));
         }
+        let locations = (cpus.len() as u64 * u64::from(cfg.private_lines)
+            + u64::from(cfg.false_sharing_lines)
+            + cpus.len() as u64 * u64::from(cfg.conflict_sets) * u64::from(depth))
+            * g.words_per_line as u64;
+        if locations > MAX_LOCATIONS {
+            return Err(bad(
+                "private_lines",
+                format!(
+                    "the address sets hold {locations} words, more than the tester tracks \
+                     ({MAX_LOCATIONS}); use fewer lines"
+                ),
+            ));
+        }
         let bucket_of_cell = |cell: CellId| powered.iter().position(|&c| c == cell).unwrap_or(0);
         let wpl = g.words_per_line;
         let mut next_base = 0usize;
@@ -369,7 +385,7 @@ impl RandomTester {
         let loc = pool.base + li * self.words_per_line + w;
         let addr = PhysAddr::new((pool.lines[li] << self.line_shift) + 8 * w as u64);
         let read = rng.chance(self.cfg.read_fraction);
-        let think = SimDuration::from_nanos(rng.below(self.cfg.think_ns + 1));
+        let think = SimDuration::from_nanos(rng.below(self.cfg.think_ns.saturating_add(1)));
         let mut mismatch = None;
         let acc = if read {
             self.stats.reads += 1;
