@@ -226,7 +226,10 @@ impl MachineConfig {
         if page > 1 << 30 {
             return Err(err(
                 "page_size",
-                format!("{} is larger than the simulator allows (1GiB)", self.page_size),
+                format!(
+                    "{} is larger than the simulator allows (1GiB)",
+                    self.page_size
+                ),
             ));
         }
         if page < line {

@@ -77,7 +77,11 @@ const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
     ("irrelevant_field.toml", Some(10), Some("timeline[0].cpu")),
     ("unknown_workload.toml", Some(4), Some("workload.kind")),
     ("bad_cpu_selection.toml", Some(5), Some("workload.cpus")),
-    ("tester_too_large.toml", Some(7), Some("workload.tester.private_lines")),
+    (
+        "tester_too_large.toml",
+        Some(7),
+        Some("workload.tester.private_lines"),
+    ),
     ("page_too_large.toml", Some(4), Some("machine.page_size")),
 ];
 
