@@ -105,6 +105,16 @@ pub enum CellError {
         /// How many slots exist.
         count: usize,
     },
+    /// The operation needs a powered cell.
+    #[error("cannot {operation} {cell}: it is {state}")]
+    NotPowered {
+        /// The cell.
+        cell: CellId,
+        /// Its state.
+        state: CellState,
+        /// What was asked, as a verb phrase.
+        operation: &'static str,
+    },
     /// The event is not allowed in the slot's state.
     #[error("cannot {event} {cell}: it is {state}")]
     Transition {
@@ -128,6 +138,17 @@ pub struct Cell {
     pub generation: u32,
     /// Uncorrected memory errors injected on this cell.
     pub uncorrected_errors: u64,
+    /// Whether the cell's memory controller decodes its range (firmware can disable it, e.g.
+    /// when the memory device is ejected, while the cell stays powered).
+    pub memory_enabled: bool,
+}
+
+impl Cell {
+    /// Whether the cell's memory can be accessed: powered and enabled.
+    #[inline]
+    pub fn memory_online(&self) -> bool {
+        self.state.is_powered() && self.memory_enabled
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,14 @@
 //!   cache holds the line in a conflicting state (single writer / multiple readers, in *deep*
 //!   mode); CPUs never halt or lose power holding dirty data; and, at each audit, every directory
 //!   entry agrees with the caches it names and every cached line is recorded by its home
-//!   directory, with clean copies equal to memory (or to the owner's copy).
+//!   directory, with clean copies equal to memory (or to the owner's copy). DMA reads are
+//!   checked against the shadow too, and DMA writes update it.
+//! * [`InterruptChecker`] — **CHK-6**, hardware side: no interrupt message reaches a halted or
+//!   absent CPU (or no CPU), and no CPU stops with interrupts pending in its local SAPIC.
 //!
 //! Both are proven by injectable defects (see [`crate::defect`]) in this crate's tests.
 
-use sim_core::{CheckerId, CpuId, Entity, PhysAddr, SimTime, Violation, Violations};
+use sim_core::{CheckerId, CpuId, Delivery, Entity, PhysAddr, SimTime, Violation, Violations};
 
 use crate::cache::LineState;
 use crate::cell::CellState;
@@ -30,6 +33,11 @@ pub const CHK_ACCESS: CheckerId = CheckerId {
 pub const CHK_COHERENCE: CheckerId = CheckerId {
     code: "CHK-2",
     name: "coherence",
+};
+/// CHK-6 (hardware side).
+pub const CHK_INTERRUPTS: CheckerId = CheckerId {
+    code: "CHK-6",
+    name: "interrupts",
 };
 /// Mismatches found by the random tester's own read-back checks.
 pub const TESTER: CheckerId = CheckerId {
@@ -63,12 +71,14 @@ impl AccessChecker {
     ) {
         let Some(home) = hw.home_of(addr) else { return };
         let Some(cell) = hw.cell(home) else { return };
-        if !cell.state.is_powered() {
-            let message = format!(
-                "{what} of {addr} by {agent}: its home {home} is {}",
-                cell.state
-            );
-            Self::report(now, agent.clone(), Entity::Memory(addr), message, out);
+        if !cell.memory_online() {
+            let why = if cell.state.is_powered() {
+                "has its memory disabled".to_owned()
+            } else {
+                format!("is {}", cell.state)
+            };
+            let message = format!("{what} of {addr} by {agent}: its home {home} {why}");
+            Self::report(now, *agent, Entity::Memory(addr), message, out);
         }
     }
 }
@@ -86,7 +96,7 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 let agent = Entity::Cpu(*cpu);
                 if let Some(c) = hw.cpu(*cpu).filter(|c| !c.state.is_running()) {
                     let message = format!("{kind} of {addr} issued by {cpu}, which is {}", c.state);
-                    Self::report(now, agent.clone(), Entity::Memory(*addr), message, out);
+                    Self::report(now, agent, Entity::Memory(*addr), message, out);
                 }
                 Self::home_powered(now, hw, &agent, kind.as_str(), *addr, out);
             }
@@ -110,15 +120,111 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                          sent to {to}, which is {}",
                         c.state
                     );
-                    Self::report(now, Entity::Cpu(*requester), Entity::Cpu(*to), message, out);
+                    Self::report(now, *requester, Entity::Cpu(*to), message, out);
                 }
+            }
+            HwEvent::Dma {
+                agent, addr, write, ..
+            } => {
+                let what = if *write { "DMA write" } else { "DMA read" };
+                Self::home_powered(now, hw, agent, what, *addr, out);
             }
             HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
             | HwEvent::CellTransition { .. }
             | HwEvent::CorrectedError { .. }
             | HwEvent::UncorrectedError { .. }
-            | HwEvent::MachineCheck { .. } => {}
+            | HwEvent::MachineCheck { .. }
+            | HwEvent::Interrupt { .. }
+            | HwEvent::InterruptTaken { .. }
+            | HwEvent::MemoryEnable { .. } => {}
+        }
+    }
+}
+
+/// CHK-6, hardware side: no interrupt message reaches a CPU that is not running (or no CPU at
+/// all), and no CPU stops with interrupts still pending in its local SAPIC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InterruptChecker;
+
+impl sim_core::Checker<HwEvent, Machine> for InterruptChecker {
+    fn id(&self) -> CheckerId {
+        CHK_INTERRUPTS
+    }
+
+    fn observe(&mut self, now: SimTime, ev: &HwEvent, hw: &Machine, out: &mut Violations) {
+        let mut report = |agent: Entity, target: Entity, message: String| {
+            out.push(Violation {
+                time: now,
+                checker: CHK_INTERRUPTS,
+                agent,
+                target,
+                message,
+            });
+        };
+        match ev {
+            HwEvent::Interrupt {
+                source,
+                dest,
+                vector,
+                delivery,
+            } => match delivery {
+                Delivery::Accepted(_) => {}
+                Delivery::NotRunning(c) => {
+                    let state = hw.cpu(*c).map_or(CpuState::Absent, |x| x.state);
+                    report(
+                        *source,
+                        Entity::Cpu(*c),
+                        format!(
+                            "interrupt vector {vector:#04x} from {source} sent to {c} ({dest}), \
+                         which is {state}: it is lost"
+                        ),
+                    );
+                }
+                Delivery::NoSuchCpu => {
+                    report(
+                        *source,
+                        Entity::Machine,
+                        format!(
+                            "interrupt vector {vector:#04x} from {source} sent to {dest}, which is \
+                         no CPU: it is lost"
+                        ),
+                    );
+                }
+            },
+            HwEvent::CpuTransition {
+                cpu,
+                event,
+                from,
+                to,
+                pending_interrupts,
+                ..
+            } => {
+                let stops =
+                    *from == CpuState::Running && matches!(to, CpuState::Halted | CpuState::Absent);
+                if stops && *pending_interrupts > 0 {
+                    report(
+                        Entity::Cpu(*cpu),
+                        Entity::Cpu(*cpu),
+                        format!(
+                            "{cpu} was {to} ({event}) with {pending_interrupts} interrupt vectors \
+                         pending: they are never handled"
+                        ),
+                    );
+                }
+            }
+            HwEvent::Access { .. }
+            | HwEvent::NcRead { .. }
+            | HwEvent::NcWrite { .. }
+            | HwEvent::Snoop { .. }
+            | HwEvent::Flush { .. }
+            | HwEvent::CellTransition { .. }
+            | HwEvent::CorrectedError { .. }
+            | HwEvent::UncorrectedError { .. }
+            | HwEvent::MachineCheck { .. }
+            | HwEvent::Dma { .. }
+            | HwEvent::InterruptTaken { .. }
+            | HwEvent::MemoryEnable { .. } => {}
         }
     }
 }
@@ -304,14 +410,47 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                 }
             }
             HwEvent::NcWrite { addr, value, .. } => {
-                let powered = hw
+                let online = hw
                     .home_of(*addr)
                     .and_then(|h| hw.cell(h))
-                    .is_some_and(|c| c.state.is_powered());
-                if powered {
+                    .is_some_and(|c| c.memory_online());
+                if online {
                     self.shadow.write(addr.raw(), *value);
                 }
             }
+            HwEvent::Dma {
+                agent,
+                addr,
+                write,
+                outcome,
+                data,
+            } => match (outcome, write) {
+                (Outcome::Performed, true) => {
+                    for (i, &w) in data.iter().enumerate() {
+                        self.shadow.write(addr.raw() + 8 * i as u64, w);
+                    }
+                }
+                (Outcome::Performed, false) => {
+                    let bad = data.iter().enumerate().find_map(|(i, &w)| {
+                        let a = addr.raw() + 8 * i as u64;
+                        let expected = self.shadow.read(a);
+                        (expected != w).then_some((a, w, expected))
+                    });
+                    if let Some((a, got, expected)) = bad {
+                        out.push(Self::violation(
+                            now,
+                            *agent,
+                            Entity::Memory(PhysAddr::new(a)),
+                            format!(
+                                "DMA read by {agent} got {got:#x} at {} but the last value \
+                                 written there is {expected:#x}",
+                                PhysAddr::new(a)
+                            ),
+                        ));
+                    }
+                }
+                (Outcome::IssuerNotRunning | Outcome::HomeNotPowered, _) => {}
+            },
             HwEvent::CellTransition { cell, to, .. } => match to {
                 CellState::PoweredOn => self.zero_cell(hw, *cell),
                 CellState::Absent | CellState::PoweredOff => {}
@@ -348,7 +487,10 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
             | HwEvent::Flush { .. }
             | HwEvent::CorrectedError { .. }
             | HwEvent::UncorrectedError { .. }
-            | HwEvent::MachineCheck { .. } => {}
+            | HwEvent::MachineCheck { .. }
+            | HwEvent::Interrupt { .. }
+            | HwEvent::InterruptTaken { .. }
+            | HwEvent::MemoryEnable { .. } => {}
         }
     }
 
@@ -374,7 +516,7 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                 if hw.address_map().home_of_line(line) != Some(cell.id) {
                     report(
                         line,
-                        here.clone(),
+                        here,
                         Entity::Line(la),
                         format!(
                             "directory at {} tracks line {la}, which is not homed there",
@@ -388,7 +530,7 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                     match hw.cache(o).and_then(|c| c.probe(line)) {
                         None => report(
                             line,
-                            here.clone(),
+                            here,
                             Entity::Cpu(o),
                             format!(
                                 "directory at {} records {o} ({state}) as owner of line {la}, but its \
@@ -410,7 +552,7 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                             if !ok {
                                 report(
                                     line,
-                                    here.clone(),
+                                    here,
                                     Entity::Cpu(o),
                                     format!(
                                         "directory at {} records {o} as owner of line {la} with \
@@ -430,7 +572,7 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                     match hw.cache(s).and_then(|c| c.probe(line)) {
                         None => report(
                             line,
-                            here.clone(),
+                            here,
                             Entity::Cpu(s),
                             format!(
                                 "directory at {} records {s} as sharer of line {la}, but its cache \
@@ -442,7 +584,7 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                             if st != LineState::Shared {
                                 report(
                                     line,
-                                    here.clone(),
+                                    here,
                                     Entity::Cpu(s),
                                     format!(
                                         "directory at {} records {s} as sharer of line {la}, but it \
@@ -483,14 +625,20 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                 let Some(home) = hw.address_map().home_of_line(line) else {
                     continue;
                 };
-                let home_state = hw.cell(home).map_or(CellState::Absent, |c| c.state);
-                if !home_state.is_powered() {
+                let home_cell = hw.cell(home);
+                let home_state = home_cell.map_or(CellState::Absent, |c| c.state);
+                if !home_cell.is_some_and(|c| c.memory_online()) {
+                    let why = if home_state.is_powered() {
+                        "has its memory disabled".to_owned()
+                    } else {
+                        format!("is {home_state}")
+                    };
                     report(
                         line,
                         Entity::Cpu(cpu.id),
                         Entity::Line(la),
                         format!(
-                            "{} holds line {la} in {st}, but its home {home} is {home_state}",
+                            "{} holds line {la} in {st}, but its home {home} {why}",
                             cpu.id
                         ),
                     );

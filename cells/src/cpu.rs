@@ -157,6 +157,37 @@ pub struct Cpu {
     pub state: CpuState,
     /// Corrected machine-check errors reported by this CPU (cache/TLB single-bit errors).
     pub corrected_errors: u64,
+    /// The local SAPIC's interrupt request register: one bit per vector, set on delivery,
+    /// cleared when the CPU takes the interrupt.
+    pub irr: [u64; 4],
+}
+
+impl Cpu {
+    /// Number of vectors pending in the IRR.
+    pub fn pending_interrupts(&self) -> u32 {
+        self.irr.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Latches `vector`; returns whether it was already pending (two deliveries of one vector
+    /// before the CPU takes it merge into one, as in a real local SAPIC).
+    pub(crate) fn latch(&mut self, vector: u8) -> bool {
+        let (w, b) = (usize::from(vector / 64), vector % 64);
+        let was = self.irr[w] & (1 << b) != 0;
+        self.irr[w] |= 1 << b;
+        was
+    }
+
+    /// Takes the highest pending vector.
+    pub(crate) fn take_highest(&mut self) -> Option<u8> {
+        for w in (0..4).rev() {
+            if self.irr[w] != 0 {
+                let b = 63 - self.irr[w].leading_zeros();
+                self.irr[w] &= !(1 << b);
+                return Some((w as u32 * 64 + b) as u8);
+            }
+        }
+        None
+    }
 }
 
 impl Cpu {
@@ -171,6 +202,7 @@ impl Cpu {
             },
             state: CpuState::Absent,
             corrected_errors: 0,
+            irr: [0; 4],
         }
     }
 }
@@ -213,6 +245,18 @@ mod tests {
                 (S::Halted, E::PowerOff, S::Absent),
             ]
         );
+    }
+
+    #[test]
+    fn the_irr_latches_merges_and_yields_the_highest_vector() {
+        let mut c = Cpu::new(CellId(0), 0, 4);
+        assert!(!c.latch(0x31));
+        assert!(!c.latch(0xe0));
+        assert!(c.latch(0x31), "a second delivery merges");
+        assert_eq!(c.pending_interrupts(), 2);
+        assert_eq!(c.take_highest(), Some(0xe0));
+        assert_eq!(c.take_highest(), Some(0x31));
+        assert_eq!(c.take_highest(), None);
     }
 
     #[test]

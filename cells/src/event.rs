@@ -10,8 +10,8 @@ use std::fmt;
 use serde::Serialize;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerSet, CpuId, Entity, PhysAddr, SimDuration, SimTime, StableHash, StableHasher,
-    Trace, TraceEvent, TraceLevel, TraceRecord, Violations,
+    CellId, CheckerSet, CpuId, Delivery, Entity, LsapicId, PhysAddr, SimDuration, SimTime,
+    StableHash, StableHasher, Trace, TraceEvent, TraceLevel, TraceRecord, Violations,
 };
 
 use crate::cell::{CellEvent, CellState};
@@ -68,8 +68,9 @@ pub enum Outcome {
     Performed,
     /// The issuing CPU is not running: nothing happened (a load returns all-ones).
     IssuerNotRunning,
-    /// The line's home cell is not powered. A hit on a still-cached line returns the stale
-    /// data; anything needing the home fails (loads return all-ones, stores are dropped).
+    /// The line's home memory is not online (its cell is unpowered or absent, or the memory
+    /// was disabled). A hit on a still-cached line returns the stale data; anything needing the
+    /// home fails (loads return all-ones, stores are dropped).
     HomeNotPowered,
 }
 
@@ -83,6 +84,8 @@ pub enum SnoopKind {
     FetchInvalidate,
     /// Drop a shared copy and acknowledge (Inv).
     Invalidate,
+    /// Supply the line's data to a DMA read and keep it unchanged.
+    Fetch,
 }
 
 impl fmt::Display for SnoopKind {
@@ -91,6 +94,7 @@ impl fmt::Display for SnoopKind {
             SnoopKind::Downgrade => "downgrade",
             SnoopKind::FetchInvalidate => "fetch-invalidate",
             SnoopKind::Invalidate => "invalidate",
+            SnoopKind::Fetch => "fetch",
         })
     }
 }
@@ -164,8 +168,8 @@ pub enum HwEvent {
         line: PhysAddr,
         /// What was asked.
         kind: SnoopKind,
-        /// The CPU whose access caused it.
-        requester: CpuId,
+        /// The CPU (or, for DMA, the device) whose access caused it.
+        requester: Entity,
         /// Whether the destination answered (it did not if halted or absent).
         answered: bool,
     },
@@ -197,6 +201,8 @@ pub enum HwEvent {
         dirty_lines: u32,
         /// The lowest dirty line, if any.
         first_dirty: Option<PhysAddr>,
+        /// Interrupt vectors pending in its local SAPIC at the transition (lost if it stops).
+        pending_interrupts: u32,
     },
     /// A cell slot changed state.
     CellTransition {
@@ -228,6 +234,44 @@ pub enum HwEvent {
         /// The line read.
         addr: PhysAddr,
     },
+    /// A coherent DMA transfer by a device, one event per stretch of one home cell's memory.
+    Dma {
+        /// The device.
+        agent: Entity,
+        /// First word.
+        addr: PhysAddr,
+        /// Write (device to memory) or read (memory to device).
+        write: bool,
+        /// Whether it took effect (the home memory online).
+        outcome: Outcome,
+        /// The words transferred (what the device read, or what it wrote).
+        data: Box<[u64]>,
+    },
+    /// An interrupt message reached (or failed to reach) a local SAPIC.
+    Interrupt {
+        /// Who sent it (an IO SAPIC, or a CPU for an IPI).
+        source: Entity,
+        /// Destination LSAPIC id.
+        dest: LsapicId,
+        /// The vector.
+        vector: u8,
+        /// What happened.
+        delivery: Delivery,
+    },
+    /// A CPU took a pending interrupt (its IRR bit cleared).
+    InterruptTaken {
+        /// The CPU.
+        cpu: CpuId,
+        /// The vector.
+        vector: u8,
+    },
+    /// Firmware enabled or disabled a cell's memory controller.
+    MemoryEnable {
+        /// The cell.
+        cell: CellId,
+        /// Enabled after the change.
+        enabled: bool,
+    },
 }
 
 fn served_word(s: Served) -> u64 {
@@ -242,6 +286,14 @@ fn served_word(s: Served) -> u64 {
 
 fn entity_word(h: &mut StableHasher, e: &Entity) {
     h.str(&e.to_string());
+}
+
+fn delivery_word(d: Delivery) -> u64 {
+    match d {
+        Delivery::Accepted(c) => 1 << 32 | u64::from(c.0),
+        Delivery::NotRunning(c) => 2 << 32 | u64::from(c.0),
+        Delivery::NoSuchCpu => 3 << 32,
+    }
 }
 
 impl StableHash for HwEvent {
@@ -292,7 +344,7 @@ impl StableHash for HwEvent {
                 h.word(u64::from(home.0));
                 h.word(u64::from(to.0));
                 h.word(line.raw());
-                h.word(u64::from(requester.0));
+                entity_word(h, requester);
             }
             HwEvent::Flush {
                 cpu,
@@ -313,9 +365,10 @@ impl StableHash for HwEvent {
                 cache_lines,
                 dirty_lines,
                 first_dirty,
+                pending_interrupts,
             } => {
                 h.word(6 | (*event as u64) << 8 | (*from as u64) << 16 | (*to as u64) << 24);
-                h.word(u64::from(cpu.0));
+                h.word(u64::from(cpu.0) | u64::from(*pending_interrupts) << 32);
                 h.word(u64::from(*cache_lines) << 32 | u64::from(*dirty_lines));
                 h.word(first_dirty.map_or(u64::MAX, PhysAddr::raw));
             }
@@ -350,6 +403,37 @@ impl StableHash for HwEvent {
                 h.word(u64::from(cpu.0));
                 h.word(addr.raw());
             }
+            HwEvent::Dma {
+                agent,
+                addr,
+                write,
+                outcome,
+                data,
+            } => {
+                h.word(12 | u64::from(*write) << 8 | (*outcome as u64) << 16);
+                entity_word(h, agent);
+                h.word(addr.raw());
+                h.word(data.len() as u64);
+                for &w in data.iter() {
+                    h.word(w);
+                }
+            }
+            HwEvent::Interrupt {
+                source,
+                dest,
+                vector,
+                delivery,
+            } => {
+                h.word(13 | u64::from(*vector) << 8 | u64::from(dest.physical()) << 16);
+                entity_word(h, source);
+                h.word(delivery_word(*delivery));
+            }
+            HwEvent::InterruptTaken { cpu, vector } => {
+                h.word(14 | u64::from(*vector) << 8 | u64::from(cpu.0) << 32);
+            }
+            HwEvent::MemoryEnable { cell, enabled } => {
+                h.word(15 | u64::from(*enabled) << 8 | u64::from(cell.0) << 16);
+            }
         }
     }
 }
@@ -368,13 +452,17 @@ impl TraceEvent for HwEvent {
             HwEvent::Access { .. }
             | HwEvent::NcRead { .. }
             | HwEvent::NcWrite { .. }
-            | HwEvent::Snoop { .. } => TraceLevel::Detail,
+            | HwEvent::Snoop { .. }
+            | HwEvent::Dma { .. }
+            | HwEvent::Interrupt { .. }
+            | HwEvent::InterruptTaken { .. } => TraceLevel::Detail,
             HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
             | HwEvent::CellTransition { .. }
             | HwEvent::CorrectedError { .. }
             | HwEvent::UncorrectedError { .. }
-            | HwEvent::MachineCheck { .. } => TraceLevel::Info,
+            | HwEvent::MachineCheck { .. }
+            | HwEvent::MemoryEnable { .. } => TraceLevel::Info,
         }
     }
 
@@ -517,6 +605,62 @@ impl TraceEvent for HwEvent {
                     Phase::Instant,
                     vec![("addr", hex(*addr))],
                 ),
+                HwEvent::Dma {
+                    agent,
+                    addr,
+                    write,
+                    outcome,
+                    data,
+                } => (
+                    track("machine", 0),
+                    "dma",
+                    if *write { "dma write" } else { "dma read" }.into(),
+                    Phase::Instant,
+                    vec![
+                        ("agent", ArgValue::Str(agent.to_string())),
+                        ("addr", hex(*addr)),
+                        ("words", (data.len() as u64).into()),
+                        ("outcome", ArgValue::Str(format!("{outcome:?}"))),
+                    ],
+                ),
+                HwEvent::Interrupt {
+                    source,
+                    dest,
+                    vector,
+                    delivery,
+                } => (
+                    match delivery {
+                        Delivery::Accepted(c) | Delivery::NotRunning(c) => track("cpu", c.0),
+                        Delivery::NoSuchCpu => track("machine", 0),
+                    },
+                    "interrupt",
+                    format!("vector {vector:#04x}"),
+                    Phase::Instant,
+                    vec![
+                        ("source", ArgValue::Str(source.to_string())),
+                        ("dest", ArgValue::Str(dest.to_string())),
+                        ("delivery", ArgValue::Str(format!("{delivery:?}"))),
+                    ],
+                ),
+                HwEvent::InterruptTaken { cpu, vector } => (
+                    track("cpu", cpu.0),
+                    "interrupt",
+                    format!("take {vector:#04x}"),
+                    Phase::Instant,
+                    vec![],
+                ),
+                HwEvent::MemoryEnable { cell, enabled } => (
+                    track("cell", u32::from(cell.0)),
+                    "hw",
+                    if *enabled {
+                        "memory enabled"
+                    } else {
+                        "memory disabled"
+                    }
+                    .into(),
+                    Phase::Instant,
+                    vec![],
+                ),
             };
         TraceRecord {
             time,
@@ -561,10 +705,11 @@ impl Probe {
         }
     }
 
-    /// A probe with CHK-1 and CHK-2 installed (see [`crate::check`]).
+    /// A probe with CHK-1, CHK-2 and CHK-6 (hardware side) installed (see [`crate::check`]).
     pub fn with_hw_checkers(trace: Trace, hw: &Machine, deep: bool) -> Self {
         let mut p = Probe::new(trace);
         p.checkers.add(Box::new(crate::check::AccessChecker));
+        p.checkers.add(Box::new(crate::check::InterruptChecker));
         p.checkers
             .add(Box::new(crate::check::CoherenceChecker::new(hw, deep)));
         p

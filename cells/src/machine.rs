@@ -9,7 +9,10 @@
 //! state transitions the hardware cannot make.
 
 use serde::Serialize;
-use sim_core::{CellId, CpuId, Entity, PhysAddr, SimDuration, SimTime};
+use sim_core::{
+    CellId, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort, LsapicId, PhysAddr,
+    SimDuration, SimTime,
+};
 use thiserror::Error;
 
 use crate::cache::{Cache, LineState};
@@ -128,6 +131,16 @@ pub struct MachineStats {
     pub uncached_stale_reads: u64,
     /// Writes bypassing the caches.
     pub uncached_writes: u64,
+    /// Fetch requests sent to owners by DMA reads.
+    pub dma_fetches: u64,
+    /// Words read by DMA.
+    pub dma_read_words: u64,
+    /// Words written by DMA.
+    pub dma_written_words: u64,
+    /// Interrupt messages delivered to running CPUs.
+    pub interrupts_delivered: u64,
+    /// Interrupt messages that found no running CPU.
+    pub interrupts_lost: u64,
     /// Cache flushes.
     pub flushes: u64,
     /// Lines dropped by flushes.
@@ -182,6 +195,7 @@ impl Machine {
                 },
                 generation: 0,
                 uncorrected_errors: 0,
+                memory_enabled: true,
             })
             .collect();
         let cpus = (0..geo.cells)
@@ -302,7 +316,7 @@ impl Machine {
                 }
             }
         }
-        Ok(if self.cells[home.index()].state.is_powered() {
+        Ok(if self.cells[home.index()].memory_online() {
             self.mem.store().read(addr.raw())
         } else {
             ALL_ONES
@@ -444,7 +458,7 @@ impl Machine {
                 outcome: Outcome::IssuerNotRunning,
             };
         }
-        let powered = self.cells[home.index()].state.is_powered();
+        let powered = self.cells[home.index()].memory_online();
         let done = if powered {
             Outcome::Performed
         } else {
@@ -547,13 +561,14 @@ impl Machine {
         to: CpuId,
         line: u64,
         kind: SnoopKind,
-        requester: CpuId,
+        requester: Entity,
     ) -> Option<(usize, LineState)> {
         let ti = to.index();
         match kind {
             SnoopKind::Downgrade => self.stats.downgrades += 1,
             SnoopKind::FetchInvalidate => self.stats.fetch_invalidates += 1,
             SnoopKind::Invalidate => self.stats.invalidations += 1,
+            SnoopKind::Fetch => self.stats.dma_fetches += 1,
         }
         self.msg(home, self.cpus[ti].cell);
         let answered = self.cpus[ti].state.is_running();
@@ -602,8 +617,15 @@ impl Machine {
         let mut slowest = 0;
         for s in holders.iter().filter(|&s| s != me) {
             let sc = self.cpus[s.index()].cell;
-            if let Some((slot, _)) = self.snoop(now, obs, home, s, line, SnoopKind::Invalidate, me)
-            {
+            if let Some((slot, _)) = self.snoop(
+                now,
+                obs,
+                home,
+                s,
+                line,
+                SnoopKind::Invalidate,
+                Entity::Cpu(me),
+            ) {
                 self.caches[s.index()].invalidate(slot);
             }
             self.msg(sc, req_cell);
@@ -678,9 +700,15 @@ impl Machine {
         let new_state;
         if exclusive {
             if let Some(o) = e.owner {
-                if let Some((os, ost)) =
-                    self.snoop(now, obs, home, o, line, SnoopKind::FetchInvalidate, me)
-                {
+                if let Some((os, ost)) = self.snoop(
+                    now,
+                    obs,
+                    home,
+                    o,
+                    line,
+                    SnoopKind::FetchInvalidate,
+                    Entity::Cpu(me),
+                ) {
                     if ost.is_dirty() {
                         buf.copy_from_slice(self.caches[o.index()].line_data(os));
                         from_cache = Some(o);
@@ -700,9 +728,15 @@ impl Machine {
                 if self.defects.has(CacheDefect::ReadSkipsOwner) {
                     // The defect: the owner is never asked; memory (maybe stale) answers.
                     owner_kept = true;
-                } else if let Some((os, ost)) =
-                    self.snoop(now, obs, home, o, line, SnoopKind::Downgrade, me)
-                {
+                } else if let Some((os, ost)) = self.snoop(
+                    now,
+                    obs,
+                    home,
+                    o,
+                    line,
+                    SnoopKind::Downgrade,
+                    Entity::Cpu(me),
+                ) {
                     let oi = o.index();
                     match ost {
                         LineState::Modified => {
@@ -803,7 +837,7 @@ impl Machine {
             return;
         };
         let h = home.index();
-        let powered = self.cells[h].state.is_powered();
+        let powered = self.cells[h].memory_online();
         if st.is_dirty() {
             self.stats.writebacks += 1;
             if powered && !self.defects.has(CacheDefect::EvictionDropsDirty) {
@@ -838,7 +872,7 @@ impl Machine {
         obs: &mut O,
     ) -> Result<u64, AccessError> {
         let (line, word, home) = self.decode(addr)?;
-        let value = if self.cells[home.index()].state.is_powered() {
+        let value = if self.cells[home.index()].memory_online() {
             self.mem.store().read(addr.raw())
         } else {
             ALL_ONES
@@ -875,7 +909,7 @@ impl Machine {
         obs: &mut O,
     ) -> Result<(), AccessError> {
         let (_, _, home) = self.decode(addr)?;
-        if self.cells[home.index()].state.is_powered() {
+        if self.cells[home.index()].memory_online() {
             self.mem.store_mut().write(addr.raw(), value);
         }
         self.stats.uncached_writes += 1;
@@ -978,6 +1012,11 @@ impl Machine {
         } else {
             self.caches[ci].census()
         };
+        let pending_interrupts = self.cpus[ci].pending_interrupts();
+        if loses_cache {
+            // Power-off and INIT also clear the local SAPIC.
+            self.cpus[ci].irr = [0; 4];
+        }
         self.cpus[ci].state = to;
         obs.on_event(
             now,
@@ -989,6 +1028,7 @@ impl Machine {
                 cache_lines: lines,
                 dirty_lines: dirty,
                 first_dirty: first.map(|l| self.line_addr(l)),
+                pending_interrupts,
             },
             self,
         );
@@ -1089,6 +1129,7 @@ impl Machine {
             self,
         );
         if event == CellEvent::PowerOn {
+            self.cells[i].memory_enabled = true;
             self.forget_cell_memory(cell);
             let per = self.geo.cpus_per_cell;
             for ci in i * per..(i + 1) * per {
@@ -1097,6 +1138,306 @@ impl Machine {
             }
         }
         Ok(())
+    }
+
+    /// Firmware enables or disables the memory controller of a powered cell. While disabled,
+    /// the cell's range behaves like unpowered memory (reads all-ones, writes dropped, every
+    /// access reported); contents are kept.
+    pub fn set_memory_enabled<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        enabled: bool,
+        obs: &mut O,
+    ) -> Result<(), CellError> {
+        let i = self.cell_checked(cell)?;
+        let state = self.cells[i].state;
+        if !state.is_powered() {
+            return Err(CellError::NotPowered {
+                cell,
+                state,
+                operation: if enabled {
+                    "enable the memory of"
+                } else {
+                    "disable the memory of"
+                },
+            });
+        }
+        self.cells[i].memory_enabled = enabled;
+        obs.on_event(now, &HwEvent::MemoryEnable { cell, enabled }, self);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------- DMA
+
+    /// Checks a DMA range: aligned, inside memory.
+    fn dma_range(&self, addr: PhysAddr, words: usize) -> Result<(), AccessError> {
+        if !addr.is_aligned(8) {
+            return Err(AccessError::Misaligned { addr });
+        }
+        let end = PhysAddr::new(self.map.total_bytes());
+        match addr.checked_add(8 * words as u64) {
+            Some(e) if e <= end => Ok(()),
+            Some(_) | None => Err(AccessError::NoSuchMemory { addr, end }),
+        }
+    }
+
+    /// Words from `addr` that stay with one home cell and within one line run, at most `max`.
+    fn dma_segment(&self, addr: u64, max: usize) -> usize {
+        let run_end = match self.map.mode() {
+            MemoryMode::PerCell => (addr / self.geo.cell_bytes + 1) * self.geo.cell_bytes,
+            MemoryMode::Interleaved => {
+                let line = 1u64 << self.geo.line_shift;
+                (addr / line + 1) * line
+            }
+        };
+        (((run_end - addr) / 8) as usize).min(max)
+    }
+
+    /// DMA latency: a remote memory access for the first line, then one line per hit time
+    /// (transfers are pipelined).
+    fn dma_latency(&self, words: usize) -> SimDuration {
+        let lines = words.div_ceil(self.geo.words_per_line) as u64;
+        SimDuration::from_nanos(
+            self.geo.latency.remote_memory_ns + lines.saturating_sub(1) * self.lat.hit(),
+        )
+    }
+
+    /// A coherent DMA read by a device: each line comes from the cache that holds it dirty,
+    /// else from memory. Memory that is not online reads as all-ones (and is reported).
+    pub fn dma_read<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        buf: &mut [u64],
+        obs: &mut O,
+    ) -> Result<SimDuration, AccessError> {
+        self.dma_range(addr, buf.len())?;
+        let wpl = self.geo.words_per_line;
+        let shift = self.geo.line_shift;
+        let mut done = 0;
+        while done < buf.len() {
+            let a = addr.raw() + 8 * done as u64;
+            let n = self.dma_segment(a, buf.len() - done);
+            let seg = done..done + n;
+            let home = self.map.home_of(PhysAddr::new(a)).unwrap_or(CellId(0));
+            let online = self.cells[home.index()].memory_online();
+            if online {
+                let mut k = 0;
+                while k < n {
+                    let wa = a + 8 * k as u64;
+                    let line = wa >> shift;
+                    let in_line = ((wa >> 3) as usize) & (wpl - 1);
+                    let take = (wpl - in_line).min(n - k);
+                    let out = &mut buf[done + k..done + k + take];
+                    let pfn = self.pfn_of_line(line);
+                    let owner = if self.mem.cached_lines(pfn) == 0 {
+                        None
+                    } else {
+                        self.dirs[home.index()].get(line).and_then(|e| e.owner)
+                    };
+                    let mut from_cache = false;
+                    if let Some(o) = owner {
+                        if let Some((slot, st)) =
+                            self.snoop(now, obs, home, o, line, SnoopKind::Fetch, *agent)
+                        {
+                            if st.is_dirty() {
+                                out.copy_from_slice(
+                                    &self.caches[o.index()].line_data(slot)
+                                        [in_line..in_line + take],
+                                );
+                                from_cache = true;
+                            }
+                        }
+                    }
+                    if !from_cache {
+                        self.mem.store().read_words(wa, out);
+                    }
+                    k += take;
+                }
+            } else {
+                buf[seg.clone()].fill(ALL_ONES);
+            }
+            self.stats.dma_read_words += n as u64;
+            obs.on_event(
+                now,
+                &HwEvent::Dma {
+                    agent: *agent,
+                    addr: PhysAddr::new(a),
+                    write: false,
+                    outcome: if online {
+                        Outcome::Performed
+                    } else {
+                        Outcome::HomeNotPowered
+                    },
+                    data: buf[seg].into(),
+                },
+                self,
+            );
+            done += n;
+        }
+        Ok(self.dma_latency(buf.len()))
+    }
+
+    /// A coherent DMA write by a device: every cached copy of the lines written is invalidated
+    /// (a dirty copy of a partly written line is merged first), then memory is written. Memory
+    /// that is not online drops the write (and is reported).
+    pub fn dma_write<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        data: &[u64],
+        obs: &mut O,
+    ) -> Result<SimDuration, AccessError> {
+        self.dma_range(addr, data.len())?;
+        let wpl = self.geo.words_per_line;
+        let shift = self.geo.line_shift;
+        let mut done = 0;
+        while done < data.len() {
+            let a = addr.raw() + 8 * done as u64;
+            let n = self.dma_segment(a, data.len() - done);
+            let home = self.map.home_of(PhysAddr::new(a)).unwrap_or(CellId(0));
+            let h = home.index();
+            let online = self.cells[h].memory_online();
+            if online {
+                let mut k = 0;
+                while k < n {
+                    let wa = a + 8 * k as u64;
+                    let line = wa >> shift;
+                    let in_line = ((wa >> 3) as usize) & (wpl - 1);
+                    let take = (wpl - in_line).min(n - k);
+                    let pfn = self.pfn_of_line(line);
+                    let entry = if self.mem.cached_lines(pfn) == 0 {
+                        None
+                    } else {
+                        self.dirs[h].get(line).copied()
+                    };
+                    if let Some(e) = entry {
+                        let partial = take < wpl;
+                        if let Some(o) = e.owner {
+                            let kind = if partial {
+                                SnoopKind::FetchInvalidate
+                            } else {
+                                SnoopKind::Invalidate
+                            };
+                            if let Some((slot, st)) =
+                                self.snoop(now, obs, home, o, line, kind, *agent)
+                            {
+                                if partial && st.is_dirty() {
+                                    // Merge: the rest of the line is the owner's newer data.
+                                    self.mem.store_mut().write_words(
+                                        line << shift,
+                                        self.caches[o.index()].line_data(slot),
+                                    );
+                                    self.stats.writebacks += 1;
+                                }
+                                self.caches[o.index()].invalidate(slot);
+                            }
+                        }
+                        for s in e.sharers.iter() {
+                            if let Some((slot, _)) =
+                                self.snoop(now, obs, home, s, line, SnoopKind::Invalidate, *agent)
+                            {
+                                self.caches[s.index()].invalidate(slot);
+                            }
+                        }
+                        self.dirs[h].remove(line);
+                        self.mem.cached_dec(pfn);
+                    }
+                    self.mem
+                        .store_mut()
+                        .write_words(wa, &data[done + k..done + k + take]);
+                    k += take;
+                }
+            }
+            self.stats.dma_written_words += n as u64;
+            obs.on_event(
+                now,
+                &HwEvent::Dma {
+                    agent: *agent,
+                    addr: PhysAddr::new(a),
+                    write: true,
+                    outcome: if online {
+                        Outcome::Performed
+                    } else {
+                        Outcome::HomeNotPowered
+                    },
+                    data: data[done..done + n].into(),
+                },
+                self,
+            );
+            done += n;
+        }
+        Ok(self.dma_latency(data.len()))
+    }
+
+    // ------------------------------------------------------------------ interrupts
+
+    /// The CPU whose local SAPIC has physical id `lsapic`, if any.
+    pub fn cpu_by_lsapic(&self, lsapic: LsapicId) -> Option<CpuId> {
+        let per = self.geo.cpus_per_cell;
+        let (cell, pos) = (usize::from(lsapic.id), usize::from(lsapic.eid));
+        (cell < self.geo.cells && pos < per).then(|| CpuId((cell * per + pos) as u32))
+    }
+
+    /// An interrupt message for the local SAPIC `dest`. A running CPU latches the vector in
+    /// its IRR; a halted or absent one loses it. Either way the message is reported.
+    pub fn deliver_interrupt<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        source: &Entity,
+        dest: LsapicId,
+        vector: u8,
+        obs: &mut O,
+    ) -> Delivery {
+        let delivery = match self.cpu_by_lsapic(dest) {
+            None => Delivery::NoSuchCpu,
+            Some(c) if self.cpus[c.index()].state.is_running() => {
+                self.cpus[c.index()].latch(vector);
+                Delivery::Accepted(c)
+            }
+            Some(c) => Delivery::NotRunning(c),
+        };
+        match delivery {
+            Delivery::Accepted(_) => self.stats.interrupts_delivered += 1,
+            Delivery::NotRunning(_) | Delivery::NoSuchCpu => self.stats.interrupts_lost += 1,
+        }
+        obs.on_event(
+            now,
+            &HwEvent::Interrupt {
+                source: *source,
+                dest,
+                vector,
+                delivery,
+            },
+            self,
+        );
+        delivery
+    }
+
+    /// The running CPU `cpu` takes its highest pending interrupt, if any.
+    pub fn take_interrupt<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        obs: &mut O,
+    ) -> Result<Option<u8>, CpuError> {
+        let ci = self.cpu_checked(cpu)?;
+        let state = self.cpus[ci].state;
+        if !state.is_running() {
+            return Err(CpuError::NotRunning {
+                cpu,
+                state,
+                operation: "take an interrupt on",
+            });
+        }
+        let v = self.cpus[ci].take_highest();
+        if let Some(vector) = v {
+            obs.on_event(now, &HwEvent::InterruptTaken { cpu, vector }, self);
+        }
+        Ok(v)
     }
 
     // ------------------------------------------------------------------------- MCA
@@ -1150,5 +1491,60 @@ impl Machine {
         let first = addr.pfn(shift).index();
         let count = len.div_ceil(1 << shift) as usize;
         self.mem.corrected_errors_in(first, count)
+    }
+}
+
+/// The machine seen as the memory and interrupt side of the platform: DMA and interrupt
+/// delivery for devices, each reported to `obs`.
+pub struct Port<'a, O: HwObserver + ?Sized> {
+    /// The machine.
+    pub machine: &'a mut Machine,
+    /// Who hears about it.
+    pub obs: &'a mut O,
+}
+
+fn dma_error(e: AccessError, words: usize) -> DmaError {
+    match e {
+        AccessError::Misaligned { addr } => DmaError::Misaligned { addr },
+        AccessError::NoSuchMemory { addr, end } => DmaError::OutOfRange { addr, words, end },
+        AccessError::NoSuchCpu { .. } => DmaError::OutOfRange {
+            addr: PhysAddr::new(0),
+            words,
+            end: PhysAddr::new(0),
+        },
+    }
+}
+
+impl<O: HwObserver + ?Sized> DmaPort for Port<'_, O> {
+    fn dma_read(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        buf: &mut [u64],
+    ) -> Result<SimDuration, DmaError> {
+        let words = buf.len();
+        self.machine
+            .dma_read(now, agent, addr, buf, self.obs)
+            .map_err(|e| dma_error(e, words))
+    }
+
+    fn dma_write(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        data: &[u64],
+    ) -> Result<SimDuration, DmaError> {
+        self.machine
+            .dma_write(now, agent, addr, data, self.obs)
+            .map_err(|e| dma_error(e, data.len()))
+    }
+}
+
+impl<O: HwObserver + ?Sized> InterruptPort for Port<'_, O> {
+    fn deliver(&mut self, now: SimTime, source: &Entity, dest: LsapicId, vector: u8) -> Delivery {
+        self.machine
+            .deliver_interrupt(now, source, dest, vector, self.obs)
     }
 }

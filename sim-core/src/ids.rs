@@ -89,7 +89,7 @@ impl fmt::Display for LsapicId {
 }
 
 /// Anything that can issue an access or be its target: the two ends a violation names.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "id")]
 pub enum Entity {
     /// A CPU (and its cache).
@@ -106,6 +106,14 @@ pub enum Entity {
     Slot(SlotId),
     /// An interrupt line.
     Gsi(Gsi),
+    /// A PCI function (a device in a slot, or a chipset device).
+    Pci(crate::port::Bdf),
+    /// The IO SAPIC of an I/O subsystem.
+    IoSapic(IoSubsystemId),
+    /// A PCI host bridge: I/O subsystem and bridge index within it.
+    HostBridge(IoSubsystemId, u8),
+    /// An address that no device decodes (MMIO or I/O port).
+    Unclaimed(u64),
     /// An OS instance.
     Os(OsId),
     /// System firmware (SAL/PAL/ACPI).
@@ -126,6 +134,10 @@ impl fmt::Display for Entity {
             Entity::IoSubsystem(i) => write!(f, "{i}"),
             Entity::Slot(s) => write!(f, "{s}"),
             Entity::Gsi(g) => write!(f, "{g}"),
+            Entity::Pci(b) => write!(f, "pci {b}"),
+            Entity::IoSapic(i) => write!(f, "{i} iosapic"),
+            Entity::HostBridge(i, b) => write!(f, "{i} bridge{b}"),
+            Entity::Unclaimed(a) => write!(f, "unclaimed {a:#x}"),
             Entity::Os(o) => write!(f, "{o}"),
             Entity::Firmware => write!(f, "firmware"),
             Entity::Tester => write!(f, "tester"),

@@ -24,6 +24,8 @@
 //! * [`ids`], [`addr`] — typed ids and addresses with checked arithmetic.
 //! * [`hash`], [`trace`] — the stable trace hash and the kept records.
 //! * [`check`] — checkers, violations.
+//! * [`port`] — how devices reach memory (DMA) and CPUs (interrupts) without the hardware
+//!   crates depending on each other.
 //!
 //! Model code built on this crate is pure: no threads, no I/O, no wall clock.
 
@@ -31,6 +33,7 @@ pub mod addr;
 pub mod check;
 pub mod hash;
 pub mod ids;
+pub mod port;
 pub mod queue;
 pub mod rng;
 pub mod time;
@@ -40,6 +43,7 @@ pub use addr::{ByteSize, Pfn, PhysAddr};
 pub use check::{Checker, CheckerId, CheckerSet, Violation, Violations};
 pub use hash::{StableHash, StableHasher};
 pub use ids::{CellId, CpuId, Entity, Gsi, IoSubsystemId, LsapicId, OsId, SlotId};
+pub use port::{Bdf, Delivery, DmaError, DmaPort, InterruptPort};
 pub use queue::{EventId, EventQueue, QueueError};
 pub use rng::{RngStreams, SimRng};
 pub use time::{SimDuration, SimTime};

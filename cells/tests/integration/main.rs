@@ -6,7 +6,9 @@ mod common;
 
 mod chk1_access;
 mod chk2_defects;
+mod dma;
 mod hotplug;
+mod interrupts;
 mod property;
 mod protocol;
 mod tester;
