@@ -1,14 +1,35 @@
-//! # io-subsystem — I/O hardware (not built yet)
-//!
-//! What will live here (SPEC HW-5, HW-6, HW-7; issue 3):
+//! # io-subsystem — the I/O hardware: subsystems, PCI, cards, IO SAPICs
 //!
 //! ```text
-//!   I/O subsystem ── PCI host bridge(s) ── windows: bus numbers, I/O ports, MMIO
-//!        │                 └── slots (power, presence, attention) ── devices (config space,
-//!        │                                                           BARs, INTx, DMA)
-//!        └── IO SAPIC (GSI base, redirection table: vector, dest LSAPIC id, mask)
+//!   I/O subsystem i ─┬─ IO SAPIC (GSI base, redirection entries: vector, dest LSAPIC, mask)
+//!                    │        ▲ INTx lines                       │ messages
+//!                    └─ host bridge b (bus numbers, I/O ports, MMIO windows)    ▼
+//!                          └─ slots (power, attention) ── cards (config space,  InterruptPort
+//!                                                          BARs, DMA engine) ──► DmaPort
+//!   cell k ── chipset function (Cell Configuration Space, config space only)
 //! ```
 //!
-//! DMA into memory and interrupt delivery to CPUs will go through interfaces defined in
-//! `sim-core`, so that this crate and `cells` stay siblings that never depend on each other.
-//! Nothing is implemented yet; this crate only reserves its place in the dependency graph.
+//! [`IoFabric`] holds it all and is the only way in: MMIO, configuration and port accesses,
+//! card ticks (periodic DMA), slot power, card insertion and removal (also by surprise),
+//! subsystem insert / power / remove. It reaches memory and CPUs only through the
+//! [`sim_core::DmaPort`] and [`sim_core::InterruptPort`] of its [`IoEnv`], so it never depends
+//! on the `cells` crate, and reports everything as [`IoEvent`]s to the same environment.
+//! [`check`] holds the I/O side of CHK-1, CHK-6 and CHK-7.
+
+pub mod alloc;
+pub mod check;
+pub mod config;
+pub mod defect;
+pub mod device;
+pub mod event;
+pub mod fabric;
+pub mod pci;
+pub mod sapic;
+pub mod state;
+
+pub use config::{DeviceConfig, DeviceKind, IoConfig, IoConfigError, Surroundings};
+pub use defect::IoDefect;
+pub use device::{Device, DeviceId};
+pub use event::{IoEnv, IoEvent, IoObserver, IoOutcome, IoTarget, Space};
+pub use fabric::IoFabric;
+pub use state::{IoError, SubsystemEvent, SubsystemState};

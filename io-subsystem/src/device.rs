@@ -1,0 +1,294 @@
+//! A card: its configuration space and the DMA engine behind its register BAR.
+//!
+//! Every card kind runs the same engine (the identities and BAR sizes differ). Registers, 64
+//! bits each, at these offsets of the memory BAR:
+//!
+//! | offset | name | |
+//! |---|---|---|
+//! | 0x00 | `CTRL` | bit 0 RUN (produce receive records), bit 1 IRQ_EN |
+//! | 0x08 | `RING_BASE` | physical address of the receive ring |
+//! | 0x10 | `RING_SIZE` | ring bytes, a multiple of [`RECORD_BYTES`] |
+//! | 0x18 | `HEAD` | bytes produced so far (read-only); record *k* is at `RING_BASE + (k·128 mod RING_SIZE)` |
+//! | 0x20 | `TAIL` | bytes the driver has consumed |
+//! | 0x28 | `STATUS` | bit 0 RX, bit 1 TX_DONE, bit 2 DMA_ERROR; write 1 to clear |
+//! | 0x30 | `PERIOD` | nanoseconds between records |
+//! | 0x38 | `TX_ADDR` | buffer the card reads on `TX_GO` |
+//! | 0x40 | `TX_LEN` | its length in bytes (a multiple of 8) |
+//! | 0x48 | `TX_GO` | write: the card DMA-reads the buffer, sums its words into `TX_SUM` |
+//! | 0x50 | `TX_SUM` | sum (wrapping) of the words of the last transmit |
+//! | 0x58 | `SERIAL` | the card's serial number |
+//!
+//! The INTx line is asserted while `STATUS != 0`, `CTRL.IRQ_EN` is set, INTx is not disabled in
+//! the command register and the slot is powered. The card masters DMA only with bus mastering
+//! enabled.
+
+use serde::Serialize;
+use sim_core::{Bdf, Gsi, IoSubsystemId, SlotId};
+
+use crate::config::DeviceKind;
+use crate::pci::{BarDef, BarKind, ConfigSpace, cmd};
+
+/// Bytes of one receive record.
+pub const RECORD_BYTES: u64 = 128;
+/// Words of one receive record.
+pub const RECORD_WORDS: usize = 16;
+/// First word of every record: this magic in the high 32 bits, the sequence number below.
+pub const RECORD_MAGIC: u64 = 0xCE11_5EED << 32;
+
+/// Register offsets.
+pub mod regs {
+    /// Control.
+    pub const CTRL: u64 = 0x00;
+    /// Receive ring base.
+    pub const RING_BASE: u64 = 0x08;
+    /// Receive ring size.
+    pub const RING_SIZE: u64 = 0x10;
+    /// Bytes produced.
+    pub const HEAD: u64 = 0x18;
+    /// Bytes consumed.
+    pub const TAIL: u64 = 0x20;
+    /// Status (write 1 to clear).
+    pub const STATUS: u64 = 0x28;
+    /// Record period.
+    pub const PERIOD: u64 = 0x30;
+    /// Transmit buffer.
+    pub const TX_ADDR: u64 = 0x38;
+    /// Transmit length.
+    pub const TX_LEN: u64 = 0x40;
+    /// Transmit doorbell.
+    pub const TX_GO: u64 = 0x48;
+    /// Transmit checksum.
+    pub const TX_SUM: u64 = 0x50;
+    /// Serial number.
+    pub const SERIAL: u64 = 0x58;
+    /// `CTRL` bit: produce records.
+    pub const CTRL_RUN: u64 = 1;
+    /// `CTRL` bit: raise the interrupt line.
+    pub const CTRL_IRQ_EN: u64 = 2;
+    /// `STATUS` bit: records available.
+    pub const STATUS_RX: u64 = 1;
+    /// `STATUS` bit: transmit done.
+    pub const STATUS_TX_DONE: u64 = 2;
+    /// `STATUS` bit: a DMA failed (the address was not memory).
+    pub const STATUS_DMA_ERROR: u64 = 4;
+}
+
+/// Dense card id within the fabric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DeviceId(pub u32);
+
+/// Word `i` of record `seq` of the card with `serial`.
+pub fn record_word(serial: u64, seq: u64, i: usize) -> u64 {
+    match i {
+        0 => RECORD_MAGIC | (seq & 0xFFFF_FFFF),
+        1 => serial,
+        _ => {
+            seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(i as u32)
+                ^ serial
+        }
+    }
+}
+
+/// The engine's registers and progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Engine {
+    pub(crate) ctrl: u64,
+    pub(crate) ring_base: u64,
+    pub(crate) ring_size: u64,
+    pub(crate) head: u64,
+    pub(crate) tail: u64,
+    pub(crate) status: u64,
+    pub(crate) period: u64,
+    pub(crate) tx_addr: u64,
+    pub(crate) tx_len: u64,
+    pub(crate) tx_sum: u64,
+}
+
+/// One card (it keeps its identity after it leaves its slot, so that late accesses to it can
+/// be named).
+#[derive(Clone, Debug)]
+pub struct Device {
+    /// Fabric id.
+    pub id: DeviceId,
+    /// What card.
+    pub kind: DeviceKind,
+    /// Serial number (in every record it writes).
+    pub serial: u64,
+    /// The slot it is (or was last) in.
+    pub slot: SlotId,
+    /// Its subsystem.
+    pub subsystem: IoSubsystemId,
+    /// Its bridge.
+    pub bridge: u8,
+    /// Its PCI address while in the slot.
+    pub bdf: Bdf,
+    /// The GSI its INTA is wired to.
+    pub gsi: Gsi,
+    /// CPU the boot setup routes its interrupt to, if configured.
+    pub irq_cpu: Option<u32>,
+    /// Whether it is still in its slot.
+    pub inserted: bool,
+    /// Whether its slot (and subsystem) powers it.
+    pub powered: bool,
+    pub(crate) config: ConfigSpace,
+    pub(crate) engine: Engine,
+    pub(crate) default_period: u64,
+    /// The INTx level it drives now.
+    pub(crate) line: bool,
+    /// The ranges it decoded when it last lost power or left its slot (to name late accesses).
+    pub(crate) ghost: Vec<(BarKind, u64, u64)>,
+    /// Whether a tick is scheduled.
+    pub(crate) tick_pending: bool,
+    /// Records written by DMA.
+    pub records: u64,
+    /// Ring-full stalls.
+    pub overruns: u64,
+}
+
+impl Device {
+    /// A card in its reset state.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: DeviceId,
+        kind: DeviceKind,
+        bar_size: u64,
+        period: u64,
+        slot: SlotId,
+        subsystem: IoSubsystemId,
+        bridge: u8,
+        bdf: Bdf,
+        gsi: Gsi,
+        irq_cpu: Option<u32>,
+    ) -> Device {
+        let (vendor, device) = kind.ids();
+        let bars = vec![
+            BarDef {
+                index: 0,
+                kind: BarKind::Mem64,
+                size: bar_size,
+            },
+            BarDef {
+                index: 2,
+                kind: BarKind::Io,
+                size: kind.io_bar(),
+            },
+        ];
+        Device {
+            id,
+            kind,
+            serial: 0x5E_0000 + u64::from(id.0),
+            slot,
+            subsystem,
+            bridge,
+            bdf,
+            gsi,
+            irq_cpu,
+            inserted: true,
+            powered: false,
+            config: ConfigSpace::new(vendor, device, kind.class(), 1, bars),
+            engine: Engine {
+                period,
+                ..Engine::default()
+            },
+            default_period: period,
+            line: false,
+            ghost: Vec::new(),
+            tick_pending: false,
+            records: 0,
+            overruns: 0,
+        }
+    }
+
+    /// Configuration space.
+    pub fn config(&self) -> &ConfigSpace {
+        &self.config
+    }
+
+    /// Power lost or reset: configuration and registers return to their reset values.
+    pub(crate) fn reset(&mut self) {
+        let decoded = self.config.decoded();
+        if !decoded.is_empty() {
+            self.ghost = decoded;
+        }
+        let (vendor, device) = self.kind.ids();
+        self.config = ConfigSpace::new(
+            vendor,
+            device,
+            self.kind.class(),
+            1,
+            self.config.bar_defs().to_vec(),
+        );
+        self.engine = Engine {
+            period: self.default_period,
+            ..Engine::default()
+        };
+        self.line = false;
+    }
+
+    /// Whether the card is working: in its slot and powered.
+    pub fn is_live(&self) -> bool {
+        self.inserted && self.powered
+    }
+
+    /// Whether it may master DMA now.
+    pub(crate) fn can_dma(&self) -> bool {
+        self.is_live() && self.config.command() & cmd::BUS_MASTER != 0
+    }
+
+    /// Whether the engine should produce records.
+    pub(crate) fn running(&self) -> bool {
+        self.can_dma()
+            && self.engine.ctrl & regs::CTRL_RUN != 0
+            && self.engine.ring_size >= RECORD_BYTES
+    }
+
+    /// The INTx level the card should drive now.
+    pub(crate) fn wanted_line(&self) -> bool {
+        self.is_live()
+            && self.engine.status != 0
+            && self.engine.ctrl & regs::CTRL_IRQ_EN != 0
+            && self.config.command() & cmd::INTX_DISABLE == 0
+    }
+
+    /// Reads register `off`.
+    pub(crate) fn read_reg(&self, off: u64) -> u64 {
+        let e = &self.engine;
+        match off {
+            regs::CTRL => e.ctrl,
+            regs::RING_BASE => e.ring_base,
+            regs::RING_SIZE => e.ring_size,
+            regs::HEAD => e.head,
+            regs::TAIL => e.tail,
+            regs::STATUS => e.status,
+            regs::PERIOD => e.period,
+            regs::TX_ADDR => e.tx_addr,
+            regs::TX_LEN => e.tx_len,
+            regs::TX_SUM => e.tx_sum,
+            regs::SERIAL => self.serial,
+            _ => 0,
+        }
+    }
+
+    /// The ranges currently decoded.
+    pub fn decoded(&self) -> Vec<(BarKind, u64, u64)> {
+        if self.is_live() {
+            self.config.decoded()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_recognisable_and_distinct() {
+        assert_eq!(record_word(7, 3, 0), RECORD_MAGIC | 3);
+        assert_eq!(record_word(7, 3, 1), 7);
+        assert_ne!(record_word(7, 3, 5), record_word(7, 4, 5));
+        assert_ne!(record_word(7, 3, 5), record_word(8, 3, 5));
+    }
+}
