@@ -129,6 +129,28 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 let what = if *write { "DMA write" } else { "DMA read" };
                 Self::home_powered(now, hw, agent, what, *addr, out);
             }
+            HwEvent::Uncached {
+                cpu,
+                space,
+                target,
+                write,
+                ..
+            } => {
+                if let Some(c) = hw.cpu(*cpu).filter(|c| !c.state.is_running()) {
+                    let rw = if *write { "write" } else { "read" };
+                    let message = format!(
+                        "{space} {rw} of {target:#x} issued by {cpu}, which is {}",
+                        c.state
+                    );
+                    Self::report(
+                        now,
+                        Entity::Cpu(*cpu),
+                        Entity::Unclaimed(*target),
+                        message,
+                        out,
+                    );
+                }
+            }
             HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
             | HwEvent::CellTransition { .. }
@@ -224,7 +246,8 @@ impl sim_core::Checker<HwEvent, Machine> for InterruptChecker {
             | HwEvent::MachineCheck { .. }
             | HwEvent::Dma { .. }
             | HwEvent::InterruptTaken { .. }
-            | HwEvent::MemoryEnable { .. } => {}
+            | HwEvent::MemoryEnable { .. }
+            | HwEvent::Uncached { .. } => {}
         }
     }
 }
@@ -490,7 +513,8 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
             | HwEvent::MachineCheck { .. }
             | HwEvent::Interrupt { .. }
             | HwEvent::InterruptTaken { .. }
-            | HwEvent::MemoryEnable { .. } => {}
+            | HwEvent::MemoryEnable { .. }
+            | HwEvent::Uncached { .. } => {}
         }
     }
 

@@ -44,6 +44,28 @@ impl fmt::Display for AccessKind {
     }
 }
 
+/// The kind of uncached access a CPU issues outside memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UncachedSpace {
+    /// Memory-mapped I/O.
+    Mmio,
+    /// PCI configuration space (through firmware).
+    Config,
+    /// I/O ports.
+    Port,
+}
+
+impl fmt::Display for UncachedSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UncachedSpace::Mmio => "MMIO",
+            UncachedSpace::Config => "config",
+            UncachedSpace::Port => "I/O port",
+        })
+    }
+}
+
 /// Where an access got its line from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,6 +287,20 @@ pub enum HwEvent {
         /// The vector.
         vector: u8,
     },
+    /// A CPU issued an uncached access outside memory (MMIO, configuration, I/O port); where
+    /// it lands is the I/O side's business. A CPU that is not running issues nothing.
+    Uncached {
+        /// The CPU.
+        cpu: CpuId,
+        /// Which space.
+        space: UncachedSpace,
+        /// Address, port or configuration offset.
+        target: u64,
+        /// Write or read.
+        write: bool,
+        /// Whether it went out (the CPU was running).
+        performed: bool,
+    },
     /// Firmware enabled or disabled a cell's memory controller.
     MemoryEnable {
         /// The cell.
@@ -434,6 +470,21 @@ impl StableHash for HwEvent {
             HwEvent::MemoryEnable { cell, enabled } => {
                 h.word(15 | u64::from(*enabled) << 8 | u64::from(cell.0) << 16);
             }
+            HwEvent::Uncached {
+                cpu,
+                space,
+                target,
+                write,
+                performed,
+            } => {
+                h.word(
+                    16 | (*space as u64) << 8
+                        | u64::from(*write) << 12
+                        | u64::from(*performed) << 13
+                        | u64::from(cpu.0) << 32,
+                );
+                h.word(*target);
+            }
         }
     }
 }
@@ -455,7 +506,8 @@ impl TraceEvent for HwEvent {
             | HwEvent::Snoop { .. }
             | HwEvent::Dma { .. }
             | HwEvent::Interrupt { .. }
-            | HwEvent::InterruptTaken { .. } => TraceLevel::Detail,
+            | HwEvent::InterruptTaken { .. }
+            | HwEvent::Uncached { .. } => TraceLevel::Detail,
             HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
             | HwEvent::CellTransition { .. }
@@ -648,6 +700,22 @@ impl TraceEvent for HwEvent {
                     format!("take {vector:#04x}"),
                     Phase::Instant,
                     vec![],
+                ),
+                HwEvent::Uncached {
+                    cpu,
+                    space,
+                    target,
+                    write,
+                    performed,
+                } => (
+                    track("cpu", cpu.0),
+                    "io",
+                    format!("{space} {}", if *write { "write" } else { "read" }),
+                    Phase::Instant,
+                    vec![
+                        ("target", ArgValue::Str(format!("{target:#x}"))),
+                        ("performed", (*performed).into()),
+                    ],
                 ),
                 HwEvent::MemoryEnable { cell, enabled } => (
                     track("cell", u32::from(cell.0)),

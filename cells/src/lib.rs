@@ -47,6 +47,8 @@ pub use cell::{CellError, CellState};
 pub use config::{ConfigError, MachineConfig};
 pub use cpu::{CpuError, CpuState};
 pub use defect::CacheDefect;
-pub use event::{AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Probe, Served, SnoopKind};
+pub use event::{
+    AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Probe, Served, SnoopKind, UncachedSpace,
+};
 pub use machine::{Access, AccessError, Machine, MachineStats};
 pub use tester::{RandomTester, TesterConfig};

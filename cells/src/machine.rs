@@ -21,7 +21,9 @@ use crate::config::{ConfigError, Geometry, MachineConfig, MemoryMode, Protocol};
 use crate::cpu::{Cpu, CpuError, CpuEvent, CpuState};
 use crate::defect::{CacheDefect, Defects};
 use crate::directory::{CpuMask, DirEntry, Directory};
-use crate::event::{AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Served, SnoopKind};
+use crate::event::{
+    AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Served, SnoopKind, UncachedSpace,
+};
 use crate::memory::Memory;
 use crate::topology::{AddressMap, Latency};
 
@@ -1438,6 +1440,36 @@ impl Machine {
             obs.on_event(now, &HwEvent::InterruptTaken { cpu, vector }, self);
         }
         Ok(v)
+    }
+
+    /// A CPU issues an uncached access outside memory. Returns whether it goes out: a CPU that
+    /// is not running issues nothing (and that is reported).
+    pub fn issue_uncached<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        space: UncachedSpace,
+        target: u64,
+        write: bool,
+        obs: &mut O,
+    ) -> Result<bool, AccessError> {
+        let ci = self.cpu_index(cpu)?;
+        let performed = self.cpus[ci].state.is_running();
+        if !performed {
+            self.stats.not_performed += 1;
+        }
+        obs.on_event(
+            now,
+            &HwEvent::Uncached {
+                cpu,
+                space,
+                target,
+                write,
+                performed,
+            },
+            self,
+        );
+        Ok(performed)
     }
 
     // ------------------------------------------------------------------------- MCA
