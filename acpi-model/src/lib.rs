@@ -1,15 +1,32 @@
-//! # acpi-model — firmware (not built yet)
-//!
-//! What will live here (SPEC ACPI-1..4; issue 3):
+//! # acpi-model — the platform and its firmware
 //!
 //! ```text
-//!   \_SB_ ── one ACPI0004 module device per cell ── processors (_MAT, _STA, _EJ0, _PXM)
-//!        │                                      └── PNP0C80 memory device (_CRS)
-//!        └── one ACPI0004 module device per I/O subsystem ── host bridge(s) (_CRS windows,
-//!                                                           _PRT), IO SAPIC (_GSB), slots (_SUN)
-//!   SCI ── Notify(device-check 0x01 / eject-request 0x03 / bus-check 0x00) ──► OS
-//!   export ── DSDT (+ SRAT, SLIT, MADT) as real AML bytecode
+//!            ┌──────────────────── Platform ─────────────────────┐
+//!   OS ────► │ load/store ─► memory (cells::Machine) │ MMIO ─► IoFabric │
+//!            │ config / ports ──────────────────────► IoFabric        │
+//!            │ evaluate(\_SB_…) ─► namespace objects ◄─ live hardware  │
+//!            │ _EJ0/_PS0/_PS3/_OST ─► firmware mailbox ─► power, eject  │
+//!            │ SCI: Notify(bus-check 0 / device-check 1 / eject 3) queue│
+//!            │ export: DSDT (AML), MADT, SRAT, SLIT                    │
+//!            └─────────────────────────────────────────────────────────┘
+//!   IoFabric ── DmaPort/InterruptPort ──► cells::Machine; every event ──► PlatformProbe
 //! ```
 //!
-//! Method results will be computed from the live hardware state in `cells` and
-//! `io-subsystem`, never from a copy of it. Nothing is implemented yet.
+//! * [`platform`] — [`Platform`]: the cell and I/O hardware wired together, the CPU access
+//!   paths (memory, MMIO, configuration, ports), firmware actions, and [`PlatformProbe`].
+//! * [`namespace`] — the ACPI namespace tree (ACPI-1).
+//! * [`firmware`] — SCI/Notify queue, `_OST` log, the mailbox (ACPI-2, ACPI-3).
+//! * [`aml`], [`tables`], [`resources`] — real AML and tables (ACPI-4).
+
+pub mod aml;
+pub mod firmware;
+pub mod namespace;
+pub mod platform;
+pub mod resources;
+pub mod tables;
+pub mod value;
+
+pub use firmware::{FwEvent, Notification, NotifyCode};
+pub use namespace::{Namespace, NodeKind};
+pub use platform::{AcpiError, Platform, PlatformConfig, PlatformError, PlatformProbe};
+pub use value::AcpiValue;

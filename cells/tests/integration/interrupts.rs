@@ -91,11 +91,29 @@ fn halting_with_interrupts_pending_is_reported() {
 fn an_uncached_access_by_a_halted_cpu_is_reported_and_not_issued() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     use cells::UncachedSpace;
-    assert!(m.issue_uncached(t(0), CpuId(1), UncachedSpace::Mmio, 0x80_0000_0000, true, &mut p).unwrap());
+    assert!(
+        m.issue_uncached(
+            t(0),
+            CpuId(1),
+            UncachedSpace::Mmio,
+            0x80_0000_0000,
+            true,
+            &mut p
+        )
+        .unwrap()
+    );
     m.flush_cache(t(1), CpuId(1), &mut p).unwrap();
     m.cpu_event(t(2), CpuId(1), CpuEvent::Halt, &mut p).unwrap();
-    assert!(!m.issue_uncached(t(3), CpuId(1), UncachedSpace::Config, 0x10, false, &mut p).unwrap());
+    assert!(
+        !m.issue_uncached(t(3), CpuId(1), UncachedSpace::Config, 0x10, false, &mut p)
+            .unwrap()
+    );
     let v = &p.violations.kept()[0];
     assert_eq!(v.checker.code, "CHK-1");
-    assert!(v.message.contains("config read of 0x10 issued by cpu1, which is halted"), "{}", v.message);
+    assert!(
+        v.message
+            .contains("config read of 0x10 issued by cpu1, which is halted"),
+        "{}",
+        v.message
+    );
 }

@@ -1,0 +1,1110 @@
+//! The platform: the cell hardware and the I/O hardware wired together, and the firmware on top.
+//!
+//! ```text
+//!   CPUs ── load/store ──► Platform ──► memory: cells::Machine (coherent path)
+//!                              │      └► I/O region: io_subsystem::IoFabric (MMIO)
+//!                              │      └► mailbox: firmware (eject, power, _OST)
+//!   SAL config / ports ───────►│
+//!   IoFabric ── DmaPort / InterruptPort ──► Env ──► cells::Machine
+//!   every event ──► PlatformProbe (trace, CHK-1/2/6 hardware, CHK-1/6/7 I/O)
+//! ```
+//!
+//! # What `_EJ0` does
+//!
+//! Real firmware powers a component off when told to, whatever still runs on it, and so does
+//! this one: ejecting a cell powers it off (its memory, caches and CPUs are lost, its chipset
+//! function disappears, its `_STA` becomes 0) even if CPUs still run there or its memory is
+//! still in use; ejecting a processor powers that CPU off; ejecting a memory device disables
+//! the cell's memory controller; ejecting an I/O subsystem powers it off; ejecting a slot
+//! powers the slot off. The eject event notes what was still running or enabled, and the
+//! checkers report everything the OS touches afterwards — that is how an OS that ejects too
+//! early is caught.
+
+use cells::cell::CellEvent;
+use cells::config::MachineConfig;
+use cells::cpu::{CpuEvent, CpuState};
+use cells::{
+    AccessError, CellError, CpuError, HwEvent, HwObserver, Machine, UncachedSpace,
+    machine::ALL_ONES,
+};
+use io_subsystem::{
+    DeviceId, DeviceKind, IoConfig, IoError, IoEvent, IoFabric, IoObserver, SubsystemEvent,
+    Surroundings,
+};
+use serde::{Deserialize, Serialize};
+use sim_core::{
+    Bdf, CellId, CheckerId, CheckerSet, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort,
+    IoSubsystemId, LsapicId, PhysAddr, SimDuration, SimTime, SlotId, Trace, Violations,
+};
+use thiserror::Error;
+
+use crate::firmware::{Firmware, FwEvent, Notification, NotifyCode, OstRecord, mailbox};
+use crate::namespace::{Namespace, Node, NodeKind, normalise};
+use crate::resources::{self, Resource};
+use crate::tables::{self, CpuEntry, IoSapicEntry, MemoryEntry};
+use crate::value::{AcpiValue, eisa_id};
+
+/// Latency of an uncached access (MMIO, configuration, port, mailbox).
+pub const UNCACHED_NS: u64 = 400;
+
+/// The machine and its I/O, as a scenario's `[machine]` and `[io]` tables describe them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformConfig {
+    /// Cells, CPUs, memory, caches.
+    pub machine: MachineConfig,
+    /// I/O subsystems and cards.
+    pub io: IoConfig,
+}
+
+/// A platform that cannot be built: the field (`machine.…` or `io.…`) and why.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct PlatformError {
+    /// Dotted path of the offending field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why firmware could not evaluate something.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum AcpiError {
+    /// No such object.
+    #[error("{path} does not exist in the namespace")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// Wrong arguments.
+    #[error("{path} takes {expected} arguments, got {got}")]
+    Arguments {
+        /// The method.
+        path: String,
+        /// How many it takes.
+        expected: usize,
+        /// How many it got.
+        got: usize,
+    },
+}
+
+/// Every event of the platform goes here: hashed into the trace and shown to the checkers.
+pub struct PlatformProbe {
+    /// The run's trace.
+    pub trace: Trace,
+    /// Checkers of the cell hardware.
+    pub hw: CheckerSet<HwEvent, Machine>,
+    /// Checkers of the I/O hardware.
+    pub io: CheckerSet<IoEvent, IoFabric>,
+    /// What they reported.
+    pub violations: Violations,
+}
+
+impl PlatformProbe {
+    /// A probe with no checkers.
+    pub fn bare(trace: Trace) -> Self {
+        PlatformProbe {
+            trace,
+            hw: CheckerSet::default(),
+            io: CheckerSet::default(),
+            violations: Violations::default(),
+        }
+    }
+
+    /// A probe with every hardware checker: CHK-1, CHK-2 (deep or not), CHK-6 on the cell
+    /// side; CHK-1, CHK-6, CHK-7 on the I/O side.
+    pub fn with_checkers(trace: Trace, machine: &Machine, deep: bool) -> Self {
+        let mut p = PlatformProbe::bare(trace);
+        p.hw.add(Box::new(cells::check::AccessChecker));
+        p.hw.add(Box::new(cells::check::InterruptChecker));
+        p.hw.add(Box::new(cells::check::CoherenceChecker::new(machine, deep)));
+        p.io.add(Box::new(io_subsystem::check::IoAccessChecker));
+        p.io.add(Box::new(io_subsystem::check::IrqChecker));
+        p.io.add(Box::new(io_subsystem::check::ResourceChecker));
+        p
+    }
+
+    /// The checkers installed, each once.
+    pub fn checker_ids(&self) -> Vec<CheckerId> {
+        let mut ids = self.hw.ids();
+        ids.extend(self.io.ids());
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Full audits of both sides.
+    pub fn audit(&mut self, now: SimTime, p: &Platform) {
+        self.hw.audit(now, &p.machine, &mut self.violations);
+        self.io.audit(now, &p.io, &mut self.violations);
+    }
+
+    /// A firmware event.
+    pub fn firmware(&mut self, now: SimTime, ev: &FwEvent) {
+        self.trace.emit(now, ev);
+    }
+}
+
+impl HwObserver for PlatformProbe {
+    #[inline]
+    fn on_event(&mut self, now: SimTime, event: &HwEvent, hw: &Machine) {
+        self.trace.emit(now, event);
+        self.hw.observe(now, event, hw, &mut self.violations);
+    }
+}
+
+impl IoObserver for PlatformProbe {
+    fn io_event(&mut self, now: SimTime, event: &IoEvent, io: &IoFabric) {
+        self.trace.emit(now, event);
+        self.io.observe(now, event, io, &mut self.violations);
+    }
+}
+
+/// What the I/O fabric sees of the rest of the platform during one call.
+struct Env<'a> {
+    machine: &'a mut Machine,
+    probe: &'a mut PlatformProbe,
+}
+
+impl DmaPort for Env<'_> {
+    fn dma_read(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        buf: &mut [u64],
+    ) -> Result<SimDuration, DmaError> {
+        cells::machine::Port {
+            machine: self.machine,
+            obs: self.probe,
+        }
+        .dma_read(now, agent, addr, buf)
+    }
+
+    fn dma_write(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        data: &[u64],
+    ) -> Result<SimDuration, DmaError> {
+        cells::machine::Port {
+            machine: self.machine,
+            obs: self.probe,
+        }
+        .dma_write(now, agent, addr, data)
+    }
+}
+
+impl InterruptPort for Env<'_> {
+    fn deliver(&mut self, now: SimTime, source: &Entity, dest: LsapicId, vector: u8) -> Delivery {
+        self.machine
+            .deliver_interrupt(now, source, dest, vector, self.probe)
+    }
+}
+
+impl IoObserver for Env<'_> {
+    fn io_event(&mut self, now: SimTime, event: &IoEvent, io: &IoFabric) {
+        self.probe.io_event(now, event, io);
+    }
+}
+
+/// The platform (see the module docs).
+pub struct Platform {
+    /// Cells, CPUs, caches, memory.
+    pub machine: Machine,
+    /// I/O subsystems, cards, IO SAPICs.
+    pub io: IoFabric,
+    firmware: Firmware,
+    namespace: Namespace,
+    mailbox_base: u64,
+}
+
+fn prefixed(prefix: &str, field: &str, message: String) -> PlatformError {
+    PlatformError {
+        field: format!("{prefix}.{field}"),
+        message,
+    }
+}
+
+/// The firmware mailbox code of a device (see [`crate::firmware`]), for the ejectable and
+/// power-controlled ones.
+pub fn device_code_of(kind: NodeKind) -> Option<u32> {
+    match kind {
+        NodeKind::Cell(c) => Some(1 << 16 | u32::from(c.0)),
+        NodeKind::Processor(c) => Some(2 << 16 | c.0),
+        NodeKind::Memory(c) => Some(3 << 16 | u32::from(c.0)),
+        NodeKind::IoModule(i) => Some(4 << 16 | u32::from(i.0)),
+        NodeKind::Slot(s) => Some(5 << 16 | u32::from(s.0)),
+        NodeKind::SystemBus
+        | NodeKind::ChipsetBridge(_)
+        | NodeKind::ChipsetFn(_)
+        | NodeKind::HostBridge(..)
+        | NodeKind::IoSapic(_) => None,
+    }
+}
+
+fn kind_of_code(code: u32) -> Option<NodeKind> {
+    let i = code & 0xFFFF;
+    match code >> 16 {
+        1 => Some(NodeKind::Cell(CellId(i as u16))),
+        2 => Some(NodeKind::Processor(CpuId(i))),
+        3 => Some(NodeKind::Memory(CellId(i as u16))),
+        4 => Some(NodeKind::IoModule(IoSubsystemId(i as u16))),
+        5 => Some(NodeKind::Slot(SlotId(i as u16))),
+        _ => None,
+    }
+}
+
+const PRESENT: u64 = 0x0F;
+
+impl Platform {
+    /// Builds the hardware and firmware of `cfg`, every present CPU present-halted.
+    pub fn new(cfg: &PlatformConfig) -> Result<Platform, PlatformError> {
+        let geo = cfg
+            .machine
+            .validate()
+            .map_err(|e| prefixed("machine", &e.field, e.message))?;
+        let around = Surroundings {
+            cells: geo.cells as u16,
+            cpus_per_cell: geo.cpus_per_cell as u16,
+            memory_end: geo.total_bytes,
+        };
+        let io = IoFabric::new(&cfg.io, &around, &geo.present)
+            .map_err(|e| prefixed("io", &e.field, e.message))?;
+        for (k, d) in cfg.io.device.iter().enumerate() {
+            if let Some(c) = d.irq_cpu {
+                let cell = c as usize / geo.cpus_per_cell;
+                if !geo.present[cell] {
+                    return Err(prefixed(
+                        "io",
+                        &format!("device[{k}].irq_cpu"),
+                        format!("cpu{c} is on cell {cell}, which is not present at start"),
+                    ));
+                }
+            }
+        }
+        let machine =
+            Machine::new(&cfg.machine).map_err(|e| prefixed("machine", &e.field, e.message))?;
+        let namespace = Namespace::new(&geo, &io);
+        let mailbox_base = io.region_end();
+        Ok(Platform {
+            machine,
+            io,
+            firmware: Firmware::default(),
+            namespace,
+            mailbox_base,
+        })
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+    /// Firmware's state (notifications, `_OST` log, mailbox).
+    pub fn firmware(&self) -> &Firmware {
+        &self.firmware
+    }
+    /// Address of the firmware mailbox.
+    pub fn mailbox_base(&self) -> PhysAddr {
+        PhysAddr::new(self.mailbox_base)
+    }
+
+    fn is_mailbox(&self, addr: PhysAddr) -> bool {
+        (self.mailbox_base..self.mailbox_base + mailbox::BYTES).contains(&addr.raw())
+    }
+
+    fn uncached(&self, addr: PhysAddr) -> bool {
+        self.is_mailbox(addr) || self.io.is_io_address(addr)
+    }
+
+    // ------------------------------------------------------------ CPU access paths
+
+    /// A 64-bit load by `cpu`: coherent if `addr` is memory, uncached if it is MMIO or the
+    /// firmware mailbox. Returns the value and the latency.
+    pub fn load(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        addr: PhysAddr,
+        probe: &mut PlatformProbe,
+    ) -> Result<(u64, SimDuration), AccessError> {
+        if !self.uncached(addr) {
+            let a = self.machine.load(now, cpu, addr, probe)?;
+            return Ok((a.value, a.latency));
+        }
+        if !self
+            .machine
+            .issue_uncached(now, cpu, UncachedSpace::Mmio, addr.raw(), false, probe)?
+        {
+            return Ok((ALL_ONES, SimDuration::ZERO));
+        }
+        let v = if self.is_mailbox(addr) {
+            u64::from(self.firmware.register(addr.raw() - self.mailbox_base))
+        } else {
+            let mut env = Env {
+                machine: &mut self.machine,
+                probe,
+            };
+            self.io.mmio_read(now, Entity::Cpu(cpu), addr, &mut env)
+        };
+        Ok((v, SimDuration::from_nanos(UNCACHED_NS)))
+    }
+
+    /// A 64-bit store by `cpu` (see [`Platform::load`]). Returns the latency.
+    pub fn store(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        addr: PhysAddr,
+        value: u64,
+        probe: &mut PlatformProbe,
+    ) -> Result<SimDuration, AccessError> {
+        if !self.uncached(addr) {
+            return Ok(self.machine.store(now, cpu, addr, value, probe)?.latency);
+        }
+        if !self
+            .machine
+            .issue_uncached(now, cpu, UncachedSpace::Mmio, addr.raw(), true, probe)?
+        {
+            return Ok(SimDuration::ZERO);
+        }
+        if self.is_mailbox(addr) {
+            self.mailbox_write(now, addr.raw() - self.mailbox_base, value as u32, probe);
+        } else {
+            let mut env = Env {
+                machine: &mut self.machine,
+                probe,
+            };
+            self.io
+                .mmio_write(now, Entity::Cpu(cpu), addr, value, &mut env);
+        }
+        Ok(SimDuration::from_nanos(UNCACHED_NS))
+    }
+
+    /// A configuration read on behalf of `cpu` (SAL_PCI_CONFIG_READ).
+    pub fn config_read(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        bdf: Bdf,
+        offset: u16,
+        probe: &mut PlatformProbe,
+    ) -> Result<u32, AccessError> {
+        if !self.machine.issue_uncached(
+            now,
+            cpu,
+            UncachedSpace::Config,
+            u64::from(offset),
+            false,
+            probe,
+        )? {
+            return Ok(u32::MAX);
+        }
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        Ok(self
+            .io
+            .config_read(now, Entity::Cpu(cpu), bdf, offset, &mut env))
+    }
+
+    /// A configuration write on behalf of `cpu` (SAL_PCI_CONFIG_WRITE).
+    pub fn config_write(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        bdf: Bdf,
+        offset: u16,
+        value: u32,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), AccessError> {
+        if self.machine.issue_uncached(
+            now,
+            cpu,
+            UncachedSpace::Config,
+            u64::from(offset),
+            true,
+            probe,
+        )? {
+            let mut env = Env {
+                machine: &mut self.machine,
+                probe,
+            };
+            self.io
+                .config_write(now, Entity::Cpu(cpu), bdf, offset, value, &mut env);
+        }
+        Ok(())
+    }
+
+    /// A 32-bit I/O port read by `cpu`.
+    pub fn port_read(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        port: u16,
+        probe: &mut PlatformProbe,
+    ) -> Result<u32, AccessError> {
+        if !self.machine.issue_uncached(
+            now,
+            cpu,
+            UncachedSpace::Port,
+            u64::from(port),
+            false,
+            probe,
+        )? {
+            return Ok(u32::MAX);
+        }
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        Ok(self.io.port_read(now, Entity::Cpu(cpu), port, &mut env))
+    }
+
+    /// `cpu` takes its highest pending interrupt.
+    pub fn take_interrupt(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        probe: &mut PlatformProbe,
+    ) -> Result<Option<u8>, CpuError> {
+        self.machine.take_interrupt(now, cpu, probe)
+    }
+
+    // ------------------------------------------------------------ hardware events
+
+    /// A CPU state change.
+    pub fn cpu_event(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        event: CpuEvent,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), CpuError> {
+        self.machine.cpu_event(now, cpu, event, probe)
+    }
+
+    /// A cell state change; its chipset function follows.
+    pub fn cell_event(
+        &mut self,
+        now: SimTime,
+        cell: CellId,
+        event: CellEvent,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), CellError> {
+        self.machine.cell_event(now, cell, event, probe)?;
+        let powered = self
+            .machine
+            .cell(cell)
+            .is_some_and(|c| c.state.is_powered());
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.set_chipset_present(now, cell.0, powered, &mut env);
+        Ok(())
+    }
+
+    /// An I/O subsystem state change.
+    pub fn subsystem_event(
+        &mut self,
+        now: SimTime,
+        id: IoSubsystemId,
+        event: SubsystemEvent,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), IoError> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.subsystem_event(now, id, event, &mut env)
+    }
+
+    /// Slot power.
+    pub fn set_slot_power(
+        &mut self,
+        now: SimTime,
+        slot: SlotId,
+        on: bool,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), IoError> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.set_slot_power(now, slot, on, &mut env)
+    }
+
+    /// A card pushed into an empty slot.
+    pub fn insert_card(
+        &mut self,
+        now: SimTime,
+        slot: SlotId,
+        kind: DeviceKind,
+        probe: &mut PlatformProbe,
+    ) -> Result<DeviceId, IoError> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.insert_card(now, slot, kind, &mut env)
+    }
+
+    /// A card pulled out of its slot (a surprise removal if the slot is powered).
+    pub fn remove_card(
+        &mut self,
+        now: SimTime,
+        slot: SlotId,
+        probe: &mut PlatformProbe,
+    ) -> Result<DeviceId, IoError> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.remove_card(now, slot, &mut env)
+    }
+
+    /// Someone presses a slot's attention button: firmware raises an eject request for it.
+    pub fn press_attention(
+        &mut self,
+        now: SimTime,
+        slot: SlotId,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), IoError> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.press_attention(now, slot, &mut env)?;
+        if let Some(path) = self
+            .namespace
+            .node_of(NodeKind::Slot(slot))
+            .map(|n| n.path.clone())
+        {
+            self.raise(now, path, NotifyCode::EjectRequest, probe);
+        }
+        Ok(())
+    }
+
+    /// Card `d` does its periodic work; returns when it wants to run again.
+    pub fn device_tick(
+        &mut self,
+        now: SimTime,
+        d: DeviceId,
+        probe: &mut PlatformProbe,
+    ) -> Option<SimTime> {
+        let mut env = Env {
+            machine: &mut self.machine,
+            probe,
+        };
+        self.io.device_tick(now, d, &mut env)
+    }
+
+    /// Cards that asked to run, and when.
+    pub fn take_wakeups(&mut self) -> Vec<(DeviceId, SimTime)> {
+        self.io.take_wakeups()
+    }
+
+    // ------------------------------------------------------------ firmware
+
+    fn raise(&mut self, now: SimTime, path: String, code: NotifyCode, probe: &mut PlatformProbe) {
+        probe.firmware(
+            now,
+            &FwEvent::Notify {
+                path: path.clone(),
+                code,
+            },
+        );
+        self.firmware.notified += 1;
+        self.firmware.pending.push_back(Notification {
+            time: now,
+            path,
+            code,
+        });
+    }
+
+    /// Raises an SCI with a Notify on the device at `path`.
+    pub fn notify(
+        &mut self,
+        now: SimTime,
+        path: &str,
+        code: NotifyCode,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), AcpiError> {
+        let node = self
+            .namespace
+            .find(path)
+            .ok_or_else(|| AcpiError::NotFound { path: path.into() })?;
+        let p = node.path.clone();
+        self.raise(now, p, code, probe);
+        Ok(())
+    }
+
+    /// The OS takes the pending notifications, oldest first.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.firmware.pending.drain(..).collect()
+    }
+
+    /// Every `_OST` the OS reported.
+    pub fn ost_log(&self) -> &[OstRecord] {
+        self.firmware.ost_log()
+    }
+
+    /// Evaluates the object or method at `path` (e.g. `\_SB_.CL00._STA`) with `args`.
+    /// `_EJ0`, `_PS0`, `_PS3` and `_OST` act through the firmware mailbox, exactly as the
+    /// exported AML does; everything else reads the hardware's current state.
+    pub fn evaluate(
+        &mut self,
+        now: SimTime,
+        path: &str,
+        args: &[AcpiValue],
+        probe: &mut PlatformProbe,
+    ) -> Result<AcpiValue, AcpiError> {
+        let norm = normalise(path);
+        let not_found = || AcpiError::NotFound { path: norm.clone() };
+        let (parent, method) = norm.rsplit_once('.').ok_or_else(not_found)?;
+        let node = self.namespace.find(parent).ok_or_else(not_found)?;
+        if !node.kind.objects().contains(&method) {
+            return Err(not_found());
+        }
+        let kind = node.kind;
+        let code = device_code_of(kind);
+        let want = |n: usize| {
+            if args.len() < n {
+                Err(AcpiError::Arguments {
+                    path: norm.clone(),
+                    expected: n,
+                    got: args.len(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match (method, code) {
+            ("_EJ0", Some(c)) => {
+                want(1)?;
+                self.mailbox_write(now, mailbox::EJDV, c, probe);
+                Ok(AcpiValue::None)
+            }
+            ("_PS0" | "_PS3", Some(c)) => {
+                self.mailbox_write(now, mailbox::PSDV, c, probe);
+                self.mailbox_write(now, mailbox::PSST, u32::from(method == "_PS0"), probe);
+                Ok(AcpiValue::None)
+            }
+            ("_OST", Some(c)) => {
+                want(2)?;
+                let arg = |i: usize| args[i].as_integer().unwrap_or(0) as u32;
+                self.mailbox_write(now, mailbox::OSDV, c, probe);
+                self.mailbox_write(now, mailbox::OSEV, arg(0), probe);
+                self.mailbox_write(now, mailbox::OSST, arg(1), probe);
+                Ok(AcpiValue::None)
+            }
+            _ => self.object(kind, method).ok_or_else(not_found),
+        }
+    }
+
+    /// A write to the firmware mailbox (by AML or by an OS that knows the register).
+    pub fn mailbox_write(
+        &mut self,
+        now: SimTime,
+        offset: u64,
+        value: u32,
+        probe: &mut PlatformProbe,
+    ) {
+        if let Some(r) = self.firmware.regs.get_mut((offset / 4) as usize) {
+            *r = value;
+        }
+        match offset {
+            mailbox::EJDV => self.eject(now, value, probe),
+            mailbox::PSST => {
+                let dev = self.firmware.register(mailbox::PSDV);
+                self.power(now, dev, value != 0, probe);
+            }
+            mailbox::OSST => {
+                let dev = self.firmware.register(mailbox::OSDV);
+                let event = self.firmware.register(mailbox::OSEV);
+                let path = kind_of_code(dev)
+                    .and_then(|k| self.namespace.node_of(k))
+                    .map_or_else(|| format!("device code {dev:#x}"), |n| n.path.clone());
+                probe.firmware(
+                    now,
+                    &FwEvent::Ost {
+                        path: path.clone(),
+                        event,
+                        status: value,
+                    },
+                );
+                self.firmware.ost.push(OstRecord {
+                    time: now,
+                    path,
+                    event,
+                    status: value,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn refuse(now: SimTime, register: u64, value: u32, reason: String, probe: &mut PlatformProbe) {
+        probe.firmware(
+            now,
+            &FwEvent::Refused {
+                register,
+                value,
+                reason,
+            },
+        );
+    }
+
+    fn eject(&mut self, now: SimTime, code: u32, probe: &mut PlatformProbe) {
+        let Some(node) = kind_of_code(code)
+            .and_then(|k| self.namespace.node_of(k))
+            .cloned()
+        else {
+            Self::refuse(
+                now,
+                mailbox::EJDV,
+                code,
+                format!("no ejectable device {code:#x}"),
+                probe,
+            );
+            return;
+        };
+        let note = match node.kind {
+            NodeKind::Cell(cell) => {
+                let running: Vec<String> = self
+                    .machine
+                    .cpus_of(cell)
+                    .filter(|c| c.state == CpuState::Running)
+                    .map(|c| c.id.to_string())
+                    .collect();
+                let memory_on = self.machine.cell(cell).is_some_and(|c| c.memory_online());
+                match self.cell_event(now, cell, CellEvent::PowerOff, probe) {
+                    Ok(()) => {
+                        let mut n = "cell powered off".to_owned();
+                        if !running.is_empty() {
+                            n += &format!("; still running: {}", running.join(","));
+                        }
+                        if memory_on {
+                            n += "; its memory was still enabled";
+                        }
+                        n
+                    }
+                    Err(e) => format!("nothing done: {e}"),
+                }
+            }
+            NodeKind::Processor(cpu) => {
+                let was = self.machine.cpu(cpu).map(|c| c.state);
+                match self.cpu_event(now, cpu, CpuEvent::PowerOff, probe) {
+                    Ok(()) => format!(
+                        "{cpu} powered off (it was {})",
+                        was.map_or_else(String::new, |s| s.to_string())
+                    ),
+                    Err(e) => format!("nothing done: {e}"),
+                }
+            }
+            NodeKind::Memory(cell) => {
+                match self.machine.set_memory_enabled(now, cell, false, probe) {
+                    Ok(()) => format!("memory of {cell} disabled"),
+                    Err(e) => format!("nothing done: {e}"),
+                }
+            }
+            NodeKind::IoModule(id) => {
+                let busy = self
+                    .io
+                    .devices()
+                    .iter()
+                    .filter(|d| d.subsystem == id && d.is_live())
+                    .count();
+                match self.subsystem_event(now, id, SubsystemEvent::PowerOff, probe) {
+                    Ok(()) => format!("I/O subsystem powered off; {busy} cards were still powered"),
+                    Err(e) => format!("nothing done: {e}"),
+                }
+            }
+            NodeKind::Slot(slot) => match self.set_slot_power(now, slot, false, probe) {
+                Ok(()) => "slot powered off".to_owned(),
+                Err(e) => format!("nothing done: {e}"),
+            },
+            NodeKind::SystemBus
+            | NodeKind::ChipsetBridge(_)
+            | NodeKind::ChipsetFn(_)
+            | NodeKind::HostBridge(..)
+            | NodeKind::IoSapic(_) => "not ejectable".to_owned(),
+        };
+        probe.firmware(
+            now,
+            &FwEvent::Eject {
+                path: node.path,
+                note,
+            },
+        );
+    }
+
+    fn power(&mut self, now: SimTime, code: u32, on: bool, probe: &mut PlatformProbe) {
+        let node = kind_of_code(code)
+            .and_then(|k| self.namespace.node_of(k))
+            .cloned();
+        match node {
+            Some(Node {
+                kind: NodeKind::Slot(slot),
+                path,
+                ..
+            }) => match self.set_slot_power(now, slot, on, probe) {
+                Ok(()) => probe.firmware(now, &FwEvent::Power { path, on }),
+                Err(e) => Self::refuse(now, mailbox::PSST, u32::from(on), e.to_string(), probe),
+            },
+            Some(_) | None => Self::refuse(
+                now,
+                mailbox::PSST,
+                u32::from(on),
+                format!("device {code:#x} has no power control"),
+                probe,
+            ),
+        }
+    }
+
+    /// The value of a non-method object (or of a side-effect-free method such as `_STA`) of
+    /// node `kind`, read from the hardware's current state.
+    pub fn object(&self, kind: NodeKind, name: &str) -> Option<AcpiValue> {
+        use AcpiValue::{Buffer, Integer, Package, String as Str};
+        let sta = |on: bool| Integer(if on { PRESENT } else { 0 });
+        let cell_on = |c: CellId| self.machine.cell(c).is_some_and(|x| x.state.is_powered());
+        let sub_on = |i: IoSubsystemId| self.io.subsystem(i).is_some_and(|s| s.state.is_powered());
+        let attached = |i: IoSubsystemId| {
+            self.io
+                .subsystem(i)
+                .map_or(0, |s| u64::from(s.attached_cell))
+        };
+        let eisa = |s: &str| eisa_id(s).map(|v| Integer(u64::from(v)));
+        let v = match (kind, name) {
+            (NodeKind::Cell(_), "_HID") => Str("ACPI0004".into()),
+            (NodeKind::Cell(c), "_UID") => Integer(u64::from(c.0)),
+            (NodeKind::Cell(c), "_STA") => sta(cell_on(c)),
+            (NodeKind::Cell(c), "_PXM") => Integer(u64::from(c.0)),
+            (NodeKind::Processor(_), "_HID") => Str("ACPI0007".into()),
+            (NodeKind::Processor(c), "_UID") => Integer(u64::from(c.0)),
+            (NodeKind::Processor(c), "_STA") => sta(self
+                .machine
+                .cpu(c)
+                .is_some_and(|x| x.state != CpuState::Absent)),
+            (NodeKind::Processor(c), "_MAT") => {
+                Buffer(tables::lsapic_structure(&self.cpu_entry(c)?))
+            }
+            (NodeKind::Processor(c), "_PXM") => Integer(u64::from(self.machine.cpu(c)?.cell.0)),
+            (NodeKind::Memory(_), "_HID") => eisa("PNP0C80")?,
+            (NodeKind::Memory(c), "_UID") => Integer(u64::from(c.0)),
+            (NodeKind::Memory(c), "_STA") => {
+                sta(self.machine.cell(c).is_some_and(|x| x.memory_online()))
+            }
+            (NodeKind::Memory(c), "_CRS") => {
+                let (base, len) = self.cell_memory(c);
+                Buffer(resources::encode(&[Resource::Memory {
+                    base,
+                    len,
+                    producer: false,
+                }]))
+            }
+            (NodeKind::Memory(c), "_PXM") => Integer(u64::from(c.0)),
+            (NodeKind::ChipsetBridge(_), "_HID") => eisa("PNP0A03")?,
+            (NodeKind::ChipsetBridge(c), "_UID") => Integer(0x100 + u64::from(c.0)),
+            (NodeKind::ChipsetBridge(c), "_STA") => sta(cell_on(c)),
+            (NodeKind::ChipsetBridge(c), "_BBN") => Integer(u64::from(self.chipset_bus(c)?)),
+            (NodeKind::ChipsetBridge(_), "_SEG") => Integer(0),
+            (NodeKind::ChipsetBridge(c), "_CRS") => {
+                let bus = self.chipset_bus(c)?;
+                Buffer(resources::encode(&[Resource::BusNumbers {
+                    first: bus,
+                    last: bus,
+                }]))
+            }
+            (NodeKind::ChipsetBridge(c), "_PXM") => Integer(u64::from(c.0)),
+            (NodeKind::ChipsetFn(_), "_ADR") => Integer(0),
+            (NodeKind::ChipsetFn(c), "_STA") => sta(cell_on(c)),
+            (NodeKind::IoModule(_), "_HID") => Str("ACPI0004".into()),
+            (NodeKind::IoModule(i), "_UID") => Integer(0x100 + u64::from(i.0)),
+            (NodeKind::IoModule(i), "_STA") => sta(sub_on(i)),
+            (NodeKind::IoModule(i), "_PXM") => Integer(attached(i)),
+            (NodeKind::HostBridge(..), "_HID") => eisa("PNP0A08")?,
+            (NodeKind::HostBridge(..), "_CID") => eisa("PNP0A03")?,
+            (NodeKind::HostBridge(i, b), "_UID") => {
+                Integer(u64::from(i.0) * u64::from(self.io.config().bridges) + u64::from(b))
+            }
+            (NodeKind::HostBridge(i, _), "_STA") => sta(sub_on(i)),
+            (NodeKind::HostBridge(i, b), "_BBN") => Integer(u64::from(self.bridge(i, b)?.buses.0)),
+            (NodeKind::HostBridge(..), "_SEG") => Integer(0),
+            (NodeKind::HostBridge(i, b), "_CRS") => {
+                let br = self.bridge(i, b)?;
+                Buffer(resources::encode(&[
+                    Resource::BusNumbers {
+                        first: br.buses.0,
+                        last: br.buses.1,
+                    },
+                    Resource::Io {
+                        base: br.io_window.0 as u16,
+                        len: br.io_window.1 as u16,
+                    },
+                    Resource::Memory {
+                        base: br.mmio_window.0,
+                        len: br.mmio_window.1,
+                        producer: true,
+                    },
+                ]))
+            }
+            (NodeKind::HostBridge(i, b), "_PRT") => {
+                let br = self.bridge(i, b)?;
+                let mut entries = Vec::new();
+                for s in br.slots.iter().filter_map(|s| self.io.slot(*s)) {
+                    for pin in 0..4u64 {
+                        entries.push(Package(vec![
+                            Integer(u64::from(s.device_number) << 16 | 0xFFFF),
+                            Integer(pin),
+                            Integer(0),
+                            Integer(u64::from(s.gsi.0)),
+                        ]));
+                    }
+                }
+                Package(entries)
+            }
+            (NodeKind::HostBridge(i, _), "_PXM") => Integer(attached(i)),
+            (NodeKind::Slot(s), "_ADR") => {
+                Integer(u64::from(self.io.slot(s)?.device_number) << 16 | 0xFFFF)
+            }
+            (NodeKind::Slot(s), "_SUN") => Integer(u64::from(s.0)),
+            (NodeKind::Slot(s), "_STA") => {
+                let slot = self.io.slot(s)?;
+                Integer(
+                    match (slot.card.is_some(), slot.powered && sub_on(slot.subsystem)) {
+                        (true, true) => PRESENT,
+                        (true, false) => 0x01,
+                        (false, _) => 0,
+                    },
+                )
+            }
+            (NodeKind::IoSapic(_), "_HID") => Str("ACPI0009".into()),
+            (NodeKind::IoSapic(i), "_UID") => Integer(u64::from(i.0)),
+            (NodeKind::IoSapic(i), "_STA") => sta(sub_on(i)),
+            (NodeKind::IoSapic(i), "_GSB") => {
+                Integer(u64::from(self.io.subsystem(i)?.sapic.gsi_base))
+            }
+            (NodeKind::IoSapic(i), "_CRS") => Buffer(resources::encode(&[Resource::Memory {
+                base: self.io.subsystem(i)?.sapic.base,
+                len: io_subsystem::sapic::REGISTER_BYTES,
+                producer: false,
+            }])),
+            (NodeKind::IoSapic(i), "_MAT") => {
+                Buffer(tables::iosapic_structure(&self.sapic_entry(i)?))
+            }
+            (NodeKind::IoSapic(i), "_PXM") => Integer(attached(i)),
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// The value of the object at `path`, without side effects (`None` for methods that act).
+    pub fn read(&self, path: &str) -> Option<AcpiValue> {
+        let norm = normalise(path);
+        let (parent, name) = norm.rsplit_once('.')?;
+        let node = self.namespace.find(parent)?;
+        self.object(node.kind, name)
+    }
+
+    fn bridge(&self, i: IoSubsystemId, b: u8) -> Option<&io_subsystem::fabric::Bridge> {
+        self.io.subsystem(i)?.bridges.get(usize::from(b))
+    }
+
+    fn chipset_bus(&self, c: CellId) -> Option<u8> {
+        self.io.chipset().get(c.index()).map(|f| f.bdf.bus)
+    }
+
+    fn cell_memory(&self, c: CellId) -> (u64, u64) {
+        let g = self.machine.geometry();
+        self.machine
+            .address_map()
+            .cell_range(c)
+            .map_or((0, g.total_bytes), |(b, l)| (b.raw(), l))
+    }
+
+    fn cpu_entry(&self, c: CpuId) -> Option<CpuEntry> {
+        let cpu = self.machine.cpu(c)?;
+        Some(CpuEntry {
+            uid: c.0,
+            lsapic: cpu.lsapic,
+            enabled: cpu.state != CpuState::Absent,
+            proximity: u32::from(cpu.cell.0),
+        })
+    }
+
+    fn sapic_entry(&self, i: IoSubsystemId) -> Option<IoSapicEntry> {
+        let s = self.io.subsystem(i)?;
+        Some(IoSapicEntry {
+            id: i.0 as u8,
+            gsi_base: s.sapic.gsi_base,
+            address: s.sapic.base,
+        })
+    }
+
+    /// The MADT as it stands: every CPU (enabled if present), every working IO SAPIC.
+    pub fn madt(&self) -> Vec<u8> {
+        let cpus: Vec<CpuEntry> = self
+            .machine
+            .cpus()
+            .iter()
+            .filter_map(|c| self.cpu_entry(c.id))
+            .collect();
+        let sapics: Vec<IoSapicEntry> = self
+            .io
+            .subsystems()
+            .iter()
+            .filter(|s| s.state.is_powered())
+            .filter_map(|s| self.sapic_entry(s.id))
+            .collect();
+        tables::madt(&cpus, &sapics)
+    }
+
+    /// The SRAT: every CPU and every cell's memory with its proximity domain.
+    pub fn srat(&self) -> Vec<u8> {
+        let cpus: Vec<CpuEntry> = self
+            .machine
+            .cpus()
+            .iter()
+            .filter_map(|c| self.cpu_entry(c.id))
+            .collect();
+        let hotpluggable = self.machine.address_map().cell_range(CellId(0)).is_some();
+        let memory: Vec<MemoryEntry> = self
+            .machine
+            .cells()
+            .iter()
+            .map(|c| {
+                let (base, len) = self.cell_memory(c.id);
+                MemoryEntry {
+                    proximity: u32::from(c.id.0),
+                    base,
+                    len,
+                    enabled: c.memory_online(),
+                    hotpluggable,
+                }
+            })
+            .collect();
+        tables::srat(&cpus, &memory)
+    }
+
+    /// The SLIT: distances between cells.
+    pub fn slit(&self) -> Vec<u8> {
+        let n = self.machine.cells().len();
+        let lat = self.machine.latency_model();
+        let rows: Vec<Vec<u8>> = (0..n)
+            .map(|a| {
+                (0..n)
+                    .map(|b| lat.distance(CellId(a as u16), CellId(b as u16)))
+                    .collect()
+            })
+            .collect();
+        tables::slit(&rows)
+    }
+
+    /// The DSDT as it stands (see [`crate::aml`]).
+    pub fn dsdt(&self) -> Vec<u8> {
+        crate::aml::dsdt(self)
+    }
+}
