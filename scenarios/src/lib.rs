@@ -6,7 +6,8 @@
 //!                       runner::run (seed) ◄────────┘   sweep::sweep (seeds, rayon)
 //!                            │  EventQueue: CPU steps, timeline actions, audits, end
 //!                            ▼
-//!         cells::Machine + Probe (trace hash, CHK-1, CHK-2) + RandomTester
+//!         acpi_model::Platform (cells + I/O + firmware) + PlatformProbe (trace hash, every
+//!         hardware checker) + RandomTester + IoExerciser (a minimal driver for the cards)
 //!                            │
 //!                            ▼
 //!         report::summary (human) / report::json (--json) / Chrome trace (--trace)
@@ -14,6 +15,7 @@
 //!
 //! The `sim` binary (`src/bin/sim.rs`) is a thin command line over these modules.
 
+pub mod io_driver;
 pub mod locate;
 pub mod report;
 pub mod runner;

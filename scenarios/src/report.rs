@@ -17,8 +17,9 @@
 //!   "violations": [ {"time_ns", "checker", "checker_name", "agent", "target", "message"} ],
 //!   "expectations": [ {"what": "CHK-2 fires", "met": true, "detail": "12 violations"} ],
 //!   "timeline": [ {"time_ns", "action", "target", "ok", "result"} ],
-//!   "stats": { "machine": {...MachineStats}, "tester": {...}, "audits": 12,
-//!              "trace_events": 123456, "hit_rate": 0.74 }
+//!   "stats": { "machine": {...MachineStats}, "io": {...IoStats}, "driver": {...},
+//!              "firmware": {"notifications", "pending": [...], "ost": [...]},
+//!              "tester": {...}, "audits": 12, "trace_events": 123456, "hit_rate": 0.74 }
 //! }
 //! ```
 //! Keys appear in this order; the report holds no host-dependent value (no wall-clock time),
@@ -58,8 +59,18 @@ struct JsonExpectation {
 }
 
 #[derive(Serialize)]
+struct JsonFirmware<'a> {
+    notifications: u64,
+    pending: Vec<&'a acpi_model::Notification>,
+    ost: &'a [acpi_model::firmware::OstRecord],
+}
+
+#[derive(Serialize)]
 struct JsonStats<'a> {
     machine: &'a cells::MachineStats,
+    io: &'a io_subsystem::fabric::IoStats,
+    driver: &'a crate::io_driver::DriverStats,
+    firmware: JsonFirmware<'a>,
     tester: &'a cells::tester::TesterStats,
     audits: u64,
     trace_events: u64,
@@ -151,11 +162,18 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
             })
             .collect(),
         stats: JsonStats {
-            machine: r.machine.stats(),
+            machine: r.platform.machine.stats(),
+            io: r.platform.io.stats(),
+            driver: &r.driver,
+            firmware: JsonFirmware {
+                notifications: r.platform.firmware().notified(),
+                pending: r.platform.firmware().pending().collect(),
+                ost: r.platform.firmware().ost_log(),
+            },
             tester: &r.tester,
             audits: r.audits,
             trace_events: r.trace_events,
-            hit_rate: (r.machine.stats().hit_rate() * 1e6).round() / 1e6,
+            hit_rate: (r.platform.machine.stats().hit_rate() * 1e6).round() / 1e6,
         },
     };
     let mut s =
@@ -187,9 +205,9 @@ fn pct(a: u64, b: u64) -> String {
 /// The human summary printed at the end of a run (deterministic: no host time in it).
 pub fn summary(scn: &Scenario, r: &RunResult) -> String {
     let mut o = String::new();
-    let g = r.machine.geometry();
-    let cfg = r.machine.config();
-    let st = r.machine.stats();
+    let g = r.platform.machine.geometry();
+    let cfg = r.platform.machine.config();
+    let st = r.platform.machine.stats();
     let _ = writeln!(o, "cellsim: {} (seed {})", r.scenario, r.seed);
     if let Some(d) = &scn.file.description {
         let _ = writeln!(
@@ -251,6 +269,36 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
         thousands(st.clean_evictions),
         thousands(st.unanswered_snoops)
     );
+    let io = r.platform.io.stats();
+    if r.driver.cards > 0 || io.mmio + io.config > 0 {
+        let _ = writeln!(
+            o,
+            "  I/O: {} card bring-ups; {} records written by DMA ({} checked), {} transmits; \
+             interrupts sent {} (held while masked {}), handled {}, EOIs {}; MMIO {}, config {}, \
+             failed accesses {}",
+            r.driver.cards,
+            thousands(io.dma_records),
+            thousands(r.driver.records_checked),
+            thousands(r.driver.transmits),
+            thousands(io.interrupts_sent),
+            thousands(io.interrupts_held),
+            thousands(r.driver.interrupts),
+            thousands(io.eois),
+            thousands(io.mmio),
+            thousands(io.config),
+            thousands(io.failed_accesses)
+        );
+    }
+    let fw = r.platform.firmware();
+    if fw.notified() > 0 || !fw.ost_log().is_empty() {
+        let _ = writeln!(
+            o,
+            "  firmware: {} SCI notifications ({} not taken by an OS), {} _OST reports",
+            fw.notified(),
+            fw.pending().count(),
+            fw.ost_log().len()
+        );
+    }
     if st.not_performed > 0 || st.machine_checks > 0 {
         let _ = writeln!(
             o,
@@ -283,6 +331,11 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
                 if r.audits == 1 { "" } else { "s" }
             ),
             "TESTER" => format!(", {} reads checked", thousands(r.tester.checks)),
+            "DRIVER" => format!(
+                ", {} records and {} transmits checked",
+                thousands(r.driver.records_checked),
+                thousands(r.driver.transmits)
+            ),
             _ => String::new(),
         };
         match n {

@@ -1,19 +1,23 @@
 //! Runs one scenario with one seed: the event loop over simulated time.
 //!
-//! The loop owns one [`EventQueue`] holding every CPU's next access, every timeline action,
-//! the periodic audits and the end of the run; equal times leave in scheduling order, so a
-//! run is a pure function of the scenario and the seed.
+//! The loop owns one [`EventQueue`] holding every CPU's next tester access, every card's next
+//! DMA tick, every pending interrupt service, every timeline action, the periodic audits and
+//! the end of the run; equal times leave in scheduling order, so a run is a pure function of
+//! the scenario and the seed.
 
-use cells::cell::CellEvent;
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use cells::RandomTester;
 use cells::cpu::CpuEvent;
 use cells::event::McaTarget;
-use cells::{Machine, Probe, RandomTester};
+use io_subsystem::DeviceId;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerId, CpuId, EventQueue, PhysAddr, RngStreams, SimDuration, SimTime, StableHasher,
-    Trace, TraceHash, TraceLevel, TraceRecord, Violation, Violations,
+    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, PhysAddr, RngStreams, SimDuration,
+    SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord, Violation,
+    Violations,
 };
 
+use crate::io_driver::{DRIVER, DriverStats, IoExerciser};
 use crate::scenario::{ActionKind, Scenario, TimelineEntry};
 
 /// How to run.
@@ -61,10 +65,12 @@ pub struct RunResult {
     pub violations: Violations,
     /// The checkers that ran.
     pub checkers: Vec<CheckerId>,
-    /// The machine at the end (stats, state).
-    pub machine: Machine,
+    /// The platform at the end (state, statistics, ACPI tables).
+    pub platform: Platform,
     /// Tester counters.
     pub tester: cells::tester::TesterStats,
+    /// I/O exerciser counters.
+    pub driver: DriverStats,
     /// Timeline actions, in order.
     pub actions: Vec<ActionRecord>,
     /// Full audits run.
@@ -105,6 +111,9 @@ impl RunResult {
 #[derive(Clone, Copy, Debug)]
 enum Ev {
     Step(CpuId),
+    Device(DeviceId),
+    Irq(CpuId),
+    Poll,
     Action(usize),
     Audit,
     End,
@@ -113,12 +122,20 @@ enum Ev {
 /// Why a run could not be carried out (the scenario was valid but the setup failed).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The machine could not be built.
-    #[error("machine.{0}")]
-    Machine(#[from] cells::ConfigError),
+    /// The platform could not be built.
+    #[error("{0}")]
+    Platform(#[from] acpi_model::PlatformError),
     /// The workload could not be set up.
     #[error("workload: {0}")]
     Workload(#[from] cells::tester::TesterError),
+    /// The I/O exerciser could not be set up.
+    #[error("workload.io.{field}: {message}")]
+    Driver {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
     /// An access named hardware that does not exist.
     #[error("access: {0}")]
     Access(#[from] cells::AccessError),
@@ -134,38 +151,87 @@ fn track_machine() -> Track {
     }
 }
 
+/// The loop's moving parts.
+struct Run {
+    p: Platform,
+    probe: PlatformProbe,
+    tester: RandomTester,
+    driver: IoExerciser,
+    q: EventQueue<Ev>,
+    step_pending: Vec<bool>,
+    irq_pending: Vec<bool>,
+    actions: Vec<ActionRecord>,
+    audits: u64,
+}
+
+impl Run {
+    /// Schedules the device ticks the last operation asked for, and the interrupt service
+    /// of every CPU that has an interrupt pending.
+    fn follow_up(&mut self, now: SimTime) -> Result<(), RunError> {
+        for (d, at) in self.p.take_wakeups() {
+            self.q.schedule(at.max(now), Ev::Device(d))?;
+        }
+        for c in self.driver.irq_cpus() {
+            let pending = self
+                .p
+                .machine
+                .cpu(c)
+                .is_some_and(|x| x.pending_interrupts() > 0);
+            if pending && !self.irq_pending[c.index()] {
+                self.irq_pending[c.index()] = true;
+                self.q
+                    .schedule(now + self.driver.service_delay(), Ev::Irq(c))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, v: Violation) {
+        self.probe.trace.record(violation_record(&v));
+        self.probe.violations.push(v);
+    }
+}
+
 /// Runs `scn` once.
 pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     let f = &scn.file;
     let seed = scn.seed(opts.seed);
     let streams = RngStreams::new(seed);
-    let mut m = Machine::new(&f.machine)?;
+    let mut p = Platform::new(&f.platform_config())?;
     for &d in &f.defects {
-        m.inject_defect(d);
+        d.apply(&mut p);
     }
     let level = if opts.keep_trace {
         f.trace.level()
     } else {
         TraceLevel::Off
     };
-    let mut probe =
-        Probe::with_hw_checkers(Trace::new(level, f.trace.max_records), &m, f.checks.deep);
+    let mut probe = PlatformProbe::with_checkers(
+        Trace::new(level, f.trace.max_records),
+        &p.machine,
+        f.checks.deep,
+    );
     probe.violations = Violations::with_cap(f.checks.max_violations);
-    let checkers = {
-        let mut ids = probe.checkers.ids();
-        ids.push(cells::check::TESTER);
-        ids
-    };
+    let mut checkers = probe.checker_ids();
+    checkers.push(cells::check::TESTER);
+    let driver = IoExerciser::new(f.workload.io.clone(), &p).map_err(|e| RunError::Driver {
+        field: e.field,
+        message: e.message,
+    })?;
+    if !driver.irq_cpus().is_empty() {
+        checkers.push(DRIVER);
+    }
 
     // Firmware boot: start every present CPU.
-    let boot: Vec<CpuId> = m
+    let boot: Vec<CpuId> = p
+        .machine
         .cpus()
         .iter()
         .filter(|c| c.state == cells::CpuState::PresentHalted)
         .map(|c| c.id)
         .collect();
     for c in boot {
-        m.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
+        p.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
             .map_err(|e| {
                 RunError::Workload(cells::tester::TesterError::Cpu {
                     cpu: c,
@@ -174,55 +240,109 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             })?;
     }
 
-    let mut tester =
-        RandomTester::new(f.workload.tester.clone(), &scn.workload_cpus, &m, &streams)?;
+    let tester = RandomTester::new(
+        f.workload.tester.clone(),
+        &scn.workload_cpus,
+        &p.machine,
+        &streams,
+    )?;
+    let ncpus = p.machine.cpus().len();
+    let mut run = Run {
+        p,
+        probe,
+        tester,
+        driver,
+        q: EventQueue::new(),
+        step_pending: vec![false; ncpus],
+        irq_pending: vec![false; ncpus],
+        actions: Vec::new(),
+        audits: 0,
+    };
+    // The driver brings the cards up at boot.
+    let problems = run.driver.boot(SimTime::ZERO, &mut run.p, &mut run.probe);
+    for msg in problems {
+        run.actions.push(ActionRecord {
+            time: SimTime::ZERO,
+            action: "driver_boot",
+            target: "io".into(),
+            result: Err(msg),
+        });
+    }
+    run.follow_up(SimTime::ZERO)?;
+
     let end = SimTime::ZERO + f.duration.0;
-    let mut q: EventQueue<Ev> = EventQueue::new();
-    let mut pending = vec![false; m.cpus().len()];
     for &c in &scn.workload_cpus {
-        q.schedule(SimTime::ZERO, Ev::Step(c))?;
-        pending[c.index()] = true;
+        run.q.schedule(SimTime::ZERO, Ev::Step(c))?;
+        run.step_pending[c.index()] = true;
     }
     for (i, t) in f.timeline.iter().enumerate() {
-        q.schedule(SimTime::ZERO + t.at.0, Ev::Action(i))?;
+        run.q.schedule(SimTime::ZERO + t.at.0, Ev::Action(i))?;
+    }
+    if let Some(every) = run.driver.poll_interval() {
+        run.q.schedule(SimTime::ZERO + every, Ev::Poll)?;
     }
     let audit_every = f.checks.audit_interval.0;
     if SimTime::ZERO + audit_every < end {
-        q.schedule(SimTime::ZERO + audit_every, Ev::Audit)?;
+        run.q.schedule(SimTime::ZERO + audit_every, Ev::Audit)?;
     }
-    q.schedule(end, Ev::End)?;
+    run.q.schedule(end, Ev::End)?;
 
     let budget = f.workload.max_accesses.unwrap_or(u64::MAX);
     let mut issued = 0u64;
-    let mut actions = Vec::new();
-    let mut audits = 0u64;
-    while let Some((now, ev)) = q.pop() {
+    while let Some((now, ev)) = run.q.pop() {
         match ev {
             Ev::Step(c) => {
-                if !tester.is_active(c) || issued >= budget {
-                    pending[c.index()] = false;
+                // A CPU that is not running executes nothing (firmware may have halted or
+                // powered it off behind the workload's back, e.g. by an eject).
+                let running = run.p.machine.cpu(c).is_some_and(|x| x.state.is_running());
+                if !running {
+                    run.tester.set_active(c, false);
+                }
+                if !run.tester.is_active(c) || issued >= budget {
+                    run.step_pending[c.index()] = false;
                     continue;
                 }
                 issued += 1;
-                let (dt, bad) = tester.step(now, c, &mut m, &mut probe)?;
+                let (dt, bad) = run
+                    .tester
+                    .step(now, c, &mut run.p.machine, &mut run.probe)?;
                 if let Some(v) = bad {
-                    probe.trace.record(violation_record(&v));
-                    probe.violations.push(v);
+                    run.push(v);
                 }
-                q.schedule(now + dt.max(SimDuration::from_nanos(1)), Ev::Step(c))?;
+                run.q
+                    .schedule(now + dt.max(SimDuration::from_nanos(1)), Ev::Step(c))?;
+            }
+            Ev::Device(d) => {
+                if let Some(next) = run.p.device_tick(now, d, &mut run.probe) {
+                    run.q.schedule(next, Ev::Device(d))?;
+                }
+            }
+            Ev::Irq(c) => {
+                run.irq_pending[c.index()] = false;
+                for v in run.driver.service(now, c, &mut run.p, &mut run.probe) {
+                    run.push(v);
+                }
+            }
+            Ev::Poll => {
+                run.driver.poll(now, &mut run.p, &mut run.probe);
+                if let Some(every) = run.driver.poll_interval() {
+                    if now + every < end {
+                        run.q.schedule(now + every, Ev::Poll)?;
+                    }
+                }
             }
             Ev::Action(i) => {
                 let entry = &f.timeline[i];
-                let rec = act(now, entry, &mut m, &mut probe, &mut tester, &mut audits);
-                if entry.action == ActionKind::StartCpu && rec.result.is_ok() {
+                let rec = act(now, entry, &mut run);
+                if rec.result.is_ok() && entry.action.cpu_event() == Some(CpuEvent::Start) {
                     if let Some(c) = entry.cpu.map(CpuId) {
-                        if tester.is_active(c) && !pending[c.index()] {
-                            pending[c.index()] = true;
-                            q.schedule(now, Ev::Step(c))?;
+                        if run.tester.is_active(c) && !run.step_pending[c.index()] {
+                            run.step_pending[c.index()] = true;
+                            run.q.schedule(now, Ev::Step(c))?;
                         }
                     }
                 }
-                probe.trace.record(TraceRecord {
+                run.probe.trace.record(TraceRecord {
                     time: now,
                     track: track_machine(),
                     category: "timeline",
@@ -239,27 +359,37 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                         ),
                     ],
                 });
-                actions.push(rec);
+                run.actions.push(rec);
             }
             Ev::Audit => {
-                probe.audit(now, &m);
-                audits += 1;
+                run.probe.audit(now, &run.p);
+                run.audits += 1;
                 let next = now + audit_every;
                 if next < end {
-                    q.schedule(next, Ev::Audit)?;
+                    run.q.schedule(next, Ev::Audit)?;
                 }
             }
             Ev::End => break,
         }
+        run.follow_up(now)?;
     }
-    probe.audit(end, &m);
-    audits += 1;
+    run.probe.audit(end, &run.p);
+    run.audits += 1;
+    let Run {
+        p,
+        mut probe,
+        tester,
+        driver,
+        actions,
+        audits,
+        ..
+    } = run;
     for v in probe
         .violations
         .kept()
         .to_vec()
         .iter()
-        .filter(|v| v.checker != cells::check::TESTER)
+        .filter(|v| v.checker != cells::check::TESTER && v.checker != DRIVER)
     {
         probe.trace.record(violation_record(v));
     }
@@ -292,6 +422,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         trace_hash,
         checkers,
         tester: tester.stats().clone(),
+        driver: driver.stats().clone(),
         actions,
         audits,
         end,
@@ -299,7 +430,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         trace_events,
         expectations,
         violations: probe.violations,
-        machine: m,
+        platform: p,
     })
 }
 
@@ -321,67 +452,82 @@ fn violation_record(v: &Violation) -> TraceRecord {
     }
 }
 
-fn act(
-    now: SimTime,
-    t: &TimelineEntry,
-    m: &mut Machine,
-    probe: &mut Probe,
-    tester: &mut RandomTester,
-    audits: &mut u64,
-) -> ActionRecord {
+/// An action's operand. Validation guarantees the operands each action needs; this only guards
+/// the lookup.
+fn need<T>(o: Option<T>, what: &str) -> Result<T, String> {
+    o.ok_or_else(|| format!("needs a {what}"))
+}
+
+fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let cpu = t.cpu.map(CpuId);
     let cell = t.cell.map(CellId);
-    let target = match (cpu, cell, t.addr) {
-        (Some(c), _, _) => c.to_string(),
-        (None, Some(c), _) => c.to_string(),
-        (None, None, Some(a)) => PhysAddr::new(a).to_string(),
-        (None, None, None) => "machine".into(),
+    let slot = t.slot.map(SlotId);
+    let sub = t.subsystem.map(IoSubsystemId);
+    let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
+        (Some(c), ..) => c.to_string(),
+        (None, Some(c), ..) => c.to_string(),
+        (None, None, Some(s), ..) => format!("slot {}", s.0),
+        (None, None, None, Some(s), ..) => s.to_string(),
+        (None, None, None, None, Some(path), _) => path.clone(),
+        (None, None, None, None, None, Some(a)) => PhysAddr::new(a).to_string(),
+        (None, None, None, None, None, None) => "machine".into(),
     };
-    // Validation guarantees the operand each action needs; these only guard the lookups.
-    let need_cpu = || cpu.ok_or_else(|| "needs a cpu".to_owned());
-    let need_cell = || cell.ok_or_else(|| "needs a cell".to_owned());
-    let cpu_state = |m: &Machine, c: CpuId| m.cpu(c).map_or(String::new(), |x| x.state.to_string());
-    let cell_state =
-        |m: &Machine, c: CellId| m.cell(c).map_or(String::new(), |x| x.state.to_string());
+    let (p, probe) = (&mut run.p, &mut run.probe);
+    let cpu_state = |p: &Platform, c: CpuId| {
+        p.machine
+            .cpu(c)
+            .map_or(String::new(), |x| x.state.to_string())
+    };
     let result: Result<String, String> = match t.action {
-        ActionKind::HaltCpu => need_cpu().and_then(|c| {
-            tester.set_active(c, false);
+        ActionKind::HaltCpu => need(cpu, "cpu").and_then(|c| {
+            run.tester.set_active(c, false);
             let flushed = if t.flush.unwrap_or(true) {
-                let f = m.flush_cache(now, c, probe).map_err(|e| e.to_string())?;
+                let f = p
+                    .machine
+                    .flush_cache(now, c, probe)
+                    .map_err(|e| e.to_string())?;
                 format!("flushed {} lines ({} dirty), ", f.lines, f.dirty)
             } else {
                 "no flush, ".to_owned()
             };
-            m.cpu_event(now, c, CpuEvent::Halt, probe)
-                .map(|()| format!("{flushed}{}", cpu_state(m, c)))
+            p.cpu_event(now, c, CpuEvent::Halt, probe)
+                .map(|()| format!("{flushed}{}", cpu_state(p, c)))
                 .map_err(|e| e.to_string())
         }),
         ActionKind::StartCpu | ActionKind::PowerOnCpu | ActionKind::PowerOffCpu => {
-            need_cpu().and_then(|c| {
+            need(cpu, "cpu").and_then(|c| {
                 let ev = t.action.cpu_event().ok_or("not a CPU event")?;
-                m.cpu_event(now, c, ev, probe).map_err(|e| e.to_string())?;
+                p.cpu_event(now, c, ev, probe).map_err(|e| e.to_string())?;
                 // The workload runs exactly on the CPUs that are running.
-                tester.set_active(c, ev == CpuEvent::Start);
-                Ok(cpu_state(m, c))
+                run.tester.set_active(c, ev == CpuEvent::Start);
+                Ok(cpu_state(p, c))
             })
         }
-        ActionKind::FlushCache => need_cpu().and_then(|c| {
-            m.flush_cache(now, c, probe)
+        ActionKind::FlushCache => need(cpu, "cpu").and_then(|c| {
+            p.machine
+                .flush_cache(now, c, probe)
                 .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
                 .map_err(|e| e.to_string())
         }),
         ActionKind::InsertCell
         | ActionKind::PowerOnCell
         | ActionKind::PowerOffCell
-        | ActionKind::RemoveCell => need_cell().and_then(|c| {
+        | ActionKind::RemoveCell => need(cell, "cell").and_then(|c| {
             let ev = t.action.cell_event().ok_or("not a cell event")?;
-            if matches!(ev, CellEvent::PowerOff | CellEvent::Remove) {
-                for id in m.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
-                    tester.set_active(id, false);
+            if matches!(
+                ev,
+                cells::cell::CellEvent::PowerOff | cells::cell::CellEvent::Remove
+            ) {
+                for id in p.machine.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
+                    run.tester.set_active(id, false);
                 }
             }
-            m.cell_event(now, c, ev, probe)
-                .map(|()| cell_state(m, c))
+            p.cell_event(now, c, ev, probe)
+                .map(|()| {
+                    p.machine
+                        .cell(c)
+                        .map_or(String::new(), |x| x.state.to_string())
+                })
                 .map_err(|e| e.to_string())
         }),
         ActionKind::InjectCorrectedError => {
@@ -391,25 +537,103 @@ fn act(
                 (None, None) => Err("needs a cpu or an addr".to_owned()),
             };
             target.and_then(|target| {
-                m.inject_corrected_error(now, target, t.count.unwrap_or(1), probe)
+                p.machine
+                    .inject_corrected_error(now, target, t.count.unwrap_or(1), probe)
                     .map(|total| format!("total {total}"))
                     .map_err(|e| e.to_string())
             })
         }
-        ActionKind::InjectUncorrectedError => t
-            .addr
-            .ok_or_else(|| "needs an addr".to_owned())
-            .and_then(|a| {
-                m.inject_uncorrected_error(now, PhysAddr::new(a), probe)
-                    .map(|()| "poisoned".to_owned())
-                    .map_err(|e| e.to_string())
-            }),
+        ActionKind::InjectUncorrectedError => need(t.addr, "addr").and_then(|a| {
+            p.machine
+                .inject_uncorrected_error(now, PhysAddr::new(a), probe)
+                .map(|()| "poisoned".to_owned())
+                .map_err(|e| e.to_string())
+        }),
         ActionKind::Audit => {
             let before = probe.violations.total();
-            probe.audit(now, m);
-            *audits += 1;
+            probe.audit(now, p);
+            run.audits += 1;
             Ok(format!("{} findings", probe.violations.total() - before))
         }
+        ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
+            let stopped = run.driver.quiesce(now, s, p, probe);
+            let path = IoExerciser::slot_path(p, s).ok_or("the slot has no ACPI node")?;
+            p.evaluate(now, &format!("{path}._PS3"), &[], probe)
+                .map_err(|e| e.to_string())?;
+            Ok(format!("{stopped}; _PS3"))
+        }),
+        ActionKind::SlotPowerOn => need(slot, "slot").and_then(|s| {
+            let path = IoExerciser::slot_path(p, s).ok_or("the slot has no ACPI node")?;
+            p.evaluate(now, &format!("{path}._PS0"), &[], probe)
+                .map_err(|e| e.to_string())?;
+            let up = if p.io.slot(s).is_some_and(|x| x.card.is_some()) {
+                run.driver.resume(now, s, p, probe)?
+            } else {
+                "empty slot".to_owned()
+            };
+            Ok(format!("_PS0; {up}"))
+        }),
+        ActionKind::MaskIrq | ActionKind::UnmaskIrq => need(slot, "slot").and_then(|s| {
+            run.driver
+                .set_masked(now, s, t.action == ActionKind::MaskIrq, p, probe)
+        }),
+        ActionKind::InsertCard => need(slot, "slot").and_then(|s| {
+            let kind = need(t.kind, "kind")?;
+            p.insert_card(now, s, kind, probe)
+                .map(|d| format!("card {} ({})", d.0, kind.name()))
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::RemoveCard => need(slot, "slot").and_then(|s| {
+            let powered = p.io.slot(s).is_some_and(|x| x.powered);
+            p.remove_card(now, s, probe)
+                .map(|d| {
+                    format!(
+                        "card {} removed{}",
+                        d.0,
+                        if powered {
+                            " while powered (surprise)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::PressAttention => need(slot, "slot").and_then(|s| {
+            p.press_attention(now, s, probe)
+                .map(|()| "eject request raised".to_owned())
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::Evaluate => need(t.path.as_ref(), "path").and_then(|path| {
+            let args = if path.to_ascii_uppercase().ends_with("_EJ0")
+                || path.to_ascii_uppercase().ends_with("_OST")
+            {
+                vec![AcpiValue::Integer(1), AcpiValue::Integer(0)]
+            } else {
+                Vec::new()
+            };
+            p.evaluate(now, path, &args, probe)
+                .map(|v| v.to_string())
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::Notify => need(t.path.as_ref(), "path").and_then(|path| {
+            let code = need(t.code, "code")?.code();
+            p.notify(now, path, code, probe)
+                .map(|()| format!("Notify {code}"))
+                .map_err(|e| e.to_string())
+        }),
+        ActionKind::InsertIo
+        | ActionKind::PowerOnIo
+        | ActionKind::PowerOffIo
+        | ActionKind::RemoveIo => need(sub, "subsystem").and_then(|s| {
+            let ev = t.action.io_event().ok_or("not an I/O subsystem event")?;
+            p.subsystem_event(now, s, ev, probe)
+                .map(|()| {
+                    p.io.subsystem(s)
+                        .map_or(String::new(), |x| x.state.to_string())
+                })
+                .map_err(|e| e.to_string())
+        }),
     };
     ActionRecord {
         time: now,

@@ -5,10 +5,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use acpi_model::{NotifyCode, Platform, PlatformConfig};
 use cells::cell::CellEvent;
 use cells::config::MachineConfig;
 use cells::cpu::CpuEvent;
-use cells::{CacheDefect, Machine, RandomTester, TesterConfig};
+use cells::{CacheDefect, RandomTester, TesterConfig};
+use io_subsystem::{DeviceKind, IoConfig, IoDefect, SubsystemEvent};
+
+use crate::io_driver::{IoExerciser, IoExerciserConfig};
 use serde::{Deserialize, Deserializer};
 use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
 
@@ -108,6 +112,9 @@ pub struct WorkloadSection {
     /// The tester's knobs.
     #[serde(default)]
     pub tester: TesterConfig,
+    /// The I/O exerciser's knobs.
+    #[serde(default)]
+    pub io: IoExerciserConfig,
 }
 
 /// `[checks]`.
@@ -198,8 +205,34 @@ pub enum ActionKind {
     InjectCorrectedError,
     /// Poison the frame of `addr`.
     InjectUncorrectedError,
-    /// Audit every cache and directory now.
+    /// Audit every cache, directory, IO SAPIC and BAR now.
     Audit,
+    /// The driver quiesces the card in `slot`, then firmware `_PS3` powers the slot off.
+    SlotPowerOff,
+    /// Firmware `_PS0` powers `slot` on, then the driver brings its card up again.
+    SlotPowerOn,
+    /// A card of `kind` is pushed into the empty `slot`.
+    InsertCard,
+    /// The card is pulled out of `slot` (a surprise removal if the slot is powered).
+    RemoveCard,
+    /// Someone presses `slot`'s attention button: firmware raises an eject request.
+    PressAttention,
+    /// Firmware evaluates the ACPI object or method at `path` (`_EJ0` gets argument 1).
+    Evaluate,
+    /// Firmware raises an SCI with Notify `code` on the device at `path`.
+    Notify,
+    /// An I/O subsystem goes into empty slot `subsystem`.
+    InsertIo,
+    /// Power on I/O subsystem `subsystem`.
+    PowerOnIo,
+    /// Power off I/O subsystem `subsystem`.
+    PowerOffIo,
+    /// Pull I/O subsystem `subsystem` out (a surprise removal if powered).
+    RemoveIo,
+    /// The driver masks the IO SAPIC entry of the card in `slot` (its interrupts are held).
+    MaskIrq,
+    /// The driver unmasks it again (held interrupts are delivered).
+    UnmaskIrq,
 }
 
 impl ActionKind {
@@ -217,7 +250,20 @@ impl ActionKind {
             | ActionKind::RemoveCell
             | ActionKind::InjectCorrectedError
             | ActionKind::InjectUncorrectedError
-            | ActionKind::Audit => None,
+            | ActionKind::Audit
+            | ActionKind::SlotPowerOff
+            | ActionKind::SlotPowerOn
+            | ActionKind::InsertCard
+            | ActionKind::RemoveCard
+            | ActionKind::PressAttention
+            | ActionKind::Evaluate
+            | ActionKind::Notify
+            | ActionKind::InsertIo
+            | ActionKind::PowerOnIo
+            | ActionKind::PowerOffIo
+            | ActionKind::RemoveIo
+            | ActionKind::MaskIrq
+            | ActionKind::UnmaskIrq => None,
         }
     }
 
@@ -235,13 +281,83 @@ impl ActionKind {
             | ActionKind::FlushCache
             | ActionKind::InjectCorrectedError
             | ActionKind::InjectUncorrectedError
-            | ActionKind::Audit => None,
+            | ActionKind::Audit
+            | ActionKind::SlotPowerOff
+            | ActionKind::SlotPowerOn
+            | ActionKind::InsertCard
+            | ActionKind::RemoveCard
+            | ActionKind::PressAttention
+            | ActionKind::Evaluate
+            | ActionKind::Notify
+            | ActionKind::InsertIo
+            | ActionKind::PowerOnIo
+            | ActionKind::PowerOffIo
+            | ActionKind::RemoveIo
+            | ActionKind::MaskIrq
+            | ActionKind::UnmaskIrq => None,
         }
     }
 
-    /// Whether the action needs a `cpu`.
-    pub fn needs_cpu(self) -> bool {
-        self.cpu_event().is_some() || matches!(self, ActionKind::HaltCpu | ActionKind::FlushCache)
+    /// The I/O subsystem state change this action is, if any.
+    pub fn io_event(self) -> Option<SubsystemEvent> {
+        match self {
+            ActionKind::InsertIo => Some(SubsystemEvent::Insert),
+            ActionKind::PowerOnIo => Some(SubsystemEvent::PowerOn),
+            ActionKind::PowerOffIo => Some(SubsystemEvent::PowerOff),
+            ActionKind::RemoveIo => Some(SubsystemEvent::Remove),
+            ActionKind::HaltCpu
+            | ActionKind::StartCpu
+            | ActionKind::PowerOnCpu
+            | ActionKind::PowerOffCpu
+            | ActionKind::FlushCache
+            | ActionKind::InsertCell
+            | ActionKind::PowerOnCell
+            | ActionKind::PowerOffCell
+            | ActionKind::RemoveCell
+            | ActionKind::InjectCorrectedError
+            | ActionKind::InjectUncorrectedError
+            | ActionKind::Audit
+            | ActionKind::SlotPowerOff
+            | ActionKind::SlotPowerOn
+            | ActionKind::InsertCard
+            | ActionKind::RemoveCard
+            | ActionKind::PressAttention
+            | ActionKind::Evaluate
+            | ActionKind::Notify
+            | ActionKind::MaskIrq
+            | ActionKind::UnmaskIrq => None,
+        }
+    }
+
+    /// The operands the action requires and the ones it may take.
+    pub fn operands(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            ActionKind::HaltCpu => (&["cpu"], &["flush"]),
+            ActionKind::StartCpu
+            | ActionKind::PowerOnCpu
+            | ActionKind::PowerOffCpu
+            | ActionKind::FlushCache => (&["cpu"], &[]),
+            ActionKind::InsertCell
+            | ActionKind::PowerOnCell
+            | ActionKind::PowerOffCell
+            | ActionKind::RemoveCell => (&["cell"], &[]),
+            ActionKind::InjectCorrectedError => (&[], &["cpu", "addr", "count"]),
+            ActionKind::InjectUncorrectedError => (&["addr"], &[]),
+            ActionKind::Audit => (&[], &[]),
+            ActionKind::SlotPowerOff
+            | ActionKind::SlotPowerOn
+            | ActionKind::RemoveCard
+            | ActionKind::PressAttention
+            | ActionKind::MaskIrq
+            | ActionKind::UnmaskIrq => (&["slot"], &[]),
+            ActionKind::InsertCard => (&["slot", "kind"], &[]),
+            ActionKind::Evaluate => (&["path"], &[]),
+            ActionKind::Notify => (&["path", "code"], &[]),
+            ActionKind::InsertIo
+            | ActionKind::PowerOnIo
+            | ActionKind::PowerOffIo
+            | ActionKind::RemoveIo => (&["subsystem"], &[]),
+        }
     }
 
     /// The name used in files.
@@ -259,6 +375,19 @@ impl ActionKind {
             ActionKind::InjectCorrectedError => "inject_corrected_error",
             ActionKind::InjectUncorrectedError => "inject_uncorrected_error",
             ActionKind::Audit => "audit",
+            ActionKind::SlotPowerOff => "slot_power_off",
+            ActionKind::SlotPowerOn => "slot_power_on",
+            ActionKind::InsertCard => "insert_card",
+            ActionKind::RemoveCard => "remove_card",
+            ActionKind::PressAttention => "press_attention",
+            ActionKind::Evaluate => "evaluate",
+            ActionKind::Notify => "notify",
+            ActionKind::InsertIo => "insert_io",
+            ActionKind::PowerOnIo => "power_on_io",
+            ActionKind::PowerOffIo => "power_off_io",
+            ActionKind::RemoveIo => "remove_io",
+            ActionKind::MaskIrq => "mask_irq",
+            ActionKind::UnmaskIrq => "unmask_irq",
         }
     }
 }
@@ -281,16 +410,96 @@ pub struct TimelineEntry {
     pub count: Option<u32>,
     /// For `halt_cpu`: flush the cache first (default true).
     pub flush: Option<bool>,
+    /// A slot number (`_SUN`, from 1).
+    pub slot: Option<u16>,
+    /// An I/O subsystem.
+    pub subsystem: Option<u16>,
+    /// An ACPI path, e.g. `\_SB_.CL03._EJ0`.
+    pub path: Option<String>,
+    /// A card kind.
+    pub kind: Option<DeviceKind>,
+    /// A Notify code.
+    pub code: Option<NotifyName>,
+}
+
+/// Notify codes as written in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyName {
+    /// 0x00.
+    BusCheck,
+    /// 0x01.
+    DeviceCheck,
+    /// 0x03.
+    EjectRequest,
+}
+
+impl NotifyName {
+    /// The firmware's code.
+    pub fn code(self) -> NotifyCode {
+        match self {
+            NotifyName::BusCheck => NotifyCode::BusCheck,
+            NotifyName::DeviceCheck => NotifyCode::DeviceCheck,
+            NotifyName::EjectRequest => NotifyCode::EjectRequest,
+        }
+    }
+}
+
+/// Every injectable defect, by the name used in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Defect {
+    /// Cache model: see [`CacheDefect::StoreSkipsInvalidate`].
+    StoreSkipsInvalidate,
+    /// Cache model: see [`CacheDefect::EvictionDropsDirty`].
+    EvictionDropsDirty,
+    /// Cache model: see [`CacheDefect::ReadSkipsOwner`].
+    ReadSkipsOwner,
+    /// IO SAPIC: see [`IoDefect::SapicIgnoresMask`].
+    SapicIgnoresMask,
+    /// IO SAPIC: see [`IoDefect::SapicIgnoresEoi`].
+    SapicIgnoresEoi,
+    /// IO SAPIC: see [`IoDefect::SapicLosesHeld`].
+    SapicLosesHeld,
+}
+
+impl Defect {
+    /// Switches the defect on in the platform.
+    pub fn apply(self, p: &mut Platform) {
+        match self {
+            Defect::StoreSkipsInvalidate => {
+                p.machine.inject_defect(CacheDefect::StoreSkipsInvalidate)
+            }
+            Defect::EvictionDropsDirty => p.machine.inject_defect(CacheDefect::EvictionDropsDirty),
+            Defect::ReadSkipsOwner => p.machine.inject_defect(CacheDefect::ReadSkipsOwner),
+            Defect::SapicIgnoresMask => p.io.inject_defect(IoDefect::SapicIgnoresMask),
+            Defect::SapicIgnoresEoi => p.io.inject_defect(IoDefect::SapicIgnoresEoi),
+            Defect::SapicLosesHeld => p.io.inject_defect(IoDefect::SapicLosesHeld),
+        }
+    }
+
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::StoreSkipsInvalidate => CacheDefect::StoreSkipsInvalidate.name(),
+            Defect::EvictionDropsDirty => CacheDefect::EvictionDropsDirty.name(),
+            Defect::ReadSkipsOwner => CacheDefect::ReadSkipsOwner.name(),
+            Defect::SapicIgnoresMask => IoDefect::SapicIgnoresMask.name(),
+            Defect::SapicIgnoresEoi => IoDefect::SapicIgnoresEoi.name(),
+            Defect::SapicLosesHeld => IoDefect::SapicLosesHeld.name(),
+        }
+    }
 }
 
 /// The checkers that may be named in `[expect]`.
-pub const CHECKER_CODES: [&str; 3] = ["CHK-1", "CHK-2", "TESTER"];
+pub const CHECKER_CODES: [&str; 6] = ["CHK-1", "CHK-2", "CHK-6", "CHK-7", "TESTER", "DRIVER"];
 
 /// `[expect]`: what must happen for the scenario to have shown what it is meant to show.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExpectSection {
-    /// Checkers (by code: `CHK-1`, `CHK-2`, `TESTER`) that must report at least one violation.
+    /// Checkers (by code: `CHK-1`, `CHK-2`, `CHK-6`, `CHK-7`, `TESTER`, `DRIVER`) that must
+    /// report at least one violation.
     /// The run still exits 1 (a checker fired); the report shows each expectation as met or not.
     pub checkers: Vec<String>,
 }
@@ -311,6 +520,9 @@ pub struct ScenarioFile {
     /// The hardware.
     #[serde(default)]
     pub machine: MachineConfig,
+    /// The I/O hardware.
+    #[serde(default)]
+    pub io: IoConfig,
     /// What runs on it.
     pub workload: WorkloadSection,
     /// Checker settings.
@@ -318,7 +530,7 @@ pub struct ScenarioFile {
     pub checks: ChecksSection,
     /// Injected defects, by name.
     #[serde(default)]
-    pub defects: Vec<CacheDefect>,
+    pub defects: Vec<Defect>,
     /// Hardware actions at given times.
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
@@ -484,6 +696,16 @@ impl Scenario {
     }
 }
 
+impl ScenarioFile {
+    /// The platform part of the file.
+    pub fn platform_config(&self) -> PlatformConfig {
+        PlatformConfig {
+            machine: self.machine.clone(),
+            io: self.io.clone(),
+        }
+    }
+}
+
 /// Semantic checks; returns the workload CPUs or `(field, message)`.
 fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
     let geo = f
@@ -554,21 +776,29 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             "must be at least 1 when given".into(),
         ));
     }
-    // The tester's layout depends on the machine: build both once to check.
-    let m = Machine::new(&f.machine).map_err(|e| (format!("machine.{}", e.field), e.message))?;
-    RandomTester::new(f.workload.tester.clone(), &cpus, &m, &RngStreams::new(0)).map_err(|e| {
-        match e {
-            cells::tester::TesterError::Invalid { field, message } => {
-                let field = if field == "cpus" {
-                    "workload.cpus".to_owned()
-                } else {
-                    format!("workload.tester.{field}")
-                };
-                (field, message)
-            }
-            cells::tester::TesterError::Cpu { .. } => ("workload.cpus".into(), e.to_string()),
+    // Build the platform, the tester and the exerciser once: their layouts depend on it all.
+    let p = Platform::new(&f.platform_config()).map_err(|e| (e.field, e.message))?;
+    RandomTester::new(
+        f.workload.tester.clone(),
+        &cpus,
+        &p.machine,
+        &RngStreams::new(0),
+    )
+    .map_err(|e| match e {
+        cells::tester::TesterError::Invalid { field, message } => {
+            let field = if field == "cpus" {
+                "workload.cpus".to_owned()
+            } else {
+                format!("workload.tester.{field}")
+            };
+            (field, message)
         }
+        cells::tester::TesterError::Cpu { .. } => ("workload.cpus".into(), e.to_string()),
     })?;
+    IoExerciser::new(f.workload.io.clone(), &p)
+        .map_err(|e| (format!("workload.io.{}", e.field), e.message))?;
+    let nslots = p.io.slots().len();
+    let nsubs = p.io.subsystems().len();
     let mut last = SimDuration::ZERO;
     for (i, t) in f.timeline.iter().enumerate() {
         let field = |k: &str| format!("timeline[{i}].{k}");
@@ -588,41 +818,84 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 format!("{} is after the end of the run ({})", t.at.0, f.duration.0),
             ));
         }
-        let need_cpu = t.action.needs_cpu();
-        let need_cell = t.action.cell_event().is_some();
-        let need_addr = t.action == ActionKind::InjectUncorrectedError;
         let name = t.action.name();
-        match (need_cpu, t.cpu) {
-            (true, None) => return Err((field("cpu"), format!("`{name}` needs a cpu"))),
-            (_, Some(c)) if c >= ncpus => {
-                return Err((
-                    field("cpu"),
-                    format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),
-                ));
+        let (required, optional) = t.action.operands();
+        let given = [
+            ("cpu", t.cpu.is_some()),
+            ("cell", t.cell.is_some()),
+            ("addr", t.addr.is_some()),
+            ("count", t.count.is_some()),
+            ("flush", t.flush.is_some()),
+            ("slot", t.slot.is_some()),
+            ("subsystem", t.subsystem.is_some()),
+            ("path", t.path.is_some()),
+            ("kind", t.kind.is_some()),
+            ("code", t.code.is_some()),
+        ];
+        for (k, present) in given {
+            if !present && required.contains(&k) {
+                return Err((field(k), format!("`{name}` needs a {k}")));
             }
-            _ => {}
-        }
-        match (need_cell, t.cell) {
-            (true, None) => return Err((field("cell"), format!("`{name}` needs a cell"))),
-            (_, Some(c)) if usize::from(c) >= geo.cells => {
-                return Err((
-                    field("cell"),
-                    format!(
-                        "cell{c} does not exist (the machine has {} cell slots)",
-                        geo.cells
-                    ),
-                ));
+            if present && !required.contains(&k) && !optional.contains(&k) {
+                return Err((field(k), format!("`{name}` does not take a {k}")));
             }
-            _ => {}
         }
-        if t.action == ActionKind::InjectCorrectedError && t.cpu.is_none() && t.addr.is_none() {
+        if t.action == ActionKind::InjectCorrectedError {
+            match (t.cpu, t.addr) {
+                (None, None) => {
+                    return Err((
+                        field("action"),
+                        "`inject_corrected_error` needs a cpu or an addr".into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err((
+                        field("addr"),
+                        "give either a cpu or an addr, not both".into(),
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+            }
+        }
+        if let Some(c) = t.cpu.filter(|&c| c >= ncpus) {
             return Err((
-                field("action"),
-                "`inject_corrected_error` needs a cpu or an addr".into(),
+                field("cpu"),
+                format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),
             ));
         }
-        if need_addr && t.addr.is_none() {
-            return Err((field("addr"), format!("`{name}` needs an addr")));
+        if let Some(c) = t.cell.filter(|&c| usize::from(c) >= geo.cells) {
+            return Err((
+                field("cell"),
+                format!(
+                    "cell{c} does not exist (the machine has {} cell slots)",
+                    geo.cells
+                ),
+            ));
+        }
+        if let Some(s) = t.slot.filter(|&s| s == 0 || usize::from(s) > nslots) {
+            return Err((
+                field("slot"),
+                format!("slot {s} does not exist (slots are numbered 1 to {nslots})"),
+            ));
+        }
+        if let Some(s) = t.subsystem.filter(|&s| usize::from(s) >= nsubs) {
+            return Err((
+                field("subsystem"),
+                format!("I/O subsystem {s} does not exist (the machine has {nsubs})"),
+            ));
+        }
+        if let Some(path) = &t.path {
+            let exists = p.namespace().find(path).is_some()
+                || path
+                    .rsplit_once('.')
+                    .and_then(|(parent, m)| p.namespace().find(parent).map(|n| (n, m)))
+                    .is_some_and(|(n, m)| n.kind.objects().iter().any(|o| normalise_name(m) == *o));
+            if !exists {
+                return Err((
+                    field("path"),
+                    format!("{path} does not exist in the ACPI namespace"),
+                ));
+            }
         }
         if let Some(a) = t.addr {
             if a % 8 != 0 {
@@ -638,34 +911,14 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 ));
             }
         }
-        let irrelevant = [
-            (
-                "cpu",
-                t.cpu.is_some() && !need_cpu && t.action != ActionKind::InjectCorrectedError,
-            ),
-            ("cell", t.cell.is_some() && !need_cell),
-            (
-                "addr",
-                t.addr.is_some() && !need_addr && t.action != ActionKind::InjectCorrectedError,
-            ),
-            (
-                "count",
-                t.count.is_some() && t.action != ActionKind::InjectCorrectedError,
-            ),
-            (
-                "flush",
-                t.flush.is_some() && t.action != ActionKind::HaltCpu,
-            ),
-        ];
-        if let Some((k, _)) = irrelevant.iter().find(|(_, bad)| *bad) {
-            return Err((field(k), format!("`{name}` does not take a {k}")));
-        }
-        if t.action == ActionKind::InjectCorrectedError && t.cpu.is_some() && t.addr.is_some() {
-            return Err((
-                field("addr"),
-                "give either a cpu or an addr, not both".into(),
-            ));
-        }
     }
     Ok(cpus)
+}
+
+fn normalise_name(m: &str) -> String {
+    let mut s = m.to_ascii_uppercase();
+    while s.len() < 4 {
+        s.push('_');
+    }
+    s
 }

@@ -40,7 +40,8 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
 
-    /// Export the ACPI tables (DSDT AML) here at the end (needs the ACPI model: not built yet).
+    /// Write the DSDT (AML) as it stands at the end of the run to FILE, and the MADT, SRAT
+    /// and SLIT beside it as apic.aml, srat.aml and slit.aml (disassemble with `iasl -d`).
     #[arg(long, value_name = "FILE")]
     dsdt_out: Option<PathBuf>,
 
@@ -56,6 +57,13 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
 }
+
+/// Tables written beside the DSDT by `--dsdt-out`.
+const SIBLING_TABLES: [(&str, &str); 3] = [
+    ("apic.aml", "MADT"),
+    ("srat.aml", "SRAT"),
+    ("slit.aml", "SLIT"),
+];
 
 fn bad_input(msg: &str) -> ExitCode {
     eprintln!("sim: {msg}");
@@ -75,10 +83,27 @@ fn main() -> ExitCode {
             "--sysfs-out needs the OS model, which is not built yet (issue 6); nothing was run",
         );
     }
-    if cli.dsdt_out.is_some() {
-        return bad_input(
-            "--dsdt-out needs the ACPI model, which is not built yet (issue 3); nothing was run",
-        );
+    if let Some(f) = &cli.dsdt_out {
+        if f.file_name()
+            .is_some_and(|n| SIBLING_TABLES.iter().any(|(s, _)| n == *s))
+        {
+            return bad_input(&format!(
+                "--dsdt-out {}: that name is taken by a table written beside the DSDT",
+                f.display()
+            ));
+        }
+        if cli.seeds.is_some() {
+            return bad_input(
+                "--dsdt-out writes one run's tables: it cannot be combined with --seeds",
+            );
+        }
+        let parent = f.parent().filter(|d| !d.as_os_str().is_empty());
+        if parent.is_some_and(|d| !d.is_dir()) {
+            return bad_input(&format!(
+                "--dsdt-out {}: the directory does not exist; nothing was run",
+                f.display()
+            ));
+        }
     }
     let scn = match Scenario::load(&cli.scenario) {
         Ok(s) => s,
@@ -130,6 +155,24 @@ fn main() -> ExitCode {
     if let Some(p) = &cli.json {
         if let Err(e) = write_file(p, "JSON report", report::json(&scn, &res).as_bytes()) {
             return bad_input(&e);
+        }
+    }
+    if let Some(f) = &cli.dsdt_out {
+        let dir = f
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let p = &res.platform;
+        let tables = [
+            (f.clone(), p.dsdt()),
+            (dir.join(SIBLING_TABLES[0].0), p.madt()),
+            (dir.join(SIBLING_TABLES[1].0), p.srat()),
+            (dir.join(SIBLING_TABLES[2].0), p.slit()),
+        ];
+        for (path, bytes) in tables {
+            if let Err(e) = write_file(&path, "ACPI table", &bytes) {
+                return bad_input(&e);
+            }
         }
     }
     if let Some(p) = &cli.trace {

@@ -112,3 +112,58 @@ fn a_sweep_lists_failing_seeds_for_replay() {
     ]);
     assert_eq!(replay.status.code(), Some(1));
 }
+
+#[test]
+fn dsdt_out_writes_tables_that_iasl_disassembles() {
+    let d = scratch("dsdt_out");
+    let f = d.join("dsdt.aml");
+    let out = sim(&[
+        "scenarios/io_smoke.toml",
+        "--quiet",
+        "--dsdt-out",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["dsdt.aml", "apic.aml", "srat.aml", "slit.aml"] {
+        let bytes = std::fs::read(d.join(name)).unwrap();
+        let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+        assert_eq!(sum, 0, "{name}: table checksum");
+    }
+    let iasl = std::process::Command::new("iasl")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !iasl {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "iasl is missing; scripts/test.sh installs it"
+        );
+        eprintln!("skipping the iasl half: iasl not installed");
+        return;
+    }
+    let out = std::process::Command::new("iasl")
+        .args(["-d", "dsdt.aml"])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("Error") && !text.contains("Warning"),
+        "{text}"
+    );
+    let dsl = std::fs::read_to_string(d.join("dsdt.dsl")).unwrap();
+    assert!(
+        dsl.contains("Device (SL01)") && dsl.contains("_PS3"),
+        "the slots are there"
+    );
+}

@@ -83,6 +83,33 @@ const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
         Some("workload.tester.private_lines"),
     ),
     ("page_too_large.toml", Some(4), Some("machine.page_size")),
+    (
+        "io_two_cards_one_slot.toml",
+        Some(10),
+        Some("io.device[1].slot"),
+    ),
+    ("io_overlapping_gsi.toml", Some(5), Some("io.gsi_bases[2]")),
+    ("io_window_too_small.toml", Some(6), Some("io.device[0]")),
+    (
+        "io_irq_cpu_not_a_cpu.toml",
+        Some(7),
+        Some("io.device[0].irq_cpu"),
+    ),
+    (
+        "io_unknown_card_kind.toml",
+        Some(6),
+        Some("io.device[0].kind"),
+    ),
+    (
+        "timeline_slot_out_of_range.toml",
+        Some(9),
+        Some("timeline[0].slot"),
+    ),
+    (
+        "timeline_path_not_in_namespace.toml",
+        Some(9),
+        Some("timeline[0].path"),
+    ),
 ];
 
 fn check(path: &str, line: Option<usize>, field: Option<&str>) {
@@ -173,12 +200,28 @@ fn bad_command_lines_exit_2() {
 fn unbuilt_exports_say_so_and_run_nothing() {
     let out = sim(&[
         "scenarios/coherence_stress.toml",
-        "--dsdt-out",
-        "/tmp/x.aml",
+        "--sysfs-out",
+        "/tmp/sysfs",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_dsdt_out_into_a_missing_directory_runs_nothing() {
+    let out = sim(&[
+        "scenarios/io_smoke.toml",
+        "--dsdt-out",
+        "/nonexistent/dir/dsdt.aml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the directory does not exist"));
+    let d = scratch("dsdt_name_clash");
+    let f = d.join("srat.aml");
+    let out = sim(&["scenarios/io_smoke.toml", "--dsdt-out", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 mod property {

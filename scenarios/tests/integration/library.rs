@@ -23,7 +23,7 @@ fn all_scenarios() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_scenario_in_the_library_behaves() {
     let files = all_scenarios();
-    assert!(files.len() >= 7, "{files:?}");
+    assert!(files.len() >= 14, "{files:?}");
     for p in files {
         let scn = Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
         let r = run(&scn, &RunOptions::default()).unwrap();
