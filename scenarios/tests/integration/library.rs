@@ -95,7 +95,7 @@ fn the_documented_example_is_a_valid_scenario() {
     let scn = Scenario::parse(std::path::Path::new("README.md"), example)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(scn.name, "example");
-    assert_eq!(scn.file.timeline.len(), 2);
+    assert_eq!(scn.file.timeline.len(), 4);
     // Every key of the example is documented in a table row of the same file.
     for line in example.lines() {
         let Some((key, _)) = line.split_once(" = ") else {
