@@ -309,6 +309,17 @@ impl Platform {
         PhysAddr::new(self.mailbox_base)
     }
 
+    /// The I/O fabric and, for it, the rest of the platform.
+    fn split<'a>(&'a mut self, probe: &'a mut PlatformProbe) -> (&'a mut IoFabric, Env<'a>) {
+        (
+            &mut self.io,
+            Env {
+                machine: &mut self.machine,
+                probe,
+            },
+        )
+    }
+
     fn is_mailbox(&self, addr: PhysAddr) -> bool {
         (self.mailbox_base..self.mailbox_base + mailbox::BYTES).contains(&addr.raw())
     }
@@ -341,11 +352,8 @@ impl Platform {
         let v = if self.is_mailbox(addr) {
             u64::from(self.firmware.register(addr.raw() - self.mailbox_base))
         } else {
-            let mut env = Env {
-                machine: &mut self.machine,
-                probe,
-            };
-            self.io.mmio_read(now, Entity::Cpu(cpu), addr, &mut env)
+            let (io, mut env) = self.split(probe);
+            io.mmio_read(now, Entity::Cpu(cpu), addr, &mut env)
         };
         Ok((v, SimDuration::from_nanos(UNCACHED_NS)))
     }
@@ -371,12 +379,8 @@ impl Platform {
         if self.is_mailbox(addr) {
             self.mailbox_write(now, addr.raw() - self.mailbox_base, value as u32, probe);
         } else {
-            let mut env = Env {
-                machine: &mut self.machine,
-                probe,
-            };
-            self.io
-                .mmio_write(now, Entity::Cpu(cpu), addr, value, &mut env);
+            let (io, mut env) = self.split(probe);
+            io.mmio_write(now, Entity::Cpu(cpu), addr, value, &mut env);
         }
         Ok(SimDuration::from_nanos(UNCACHED_NS))
     }
@@ -400,13 +404,8 @@ impl Platform {
         )? {
             return Ok(u32::MAX);
         }
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        Ok(self
-            .io
-            .config_read(now, Entity::Cpu(cpu), bdf, offset, &mut env))
+        let (io, mut env) = self.split(probe);
+        Ok(io.config_read(now, Entity::Cpu(cpu), bdf, offset, &mut env))
     }
 
     /// A configuration write on behalf of `cpu` (SAL_PCI_CONFIG_WRITE).
@@ -427,12 +426,8 @@ impl Platform {
             true,
             probe,
         )? {
-            let mut env = Env {
-                machine: &mut self.machine,
-                probe,
-            };
-            self.io
-                .config_write(now, Entity::Cpu(cpu), bdf, offset, value, &mut env);
+            let (io, mut env) = self.split(probe);
+            io.config_write(now, Entity::Cpu(cpu), bdf, offset, value, &mut env);
         }
         Ok(())
     }
@@ -455,11 +450,8 @@ impl Platform {
         )? {
             return Ok(u32::MAX);
         }
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        Ok(self.io.port_read(now, Entity::Cpu(cpu), port, &mut env))
+        let (io, mut env) = self.split(probe);
+        Ok(io.port_read(now, Entity::Cpu(cpu), port, &mut env))
     }
 
     /// `cpu` takes its highest pending interrupt.
@@ -498,11 +490,8 @@ impl Platform {
             .machine
             .cell(cell)
             .is_some_and(|c| c.state.is_powered());
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.set_chipset_present(now, cell.0, powered, &mut env);
+        let (io, mut env) = self.split(probe);
+        io.set_chipset_present(now, cell.0, powered, &mut env);
         Ok(())
     }
 
@@ -514,11 +503,8 @@ impl Platform {
         event: SubsystemEvent,
         probe: &mut PlatformProbe,
     ) -> Result<(), IoError> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.subsystem_event(now, id, event, &mut env)
+        let (io, mut env) = self.split(probe);
+        io.subsystem_event(now, id, event, &mut env)
     }
 
     /// Slot power.
@@ -529,11 +515,8 @@ impl Platform {
         on: bool,
         probe: &mut PlatformProbe,
     ) -> Result<(), IoError> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.set_slot_power(now, slot, on, &mut env)
+        let (io, mut env) = self.split(probe);
+        io.set_slot_power(now, slot, on, &mut env)
     }
 
     /// A card pushed into an empty slot.
@@ -544,11 +527,8 @@ impl Platform {
         kind: DeviceKind,
         probe: &mut PlatformProbe,
     ) -> Result<DeviceId, IoError> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.insert_card(now, slot, kind, &mut env)
+        let (io, mut env) = self.split(probe);
+        io.insert_card(now, slot, kind, &mut env)
     }
 
     /// A card pulled out of its slot (a surprise removal if the slot is powered).
@@ -558,11 +538,8 @@ impl Platform {
         slot: SlotId,
         probe: &mut PlatformProbe,
     ) -> Result<DeviceId, IoError> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.remove_card(now, slot, &mut env)
+        let (io, mut env) = self.split(probe);
+        io.remove_card(now, slot, &mut env)
     }
 
     /// Someone presses a slot's attention button: firmware raises an eject request for it.
@@ -572,11 +549,8 @@ impl Platform {
         slot: SlotId,
         probe: &mut PlatformProbe,
     ) -> Result<(), IoError> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.press_attention(now, slot, &mut env)?;
+        let (io, mut env) = self.split(probe);
+        io.press_attention(now, slot, &mut env)?;
         if let Some(path) = self
             .namespace
             .node_of(NodeKind::Slot(slot))
@@ -594,11 +568,8 @@ impl Platform {
         d: DeviceId,
         probe: &mut PlatformProbe,
     ) -> Option<SimTime> {
-        let mut env = Env {
-            machine: &mut self.machine,
-            probe,
-        };
-        self.io.device_tick(now, d, &mut env)
+        let (io, mut env) = self.split(probe);
+        io.device_tick(now, d, &mut env)
     }
 
     /// Cards that asked to run, and when.

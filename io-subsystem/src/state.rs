@@ -1,93 +1,15 @@
-//! Presence and power of an I/O subsystem (the same life as a cell board).
-//!
-//! ```text
-//!            Insert              PowerOn
-//!   Absent ─────────► PoweredOff ───────► PoweredOn
-//!     ▲                 │    ▲               │  │
-//!     │     Remove      │    └── PowerOff ───┘  │
-//!     ├─────────────────┘                       │
-//!     └─────────── Remove (surprise: while powered) ┘
-//! ```
+//! Presence and power of an I/O subsystem: the board life of [`sim_core::board`], and the
+//! errors of I/O hardware operations.
 
-use std::fmt;
-
-use serde::Serialize;
 use sim_core::IoSubsystemId;
 use thiserror::Error;
 
-/// Presence and power of an I/O subsystem slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubsystemState {
-    /// Empty.
-    Absent,
-    /// Inserted, unpowered.
-    PoweredOff,
-    /// Working.
-    PoweredOn,
-}
+/// Presence and power of an I/O subsystem slot (the board life shared with cells).
+pub use sim_core::board::BoardState as SubsystemState;
 
-/// What can happen to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubsystemEvent {
-    /// Put in.
-    Insert,
-    /// Power applied: the IO SAPIC resets with every entry masked, slots stay unpowered.
-    PowerOn,
-    /// Power removed: every card and the IO SAPIC lose their state.
-    PowerOff,
-    /// Pulled out.
-    Remove,
-}
-
-impl SubsystemState {
-    /// The state after `ev`, or `None` if not allowed.
-    pub const fn on(self, ev: SubsystemEvent) -> Option<SubsystemState> {
-        use SubsystemEvent as E;
-        use SubsystemState as S;
-        match (self, ev) {
-            (S::Absent, E::Insert) => Some(S::PoweredOff),
-            (S::Absent, E::PowerOn) => None,
-            (S::Absent, E::PowerOff) => None,
-            (S::Absent, E::Remove) => None,
-            (S::PoweredOff, E::Insert) => None,
-            (S::PoweredOff, E::PowerOn) => Some(S::PoweredOn),
-            (S::PoweredOff, E::PowerOff) => None,
-            (S::PoweredOff, E::Remove) => Some(S::Absent),
-            (S::PoweredOn, E::Insert) => None,
-            (S::PoweredOn, E::PowerOn) => None,
-            (S::PoweredOn, E::PowerOff) => Some(S::PoweredOff),
-            (S::PoweredOn, E::Remove) => Some(S::Absent),
-        }
-    }
-
-    /// Whether it works.
-    pub const fn is_powered(self) -> bool {
-        matches!(self, SubsystemState::PoweredOn)
-    }
-}
-
-impl fmt::Display for SubsystemState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SubsystemState::Absent => "absent",
-            SubsystemState::PoweredOff => "powered off",
-            SubsystemState::PoweredOn => "powered on",
-        })
-    }
-}
-
-impl fmt::Display for SubsystemEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SubsystemEvent::Insert => "insert",
-            SubsystemEvent::PowerOn => "power on",
-            SubsystemEvent::PowerOff => "power off",
-            SubsystemEvent::Remove => "remove",
-        })
-    }
-}
+/// What can happen to it. Power-on resets its IO SAPIC (every entry masked) and leaves its
+/// slots unpowered; power-off drops every card's state.
+pub use sim_core::board::BoardEvent as SubsystemEvent;
 
 /// Why an I/O hardware operation was refused.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -134,18 +56,4 @@ pub enum IoError {
         /// What is wrong.
         why: &'static str,
     },
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_table_matches_the_cells() {
-        assert_eq!(
-            SubsystemState::PoweredOn.on(SubsystemEvent::Remove),
-            Some(SubsystemState::Absent)
-        );
-        assert_eq!(SubsystemState::Absent.on(SubsystemEvent::PowerOn), None);
-    }
 }

@@ -30,6 +30,7 @@
 //! Model code built on this crate is pure: no threads, no I/O, no wall clock.
 
 pub mod addr;
+pub mod board;
 pub mod check;
 pub mod hash;
 pub mod ids;
@@ -40,6 +41,7 @@ pub mod time;
 pub mod trace;
 
 pub use addr::{ByteSize, Pfn, PhysAddr};
+pub use board::{BoardEvent, BoardState};
 pub use check::{Checker, CheckerId, CheckerSet, Violation, Violations};
 pub use hash::{StableHash, StableHasher};
 pub use ids::{CellId, CpuId, Entity, Gsi, IoSubsystemId, LsapicId, OsId, SlotId};
