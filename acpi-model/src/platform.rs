@@ -464,6 +464,30 @@ impl Platform {
         self.machine.take_interrupt(now, cpu, probe)
     }
 
+    /// `from` sends an IPI with `vector` to local SAPIC `dest`; `None` if `from` could not
+    /// issue it (it is not running).
+    pub fn send_ipi(
+        &mut self,
+        now: SimTime,
+        from: CpuId,
+        dest: LsapicId,
+        vector: u8,
+        probe: &mut PlatformProbe,
+    ) -> Result<Option<Delivery>, AccessError> {
+        self.machine.send_ipi(now, from, dest, vector, probe)
+    }
+
+    /// `from` wakes the CPU waiting in the firmware's boot rendezvous at `dest` (SAL wakeup).
+    pub fn wake_cpu(
+        &mut self,
+        now: SimTime,
+        from: CpuId,
+        dest: LsapicId,
+        probe: &mut PlatformProbe,
+    ) -> Result<CpuId, CpuError> {
+        self.machine.wake_cpu(now, from, dest, probe)
+    }
+
     // ------------------------------------------------------------ hardware events
 
     /// A CPU state change.
@@ -632,6 +656,20 @@ impl Platform {
         args: &[AcpiValue],
         probe: &mut PlatformProbe,
     ) -> Result<AcpiValue, AcpiError> {
+        self.evaluate_as(now, None, path, args, probe)
+    }
+
+    /// [`Platform::evaluate`] run by the AML interpreter on `cpu`: the method's mailbox
+    /// writes are that CPU's uncached stores (and are not performed if it is not running).
+    /// `None`: evaluated from outside the machine (a scenario, a test).
+    pub fn evaluate_as(
+        &mut self,
+        now: SimTime,
+        cpu: Option<CpuId>,
+        path: &str,
+        args: &[AcpiValue],
+        probe: &mut PlatformProbe,
+    ) -> Result<AcpiValue, AcpiError> {
         let norm = normalise(path);
         let not_found = || AcpiError::NotFound { path: norm.clone() };
         let (parent, method) = norm.rsplit_once('.').ok_or_else(not_found)?;
@@ -655,23 +693,41 @@ impl Platform {
         match (method, code) {
             ("_EJ0", Some(c)) => {
                 want(1)?;
-                self.mailbox_write(now, mailbox::EJDV, c, probe);
+                self.aml_write(now, cpu, mailbox::EJDV, c, probe);
                 Ok(AcpiValue::None)
             }
             ("_PS0" | "_PS3", Some(c)) => {
-                self.mailbox_write(now, mailbox::PSDV, c, probe);
-                self.mailbox_write(now, mailbox::PSST, u32::from(method == "_PS0"), probe);
+                self.aml_write(now, cpu, mailbox::PSDV, c, probe);
+                self.aml_write(now, cpu, mailbox::PSST, u32::from(method == "_PS0"), probe);
                 Ok(AcpiValue::None)
             }
             ("_OST", Some(c)) => {
                 want(2)?;
                 let arg = |i: usize| args[i].as_integer().unwrap_or(0) as u32;
-                self.mailbox_write(now, mailbox::OSDV, c, probe);
-                self.mailbox_write(now, mailbox::OSEV, arg(0), probe);
-                self.mailbox_write(now, mailbox::OSST, arg(1), probe);
+                self.aml_write(now, cpu, mailbox::OSDV, c, probe);
+                self.aml_write(now, cpu, mailbox::OSEV, arg(0), probe);
+                self.aml_write(now, cpu, mailbox::OSST, arg(1), probe);
                 Ok(AcpiValue::None)
             }
             _ => self.object(kind, method).ok_or_else(not_found),
+        }
+    }
+
+    /// A mailbox write by AML: a store by `cpu` when the interpreter runs on one.
+    fn aml_write(
+        &mut self,
+        now: SimTime,
+        cpu: Option<CpuId>,
+        offset: u64,
+        value: u32,
+        probe: &mut PlatformProbe,
+    ) {
+        match cpu {
+            Some(c) => {
+                let addr = PhysAddr::new(self.mailbox_base + offset);
+                let _ = self.store(now, c, addr, u64::from(value), probe);
+            }
+            None => self.mailbox_write(now, offset, value, probe),
         }
     }
 
@@ -970,6 +1026,19 @@ impl Platform {
             _ => return None,
         };
         Some(v)
+    }
+
+    /// The paths of the children of the node at `path`, in namespace order
+    /// (`AcpiGetNextObject`); empty if there is no such node.
+    pub fn children(&self, path: &str) -> Vec<String> {
+        let norm = normalise(path);
+        let Some(i) = self.namespace.nodes().iter().position(|n| n.path == norm) else {
+            return Vec::new();
+        };
+        self.namespace
+            .children(i)
+            .map(|(_, n)| n.path.clone())
+            .collect()
     }
 
     /// The value of the object at `path`, without side effects (`None` for methods that act).

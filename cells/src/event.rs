@@ -54,6 +54,9 @@ pub enum UncachedSpace {
     Config,
     /// I/O ports.
     Port,
+    /// The processor interrupt block: a write there sends an IPI (or wakes a CPU waiting in
+    /// the firmware's boot rendezvous).
+    Pib,
 }
 
 impl fmt::Display for UncachedSpace {
@@ -62,6 +65,7 @@ impl fmt::Display for UncachedSpace {
             UncachedSpace::Mmio => "MMIO",
             UncachedSpace::Config => "config",
             UncachedSpace::Port => "I/O port",
+            UncachedSpace::Pib => "interrupt block",
         })
     }
 }

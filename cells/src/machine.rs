@@ -30,6 +30,17 @@ use crate::topology::{AddressMap, Latency};
 /// What a read of absent or failed hardware returns.
 pub const ALL_ONES: u64 = u64::MAX;
 
+/// Base of the processor interrupt block (writes there send IPIs).
+pub const PIB_BASE: u64 = 0xFEE0_0000;
+
+/// The vector firmware's boot rendezvous waits for (SAL_SET_VECTORS).
+pub const WAKEUP_VECTOR: u8 = 0xF0;
+
+/// Address in the processor interrupt block that sends an IPI to `dest`.
+pub fn pib_address(dest: LsapicId) -> u64 {
+    PIB_BASE | u64::from(dest.id) << 12 | u64::from(dest.eid) << 4
+}
+
 /// The result of a coherent access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
@@ -143,6 +154,8 @@ pub struct MachineStats {
     pub interrupts_delivered: u64,
     /// Interrupt messages that found no running CPU.
     pub interrupts_lost: u64,
+    /// Inter-processor interrupts sent.
+    pub ipis: u64,
     /// Cache flushes.
     pub flushes: u64,
     /// Lines dropped by flushes.
@@ -1417,6 +1430,78 @@ impl Machine {
             self,
         );
         delivery
+    }
+
+    /// `from` sends an inter-processor interrupt with `vector` to the local SAPIC `dest`: a
+    /// write to the processor interrupt block (which a CPU that is not running cannot issue;
+    /// that is reported), then an interrupt message like any other.
+    pub fn send_ipi<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        from: CpuId,
+        dest: LsapicId,
+        vector: u8,
+        obs: &mut O,
+    ) -> Result<Option<Delivery>, AccessError> {
+        if !self.issue_uncached(now, from, UncachedSpace::Pib, pib_address(dest), true, obs)? {
+            return Ok(None);
+        }
+        self.stats.ipis += 1;
+        Ok(Some(self.deliver_interrupt(
+            now,
+            &Entity::Cpu(from),
+            dest,
+            vector,
+            obs,
+        )))
+    }
+
+    /// `from` wakes the CPU at local SAPIC `dest`, which waits in the firmware's boot
+    /// rendezvous (present-halted, or halted after the OS took it offline): the wakeup IPI
+    /// starts it. A wakeup for a CPU that is not waiting there is an ordinary interrupt
+    /// message (lost if the CPU is not running, and reported) and fails.
+    pub fn wake_cpu<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        from: CpuId,
+        dest: LsapicId,
+        obs: &mut O,
+    ) -> Result<CpuId, CpuError> {
+        let target = self.cpu_by_lsapic(dest);
+        let performed = self
+            .issue_uncached(now, from, UncachedSpace::Pib, pib_address(dest), true, obs)
+            .map_err(|_| CpuError::NoSuchCpu {
+                cpu: from,
+                count: self.cpus.len(),
+            })?;
+        let Some(cpu) = target else {
+            return Err(CpuError::NoSuchCpu {
+                cpu: CpuId(u32::from(dest.physical())),
+                count: self.cpus.len(),
+            });
+        };
+        if !performed {
+            return Err(CpuError::NotRunning {
+                cpu: from,
+                state: self.cpus[from.index()].state,
+                operation: "send a wakeup from",
+            });
+        }
+        let state = self.cpus[cpu.index()].state;
+        match state {
+            CpuState::PresentHalted | CpuState::Halted => {
+                self.cpu_event(now, cpu, CpuEvent::Start, obs)?;
+                Ok(cpu)
+            }
+            CpuState::Absent | CpuState::Running => {
+                self.deliver_interrupt(now, &Entity::Cpu(from), dest, WAKEUP_VECTOR, obs);
+                Err(CpuError::Transition {
+                    cpu,
+                    state,
+                    event: CpuEvent::Start,
+                })
+            }
+        }
     }
 
     /// The running CPU `cpu` takes its highest pending interrupt, if any.

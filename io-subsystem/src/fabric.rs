@@ -1025,6 +1025,7 @@ impl IoFabric {
                 w.remote_irr = true;
             }
             w.held = false;
+            w.delivered += 1;
         }
         self.stats.interrupts_sent += 1;
         let delivery = env.deliver(now, &Entity::IoSapic(sid), r.dest, r.vector);

@@ -52,6 +52,8 @@ pub struct Rte {
     pub asserted: u16,
     /// Asserted while masked: to deliver on unmask.
     pub held: bool,
+    /// Interrupt messages this entry has sent (a hardware event counter).
+    pub delivered: u64,
 }
 
 impl Default for Rte {
@@ -64,6 +66,7 @@ impl Default for Rte {
             remote_irr: false,
             asserted: 0,
             held: false,
+            delivered: 0,
         }
     }
 }

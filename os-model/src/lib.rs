@@ -1,14 +1,41 @@
-//! # os-model — the simplified OS (not built yet)
-//!
-//! What will live here (SPEC OS-CPU-*, OS-MEM-*, OS-IO-*, OS-IF-*; issues 4–6):
+//! # os-model — the simplified Linux-like OS
 //!
 //! ```text
-//!   boot from ACPI ── CPU maps (possible/present/online/active, RCU-published)
-//!        │         ├─ scheduler: per-CPU runqueues, migration thread, ksoftirqd
-//!        │         ├─ memory: nodes, zones, buddy allocator, rmap, TLBs, migration
-//!        │         └─ I/O: ACPI PCI hot-plug driver, IRQ descriptors, IO SAPIC programming
-//!        └── hot-plug state machines over simulated time; sysfs view (Linux ABI)
+//!   boot (ACPI scan) ── logical CPUs: possible / present / online / active
+//!        │                        (online + active published through RCU)
+//!        ├─ per-CPU runqueues, migration thread, ksoftirqd, ticks, load balancing
+//!        ├─ IRQ descriptors → IO SAPIC entries; IPIs (reschedule, cross-call)
+//!        ├─ card driver (top half / bottom half)
+//!        └─ CPU hot-remove / hot-add state machines (crate::hotplug)
+//!              │ every access: memory, MMIO, config, IPIs, HALT
+//!              ▼
+//!        acpi_model::Platform (hardware + firmware) ── PlatformProbe (trace, hw checkers)
+//!   OsEvent stream ──► OsCheckers: CHK-3 task data, CHK-4 scheduler, CHK-5 RCU, CHK-6 IRQs
 //! ```
 //!
-//! The OS will reach the hardware only through the machine's access paths, so that every
-//! access can be checked. Nothing is implemented yet.
+//! The OS discovers the machine only through the ACPI namespace ([`acpi`]), reaches the
+//! hardware only through the platform's access paths ([`hw`]), and runs as discrete events
+//! in simulated time ([`kernel`]), so that hot-plug interleaves with the workload and the
+//! races of the real thing exist. Issue 5 adds memory management; issue 6 PCI hot-plug.
+
+pub mod acpi;
+pub mod check;
+pub mod config;
+pub mod cpumask;
+pub mod driver;
+pub mod event;
+pub mod hotplug;
+pub mod hw;
+pub mod irq;
+pub mod kernel;
+pub mod mem;
+pub mod rcu;
+pub mod sched;
+
+pub use check::{OsChecker, OsCheckers};
+pub use config::{BoundTask, OsConfig, OsDefect};
+pub use cpumask::{CpuMask, LogicalCpu};
+pub use driver::{CardDriver, DRIVER, DriverConfig, DriverStats};
+pub use event::{OsEvent, Step, TaskId};
+pub use hotplug::{Accepted, HotplugError, OpKind, OpReport, Trigger};
+pub use kernel::{CpuMaps, Os, OsError, OsStats};

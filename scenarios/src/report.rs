@@ -19,7 +19,16 @@
 //!   "timeline": [ {"time_ns", "action", "target", "ok", "result"} ],
 //!   "stats": { "machine": {...MachineStats}, "io": {...IoStats}, "driver": {...},
 //!              "firmware": {"notifications", "pending": [...], "ost": [...]},
-//!              "tester": {...}, "audits": 12, "trace_events": 123456, "hit_rate": 0.74 }
+//!              "tester": {...}, "audits": 12, "trace_events": 123456, "hit_rate": 0.74 },
+//!   "os": null | {                            // workload.kind = "os"
+//!     "booted_at_ns", "online": "0-4,6-31", "active": "...", "present", "possible",
+//!     "tasks", "irqs": [ {"gsi", "vector", "cpu", "handled", "rerouted"} ],
+//!     "stats": {...OsStats}, "rcu": {...RcuStats},
+//!     "hotplug": [ {"id", "kind", "cpu", "hw_cpu", "trigger", "controller", "requested_ns",
+//!                   "started_ns", "duration_ns", "result", "errno", "tasks_migrated",
+//!                   "irqs_rerouted", "timers_moved", "work_moved", "flushed_lines",
+//!                   "dirty_lines", "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
+//!   }
 //! }
 //! ```
 //! Keys appear in this order; the report holds no host-dependent value (no wall-clock time),
@@ -49,6 +58,130 @@ struct JsonAction {
     target: String,
     ok: bool,
     result: String,
+    errno: Option<&'static str>,
+    expected: Option<String>,
+    as_expected: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct JsonStep {
+    step: &'static str,
+    start_ns: u64,
+    duration_ns: u64,
+    note: String,
+}
+
+#[derive(Serialize)]
+struct JsonOp {
+    id: u32,
+    kind: &'static str,
+    cpu: u32,
+    hw_cpu: u32,
+    trigger: &'static str,
+    controller: u32,
+    requested_ns: u64,
+    started_ns: u64,
+    duration_ns: Option<u64>,
+    result: String,
+    errno: Option<&'static str>,
+    tasks_migrated: u32,
+    irqs_rerouted: u32,
+    timers_moved: u32,
+    work_moved: u32,
+    flushed_lines: u32,
+    dirty_lines: u32,
+    steps: Vec<JsonStep>,
+}
+
+#[derive(Serialize)]
+struct JsonIrq {
+    gsi: u32,
+    vector: u8,
+    cpu: u32,
+    handled: u64,
+    rerouted: u64,
+}
+
+#[derive(Serialize)]
+struct JsonOs<'a> {
+    booted_at_ns: Option<u64>,
+    online: String,
+    active: String,
+    present: String,
+    possible: String,
+    tasks: usize,
+    irqs: Vec<JsonIrq>,
+    stats: &'a os_model::OsStats,
+    rcu: &'a os_model::rcu::RcuStats,
+    hotplug: Vec<JsonOp>,
+}
+
+fn json_op(op: &os_model::OpReport) -> JsonOp {
+    let (result, errno) = match &op.result {
+        None => ("running".to_owned(), None),
+        Some(Ok(())) => ("ok".to_owned(), None),
+        Some(Err(e)) => (e.to_string(), Some(e.errno())),
+    };
+    JsonOp {
+        id: op.id,
+        kind: op.kind.name(),
+        cpu: op.cpu.0,
+        hw_cpu: op.hw.0,
+        trigger: op.trigger.name(),
+        controller: op.controller.0,
+        requested_ns: op.requested.as_nanos(),
+        started_ns: op.started.as_nanos(),
+        duration_ns: op.duration().map(|d| d.as_nanos()),
+        result,
+        errno,
+        tasks_migrated: op.tasks_migrated,
+        irqs_rerouted: op.irqs_rerouted,
+        timers_moved: op.timers_moved,
+        work_moved: op.work_moved,
+        flushed_lines: op.flushed_lines,
+        dirty_lines: op.dirty_lines,
+        steps: op
+            .steps
+            .iter()
+            .map(|s| JsonStep {
+                step: s.step.name(),
+                start_ns: s.start.as_nanos(),
+                duration_ns: s.duration.as_nanos(),
+                note: s.note.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn json_os(os: &os_model::Os) -> JsonOs<'_> {
+    JsonOs {
+        booted_at_ns: os.booted_at().map(|t| t.as_nanos()),
+        online: os.maps().online.to_string(),
+        active: os.maps().active.to_string(),
+        present: os.present().to_string(),
+        possible: os.possible().to_string(),
+        tasks: os.tasks().len(),
+        irqs: os
+            .irqs()
+            .iter()
+            .map(|d| JsonIrq {
+                gsi: d.gsi,
+                vector: d.vector,
+                cpu: d.target.0,
+                handled: d.handled,
+                rerouted: d.rerouted,
+            })
+            .collect(),
+        stats: os.stats(),
+        rcu: os.rcu_stats(),
+        hotplug: os
+            .hotplug()
+            .done()
+            .iter()
+            .chain(os.hotplug().current())
+            .map(json_op)
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -93,6 +226,7 @@ struct JsonReport<'a> {
     expectations: Vec<JsonExpectation>,
     timeline: Vec<JsonAction>,
     stats: JsonStats<'a>,
+    os: Option<JsonOs<'a>>,
 }
 
 /// `"clean"`, `"violations"`, `"refused_actions"` or `"unmet_expectations"`.
@@ -159,6 +293,9 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
                 result: match &a.result {
                     Ok(s) | Err(s) => s.clone(),
                 },
+                errno: a.errno,
+                expected: a.expected.as_ref().map(|(e, _)| e.clone()),
+                as_expected: a.expected.as_ref().map(|(_, m)| *m),
             })
             .collect(),
         stats: JsonStats {
@@ -175,6 +312,7 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
             trace_events: r.trace_events,
             hit_rate: (r.platform.machine.stats().hit_rate() * 1e6).round() / 1e6,
         },
+        os: r.os.as_ref().map(json_os),
     };
     let mut s =
         serde_json::to_string_pretty(&rep).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
@@ -199,6 +337,112 @@ fn pct(a: u64, b: u64) -> String {
         "0.0%".into()
     } else {
         format!("{:.1}%", 100.0 * a as f64 / b as f64)
+    }
+}
+
+fn os_summary(o: &mut String, os: &os_model::Os) {
+    let st = os.stats();
+    let boot: Vec<&os_model::OpReport> = os
+        .hotplug()
+        .done()
+        .iter()
+        .filter(|op| op.trigger == os_model::Trigger::Boot)
+        .collect();
+    let _ = writeln!(
+        o,
+        "  OS: booted {} ({} secondary CPUs brought up through the hot-add path); {} tasks, {} IRQs",
+        os.booted_at()
+            .map_or_else(|| "not yet".to_owned(), |t| format!("at {t}")),
+        boot.len(),
+        os.tasks().len(),
+        os.irqs().len()
+    );
+    let _ = writeln!(
+        o,
+        "      now online {} (active {}), present {}, possible {}",
+        os.maps().online,
+        os.maps().active,
+        os.present(),
+        os.possible()
+    );
+    let _ = writeln!(
+        o,
+        "      {} task accesses, {} context switches, {} wakeups ({} placed elsewhere), {} \
+         balancing moves, {} TLB shootdowns, {} IPIs ({} cross-calls, {} timed out), {} device \
+         interrupts",
+        thousands(st.task_loads + st.task_stores),
+        thousands(st.context_switches),
+        thousands(st.wakeups),
+        thousands(st.wakeups_moved),
+        thousands(st.balance_moves),
+        thousands(st.shootdowns),
+        thousands(st.ipis_sent),
+        thousands(st.csds_done),
+        st.csd_timeouts,
+        thousands(st.irqs_handled)
+    );
+    let rcu = os.rcu_stats();
+    let _ = writeln!(
+        o,
+        "      RCU: {} grace periods (mean {}, longest {}), {} read-side sections, {} map versions",
+        rcu.grace_periods,
+        sim_core::SimDuration::from_nanos(rcu.total_ns / rcu.grace_periods.max(1)),
+        sim_core::SimDuration::from_nanos(rcu.max_ns),
+        thousands(rcu.readers),
+        st.maps_published
+    );
+    let ops: Vec<&os_model::OpReport> = os
+        .hotplug()
+        .done()
+        .iter()
+        .chain(os.hotplug().current())
+        .filter(|op| op.trigger != os_model::Trigger::Boot)
+        .collect();
+    if ops.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "  CPU hot-plug:");
+    for op in ops {
+        let result = match &op.result {
+            None => "still running".to_owned(),
+            Some(Ok(())) => "ok".to_owned(),
+            Some(Err(e)) => format!("FAILED {}: {e}", e.errno()),
+        };
+        let _ = writeln!(
+            o,
+            "    op {} {} {} ({}, {}) by {}: {} in {}",
+            op.id,
+            op.kind.name(),
+            op.cpu,
+            op.hw,
+            op.trigger.name(),
+            op.controller,
+            result,
+            op.duration()
+                .map_or_else(|| "-".to_owned(), |d| d.to_string())
+        );
+        if op.kind == os_model::OpKind::Down && !op.steps.is_empty() {
+            let _ = writeln!(
+                o,
+                "      {} tasks migrated, {} IRQs re-routed, {} timers and {} work items moved, \
+                 {} lines flushed ({} dirty)",
+                op.tasks_migrated,
+                op.irqs_rerouted,
+                op.timers_moved,
+                op.work_moved,
+                op.flushed_lines,
+                op.dirty_lines
+            );
+        }
+        for s in &op.steps {
+            let _ = writeln!(
+                o,
+                "      {:<16} {:>12}  {}",
+                s.step.name(),
+                s.duration.to_string(),
+                s.note
+            );
+        }
     }
 }
 
@@ -307,12 +551,19 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
             thousands(st.machine_checks)
         );
     }
+    if let Some(os) = &r.os {
+        os_summary(&mut o, os);
+    }
     if !r.actions.is_empty() {
         let _ = writeln!(o, "  timeline:");
         for a in &r.actions {
-            let (mark, text) = match &a.result {
-                Ok(s) => ("ok", s.as_str()),
-                Err(s) => ("REFUSED", s.as_str()),
+            let (mark, text) = match (&a.result, &a.expected) {
+                (Ok(s), Some((_, true))) => ("ok as expected", s.as_str()),
+                (Err(s), Some((_, true))) => ("refused as expected", s.as_str()),
+                (Ok(s), Some((_, false))) => ("ok, NOT AS EXPECTED", s.as_str()),
+                (Err(s), Some((_, false))) => ("REFUSED, NOT AS EXPECTED", s.as_str()),
+                (Ok(s), None) => ("ok", s.as_str()),
+                (Err(s), None) => ("REFUSED", s.as_str()),
             };
             let _ = writeln!(
                 o,

@@ -1,9 +1,11 @@
 //! Runs one scenario with one seed: the event loop over simulated time.
 //!
-//! The loop owns one [`EventQueue`] holding every CPU's next tester access, every card's next
-//! DMA tick, every pending interrupt service, every timeline action, the periodic audits and
-//! the end of the run; equal times leave in scheduling order, so a run is a pure function of
-//! the scenario and the seed.
+//! The loop owns one [`EventQueue`] holding every card's next DMA tick, every timeline action,
+//! the periodic audits and the end of the run, and — for `random_tester` workloads — every
+//! CPU's next tester access and every pending interrupt service. Under `workload.kind = "os"`
+//! the OS model keeps its own queue (its CPUs' steps, ticks, hot-plug steps); the loop always
+//! takes the earlier of the two, the runner's first on equal times. Equal times leave each
+//! queue in scheduling order, so a run is a pure function of the scenario and the seed.
 
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use cells::RandomTester;
@@ -12,13 +14,14 @@ use cells::event::McaTarget;
 use io_subsystem::DeviceId;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, PhysAddr, RngStreams, SimDuration,
-    SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord, Violation,
-    Violations,
+    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, LsapicId, PhysAddr, RngStreams,
+    SimDuration, SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord,
+    Violation, Violations,
 };
 
 use crate::io_driver::{DRIVER, DriverStats, IoExerciser};
-use crate::scenario::{ActionKind, Scenario, TimelineEntry};
+use crate::scenario::{ActionKind, Scenario, TimelineEntry, WorkloadKind};
+use os_model::{Os, OsCheckers};
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +43,21 @@ pub struct ActionRecord {
     pub target: String,
     /// `Ok(details)` or `Err(why it was refused)`.
     pub result: Result<String, String>,
+    /// The errno of a refusal by the OS.
+    pub errno: Option<&'static str>,
+    /// What the scenario said must come of it (`timeline[].expect`), and whether it did.
+    pub expected: Option<(String, bool)>,
+}
+
+impl ActionRecord {
+    /// Whether the action counts as failed: refused when nothing was expected, or not what
+    /// was expected.
+    pub fn failed(&self) -> bool {
+        match &self.expected {
+            Some((_, met)) => !met,
+            None => self.result.is_err(),
+        }
+    }
 }
 
 /// One expectation of the scenario and whether the run met it.
@@ -69,8 +87,10 @@ pub struct RunResult {
     pub platform: Platform,
     /// Tester counters.
     pub tester: cells::tester::TesterStats,
-    /// I/O exerciser counters.
+    /// I/O exerciser (or OS driver) counters.
     pub driver: DriverStats,
+    /// The OS at the end (`workload.kind = "os"`).
+    pub os: Option<Os>,
     /// Timeline actions, in order.
     pub actions: Vec<ActionRecord>,
     /// Full audits run.
@@ -86,9 +106,9 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// Timeline actions the hardware refused.
+    /// Timeline actions refused unexpectedly (or whose outcome was not the expected one).
     pub fn failed_actions(&self) -> usize {
-        self.actions.iter().filter(|a| a.result.is_err()).count()
+        self.actions.iter().filter(|a| a.failed()).count()
     }
     /// Whether the run is clean: no violation and every action accepted.
     pub fn is_clean(&self) -> bool {
@@ -142,6 +162,9 @@ pub enum RunError {
     /// An event was scheduled in the past (an engine bug).
     #[error("engine: {0}")]
     Queue(#[from] sim_core::QueueError),
+    /// The OS could not boot.
+    #[error("{0}")]
+    Os(#[from] os_model::OsError),
 }
 
 fn track_machine() -> Track {
@@ -151,36 +174,67 @@ fn track_machine() -> Track {
     }
 }
 
+/// What runs on the platform.
+enum Load {
+    /// The random tester on the bare hardware, with the I/O exerciser.
+    Tester {
+        tester: Box<RandomTester>,
+        driver: Box<IoExerciser>,
+        step_pending: Vec<bool>,
+        irq_pending: Vec<bool>,
+    },
+    /// The OS model and its checkers.
+    Os {
+        os: Box<Os>,
+        checks: Box<OsCheckers>,
+    },
+}
+
 /// The loop's moving parts.
 struct Run {
     p: Platform,
     probe: PlatformProbe,
-    tester: RandomTester,
-    driver: IoExerciser,
+    load: Load,
     q: EventQueue<Ev>,
-    step_pending: Vec<bool>,
-    irq_pending: Vec<bool>,
     actions: Vec<ActionRecord>,
     audits: u64,
 }
 
 impl Run {
-    /// Schedules the device ticks the last operation asked for, and the interrupt service
-    /// of every CPU that has an interrupt pending.
+    /// Schedules the device ticks the last operation asked for and the interrupt service
+    /// of every CPU that has an interrupt pending; hands the OS's events to its checkers.
     fn follow_up(&mut self, now: SimTime) -> Result<(), RunError> {
         for (d, at) in self.p.take_wakeups() {
             self.q.schedule(at.max(now), Ev::Device(d))?;
         }
-        for c in self.driver.irq_cpus() {
-            let pending = self
-                .p
-                .machine
-                .cpu(c)
-                .is_some_and(|x| x.pending_interrupts() > 0);
-            if pending && !self.irq_pending[c.index()] {
-                self.irq_pending[c.index()] = true;
-                self.q
-                    .schedule(now + self.driver.service_delay(), Ev::Irq(c))?;
+        match &mut self.load {
+            Load::Tester {
+                driver,
+                irq_pending,
+                ..
+            } => {
+                for c in driver.irq_cpus() {
+                    let pending = self
+                        .p
+                        .machine
+                        .cpu(c)
+                        .is_some_and(|x| x.pending_interrupts() > 0);
+                    if pending && !irq_pending[c.index()] {
+                        irq_pending[c.index()] = true;
+                        self.q.schedule(now + driver.service_delay(), Ev::Irq(c))?;
+                    }
+                }
+            }
+            Load::Os { os, checks } => {
+                os.interrupts_raised(now, &self.p);
+                for (t, ev) in os.take_events() {
+                    self.probe.trace.emit(t, &ev);
+                    checks.observe(t, &ev, &mut self.probe.violations);
+                }
+                for v in os.take_violations() {
+                    self.probe.trace.record(violation_record(&v));
+                    self.probe.violations.push(v);
+                }
             }
         }
         Ok(())
@@ -190,6 +244,29 @@ impl Run {
         self.probe.trace.record(violation_record(&v));
         self.probe.violations.push(v);
     }
+
+    fn audit(&mut self, now: SimTime) {
+        self.probe.audit(now, &self.p);
+        if let Load::Os { os, checks } = &mut self.load {
+            checks.audit(now, os, &self.p, &mut self.probe.violations);
+        }
+        self.audits += 1;
+    }
+}
+
+/// Firmware boot for an OS: starts the boot CPU (the first present one) and leaves the
+/// others waiting in the rendezvous. Returns the boot CPU's local SAPIC id.
+pub fn firmware_boot(p: &mut Platform, probe: &mut PlatformProbe) -> Result<LsapicId, String> {
+    let bsp = p
+        .machine
+        .cpus()
+        .iter()
+        .find(|c| c.state == cells::CpuState::PresentHalted)
+        .map(|c| (c.id, c.lsapic))
+        .ok_or("no CPU is present: nothing to boot")?;
+    p.cpu_event(SimTime::ZERO, bsp.0, CpuEvent::Start, probe)
+        .map_err(|e| e.to_string())?;
+    Ok(bsp.1)
 }
 
 /// Runs `scn` once.
@@ -213,73 +290,115 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     );
     probe.violations = Violations::with_cap(f.checks.max_violations);
     let mut checkers = probe.checker_ids();
-    checkers.push(cells::check::TESTER);
-    let driver = IoExerciser::new(f.workload.io.clone(), &p).map_err(|e| RunError::Driver {
-        field: e.field,
-        message: e.message,
-    })?;
-    if !driver.irq_cpus().is_empty() {
-        checkers.push(DRIVER);
-    }
-
-    // Firmware boot: start every present CPU.
-    let boot: Vec<CpuId> = p
-        .machine
-        .cpus()
-        .iter()
-        .filter(|c| c.state == cells::CpuState::PresentHalted)
-        .map(|c| c.id)
-        .collect();
-    for c in boot {
-        p.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
-            .map_err(|e| {
-                RunError::Workload(cells::tester::TesterError::Cpu {
-                    cpu: c,
-                    reason: e.to_string(),
-                })
-            })?;
-    }
-
-    let tester = RandomTester::new(
-        f.workload.tester.clone(),
-        &scn.workload_cpus,
-        &p.machine,
-        &streams,
-    )?;
     let ncpus = p.machine.cpus().len();
+
+    let load = match f.workload.kind {
+        WorkloadKind::Os => {
+            let bsp = firmware_boot(&mut p, &mut probe).map_err(|m| RunError::Driver {
+                field: "enabled",
+                message: m,
+            })?;
+            let defects: Vec<os_model::OsDefect> =
+                f.defects.iter().filter_map(|d| d.os()).collect();
+            let os = Os::boot(
+                &f.os,
+                &f.workload.io,
+                &defects,
+                SimTime::ZERO,
+                bsp,
+                &streams,
+                &mut p,
+                &mut probe,
+            )?;
+            let checks = OsCheckers::default();
+            checkers.extend(checks.ids());
+            if f.workload.io.enabled && p.io.devices().iter().any(|d| d.is_live()) {
+                checkers.push(DRIVER);
+            }
+            Load::Os {
+                os: Box::new(os),
+                checks: Box::new(checks),
+            }
+        }
+        WorkloadKind::RandomTester => {
+            checkers.push(cells::check::TESTER);
+            let driver =
+                IoExerciser::new(f.workload.io.clone(), &p).map_err(|e| RunError::Driver {
+                    field: e.field,
+                    message: e.message,
+                })?;
+            if !driver.irq_cpus().is_empty() {
+                checkers.push(DRIVER);
+            }
+            // Firmware boot: start every present CPU.
+            let boot: Vec<CpuId> = p
+                .machine
+                .cpus()
+                .iter()
+                .filter(|c| c.state == cells::CpuState::PresentHalted)
+                .map(|c| c.id)
+                .collect();
+            for c in boot {
+                p.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
+                    .map_err(|e| {
+                        RunError::Workload(cells::tester::TesterError::Cpu {
+                            cpu: c,
+                            reason: e.to_string(),
+                        })
+                    })?;
+            }
+            let tester = RandomTester::new(
+                f.workload.tester.clone(),
+                &scn.workload_cpus,
+                &p.machine,
+                &streams,
+            )?;
+            Load::Tester {
+                tester: Box::new(tester),
+                driver: Box::new(driver),
+                step_pending: vec![false; ncpus],
+                irq_pending: vec![false; ncpus],
+            }
+        }
+    };
     let mut run = Run {
         p,
         probe,
-        tester,
-        driver,
+        load,
         q: EventQueue::new(),
-        step_pending: vec![false; ncpus],
-        irq_pending: vec![false; ncpus],
         actions: Vec::new(),
         audits: 0,
     };
-    // The driver brings the cards up at boot.
-    let problems = run.driver.boot(SimTime::ZERO, &mut run.p, &mut run.probe);
-    for msg in problems {
-        run.actions.push(ActionRecord {
-            time: SimTime::ZERO,
-            action: "driver_boot",
-            target: "io".into(),
-            result: Err(msg),
-        });
+    let end = SimTime::ZERO + f.duration.0;
+    if let Load::Tester {
+        driver,
+        step_pending,
+        ..
+    } = &mut run.load
+    {
+        // The exerciser brings the cards up at boot.
+        let problems = driver.boot(SimTime::ZERO, &mut run.p, &mut run.probe);
+        for msg in problems {
+            run.actions.push(ActionRecord {
+                time: SimTime::ZERO,
+                action: "driver_boot",
+                target: "io".into(),
+                result: Err(msg),
+                errno: None,
+                expected: None,
+            });
+        }
+        for &c in &scn.workload_cpus {
+            run.q.schedule(SimTime::ZERO, Ev::Step(c))?;
+            step_pending[c.index()] = true;
+        }
+        if let Some(every) = driver.poll_interval() {
+            run.q.schedule(SimTime::ZERO + every, Ev::Poll)?;
+        }
     }
     run.follow_up(SimTime::ZERO)?;
-
-    let end = SimTime::ZERO + f.duration.0;
-    for &c in &scn.workload_cpus {
-        run.q.schedule(SimTime::ZERO, Ev::Step(c))?;
-        run.step_pending[c.index()] = true;
-    }
     for (i, t) in f.timeline.iter().enumerate() {
         run.q.schedule(SimTime::ZERO + t.at.0, Ev::Action(i))?;
-    }
-    if let Some(every) = run.driver.poll_interval() {
-        run.q.schedule(SimTime::ZERO + every, Ev::Poll)?;
     }
     let audit_every = f.checks.audit_interval.0;
     if SimTime::ZERO + audit_every < end {
@@ -289,23 +408,41 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
 
     let budget = f.workload.max_accesses.unwrap_or(u64::MAX);
     let mut issued = 0u64;
-    while let Some((now, ev)) = run.q.pop() {
+    loop {
+        // The OS's next event, if it comes strictly before the runner's.
+        let q_next = run.q.peek_time();
+        if let Load::Os { os, .. } = &mut run.load {
+            if let Some(t) = os.next_time().filter(|&t| q_next.is_none_or(|q| t < q)) {
+                os.step(&mut run.p, &mut run.probe);
+                run.follow_up(t)?;
+                continue;
+            }
+        }
+        let Some((now, ev)) = run.q.pop() else {
+            break;
+        };
         match ev {
             Ev::Step(c) => {
                 // A CPU that is not running executes nothing (firmware may have halted or
                 // powered it off behind the workload's back, e.g. by an eject).
                 let running = run.p.machine.cpu(c).is_some_and(|x| x.state.is_running());
+                let Load::Tester {
+                    tester,
+                    step_pending,
+                    ..
+                } = &mut run.load
+                else {
+                    continue;
+                };
                 if !running {
-                    run.tester.set_active(c, false);
+                    tester.set_active(c, false);
                 }
-                if !run.tester.is_active(c) || issued >= budget {
-                    run.step_pending[c.index()] = false;
+                if !tester.is_active(c) || issued >= budget {
+                    step_pending[c.index()] = false;
                     continue;
                 }
                 issued += 1;
-                let (dt, bad) = run
-                    .tester
-                    .step(now, c, &mut run.p.machine, &mut run.probe)?;
+                let (dt, bad) = tester.step(now, c, &mut run.p.machine, &mut run.probe)?;
                 if let Some(v) = bad {
                     run.push(v);
                 }
@@ -318,16 +455,26 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 }
             }
             Ev::Irq(c) => {
-                run.irq_pending[c.index()] = false;
-                for v in run.driver.service(now, c, &mut run.p, &mut run.probe) {
-                    run.push(v);
+                if let Load::Tester {
+                    driver,
+                    irq_pending,
+                    ..
+                } = &mut run.load
+                {
+                    irq_pending[c.index()] = false;
+                    let found = driver.service(now, c, &mut run.p, &mut run.probe);
+                    for v in found {
+                        run.push(v);
+                    }
                 }
             }
             Ev::Poll => {
-                run.driver.poll(now, &mut run.p, &mut run.probe);
-                if let Some(every) = run.driver.poll_interval() {
-                    if now + every < end {
-                        run.q.schedule(now + every, Ev::Poll)?;
+                if let Load::Tester { driver, .. } = &mut run.load {
+                    driver.poll(now, &mut run.p, &mut run.probe);
+                    if let Some(every) = driver.poll_interval() {
+                        if now + every < end {
+                            run.q.schedule(now + every, Ev::Poll)?;
+                        }
                     }
                 }
             }
@@ -335,9 +482,17 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 let entry = &f.timeline[i];
                 let rec = act(now, entry, &mut run);
                 if rec.result.is_ok() && entry.action.cpu_event() == Some(CpuEvent::Start) {
-                    if let Some(c) = entry.cpu.map(CpuId) {
-                        if run.tester.is_active(c) && !run.step_pending[c.index()] {
-                            run.step_pending[c.index()] = true;
+                    if let (
+                        Some(c),
+                        Load::Tester {
+                            tester,
+                            step_pending,
+                            ..
+                        },
+                    ) = (entry.cpu.map(CpuId), &mut run.load)
+                    {
+                        if tester.is_active(c) && !step_pending[c.index()] {
+                            step_pending[c.index()] = true;
                             run.q.schedule(now, Ev::Step(c))?;
                         }
                     }
@@ -362,8 +517,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 run.actions.push(rec);
             }
             Ev::Audit => {
-                run.probe.audit(now, &run.p);
-                run.audits += 1;
+                run.audit(now);
                 let next = now + audit_every;
                 if next < end {
                     run.q.schedule(next, Ev::Audit)?;
@@ -373,13 +527,11 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         }
         run.follow_up(now)?;
     }
-    run.probe.audit(end, &run.p);
-    run.audits += 1;
+    run.audit(end);
     let Run {
         p,
         mut probe,
-        tester,
-        driver,
+        load,
         actions,
         audits,
         ..
@@ -416,13 +568,24 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             }
         })
         .collect();
+    let (tester, driver, os) = match load {
+        Load::Tester { tester, driver, .. } => {
+            (tester.stats().clone(), driver.stats().clone(), None)
+        }
+        Load::Os { os, .. } => (
+            cells::tester::TesterStats::default(),
+            os.driver_stats().clone(),
+            Some(*os),
+        ),
+    };
     Ok(RunResult {
         scenario: scn.name.clone(),
         seed,
         trace_hash,
         checkers,
-        tester: tester.stats().clone(),
-        driver: driver.stats().clone(),
+        tester,
+        driver,
+        os,
         actions,
         audits,
         end,
@@ -463,6 +626,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let cell = t.cell.map(CellId);
     let slot = t.slot.map(SlotId);
     let sub = t.subsystem.map(IoSubsystemId);
+    let mut errno: Option<&'static str> = None;
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
         (Some(c), ..) => c.to_string(),
         (None, Some(c), ..) => c.to_string(),
@@ -472,7 +636,12 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         (None, None, None, None, None, Some(a)) => PhysAddr::new(a).to_string(),
         (None, None, None, None, None, None) => "machine".into(),
     };
-    let (p, probe) = (&mut run.p, &mut run.probe);
+    let (p, probe, load) = (&mut run.p, &mut run.probe, &mut run.load);
+    let set_active = |load: &mut Load, c: CpuId, on: bool| {
+        if let Load::Tester { tester, .. } = load {
+            tester.set_active(c, on);
+        }
+    };
     let cpu_state = |p: &Platform, c: CpuId| {
         p.machine
             .cpu(c)
@@ -480,7 +649,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     };
     let result: Result<String, String> = match t.action {
         ActionKind::HaltCpu => need(cpu, "cpu").and_then(|c| {
-            run.tester.set_active(c, false);
+            set_active(load, c, false);
             let flushed = if t.flush.unwrap_or(true) {
                 let f = p
                     .machine
@@ -499,7 +668,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                 let ev = t.action.cpu_event().ok_or("not a CPU event")?;
                 p.cpu_event(now, c, ev, probe).map_err(|e| e.to_string())?;
                 // The workload runs exactly on the CPUs that are running.
-                run.tester.set_active(c, ev == CpuEvent::Start);
+                set_active(load, c, ev == CpuEvent::Start);
                 Ok(cpu_state(p, c))
             })
         }
@@ -519,7 +688,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                 cells::cell::CellEvent::PowerOff | cells::cell::CellEvent::Remove
             ) {
                 for id in p.machine.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
-                    run.tester.set_active(id, false);
+                    set_active(load, id, false);
                 }
             }
             p.cell_event(now, c, ev, probe)
@@ -552,30 +721,57 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         ActionKind::Audit => {
             let before = probe.violations.total();
             probe.audit(now, p);
+            if let Load::Os { os, checks } = load {
+                checks.audit(now, os, p, &mut probe.violations);
+            }
             run.audits += 1;
             Ok(format!("{} findings", probe.violations.total() - before))
         }
+        ActionKind::CpuOffline | ActionKind::CpuOnline => need(t.cpu, "cpu").and_then(|c| {
+            let Load::Os { os, .. } = load else {
+                return Err("needs the OS".to_owned());
+            };
+            let kind = if t.action == ActionKind::CpuOffline {
+                os_model::OpKind::Down
+            } else {
+                os_model::OpKind::Up
+            };
+            os.request(now, kind, c, os_model::Trigger::User)
+                .map(|a| a.to_string())
+                .map_err(|e| {
+                    errno = Some(e.errno());
+                    format!("{}: {e}", e.errno())
+                })
+        }),
         ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
-            let stopped = run.driver.quiesce(now, s, p, probe);
-            let path = IoExerciser::slot_path(p, s).ok_or("the slot has no ACPI node")?;
+            let Load::Tester { driver, .. } = load else {
+                return Err("needs the I/O exerciser".to_owned());
+            };
+            let stopped = driver.quiesce(now, s, p, probe);
+            let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
             p.evaluate(now, &format!("{path}._PS3"), &[], probe)
                 .map_err(|e| e.to_string())?;
             Ok(format!("{stopped}; _PS3"))
         }),
         ActionKind::SlotPowerOn => need(slot, "slot").and_then(|s| {
-            let path = IoExerciser::slot_path(p, s).ok_or("the slot has no ACPI node")?;
+            let Load::Tester { driver, .. } = load else {
+                return Err("needs the I/O exerciser".to_owned());
+            };
+            let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
             p.evaluate(now, &format!("{path}._PS0"), &[], probe)
                 .map_err(|e| e.to_string())?;
             let up = if p.io.slot(s).is_some_and(|x| x.card.is_some()) {
-                run.driver.resume(now, s, p, probe)?
+                driver.resume(now, s, p, probe)?
             } else {
                 "empty slot".to_owned()
             };
             Ok(format!("_PS0; {up}"))
         }),
         ActionKind::MaskIrq | ActionKind::UnmaskIrq => need(slot, "slot").and_then(|s| {
-            run.driver
-                .set_masked(now, s, t.action == ActionKind::MaskIrq, p, probe)
+            let Load::Tester { driver, .. } = load else {
+                return Err("needs the I/O exerciser".to_owned());
+            };
+            driver.set_masked(now, s, t.action == ActionKind::MaskIrq, p, probe)
         }),
         ActionKind::InsertCard => need(slot, "slot").and_then(|s| {
             let kind = need(t.kind, "kind")?;
@@ -635,10 +831,20 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                 .map_err(|e| e.to_string())
         }),
     };
+    let expected = t.expect.as_ref().map(|e| {
+        let met = match e.as_str() {
+            "ok" => result.is_ok(),
+            "refused" => result.is_err(),
+            errno_name => errno == Some(errno_name),
+        };
+        (e.clone(), met)
+    });
     ActionRecord {
         time: now,
         action: t.action.name(),
         target,
         result,
+        errno,
+        expected,
     }
 }

@@ -13,6 +13,7 @@ use cells::{CacheDefect, RandomTester, TesterConfig};
 use io_subsystem::{DeviceKind, IoConfig, IoDefect, SubsystemEvent};
 
 use crate::io_driver::{IoExerciser, IoExerciserConfig};
+use os_model::{OsConfig, OsDefect};
 use serde::{Deserialize, Deserializer};
 use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
 
@@ -25,25 +26,7 @@ pub struct Time(pub SimDuration);
 
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Time;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a time such as \"5ms\", \"250us\" or an integer number of ns")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Time, E> {
-                u64::try_from(v)
-                    .map(|n| Time(SimDuration::from_nanos(n)))
-                    .map_err(|_| E::custom(format!("a time cannot be negative ({v})")))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Time, E> {
-                Ok(Time(SimDuration::from_nanos(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Time, E> {
-                SimDuration::parse(v).map(Time).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        SimDuration::deserialize(d).map(Time)
     }
 }
 
@@ -95,6 +78,8 @@ impl<'de> Deserialize<'de> for CpuSelection {
 pub enum WorkloadKind {
     /// The gem5-style random coherence tester on the bare hardware (no OS).
     RandomTester,
+    /// The OS model: boots from ACPI, runs its tasks, drives the cards (`[os]`).
+    Os,
 }
 
 /// `[workload]`.
@@ -233,6 +218,10 @@ pub enum ActionKind {
     MaskIrq,
     /// The driver unmasks it again (held interrupts are delivered).
     UnmaskIrq,
+    /// The OS takes logical CPU `cpu` offline (a write of 0 to `cpuN/online`).
+    CpuOffline,
+    /// The OS brings logical CPU `cpu` online (a write of 1 to `cpuN/online`).
+    CpuOnline,
 }
 
 impl ActionKind {
@@ -263,7 +252,9 @@ impl ActionKind {
             | ActionKind::PowerOffIo
             | ActionKind::RemoveIo
             | ActionKind::MaskIrq
-            | ActionKind::UnmaskIrq => None,
+            | ActionKind::UnmaskIrq
+            | ActionKind::CpuOffline
+            | ActionKind::CpuOnline => None,
         }
     }
 
@@ -294,7 +285,9 @@ impl ActionKind {
             | ActionKind::PowerOffIo
             | ActionKind::RemoveIo
             | ActionKind::MaskIrq
-            | ActionKind::UnmaskIrq => None,
+            | ActionKind::UnmaskIrq
+            | ActionKind::CpuOffline
+            | ActionKind::CpuOnline => None,
         }
     }
 
@@ -325,7 +318,9 @@ impl ActionKind {
             | ActionKind::Evaluate
             | ActionKind::Notify
             | ActionKind::MaskIrq
-            | ActionKind::UnmaskIrq => None,
+            | ActionKind::UnmaskIrq
+            | ActionKind::CpuOffline
+            | ActionKind::CpuOnline => None,
         }
     }
 
@@ -333,6 +328,7 @@ impl ActionKind {
     pub fn operands(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             ActionKind::HaltCpu => (&["cpu"], &["flush"]),
+            ActionKind::CpuOffline | ActionKind::CpuOnline => (&["cpu"], &[]),
             ActionKind::StartCpu
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
@@ -388,7 +384,26 @@ impl ActionKind {
             ActionKind::RemoveIo => "remove_io",
             ActionKind::MaskIrq => "mask_irq",
             ActionKind::UnmaskIrq => "unmask_irq",
+            ActionKind::CpuOffline => "cpu_offline",
+            ActionKind::CpuOnline => "cpu_online",
         }
+    }
+
+    /// Whether the action asks the OS (and so needs `workload.kind = "os"`).
+    pub fn is_os(self) -> bool {
+        matches!(self, ActionKind::CpuOffline | ActionKind::CpuOnline)
+    }
+
+    /// Whether the action drives the bare-platform I/O exerciser (`random_tester` only; the
+    /// OS's PCI hot-plug driver comes with a later issue).
+    pub fn is_exerciser(self) -> bool {
+        matches!(
+            self,
+            ActionKind::SlotPowerOff
+                | ActionKind::SlotPowerOn
+                | ActionKind::MaskIrq
+                | ActionKind::UnmaskIrq
+        )
     }
 }
 
@@ -420,7 +435,13 @@ pub struct TimelineEntry {
     pub kind: Option<DeviceKind>,
     /// A Notify code.
     pub code: Option<NotifyName>,
+    /// What must come of the action: `"ok"`, `"refused"` (any refusal), or an errno the OS
+    /// refuses with (`"EBUSY"`, `"EINVAL"`). Without it, a refused action makes the run fail.
+    pub expect: Option<String>,
 }
+
+/// The outcomes `timeline[].expect` may name.
+pub const EXPECT_OUTCOMES: [&str; 6] = ["ok", "refused", "EINVAL", "EBUSY", "ETIMEDOUT", "EIO"];
 
 /// Notify codes as written in files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -461,6 +482,16 @@ pub enum Defect {
     SapicIgnoresEoi,
     /// IO SAPIC: see [`IoDefect::SapicLosesHeld`].
     SapicLosesHeld,
+    /// OS: see [`OsDefect::SkipRcuGracePeriod`].
+    SkipRcuGracePeriod,
+    /// OS: see [`OsDefect::SkipIrqReroute`].
+    SkipIrqReroute,
+    /// OS: see [`OsDefect::SkipTaskMigration`].
+    SkipTaskMigration,
+    /// OS: see [`OsDefect::SkipCacheFlushOnCpuRemove`].
+    SkipCacheFlushOnCpuRemove,
+    /// OS: see [`OsDefect::HaltBeforeOffline`].
+    HaltBeforeOffline,
 }
 
 impl Defect {
@@ -475,6 +506,28 @@ impl Defect {
             Defect::SapicIgnoresMask => p.io.inject_defect(IoDefect::SapicIgnoresMask),
             Defect::SapicIgnoresEoi => p.io.inject_defect(IoDefect::SapicIgnoresEoi),
             Defect::SapicLosesHeld => p.io.inject_defect(IoDefect::SapicLosesHeld),
+            Defect::SkipRcuGracePeriod
+            | Defect::SkipIrqReroute
+            | Defect::SkipTaskMigration
+            | Defect::SkipCacheFlushOnCpuRemove
+            | Defect::HaltBeforeOffline => {}
+        }
+    }
+
+    /// The OS defect this is, if it is one.
+    pub fn os(self) -> Option<OsDefect> {
+        match self {
+            Defect::SkipRcuGracePeriod => Some(OsDefect::SkipRcuGracePeriod),
+            Defect::SkipIrqReroute => Some(OsDefect::SkipIrqReroute),
+            Defect::SkipTaskMigration => Some(OsDefect::SkipTaskMigration),
+            Defect::SkipCacheFlushOnCpuRemove => Some(OsDefect::SkipCacheFlushOnCpuRemove),
+            Defect::HaltBeforeOffline => Some(OsDefect::HaltBeforeOffline),
+            Defect::StoreSkipsInvalidate
+            | Defect::EvictionDropsDirty
+            | Defect::ReadSkipsOwner
+            | Defect::SapicIgnoresMask
+            | Defect::SapicIgnoresEoi
+            | Defect::SapicLosesHeld => None,
         }
     }
 
@@ -487,19 +540,26 @@ impl Defect {
             Defect::SapicIgnoresMask => IoDefect::SapicIgnoresMask.name(),
             Defect::SapicIgnoresEoi => IoDefect::SapicIgnoresEoi.name(),
             Defect::SapicLosesHeld => IoDefect::SapicLosesHeld.name(),
+            Defect::SkipRcuGracePeriod
+            | Defect::SkipIrqReroute
+            | Defect::SkipTaskMigration
+            | Defect::SkipCacheFlushOnCpuRemove
+            | Defect::HaltBeforeOffline => self.os().map_or("", OsDefect::name),
         }
     }
 }
 
 /// The checkers that may be named in `[expect]`.
-pub const CHECKER_CODES: [&str; 6] = ["CHK-1", "CHK-2", "CHK-6", "CHK-7", "TESTER", "DRIVER"];
+pub const CHECKER_CODES: [&str; 9] = [
+    "CHK-1", "CHK-2", "CHK-3", "CHK-4", "CHK-5", "CHK-6", "CHK-7", "TESTER", "DRIVER",
+];
 
 /// `[expect]`: what must happen for the scenario to have shown what it is meant to show.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExpectSection {
-    /// Checkers (by code: `CHK-1`, `CHK-2`, `CHK-6`, `CHK-7`, `TESTER`, `DRIVER`) that must
-    /// report at least one violation.
+    /// Checkers (by code: `CHK-1` … `CHK-7`, `TESTER`, `DRIVER`) that must report at least
+    /// one violation.
     /// The run still exits 1 (a checker fired); the report shows each expectation as met or not.
     pub checkers: Vec<String>,
 }
@@ -525,6 +585,9 @@ pub struct ScenarioFile {
     pub io: IoConfig,
     /// What runs on it.
     pub workload: WorkloadSection,
+    /// The OS model's parameters (`workload.kind = "os"`).
+    #[serde(default)]
+    pub os: OsConfig,
     /// Checker settings.
     #[serde(default)]
     pub checks: ChecksSection,
@@ -732,6 +795,30 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ));
         }
     }
+    let os_mode = f.workload.kind == WorkloadKind::Os;
+    for (i, d) in f.defects.iter().enumerate() {
+        if d.os().is_some() && !os_mode {
+            return Err((
+                format!("defects[{i}]"),
+                format!(
+                    "`{}` is a defect of the OS model: it needs workload.kind = \"os\"",
+                    d.name()
+                ),
+            ));
+        }
+    }
+    if os_mode {
+        f.os.validate()
+            .map_err(|e| (format!("os.{}", e.field), e.message))?;
+        if f.workload.cpus != CpuSelection::All {
+            return Err((
+                "workload.cpus".into(),
+                "the OS schedules its own tasks on every online CPU; `cpus` is for \
+                 random_tester"
+                    .into(),
+            ));
+        }
+    }
     let ncpus = geo.cpus as u32;
     let cpus: Vec<CpuId> = match &f.workload.cpus {
         CpuSelection::All => (0..ncpus)
@@ -778,25 +865,54 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
     }
     // Build the platform, the tester and the exerciser once: their layouts depend on it all.
     let p = Platform::new(&f.platform_config()).map_err(|e| (e.field, e.message))?;
-    RandomTester::new(
-        f.workload.tester.clone(),
-        &cpus,
-        &p.machine,
-        &RngStreams::new(0),
-    )
-    .map_err(|e| match e {
-        cells::tester::TesterError::Invalid { field, message } => {
-            let field = if field == "cpus" {
-                "workload.cpus".to_owned()
-            } else {
-                format!("workload.tester.{field}")
-            };
-            (field, message)
-        }
-        cells::tester::TesterError::Cpu { .. } => ("workload.cpus".into(), e.to_string()),
-    })?;
-    IoExerciser::new(f.workload.io.clone(), &p)
-        .map_err(|e| (format!("workload.io.{}", e.field), e.message))?;
+    if os_mode {
+        f.workload
+            .io
+            .validate()
+            .map_err(|e| (format!("workload.io.{}", e.field), e.message))?;
+        // Boot once on a scratch platform: what depends on the machine (bound CPUs, memory)
+        // is found now, with the file and line, rather than in the middle of the run.
+        let mut scratch = Platform::new(&f.platform_config()).map_err(|e| (e.field, e.message))?;
+        let mut probe = acpi_model::PlatformProbe::bare(sim_core::Trace::new(TraceLevel::Off, 0));
+        let bsp = crate::runner::firmware_boot(&mut scratch, &mut probe)
+            .map_err(|m| ("machine".to_owned(), m))?;
+        os_model::Os::boot(
+            &f.os,
+            &f.workload.io,
+            &[],
+            sim_core::SimTime::ZERO,
+            bsp,
+            &RngStreams::new(0),
+            &mut scratch,
+            &mut probe,
+        )
+        .map_err(|e| match e {
+            os_model::OsError::Config { field, message } => (format!("os.{field}"), message),
+            os_model::OsError::NoBootCpu { .. }
+            | os_model::OsError::NoMemory
+            | os_model::OsError::OutOfMemory(_) => ("os".to_owned(), e.to_string()),
+        })?;
+    } else {
+        RandomTester::new(
+            f.workload.tester.clone(),
+            &cpus,
+            &p.machine,
+            &RngStreams::new(0),
+        )
+        .map_err(|e| match e {
+            cells::tester::TesterError::Invalid { field, message } => {
+                let field = if field == "cpus" {
+                    "workload.cpus".to_owned()
+                } else {
+                    format!("workload.tester.{field}")
+                };
+                (field, message)
+            }
+            cells::tester::TesterError::Cpu { .. } => ("workload.cpus".into(), e.to_string()),
+        })?;
+        IoExerciser::new(f.workload.io.clone(), &p)
+            .map_err(|e| (format!("workload.io.{}", e.field), e.message))?;
+    }
     let nslots = p.io.slots().len();
     let nsubs = p.io.subsystems().len();
     let mut last = SimDuration::ZERO;
@@ -819,6 +935,38 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ));
         }
         let name = t.action.name();
+        if t.action.is_os() && !os_mode {
+            return Err((
+                field("action"),
+                format!("`{name}` asks the OS: it needs workload.kind = \"os\""),
+            ));
+        }
+        if t.action.is_exerciser() && os_mode {
+            return Err((
+                field("action"),
+                format!(
+                    "`{name}` drives the bare-platform I/O exerciser (workload.kind = \
+                     \"random_tester\"); under the OS, PCI hot-plug is not modelled yet"
+                ),
+            ));
+        }
+        if let Some(e) = &t.expect {
+            if !EXPECT_OUTCOMES.contains(&e.as_str()) {
+                return Err((
+                    field("expect"),
+                    format!(
+                        "unknown outcome `{e}` (known: {})",
+                        EXPECT_OUTCOMES.join(", ")
+                    ),
+                ));
+            }
+            if e.starts_with('E') && !t.action.is_os() {
+                return Err((
+                    field("expect"),
+                    format!("`{name}` is refused without an errno; expect \"ok\" or \"refused\""),
+                ));
+            }
+        }
         let (required, optional) = t.action.operands();
         let given = [
             ("cpu", t.cpu.is_some()),
@@ -857,7 +1005,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 (Some(_), None) | (None, Some(_)) => {}
             }
         }
-        if let Some(c) = t.cpu.filter(|&c| c >= ncpus) {
+        if let Some(c) = t.cpu.filter(|&c| c >= ncpus && !t.action.is_os()) {
             return Err((
                 field("cpu"),
                 format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),

@@ -122,6 +122,10 @@ pub enum Entity {
     Tester,
     /// The machine as a whole.
     Machine,
+    /// An OS task (thread), by its task id.
+    Task(u32),
+    /// An OS object: its kind (`"cpu-maps"`, `"irq"`, `"csd"`, …) and its number.
+    Object(&'static str, u64),
 }
 
 impl fmt::Display for Entity {
@@ -142,6 +146,8 @@ impl fmt::Display for Entity {
             Entity::Firmware => write!(f, "firmware"),
             Entity::Tester => write!(f, "tester"),
             Entity::Machine => write!(f, "machine"),
+            Entity::Task(t) => write!(f, "task {t}"),
+            Entity::Object(kind, n) => write!(f, "{kind} {n}"),
         }
     }
 }

@@ -20,12 +20,35 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct SimTime(u64);
 
-/// A span of simulated time, in nanoseconds.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+/// A span of simulated time, in nanoseconds. Serialised as a number of nanoseconds; read
+/// from a number of nanoseconds or from a string with a unit (see [`SimDuration::parse`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SimDuration(u64);
+
+impl<'de> Deserialize<'de> for SimDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SimDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time such as \"5ms\", \"250us\" or an integer number of ns")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SimDuration, E> {
+                u64::try_from(v)
+                    .map(SimDuration)
+                    .map_err(|_| E::custom(format!("a time cannot be negative ({v})")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SimDuration, E> {
+                Ok(SimDuration(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SimDuration, E> {
+                SimDuration::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl SimTime {
     /// The start of every run.
@@ -102,6 +125,14 @@ impl SimDuration {
             Some(v) => Some(SimDuration(v)),
             None => None,
         }
+    }
+    /// Whether it is no time at all.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    /// `self * n`, saturating.
+    pub const fn saturating_mul(self, n: u64) -> SimDuration {
+        SimDuration(self.0.saturating_mul(n))
     }
     /// The larger of two durations.
     pub const fn max(self, other: SimDuration) -> SimDuration {

@@ -1,0 +1,526 @@
+//! The card driver: one driver for every card kind (they all run the same DMA engine).
+//!
+//! Everything goes through the platform's access paths and everything is discovered the way a
+//! kernel discovers it: the card's bus from its bridge's `_BBN`, its device number from the
+//! slot's `_ADR`, its identity by a configuration read, its BARs from configuration space
+//! (sized by writing all-ones when it must be given new ones, inside the bridge's `_CRS`
+//! windows), its serial number from its `SERIAL` register, its interrupt line from `_PRT`.
+//!
+//! Per card a receive ring (memory the caller provides). The interrupt is split as in a real
+//! driver: the **top half** ([`CardDriver::top_half`]) reads and acknowledges the card's
+//! status; the **bottom half** ([`CardDriver::bottom_half`]) checks every record the card
+//! wrote against the pattern it must have written (a mismatch is a [`DRIVER`] violation: DMA
+//! or coherence lost data), hands the ring back, every few interrupts sends a transmit buffer
+//! and checks the card's checksum of it. Where the interrupt is routed and who EOIs the IO
+//! SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform exerciser).
+
+use acpi_model::{Platform, PlatformProbe};
+use cells::machine::ALL_ONES;
+use io_subsystem::alloc::WindowAllocator;
+use io_subsystem::device::{RECORD_BYTES, RECORD_WORDS, record_word, regs};
+use io_subsystem::pci::{cmd, reg};
+use serde::{Deserialize, Serialize};
+use sim_core::{Bdf, CheckerId, CpuId, Entity, PhysAddr, SimTime, SlotId, Violation};
+
+use crate::acpi::AcpiScan;
+use crate::hw::{cfg_read, cfg_write, load, store};
+
+/// Reports of the driver's own data checks.
+pub const DRIVER: CheckerId = CheckerId {
+    code: "DRIVER",
+    name: "card-driver",
+};
+
+/// The driver's settings (`[workload.io]` of a scenario).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriverConfig {
+    /// Drive the cards present at start.
+    pub enabled: bool,
+    /// Records per receive ring.
+    pub ring_records: u32,
+    /// Send a transmit buffer every this many interrupts of a card (0: never).
+    pub transmit_every: u32,
+    /// Words per transmit buffer.
+    pub transmit_words: u32,
+    /// Time from an interrupt's delivery to its handler.
+    pub service_ns: u64,
+    /// Every this many nanoseconds the driver's watchdog reads each card's status register
+    /// (0: no watchdog). A card that answers all-ones is gone: the driver stops using it.
+    pub poll_ns: u64,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            enabled: true,
+            ring_records: 16,
+            transmit_every: 4,
+            transmit_words: 32,
+            service_ns: 200,
+            poll_ns: 0,
+        }
+    }
+}
+
+/// A driver setting that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverConfigError {
+    /// Field.
+    pub field: &'static str,
+    /// Why.
+    pub message: String,
+}
+
+impl DriverConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), DriverConfigError> {
+        if self.ring_records == 0 || self.ring_records > 4096 {
+            return Err(DriverConfigError {
+                field: "ring_records",
+                message: format!("{} must be between 1 and 4096", self.ring_records),
+            });
+        }
+        if self.transmit_words == 0 || self.transmit_words > 4096 {
+            return Err(DriverConfigError {
+                field: "transmit_words",
+                message: format!("{} must be between 1 and 4096", self.transmit_words),
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes of one card's receive ring.
+    pub fn ring_bytes(&self) -> u64 {
+        u64::from(self.ring_records) * RECORD_BYTES
+    }
+
+    /// Bytes of memory one card needs (ring and transmit buffer), page-rounded.
+    pub fn card_span(&self) -> u64 {
+        (self.ring_bytes() + 8 * u64::from(self.transmit_words)).next_multiple_of(4096)
+    }
+}
+
+/// The driver's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DriverStats {
+    /// Card bring-ups (at boot and after a slot power-on).
+    pub cards: u64,
+    /// Watchdog reads of card status registers.
+    pub polls: u64,
+    /// Cards the driver found gone (all-ones) and stopped using.
+    pub gone: u64,
+    /// Interrupts handled.
+    pub interrupts: u64,
+    /// Interrupt vectors no active card owned.
+    pub spurious: u64,
+    /// Receive records checked.
+    pub records_checked: u64,
+    /// Transmit buffers sent and checked.
+    pub transmits: u64,
+    /// Checks that failed.
+    pub mismatches: u64,
+}
+
+/// What the driver knows of one card.
+#[derive(Clone, Debug)]
+pub struct Card {
+    /// Its slot.
+    pub slot: SlotId,
+    /// Its configuration address.
+    pub bdf: Bdf,
+    /// The GSI of its INTA (from `_PRT`).
+    pub gsi: u32,
+    /// Serial number (read from the card at bring-up).
+    pub serial: u64,
+    /// Memory BAR (0 until known).
+    pub bar: u64,
+    /// Memory BAR size.
+    pub bar_size: u64,
+    /// I/O BAR.
+    pub io_bar: u64,
+    /// Receive ring.
+    pub ring: u64,
+    /// Receive ring bytes.
+    pub ring_bytes: u64,
+    /// Transmit buffer.
+    pub tx_buf: u64,
+    /// Bytes consumed.
+    pub tail: u64,
+    /// Driven now.
+    pub active: bool,
+    /// Interrupts handled.
+    pub interrupts: u64,
+    /// Checksum the card must report for the transmit in flight.
+    pub tx_expected: Option<u64>,
+}
+
+/// What the top half found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopHalf {
+    /// The card is not driven (a stale or shared interrupt).
+    Inactive,
+    /// The card answers all-ones: it is gone; the driver stopped using it.
+    Gone,
+    /// The status the card reported (already acknowledged).
+    Status(u64),
+}
+
+/// The driver (see the module docs).
+#[derive(Debug)]
+pub struct CardDriver {
+    cfg: DriverConfig,
+    cards: Vec<Card>,
+    stats: DriverStats,
+}
+
+impl CardDriver {
+    /// A driver with no cards.
+    pub fn new(cfg: DriverConfig) -> Self {
+        CardDriver {
+            cfg,
+            cards: Vec::new(),
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &DriverConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &DriverStats {
+        &self.stats
+    }
+
+    /// The cards, by index.
+    pub fn cards(&self) -> &[Card] {
+        &self.cards
+    }
+
+    /// The card in `slot`.
+    pub fn card_in(&self, slot: SlotId) -> Option<usize> {
+        self.cards.iter().position(|c| c.slot == slot)
+    }
+
+    /// Takes on the card in `slot` (found in `scan`), with its ring at `ring` (the caller
+    /// allocated [`DriverConfig::card_span`] bytes there). Returns its index.
+    pub fn attach(&mut self, scan: &AcpiScan, slot: SlotId, ring: u64) -> Result<usize, String> {
+        let s = scan
+            .slot(slot)
+            .ok_or_else(|| format!("slot {} is not in the namespace", slot.0))?;
+        let bus = scan
+            .bridges
+            .get(s.bridge)
+            .map(|b| b.bus)
+            .ok_or_else(|| format!("slot {} has no bridge", slot.0))?;
+        let gsi = scan
+            .gsi_of(slot)
+            .ok_or_else(|| format!("no _PRT entry for slot {}", slot.0))?;
+        let ring_bytes = self.cfg.ring_bytes();
+        let card = Card {
+            slot,
+            bdf: Bdf {
+                segment: 0,
+                bus,
+                device: s.device,
+                function: 0,
+            },
+            gsi,
+            serial: 0,
+            bar: 0,
+            bar_size: 0,
+            io_bar: 0,
+            ring,
+            ring_bytes,
+            tx_buf: ring + ring_bytes,
+            tail: 0,
+            active: false,
+            interrupts: 0,
+            tx_expected: None,
+        };
+        if let Some(k) = self.card_in(slot) {
+            self.cards[k] = card;
+            Ok(k)
+        } else {
+            self.cards.push(card);
+            Ok(self.cards.len() - 1)
+        }
+    }
+
+    /// New BARs for card `k`, inside its bridge's windows, around every other card's.
+    fn assign_bars(
+        &self,
+        k: usize,
+        t: &mut SimTime,
+        cpu: CpuId,
+        scan: &AcpiScan,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<(u64, u64, u64), String> {
+        let c = &self.cards[k];
+        let bridge = scan
+            .slot(c.slot)
+            .and_then(|s| scan.bridges.get(s.bridge))
+            .ok_or("the slot has no bridge")?;
+        let mut mem = WindowAllocator::new(bridge.mmio.0, bridge.mmio.1);
+        let mut io = WindowAllocator::new(bridge.io.0, bridge.io.1);
+        for o in self.cards.iter().filter(|o| o.bdf != c.bdf && o.bar != 0) {
+            let _ = mem.reserve(o.bar, o.bar_size.max(1));
+            if o.io_bar != 0 {
+                let _ = io.reserve(o.io_bar, 1);
+            }
+        }
+        let bdf = c.bdf;
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0, u32::MAX);
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, u32::MAX);
+        let lo = cfg_read(p, probe, t, cpu, bdf, reg::BAR0);
+        let hi = cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 4);
+        let mask = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
+        let mem_size = (!mask).wrapping_add(1);
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, u32::MAX);
+        let io_size = u64::from(!(cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC))
+            .wrapping_add(1)
+            & 0xFFFF;
+        let bar = mem.alloc(mem_size, mem_size).map_err(|e| e.to_string())?;
+        let io_bar = io.alloc(io_size, io_size).map_err(|e| e.to_string())?;
+        Ok((bar, mem_size, io_bar))
+    }
+
+    /// Programs card `k` from scratch as `cpu`: BARs (the ones it has, or new ones when
+    /// `new_bars`), decode and bus mastering, its ring, its engine; reads its serial. The
+    /// interrupt route is the caller's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bring_up(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        new_bars: bool,
+        scan: &AcpiScan,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), String> {
+        let bdf = self.cards[k].bdf;
+        let id = cfg_read(p, probe, t, cpu, bdf, reg::ID);
+        if id == u32::MAX {
+            return Err(format!("no card answers at {bdf}"));
+        }
+        if new_bars {
+            let (bar, size, io_bar) = self.assign_bars(k, t, cpu, scan, p, probe)?;
+            cfg_write(p, probe, t, cpu, bdf, reg::BAR0, bar as u32);
+            cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
+            cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
+            self.cards[k].bar_size = size;
+        }
+        let lo = cfg_read(p, probe, t, cpu, bdf, reg::BAR0);
+        let hi = cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 4);
+        let io_bar = u64::from(cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC);
+        let bar = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
+        cfg_write(
+            p,
+            probe,
+            t,
+            cpu,
+            bdf,
+            reg::COMMAND,
+            cmd::MEMORY | cmd::IO | cmd::BUS_MASTER,
+        );
+        let serial = load(p, probe, t, cpu, bar + regs::SERIAL);
+        let c = &mut self.cards[k];
+        c.bar = bar;
+        c.io_bar = io_bar;
+        c.serial = serial;
+        c.tail = 0;
+        c.tx_expected = None;
+        c.interrupts = 0;
+        let (ring, ring_bytes) = (c.ring, c.ring_bytes);
+        store(p, probe, t, cpu, bar + regs::RING_BASE, ring);
+        store(p, probe, t, cpu, bar + regs::RING_SIZE, ring_bytes);
+        store(
+            p,
+            probe,
+            t,
+            cpu,
+            bar + regs::CTRL,
+            regs::CTRL_RUN | regs::CTRL_IRQ_EN,
+        );
+        self.cards[k].active = true;
+        self.stats.cards += 1;
+        Ok(())
+    }
+
+    /// The interrupt's top half for card `k`, run by `cpu`: read the status and acknowledge it.
+    pub fn top_half(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> TopHalf {
+        let Some(c) = self.cards.get(k).filter(|c| c.active) else {
+            self.stats.spurious += 1;
+            return TopHalf::Inactive;
+        };
+        let bar = c.bar;
+        let status = load(p, probe, t, cpu, bar + regs::STATUS);
+        if status == ALL_ONES {
+            self.gone(k);
+            return TopHalf::Gone;
+        }
+        self.stats.interrupts += 1;
+        store(p, probe, t, cpu, bar + regs::STATUS, status);
+        TopHalf::Status(status)
+    }
+
+    fn gone(&mut self, k: usize) {
+        self.cards[k].active = false;
+        self.stats.gone += 1;
+    }
+
+    /// The bottom half for card `k` with the acknowledged `status`, run by `cpu`: check the
+    /// new receive records and the transmit checksum, maybe send a transmit buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bottom_half(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        status: u64,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+        out: &mut Vec<Violation>,
+    ) {
+        if !self.cards.get(k).is_some_and(|c| c.active) {
+            return;
+        }
+        let c = self.cards[k].clone();
+        if status & regs::STATUS_RX != 0 {
+            let head = load(p, probe, t, cpu, c.bar + regs::HEAD);
+            if head == ALL_ONES {
+                self.gone(k);
+                return;
+            }
+            let mut tail = c.tail;
+            while tail < head {
+                let seq = tail / RECORD_BYTES;
+                let addr = c.ring + tail % c.ring_bytes;
+                for i in 0..RECORD_WORDS {
+                    let a = addr + 8 * i as u64;
+                    let v = load(p, probe, t, cpu, a);
+                    let want = record_word(c.serial, seq, i);
+                    if v != want {
+                        self.stats.mismatches += 1;
+                        out.push(Violation {
+                            time: *t,
+                            checker: DRIVER,
+                            agent: Entity::Cpu(cpu),
+                            target: Entity::Memory(PhysAddr::new(a)),
+                            message: format!(
+                                "receive record {seq} of pci {} word {i}: read {v:#x}, the card wrote {want:#x}",
+                                c.bdf
+                            ),
+                        });
+                    }
+                }
+                self.stats.records_checked += 1;
+                tail += RECORD_BYTES;
+            }
+            self.cards[k].tail = tail;
+            store(p, probe, t, cpu, c.bar + regs::TAIL, tail);
+        }
+        if status & regs::STATUS_TX_DONE != 0 {
+            let sum = load(p, probe, t, cpu, c.bar + regs::TX_SUM);
+            if let Some(want) = self.cards[k].tx_expected.take() {
+                self.stats.transmits += 1;
+                if sum != want {
+                    self.stats.mismatches += 1;
+                    out.push(Violation {
+                        time: *t,
+                        checker: DRIVER,
+                        agent: Entity::Cpu(cpu),
+                        target: Entity::Pci(c.bdf),
+                        message: format!(
+                            "pci {} summed its transmit buffer to {sum:#x}, the driver wrote words summing to {want:#x}",
+                            c.bdf
+                        ),
+                    });
+                }
+            }
+        }
+        let n = self.cards[k].interrupts + 1;
+        self.cards[k].interrupts = n;
+        if self.cfg.transmit_every > 0
+            && n % u64::from(self.cfg.transmit_every) == 0
+            && self.cards[k].tx_expected.is_none()
+        {
+            let mut sum = 0u64;
+            for i in 0..u64::from(self.cfg.transmit_words) {
+                let v = c.serial.rotate_left(i as u32) ^ (n << 20) ^ i;
+                sum = sum.wrapping_add(v);
+                store(p, probe, t, cpu, c.tx_buf + 8 * i, v);
+            }
+            self.cards[k].tx_expected = Some(sum);
+            store(p, probe, t, cpu, c.bar + regs::TX_ADDR, c.tx_buf);
+            store(
+                p,
+                probe,
+                t,
+                cpu,
+                c.bar + regs::TX_LEN,
+                8 * u64::from(self.cfg.transmit_words),
+            );
+            store(p, probe, t, cpu, c.bar + regs::TX_GO, 1);
+        }
+    }
+
+    /// Stops card `k` as `cpu` before its slot loses power: engine off, bus mastering off.
+    pub fn quiesce(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let c = self.cards[k].clone();
+        store(p, probe, t, cpu, c.bar + regs::CTRL, 0);
+        cfg_write(p, probe, t, cpu, c.bdf, reg::COMMAND, cmd::MEMORY | cmd::IO);
+        self.cards[k].active = false;
+    }
+
+    /// The watchdog: `cpu_of(k)` reads every active card's status; a card answering
+    /// all-ones is gone.
+    pub fn poll(
+        &mut self,
+        now: SimTime,
+        cpu_of: impl Fn(usize) -> CpuId,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        for k in 0..self.cards.len() {
+            if !self.cards[k].active {
+                continue;
+            }
+            let mut t = now;
+            self.stats.polls += 1;
+            if load(
+                p,
+                probe,
+                &mut t,
+                cpu_of(k),
+                self.cards[k].bar + regs::STATUS,
+            ) == ALL_ONES
+            {
+                self.gone(k);
+            }
+        }
+    }
+
+    /// Counts an interrupt no card owned.
+    pub fn spurious(&mut self) {
+        self.stats.spurious += 1;
+    }
+}

@@ -1,0 +1,176 @@
+//! Interrupts: IO SAPIC programming, IRQ descriptors with affinity, vectors (SPEC OS-CPU-4,
+//! OS-IO-3, HW-6).
+//!
+//! Each device interrupt has a descriptor: its GSI, the IO SAPIC and entry serving it (from
+//! `_GSB`/`_CRS` and the SAPIC's version register), its vector, the CPUs it may go to and the
+//! CPU it goes to now. The entry is programmed with memory-mapped writes through the
+//! platform (`IOREGSEL`/`IOWIN`), as the CPU doing it; the handler EOIs through the SAPIC's
+//! EOI register.
+
+use acpi_model::{Platform, PlatformProbe};
+use io_subsystem::sapic;
+use sim_core::{CpuId, LsapicId, SimTime};
+
+use crate::cpumask::{CpuMask, LogicalCpu};
+use crate::hw::{load, store};
+
+/// The first vector handed to devices.
+pub const FIRST_DEVICE_VECTOR: u8 = 0x30;
+/// The last vector handed to devices.
+pub const LAST_DEVICE_VECTOR: u8 = 0xEF;
+/// IPI: reschedule.
+pub const RESCHEDULE_VECTOR: u8 = 0xFD;
+/// IPI: run the queued cross-calls (TLB shootdown and friends).
+pub const CALL_FUNCTION_VECTOR: u8 = 0xFE;
+
+/// Number of redirection entries of the IO SAPIC at `base` (version register, bits 23:16
+/// hold the highest entry), read by `cpu`.
+pub fn sapic_entries(
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+    t: &mut SimTime,
+    cpu: CpuId,
+    base: u64,
+) -> u32 {
+    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x01);
+    let v = load(p, probe, t, cpu, base + sapic::IOWIN);
+    if v == u64::MAX {
+        0
+    } else {
+        ((v >> 16) & 0xFF) as u32 + 1
+    }
+}
+
+/// `cpu` programs entry `entry` of the IO SAPIC at `base`: destination first (high word),
+/// then vector, level trigger and mask (low word).
+#[allow(clippy::too_many_arguments)]
+pub fn program_rte(
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+    t: &mut SimTime,
+    cpu: CpuId,
+    base: u64,
+    entry: u32,
+    vector: u8,
+    dest: LsapicId,
+    masked: bool,
+) {
+    let e = u64::from(entry);
+    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x11 + 2 * e);
+    store(
+        p,
+        probe,
+        t,
+        cpu,
+        base + sapic::IOWIN,
+        u64::from(dest.id) << 24 | u64::from(dest.eid) << 16,
+    );
+    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x10 + 2 * e);
+    let mask = if masked {
+        u64::from(sapic::rte::MASK)
+    } else {
+        0
+    };
+    store(
+        p,
+        probe,
+        t,
+        cpu,
+        base + sapic::IOWIN,
+        u64::from(vector) | u64::from(sapic::rte::LEVEL) | mask,
+    );
+}
+
+/// `cpu` signals end of interrupt for `vector` to the IO SAPIC at `base`.
+pub fn eoi(
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+    t: &mut SimTime,
+    cpu: CpuId,
+    base: u64,
+    vector: u8,
+) {
+    store(p, probe, t, cpu, base + sapic::EOI, u64::from(vector));
+}
+
+/// One device interrupt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IrqDesc {
+    /// Its GSI (the IRQ number).
+    pub gsi: u32,
+    /// Its vector.
+    pub vector: u8,
+    /// Register block of its IO SAPIC.
+    pub sapic_base: u64,
+    /// Entry within it.
+    pub entry: u32,
+    /// CPUs it may be routed to.
+    pub affinity: CpuMask,
+    /// Where it goes now.
+    pub target: LogicalCpu,
+    /// The card whose handler runs.
+    pub card: usize,
+    /// Handler runs.
+    pub handled: u64,
+    /// Times it was re-routed.
+    pub rerouted: u64,
+}
+
+/// Every device interrupt, by vector.
+#[derive(Clone, Debug)]
+pub struct IrqTable {
+    descs: Vec<IrqDesc>,
+    by_vector: Vec<Option<usize>>,
+    next_vector: u8,
+}
+
+impl Default for IrqTable {
+    fn default() -> Self {
+        IrqTable {
+            descs: Vec::new(),
+            by_vector: vec![None; 256],
+            next_vector: FIRST_DEVICE_VECTOR,
+        }
+    }
+}
+
+impl IrqTable {
+    /// A free vector, if any is left.
+    pub fn alloc_vector(&mut self) -> Option<u8> {
+        (self.next_vector <= LAST_DEVICE_VECTOR).then(|| {
+            let v = self.next_vector;
+            self.next_vector += 1;
+            v
+        })
+    }
+
+    /// Adds a descriptor; returns its index.
+    pub fn add(&mut self, d: IrqDesc) -> usize {
+        let i = self.descs.len();
+        self.by_vector[usize::from(d.vector)] = Some(i);
+        self.descs.push(d);
+        i
+    }
+
+    /// The descriptors.
+    pub fn descs(&self) -> &[IrqDesc] {
+        &self.descs
+    }
+
+    /// Descriptor `i`.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut IrqDesc> {
+        self.descs.get_mut(i)
+    }
+
+    /// The descriptor of `vector`.
+    pub fn by_vector(&self, vector: u8) -> Option<usize> {
+        self.by_vector[usize::from(vector)]
+    }
+
+    /// Descriptors routed to `cpu`.
+    pub fn routed_to(&self, cpu: LogicalCpu) -> Vec<usize> {
+        (0..self.descs.len())
+            .filter(|&i| self.descs[i].target == cpu)
+            .collect()
+    }
+}

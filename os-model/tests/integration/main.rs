@@ -1,0 +1,9 @@
+//! Integration tests of the OS model: boot, CPU hot-plug under load, the RCU/IPI race, the
+//! defects and their checkers, random request sequences.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+mod defects;
+mod hotplug;
+mod proptests;
+mod rcu_ipi;
