@@ -966,3 +966,199 @@ impl OsChecker for IrqChecker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EnqueueWhy, Step};
+
+    fn t(ns: u64) -> SimTime {
+        SimTime::from_nanos(ns)
+    }
+    fn c(n: u32) -> LogicalCpu {
+        LogicalCpu(n)
+    }
+    fn mask(cpus: &[u32]) -> CpuMask {
+        let mut m = CpuMask::new(8);
+        for &x in cpus {
+            m.set(LogicalCpu(x));
+        }
+        m
+    }
+    fn publish(v: u64, online: &[u32]) -> OsEvent {
+        OsEvent::MapsPublished {
+            version: v,
+            online: mask(online),
+            active: mask(online),
+            by: c(0),
+        }
+    }
+    fn feed(ch: &mut dyn OsChecker, evs: &[OsEvent]) -> Violations {
+        let mut out = Violations::default();
+        for (i, e) in evs.iter().enumerate() {
+            ch.observe(t(i as u64), e, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn rcu_checker_catches_free_under_a_reader_and_use_after_free() {
+        let lock = OsEvent::RcuLock {
+            cpu: c(1),
+            version: 1,
+            purpose: "test",
+        };
+        let use_ = OsEvent::RcuUse {
+            cpu: c(1),
+            version: 1,
+            about: c(2),
+        };
+        let ok = feed(
+            &mut RcuChecker::default(),
+            &[
+                publish(1, &[0, 1, 2]),
+                lock.clone(),
+                publish(2, &[0, 1]),
+                use_.clone(),
+                OsEvent::RcuUnlock { cpu: c(1) },
+                OsEvent::MapsFreed {
+                    version: 1,
+                    by: c(0),
+                },
+            ],
+        );
+        assert!(ok.is_empty(), "{:?}", ok.kept());
+        let bad = feed(
+            &mut RcuChecker::default(),
+            &[
+                publish(1, &[0, 1, 2]),
+                lock,
+                publish(2, &[0, 1]),
+                OsEvent::MapsFreed {
+                    version: 1,
+                    by: c(0),
+                },
+                use_,
+            ],
+        );
+        assert_eq!(bad.total(), 2, "{:?}", bad.kept());
+        assert!(bad.kept()[0].message.contains("still holds it"));
+        assert!(bad.kept()[1].message.contains("use after free"));
+    }
+
+    #[test]
+    fn rcu_checker_catches_a_grace_period_ending_under_an_older_reader() {
+        let out = feed(
+            &mut RcuChecker::default(),
+            &[
+                publish(1, &[0, 1]),
+                OsEvent::RcuLock {
+                    cpu: c(1),
+                    version: 1,
+                    purpose: "test",
+                },
+                OsEvent::GpStart {
+                    seq: 1,
+                    waiting: mask(&[1]),
+                },
+                OsEvent::GpEnd {
+                    seq: 1,
+                    duration: sim_core::SimDuration::ZERO,
+                },
+            ],
+        );
+        assert_eq!(out.count("CHK-5"), 1);
+    }
+
+    #[test]
+    fn sched_checker_catches_moves_by_anyone_but_the_migration_thread_and_lost_tasks() {
+        let created = |task: u32, kind: &'static str, cpu: u32| OsEvent::TaskCreated {
+            task: TaskId(task),
+            name: format!("t{task}"),
+            kind,
+            cpu: c(cpu),
+        };
+        let base = vec![
+            publish(1, &[0, 1]),
+            created(0, "migration", 0),
+            created(1, "ksoftirqd", 0),
+            created(2, "user", 0),
+            OsEvent::Enqueue {
+                task: TaskId(2),
+                cpu: c(0),
+                why: EnqueueWhy::Fork,
+                kthread: false,
+            },
+        ];
+        let mut good = base.clone();
+        good.push(OsEvent::Migrate {
+            task: TaskId(2),
+            from: c(0),
+            to: c(1),
+            by: TaskId(0),
+        });
+        assert!(feed(&mut SchedChecker::default(), &good).is_empty());
+        let mut bad = base.clone();
+        bad.push(OsEvent::Migrate {
+            task: TaskId(2),
+            from: c(0),
+            to: c(1),
+            by: TaskId(1),
+        });
+        let out = feed(&mut SchedChecker::default(), &bad);
+        assert!(
+            out.kept()[0]
+                .message
+                .contains("only cpu0's migration thread")
+        );
+        let mut lost = base;
+        lost.push(publish(2, &[1]));
+        let out = feed(&mut SchedChecker::default(), &lost);
+        assert!(
+            out.kept()[0].message.contains("it is lost"),
+            "{:?}",
+            out.kept()
+        );
+    }
+
+    #[test]
+    fn task_data_and_irq_checkers_bite() {
+        let out = feed(
+            &mut TaskDataChecker::default(),
+            &[
+                OsEvent::TaskStore {
+                    task: TaskId(3),
+                    cpu: c(0),
+                    addr: 0x100,
+                    value: 7,
+                },
+                OsEvent::TaskLoad {
+                    task: TaskId(3),
+                    cpu: c(1),
+                    addr: 0x100,
+                    value: 0,
+                },
+            ],
+        );
+        assert_eq!(out.count("CHK-3"), 1);
+        let out = feed(
+            &mut IrqChecker::default(),
+            &[
+                publish(1, &[0]),
+                OsEvent::IrqHandled {
+                    gsi: 5,
+                    vector: 0x30,
+                    cpu: c(1),
+                },
+                OsEvent::CsdTimeout {
+                    id: 1,
+                    from: c(0),
+                    to: c(1),
+                    waited: sim_core::SimDuration::from_millis(2),
+                },
+            ],
+        );
+        assert_eq!(out.count("CHK-6"), 2);
+        let _ = Step::Halt;
+    }
+}

@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use sim_core::SimDuration;
 use thiserror::Error;
 
-use crate::driver::DriverConfig;
-
 /// A user task hard-bound to one CPU (`sched_setaffinity` to a single CPU): that CPU cannot
 /// be taken offline while the task lives.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -65,8 +63,6 @@ pub struct OsConfig {
     pub hung_timeout: SimDuration,
     /// User tasks hard-bound to one CPU each.
     pub bound: Vec<BoundTask>,
-    /// The card driver's settings.
-    pub driver: DriverConfig,
 }
 
 impl Default for OsConfig {
@@ -92,7 +88,6 @@ impl Default for OsConfig {
             init_cost: SimDuration::from_micros(40),
             hung_timeout: SimDuration::from_millis(5),
             bound: Vec::new(),
-            driver: DriverConfig::default(),
         }
     }
 }
@@ -185,9 +180,7 @@ impl OsConfig {
                 ));
             }
         }
-        self.driver
-            .validate()
-            .map_err(|e| bad(&format!("driver.{}", e.field), e.message))
+        Ok(())
     }
 }
 

@@ -1188,3 +1188,42 @@ impl Os {
         format!("online {} active {}", maps.online, maps.active)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_the_linux_errno_and_an_ost_status() {
+        let cases = [
+            (
+                HotplugError::NotPossible {
+                    cpu: 9,
+                    nr: 8,
+                    possible: 8,
+                },
+                "EINVAL",
+                0x80,
+            ),
+            (HotplugError::NotPresent { cpu: 3 }, "EINVAL", 0x80),
+            (HotplugError::LastOnline { cpu: 0 }, "EBUSY", 0x82),
+            (
+                HotplugError::BoundTask {
+                    cpu: 2,
+                    task: 7,
+                    name: "bound/2".into(),
+                },
+                "EBUSY",
+                0x81,
+            ),
+        ];
+        for (e, errno, ost) in cases {
+            assert_eq!(e.errno(), errno, "{e}");
+            assert_eq!(e.ost_status(), ost, "{e}");
+        }
+        assert_eq!(
+            HotplugError::LastOnline { cpu: 0 }.to_string(),
+            "cpu0 is the last online CPU"
+        );
+    }
+}

@@ -174,3 +174,32 @@ impl IrqTable {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_are_handed_out_once_and_found_again() {
+        let mut t = IrqTable::default();
+        let v = t.alloc_vector().unwrap();
+        assert_eq!(v, FIRST_DEVICE_VECTOR);
+        let i = t.add(IrqDesc {
+            gsi: 9,
+            vector: v,
+            sapic_base: 0x1000,
+            entry: 3,
+            affinity: CpuMask::new(4),
+            target: LogicalCpu(2),
+            card: 0,
+            handled: 0,
+            rerouted: 0,
+        });
+        assert_eq!(t.by_vector(v), Some(i));
+        assert_eq!(t.routed_to(LogicalCpu(2)), vec![i]);
+        assert!(t.routed_to(LogicalCpu(1)).is_empty());
+        let n = (LAST_DEVICE_VECTOR - FIRST_DEVICE_VECTOR) as usize;
+        assert!((0..n).all(|_| t.alloc_vector().is_some()));
+        assert_eq!(t.alloc_vector(), None, "the device vectors are exhausted");
+    }
+}

@@ -149,6 +149,7 @@ pub struct Os {
     pub(crate) present: CpuMask,
     pub(crate) maps_cur: u64,
     pub(crate) maps: BTreeMap<u64, MapsObj>,
+    no_maps: CpuMaps,
     pub(crate) next_maps: u64,
     pub(crate) rcu: Rcu,
     pub(crate) pcpu: Vec<PerCpu>,
@@ -232,6 +233,10 @@ impl Os {
             present: CpuMask::new(nr),
             maps_cur: 0,
             maps: BTreeMap::new(),
+            no_maps: CpuMaps {
+                online: CpuMask::new(nr),
+                active: CpuMask::new(nr),
+            },
             next_maps: 1,
             rcu: Rcu::new(nr),
             pcpu: (0..nr).map(|i| PerCpu::new(LogicalCpu(i as u32))).collect(),
@@ -562,13 +567,8 @@ impl Os {
     }
 
     pub(crate) fn maps_version(&self, v: u64) -> &CpuMaps {
-        static EMPTY: std::sync::OnceLock<CpuMaps> = std::sync::OnceLock::new();
-        self.maps.get(&v).map(|o| &o.maps).unwrap_or_else(|| {
-            EMPTY.get_or_init(|| CpuMaps {
-                online: CpuMask::new(0),
-                active: CpuMask::new(0),
-            })
-        })
+        // A freed version reads as empty (only a defect frees a version a reader holds).
+        self.maps.get(&v).map_or(&self.no_maps, |o| &o.maps)
     }
 
     /// CPUs up and idle with nothing in progress (RCU's extended quiescent state).
@@ -580,6 +580,15 @@ impl Os {
             }
         }
         m
+    }
+
+    /// The lowest online CPU that runs (where work that must run somewhere goes).
+    fn any_running_cpu(&self, p: &Platform) -> LogicalCpu {
+        self.cur_maps()
+            .online
+            .iter()
+            .find(|&c| self.pcpu[c.index()].life == CpuLife::Up && self.hw_running(c, p))
+            .unwrap_or(self.bsp)
     }
 
     fn hw_running(&self, c: LogicalCpu, p: &Platform) -> bool {
@@ -763,7 +772,11 @@ impl Os {
                 Callback::FreeMaps(v) => {
                     // Callbacks run on a CPU that is up (the one that ended the grace period,
                     // or the boot CPU when the ending one is going away).
-                    let by = if self.hw_running(c, p) { c } else { self.bsp };
+                    let by = if self.hw_running(c, p) {
+                        c
+                    } else {
+                        self.any_running_cpu(p)
+                    };
                     self.free_maps(&mut t, v, by, p, probe);
                 }
                 Callback::Wake(op) => self.hp_resume(t, op),
@@ -1871,7 +1884,7 @@ impl Os {
                 dirty_lines: dirty,
             },
         );
-        let by = self.bsp;
+        let by = self.any_running_cpu(p);
         self.run_callbacks(t, by, cbs, p, probe);
         self.hp_died(op, flushed_at, t, lines, dirty);
     }

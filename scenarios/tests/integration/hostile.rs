@@ -6,6 +6,35 @@ use crate::common::{scratch, sim};
 /// (file in scenarios/tests/hostile, line, field) — the field is `None` when the error is not
 /// about one field (a syntax error, an empty file).
 const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
+    ("os_unknown_field.toml", Some(5), Some("os.tick_ns")),
+    ("os_bad_probability.toml", Some(5), Some("os.sleep_chance")),
+    (
+        "os_bound_cpu_not_present.toml",
+        Some(8),
+        Some("os.bound[1].cpu"),
+    ),
+    (
+        "os_action_without_os.toml",
+        Some(7),
+        Some("timeline[0].action"),
+    ),
+    ("os_defect_without_os.toml", Some(2), Some("defects[0]")),
+    (
+        "os_exerciser_action.toml",
+        Some(7),
+        Some("timeline[0].action"),
+    ),
+    (
+        "expect_unknown_outcome.toml",
+        Some(9),
+        Some("timeline[0].expect"),
+    ),
+    (
+        "expect_errno_on_hardware.toml",
+        Some(9),
+        Some("timeline[0].expect"),
+    ),
+    ("os_workload_cpus.toml", Some(4), Some("workload.cpus")),
     ("unknown_field.toml", Some(4), Some("machine.cels")),
     ("zero_cells.toml", Some(4), Some("machine.cells")),
     (

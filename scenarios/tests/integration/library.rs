@@ -87,24 +87,35 @@ fn the_binary_reports_the_checker_of_a_defect() {
 }
 
 #[test]
-fn the_documented_example_is_a_valid_scenario() {
+fn the_documented_examples_are_valid_scenarios() {
     let doc = std::fs::read_to_string(root().join("scenarios/README.md")).unwrap();
-    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
-    let len = doc[start..].find("```").unwrap();
-    let example = &doc[start..start + len];
-    let scn = Scenario::parse(std::path::Path::new("README.md"), example)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(scn.name, "example");
-    assert_eq!(scn.file.timeline.len(), 4);
-    // Every key of the example is documented in a table row of the same file.
-    for line in example.lines() {
-        let Some((key, _)) = line.split_once(" = ") else {
-            continue;
-        };
-        let key = key.trim();
-        assert!(
-            doc.contains(&format!("| `{key}` |")),
-            "`{key}` is not documented"
-        );
+    let mut examples = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(i) = rest.find("```toml\n") {
+        let body = &rest[i + "```toml\n".len()..];
+        let len = body.find("```").unwrap();
+        examples.push(&body[..len]);
+        rest = &body[len..];
+    }
+    assert_eq!(examples.len(), 2);
+    for (i, example) in examples.iter().enumerate() {
+        let scn = Scenario::parse(std::path::Path::new("README.md"), example)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(scn.file.timeline.len(), 4);
+        if i == 1 {
+            let r = run(&scn, &RunOptions::default()).unwrap();
+            assert_eq!(r.exit_code(), 0, "{:?}", r.actions);
+        }
+        // Every key of the example is documented in a table row of the same file.
+        for line in example.lines() {
+            let Some((key, _)) = line.split_once(" = ") else {
+                continue;
+            };
+            let key = key.trim();
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "`{key}` is not documented"
+            );
+        }
     }
 }

@@ -7,3 +7,4 @@ mod common;
 mod determinism;
 mod hostile;
 mod library;
+mod os;
