@@ -28,5 +28,5 @@ pub mod value;
 
 pub use firmware::{FwEvent, Notification, NotifyCode};
 pub use namespace::{Namespace, NodeKind};
-pub use platform::{AcpiError, Platform, PlatformConfig, PlatformError, PlatformProbe};
+pub use platform::{AcpiError, BootError, Platform, PlatformConfig, PlatformError, PlatformProbe};
 pub use value::AcpiValue;

@@ -87,6 +87,17 @@ pub enum AcpiError {
     },
 }
 
+/// Why firmware could not start an OS.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum BootError {
+    /// No CPU is present.
+    #[error("no CPU is present: nothing to boot")]
+    NoPresentCpu,
+    /// The boot CPU would not start.
+    #[error("{0}")]
+    Cpu(#[from] CpuError),
+}
+
 /// Every event of the platform goes here: hashed into the trace and shown to the checkers.
 pub struct PlatformProbe {
     /// The run's trace.
@@ -499,6 +510,25 @@ impl Platform {
         probe: &mut PlatformProbe,
     ) -> Result<(), CpuError> {
         self.machine.cpu_event(now, cpu, event, probe)
+    }
+
+    /// Firmware boot for an OS: starts the boot CPU — the first present one — and leaves the
+    /// others waiting in the rendezvous for the OS to wake them. Returns the boot CPU and its
+    /// local SAPIC id (what the OS reads from its own LID register).
+    pub fn start_boot_cpu(
+        &mut self,
+        now: SimTime,
+        probe: &mut PlatformProbe,
+    ) -> Result<(CpuId, LsapicId), BootError> {
+        let (cpu, lsapic) = self
+            .machine
+            .cpus()
+            .iter()
+            .find(|c| c.state == CpuState::PresentHalted)
+            .map(|c| (c.id, c.lsapic))
+            .ok_or(BootError::NoPresentCpu)?;
+        self.cpu_event(now, cpu, CpuEvent::Start, probe)?;
+        Ok((cpu, lsapic))
     }
 
     /// A cell state change; its chipset function follows.

@@ -137,6 +137,12 @@ struct Maps {
 }
 
 impl Maps {
+    fn learn(&mut self, ev: &OsEvent) {
+        if let OsEvent::MapsPublished { online, active, .. } = ev {
+            self.online = Some(online.clone());
+            self.active = Some(active.clone());
+        }
+    }
     fn online(&self, c: LogicalCpu) -> bool {
         self.online.as_ref().is_some_and(|m| m.contains(c))
     }
@@ -147,11 +153,12 @@ impl Maps {
 
 // ---------------------------------------------------------------------------------- CHK-3
 
-/// CHK-3: every load of a user task returns what the task last stored there.
+/// CHK-3: every load of a user task returns what the task last stored there; no task
+/// touches memory outside its own.
 #[derive(Debug, Default)]
 pub struct TaskDataChecker {
-    names: Names,
-    last: FxHashMap<u64, u64>,
+    /// Per task: its memory's first byte and the last value of each word (dense).
+    tasks: Vec<Option<(u64, Vec<Option<u64>>)>>,
 }
 
 impl OsChecker for TaskDataChecker {
@@ -160,66 +167,58 @@ impl OsChecker for TaskDataChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
-        match ev {
-            OsEvent::TaskStore { addr, value, .. } => {
-                self.last.insert(*addr, *value);
+        if let OsEvent::TaskCreated {
+            task, mem, words, ..
+        } = ev
+        {
+            let i = task.0 as usize;
+            if self.tasks.len() <= i {
+                self.tasks.resize(i + 1, None);
             }
-            OsEvent::TaskLoad {
-                task,
-                cpu,
-                addr,
-                value,
-            } => match self.last.get(addr) {
-                Some(want) if want != value => {
-                    out.push(violation(
-                        now,
-                        CHK_TASK_DATA,
-                        Entity::Task(task.0),
-                        Entity::Memory(sim_core::PhysAddr::new(*addr)),
-                        format!(
-                            "{task} on {cpu} read {value:#x} at {addr:#x}; it last stored {want:#x} there"
-                        ),
-                    ));
-                    // Report each lost word once.
-                    self.last.insert(*addr, *value);
-                }
-                Some(_) => {}
-                None => {
-                    self.last.insert(*addr, *value);
-                }
-            },
-            OsEvent::CpuMapped { .. } => self.names.learn(ev),
-            OsEvent::Booted { .. }
-            | OsEvent::MapsPublished { .. }
-            | OsEvent::MapsFreed { .. }
-            | OsEvent::RcuLock { .. }
-            | OsEvent::RcuUse { .. }
-            | OsEvent::RcuUnlock { .. }
-            | OsEvent::QuiescentState { .. }
-            | OsEvent::GpStart { .. }
-            | OsEvent::GpEnd { .. }
-            | OsEvent::RcuCpu { .. }
-            | OsEvent::TaskCreated { .. }
-            | OsEvent::Enqueue { .. }
-            | OsEvent::Migrate { .. }
-            | OsEvent::Switch { .. }
-            | OsEvent::Sleep { .. }
-            | OsEvent::Block { .. }
-            | OsEvent::Park { .. }
-            | OsEvent::TimersMoved { .. }
-            | OsEvent::IpiSent { .. }
-            | OsEvent::IpiHandled { .. }
-            | OsEvent::CsdQueued { .. }
-            | OsEvent::CsdDone { .. }
-            | OsEvent::CsdTimeout { .. }
-            | OsEvent::IrqRouted { .. }
-            | OsEvent::IrqHandled { .. }
-            | OsEvent::CpuHalted { .. }
-            | OsEvent::HotplugStart { .. }
-            | OsEvent::HotplugStep { .. }
-            | OsEvent::HotplugEnd { .. }
-            | OsEvent::HotplugRefused { .. }
-            | OsEvent::AcpiNotify { .. } => {}
+            self.tasks[i] = Some((*mem, vec![None; *words as usize]));
+            return;
+        }
+        let OsEvent::TaskAccess {
+            task,
+            cpu,
+            addr,
+            value,
+            store,
+        } = ev
+        else {
+            return;
+        };
+        let mut report = |message: String| {
+            out.push(violation(
+                now,
+                CHK_TASK_DATA,
+                Entity::Task(task.0),
+                Entity::Memory(sim_core::PhysAddr::new(*addr)),
+                message,
+            ));
+        };
+        let slot = self
+            .tasks
+            .get_mut(task.0 as usize)
+            .and_then(Option::as_mut)
+            .and_then(|(base, words)| {
+                let w = addr.checked_sub(*base)? / 8;
+                words.get_mut(usize::try_from(w).ok()?)
+            });
+        let Some(slot) = slot else {
+            report(format!(
+                "{task} on {cpu} accessed {addr:#x}, outside its own memory"
+            ));
+            return;
+        };
+        // A store sets the word; so does a load, which the first time is the baseline and
+        // after a bad read makes each loss reported once.
+        if let Some(want) = slot.replace(*value) {
+            if !store && want != *value {
+                report(format!(
+                    "{task} on {cpu} read {value:#x} at {addr:#x}; it last stored {want:#x} there"
+                ));
+            }
         }
     }
 
@@ -293,6 +292,7 @@ impl OsChecker for SchedChecker {
                 name,
                 kind,
                 cpu,
+                ..
             } => {
                 let i = task.0 as usize;
                 if self.tasks.len() <= i {
@@ -518,8 +518,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::GpStart { .. }
             | OsEvent::GpEnd { .. }
             | OsEvent::RcuCpu { .. }
-            | OsEvent::TaskStore { .. }
-            | OsEvent::TaskLoad { .. }
+            | OsEvent::TaskAccess { .. }
             | OsEvent::IpiSent { .. }
             | OsEvent::IpiHandled { .. }
             | OsEvent::CsdQueued { .. }
@@ -800,8 +799,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::Block { .. }
             | OsEvent::Park { .. }
             | OsEvent::TimersMoved { .. }
-            | OsEvent::TaskStore { .. }
-            | OsEvent::TaskLoad { .. }
+            | OsEvent::TaskAccess { .. }
             | OsEvent::IpiSent { .. }
             | OsEvent::IpiHandled { .. }
             | OsEvent::CsdQueued { .. }
@@ -839,81 +837,48 @@ impl OsChecker for IrqChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
+        self.names.learn(ev);
+        self.maps.learn(ev);
         let mut report = |agent: Entity, target: Entity, msg: String| {
             out.push(violation(now, CHK_OS_IRQ, agent, target, msg));
         };
-        match ev {
-            OsEvent::CpuMapped { .. } => self.names.learn(ev),
-            OsEvent::MapsPublished { online, active, .. } => {
-                self.maps.online = Some(online.clone());
-                self.maps.active = Some(active.clone());
+        if let OsEvent::IrqHandled { gsi, vector, cpu } = ev {
+            *self.handled.entry(*gsi).or_default() += 1;
+            if !self.maps.online(*cpu) {
+                report(
+                    Entity::Gsi(Gsi(*gsi)),
+                    self.names.entity(*cpu),
+                    format!(
+                        "interrupt gsi{gsi} (vector {vector:#04x}) handled on {cpu}, which is offline"
+                    ),
+                );
             }
-            OsEvent::IrqHandled { gsi, vector, cpu } => {
-                *self.handled.entry(*gsi).or_default() += 1;
-                if !self.maps.online(*cpu) {
-                    report(
-                        Entity::Gsi(Gsi(*gsi)),
-                        self.names.entity(*cpu),
-                        format!(
-                            "interrupt gsi{gsi} (vector {vector:#04x}) handled on {cpu}, which is offline"
-                        ),
-                    );
-                }
+        } else if let OsEvent::IrqRouted { gsi, cpu, from, .. } = ev {
+            self.handled.entry(*gsi).or_default();
+            if !self.maps.active(*cpu) {
+                report(
+                    Entity::Gsi(Gsi(*gsi)),
+                    self.names.entity(*cpu),
+                    format!(
+                        "gsi{gsi} routed to {cpu}, which is not active{}",
+                        from.map_or_else(String::new, |f| format!(" (moved from {f})"))
+                    ),
+                );
             }
-            OsEvent::IrqRouted { gsi, cpu, from, .. } => {
-                self.handled.entry(*gsi).or_default();
-                if !self.maps.active(*cpu) {
-                    report(
-                        Entity::Gsi(Gsi(*gsi)),
-                        self.names.entity(*cpu),
-                        format!(
-                            "gsi{gsi} routed to {cpu}, which is not active{}",
-                            from.map_or_else(String::new, |f| format!(" (moved from {f})"))
-                        ),
-                    );
-                }
-            }
-            OsEvent::CsdTimeout {
-                id,
-                from,
-                to,
-                waited,
-            } => report(
+        } else if let OsEvent::CsdTimeout {
+            id,
+            from,
+            to,
+            waited,
+        } = ev
+        {
+            report(
                 self.names.entity(*from),
                 self.names.entity(*to),
                 format!(
                     "cross-call {id} from {from} to {to} was never acknowledged (waited {waited}): the IPI did not reach a running CPU"
                 ),
-            ),
-            OsEvent::Booted { .. }
-            | OsEvent::MapsFreed { .. }
-            | OsEvent::RcuLock { .. }
-            | OsEvent::RcuUse { .. }
-            | OsEvent::RcuUnlock { .. }
-            | OsEvent::QuiescentState { .. }
-            | OsEvent::GpStart { .. }
-            | OsEvent::GpEnd { .. }
-            | OsEvent::RcuCpu { .. }
-            | OsEvent::TaskCreated { .. }
-            | OsEvent::Enqueue { .. }
-            | OsEvent::Migrate { .. }
-            | OsEvent::Switch { .. }
-            | OsEvent::Sleep { .. }
-            | OsEvent::Block { .. }
-            | OsEvent::Park { .. }
-            | OsEvent::TimersMoved { .. }
-            | OsEvent::TaskStore { .. }
-            | OsEvent::TaskLoad { .. }
-            | OsEvent::IpiSent { .. }
-            | OsEvent::IpiHandled { .. }
-            | OsEvent::CsdQueued { .. }
-            | OsEvent::CsdDone { .. }
-            | OsEvent::CpuHalted { .. }
-            | OsEvent::HotplugStart { .. }
-            | OsEvent::HotplugStep { .. }
-            | OsEvent::HotplugEnd { .. }
-            | OsEvent::HotplugRefused { .. }
-            | OsEvent::AcpiNotify { .. } => {}
+            );
         }
     }
 
@@ -1077,6 +1042,8 @@ mod tests {
             name: format!("t{task}"),
             kind,
             cpu: c(cpu),
+            mem: 0,
+            words: 0,
         };
         let base = vec![
             publish(1, &[0, 1]),
@@ -1126,21 +1093,39 @@ mod tests {
         let out = feed(
             &mut TaskDataChecker::default(),
             &[
-                OsEvent::TaskStore {
+                OsEvent::TaskCreated {
+                    task: TaskId(3),
+                    name: "worker/3".into(),
+                    kind: "user",
+                    cpu: c(0),
+                    mem: 0x100,
+                    words: 4,
+                },
+                OsEvent::TaskAccess {
+                    task: TaskId(3),
+                    cpu: c(1),
+                    addr: 0x200,
+                    value: 0,
+                    store: false,
+                },
+                OsEvent::TaskAccess {
                     task: TaskId(3),
                     cpu: c(0),
                     addr: 0x100,
                     value: 7,
+                    store: true,
                 },
-                OsEvent::TaskLoad {
+                OsEvent::TaskAccess {
                     task: TaskId(3),
                     cpu: c(1),
                     addr: 0x100,
                     value: 0,
+                    store: false,
                 },
             ],
         );
-        assert_eq!(out.count("CHK-3"), 1);
+        assert_eq!(out.count("CHK-3"), 2, "{:?}", out.kept());
+        assert!(out.kept()[0].message.contains("outside its own memory"));
         let out = feed(
             &mut IrqChecker::default(),
             &[

@@ -203,6 +203,10 @@ pub enum OsEvent {
         kind: &'static str,
         /// Its CPU (the one a kernel thread is bound to; a user task's first CPU).
         cpu: LogicalCpu,
+        /// First byte of its memory (user tasks; 0 for kernel threads).
+        mem: u64,
+        /// Words of memory.
+        words: u32,
     },
     /// A task was put on a runqueue.
     Enqueue {
@@ -271,27 +275,18 @@ pub enum OsEvent {
         /// The sleeping tasks whose wakeup timers moved.
         tasks: Vec<TaskId>,
     },
-    /// A user task stored to its memory.
-    TaskStore {
+    /// A user task stored to or loaded from its memory.
+    TaskAccess {
         /// The task.
         task: TaskId,
         /// Its CPU.
         cpu: LogicalCpu,
         /// Address.
         addr: u64,
-        /// Value.
+        /// The value stored, or the value the load returned.
         value: u64,
-    },
-    /// A user task loaded from its memory.
-    TaskLoad {
-        /// The task.
-        task: TaskId,
-        /// Its CPU.
-        cpu: LogicalCpu,
-        /// Address.
-        addr: u64,
-        /// What it read.
-        value: u64,
+        /// A store (else a load).
+        store: bool,
     },
     /// An IPI was sent.
     IpiSent {
@@ -485,10 +480,14 @@ impl StableHash for OsEvent {
                 name,
                 kind,
                 cpu,
+                mem,
+                words,
             } => {
                 h.word(34 | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
                 h.str(name);
                 h.str(kind);
+                h.word(*mem);
+                h.word(u64::from(*words));
             }
             OsEvent::Enqueue {
                 task,
@@ -535,23 +534,14 @@ impl StableHash for OsEvent {
                     h.word(u64::from(t.0));
                 }
             }
-            OsEvent::TaskStore {
+            OsEvent::TaskAccess {
                 task,
                 cpu,
                 addr,
                 value,
+                store,
             } => {
-                h.word(19 | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
-                h.word(*addr);
-                h.word(*value);
-            }
-            OsEvent::TaskLoad {
-                task,
-                cpu,
-                addr,
-                value,
-            } => {
-                h.word(20 | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
+                h.word((19 + u64::from(*store)) | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
                 h.word(*addr);
                 h.word(*value);
             }
@@ -662,8 +652,7 @@ fn os_track() -> Track {
 impl TraceEvent for OsEvent {
     fn level(&self) -> TraceLevel {
         match self {
-            OsEvent::TaskStore { .. }
-            | OsEvent::TaskLoad { .. }
+            OsEvent::TaskAccess { .. }
             | OsEvent::RcuLock { .. }
             | OsEvent::RcuUse { .. }
             | OsEvent::RcuUnlock { .. }
@@ -803,6 +792,7 @@ impl TraceEvent for OsEvent {
                 name,
                 kind,
                 cpu,
+                ..
             } => (
                 cpu_track(*cpu),
                 "task created",
@@ -880,29 +870,15 @@ impl TraceEvent for OsEvent {
                 Phase::Instant,
                 vec![("to", s(to.to_string())), ("timers", u(tasks.len() as u64))],
             ),
-            OsEvent::TaskStore {
+            OsEvent::TaskAccess {
                 task,
                 cpu,
                 addr,
                 value,
+                store,
             } => (
                 cpu_track(*cpu),
-                "task store",
-                Phase::Instant,
-                vec![
-                    ("task", u(u64::from(task.0))),
-                    ("addr", s(format!("{addr:#x}"))),
-                    ("value", s(format!("{value:#x}"))),
-                ],
-            ),
-            OsEvent::TaskLoad {
-                task,
-                cpu,
-                addr,
-                value,
-            } => (
-                cpu_track(*cpu),
-                "task load",
+                if *store { "task store" } else { "task load" },
                 Phase::Instant,
                 vec![
                     ("task", u(u64::from(task.0))),

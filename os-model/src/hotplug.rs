@@ -679,19 +679,9 @@ impl Os {
                 trigger: r.trigger.name(),
             },
         );
+        let refused = check.is_err();
         if let Err(e) = check {
             report.result = Some(Err(e));
-            self.hp.current = Some(Current {
-                report,
-                plan,
-                idx: 0,
-                step_start: now,
-                phase: Phase::Acting,
-                epoch: 0,
-                note: String::new(),
-            });
-            self.hp_end(now, p, probe);
-            return;
         }
         self.hp.current = Some(Current {
             report,
@@ -702,7 +692,11 @@ impl Os {
             epoch: 0,
             note: String::new(),
         });
-        self.hp_advance(now, Input::Go, p, probe);
+        if refused {
+            self.hp_end(now, p, probe);
+        } else {
+            self.hp_advance(now, Input::Go, p, probe);
+        }
     }
 
     fn hp_advance(
@@ -806,36 +800,27 @@ impl Os {
         let c = cur.report.cpu;
         let controller = cur.report.controller;
         let path = self.pcpu[c.index()].path.clone();
-        match cur.report.trigger {
-            crate::hotplug::Trigger::AcpiEject => {
-                let status = result
-                    .as_ref()
-                    .map_or_else(HotplugError::ost_status, |()| 0);
-                let _ = self.acpi_eval(
-                    now,
-                    controller,
-                    &format!("{path}._OST"),
-                    &[AcpiValue::Integer(3), AcpiValue::Integer(status)],
-                    p,
-                    probe,
-                );
-            }
-            crate::hotplug::Trigger::AcpiDeviceCheck => {
-                let status = result
-                    .as_ref()
-                    .map_or_else(HotplugError::ost_status, |()| 0);
-                let _ = self.acpi_eval(
-                    now,
-                    controller,
-                    &format!("{path}._OST"),
-                    &[AcpiValue::Integer(1), AcpiValue::Integer(status)],
-                    p,
-                    probe,
-                );
-            }
-            crate::hotplug::Trigger::Boot | crate::hotplug::Trigger::User => {}
+        // ACPI-triggered operations end with _OST: source event 3 (eject request) or 1
+        // (device check), status 0 for success.
+        let source = match cur.report.trigger {
+            Trigger::AcpiEject => Some(3),
+            Trigger::AcpiDeviceCheck => Some(1),
+            Trigger::Boot | Trigger::User => None,
+        };
+        if let Some(source) = source {
+            let status = result
+                .as_ref()
+                .map_or_else(HotplugError::ost_status, |()| 0);
+            let _ = self.acpi_eval(
+                now,
+                controller,
+                &format!("{path}._OST"),
+                &[AcpiValue::Integer(source), AcpiValue::Integer(status)],
+                p,
+                probe,
+            );
         }
-        let boot = cur.report.trigger == crate::hotplug::Trigger::Boot;
+        let boot = cur.report.trigger == Trigger::Boot;
         self.hp.done.push(cur.report);
         if boot {
             self.boot_ops = self.boot_ops.saturating_sub(1);

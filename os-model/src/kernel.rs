@@ -166,6 +166,7 @@ pub struct Os {
     pub(crate) boot_ops: u32,
     pub(crate) booted_at: Option<SimTime>,
     sapic_sizes: BTreeMap<u64, u32>,
+    seen_deliveries: u64,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {
@@ -253,6 +254,7 @@ impl Os {
             boot_ops: 0,
             booted_at: None,
             sapic_sizes: BTreeMap::new(),
+            seen_deliveries: 0,
             scan,
         };
         for (logical, &i) in order.iter().enumerate().take(nr) {
@@ -442,6 +444,8 @@ impl Os {
                 name,
                 kind: "user",
                 cpu: c,
+                mem,
+                words,
             },
         );
         self.enqueue(t, id, c, EnqueueWhy::Fork);
@@ -600,8 +604,13 @@ impl Os {
 
     /// Makes sure `c` runs a step no later than `at` (and not before it is free).
     pub(crate) fn kick(&mut self, c: LogicalCpu, at: SimTime) {
+        let at = at.max(self.busy_until[c.index()]).max(self.q.now());
+        self.run_by(c, at);
+    }
+
+    /// `c`'s next step is at `at`, or earlier if one is already scheduled earlier.
+    fn run_by(&mut self, c: LogicalCpu, at: SimTime) {
         let i = c.index();
-        let at = at.max(self.busy_until[i]).max(self.q.now());
         if let Some((when, id)) = self.pcpu[i].next_run {
             if when <= at {
                 return;
@@ -841,6 +850,12 @@ impl Os {
 
     /// After the hardware raised interrupts: CPUs with an interrupt pending take it.
     pub fn interrupts_raised(&mut self, now: SimTime, p: &Platform) {
+        // Nothing to look at unless the hardware delivered an interrupt since the last time.
+        let delivered = p.machine.stats().interrupts_delivered;
+        if delivered == self.seen_deliveries {
+            return;
+        }
+        self.seen_deliveries = delivered;
         for i in 0..self.nr {
             let pc = &self.pcpu[i];
             if pc.life != CpuLife::Up {
@@ -1069,6 +1084,8 @@ impl Os {
                             name,
                             kind: kind_name,
                             cpu: c,
+                            mem: 0,
+                            words: 0,
                         },
                     );
                 }
@@ -1277,17 +1294,7 @@ impl Os {
             if *t < op.deadline {
                 // Spin until the acknowledgements arrive (they kick this CPU) or time runs out.
                 self.busy_until[i] = *t;
-                let deadline = op.deadline;
-                let i = c.index();
-                if let Some((when, id)) = self.pcpu[i].next_run {
-                    if when <= deadline {
-                        return;
-                    }
-                    self.q.cancel(id);
-                }
-                if let Ok(id) = self.q.schedule(deadline, OsEv::Run(c)) {
-                    self.pcpu[i].next_run = Some((deadline, id));
-                }
+                self.run_by(c, op.deadline);
                 return;
             }
             for id in waiting {
@@ -1428,34 +1435,27 @@ impl Os {
         };
         for (w, st) in plan {
             let addr = mem + 8 * w;
-            match st {
+            let value = match st {
                 Some(value) => {
                     store(p, probe, t, hw, addr, value);
                     self.stats.task_stores += 1;
-                    self.emit(
-                        *t,
-                        OsEvent::TaskStore {
-                            task: tid,
-                            cpu: c,
-                            addr,
-                            value,
-                        },
-                    );
+                    value
                 }
                 None => {
-                    let value = load(p, probe, t, hw, addr);
                     self.stats.task_loads += 1;
-                    self.emit(
-                        *t,
-                        OsEvent::TaskLoad {
-                            task: tid,
-                            cpu: c,
-                            addr,
-                            value,
-                        },
-                    );
+                    load(p, probe, t, hw, addr)
                 }
-            }
+            };
+            self.emit(
+                *t,
+                OsEvent::TaskAccess {
+                    task: tid,
+                    cpu: c,
+                    addr,
+                    value,
+                    store: st.is_some(),
+                },
+            );
         }
         *t += self.cfg.compute;
         if shootdown {

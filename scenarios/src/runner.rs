@@ -14,9 +14,9 @@ use cells::event::McaTarget;
 use io_subsystem::DeviceId;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, LsapicId, PhysAddr, RngStreams,
-    SimDuration, SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord,
-    Violation, Violations,
+    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, PhysAddr, RngStreams, SimDuration,
+    SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord, Violation,
+    Violations,
 };
 
 use crate::io_driver::{DRIVER, DriverStats, IoExerciser};
@@ -165,6 +165,9 @@ pub enum RunError {
     /// The OS could not boot.
     #[error("{0}")]
     Os(#[from] os_model::OsError),
+    /// Firmware could not start the boot CPU.
+    #[error("firmware boot: {0}")]
+    Boot(#[from] acpi_model::BootError),
 }
 
 fn track_machine() -> Track {
@@ -254,21 +257,6 @@ impl Run {
     }
 }
 
-/// Firmware boot for an OS: starts the boot CPU (the first present one) and leaves the
-/// others waiting in the rendezvous. Returns the boot CPU's local SAPIC id.
-pub fn firmware_boot(p: &mut Platform, probe: &mut PlatformProbe) -> Result<LsapicId, String> {
-    let bsp = p
-        .machine
-        .cpus()
-        .iter()
-        .find(|c| c.state == cells::CpuState::PresentHalted)
-        .map(|c| (c.id, c.lsapic))
-        .ok_or("no CPU is present: nothing to boot")?;
-    p.cpu_event(SimTime::ZERO, bsp.0, CpuEvent::Start, probe)
-        .map_err(|e| e.to_string())?;
-    Ok(bsp.1)
-}
-
 /// Runs `scn` once.
 pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     let f = &scn.file;
@@ -294,10 +282,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
 
     let load = match f.workload.kind {
         WorkloadKind::Os => {
-            let bsp = firmware_boot(&mut p, &mut probe).map_err(|m| RunError::Driver {
-                field: "enabled",
-                message: m,
-            })?;
+            let (_, bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe)?;
             let defects: Vec<os_model::OsDefect> =
                 f.defects.iter().filter_map(|d| d.os()).collect();
             let os = Os::boot(

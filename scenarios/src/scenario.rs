@@ -874,8 +874,9 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
         // is found now, with the file and line, rather than in the middle of the run.
         let mut scratch = Platform::new(&f.platform_config()).map_err(|e| (e.field, e.message))?;
         let mut probe = acpi_model::PlatformProbe::bare(sim_core::Trace::new(TraceLevel::Off, 0));
-        let bsp = crate::runner::firmware_boot(&mut scratch, &mut probe)
-            .map_err(|m| ("machine".to_owned(), m))?;
+        let (_, bsp) = scratch
+            .start_boot_cpu(sim_core::SimTime::ZERO, &mut probe)
+            .map_err(|e| ("machine".to_owned(), e.to_string()))?;
         os_model::Os::boot(
             &f.os,
             &f.workload.io,

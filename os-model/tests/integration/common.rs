@@ -58,20 +58,7 @@ impl Sim {
         let mut p = Platform::new(&cfg).unwrap();
         let mut probe =
             PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), &p.machine, false);
-        let bsp = p
-            .machine
-            .cpus()
-            .iter()
-            .find(|c| c.state == cells::CpuState::PresentHalted)
-            .map(|c| (c.id, c.lsapic))
-            .unwrap();
-        p.cpu_event(
-            SimTime::ZERO,
-            bsp.0,
-            cells::cpu::CpuEvent::Start,
-            &mut probe,
-        )
-        .unwrap();
+        let bsp = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
         let os = Os::boot(
             os,
             &DriverConfig::default(),
