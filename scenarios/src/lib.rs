@@ -4,10 +4,14 @@
 //!   file.toml ──► scenario::Scenario::load ──► validated Scenario (errors: file:line:col: field)
 //!                                                   │
 //!                       runner::run (seed) ◄────────┘   sweep::sweep (seeds, rayon)
-//!                            │  EventQueue: CPU steps, timeline actions, audits, end
+//!                            │  EventQueue: card ticks, timeline actions, audits, end
+//!                            │  (+ tester steps and IRQ service, or the OS's own queue)
 //!                            ▼
 //!         acpi_model::Platform (cells + I/O + firmware) + PlatformProbe (trace hash, every
-//!         hardware checker) + RandomTester + IoExerciser (a minimal driver for the cards)
+//!         hardware checker)
+//!           workload.kind = "random_tester": RandomTester + IoExerciser (the OS's card driver
+//!                                            run on the bare platform)
+//!           workload.kind = "os":            os_model::Os + OsCheckers (CHK-3/4/5/6)
 //!                            │
 //!                            ▼
 //!         report::summary (human) / report::json (--json) / Chrome trace (--trace)

@@ -36,7 +36,7 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
-    /// Export the OS's sysfs view here at the end (needs the OS model: not built yet).
+    /// Export the OS's sysfs view here at the end (not built yet: issue 6).
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
 
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.sysfs_out.is_some() {
         return bad_input(
-            "--sysfs-out needs the OS model, which is not built yet (issue 6); nothing was run",
+            "--sysfs-out (the OS's sysfs view) is not built yet (issue 6); nothing was run",
         );
     }
     if let Some(f) = &cli.dsdt_out {
