@@ -129,6 +129,16 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 let what = if *write { "DMA write" } else { "DMA read" };
                 Self::home_powered(now, hw, agent, what, *addr, out);
             }
+            HwEvent::Copy { cpu, src, dst, .. } => {
+                let agent = Entity::Cpu(*cpu);
+                if let Some(c) = hw.cpu(*cpu).filter(|c| !c.state.is_running()) {
+                    let message = format!("page copy {src} -> {dst} issued by {cpu}, which is {}", c.state);
+                    Self::report(now, agent, Entity::Memory(*src), message, out);
+                    return;
+                }
+                Self::home_powered(now, hw, &agent, "page copy read", *src, out);
+                Self::home_powered(now, hw, &agent, "page copy write", *dst, out);
+            }
             HwEvent::Uncached {
                 cpu,
                 space,
@@ -245,6 +255,7 @@ impl sim_core::Checker<HwEvent, Machine> for InterruptChecker {
             | HwEvent::UncorrectedError { .. }
             | HwEvent::MachineCheck { .. }
             | HwEvent::Dma { .. }
+            | HwEvent::Copy { .. }
             | HwEvent::InterruptTaken { .. }
             | HwEvent::MemoryEnable { .. }
             | HwEvent::Uncached { .. } => {}
@@ -257,6 +268,7 @@ pub struct CoherenceChecker {
     shadow: PageStore,
     deep: bool,
     line_shift: u32,
+    page_shift: u32,
     words_per_line: usize,
     max_per_audit: usize,
     audits: u64,
@@ -281,6 +293,7 @@ impl CoherenceChecker {
             shadow,
             deep,
             line_shift: g.line_shift,
+            page_shift: g.page_shift,
             words_per_line: g.words_per_line,
             max_per_audit: 16,
             audits: 0,
@@ -505,7 +518,27 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                     ));
                 }
             }
-            HwEvent::NcRead { .. }
+            HwEvent::Copy {
+                src,
+                dst,
+                bytes,
+                read,
+                write: Outcome::Performed,
+                ..
+            } => {
+                // The destination now holds what was last written at the source: a copy
+                // that did not get it (not coherent) is caught by the next read.
+                let dp = (dst.raw() >> self.page_shift) as usize;
+                if *read == Outcome::Performed {
+                    self.shadow
+                        .copy_page((src.raw() >> self.page_shift) as usize, dp);
+                } else {
+                    let ones = vec![u64::MAX; (*bytes / 8) as usize];
+                    self.shadow.write_words(dst.raw(), &ones);
+                }
+            }
+            HwEvent::Copy { .. }
+            | HwEvent::NcRead { .. }
             | HwEvent::Snoop { .. }
             | HwEvent::Flush { .. }
             | HwEvent::CorrectedError { .. }

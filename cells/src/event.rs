@@ -273,6 +273,23 @@ pub enum HwEvent {
         /// The words transferred (what the device read, or what it wrote).
         data: Box<[u64]>,
     },
+    /// A CPU copied a whole page with non-temporal loads and stores (page migration).
+    Copy {
+        /// The CPU.
+        cpu: CpuId,
+        /// Source page.
+        src: PhysAddr,
+        /// Destination page.
+        dst: PhysAddr,
+        /// Bytes (one page).
+        bytes: u64,
+        /// Whether the source was read coherently (dirty cached lines included).
+        coherent: bool,
+        /// What the reads did (source memory not online: all-ones were copied).
+        read: Outcome,
+        /// What the writes did (destination memory not online: dropped).
+        write: Outcome,
+    },
     /// An interrupt message reached (or failed to reach) a local SAPIC.
     Interrupt {
         /// Who sent it (an IO SAPIC, or a CPU for an IPI).
@@ -458,6 +475,25 @@ impl StableHash for HwEvent {
                     h.word(w);
                 }
             }
+            HwEvent::Copy {
+                cpu,
+                src,
+                dst,
+                bytes,
+                coherent,
+                read,
+                write,
+            } => {
+                h.word(
+                    17 | u64::from(*coherent) << 8
+                        | (*read as u64) << 12
+                        | (*write as u64) << 16
+                        | u64::from(cpu.0) << 32,
+                );
+                h.word(src.raw());
+                h.word(dst.raw());
+                h.word(*bytes);
+            }
             HwEvent::Interrupt {
                 source,
                 dest,
@@ -509,6 +545,7 @@ impl TraceEvent for HwEvent {
             | HwEvent::NcWrite { .. }
             | HwEvent::Snoop { .. }
             | HwEvent::Dma { .. }
+            | HwEvent::Copy { .. }
             | HwEvent::Interrupt { .. }
             | HwEvent::InterruptTaken { .. }
             | HwEvent::Uncached { .. } => TraceLevel::Detail,
@@ -677,6 +714,27 @@ impl TraceEvent for HwEvent {
                         ("addr", hex(*addr)),
                         ("words", (data.len() as u64).into()),
                         ("outcome", ArgValue::Str(format!("{outcome:?}"))),
+                    ],
+                ),
+                HwEvent::Copy {
+                    cpu,
+                    src,
+                    dst,
+                    coherent,
+                    read,
+                    write,
+                    ..
+                } => (
+                    track("cpu", cpu.0),
+                    "copy",
+                    "copy page".into(),
+                    Phase::Instant,
+                    vec![
+                        ("src", hex(*src)),
+                        ("dst", hex(*dst)),
+                        ("coherent", ArgValue::Str(coherent.to_string())),
+                        ("read", ArgValue::Str(format!("{read:?}"))),
+                        ("write", ArgValue::Str(format!("{write:?}"))),
                     ],
                 ),
                 HwEvent::Interrupt {

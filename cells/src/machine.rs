@@ -148,6 +148,8 @@ pub struct MachineStats {
     pub dma_fetches: u64,
     /// Words read by DMA.
     pub dma_read_words: u64,
+    /// Pages copied by [`Machine::copy_page`].
+    pub copied_pages: u64,
     /// Words written by DMA.
     pub dma_written_words: u64,
     /// Interrupt messages delivered to running CPUs.
@@ -1386,6 +1388,133 @@ impl Machine {
             done += n;
         }
         Ok(self.dma_latency(data.len()))
+    }
+
+    // ------------------------------------------------------------------ page copy
+
+    /// `cpu` copies the whole page at `src` over the page at `dst` (both page-aligned) with
+    /// non-temporal loads and stores, as the kernel's `copy_page` for page migration does.
+    ///
+    /// A *coherent* copy reads each source line from the cache holding it dirty (memory
+    /// otherwise) and invalidates every cached copy of the destination first. A copy that is
+    /// not coherent reads memory only: a dirty line still in some cache is lost (the defect
+    /// `copy_noncoherent` of the OS model). A CPU that is not running copies nothing; source
+    /// memory that is not online reads as all-ones; destination memory that is not online
+    /// drops the writes. One [`HwEvent::Copy`] reports what happened. Returns the latency (a
+    /// pipelined read stream, then a write stream).
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_page<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        src: PhysAddr,
+        dst: PhysAddr,
+        coherent: bool,
+        obs: &mut O,
+    ) -> Result<SimDuration, AccessError> {
+        let ci = self.cpu_index(cpu)?;
+        let page = 1u64 << self.geo.page_shift;
+        for a in [src, dst] {
+            if !a.is_aligned(page) {
+                return Err(AccessError::Misaligned { addr: a });
+            }
+            self.dma_range(a, self.geo.words_per_page)?;
+        }
+        let (sp, dp) = (
+            (src.raw() >> self.geo.page_shift) as usize,
+            (dst.raw() >> self.geo.page_shift) as usize,
+        );
+        let report = |m: &Machine, obs: &mut O, read: Outcome, write: Outcome| {
+            obs.on_event(
+                now,
+                &HwEvent::Copy {
+                    cpu,
+                    src,
+                    dst,
+                    bytes: page,
+                    coherent,
+                    read,
+                    write,
+                },
+                m,
+            );
+        };
+        if !self.cpus[ci].state.is_running() {
+            report(
+                self,
+                obs,
+                Outcome::IssuerNotRunning,
+                Outcome::IssuerNotRunning,
+            );
+            return Ok(SimDuration::ZERO);
+        }
+        let src_home = self.map.home_of(src).unwrap_or(CellId(0));
+        let dst_home = self.map.home_of(dst).unwrap_or(CellId(0));
+        let src_ok = self.cells[src_home.index()].memory_online();
+        let dst_ok = self.cells[dst_home.index()].memory_online();
+        let agent = Entity::Cpu(cpu);
+        let shift = self.geo.line_shift;
+        let lpp = self.geo.lines_per_page as u64;
+        if dst_ok {
+            // The destination's cached copies go first (a full-line write of every line).
+            if self.mem.cached_lines(dp) > 0 {
+                let first = dst.raw() >> shift;
+                for line in first..first + lpp {
+                    let Some(e) = self.dirs[dst_home.index()].get(line).copied() else {
+                        continue;
+                    };
+                    for c in e.owner.into_iter().chain(e.sharers.iter()) {
+                        if let Some((slot, _)) =
+                            self.snoop(now, obs, dst_home, c, line, SnoopKind::Invalidate, agent)
+                        {
+                            self.caches[c.index()].invalidate(slot);
+                        }
+                    }
+                    self.dirs[dst_home.index()].remove(line);
+                    self.mem.cached_dec(dp);
+                }
+            }
+            if !src_ok {
+                let ones = vec![ALL_ONES; self.geo.words_per_page];
+                self.mem.store_mut().write_words(dst.raw(), &ones);
+            } else {
+                self.mem.store_mut().copy_page(sp, dp);
+                if coherent && self.mem.cached_lines(sp) > 0 {
+                    // Dirty lines of the source come from the caches that own them.
+                    let first = src.raw() >> shift;
+                    for line in first..first + lpp {
+                        let owner = self.dirs[src_home.index()].get(line).and_then(|e| e.owner);
+                        let Some(o) = owner else { continue };
+                        if let Some((slot, st)) =
+                            self.snoop(now, obs, src_home, o, line, SnoopKind::Fetch, agent)
+                        {
+                            if st.is_dirty() {
+                                let off = (line - first) << shift;
+                                let data = self.caches[o.index()].line_data(slot).to_vec();
+                                self.mem.store_mut().write_words(dst.raw() + off, &data);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.stats.copied_pages += 1;
+        report(
+            self,
+            obs,
+            if src_ok {
+                Outcome::Performed
+            } else {
+                Outcome::HomeNotPowered
+            },
+            if dst_ok {
+                Outcome::Performed
+            } else {
+                Outcome::HomeNotPowered
+            },
+        );
+        let stream = self.dma_latency(self.geo.words_per_page);
+        Ok(stream + stream)
     }
 
     // ------------------------------------------------------------------ interrupts

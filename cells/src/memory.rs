@@ -14,7 +14,12 @@ pub struct PageStore {
     page_shift: u32,
     words_per_page: usize,
     allocated: usize,
+    /// Freed page buffers kept for reuse by [`PageStore::copy_page`] (contents undefined).
+    spare: Vec<Box<[u64]>>,
 }
+
+/// Freed page buffers kept at most.
+const SPARE_PAGES: usize = 256;
 
 impl PageStore {
     /// Storage for `frames` pages of `1 << page_shift` bytes, all reading as zero.
@@ -24,6 +29,7 @@ impl PageStore {
             page_shift,
             words_per_page: 1 << (page_shift - 3),
             allocated: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -99,11 +105,53 @@ impl PageStore {
         }
     }
 
+    /// Copies the whole of frame `src` over frame `dst` (a frame never written stays
+    /// unbacked: the copy of zeros frees the destination). Freed page buffers are reused, so
+    /// a stream of copies that frees its sources allocates nothing.
+    pub fn copy_page(&mut self, src: usize, dst: usize) {
+        if src == dst {
+            return;
+        }
+        if self.pages[src].is_none() {
+            if let Some(b) = self.pages[dst].take() {
+                self.allocated -= 1;
+                self.spare.push(b);
+            }
+            return;
+        }
+        if self.pages[dst].is_none() {
+            let b = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| vec![0u64; self.words_per_page].into_boxed_slice());
+            self.pages[dst] = Some(b);
+            self.allocated += 1;
+        }
+        let (a, b) = if src < dst {
+            let (lo, hi) = self.pages.split_at_mut(dst);
+            (&lo[src], &mut hi[0])
+        } else {
+            let (lo, hi) = self.pages.split_at_mut(src);
+            (&hi[0], &mut lo[dst])
+        };
+        if let (Some(from), Some(to)) = (a.as_deref(), b.as_deref_mut()) {
+            to.copy_from_slice(from);
+        }
+    }
+
+    /// The whole of frame `pfn`, if it was ever written.
+    pub fn page(&self, pfn: usize) -> Option<&[u64]> {
+        self.pages[pfn].as_deref()
+    }
+
     /// Frees (zeroes) frames `first..first + count`.
     pub fn drop_frames(&mut self, first: usize, count: usize) {
         for slot in &mut self.pages[first..first + count] {
-            if slot.take().is_some() {
+            if let Some(b) = slot.take() {
                 self.allocated -= 1;
+                if self.spare.len() < SPARE_PAGES {
+                    self.spare.push(b);
+                }
             }
         }
     }

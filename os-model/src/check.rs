@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use sim_core::{CheckerId, CpuId, Entity, Gsi, SimTime, Violation, Violations};
 
 use crate::cpumask::{CpuMask, LogicalCpu};
-use crate::event::{OsEvent, TaskId};
+use crate::event::{MemObj, OsEvent, TaskId};
 use crate::kernel::Os;
 use crate::sched::TaskState;
 
@@ -43,6 +43,12 @@ pub const CHK_RCU: CheckerId = CheckerId {
 pub const CHK_OS_IRQ: CheckerId = CheckerId {
     code: "CHK-6",
     name: "os-interrupts",
+};
+
+/// CHK-7, memory side.
+pub const CHK_ALLOC: CheckerId = CheckerId {
+    code: "CHK-7",
+    name: "allocator",
 };
 
 /// A checker of the OS.
@@ -68,6 +74,7 @@ impl Default for OsCheckers {
                 Box::new(SchedChecker::default()),
                 Box::new(RcuChecker::default()),
                 Box::new(IrqChecker::default()),
+                Box::new(AllocChecker::default()),
             ],
         }
     }
@@ -153,12 +160,29 @@ impl Maps {
 
 // ---------------------------------------------------------------------------------- CHK-3
 
-/// CHK-3: every load of a user task returns what the task last stored there; no task
-/// touches memory outside its own.
+/// CHK-3: every load of a user task returns what was last stored at that place of its
+/// memory object (its anonymous memory, or a file shared with other tasks) — whatever page
+/// migration, swap and removal did in between; and, at audits, every page of every object
+/// holds exactly what it should, wherever it is (a frame, the swap device, the disk).
 #[derive(Debug, Default)]
 pub struct TaskDataChecker {
-    /// Per task: its memory's first byte and the last value of each word (dense).
-    tasks: Vec<Option<(u64, Vec<Option<u64>>)>>,
+    /// Per object: the last value of each word slot of each page (dense), starting with the
+    /// object's initial contents.
+    objects: BTreeMap<MemObj, (u32, Vec<u64>)>,
+    /// Where the next full-page audit starts.
+    cursor: usize,
+}
+
+/// Pages whose every word an audit compares.
+const FULL_PAGES_PER_AUDIT: usize = 64;
+
+impl TaskDataChecker {
+    fn initial(obj: MemObj, page: u32, word: u32) -> u64 {
+        match obj {
+            MemObj::Anon(_) => 0,
+            MemObj::File(f) => crate::mm::vm::file_word(f, page, word),
+        }
+    }
 }
 
 impl OsChecker for TaskDataChecker {
@@ -167,20 +191,19 @@ impl OsChecker for TaskDataChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
-        if let OsEvent::TaskCreated {
-            task, mem, words, ..
-        } = ev
-        {
-            let i = task.0 as usize;
-            if self.tasks.len() <= i {
-                self.tasks.resize(i + 1, None);
-            }
-            self.tasks[i] = Some((*mem, vec![None; *words as usize]));
+        if let OsEvent::MemObject { obj, pages, slots } = ev {
+            // The expected contents start as the object's initial ones (u64::MAX marks them).
+            self.objects
+                .insert(*obj, (*slots, vec![u64::MAX; (*pages * *slots) as usize]));
             return;
         }
         let OsEvent::TaskAccess {
             task,
             cpu,
+            obj,
+            page,
+            slot,
+            word,
             addr,
             value,
             store,
@@ -197,32 +220,196 @@ impl OsChecker for TaskDataChecker {
                 message,
             ));
         };
-        let slot = self
-            .tasks
-            .get_mut(task.0 as usize)
-            .and_then(Option::as_mut)
-            .and_then(|(base, words)| {
-                let w = addr.checked_sub(*base)? / 8;
-                words.get_mut(usize::try_from(w).ok()?)
-            });
-        let Some(slot) = slot else {
+        let Some((slots, words)) = self.objects.get_mut(obj) else {
+            report(format!("{task} on {cpu} accessed {obj}, which it was never given"));
+            return;
+        };
+        let Some(w) = words.get_mut((*page * *slots + *slot) as usize) else {
             report(format!(
-                "{task} on {cpu} accessed {addr:#x}, outside its own memory"
+                "{task} on {cpu} accessed page {page} slot {slot} of {obj}, outside it"
             ));
             return;
         };
-        // A store sets the word; so does a load, which the first time is the baseline and
-        // after a bad read makes each loss reported once.
-        if let Some(want) = slot.replace(*value) {
-            if !store && want != *value {
-                report(format!(
-                    "{task} on {cpu} read {value:#x} at {addr:#x}; it last stored {want:#x} there"
+        if *store {
+            *w = *value;
+            return;
+        }
+        // u64::MAX marks "initial contents".
+        let want = if *w == u64::MAX {
+            Self::initial(*obj, *page, *word)
+        } else {
+            *w
+        };
+        if want != *value {
+            report(format!(
+                "{task} on {cpu} read {value:#x} from page {page} slot {slot} of {obj} at \
+                 {addr:#x}; the last value stored there is {want:#x}"
+            ));
+        }
+        *w = *value;
+    }
+
+    fn audit(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
+        let Some(vm) = os.vm() else {
+            return;
+        };
+        let slots_cfg = os.config().memory.probe_words;
+        let mut pages: Vec<(MemObj, u32)> = Vec::new();
+        for (obj, (slots, words)) in &self.objects {
+            let n = words.len() as u32 / (*slots).max(1);
+            pages.extend((0..n).map(|pg| (*obj, pg)));
+        }
+        if pages.is_empty() {
+            return;
+        }
+        let start = self.cursor % pages.len();
+        let take = FULL_PAGES_PER_AUDIT.min(pages.len());
+        self.cursor = start + take;
+        let wpp = vm.wpp;
+        for k in 0..take {
+            let (obj, page) = pages[(start + k) % pages.len()];
+            let Some(src) = crate::memory::locate(vm, obj, page) else {
+                continue;
+            };
+            let (slots, words) = &self.objects[&obj];
+            let mut bad: Option<(u32, u64, u64)> = None;
+            for w in 0..wpp {
+                let got = match &src {
+                    crate::memory::Where::Frame(pfn) => {
+                        let a = vm.phys.addr(*pfn) + 8 * u64::from(w);
+                        match p.machine.coherent_peek(sim_core::PhysAddr::new(a)) {
+                            Ok(v) => v,
+                            Err(_) => continue,
+                        }
+                    }
+                    crate::memory::Where::Data(d) => d.get(w as usize).copied().unwrap_or(0),
+                    crate::memory::Where::Initial => Self::initial(obj, page, w),
+                };
+                let slot = (0..*slots).find(|&s| vm.probe_word(slots_cfg, page, s) == w);
+                let want = match slot {
+                    Some(s) => {
+                        let v = words[(page * *slots + s) as usize];
+                        if v == u64::MAX {
+                            Self::initial(obj, page, w)
+                        } else {
+                            v
+                        }
+                    }
+                    None => Self::initial(obj, page, w),
+                };
+                if got != want {
+                    bad = Some((w, got, want));
+                    break;
+                }
+            }
+            if let Some((w, got, want)) = bad {
+                out.push(violation(
+                    now,
+                    CHK_TASK_DATA,
+                    Entity::Os(sim_core::OsId(0)),
+                    Entity::Object("page", u64::from(page)),
+                    format!(
+                        "page {page} of {obj} ({}) holds {got:#x} in word {w}; it should hold \
+                         {want:#x}",
+                        src.describe(vm)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- CHK-7
+
+/// CHK-7, memory side: no page is freed while a PTE still maps it (the kernel's "bad page
+/// state"); at audits, the buddy lists agree with the `mem_map` (every listed block free,
+/// unmapped, on the list of its pageblock's type, nothing leaked), every present PTE maps an
+/// allocated frame whose reverse map names it, and every kernel object lives in online
+/// memory on a frame the allocator gave the kernel.
+#[derive(Debug, Default)]
+pub struct AllocChecker;
+
+impl OsChecker for AllocChecker {
+    fn id(&self) -> CheckerId {
+        CHK_ALLOC
+    }
+
+    fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
+        if let OsEvent::PageFreed {
+            pfn,
+            order,
+            mapped,
+            owner,
+        } = ev
+        {
+            if *mapped > 0 {
+                out.push(violation(
+                    now,
+                    CHK_ALLOC,
+                    Entity::Os(sim_core::OsId(0)),
+                    Entity::Object("pfn", u64::from(*pfn)),
+                    format!(
+                        "bad page state: pfn {pfn:#x} (order {order}, {owner}) freed while {mapped} \
+                         PTEs still map it"
+                    ),
                 ));
             }
         }
     }
 
-    fn audit(&mut self, _now: SimTime, _os: &Os, _p: &Platform, _out: &mut Violations) {}
+    fn audit(&mut self, now: SimTime, os: &Os, _p: &Platform, out: &mut Violations) {
+        let Some(vm) = os.vm() else {
+            return;
+        };
+        let mut report = |target: Entity, message: String| {
+            out.push(violation(now, CHK_ALLOC, Entity::Os(sim_core::OsId(0)), target, message));
+        };
+        for f in vm.phys.audit().into_iter().take(4) {
+            report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
+        }
+        let map = &vm.phys.map;
+        'spaces: for sp in &vm.spaces {
+            for (vpn, pte) in sp.ptes.iter().enumerate() {
+                let crate::mm::vm::Pte::Present { pfn } = *pte else {
+                    continue;
+                };
+                let i = pfn as usize;
+                let r = crate::mm::PteRef {
+                    mm: sp.id,
+                    vpn: vpn as u32,
+                };
+                let bad = if i >= map.len() {
+                    Some("a frame that does not exist".to_owned())
+                } else if matches!(map.owner[i], crate::mm::Owner::Free | crate::mm::Owner::Offline) {
+                    Some(format!("pfn {pfn:#x}, which is {}", map.owner[i]))
+                } else if !map.rmap[i].contains(&r) {
+                    Some(format!("pfn {pfn:#x} ({}), whose reverse map does not name it", map.owner[i]))
+                } else {
+                    None
+                };
+                if let Some(what) = bad {
+                    report(
+                        Entity::Object("mm", u64::from(sp.id)),
+                        format!("mm{} maps virtual page {vpn} to {what}", sp.id),
+                    );
+                    break 'spaces;
+                }
+            }
+        }
+        for (what, addr) in os.kernel_objects() {
+            let pfn = vm.phys.pfn(addr);
+            let i = pfn as usize;
+            let ok = i < map.len() && map.owner[i].is_kernel();
+            if !ok {
+                let owner = map.owner.get(i).map_or("nothing".to_owned(), ToString::to_string);
+                report(
+                    Entity::Memory(sim_core::PhysAddr::new(addr)),
+                    format!("kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, which is {owner}"),
+                );
+                break;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------- CHK-4
@@ -529,6 +716,11 @@ impl OsChecker for SchedChecker {
             | OsEvent::HotplugStart { .. }
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
+            | OsEvent::MemObject { .. }
+            | OsEvent::PageFreed { .. }
+            | OsEvent::MemHotplugStart { .. }
+            | OsEvent::MemHotplugStep { .. }
+            | OsEvent::MemHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
@@ -811,6 +1003,11 @@ impl OsChecker for RcuChecker {
             | OsEvent::HotplugStart { .. }
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
+            | OsEvent::MemObject { .. }
+            | OsEvent::PageFreed { .. }
+            | OsEvent::MemHotplugStart { .. }
+            | OsEvent::MemHotplugStep { .. }
+            | OsEvent::MemHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
@@ -1042,8 +1239,6 @@ mod tests {
             name: format!("t{task}"),
             kind,
             cpu: c(cpu),
-            mem: 0,
-            words: 0,
         };
         let base = vec![
             publish(1, &[0, 1]),
@@ -1088,44 +1283,73 @@ mod tests {
         );
     }
 
+    fn access(obj: MemObj, page: u32, slot: u32, value: u64, store: bool) -> OsEvent {
+        OsEvent::TaskAccess {
+            task: TaskId(3),
+            cpu: c(0),
+            obj,
+            page,
+            slot,
+            word: slot * 10,
+            addr: 0x4000 + u64::from(slot) * 80,
+            value,
+            store,
+        }
+    }
+
+    #[test]
+    fn alloc_checker_bites_on_a_page_freed_while_mapped() {
+        let out = feed(
+            &mut AllocChecker,
+            &[
+                OsEvent::PageFreed {
+                    pfn: 5,
+                    order: 0,
+                    mapped: 0,
+                    owner: "anon page 1 of mm0".into(),
+                },
+                OsEvent::PageFreed {
+                    pfn: 6,
+                    order: 0,
+                    mapped: 2,
+                    owner: "page 3 of file1".into(),
+                },
+            ],
+        );
+        assert_eq!(out.count("CHK-7"), 1, "{:?}", out.kept());
+        assert!(out.kept()[0].message.contains("bad page state"));
+    }
+
     #[test]
     fn task_data_and_irq_checkers_bite() {
         let out = feed(
             &mut TaskDataChecker::default(),
             &[
-                OsEvent::TaskCreated {
-                    task: TaskId(3),
-                    name: "worker/3".into(),
-                    kind: "user",
-                    cpu: c(0),
-                    mem: 0x100,
-                    words: 4,
+                OsEvent::MemObject {
+                    obj: MemObj::File(1),
+                    pages: 2,
+                    slots: 4,
                 },
-                OsEvent::TaskAccess {
-                    task: TaskId(3),
-                    cpu: c(1),
-                    addr: 0x200,
-                    value: 0,
-                    store: false,
-                },
-                OsEvent::TaskAccess {
-                    task: TaskId(3),
-                    cpu: c(0),
-                    addr: 0x100,
-                    value: 7,
-                    store: true,
-                },
-                OsEvent::TaskAccess {
-                    task: TaskId(3),
-                    cpu: c(1),
-                    addr: 0x100,
-                    value: 0,
-                    store: false,
-                },
+                // A slot of a page beyond the object.
+                access(MemObj::File(1), 2, 0, 0, false),
+                // The first load sees the disk's contents.
+                access(
+                    MemObj::File(1),
+                    1,
+                    3,
+                    crate::mm::vm::file_word(1, 1, 30),
+                    false,
+                ),
+                access(MemObj::File(1), 0, 1, 7, true),
+                // A load that misses the last store.
+                access(MemObj::File(1), 0, 1, 0, false),
+                // An object never created.
+                access(MemObj::Anon(9), 0, 0, 0, false),
             ],
         );
-        assert_eq!(out.count("CHK-3"), 2, "{:?}", out.kept());
-        assert!(out.kept()[0].message.contains("outside its own memory"));
+        assert_eq!(out.count("CHK-3"), 3, "{:?}", out.kept());
+        assert!(out.kept()[0].message.contains("outside it"));
+        assert!(out.kept()[1].message.contains("last value stored there is 0x7"));
         let out = feed(
             &mut IrqChecker::default(),
             &[

@@ -30,8 +30,8 @@ pub struct OsConfig {
     pub balance_ticks: u32,
     /// User tasks created at boot per online CPU.
     pub tasks_per_cpu: u32,
-    /// Words of memory each user task works on (allocated on its first CPU's node).
-    pub task_words: u32,
+    /// Memory management and the memory side of the workload (`[os.memory]`).
+    pub memory: MemConfig,
     /// Memory accesses per burst of a user task.
     pub burst: u32,
     /// Computation between bursts.
@@ -73,7 +73,7 @@ impl Default for OsConfig {
             timeslice_ticks: 2,
             balance_ticks: 4,
             tasks_per_cpu: 3,
-            task_words: 256,
+            memory: MemConfig::default(),
             burst: 8,
             compute: SimDuration::from_nanos(400),
             store_ratio: 0.5,
@@ -89,6 +89,167 @@ impl Default for OsConfig {
             hung_timeout: SimDuration::from_millis(5),
             bound: Vec::new(),
         }
+    }
+}
+
+/// Where a hot-added block's page descriptors go (SPEC OS-MEM-4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MemmapOn {
+    /// On the new memory itself (the block's first pages): the block stays removable.
+    NewMemory,
+    /// On an existing node's kernel memory, which then cannot be removed while the new
+    /// memory is there.
+    Node(u32),
+}
+
+/// `[os.memory]`: memory management parameters and the memory side of the workload.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemConfig {
+    /// Size of a memory block (`block_size_bytes`), a power of two of at least 64 pages.
+    pub block_size: sim_core::ByteSize,
+    /// Nodes whose memory is all in the movable zone (hot-removable). Absent: every node
+    /// except the boot CPU's.
+    pub movable_nodes: Option<Vec<u32>>,
+    /// Where hot-added memory's page descriptors go.
+    pub memmap_on: MemmapOn,
+    /// Private anonymous pages of each user task (swappable).
+    pub anon_pages: u32,
+    /// Anonymous pages each user task locks with `mlock`.
+    pub mlock_pages: u32,
+    /// Hugetlb pages (64 base pages each) of each user task.
+    pub huge_pages: u32,
+    /// Shared files (their pages live in the page cache).
+    pub files: u32,
+    /// Pages per file.
+    pub file_pages: u32,
+    /// File systems of the files, in turn.
+    pub fs: Vec<crate::mm::vm::FsKind>,
+    /// Files each user task maps (shared mappings, files taken in turn).
+    pub maps_per_task: u32,
+    /// Words per page a task works on (spread over the page).
+    pub probe_words: u32,
+    /// Entries of each CPU's TLB.
+    pub tlb_entries: u32,
+    /// Page slots of the swap device.
+    pub swap_slots: u32,
+    /// Latency of a swap-device transfer.
+    pub swap_latency: SimDuration,
+    /// Latency of a disk transfer (file pages).
+    pub disk_latency: SimDuration,
+    /// Kernel bookkeeping per page migrated (allocation, rmap, page-cache update).
+    pub page_cost: SimDuration,
+    /// Pages unmapped, shot down, copied and remapped together.
+    pub copy_batch: u32,
+    /// Passes over the pages still to move before an offline gives up (`migrate_pages`
+    /// makes 10).
+    pub migrate_passes: u32,
+    /// Pause between two passes (busy pages get time to finish their I/O).
+    pub retry_delay: SimDuration,
+    /// Offline swaps cold (unreferenced) anonymous pages out and drops clean cold file
+    /// pages instead of copying them.
+    pub swapout_cold: bool,
+    /// Kernel slab pages allocated at boot (unmovable; they land in normal zones), spread
+    /// over the nodes that have a normal zone; the kernel keeps touching them.
+    pub slab_pages: u32,
+    /// Period of the flusher: it starts writeback of dirty file pages and ages the
+    /// referenced bits (a page not touched for a period is cold).
+    pub writeback_interval: SimDuration,
+    /// Dirty file pages the flusher writes back per period.
+    pub writeback_batch: u32,
+    /// Chance, after each burst, that a task writes one of its anonymous pages to the disk
+    /// with direct I/O (the page stays pinned for DMA until the disk has read it).
+    pub direct_io_chance: f64,
+}
+
+impl Default for MemConfig {
+    fn default() -> Self {
+        MemConfig {
+            block_size: sim_core::ByteSize(64 << 20),
+            movable_nodes: None,
+            memmap_on: MemmapOn::NewMemory,
+            anon_pages: 4,
+            mlock_pages: 0,
+            huge_pages: 0,
+            files: 0,
+            file_pages: 8,
+            fs: vec![crate::mm::vm::FsKind::Ext3],
+            maps_per_task: 1,
+            probe_words: 8,
+            tlb_entries: 128,
+            swap_slots: 1 << 14,
+            swap_latency: SimDuration::from_micros(40),
+            disk_latency: SimDuration::from_micros(60),
+            page_cost: SimDuration::from_nanos(300),
+            copy_batch: 32,
+            migrate_passes: 10,
+            retry_delay: SimDuration::from_micros(50),
+            swapout_cold: true,
+            slab_pages: 16,
+            writeback_interval: SimDuration::from_millis(1),
+            writeback_batch: 16,
+            direct_io_chance: 0.0,
+        }
+    }
+}
+
+impl MemConfig {
+    /// Checks every field on its own.
+    pub fn validate(&self) -> Result<(), OsConfigError> {
+        let b = self.block_size.0;
+        if !b.is_power_of_two() || b < 1 << 20 {
+            return Err(bad(
+                "block_size",
+                format!("{} must be a power of two of at least 1MiB", self.block_size),
+            ));
+        }
+        if self.probe_words == 0 || self.probe_words > 64 {
+            return Err(bad(
+                "probe_words",
+                format!("{} must be between 1 and 64", self.probe_words),
+            ));
+        }
+        if self.anon_pages + self.mlock_pages + self.huge_pages * 64 + self.maps_per_task * self.file_pages == 0 {
+            return Err(bad(
+                "anon_pages",
+                "each task needs some memory: anon_pages, mlock_pages, huge_pages or file maps".into(),
+            ));
+        }
+        if self.anon_pages > 1 << 16 || self.mlock_pages > 1 << 16 || self.huge_pages > 1 << 10 {
+            return Err(bad(
+                "anon_pages",
+                "at most 65536 anonymous or mlocked and 1024 huge pages per task".into(),
+            ));
+        }
+        if self.files > 1 << 12 || self.file_pages > 1 << 16 {
+            return Err(bad("files", "at most 4096 files of 65536 pages".into()));
+        }
+        if self.fs.is_empty() {
+            return Err(bad("fs", "needs at least one file system".into()));
+        }
+        if self.maps_per_task > 0 && self.files == 0 {
+            // Nothing to map: allowed, the tasks map nothing.
+        }
+        if self.tlb_entries == 0 || self.tlb_entries > 1 << 16 {
+            return Err(bad("tlb_entries", format!("{} must be between 1 and 65536", self.tlb_entries)));
+        }
+        if self.copy_batch == 0 || self.copy_batch > 4096 {
+            return Err(bad("copy_batch", format!("{} must be between 1 and 4096", self.copy_batch)));
+        }
+        if !(0.0..=1.0).contains(&self.direct_io_chance) {
+            return Err(bad(
+                "direct_io_chance",
+                format!("{} is not a probability between 0 and 1", self.direct_io_chance),
+            ));
+        }
+        if self.writeback_interval.is_zero() {
+            return Err(bad("writeback_interval", "must be longer than 0".into()));
+        }
+        if self.migrate_passes == 0 || self.migrate_passes > 1000 {
+            return Err(bad("migrate_passes", format!("{} must be between 1 and 1000", self.migrate_passes)));
+        }
+        Ok(())
     }
 }
 
@@ -138,12 +299,10 @@ impl OsConfig {
         if self.timeslice_ticks == 0 {
             return Err(bad("timeslice_ticks", "must be at least 1".into()));
         }
-        if self.task_words == 0 || self.task_words > 1 << 16 {
-            return Err(bad(
-                "task_words",
-                format!("{} must be between 1 and 65536", self.task_words),
-            ));
-        }
+        self.memory.validate().map_err(|e| OsConfigError {
+            field: format!("memory.{}", e.field),
+            message: e.message,
+        })?;
         if self.burst == 0 || self.burst > 4096 {
             return Err(bad(
                 "burst",
@@ -203,16 +362,39 @@ pub enum OsDefect {
     /// CPU hot-remove halts the CPU right after marking it inactive, before anything was
     /// moved off it (CHK-4, and CHK-6 for the interrupts that then reach it).
     HaltBeforeOffline,
+    /// Memory offline unmaps pages without shooting down the TLBs: CPUs keep using the old
+    /// frames (CHK-3 sees the stores that went there; CHK-1 once the memory is gone).
+    SkipTlbShootdown,
+    /// Page migration copies with plain memory reads that bypass the caches: a dirty line
+    /// is lost (CHK-2, CHK-3).
+    CopyNoncoherent,
+    /// Page migration frees the old page before copying it (CHK-7: a page freed while
+    /// mapped).
+    FreeBeforeCopy,
+    /// Page migration moves pages under writeback without waiting (CHK-1: the disk reads
+    /// the old page after the memory is gone; CHK-7).
+    IgnoreWriteback,
+    /// Memory offline does not check for unmovable pages and drops them with the block
+    /// (CHK-7: kernel objects in removed memory; CHK-1 when the kernel touches them).
+    SkipUnmovableCheck,
+    /// Cell hot-remove evaluates `_EJ0` before its memory is offline (CHK-1, CHK-3).
+    EjectBeforeOffline,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 5] = [
+    pub const ALL: [OsDefect; 11] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
         OsDefect::SkipCacheFlushOnCpuRemove,
         OsDefect::HaltBeforeOffline,
+        OsDefect::SkipTlbShootdown,
+        OsDefect::CopyNoncoherent,
+        OsDefect::FreeBeforeCopy,
+        OsDefect::IgnoreWriteback,
+        OsDefect::SkipUnmovableCheck,
+        OsDefect::EjectBeforeOffline,
     ];
 
     /// The name used in scenario files.
@@ -223,6 +405,12 @@ impl OsDefect {
             OsDefect::SkipTaskMigration => "skip_task_migration",
             OsDefect::SkipCacheFlushOnCpuRemove => "skip_cache_flush_on_cpu_remove",
             OsDefect::HaltBeforeOffline => "halt_before_offline",
+            OsDefect::SkipTlbShootdown => "skip_tlb_shootdown",
+            OsDefect::CopyNoncoherent => "copy_noncoherent",
+            OsDefect::FreeBeforeCopy => "free_before_copy",
+            OsDefect::IgnoreWriteback => "ignore_writeback",
+            OsDefect::SkipUnmovableCheck => "skip_unmovable_check",
+            OsDefect::EjectBeforeOffline => "eject_before_offline",
         }
     }
 }
@@ -235,7 +423,7 @@ impl fmt::Display for OsDefect {
 
 /// The set of injected OS defects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OsDefects(u8);
+pub struct OsDefects(u16);
 
 impl OsDefects {
     /// Adds one.
@@ -278,6 +466,6 @@ mod tests {
         d.insert(OsDefect::SkipIrqReroute);
         assert!(d.has(OsDefect::SkipIrqReroute));
         assert!(!d.has(OsDefect::HaltBeforeOffline));
-        assert_eq!(OsDefect::ALL.len(), 5);
+        assert_eq!(OsDefect::ALL.len(), 11);
     }
 }

@@ -38,6 +38,35 @@ pub enum EnqueueWhy {
     Kthread,
 }
 
+/// A memory object whose contents the tasks use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemObj {
+    /// The anonymous memory (and hugetlb pages) of an address space.
+    Anon(u32),
+    /// A file.
+    File(u32),
+}
+
+impl MemObj {
+    /// A word for the trace hash.
+    pub const fn word(self) -> u64 {
+        match self {
+            MemObj::Anon(m) => m as u64,
+            MemObj::File(f) => 1 << 32 | f as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for MemObj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemObj::Anon(m) => write!(f, "mm{m}"),
+            MemObj::File(x) => write!(f, "file{x}"),
+        }
+    }
+}
+
 /// The steps of CPU hot-remove and hot-add (SPEC OS-CPU-4, OS-CPU-5), in their order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -203,10 +232,27 @@ pub enum OsEvent {
         kind: &'static str,
         /// Its CPU (the one a kernel thread is bound to; a user task's first CPU).
         cpu: LogicalCpu,
-        /// First byte of its memory (user tasks; 0 for kernel threads).
-        mem: u64,
-        /// Words of memory.
-        words: u32,
+    },
+    /// A memory object whose contents CHK-3 follows was created: an address space's
+    /// anonymous memory (zero-filled) or a file (its disk contents).
+    MemObject {
+        /// The object.
+        obj: MemObj,
+        /// Pages.
+        pages: u32,
+        /// Words per page the tasks work on.
+        slots: u32,
+    },
+    /// Frames went back to the buddy allocator.
+    PageFreed {
+        /// First frame.
+        pfn: u32,
+        /// Order.
+        order: u8,
+        /// PTEs still mapping them (must be 0).
+        mapped: u32,
+        /// What they held.
+        owner: String,
     },
     /// A task was put on a runqueue.
     Enqueue {
@@ -281,7 +327,15 @@ pub enum OsEvent {
         task: TaskId,
         /// Its CPU.
         cpu: LogicalCpu,
-        /// Address.
+        /// The memory object and page the virtual address maps.
+        obj: MemObj,
+        /// Page of the object.
+        page: u32,
+        /// Word slot of the page.
+        slot: u32,
+        /// Word index in the page.
+        word: u32,
+        /// Physical address.
         addr: u64,
         /// The value stored, or the value the load returned.
         value: u64,
@@ -391,6 +445,37 @@ pub enum OsEvent {
         /// `Ok` or the error.
         result: Result<(), String>,
     },
+    /// A memory hot-plug operation started.
+    MemHotplugStart {
+        /// Operation number.
+        op: u32,
+        /// What it does.
+        kind: &'static str,
+        /// The blocks named (empty: a whole node).
+        blocks: Vec<u32>,
+        /// What asked for it.
+        trigger: &'static str,
+    },
+    /// A memory hot-plug step finished.
+    MemHotplugStep {
+        /// Operation number.
+        op: u32,
+        /// The step.
+        step: crate::memhotplug::MemStep,
+        /// When it started.
+        start: SimTime,
+        /// Its simulated duration.
+        duration: SimDuration,
+        /// What it did.
+        note: String,
+    },
+    /// A memory hot-plug operation ended.
+    MemHotplugEnd {
+        /// Operation number.
+        op: u32,
+        /// `Ok` or the error.
+        result: Result<(), String>,
+    },
     /// A request was refused without any state change.
     HotplugRefused {
         /// The CPU asked for.
@@ -480,14 +565,24 @@ impl StableHash for OsEvent {
                 name,
                 kind,
                 cpu,
-                mem,
-                words,
             } => {
                 h.word(34 | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
                 h.str(name);
                 h.str(kind);
-                h.word(*mem);
-                h.word(u64::from(*words));
+            }
+            OsEvent::MemObject { obj, pages, slots } => {
+                h.word(40 | obj.word() << 8);
+                h.word(u64::from(*pages) | u64::from(*slots) << 32);
+            }
+            OsEvent::PageFreed {
+                pfn,
+                order,
+                mapped,
+                owner,
+            } => {
+                h.word(41 | u64::from(*order) << 8 | u64::from(*pfn) << 32);
+                h.word(u64::from(*mapped));
+                h.str(owner);
             }
             OsEvent::Enqueue {
                 task,
@@ -537,11 +632,17 @@ impl StableHash for OsEvent {
             OsEvent::TaskAccess {
                 task,
                 cpu,
+                obj,
+                page,
+                slot,
+                word,
                 addr,
                 value,
                 store,
             } => {
                 h.word((19 + u64::from(*store)) | u64::from(cpu.0) << 8 | u64::from(task.0) << 32);
+                h.word(obj.word() ^ u64::from(*page) << 24 ^ u64::from(*slot) << 56);
+                h.word(u64::from(*word));
                 h.word(*addr);
                 h.word(*value);
             }
@@ -622,6 +723,38 @@ impl StableHash for OsEvent {
                     Err(e) => h.str(e),
                 }
             }
+            OsEvent::MemHotplugStart {
+                op,
+                kind,
+                blocks,
+                trigger,
+            } => {
+                h.word(42 | u64::from(*op) << 32);
+                h.str(kind);
+                h.str(trigger);
+                for b in blocks {
+                    h.word(u64::from(*b));
+                }
+            }
+            OsEvent::MemHotplugStep {
+                op,
+                step,
+                start,
+                duration,
+                note,
+            } => {
+                h.word(43 | (*step as u64) << 8 | u64::from(*op) << 32);
+                h.word(start.as_nanos());
+                h.word(duration.as_nanos());
+                h.str(note);
+            }
+            OsEvent::MemHotplugEnd { op, result } => {
+                h.word(44 | u64::from(*op) << 32);
+                match result {
+                    Ok(()) => h.word(0),
+                    Err(e) => h.str(e),
+                }
+            }
             OsEvent::HotplugRefused { cpu, kind, error } => {
                 h.word(32 | u64::from(*cpu) << 32);
                 h.str(kind);
@@ -653,6 +786,7 @@ impl TraceEvent for OsEvent {
     fn level(&self) -> TraceLevel {
         match self {
             OsEvent::TaskAccess { .. }
+            | OsEvent::PageFreed { .. }
             | OsEvent::RcuLock { .. }
             | OsEvent::RcuUse { .. }
             | OsEvent::RcuUnlock { .. }
@@ -674,6 +808,7 @@ impl TraceEvent for OsEvent {
             | OsEvent::GpEnd { .. }
             | OsEvent::RcuCpu { .. }
             | OsEvent::TaskCreated { .. }
+            | OsEvent::MemObject { .. }
             | OsEvent::Migrate { .. }
             | OsEvent::Park { .. }
             | OsEvent::TimersMoved { .. }
@@ -683,6 +818,9 @@ impl TraceEvent for OsEvent {
             | OsEvent::HotplugStart { .. }
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
+            | OsEvent::MemHotplugStart { .. }
+            | OsEvent::MemHotplugStep { .. }
+            | OsEvent::MemHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => TraceLevel::Info,
         }
@@ -787,6 +925,32 @@ impl TraceEvent for OsEvent {
                 Phase::Instant,
                 Vec::new(),
             ),
+            OsEvent::MemObject { obj, pages, slots } => (
+                os_track(),
+                "memory object",
+                Phase::Instant,
+                vec![
+                    ("obj", s(obj.to_string())),
+                    ("pages", u(u64::from(*pages))),
+                    ("slots", u(u64::from(*slots))),
+                ],
+            ),
+            OsEvent::PageFreed {
+                pfn,
+                order,
+                mapped,
+                owner,
+            } => (
+                os_track(),
+                "page freed",
+                Phase::Instant,
+                vec![
+                    ("pfn", s(format!("{pfn:#x}"))),
+                    ("order", u(u64::from(*order))),
+                    ("mapped", u(u64::from(*mapped))),
+                    ("owner", s(owner.clone())),
+                ],
+            ),
             OsEvent::TaskCreated {
                 task,
                 name,
@@ -876,6 +1040,7 @@ impl TraceEvent for OsEvent {
                 addr,
                 value,
                 store,
+                ..
             } => (
                 cpu_track(*cpu),
                 if *store { "task store" } else { "task load" },
@@ -1003,6 +1168,56 @@ impl TraceEvent for OsEvent {
             OsEvent::HotplugEnd { op, result } => (
                 os_track(),
                 "hotplug end",
+                Phase::Instant,
+                vec![
+                    ("op", u(u64::from(*op))),
+                    (
+                        "result",
+                        s(match result {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => e.clone(),
+                        }),
+                    ),
+                ],
+            ),
+            OsEvent::MemHotplugStart {
+                op,
+                kind,
+                blocks,
+                trigger,
+            } => (
+                os_track(),
+                "memory hotplug start",
+                Phase::Instant,
+                vec![
+                    ("op", u(u64::from(*op))),
+                    ("kind", s((*kind).to_owned())),
+                    ("blocks", s(format!("{blocks:?}"))),
+                    ("trigger", s((*trigger).to_owned())),
+                ],
+            ),
+            OsEvent::MemHotplugStep {
+                op,
+                step,
+                start,
+                duration,
+                note,
+            } => {
+                return TraceRecord {
+                    time: *start,
+                    track: Track {
+                        group: "memory hotplug",
+                        index: *op,
+                    },
+                    category: "os",
+                    name: step.name().into(),
+                    phase: Phase::Complete(*duration),
+                    args: vec![("note", s(note.clone())), ("end", u(time.as_nanos()))],
+                };
+            }
+            OsEvent::MemHotplugEnd { op, result } => (
+                os_track(),
+                "memory hotplug end",
                 Phase::Instant,
                 vec![
                     ("op", u(u64::from(*op))),

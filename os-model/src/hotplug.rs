@@ -30,6 +30,7 @@ use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::event::{OsEvent, Step};
 use crate::irq;
 use crate::kernel::{CpuMaps, Os, OsEv};
+use crate::memhotplug::{MemOpKind, MemRequest};
 use crate::rcu::Callback;
 use crate::sched::{CpuLife, MigReq};
 
@@ -65,6 +66,8 @@ pub enum Trigger {
     AcpiEject,
     /// Firmware sent a device check (Notify 0x01) for the processor or its module.
     AcpiDeviceCheck,
+    /// Part of a whole-cell operation (which reports to firmware itself).
+    Cell,
 }
 
 impl Trigger {
@@ -75,6 +78,7 @@ impl Trigger {
             Trigger::User => "user",
             Trigger::AcpiEject => "acpi eject request",
             Trigger::AcpiDeviceCheck => "acpi device check",
+            Trigger::Cell => "cell operation",
         }
     }
 }
@@ -805,7 +809,7 @@ impl Os {
         let source = match cur.report.trigger {
             Trigger::AcpiEject => Some(3),
             Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot | Trigger::User => None,
+            Trigger::Boot | Trigger::User | Trigger::Cell => None,
         };
         if let Some(source) = source {
             let status = result
@@ -1102,6 +1106,56 @@ impl Os {
                     code: n.code.code(),
                 },
             );
+            let code = n.code.code();
+            // A module or memory device with memory: the memory (and whole-cell) flow.
+            let mems: Vec<(String, u32)> = self
+                .scan
+                .memory
+                .iter()
+                .filter(|m| m.path == n.path || m.path.starts_with(&format!("{}.", n.path)))
+                .map(|m| (m.path.clone(), m.node))
+                .collect();
+            if let Some((mpath, node)) = mems.first().cloned() {
+                let whole_cell = mpath != n.path;
+                let kind = match (n.code, whole_cell) {
+                    (acpi_model::NotifyCode::EjectRequest, true) => MemOpKind::CellRemove,
+                    (acpi_model::NotifyCode::EjectRequest, false) => MemOpKind::Offline,
+                    (acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck, true) => {
+                        MemOpKind::CellAdd
+                    }
+                    (acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck, false) => {
+                        MemOpKind::Online
+                    }
+                };
+                let trigger = match n.code {
+                    acpi_model::NotifyCode::EjectRequest => Trigger::AcpiEject,
+                    acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck => {
+                        Trigger::AcpiDeviceCheck
+                    }
+                };
+                if matches!(kind, MemOpKind::CellAdd | MemOpKind::Online) {
+                    // Firmware says something arrived: re-read presence of its processors.
+                    for x in self.possible.iter().collect::<Vec<_>>() {
+                        let path = self.pcpu[x.index()].path.clone();
+                        if path.starts_with(&format!("{}.", n.path))
+                            && crate::acpi::is_present(p, &path)
+                            && !self.present.contains(x)
+                        {
+                            self.present.set(x);
+                            self.pcpu[x.index()].life = CpuLife::Offline;
+                        }
+                    }
+                }
+                self.mem_enqueue(MemRequest {
+                    kind,
+                    blocks: Vec::new(),
+                    node: Some(node),
+                    trigger,
+                    acpi_path: Some(n.path.clone()),
+                    requested: now,
+                });
+                continue;
+            }
             let cpus: Vec<LogicalCpu> = self
                 .possible
                 .iter()
@@ -1110,7 +1164,6 @@ impl Os {
                     *path == n.path || path.starts_with(&format!("{}.", n.path))
                 })
                 .collect();
-            let code = n.code.code();
             if cpus.is_empty() {
                 // Not a processor or a module holding processors: not handled by this OS yet.
                 let _ = self.acpi_eval(

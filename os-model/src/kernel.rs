@@ -69,6 +69,8 @@ pub(crate) enum OsEv {
     Hotplug { op: u32, epoch: u32 },
     Resume { op: u32, grace: bool },
     Watchdog { op: u32, epoch: u32 },
+    Io(u64),
+    Mem { op: u32, epoch: u32 },
 }
 
 /// Counters.
@@ -167,6 +169,9 @@ pub struct Os {
     pub(crate) booted_at: Option<SimTime>,
     sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
+    pub(crate) vm: Option<crate::memory::Vm>,
+    pub(crate) slab_objs: Vec<u64>,
+    pub(crate) memhp: crate::memhotplug::MemHotplug,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {
@@ -228,7 +233,7 @@ impl Os {
             q: EventQueue::new(),
             events: Vec::new(),
             violations: Vec::new(),
-            mem: BootMem::new(memory),
+            mem: BootMem::new(Vec::new()),
             nr,
             possible: CpuMask::new(nr),
             present: CpuMask::new(nr),
@@ -255,8 +260,13 @@ impl Os {
             booted_at: None,
             sapic_sizes: BTreeMap::new(),
             seen_deliveries: 0,
+            vm: None,
+            slab_objs: Vec::new(),
+            memhp: crate::memhotplug::MemHotplug::default(),
             scan,
         };
+        let boot_node = os.scan.processors[bsp_index].node;
+        os.mm_boot(boot_node, p)?;
         for (logical, &i) in order.iter().enumerate().take(nr) {
             let info = os.scan.processors[i].clone();
             let c = LogicalCpu(logical as u32);
@@ -368,17 +378,28 @@ impl Os {
     ) {
         let mut t = now;
         let online: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
+        let b0 = self.bsp;
+        self.mm_boot_slabs(&mut t, b0, p, probe);
+        self.create_files(&mut t, p, probe);
         let mut created = 0u32;
+        // Each task's memory is populated on its own CPU (its page faults at start-up), so
+        // the CPUs do it side by side.
+        let mut spawn = |os: &mut Os, c: LogicalCpu, bound: Option<LogicalCpu>| {
+            let mut tc = t.max(os.busy_until[c.index()]);
+            let ok = os.spawn_user(&mut tc, c, bound, p, probe).is_ok();
+            os.busy_until[c.index()] = tc;
+            ok
+        };
         for &c in &online {
             for _ in 0..self.cfg.tasks_per_cpu {
-                if self.spawn_user(t, c, None).is_ok() {
+                if spawn(self, c, None) {
                     created += 1;
                 }
             }
         }
         for b in self.cfg.bound.clone() {
             let c = LogicalCpu(b.cpu);
-            if self.spawn_user(t, c, Some(c)).is_ok() {
+            if spawn(self, c, Some(c)) {
                 created += 1;
             }
         }
@@ -401,14 +422,16 @@ impl Os {
 
     fn spawn_user(
         &mut self,
-        t: SimTime,
+        tm: &mut SimTime,
         c: LogicalCpu,
         bound: Option<LogicalCpu>,
-    ) -> Result<TaskId, crate::mem::OutOfMemory> {
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<TaskId, crate::mm::NoMemory> {
         let id = TaskId(self.tasks.len() as u32);
-        let words = self.cfg.task_words;
         let node = self.pcpu[c.index()].node;
-        let mem = self.mem.alloc(node, 8 * u64::from(words), 128)?;
+        let mm = self.create_space(tm, c, id, node, p, probe)?;
+        let t = *tm;
         let affinity = match bound {
             Some(b) => {
                 let mut m = CpuMask::new(self.nr);
@@ -429,8 +452,7 @@ impl Os {
             bound: bound.is_some(),
             cpu: c,
             slice: self.cfg.timeslice_ticks,
-            mem,
-            words,
+            mm: Some(mm),
             rng: self.streams.stream("os-task", u64::from(id.0)),
             stores: 0,
             bursts: 0,
@@ -444,8 +466,6 @@ impl Os {
                 name,
                 kind: "user",
                 cpu: c,
-                mem,
-                words,
             },
         );
         self.enqueue(t, id, c, EnqueueWhy::Fork);
@@ -483,7 +503,7 @@ impl Os {
             if id == u32::MAX {
                 continue;
             }
-            let Ok(ring) = self.mem.alloc(node, span, 4096) else {
+            let Ok(ring) = self.kmalloc(node, span, 4096) else {
                 continue;
             };
             let Ok(k) = self.driver.attach(&self.scan, slot, ring) else {
@@ -587,7 +607,7 @@ impl Os {
     }
 
     /// The lowest online CPU that runs (where work that must run somewhere goes).
-    fn any_running_cpu(&self, p: &Platform) -> LogicalCpu {
+    pub(crate) fn any_running_cpu(&self, p: &Platform) -> LogicalCpu {
         self.cur_maps()
             .online
             .iter()
@@ -595,7 +615,7 @@ impl Os {
             .unwrap_or(self.bsp)
     }
 
-    fn hw_running(&self, c: LogicalCpu, p: &Platform) -> bool {
+    pub(crate) fn hw_running(&self, c: LogicalCpu, p: &Platform) -> bool {
         self.pcpu[c.index()]
             .hw
             .and_then(|h| p.machine.cpu(h))
@@ -711,7 +731,7 @@ impl Os {
         probe: &mut PlatformProbe,
     ) -> Result<u64, crate::mem::OutOfMemory> {
         let node = self.pcpu[by.index()].node;
-        let addr = self.mem.alloc(node, MAPS_BYTES, MAPS_BYTES)?;
+        let addr = self.kmalloc(node, MAPS_BYTES, MAPS_BYTES)?;
         let v = self.next_maps;
         self.next_maps += 1;
         let hw = self.hw(by);
@@ -845,6 +865,8 @@ impl Os {
             OsEv::Hotplug { op, epoch } => self.hp_event(now, op, epoch, false, p, probe),
             OsEv::Resume { op, grace } => self.hp_wait_over(now, op, grace, p, probe),
             OsEv::Watchdog { op, epoch } => self.hp_event(now, op, epoch, true, p, probe),
+            OsEv::Io(id) => self.io_done(now, id, p, probe),
+            OsEv::Mem { op, epoch } => self.mem_event(now, op, epoch, p, probe),
         }
     }
 
@@ -1059,8 +1081,7 @@ impl Os {
                         bound: true,
                         cpu: c,
                         slice: 0,
-                        mem: 0,
-                        words: 0,
+                        mm: None,
                         rng: self.streams.stream("os-kthread", u64::from(id.0)),
                         stores: 0,
                         bursts: 0,
@@ -1084,8 +1105,6 @@ impl Os {
                             name,
                             kind: kind_name,
                             cpu: c,
-                            mem: 0,
-                            words: 0,
                         },
                     );
                 }
@@ -1105,7 +1124,10 @@ impl Os {
         let i = c.index();
         let hw = self.hw(c);
         // Its per-CPU area lives on its own node.
-        if let Ok(area) = self.mem.alloc(self.pcpu[i].node, 4096, 4096) {
+        if let Some(vm) = self.vm.as_mut() {
+            vm.tlbs[i].flush();
+        }
+        if let Ok(area) = self.kmalloc(self.pcpu[i].node, 4096, 4096) {
             for w in 0..8 {
                 store(p, probe, t, hw, area + 8 * w, u64::from(c.0) << 32 | w);
             }
@@ -1156,6 +1178,10 @@ impl Os {
                         }
                         csd.done = true;
                         let from = csd.from;
+                        // Every cross-call here is a TLB shootdown: flush_tlb_all.
+                        if let Some(vm) = self.vm.as_mut() {
+                            vm.tlbs[c.index()].flush();
+                        }
                         *t += self.cfg.ipi_handler;
                         self.stats.csds_done += 1;
                         self.emit(*t, OsEvent::CsdDone { id, cpu: c });
@@ -1390,6 +1416,17 @@ impl Os {
             let k = self.pcpu[i].ksoftirqd;
             self.wake_kthread(now, c, k);
         }
+        // The kernel touches its own objects (a slab object per tick).
+        if !self.slab_objs.is_empty() {
+            let k = (self.pcpu[i].ticks as usize + i) % self.slab_objs.len();
+            let a = self.slab_objs[k];
+            let mut t = now;
+            load(p, probe, &mut t, self.hw(c), a);
+        }
+        // The flusher runs on the lowest online CPU.
+        if self.cur_maps().online.first() == Some(c) {
+            self.flusher(now, p, probe);
+        }
         // The SCI: the lowest online CPU looks at firmware's notifications.
         if self.cur_maps().online.first() == Some(c) && p.firmware().pending().next().is_some() {
             self.acpi_notifications(now, c, p, probe);
@@ -1413,28 +1450,62 @@ impl Os {
     ) {
         let hw = self.hw(c);
         let burst = self.cfg.burst as usize;
-        let (mem, plan, shootdown, sleep) = {
-            let task = &mut self.tasks[tid.0 as usize];
-            let words = task.words as usize;
-            let ratio = self.cfg.store_ratio;
-            let plan: Vec<(u64, Option<u64>)> = (0..burst)
-                .map(|_| {
-                    let w = task.rng.index(words) as u64;
-                    if task.rng.chance(ratio) {
-                        task.stores += 1;
-                        (w, Some(u64::from(tid.0) << 40 | task.stores))
-                    } else {
-                        (w, None)
-                    }
-                })
-                .collect();
-            let shootdown = task.rng.chance(self.cfg.shootdown_chance);
-            let sleep = !shootdown && task.rng.chance(self.cfg.sleep_chance);
-            task.bursts += 1;
-            (task.mem, plan, shootdown, sleep)
+        let slots = self.cfg.memory.probe_words;
+        let ratio = self.cfg.store_ratio;
+        let Some(mm) = self.tasks[tid.0 as usize].mm else {
+            return;
         };
-        for (w, st) in plan {
-            let addr = mem + 8 * w;
+        let span = self.vm.as_ref().map_or(0, |vm| vm.spaces[mm as usize].span());
+        for _ in 0..burst {
+            let (vpn, slot, st) = {
+                let task = &mut self.tasks[tid.0 as usize];
+                let vpn = task.rng.index(span as usize) as u32;
+                let slot = task.rng.index(slots as usize) as u32;
+                let st = if task.rng.chance(ratio) {
+                    task.stores += 1;
+                    Some(u64::from(tid.0) << 40 | task.stores)
+                } else {
+                    None
+                };
+                (vpn, slot, st)
+            };
+            let pfn = match self.translate(t, c, tid, mm, vpn, p, probe) {
+                Ok(pfn) => pfn,
+                Err(u32::MAX) => continue,
+                Err(wait) => {
+                    // A page under migration or I/O: sleep until it is ready.
+                    self.wait_page(*t, c, tid, wait);
+                    self.schedule(t, c, p, probe);
+                    return;
+                }
+            };
+            let vm = self.vm.as_mut().expect("user tasks exist after boot");
+            let (obj, page) = match vm.spaces[mm as usize].vma_of(vpn).map(|v| (v.kind, v.start)) {
+                Some((crate::mm::vm::VmaKind::File { file }, start)) => {
+                    (crate::event::MemObj::File(file), vpn - start)
+                }
+                Some(_) | None => (crate::event::MemObj::Anon(mm), vpn),
+            };
+            let word = vm.probe_word(slots, page, slot);
+            let addr = vm.phys.addr(pfn) + 8 * u64::from(word);
+            if (pfn as usize) < vm.phys.map.len() {
+                let buffers = match obj {
+                    crate::event::MemObj::File(fi) => {
+                        vm.files[fi as usize].fs.has_backing()
+                    }
+                    crate::event::MemObj::Anon(_) => false,
+                };
+                let f = match (st.is_some(), buffers) {
+                    (true, true) => {
+                        crate::mm::flags::REFERENCED
+                            | crate::mm::flags::DIRTY
+                            | crate::mm::flags::PRIVATE
+                    }
+                    (true, false) => crate::mm::flags::REFERENCED | crate::mm::flags::DIRTY,
+                    (false, _) => crate::mm::flags::REFERENCED,
+                };
+                vm.phys.map.set(pfn, f);
+            }
             let value = match st {
                 Some(value) => {
                     store(p, probe, t, hw, addr, value);
@@ -1451,11 +1522,27 @@ impl Os {
                 OsEvent::TaskAccess {
                     task: tid,
                     cpu: c,
+                    obj,
+                    page,
+                    slot,
+                    word,
                     addr,
                     value,
                     store: st.is_some(),
                 },
             );
+        }
+        let (shootdown, sleep) = {
+            let task = &mut self.tasks[tid.0 as usize];
+            let shootdown = task.rng.chance(self.cfg.shootdown_chance);
+            let sleep = !shootdown && task.rng.chance(self.cfg.sleep_chance);
+            task.bursts += 1;
+            (shootdown, sleep)
+        };
+        let dio = self.cfg.memory.direct_io_chance;
+        if dio > 0.0 && self.tasks[tid.0 as usize].rng.chance(dio) {
+            let pick = self.tasks[tid.0 as usize].rng.index(self.cfg.memory.anon_pages.max(1) as usize);
+            self.direct_io(*t, mm, pick as u32);
         }
         *t += self.cfg.compute;
         if shootdown {
@@ -1573,7 +1660,7 @@ impl Os {
     /// Picks the CPU a waking task goes to: where it last ran if that CPU is active and
     /// allowed, else the waker's, else the least loaded allowed active CPU, else (affinity
     /// broken) any active CPU.
-    fn select_task_rq(&self, tid: TaskId, v: u64, waker: LogicalCpu) -> Option<LogicalCpu> {
+    pub(crate) fn select_task_rq(&self, tid: TaskId, v: u64, waker: LogicalCpu) -> Option<LogicalCpu> {
         let task = &self.tasks[tid.0 as usize];
         let maps = self.maps_version(v);
         let ok = |x: LogicalCpu| maps.active.contains(x) && task.affinity.contains(x);

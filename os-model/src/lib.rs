@@ -29,6 +29,9 @@ pub mod hw;
 pub mod irq;
 pub mod kernel;
 pub mod mem;
+pub mod memhotplug;
+pub mod memory;
+pub mod mm;
 pub mod rcu;
 pub mod sched;
 

@@ -61,6 +61,18 @@ impl BootMem {
         }
     }
 
+    /// Adds `len` bytes at `base` on `node` to hand out (slab pages the buddy allocator
+    /// gave the kernel).
+    pub fn add_arena(&mut self, node: u32, base: u64, len: u64) {
+        self.nodes.push(NodeMemory {
+            node,
+            base,
+            len,
+            next: base,
+        });
+        self.nodes.sort_by_key(|n| (n.node, n.base));
+    }
+
     /// The nodes.
     pub fn nodes(&self) -> &[NodeMemory] {
         &self.nodes

@@ -85,10 +85,8 @@ pub struct Task {
     pub cpu: LogicalCpu,
     /// Ticks left of its time slice.
     pub slice: u32,
-    /// First byte of its memory (user tasks).
-    pub mem: u64,
-    /// Words of memory.
-    pub words: u32,
+    /// Its address space (user tasks).
+    pub mm: Option<u32>,
     /// Its random stream (which word, load or store, sleep or not).
     pub rng: SimRng,
     /// Stores done (makes every stored value unique).

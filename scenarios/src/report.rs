@@ -27,7 +27,14 @@
 //!     "hotplug": [ {"id", "kind", "cpu", "hw_cpu", "trigger", "controller", "requested_ns",
 //!                   "started_ns", "duration_ns", "result", "errno", "tasks_migrated",
 //!                   "irqs_rerouted", "timers_moved", "work_moved", "flushed_lines",
-//!                   "dirty_lines", "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
+//!                   "dirty_lines", "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ],
+//!     "memory": { "zones": [ {"node", "zone", "present_pages", "free_pages"} ],
+//!                 "blocks": [ {"block", "node", "state", "zone"} ],   // blocks not offline
+//!                 "vm": {...VmStats}, "swap_used": 0, "files": 0, "address_spaces": 0 },
+//!     "memory_hotplug": [ {"id", "kind", "trigger", "blocks", "node", "path", "controller",
+//!                   "requested_ns", "started_ns", "duration_ns", "result", "errno",
+//!                   "restored_exactly", "moved": {...MoveCounts},
+//!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
 //!   }
 //! }
 //! ```
@@ -114,6 +121,119 @@ struct JsonOs<'a> {
     stats: &'a os_model::OsStats,
     rcu: &'a os_model::rcu::RcuStats,
     hotplug: Vec<JsonOp>,
+    memory: Option<JsonMemory<'a>>,
+    memory_hotplug: Vec<JsonMemOp<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonZone {
+    node: u32,
+    zone: &'static str,
+    present_pages: u64,
+    free_pages: u64,
+}
+
+#[derive(Serialize)]
+struct JsonBlock {
+    block: u32,
+    node: u32,
+    state: &'static str,
+    zone: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonMemory<'a> {
+    zones: Vec<JsonZone>,
+    blocks: Vec<JsonBlock>,
+    vm: &'a os_model::memory::VmStats,
+    swap_used: usize,
+    files: usize,
+    address_spaces: usize,
+}
+
+#[derive(Serialize)]
+struct JsonMemOp<'a> {
+    id: u32,
+    kind: &'static str,
+    trigger: &'static str,
+    blocks: &'a [u32],
+    node: Option<u32>,
+    path: Option<&'a str>,
+    controller: u32,
+    requested_ns: u64,
+    started_ns: u64,
+    duration_ns: Option<u64>,
+    result: String,
+    errno: Option<&'static str>,
+    restored_exactly: Option<bool>,
+    moved: &'a os_model::memhotplug::MoveCounts,
+    steps: Vec<JsonStep>,
+}
+
+fn json_mem_op(op: &os_model::memhotplug::MemOpReport) -> JsonMemOp<'_> {
+    let (result, errno) = match &op.result {
+        None => ("running".to_owned(), None),
+        Some(Ok(())) => ("ok".to_owned(), None),
+        Some(Err(e)) => (e.to_string(), Some(e.errno())),
+    };
+    JsonMemOp {
+        id: op.id,
+        kind: op.kind.name(),
+        trigger: op.trigger.name(),
+        blocks: &op.blocks,
+        node: op.node,
+        path: op.path.as_deref(),
+        controller: op.controller.0,
+        requested_ns: op.requested.as_nanos(),
+        started_ns: op.started.as_nanos(),
+        duration_ns: op.ended.map(|e| (e - op.started).as_nanos()),
+        result,
+        errno,
+        restored_exactly: op.restored_exactly,
+        moved: &op.moved,
+        steps: op
+            .steps
+            .iter()
+            .map(|s| JsonStep {
+                step: s.step.name(),
+                start_ns: s.start.as_nanos(),
+                duration_ns: s.duration.as_nanos(),
+                note: s.note.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn json_memory(vm: &os_model::memory::Vm) -> JsonMemory<'_> {
+    JsonMemory {
+        zones: vm
+            .phys
+            .zone_summary()
+            .into_iter()
+            .map(|((node, zone), (present, free))| JsonZone {
+                node,
+                zone: zone.name(),
+                present_pages: present,
+                free_pages: free,
+            })
+            .collect(),
+        blocks: vm
+            .phys
+            .blocks
+            .iter()
+            .filter(|b| b.state != os_model::mm::BlockState::Offline)
+            .map(|b| JsonBlock {
+                block: b.index,
+                node: b.node,
+                state: b.state.name(),
+                zone: b.zone.name(),
+            })
+            .collect(),
+        vm: &vm.stats,
+        swap_used: vm.swap.used(),
+        files: vm.files.len(),
+        address_spaces: vm.spaces.len(),
+    }
 }
 
 fn json_op(op: &os_model::OpReport) -> JsonOp {
@@ -180,6 +300,14 @@ fn json_os(os: &os_model::Os) -> JsonOs<'_> {
             .iter()
             .chain(os.hotplug().current())
             .map(json_op)
+            .collect(),
+        memory: os.vm().map(json_memory),
+        memory_hotplug: os
+            .mem_hotplug()
+            .done()
+            .iter()
+            .chain(os.mem_hotplug().current())
+            .map(json_mem_op)
             .collect(),
     }
 }
@@ -391,6 +519,10 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         thousands(rcu.readers),
         st.maps_published
     );
+    if let Some(vm) = os.vm() {
+        mem_summary(o, vm);
+    }
+    mem_ops_summary(o, os);
     let ops: Vec<&os_model::OpReport> = os
         .hotplug()
         .done()
@@ -432,6 +564,126 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
                 op.work_moved,
                 op.flushed_lines,
                 op.dirty_lines
+            );
+        }
+        for s in &op.steps {
+            let _ = writeln!(
+                o,
+                "      {:<16} {:>12}  {}",
+                s.step.name(),
+                s.duration.to_string(),
+                s.note
+            );
+        }
+    }
+}
+
+fn mem_summary(o: &mut String, vm: &os_model::memory::Vm) {
+    let st = &vm.stats;
+    let zones: Vec<String> = vm
+        .phys
+        .zone_summary()
+        .into_iter()
+        .map(|((n, z), (present, free))| {
+            format!("node{n} {} {}/{}", z.name(), thousands(free), thousands(present))
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  memory: zones (free/present pages): {}",
+        zones.join(", ")
+    );
+    let online = vm
+        .phys
+        .blocks
+        .iter()
+        .filter(|b| b.state == os_model::mm::BlockState::Online)
+        .count();
+    let _ = writeln!(
+        o,
+        "      {online} of {} memory blocks online; {} address spaces, {} files; TLB {} hits, {} \
+         page walks; faults: {} swap-ins, {} file reads, {} minor; {} waits on pages under \
+         migration; {} pages swapped out ({} slots in use); {} writebacks, {} direct I/Os; {} \
+         PTE writes",
+        vm.phys.blocks.len(),
+        vm.spaces.len(),
+        vm.files.len(),
+        thousands(st.tlb_hits),
+        thousands(st.page_walks),
+        st.swap_ins,
+        st.file_reads,
+        st.minor_faults,
+        st.migration_waits,
+        st.swap_outs,
+        vm.swap.used(),
+        st.writebacks,
+        st.direct_ios,
+        thousands(st.pte_writes)
+    );
+}
+
+fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
+    let ops: Vec<&os_model::memhotplug::MemOpReport> = os
+        .mem_hotplug()
+        .done()
+        .iter()
+        .chain(os.mem_hotplug().current())
+        .collect();
+    if ops.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "  memory hot-plug:");
+    for op in ops {
+        let result = match &op.result {
+            None => "still running".to_owned(),
+            Some(Ok(())) => "ok".to_owned(),
+            Some(Err(e)) => format!("FAILED {}: {e}", e.errno()),
+        };
+        let what = match (op.node, op.blocks.as_slice()) {
+            (Some(n), []) => format!("node{n}"),
+            (_, b) => b
+                .iter()
+                .map(|x| format!("memory{x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let _ = writeln!(
+            o,
+            "    mem op {} {} {} ({}) by {}: {} in {}",
+            op.id,
+            op.kind.name(),
+            what,
+            op.trigger.name(),
+            op.controller,
+            result,
+            op.ended
+                .map_or_else(|| "-".to_owned(), |e| (e - op.started).to_string())
+        );
+        let m = &op.moved;
+        if m.batches > 0 || m.dropped > 0 {
+            let _ = writeln!(
+                o,
+                "      pages moved: {} remapped ({} mlocked, {} hugetlb), {} swapped out, {} dropped \
+                 (clean page cache), {} written back first; {} retries over {} passes; {} batches, \
+                 {} shootdown IPIs, {} copied",
+                m.remapped,
+                m.mlocked,
+                m.huge,
+                m.swapped,
+                m.dropped,
+                m.written_back,
+                m.retries,
+                m.passes,
+                m.batches,
+                m.shootdown_ipis,
+                sim_core::ByteSize(m.bytes_copied)
+            );
+        }
+        if let Some(exact) = op.restored_exactly {
+            let _ = writeln!(
+                o,
+                "      range restored exactly: {}",
+                if exact { "yes" } else { "NO" }
             );
         }
         for s in &op.steps {

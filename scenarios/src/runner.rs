@@ -47,6 +47,8 @@ pub struct ActionRecord {
     pub errno: Option<&'static str>,
     /// What the scenario said must come of it (`timeline[].expect`), and whether it did.
     pub expected: Option<(String, bool)>,
+    /// The memory hot-plug operation it started (its outcome is the action's).
+    pub mem_op: Option<u32>,
 }
 
 impl ActionRecord {
@@ -371,6 +373,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 result: Err(msg),
                 errno: None,
                 expected: None,
+                mem_op: None,
             });
         }
         for &c in &scn.workload_cpus {
@@ -517,10 +520,13 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         p,
         mut probe,
         load,
-        actions,
+        mut actions,
         audits,
         ..
     } = run;
+    if let Load::Os { os, .. } = &load {
+        resolve_mem_ops(&mut actions, &f.timeline, os);
+    }
     for v in probe
         .violations
         .kept()
@@ -612,7 +618,9 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let slot = t.slot.map(SlotId);
     let sub = t.subsystem.map(IoSubsystemId);
     let mut errno: Option<&'static str> = None;
+    let mut mem_op: Option<u32> = None;
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
+        _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
         (Some(c), ..) => c.to_string(),
         (None, Some(c), ..) => c.to_string(),
         (None, None, Some(s), ..) => format!("slot {}", s.0),
@@ -728,6 +736,23 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                     format!("{}: {e}", e.errno())
                 })
         }),
+        ActionKind::MemoryOffline | ActionKind::MemoryOnline => {
+            need(t.block, "block").and_then(|b| {
+                let Load::Os { os, .. } = load else {
+                    return Err("needs the OS".to_owned());
+                };
+                let online = t.action == ActionKind::MemoryOnline;
+                os.mem_request(now, b, online)
+                    .map(|op| {
+                        mem_op = Some(op);
+                        format!("queued as memory operation {op}")
+                    })
+                    .map_err(|e| {
+                        errno = Some(e.errno());
+                        format!("{}: {e}", e.errno())
+                    })
+            })
+        }
         ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
             let Load::Tester { driver, .. } = load else {
                 return Err("needs the I/O exerciser".to_owned());
@@ -831,5 +856,66 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         result,
         errno,
         expected,
+        mem_op,
+    }
+}
+
+/// Judges the actions whose outcome is a memory hot-plug operation by how it ended: user
+/// `memory_offline`/`memory_online` by their operation, a `notify` by the first operation
+/// firmware's notification started for that device at or after it. Operations nothing
+/// asked about that failed become failed records of their own.
+fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], os: &Os) {
+    let done = os.mem_hotplug().done();
+    let mut claimed: Vec<u32> = Vec::new();
+    for (rec, entry) in actions.iter_mut().zip(entries) {
+        let op = match (rec.mem_op, entry.action, &entry.path) {
+            (Some(op), ..) => done.iter().find(|r| r.id == op),
+            (None, ActionKind::Notify, Some(path)) if rec.result.is_ok() => done.iter().find(|r| {
+                r.path.as_deref() == Some(path.as_str())
+                    && r.requested >= rec.time
+                    && !claimed.contains(&r.id)
+            }),
+            (None, ..) => None,
+        };
+        let Some(op) = op else {
+            if rec.mem_op.is_some() {
+                rec.result = Err("the memory operation had not ended when the run did".into());
+                rec.expected = rec.expected.take().map(|(e, _)| (e, false));
+            }
+            continue;
+        };
+        claimed.push(op.id);
+        rec.mem_op = Some(op.id);
+        match &op.result {
+            Some(Ok(())) | None => {
+                if let Ok(r) = &mut rec.result {
+                    r.push_str(&format!("; memory operation {} ({}) done", op.id, op.kind.name()));
+                }
+            }
+            Some(Err(e)) => {
+                rec.errno = Some(e.errno());
+                rec.result = Err(format!("{}: memory operation {} failed: {e}", e.errno(), op.id));
+            }
+        }
+        if let Some((e, met)) = &mut rec.expected {
+            *met = match e.as_str() {
+                "ok" => rec.result.is_ok(),
+                "refused" => rec.result.is_err(),
+                errno_name => rec.errno == Some(errno_name),
+            };
+        }
+    }
+    for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
+        if let Some(Err(e)) = &op.result {
+            actions.push(ActionRecord {
+                time: op.ended.unwrap_or(op.started),
+                action: "memory_operation",
+                target: format!("memory operation {} ({})", op.id, op.kind.name()),
+                result: Err(format!("{}: {e}", e.errno())),
+                errno: Some(e.errno()),
+                expected: None,
+                mem_op: Some(op.id),
+            });
+        }
     }
 }

@@ -222,6 +222,11 @@ pub enum ActionKind {
     CpuOffline,
     /// The OS brings logical CPU `cpu` online (a write of 1 to `cpuN/online`).
     CpuOnline,
+    /// The OS takes memory block `block` offline (a write of `offline` to
+    /// `memoryN/state`): pages moved out, the block handed back to firmware's control.
+    MemoryOffline,
+    /// The OS brings memory block `block` online (a write of `online` to `memoryN/state`).
+    MemoryOnline,
 }
 
 impl ActionKind {
@@ -254,7 +259,9 @@ impl ActionKind {
             | ActionKind::MaskIrq
             | ActionKind::UnmaskIrq
             | ActionKind::CpuOffline
-            | ActionKind::CpuOnline => None,
+            | ActionKind::CpuOnline
+            | ActionKind::MemoryOffline
+            | ActionKind::MemoryOnline => None,
         }
     }
 
@@ -287,7 +294,9 @@ impl ActionKind {
             | ActionKind::MaskIrq
             | ActionKind::UnmaskIrq
             | ActionKind::CpuOffline
-            | ActionKind::CpuOnline => None,
+            | ActionKind::CpuOnline
+            | ActionKind::MemoryOffline
+            | ActionKind::MemoryOnline => None,
         }
     }
 
@@ -320,7 +329,9 @@ impl ActionKind {
             | ActionKind::MaskIrq
             | ActionKind::UnmaskIrq
             | ActionKind::CpuOffline
-            | ActionKind::CpuOnline => None,
+            | ActionKind::CpuOnline
+            | ActionKind::MemoryOffline
+            | ActionKind::MemoryOnline => None,
         }
     }
 
@@ -329,6 +340,7 @@ impl ActionKind {
         match self {
             ActionKind::HaltCpu => (&["cpu"], &["flush"]),
             ActionKind::CpuOffline | ActionKind::CpuOnline => (&["cpu"], &[]),
+            ActionKind::MemoryOffline | ActionKind::MemoryOnline => (&["block"], &[]),
             ActionKind::StartCpu
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
@@ -386,12 +398,20 @@ impl ActionKind {
             ActionKind::UnmaskIrq => "unmask_irq",
             ActionKind::CpuOffline => "cpu_offline",
             ActionKind::CpuOnline => "cpu_online",
+            ActionKind::MemoryOffline => "memory_offline",
+            ActionKind::MemoryOnline => "memory_online",
         }
     }
 
     /// Whether the action asks the OS (and so needs `workload.kind = "os"`).
     pub fn is_os(self) -> bool {
-        matches!(self, ActionKind::CpuOffline | ActionKind::CpuOnline)
+        matches!(
+            self,
+            ActionKind::CpuOffline
+                | ActionKind::CpuOnline
+                | ActionKind::MemoryOffline
+                | ActionKind::MemoryOnline
+        )
     }
 
     /// Whether the action drives the bare-platform I/O exerciser (`random_tester` only; the
@@ -435,6 +455,8 @@ pub struct TimelineEntry {
     pub kind: Option<DeviceKind>,
     /// A Notify code.
     pub code: Option<NotifyName>,
+    /// A memory block (`memoryN`).
+    pub block: Option<u32>,
     /// What must come of the action: `"ok"`, `"refused"` (any refusal), or an errno the OS
     /// refuses with (`"EBUSY"`, `"EINVAL"`). Without it, a refused action makes the run fail.
     pub expect: Option<String>,
@@ -980,6 +1002,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ("path", t.path.is_some()),
             ("kind", t.kind.is_some()),
             ("code", t.code.is_some()),
+            ("block", t.block.is_some()),
         ];
         for (k, present) in given {
             if !present && required.contains(&k) {
@@ -1011,6 +1034,19 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 field("cpu"),
                 format!("cpu{c} does not exist (the machine has {ncpus} CPUs)"),
             ));
+        }
+        if let Some(b) = t.block {
+            let size = f.os.memory.block_size.0.max(1);
+            let nblocks = geo.total_bytes / size;
+            if u64::from(b) >= nblocks {
+                return Err((
+                    field("block"),
+                    format!(
+                        "memory{b} does not exist (the machine has {nblocks} blocks of {})",
+                        f.os.memory.block_size
+                    ),
+                ));
+            }
         }
         if let Some(c) = t.cell.filter(|&c| usize::from(c) >= geo.cells) {
             return Err((

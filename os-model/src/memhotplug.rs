@@ -1,0 +1,1429 @@
+//! Memory hot-remove and hot-add, and the whole-cell operations that combine them with the
+//! CPU flow, as state machines over simulated time (SPEC OS-MEM-4, OS-MEM-5; seed 000 §3.3,
+//! seed 001).
+//!
+//! ```text
+//!  offline: isolate ─► migrate (passes of batches) ─► offline blocks ─► teardown ─► flush ─► [eject]
+//!           │ unmovable kernel page: EBUSY,        │ per batch: unmap through rmap (migration /
+//!           │ nothing changed                      │ swap entries, file holes) ─► TLB shootdown
+//!           │                                      │ (cross-calls, wait for every ack) ─► copy
+//!           │                                      │ coherently ─► page cache / rmap ─► remap
+//!           │                                      └ busy pages (locked, writeback, pinned by DMA,
+//!           │                                        private data to write back) wait for the
+//!           │                                        next pass; after the last: EBUSY, undone
+//!  online:  online blocks (mem_map on the new memory or on another node) ─► zonelists
+//!  cell remove: cpus down ─► memory offline ─► firmware _EJ0 of the module ─► _OST
+//!  cell add (device check): memory online ─► zonelists ─► cpus up ─► _OST
+//! ```
+//!
+//! One operation runs at a time; requests queue. Every step's simulated duration is
+//! recorded, as are the pages moved by each method.
+
+use std::collections::VecDeque;
+
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use serde::Serialize;
+use sim_core::{PhysAddr, SimDuration, SimTime};
+use thiserror::Error;
+
+use crate::config::{MemmapOn, OsDefect};
+use crate::cpumask::LogicalCpu;
+use crate::event::OsEvent;
+use crate::hotplug::{Accepted, OpKind, Trigger};
+use crate::irq::CALL_FUNCTION_VECTOR;
+use crate::kernel::{Os, OsEv};
+use crate::memory::{Io, SWAP_DEVICE};
+use crate::mm::vm::Pte;
+use crate::mm::{
+    BlockState, Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, ZoneKind,
+    flags,
+};
+
+/// What a memory operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemOpKind {
+    /// Take memory blocks offline (`memoryN/state` ← offline, or an ACPI eject of a memory
+    /// device).
+    Offline,
+    /// Bring memory blocks online (`memoryN/state` ← online, or a device check).
+    Online,
+    /// Remove a whole cell: its CPUs, its memory, then the firmware eject.
+    CellRemove,
+    /// Add a whole cell after its device check: memory, then CPUs.
+    CellAdd,
+}
+
+impl MemOpKind {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemOpKind::Offline => "memory offline",
+            MemOpKind::Online => "memory online",
+            MemOpKind::CellRemove => "cell remove",
+            MemOpKind::CellAdd => "cell add",
+        }
+    }
+}
+
+/// The steps, in their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemStep {
+    /// Take the cell's CPUs offline (the CPU flow).
+    CpusDown,
+    /// Check for unmovable pages; isolate every pageblock.
+    Isolate,
+    /// Move every used page out.
+    Migrate,
+    /// Take the emptied blocks out of the allocator; release their `mem_map`.
+    OfflineBlocks,
+    /// Free the node's `pg_data` if it has no memory left; rebuild the zonelists.
+    Teardown,
+    /// Flush every CPU's cache and TLB of the removed range.
+    FlushCaches,
+    /// Firmware `_EJ0`.
+    Eject,
+    /// Put the new blocks' memory under the allocator.
+    OnlineBlocks,
+    /// Rebuild the zonelists.
+    Zonelists,
+    /// Bring the cell's CPUs online (the CPU flow).
+    CpusUp,
+}
+
+impl MemStep {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MemStep::CpusDown => "cpus_down",
+            MemStep::Isolate => "isolate",
+            MemStep::Migrate => "migrate",
+            MemStep::OfflineBlocks => "offline_blocks",
+            MemStep::Teardown => "teardown",
+            MemStep::FlushCaches => "flush_caches",
+            MemStep::Eject => "eject",
+            MemStep::OnlineBlocks => "online_blocks",
+            MemStep::Zonelists => "zonelists",
+            MemStep::CpusUp => "cpus_up",
+        }
+    }
+}
+
+impl std::fmt::Display for MemStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a memory operation was refused or failed.
+#[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
+pub enum MemError {
+    /// No such block.
+    #[error("memory{block} does not exist ({blocks} blocks)")]
+    NoSuchBlock {
+        /// The block.
+        block: u32,
+        /// Blocks in all.
+        blocks: u32,
+    },
+    /// The block is not in the state the request needs.
+    #[error("memory{block} is {state}")]
+    WrongState {
+        /// The block.
+        block: u32,
+        /// Its state.
+        state: &'static str,
+    },
+    /// No memory is present there.
+    #[error("memory{block} is not present")]
+    NotPresent {
+        /// The block.
+        block: u32,
+    },
+    /// A kernel page that nothing can move.
+    #[error("memory{block} holds an unmovable page: pfn {pfn:#x} ({owner})")]
+    Unmovable {
+        /// The block.
+        block: u32,
+        /// The frame.
+        pfn: u32,
+        /// What it holds.
+        owner: String,
+    },
+    /// Pages were still busy after the last pass.
+    #[error("{pages} pages still busy after {passes} passes (first pfn {first:#x}: {why})")]
+    Busy {
+        /// Pages left.
+        pages: u32,
+        /// Passes made.
+        passes: u32,
+        /// First one.
+        first: u32,
+        /// Why it could not move.
+        why: String,
+    },
+    /// The CPU flow of a cell operation failed.
+    #[error("cpu{cpu}: {error}")]
+    Cpu {
+        /// The CPU.
+        cpu: u32,
+        /// Its error.
+        error: String,
+    },
+    /// Memory ran out while moving pages.
+    #[error("no free memory outside the range to move pfn {pfn:#x} to")]
+    NoMemory {
+        /// The page.
+        pfn: u32,
+    },
+    /// The cell is not a node with memory of this OS.
+    #[error("{what}")]
+    Invalid {
+        /// Why.
+        what: String,
+    },
+}
+
+impl MemError {
+    /// The errno a Linux write to `memoryN/state` returns.
+    pub const fn errno(&self) -> &'static str {
+        match self {
+            MemError::NoSuchBlock { .. } | MemError::NotPresent { .. } | MemError::Invalid { .. } => {
+                "EINVAL"
+            }
+            MemError::WrongState { .. } => "EINVAL",
+            MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => "EBUSY",
+            MemError::NoMemory { .. } => "ENOMEM",
+        }
+    }
+}
+
+/// A request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemRequest {
+    /// What to do.
+    pub kind: MemOpKind,
+    /// The blocks (offline / online).
+    pub blocks: Vec<u32>,
+    /// The node (cell operations, and node-wide offline).
+    pub node: Option<u32>,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// The ACPI device to `_EJ0` and to report `_OST` to.
+    pub acpi_path: Option<String>,
+    /// When.
+    pub requested: SimTime,
+}
+
+/// One finished step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemStepRecord {
+    /// The step.
+    pub step: MemStep,
+    /// Start.
+    pub start: SimTime,
+    /// Duration.
+    pub duration: SimDuration,
+    /// What it did.
+    pub note: String,
+}
+
+/// Pages moved, by method.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MoveCounts {
+    /// Copied to a new frame and remapped.
+    pub remapped: u32,
+    /// Of which mlocked (force-moved).
+    pub mlocked: u32,
+    /// Hugetlb pages moved in two stages (allocate a huge page elsewhere, move it).
+    pub huge: u32,
+    /// Anonymous pages written to swap.
+    pub swapped: u32,
+    /// Clean page-cache pages dropped.
+    pub dropped: u32,
+    /// Dirty pages with private data written back before they could move.
+    pub written_back: u32,
+    /// Times a page was found busy and retried in a later pass.
+    pub retries: u32,
+    /// Passes made.
+    pub passes: u32,
+    /// Batches (unmap, shootdown, copy, remap).
+    pub batches: u32,
+    /// TLB shootdown IPIs sent.
+    pub shootdown_ipis: u32,
+    /// Bytes copied.
+    pub bytes_copied: u64,
+}
+
+/// The report of one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemOpReport {
+    /// Operation number.
+    pub id: u32,
+    /// What.
+    pub kind: MemOpKind,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// The blocks.
+    pub blocks: Vec<u32>,
+    /// The node.
+    pub node: Option<u32>,
+    /// The ACPI device it answers for.
+    pub path: Option<String>,
+    /// Whether a failed operation left allocator, mappings and block states exactly as they
+    /// were (`None`: it did not fail, or it had moved pages before failing).
+    pub restored_exactly: Option<bool>,
+    /// The controlling CPU.
+    pub controller: LogicalCpu,
+    /// Asked.
+    pub requested: SimTime,
+    /// Started.
+    pub started: SimTime,
+    /// Ended.
+    pub ended: Option<SimTime>,
+    /// How it ended.
+    pub result: Option<Result<(), MemError>>,
+    /// Steps.
+    pub steps: Vec<MemStepRecord>,
+    /// Pages moved.
+    pub moved: MoveCounts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Remap,
+    Swap(u32),
+    Drop,
+}
+
+#[derive(Clone, Debug)]
+struct Move {
+    pfn: u32,
+    order: u8,
+    method: Method,
+    /// Every PTE mapping the page (or one of its subpages), with the frame it maps.
+    ptes: Vec<(PteRef, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MemPhase {
+    Acting,
+    /// Waiting for the shootdown acknowledgements of the batch.
+    Acks { csds: Vec<u64>, deadline: SimTime },
+    /// Waiting for CPU hot-plug operations.
+    CpuOps(Vec<u32>),
+}
+
+#[derive(Clone, Debug)]
+struct MemCur {
+    report: MemOpReport,
+    req: MemRequest,
+    plan: Vec<MemStep>,
+    idx: usize,
+    step_start: SimTime,
+    phase: MemPhase,
+    epoch: u32,
+    note: String,
+    batch: Vec<Move>,
+    /// Pages of the batch to write back before they move (dirty, private data, no
+    /// `migrate_page`).
+    writeback: Vec<u32>,
+    isolated: Vec<u32>,
+    cpus_down: Vec<LogicalCpu>,
+}
+
+/// The memory hot-plug lock, queue and history.
+#[derive(Clone, Debug, Default)]
+pub struct MemHotplug {
+    queue: VecDeque<(u32, MemRequest)>,
+    current: Option<MemCur>,
+    done: Vec<MemOpReport>,
+    next_id: u32,
+}
+
+impl MemHotplug {
+    /// Finished operations.
+    pub fn done(&self) -> &[MemOpReport] {
+        &self.done
+    }
+
+    /// The operation in progress.
+    pub fn current(&self) -> Option<&MemOpReport> {
+        self.current.as_ref().map(|c| &c.report)
+    }
+
+    /// Whether nothing runs or waits.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+}
+
+const START: u32 = u32::MAX;
+
+enum Out {
+    Done(SimTime, String),
+    Again(SimTime),
+    Wait(MemPhase, SimTime, String),
+    Fail(SimTime, MemError),
+}
+
+impl Os {
+    /// The memory hot-plug history and state.
+    pub fn mem_hotplug(&self) -> &MemHotplug {
+        &self.memhp
+    }
+
+    /// A user request: `memoryN/state` ← `offline` (or `online`) for `block`. Checked now;
+    /// a refusal changes nothing.
+    pub fn mem_request(&mut self, now: SimTime, block: u32, online: bool) -> Result<u32, MemError> {
+        let vm = self.vm.as_ref().ok_or(MemError::Invalid {
+            what: "memory management is not up yet".into(),
+        })?;
+        let blocks = vm.phys.blocks.len() as u32;
+        let b = vm
+            .phys
+            .blocks
+            .get(block as usize)
+            .ok_or(MemError::NoSuchBlock { block, blocks })?;
+        let want = if online {
+            BlockState::Offline
+        } else {
+            BlockState::Online
+        };
+        if b.state != want {
+            return Err(MemError::WrongState {
+                block,
+                state: b.state.name(),
+            });
+        }
+        Ok(self.mem_enqueue(MemRequest {
+            kind: if online {
+                MemOpKind::Online
+            } else {
+                MemOpKind::Offline
+            },
+            blocks: vec![block],
+            node: None,
+            trigger: Trigger::User,
+            acpi_path: None,
+            requested: now,
+        }))
+    }
+
+    pub(crate) fn mem_enqueue(&mut self, r: MemRequest) -> u32 {
+        let id = self.memhp.next_id;
+        self.memhp.next_id += 1;
+        let now = r.requested;
+        self.memhp.queue.push_back((id, r));
+        if self.memhp.current.is_none() {
+            let _ = self.q.schedule(now, OsEv::Mem { op: START, epoch: 0 });
+        }
+        id
+    }
+
+    /// A memory hot-plug event.
+    pub(crate) fn mem_event(
+        &mut self,
+        now: SimTime,
+        op: u32,
+        epoch: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        match &self.memhp.current {
+            None => {
+                if op == START {
+                    self.mem_start_next(now, p, probe);
+                }
+            }
+            Some(cur) => {
+                if cur.report.id == op && cur.epoch == epoch {
+                    self.mem_advance(now, p, probe);
+                }
+            }
+        }
+    }
+
+    /// A swap-out finished (its frame is free): nothing to do but let the pass see it.
+    pub(crate) fn mem_io_done(&mut self, _t: SimTime) {}
+
+    fn mem_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+        let Some((id, req)) = self.memhp.queue.pop_front() else {
+            return;
+        };
+        let node_of_req = req.node;
+        let controller = {
+            let online = &self.cur_maps().online;
+            online
+                .iter()
+                .find(|&c| Some(self.pcpu[c.index()].node) != node_of_req)
+                .or_else(|| online.first())
+                .unwrap_or(self.bsp)
+        };
+        let plan = match req.kind {
+            MemOpKind::Offline => {
+                let mut v = vec![
+                    MemStep::Isolate,
+                    MemStep::Migrate,
+                    MemStep::OfflineBlocks,
+                    MemStep::Teardown,
+                    MemStep::FlushCaches,
+                ];
+                if req.acpi_path.is_some() {
+                    v.push(MemStep::Eject);
+                }
+                v
+            }
+            MemOpKind::CellRemove => {
+                if self.has_defect(OsDefect::EjectBeforeOffline) {
+                    vec![
+                        MemStep::CpusDown,
+                        MemStep::Eject,
+                        MemStep::Isolate,
+                        MemStep::Migrate,
+                        MemStep::OfflineBlocks,
+                        MemStep::Teardown,
+                        MemStep::FlushCaches,
+                    ]
+                } else {
+                    vec![
+                        MemStep::CpusDown,
+                        MemStep::Isolate,
+                        MemStep::Migrate,
+                        MemStep::OfflineBlocks,
+                        MemStep::Teardown,
+                        MemStep::FlushCaches,
+                        MemStep::Eject,
+                    ]
+                }
+            }
+            MemOpKind::Online => vec![MemStep::OnlineBlocks, MemStep::Zonelists],
+            MemOpKind::CellAdd => vec![MemStep::OnlineBlocks, MemStep::Zonelists, MemStep::CpusUp],
+        };
+        let report = MemOpReport {
+            id,
+            kind: req.kind,
+            trigger: req.trigger,
+            blocks: req.blocks.clone(),
+            node: req.node,
+            path: req.acpi_path.clone(),
+            restored_exactly: None,
+            controller,
+            requested: req.requested,
+            started: now,
+            ended: None,
+            result: None,
+            steps: Vec::new(),
+            moved: MoveCounts::default(),
+        };
+        self.emit(
+            now,
+            OsEvent::MemHotplugStart {
+                op: id,
+                kind: req.kind.name(),
+                blocks: req.blocks.clone(),
+                trigger: req.trigger.name(),
+            },
+        );
+        self.memhp.current = Some(MemCur {
+            report,
+            req,
+            plan,
+            idx: 0,
+            step_start: now,
+            phase: MemPhase::Acting,
+            epoch: 0,
+            note: String::new(),
+            batch: Vec::new(),
+            writeback: Vec::new(),
+            isolated: Vec::new(),
+            cpus_down: Vec::new(),
+        });
+        self.mem_advance(now, p, probe);
+    }
+
+    fn mem_schedule(&mut self, at: SimTime) {
+        if let Some(c) = self.memhp.current.as_mut() {
+            c.epoch = c.epoch.wrapping_add(1);
+            let (op, epoch) = (c.report.id, c.epoch);
+            let _ = self.q.schedule(at, OsEv::Mem { op, epoch });
+        }
+    }
+
+    fn mem_advance(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+        let Some(cur) = self.memhp.current.as_ref() else {
+            return;
+        };
+        let out = match cur.phase.clone() {
+            MemPhase::Acting => {
+                let Some(&step) = cur.plan.get(cur.idx) else {
+                    self.mem_end(now, Ok(()), p, probe);
+                    return;
+                };
+                self.mem_act(now, step, p, probe)
+            }
+            MemPhase::Acks { csds, deadline } => {
+                let pending = csds
+                    .iter()
+                    .any(|id| self.csds.get(id).is_some_and(|x| !x.done));
+                if pending && now < deadline {
+                    Out::Wait(MemPhase::Acks { csds, deadline }, now + self.cfg.ipi_handler, String::new())
+                } else {
+                    for id in &csds {
+                        if let Some(x) = self.csds.remove(id) {
+                            if !x.done {
+                                self.stats.csd_timeouts += 1;
+                                self.pcpu[x.to.index()].csd.retain(|q| q != id);
+                                self.emit(
+                                    now,
+                                    OsEvent::CsdTimeout {
+                                        id: *id,
+                                        from: x.from,
+                                        to: x.to,
+                                        waited: self.cfg.csd_timeout,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    let t = self.mem_copy_batch(now, p, probe);
+                    Out::Again(t)
+                }
+            }
+            MemPhase::CpuOps(ids) => {
+                let finished: Vec<_> = ids
+                    .iter()
+                    .filter_map(|id| self.hotplug().done().iter().find(|r| r.id == *id))
+                    .cloned()
+                    .collect();
+                if finished.len() < ids.len() {
+                    Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, String::new())
+                } else {
+                    let failed = finished.iter().find_map(|r| match &r.result {
+                        Some(Err(e)) => Some((r.cpu.0, e.to_string())),
+                        Some(Ok(())) | None => None,
+                    });
+                    match failed {
+                        Some((cpu, error)) => Out::Fail(now, MemError::Cpu { cpu, error }),
+                        None => {
+                            let note = format!("{} CPUs", finished.len());
+                            if let Some(c) = self.memhp.current.as_mut() {
+                                c.phase = MemPhase::Acting;
+                            }
+                            Out::Done(now, note)
+                        }
+                    }
+                }
+            }
+        };
+        match out {
+            Out::Done(t, note) => {
+                let end = t + self.cfg.step_cost;
+                self.mem_finish_step(end, note);
+                self.mem_schedule(end);
+            }
+            Out::Again(t) => {
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.phase = MemPhase::Acting;
+                }
+                self.mem_schedule(t);
+            }
+            Out::Wait(phase, at, note) => {
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.phase = phase;
+                    if !note.is_empty() {
+                        c.note = note;
+                    }
+                }
+                self.mem_schedule(at);
+            }
+            Out::Fail(t, e) => {
+                self.mem_undo(t, p, probe);
+                if let Some(c) = self.memhp.current.as_mut() {
+                    let note = format!("failed: {e}");
+                    c.note = note.clone();
+                    let step = c.plan.get(c.idx).copied();
+                    if step.is_some() {
+                        self.mem_finish_step(t, note);
+                    }
+                }
+                self.mem_end(t, Err(e), p, probe);
+            }
+        }
+    }
+
+    fn mem_finish_step(&mut self, end: SimTime, note: String) {
+        let Some(cur) = self.memhp.current.as_mut() else {
+            return;
+        };
+        let Some(&step) = cur.plan.get(cur.idx) else {
+            return;
+        };
+        let note = if note.is_empty() {
+            std::mem::take(&mut cur.note)
+        } else {
+            note
+        };
+        let rec = MemStepRecord {
+            step,
+            start: cur.step_start,
+            duration: end - cur.step_start,
+            note,
+        };
+        cur.report.steps.push(rec.clone());
+        cur.idx += 1;
+        cur.step_start = end;
+        cur.phase = MemPhase::Acting;
+        cur.note.clear();
+        let op = cur.report.id;
+        self.emit(
+            end,
+            OsEvent::MemHotplugStep {
+                op,
+                step: rec.step,
+                start: rec.start,
+                duration: rec.duration,
+                note: rec.note,
+            },
+        );
+    }
+
+    /// Restores what a failed offline changed: isolation undone, CPUs brought back.
+    fn mem_undo(&mut self, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {
+        let Some(cur) = self.memhp.current.as_mut() else {
+            return;
+        };
+        let isolated = std::mem::take(&mut cur.isolated);
+        let cpus = std::mem::take(&mut cur.cpus_down);
+        if let Some(vm) = self.vm.as_mut() {
+            for b in isolated {
+                if vm.phys.blocks[b as usize].state == BlockState::GoingOffline {
+                    vm.phys.undo_isolation(b);
+                }
+            }
+        }
+        for c in cpus {
+            let _ = self.request(t, OpKind::Up, c.0, Trigger::Cell);
+        }
+    }
+
+    fn mem_end(
+        &mut self,
+        now: SimTime,
+        result: Result<(), MemError>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let Some(mut cur) = self.memhp.current.take() else {
+            return;
+        };
+        cur.report.ended = Some(now);
+        cur.report.result = Some(result.clone());
+        self.emit(
+            now,
+            OsEvent::MemHotplugEnd {
+                op: cur.report.id,
+                result: result.clone().map_err(|e| e.to_string()),
+            },
+        );
+        let source = match cur.req.trigger {
+            Trigger::AcpiEject => Some(3),
+            Trigger::AcpiDeviceCheck => Some(1),
+            Trigger::Boot | Trigger::User | Trigger::Cell => None,
+        };
+        if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
+            let status = match &result {
+                Ok(()) => 0,
+                Err(MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. }) => 0x81,
+                Err(_) => 0x80,
+            };
+            let ctl = cur.report.controller;
+            let _ = self.acpi_eval(
+                now,
+                ctl,
+                &format!("{path}._OST"),
+                &[AcpiValue::Integer(source), AcpiValue::Integer(status)],
+                p,
+                probe,
+            );
+        }
+        self.memhp.done.push(cur.report);
+        if !self.memhp.queue.is_empty() {
+            let _ = self
+                .q
+                .schedule(now + self.cfg.step_cost, OsEv::Mem { op: START, epoch: 0 });
+        }
+    }
+
+    fn cur_blocks(&self) -> Vec<u32> {
+        let Some(cur) = self.memhp.current.as_ref() else {
+            return Vec::new();
+        };
+        match cur.req.node {
+            Some(n) if cur.req.blocks.is_empty() => self
+                .vm
+                .as_ref()
+                .map(|vm| {
+                    vm.phys
+                        .blocks
+                        .iter()
+                        .filter(|b| b.node == n)
+                        .map(|b| b.index)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some(_) | None => cur.req.blocks.clone(),
+        }
+    }
+
+    fn mem_act(&mut self, now: SimTime, step: MemStep, p: &mut Platform, probe: &mut PlatformProbe) -> Out {
+        let Some(cur) = self.memhp.current.as_ref() else {
+            return Out::Done(now, String::new());
+        };
+        let ctl = cur.report.controller;
+        let node = cur.req.node;
+        let mut t = now;
+        match step {
+            MemStep::CpusDown => {
+                let Some(n) = node else {
+                    return Out::Done(now, "no CPUs".into());
+                };
+                let cpus: Vec<LogicalCpu> = self
+                    .cur_maps()
+                    .online
+                    .iter()
+                    .filter(|c| self.pcpu[c.index()].node == n)
+                    .collect();
+                let mut ids = Vec::new();
+                for c in &cpus {
+                    match self.request(now, OpKind::Down, c.0, Trigger::Cell) {
+                        Ok(Accepted::Queued { op }) => ids.push(op),
+                        Ok(Accepted::NoChange) => {}
+                        Err(e) => {
+                            return Out::Fail(now, MemError::Cpu { cpu: c.0, error: e.to_string() });
+                        }
+                    }
+                }
+                if let Some(cur) = self.memhp.current.as_mut() {
+                    cur.cpus_down = cpus.clone();
+                }
+                let note = format!("{} CPUs of node{n} queued for hot-remove", cpus.len());
+                Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, note)
+            }
+            MemStep::CpusUp => {
+                let Some(n) = node else {
+                    return Out::Done(now, "no CPUs".into());
+                };
+                let cpus: Vec<LogicalCpu> = self
+                    .possible
+                    .iter()
+                    .filter(|c| self.pcpu[c.index()].node == n && self.present.contains(*c))
+                    .collect();
+                let mut ids = Vec::new();
+                for c in &cpus {
+                    if let Ok(Accepted::Queued { op }) = self.request(now, OpKind::Up, c.0, Trigger::Cell) {
+                        ids.push(op);
+                    }
+                }
+                let note = format!("{} CPUs of node{n} queued for hot-add", ids.len());
+                Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, note)
+            }
+            MemStep::Isolate => {
+                let blocks = self.cur_blocks();
+                let check = !self.has_defect(OsDefect::SkipUnmovableCheck);
+                let vm = self.vmm();
+                let mut isolate = Vec::new();
+                for &b in &blocks {
+                    let blk = &vm.phys.blocks[b as usize];
+                    match blk.state {
+                        BlockState::Online => {}
+                        BlockState::Offline if node.is_some() => continue,
+                        BlockState::Offline | BlockState::GoingOffline => {
+                            return Out::Fail(now, MemError::WrongState { block: b, state: blk.state.name() });
+                        }
+                    }
+                    if check {
+                        if let Some((pfn, owner)) = vm.phys.unmovable_in(b) {
+                            return Out::Fail(
+                                now,
+                                MemError::Unmovable { block: b, pfn, owner: owner.to_string() },
+                            );
+                        }
+                    }
+                    isolate.push(b);
+                }
+                let mut used = 0;
+                for &b in &isolate {
+                    vm.phys.isolate_block(b);
+                    used += vm.phys.used_in(b).len();
+                }
+                let note = format!(
+                    "{} blocks isolated ({}), {used} pages in use{}",
+                    isolate.len(),
+                    isolate.iter().map(|b| format!("memory{b}")).collect::<Vec<_>>().join(" "),
+                    if check { "" } else { "; unmovable check skipped (defect skip_unmovable_check)" }
+                );
+                let n = isolate.len() as u64;
+                if let Some(cur) = self.memhp.current.as_mut() {
+                    cur.isolated = isolate;
+                }
+                Out::Done(now + self.cfg.memory.page_cost.saturating_mul(n), note)
+            }
+            MemStep::Migrate => self.mem_migrate_pass(&mut t, ctl, p, probe),
+            MemStep::OfflineBlocks => {
+                let blocks = self.memhp.current.as_ref().map(|c| c.isolated.clone()).unwrap_or_default();
+                let force = self.has_defect(OsDefect::SkipUnmovableCheck);
+                let mut freed = Vec::new();
+                let mut left = 0usize;
+                for &b in &blocks {
+                    let vm = self.vmm();
+                    if force {
+                        // The defect: whatever is left (kernel pages) is dropped with the block.
+                        let used = vm.phys.used_in(b);
+                        left += used.len();
+                        for pfn in used {
+                            vm.phys.map.owner[pfn as usize] = Owner::Free;
+                            vm.phys.map.rmap[pfn as usize].clear();
+                            vm.phys.map.flags[pfn as usize] = 0;
+                            vm.phys.free(pfn, 0);
+                        }
+                    }
+                    match self.vmm().phys.offline_block(b) {
+                        Ok(v) => freed.extend(v),
+                        Err((pfn, owner)) => {
+                            return Out::Fail(
+                                now,
+                                MemError::Unmovable { block: b, pfn, owner: owner.to_string() },
+                            );
+                        }
+                    }
+                }
+                let n_memmap = freed.len();
+                for pfn in freed {
+                    self.vmm().phys.map.owner[pfn as usize] = Owner::Free;
+                    self.free_frame(t, pfn, 0);
+                }
+                if let Some(cur) = self.memhp.current.as_mut() {
+                    cur.isolated.clear();
+                }
+                let mut note = format!("{} blocks offline; mem_map released", blocks.len());
+                if n_memmap > 0 {
+                    note.push_str(&format!(" ({n_memmap} pages on another node freed)"));
+                }
+                if force && left > 0 {
+                    note.push_str(&format!("; {left} unmovable pages dropped with the blocks"));
+                }
+                Out::Done(t + self.cfg.memory.page_cost.saturating_mul(blocks.len() as u64), note)
+            }
+            MemStep::Teardown => {
+                let vm = self.vmm();
+                let mut notes = Vec::new();
+                for n in 0..vm.phys.nodes.len() as u32 {
+                    if vm.phys.nodes[n as usize].online && vm.phys.node_blocks(n).is_empty() {
+                        vm.phys.nodes[n as usize].online = false;
+                        if let Some(pg) = vm.phys.nodes[n as usize].pgdat.take() {
+                            vm.phys.map.owner[pg as usize] = Owner::Free;
+                            notes.push((n, pg));
+                        }
+                    }
+                }
+                let freed: Vec<String> = notes.iter().map(|(n, _)| format!("node{n}")).collect();
+                for (_, pg) in notes {
+                    self.free_frame(t, pg, 0);
+                }
+                let vm = self.vmm();
+                vm.phys.rebuild_zonelists();
+                let note = if freed.is_empty() {
+                    "zonelists rebuilt".to_owned()
+                } else {
+                    format!("pg_data of {} freed; zonelists rebuilt", freed.join(" "))
+                };
+                Out::Done(t, note)
+            }
+            MemStep::FlushCaches => {
+                // Every CPU writes back and drops what it caches of the removed range (a
+                // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB.
+                let cpus: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
+                let mut lines = 0u64;
+                let mut end = t;
+                for c in cpus {
+                    let hw = self.hw(c);
+                    if let Ok(r) = p.machine.flush_cache(t, hw, probe) {
+                        lines += r.lines as u64;
+                        end = end.max(t + r.latency);
+                    }
+                    self.vmm().tlbs[c.index()].flush();
+                }
+                Out::Done(end, format!("caches and TLBs of every online CPU flushed ({lines} lines)"))
+            }
+            MemStep::Eject => {
+                let Some(path) = self.memhp.current.as_ref().and_then(|c| c.req.acpi_path.clone()) else {
+                    return Out::Done(now, "nothing to eject".into());
+                };
+                let r = self.acpi_eval(now, ctl, &format!("{path}._EJ0"), &[AcpiValue::Integer(1)], p, probe);
+                let gone = !crate::acpi::is_present(p, &path);
+                if gone {
+                    if let Some(n) = node {
+                        for c in self.possible.iter().collect::<Vec<_>>() {
+                            if self.pcpu[c.index()].node == n && !crate::acpi::is_present(p, &self.pcpu[c.index()].path) {
+                                self.present.clear(c);
+                                self.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
+                            }
+                        }
+                    }
+                }
+                let note = match r {
+                    Ok(_) if gone => format!("_EJ0: firmware powered {path} off"),
+                    Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
+                    Err(e) => format!("_EJ0 failed: {e}"),
+                };
+                Out::Done(now, note)
+            }
+            MemStep::OnlineBlocks => self.mem_online_blocks(now, ctl, p, probe),
+            MemStep::Zonelists => {
+                let vm = self.vmm();
+                vm.phys.rebuild_zonelists();
+                let n = vm.phys.stats.zonelist_rebuilds;
+                Out::Done(now, format!("zonelists rebuilt (rebuild {n})"))
+            }
+        }
+    }
+
+    fn mem_online_blocks(&mut self, now: SimTime, _ctl: LogicalCpu, p: &mut Platform, _probe: &mut PlatformProbe) -> Out {
+        let blocks = self.cur_blocks();
+        let policy = self.cfg.memory.memmap_on;
+        let node_req = self.memhp.current.as_ref().and_then(|c| c.req.node);
+        let mut onlined = Vec::new();
+        let mut t = now;
+        for b in blocks {
+            let vm = self.vmm();
+            let blk = vm.phys.blocks[b as usize].clone();
+            if blk.state != BlockState::Offline {
+                if node_req.is_some() {
+                    continue;
+                }
+                return Out::Fail(now, MemError::WrongState { block: b, state: blk.state.name() });
+            }
+            // The memory must be there: its cell powered with the memory controller enabled.
+            let cell = p.machine.cell(sim_core::CellId(blk.node as u16));
+            if !cell.is_some_and(|c| c.memory_online()) {
+                if node_req.is_some() {
+                    return Out::Fail(now, MemError::NotPresent { block: b });
+                }
+                return Out::Fail(now, MemError::NotPresent { block: b });
+            }
+            let movable = vm.phys.nodes[blk.node as usize].movable;
+            let zone = if movable { ZoneKind::Movable } else { ZoneKind::Normal };
+            let memmap = match policy {
+                MemmapOn::NewMemory => None,
+                MemmapOn::Node(n) => {
+                    let k = vm.phys.memmap_pages();
+                    let mut frames = Vec::new();
+                    for _ in 0..k {
+                        match vm.phys.alloc(n, 0, Gfp::Kernel, Owner::MemMap { block: b }) {
+                            Ok(f) => frames.push(f),
+                            Err(_) => break,
+                        }
+                    }
+                    if frames.len() < k as usize {
+                        for f in frames {
+                            vm.phys.map.owner[f as usize] = Owner::Free;
+                            vm.phys.free(f, 0);
+                        }
+                        return Out::Fail(now, MemError::NoMemory { pfn: blk.start });
+                    }
+                    Some(frames)
+                }
+            };
+            vm.phys.online_block(b, zone, memmap, 0);
+            if !vm.phys.nodes[blk.node as usize].online {
+                // A new node: its pg_data (on memory that stays).
+                let n = blk.node;
+                vm.phys.nodes[n as usize].online = true;
+                vm.phys.rebuild_zonelists();
+                let near = vm.phys.zonelists[n as usize]
+                    .iter()
+                    .map(|&z| vm.phys.zones[z as usize].node)
+                    .find(|&m| !vm.phys.nodes[m as usize].movable)
+                    .unwrap_or(0);
+                if let Ok(pg) = vm.phys.alloc(near, 0, Gfp::Kernel, Owner::NodeData { node: n }) {
+                    vm.phys.nodes[n as usize].pgdat = Some(pg);
+                }
+            }
+            t += self.cfg.memory.page_cost.saturating_mul(u64::from(blk.pages / PAGEBLOCK_PAGES));
+            onlined.push(format!("memory{b}"));
+        }
+        let place = match policy {
+            MemmapOn::NewMemory => "mem_map on the new memory".to_owned(),
+            MemmapOn::Node(n) => format!("mem_map on node{n}"),
+        };
+        Out::Done(t, format!("{} online ({place})", onlined.join(" ")))
+    }
+
+    /// One pass step of the migration: picks the next batch, unmaps it and starts the TLB
+    /// shootdown; or ends the step when nothing is left; or waits for busy pages.
+    fn mem_migrate_pass(
+        &mut self,
+        t: &mut SimTime,
+        ctl: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Out {
+        let now = *t;
+        let blocks = self.memhp.current.as_ref().map(|c| c.isolated.clone()).unwrap_or_default();
+        let mc = self.cfg.memory.clone();
+        let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
+        let skip_check = self.has_defect(OsDefect::SkipUnmovableCheck);
+        let vm = self.vmm();
+        let mut busy: Vec<(u32, &'static str)> = Vec::new();
+        let mut picked: Vec<Move> = Vec::new();
+        let mut unmovable = 0u32;
+        let mut writeback: Vec<u32> = Vec::new();
+        'scan: for &b in &blocks {
+            for pfn in vm.phys.used_in(b) {
+                let i = pfn as usize;
+                let owner = vm.phys.map.owner[i];
+                let f = vm.phys.map.flags[i];
+                if f & flags::TAIL != 0 {
+                    continue;
+                }
+                if owner.is_kernel() || matches!(owner, Owner::MemMap { .. }) {
+                    unmovable += 1;
+                    continue;
+                }
+                if f & flags::LOCKED != 0 {
+                    busy.push((pfn, "locked (I/O in flight)"));
+                    continue;
+                }
+                if f & flags::WRITEBACK != 0 && !defect_wb {
+                    busy.push((pfn, "under writeback"));
+                    continue;
+                }
+                if vm.phys.map.pins[i] > 0 && f & flags::WRITEBACK == 0 {
+                    busy.push((pfn, "pinned by DMA"));
+                    continue;
+                }
+                let method = match owner {
+                    Owner::File { file, .. } => {
+                        let fs = vm.files[file as usize].fs;
+                        let dirty = f & flags::DIRTY != 0;
+                        let private = f & flags::PRIVATE != 0;
+                        if dirty && private && !fs.migrates_private() && fs.has_backing() {
+                            // No migrate_page: under the page lock, unmapped, it is written
+                            // back first, then moved.
+                            writeback.push(pfn);
+                            Method::Remap
+                        } else if !dirty && fs.has_backing() && mc.swapout_cold && f & flags::REFERENCED == 0 {
+                            Method::Drop
+                        } else {
+                            Method::Remap
+                        }
+                    }
+                    Owner::Anon { .. } => {
+                        let cold = f & flags::REFERENCED == 0 && f & flags::MLOCKED == 0;
+                        match (mc.swapout_cold && cold).then(|| vm.swap.take_slot()).flatten() {
+                            Some(slot) => Method::Swap(slot),
+                            None => Method::Remap,
+                        }
+                    }
+                    Owner::Huge { .. }
+                    | Owner::Offline
+                    | Owner::Free
+                    | Owner::Firmware
+                    | Owner::MemMap { .. }
+                    | Owner::NodeData { .. }
+                    | Owner::Slab { .. }
+                    | Owner::PageTable { .. }
+                    | Owner::DmaBuffer { .. }
+                    | Owner::ZeroPage => Method::Remap,
+                };
+                let order = if f & flags::HEAD != 0 { PAGEBLOCK_ORDER } else { 0 };
+                let mut ptes = Vec::new();
+                for k in 0..1u32 << order {
+                    ptes.extend(vm.phys.map.rmap[(pfn + k) as usize].iter().map(|&r| (r, pfn + k)));
+                }
+                picked.push(Move { pfn, order, method, ptes });
+                if picked.len() >= mc.copy_batch as usize {
+                    break 'scan;
+                }
+            }
+        }
+        let _ = skip_check;
+        if picked.is_empty() {
+            if busy.is_empty() {
+                let moved = self.memhp.current.as_ref().map(|c| c.report.moved.clone()).unwrap_or_default();
+                let note = format!(
+                    "{} remapped ({} mlocked, {} hugetlb in two stages), {} swapped out, {} clean \
+                     page-cache pages dropped, {} written back first; {} passes, {} batches, {} \
+                     retries{}",
+                    moved.remapped,
+                    moved.mlocked,
+                    moved.huge,
+                    moved.swapped,
+                    moved.dropped,
+                    moved.written_back,
+                    moved.passes + 1,
+                    moved.batches,
+                    moved.retries,
+                    if unmovable > 0 { format!("; {unmovable} unmovable pages left") } else { String::new() }
+                );
+                return Out::Done(now, note);
+            }
+            let passes = {
+                let Some(c) = self.memhp.current.as_mut() else {
+                    return Out::Done(now, String::new());
+                };
+                c.report.moved.passes += 1;
+                c.report.moved.retries += busy.len() as u32;
+                c.report.moved.passes
+            };
+            if passes >= mc.migrate_passes {
+                let (first, why) = busy[0];
+                return Out::Fail(
+                    now,
+                    MemError::Busy { pages: busy.len() as u32, passes, first, why: why.to_owned() },
+                );
+            }
+            return Out::Again(now + mc.retry_delay);
+        }
+        // Unmap every picked page through the reverse map.
+        let mut mms: Vec<u32> = Vec::new();
+        for m in &mut picked {
+            let entry = match m.method {
+                Method::Remap => Pte::Migration { pfn: m.pfn },
+                Method::Swap(slot) => Pte::Swap { slot },
+                Method::Drop => Pte::FileHole,
+            };
+            self.vmm().phys.map.set(m.pfn, flags::LOCKED);
+            for (r, sub) in m.ptes.clone() {
+                let entry = match entry {
+                    Pte::Migration { .. } => Pte::Migration { pfn: sub },
+                    other => other,
+                };
+                self.write_pte(t, ctl, r.mm, r.vpn, entry, p, probe);
+                mms.push(r.mm);
+            }
+            *t += mc.page_cost;
+        }
+        mms.sort_unstable();
+        mms.dedup();
+        // Swap-outs and drops lose their mappings now.
+        let vm = self.vmm();
+        for m in &picked {
+            if m.method != Method::Remap {
+                vm.phys.map.rmap[m.pfn as usize].clear();
+            }
+        }
+        // The TLB shootdown: the CPUs that may cache these translations.
+        let mut targets: Vec<LogicalCpu> = Vec::new();
+        for &mm in &mms {
+            for c in vm.spaces[mm as usize].cpu_list() {
+                targets.push(LogicalCpu(c));
+            }
+        }
+        vm.tlbs[ctl.index()].flush();
+        targets.sort_unstable();
+        targets.dedup();
+        let mut csds = Vec::new();
+        if !self.has_defect(OsDefect::SkipTlbShootdown) {
+            let v = self.reader_begin(t, ctl, "memory offline shootdown", p, probe);
+            let online: Vec<LogicalCpu> = self
+                .maps_version(v)
+                .online
+                .iter()
+                .filter(|c| *c != ctl && targets.contains(c))
+                .collect();
+            for to in online {
+                self.reader_use(t, ctl, v, to, p, probe);
+                let id = self.next_csd;
+                self.next_csd += 1;
+                self.csds.insert(id, crate::kernel::Csd { from: ctl, to, done: false });
+                self.pcpu[to.index()].csd.push_back(id);
+                self.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
+                self.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
+                *t += self.cfg.ipi_send;
+                csds.push(id);
+            }
+            self.reader_end(*t, ctl);
+        }
+        if let Some(c) = self.memhp.current.as_mut() {
+            c.report.moved.batches += 1;
+            c.report.moved.shootdown_ipis += csds.len() as u32;
+            c.batch = picked;
+            c.writeback = writeback;
+        }
+        let deadline = *t + self.cfg.csd_timeout;
+        Out::Wait(MemPhase::Acks { csds, deadline }, *t, String::new())
+    }
+
+    /// The second half of a batch, after every TLB acknowledged: copy, update, remap, free.
+    fn mem_copy_batch(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+        let Some(cur) = self.memhp.current.as_mut() else {
+            return now;
+        };
+        let batch = std::mem::take(&mut cur.batch);
+        let writeback = std::mem::take(&mut cur.writeback);
+        let ctl = cur.report.controller;
+        let home = cur.req.node;
+        let mut t = now;
+        let hw = self.hw(ctl);
+        let coherent = !self.has_defect(OsDefect::CopyNoncoherent);
+        let free_first = self.has_defect(OsDefect::FreeBeforeCopy);
+        let page_cost = self.cfg.memory.page_cost;
+        // Pages whose file system has no migrate_page are written back first (they are
+        // locked and unmapped: nobody can dirty them again).
+        if !writeback.is_empty() {
+            for &pfn in &writeback {
+                self.write_back_now(t, pfn, p, probe);
+            }
+            t += self.cfg.memory.disk_latency;
+            if let Some(c) = self.memhp.current.as_mut() {
+                c.report.moved.written_back += writeback.len() as u32;
+            }
+        }
+        // Allocate every destination first, then copy the whole batch, then remap.
+        let mut copies: Vec<(u32, u32, u8)> = Vec::new();
+        for m in &batch {
+            match m.method {
+                Method::Drop => {
+                    let vm = self.vmm();
+                    if let Owner::File { file, page } = vm.phys.map.owner[m.pfn as usize] {
+                        vm.files[file as usize].cache[page as usize] = None;
+                    }
+                    vm.phys.map.clear(m.pfn, flags::LOCKED);
+                    self.free_frame(t, m.pfn, 0);
+                    if let Some(c) = self.memhp.current.as_mut() {
+                        c.report.moved.dropped += 1;
+                    }
+                }
+                Method::Swap(slot) => {
+                    // The swap device reads the page (DMA), then the frame is freed.
+                    let vm = self.vmm();
+                    let addr = PhysAddr::new(vm.phys.addr(m.pfn));
+                    let mut buf = vec![0u64; vm.wpp as usize];
+                    let _ = p.machine.dma_read(t, &SWAP_DEVICE, addr, &mut buf, probe);
+                    let vm = self.vmm();
+                    vm.swap.write(slot, buf.into_boxed_slice());
+                    vm.phys.map.clear(m.pfn, flags::LOCKED);
+                    vm.phys.map.set(m.pfn, flags::WRITEBACK);
+                    vm.phys.map.pins[m.pfn as usize] += 1;
+                    vm.stats.swap_outs += 1;
+                    self.start_io(t, Io::SwapOut { pfn: m.pfn, slot });
+                    if let Some(c) = self.memhp.current.as_mut() {
+                        c.report.moved.swapped += 1;
+                    }
+                }
+                Method::Remap => {
+                    let vm = self.vmm();
+                    let owner = vm.phys.map.owner[m.pfn as usize];
+                    let prefer = match owner {
+                        Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => vm.spaces[mm as usize].node,
+                        Owner::File { file, .. } => vm.files[file as usize].node,
+                        Owner::Offline
+                        | Owner::Free
+                        | Owner::Firmware
+                        | Owner::MemMap { .. }
+                        | Owner::NodeData { .. }
+                        | Owner::Slab { .. }
+                        | Owner::PageTable { .. }
+                        | Owner::DmaBuffer { .. }
+                        | Owner::ZeroPage => home.unwrap_or(0),
+                    };
+                    // Stage one for a hugetlb page: a new huge page elsewhere.
+                    match vm.phys.alloc(prefer, m.order, Gfp::Movable, owner) {
+                        Ok(new) => copies.push((m.pfn, new, m.order)),
+                        Err(_) => {
+                            // Nothing free outside the range: put the mappings back.
+                            vm.phys.map.clear(m.pfn, flags::LOCKED);
+                            for (r, sub) in m.ptes.clone() {
+                                self.write_pte(&mut t, ctl, r.mm, r.vpn, Pte::Present { pfn: sub }, p, probe);
+                            }
+                            for k in 0..1u32 << m.order {
+                                self.wake_page(&mut t, ctl, m.pfn + k, p, probe);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if free_first {
+            // The defect: the old pages go back to the allocator before their data moved.
+            for &(old, _, order) in &copies {
+                self.free_frame(t, old, order);
+            }
+        }
+        for &(old, new, order) in &copies {
+            for k in 0..1u32 << order {
+                let vm = self.vmm();
+                let (s, d) = (vm.phys.addr(old + k), vm.phys.addr(new + k));
+                if let Ok(lat) = p.machine.copy_page(t, hw, PhysAddr::new(s), PhysAddr::new(d), coherent, probe) {
+                    t += lat;
+                }
+            }
+            let bytes = (1u64 << order) << self.vmm().phys.page_shift;
+            if let Some(c) = self.memhp.current.as_mut() {
+                c.report.moved.bytes_copied += bytes;
+            }
+        }
+        for &(old, new, order) in &copies {
+            // Move the descriptors, the page-cache entry and the reverse map; remap.
+            let mut remaps = Vec::new();
+            let vm = self.vmm();
+            for k in 0..1u32 << order {
+                let (o, n) = ((old + k) as usize, (new + k) as usize);
+                vm.phys.map.owner[n] = vm.phys.map.owner[o];
+                vm.phys.map.flags[n] = vm.phys.map.flags[o] & !flags::LOCKED;
+                vm.phys.map.order[n] = vm.phys.map.order[o];
+                let r = std::mem::take(&mut vm.phys.map.rmap[o]);
+                for x in &r {
+                    remaps.push((x.mm, x.vpn, old + k, new + k));
+                }
+                vm.phys.map.rmap[n] = r;
+            }
+            let owner = vm.phys.map.owner[new as usize];
+            let mlocked = vm.phys.map.has(new, flags::MLOCKED);
+            if let Owner::File { file, page } = owner {
+                vm.files[file as usize].cache[page as usize] = Some(new);
+            }
+            for (mm, vpn, _, to) in remaps {
+                self.write_pte(&mut t, ctl, mm, vpn, Pte::Present { pfn: to }, p, probe);
+            }
+            if !free_first {
+                for k in 0..1u32 << order {
+                    self.vmm().phys.map.owner[(old + k) as usize] = owner;
+                }
+                self.free_frame(t, old, order);
+            }
+            t += page_cost;
+            if let Some(c) = self.memhp.current.as_mut() {
+                c.report.moved.remapped += 1;
+                if mlocked {
+                    c.report.moved.mlocked += 1;
+                }
+                if order > 0 {
+                    c.report.moved.huge += 1;
+                }
+            }
+            for k in 0..1u32 << order {
+                self.wake_page(&mut t, ctl, old + k, p, probe);
+            }
+        }
+        t
+    }
+
+    /// Starts writing dirty file page `pfn` back to the disk.
+    pub(crate) fn start_writeback(&mut self, now: SimTime, pfn: u32, _p: &mut Platform, _probe: &mut PlatformProbe) {
+        let vm = self.vmm();
+        let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
+            return;
+        };
+        if vm.phys.map.has(pfn, flags::WRITEBACK) {
+            return;
+        }
+        vm.phys.map.set(pfn, flags::WRITEBACK);
+        vm.phys.map.clear(pfn, flags::DIRTY);
+        vm.phys.map.pins[pfn as usize] += 1;
+        self.start_io(now, Io::Writeback { pfn, file, page });
+    }
+}
