@@ -327,7 +327,10 @@ impl OsChecker for TaskDataChecker {
 /// allocated frame whose reverse map names it, and every kernel object lives in online
 /// memory on a frame the allocator gave the kernel.
 #[derive(Debug, Default)]
-pub struct AllocChecker;
+pub struct AllocChecker {
+    /// Failed memory operations already judged.
+    judged: Vec<u32>,
+}
 
 impl OsChecker for AllocChecker {
     fn id(&self) -> CheckerId {
@@ -339,21 +342,23 @@ impl OsChecker for AllocChecker {
             pfn,
             order,
             mapped,
+            busy,
             owner,
         } = ev
         {
-            if *mapped > 0 {
-                out.push(violation(
-                    now,
-                    CHK_ALLOC,
-                    Entity::Os(sim_core::OsId(0)),
-                    Entity::Object("pfn", u64::from(*pfn)),
-                    format!(
-                        "bad page state: pfn {pfn:#x} (order {order}, {owner}) freed while {mapped} \
-                         PTEs still map it"
-                    ),
-                ));
-            }
+            let why = match (*mapped, busy.is_empty()) {
+                (0, true) => return,
+                (0, false) => format!("while {busy}"),
+                (m, true) => format!("while {m} PTEs still map it"),
+                (m, false) => format!("while {busy} and {m} PTEs still map it"),
+            };
+            out.push(violation(
+                now,
+                CHK_ALLOC,
+                Entity::Os(sim_core::OsId(0)),
+                Entity::Object("pfn", u64::from(*pfn)),
+                format!("bad page state: pfn {pfn:#x} (order {order}, {owner}) freed {why}"),
+            ));
         }
     }
 
@@ -366,6 +371,23 @@ impl OsChecker for AllocChecker {
         };
         for f in vm.phys.audit().into_iter().take(4) {
             report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
+        }
+        // A failed offline that had moved nothing must leave everything as it found it.
+        for op in os.mem_hotplug().done() {
+            if self.judged.contains(&op.id) || op.result.as_ref().is_none_or(Result::is_ok) {
+                continue;
+            }
+            self.judged.push(op.id);
+            if op.restored_exactly == Some(false) {
+                report(
+                    Entity::Object("memory-op", u64::from(op.id)),
+                    format!(
+                        "memory operation {} failed but did not restore the allocator, mappings \
+                         and block states it changed",
+                        op.id
+                    ),
+                );
+            }
         }
         let map = &vm.phys.map;
         'spaces: for sp in &vm.spaces {
@@ -1300,23 +1322,32 @@ mod tests {
     #[test]
     fn alloc_checker_bites_on_a_page_freed_while_mapped() {
         let out = feed(
-            &mut AllocChecker,
+            &mut AllocChecker::default(),
             &[
                 OsEvent::PageFreed {
                     pfn: 5,
                     order: 0,
                     mapped: 0,
+                    busy: String::new(),
                     owner: "anon page 1 of mm0".into(),
                 },
                 OsEvent::PageFreed {
                     pfn: 6,
                     order: 0,
                     mapped: 2,
+                    busy: String::new(),
                     owner: "page 3 of file1".into(),
+                },
+                OsEvent::PageFreed {
+                    pfn: 7,
+                    order: 0,
+                    mapped: 0,
+                    busy: "writeback".into(),
+                    owner: "page 4 of file1".into(),
                 },
             ],
         );
-        assert_eq!(out.count("CHK-7"), 1, "{:?}", out.kept());
+        assert_eq!(out.count("CHK-7"), 2, "{:?}", out.kept());
         assert!(out.kept()[0].message.contains("bad page state"));
     }
 

@@ -130,6 +130,12 @@ pub struct MemConfig {
     pub maps_per_task: u32,
     /// Words per page a task works on (spread over the page).
     pub probe_words: u32,
+    /// Fraction of a task's accesses to its file mappings that are stores (files are mostly
+    /// read; `store_ratio` applies to its anonymous memory).
+    pub file_store_ratio: f64,
+    /// Fraction of a task's accesses that go to the first quarter of each of its areas (its
+    /// hot set); the rest are spread over the whole area. 0: uniform.
+    pub hot_fraction: f64,
     /// Entries of each CPU's TLB.
     pub tlb_entries: u32,
     /// Page slots of the swap device.
@@ -177,6 +183,8 @@ impl Default for MemConfig {
             fs: vec![crate::mm::vm::FsKind::Ext3],
             maps_per_task: 1,
             probe_words: 8,
+            file_store_ratio: 0.1,
+            hot_fraction: 0.0,
             tlb_entries: 128,
             swap_slots: 1 << 14,
             swap_latency: SimDuration::from_micros(40),
@@ -236,6 +244,18 @@ impl MemConfig {
         }
         if self.copy_batch == 0 || self.copy_batch > 4096 {
             return Err(bad("copy_batch", format!("{} must be between 1 and 4096", self.copy_batch)));
+        }
+        if !(0.0..=1.0).contains(&self.file_store_ratio) {
+            return Err(bad(
+                "file_store_ratio",
+                format!("{} is not a probability between 0 and 1", self.file_store_ratio),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.hot_fraction) {
+            return Err(bad(
+                "hot_fraction",
+                format!("{} is not a fraction between 0 and 1", self.hot_fraction),
+            ));
         }
         if !(0.0..=1.0).contains(&self.direct_io_chance) {
             return Err(bad(

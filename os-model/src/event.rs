@@ -251,6 +251,8 @@ pub enum OsEvent {
         order: u8,
         /// PTEs still mapping them (must be 0).
         mapped: u32,
+        /// I/O states they were still in (`locked`, `writeback`, `pinned`; must be empty).
+        busy: String,
         /// What they held.
         owner: String,
     },
@@ -578,10 +580,12 @@ impl StableHash for OsEvent {
                 pfn,
                 order,
                 mapped,
+                busy,
                 owner,
             } => {
                 h.word(41 | u64::from(*order) << 8 | u64::from(*pfn) << 32);
                 h.word(u64::from(*mapped));
+                h.str(busy);
                 h.str(owner);
             }
             OsEvent::Enqueue {
@@ -940,6 +944,7 @@ impl TraceEvent for OsEvent {
                 order,
                 mapped,
                 owner,
+                ..
             } => (
                 os_track(),
                 "page freed",

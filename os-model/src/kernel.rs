@@ -1452,6 +1452,8 @@ impl Os {
         let burst = self.cfg.burst as usize;
         let slots = self.cfg.memory.probe_words;
         let ratio = self.cfg.store_ratio;
+        let hot = self.cfg.memory.hot_fraction;
+        let file_ratio = self.cfg.memory.file_store_ratio;
         let Some(mm) = self.tasks[tid.0 as usize].mm else {
             return;
         };
@@ -1459,8 +1461,25 @@ impl Os {
         for _ in 0..burst {
             let (vpn, slot, st) = {
                 let task = &mut self.tasks[tid.0 as usize];
-                let vpn = task.rng.index(span as usize) as u32;
+                let mut vpn = task.rng.index(span as usize) as u32;
+                if hot > 0.0 && task.rng.chance(hot) {
+                    // Fold into the hot quarter of its area.
+                    if let Some(v) = self
+                        .vm
+                        .as_ref()
+                        .and_then(|vm| vm.spaces[mm as usize].vma_of(vpn).copied())
+                    {
+                        vpn = v.start + (vpn - v.start) % (v.pages / 4).max(1);
+                    }
+                }
                 let slot = task.rng.index(slots as usize) as u32;
+                let file = self.vm.as_ref().is_some_and(|vm| {
+                    matches!(
+                        vm.spaces[mm as usize].vma_of(vpn).map(|v| v.kind),
+                        Some(crate::mm::vm::VmaKind::File { .. })
+                    )
+                });
+                let ratio = if file { file_ratio } else { ratio };
                 let st = if task.rng.chance(ratio) {
                     task.stores += 1;
                     Some(u64::from(tid.0) << 40 | task.stores)

@@ -141,14 +141,14 @@ pub enum MemError {
         /// The block.
         block: u32,
     },
-    /// A kernel page that nothing can move.
-    #[error("memory{block} holds an unmovable page: pfn {pfn:#x} ({owner})")]
+    /// Kernel pages that nothing can move.
+    #[error("memory{block} holds unmovable pages from pfn {pfn:#x}: {owner}")]
     Unmovable {
         /// The block.
         block: u32,
-        /// The frame.
+        /// The first one.
         pfn: u32,
-        /// What it holds.
+        /// What they hold, by kind.
         owner: String,
     },
     /// Pages were still busy after the last pass.
@@ -331,6 +331,8 @@ struct MemCur {
     writeback: Vec<u32>,
     isolated: Vec<u32>,
     cpus_down: Vec<LogicalCpu>,
+    /// Digest of the memory state when isolation started, and when.
+    digest: Option<(SimTime, u64)>,
 }
 
 /// The memory hot-plug lock, queue and history.
@@ -539,6 +541,7 @@ impl Os {
             writeback: Vec::new(),
             isolated: Vec::new(),
             cpus_down: Vec::new(),
+            digest: None,
         });
         self.mem_advance(now, p, probe);
     }
@@ -720,6 +723,14 @@ impl Os {
         };
         cur.report.ended = Some(now);
         cur.report.result = Some(result.clone());
+        // A refusal while isolating (same instant, nothing moved yet) must leave the memory
+        // state exactly as it was: the digest taken when isolation began says whether it did.
+        if let (Err(_), Some((at, before))) = (&result, cur.digest) {
+            if at == now && cur.report.moved.batches == 0 {
+                let after = self.vm.as_ref().map(crate::memory::Vm::digest);
+                cur.report.restored_exactly = Some(after == Some(before));
+            }
+        }
         self.emit(
             now,
             OsEvent::MemHotplugEnd {
@@ -830,44 +841,66 @@ impl Os {
                 Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, note)
             }
             MemStep::Isolate => {
+                // As start_isolate_page_range: block by block, each checked for unmovable
+                // pages first; on a refusal the blocks isolated so far are put back.
                 let blocks = self.cur_blocks();
                 let check = !self.has_defect(OsDefect::SkipUnmovableCheck);
-                let vm = self.vmm();
-                let mut isolate = Vec::new();
+                let digest = self.vm.as_ref().map(crate::memory::Vm::digest);
+                if let Some(cur) = self.memhp.current.as_mut() {
+                    cur.digest = digest.map(|d| (now, d));
+                }
+                let mut isolated: Vec<u32> = Vec::new();
+                let mut used = 0;
+                let mut refusal = None;
                 for &b in &blocks {
+                    let vm = self.vmm();
                     let blk = &vm.phys.blocks[b as usize];
                     match blk.state {
                         BlockState::Online => {}
                         BlockState::Offline if node.is_some() => continue,
                         BlockState::Offline | BlockState::GoingOffline => {
-                            return Out::Fail(now, MemError::WrongState { block: b, state: blk.state.name() });
+                            refusal = Some(MemError::WrongState {
+                                block: b,
+                                state: blk.state.name(),
+                            });
+                            break;
                         }
                     }
                     if check {
-                        if let Some((pfn, owner)) = vm.phys.unmovable_in(b) {
-                            return Out::Fail(
-                                now,
-                                MemError::Unmovable { block: b, pfn, owner: owner.to_string() },
-                            );
+                        if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
+                            refusal = Some(MemError::Unmovable {
+                                block: b,
+                                pfn,
+                                owner,
+                            });
+                            break;
                         }
                     }
-                    isolate.push(b);
-                }
-                let mut used = 0;
-                for &b in &isolate {
                     vm.phys.isolate_block(b);
                     used += vm.phys.used_in(b).len();
+                    isolated.push(b);
+                }
+                let n = isolated.len() as u64;
+                let names = isolated
+                    .iter()
+                    .map(|b| format!("memory{b}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if let Some(cur) = self.memhp.current.as_mut() {
+                    cur.isolated = isolated;
+                }
+                if let Some(e) = refusal {
+                    // mem_undo puts the isolated blocks back.
+                    return Out::Fail(now, e);
                 }
                 let note = format!(
-                    "{} blocks isolated ({}), {used} pages in use{}",
-                    isolate.len(),
-                    isolate.iter().map(|b| format!("memory{b}")).collect::<Vec<_>>().join(" "),
-                    if check { "" } else { "; unmovable check skipped (defect skip_unmovable_check)" }
+                    "{n} blocks isolated ({names}), {used} pages in use{}",
+                    if check {
+                        ""
+                    } else {
+                        "; unmovable check skipped (defect skip_unmovable_check)"
+                    }
                 );
-                let n = isolate.len() as u64;
-                if let Some(cur) = self.memhp.current.as_mut() {
-                    cur.isolated = isolate;
-                }
                 Out::Done(now + self.cfg.memory.page_cost.saturating_mul(n), note)
             }
             MemStep::Migrate => self.mem_migrate_pass(&mut t, ctl, p, probe),
@@ -1109,6 +1142,7 @@ impl Os {
                         let fs = vm.files[file as usize].fs;
                         let dirty = f & flags::DIRTY != 0;
                         let private = f & flags::PRIVATE != 0;
+
                         if dirty && private && !fs.migrates_private() && fs.has_backing() {
                             // No migrate_page: under the page lock, unmapped, it is written
                             // back first, then moved.
@@ -1390,8 +1424,13 @@ impl Os {
                 self.write_pte(&mut t, ctl, mm, vpn, Pte::Present { pfn: to }, p, probe);
             }
             if !free_first {
+                // The old page is unlocked and freed (under the defect ignore_writeback it
+                // may still be under writeback: the free-time check sees it).
+                let vm = self.vmm();
                 for k in 0..1u32 << order {
-                    self.vmm().phys.map.owner[(old + k) as usize] = owner;
+                    let i = (old + k) as usize;
+                    vm.phys.map.owner[i] = owner;
+                    vm.phys.map.flags[i] &= !flags::LOCKED;
                 }
                 self.free_frame(t, old, order);
             }

@@ -102,6 +102,7 @@ pub struct Vm {
     pub wpp: u32,
     slabs: u32,
     next_flush: SimTime,
+    flush_cursor: usize,
 }
 
 impl Vm {
@@ -132,6 +133,46 @@ impl Vm {
             | Owner::DmaBuffer { .. }
             | Owner::ZeroPage => None,
         }
+    }
+}
+
+impl Vm {
+    /// A digest of everything a failed offline must leave as it found: block states and
+    /// zones, pageblock types, every zone's free lists, every frame's owner and flags and
+    /// mappings, every PTE.
+    pub fn digest(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        for b in &self.phys.blocks {
+            h.word(u64::from(b.index) << 8 | b.state as u64 | (b.zone as u64) << 4);
+        }
+        for t in &self.phys.pb_type {
+            h.word(*t as u64);
+        }
+        for z in &self.phys.zones {
+            h.word(z.present);
+            for (pfn, order, mt) in z.area.blocks() {
+                h.word(u64::from(pfn) << 16 | u64::from(order) << 8 | mt as u64);
+            }
+        }
+        let m = &self.phys.map;
+        for i in 0..m.len() {
+            let o = m.owner[i];
+            if o == Owner::Offline {
+                continue;
+            }
+            h.word(i as u64);
+            h.str(&format!("{o:?}"));
+            h.word(u64::from(m.flags[i] & !flags::REFERENCED) | u64::from(m.pins[i]) << 16);
+            for r in &m.rmap[i] {
+                h.word(u64::from(r.mm) << 32 | u64::from(r.vpn));
+            }
+        }
+        for sp in &self.spaces {
+            for p in &sp.ptes {
+                h.word(p.encode());
+            }
+        }
+        h.finish()
     }
 }
 
@@ -295,6 +336,7 @@ impl Os {
             wpp: g.words_per_page as u32,
             slabs: 0,
             next_flush: SimTime::ZERO,
+            flush_cursor: 0,
         });
         Ok(())
     }
@@ -667,7 +709,7 @@ impl Os {
     fn swap_in(
         &mut self,
         t: &mut SimTime,
-        _c: LogicalCpu,
+        c: LogicalCpu,
         _tid: TaskId,
         mm: u32,
         vpn: u32,
@@ -687,7 +729,8 @@ impl Os {
         if let Some(pfn) = pending {
             return pfn;
         }
-        let node = self.vmm().spaces[mm as usize].node;
+        // A fault allocates on the node of the CPU taking it.
+        let node = self.pcpu[c.index()].node;
         let owner = Owner::Anon { mm, page: vpn };
         let Ok(pfn) = self.vmm().phys.alloc(node, 0, Gfp::Movable, owner) else {
             return u32::MAX;
@@ -807,18 +850,41 @@ impl Os {
         }
     }
 
-    /// Frees `1 << order` frames at `pfn`, reporting a frame still mapped (bad page state).
+    /// Frees `1 << order` frames at `pfn`. The event says what the kernel's free-time check
+    /// would find wrong: a frame still mapped, locked, under writeback or pinned for DMA.
     pub(crate) fn free_frame(&mut self, t: SimTime, pfn: u32, order: u8) {
         let vm = self.vmm();
-        let mapped: u32 = (pfn..pfn + (1 << order))
-            .map(|f| vm.phys.map.rmap[f as usize].len() as u32)
-            .sum();
+        let mut mapped = 0u32;
+        let mut busy = Vec::new();
+        for f in pfn..pfn + (1 << order) {
+            let i = f as usize;
+            mapped += vm.phys.map.rmap[i].len() as u32;
+            let fl = vm.phys.map.flags[i];
+            if fl & flags::LOCKED != 0 && !busy.contains(&"locked") {
+                busy.push("locked");
+            }
+            if fl & flags::WRITEBACK != 0 && !busy.contains(&"writeback") {
+                busy.push("writeback");
+            }
+            if vm.phys.map.pins[i] > 0 && !busy.contains(&"pinned") {
+                busy.push("pinned");
+            }
+        }
         let owner = vm.phys.map.owner[pfn as usize];
-        if mapped > 0 {
+        if mapped > 0 || !busy.is_empty() {
             vm.stats.bad_frees += 1;
         }
         vm.phys.free(pfn, order);
-        self.emit(t, OsEvent::PageFreed { pfn, order, mapped, owner: owner.to_string() });
+        self.emit(
+            t,
+            OsEvent::PageFreed {
+                pfn,
+                order,
+                mapped,
+                busy: busy.join("|"),
+                owner: owner.to_string(),
+            },
+        );
     }
 
     /// Wakes every task waiting for frame `pfn`; `by` places them (a reader of the CPU
@@ -903,7 +969,12 @@ impl Os {
         }
         let batch = self.cfg.memory.writeback_batch as usize;
         let mut dirty = Vec::new();
-        for file in &vm.files {
+        // Round robin over the files, starting where the last pass stopped.
+        let n = vm.files.len();
+        let start = vm.flush_cursor % n.max(1);
+        vm.flush_cursor = vm.flush_cursor.wrapping_add(1);
+        for k in 0..n {
+            let file = &vm.files[(start + k) % n];
             if !file.fs.has_backing() {
                 continue;
             }

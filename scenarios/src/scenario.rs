@@ -514,6 +514,18 @@ pub enum Defect {
     SkipCacheFlushOnCpuRemove,
     /// OS: see [`OsDefect::HaltBeforeOffline`].
     HaltBeforeOffline,
+    /// OS: see [`OsDefect::SkipTlbShootdown`].
+    SkipTlbShootdown,
+    /// OS: see [`OsDefect::CopyNoncoherent`].
+    CopyNoncoherent,
+    /// OS: see [`OsDefect::FreeBeforeCopy`].
+    FreeBeforeCopy,
+    /// OS: see [`OsDefect::IgnoreWriteback`].
+    IgnoreWriteback,
+    /// OS: see [`OsDefect::SkipUnmovableCheck`].
+    SkipUnmovableCheck,
+    /// OS: see [`OsDefect::EjectBeforeOffline`].
+    EjectBeforeOffline,
 }
 
 impl Defect {
@@ -532,7 +544,13 @@ impl Defect {
             | Defect::SkipIrqReroute
             | Defect::SkipTaskMigration
             | Defect::SkipCacheFlushOnCpuRemove
-            | Defect::HaltBeforeOffline => {}
+            | Defect::HaltBeforeOffline
+            | Defect::SkipTlbShootdown
+            | Defect::CopyNoncoherent
+            | Defect::FreeBeforeCopy
+            | Defect::IgnoreWriteback
+            | Defect::SkipUnmovableCheck
+            | Defect::EjectBeforeOffline => {}
         }
     }
 
@@ -544,6 +562,12 @@ impl Defect {
             Defect::SkipTaskMigration => Some(OsDefect::SkipTaskMigration),
             Defect::SkipCacheFlushOnCpuRemove => Some(OsDefect::SkipCacheFlushOnCpuRemove),
             Defect::HaltBeforeOffline => Some(OsDefect::HaltBeforeOffline),
+            Defect::SkipTlbShootdown => Some(OsDefect::SkipTlbShootdown),
+            Defect::CopyNoncoherent => Some(OsDefect::CopyNoncoherent),
+            Defect::FreeBeforeCopy => Some(OsDefect::FreeBeforeCopy),
+            Defect::IgnoreWriteback => Some(OsDefect::IgnoreWriteback),
+            Defect::SkipUnmovableCheck => Some(OsDefect::SkipUnmovableCheck),
+            Defect::EjectBeforeOffline => Some(OsDefect::EjectBeforeOffline),
             Defect::StoreSkipsInvalidate
             | Defect::EvictionDropsDirty
             | Defect::ReadSkipsOwner
@@ -566,7 +590,13 @@ impl Defect {
             | Defect::SkipIrqReroute
             | Defect::SkipTaskMigration
             | Defect::SkipCacheFlushOnCpuRemove
-            | Defect::HaltBeforeOffline => self.os().map_or("", OsDefect::name),
+            | Defect::HaltBeforeOffline
+            | Defect::SkipTlbShootdown
+            | Defect::CopyNoncoherent
+            | Defect::FreeBeforeCopy
+            | Defect::IgnoreWriteback
+            | Defect::SkipUnmovableCheck
+            | Defect::EjectBeforeOffline => self.os().map_or("", OsDefect::name),
         }
     }
 }

@@ -420,6 +420,42 @@ impl PhysMem {
         })
     }
 
+    /// What makes block `b` unremovable, spelled out: the kernel pages in it by kind, with
+    /// the first one. `None` if it has none.
+    pub fn unmovable_summary(&self, b: u32) -> Option<(u32, String)> {
+        let blk = &self.blocks[b as usize];
+        let mut first = None;
+        let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
+        for pfn in blk.start..blk.start + blk.pages {
+            let o = self.map.owner[pfn as usize];
+            let own_memmap = o == Owner::MemMap { block: b };
+            if !(o.is_kernel() || matches!(o, Owner::MemMap { .. })) || own_memmap {
+                continue;
+            }
+            first.get_or_insert(pfn);
+            let kind = match o {
+                Owner::Slab { .. } => "slab".to_owned(),
+                Owner::PageTable { .. } => "page tables".to_owned(),
+                Owner::DmaBuffer { .. } => "DMA buffers".to_owned(),
+                Owner::Offline
+                | Owner::Free
+                | Owner::Firmware
+                | Owner::MemMap { .. }
+                | Owner::NodeData { .. }
+                | Owner::ZeroPage
+                | Owner::Anon { .. }
+                | Owner::File { .. }
+                | Owner::Huge { .. } => o.to_string(),
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        let what: Vec<String> = kinds
+            .into_iter()
+            .map(|(k, n)| if n == 1 { k } else { format!("{k} ({n} pages)") })
+            .collect();
+        first.map(|f| (f, what.join(", ")))
+    }
+
     /// Isolates every pageblock of block `b`: nothing more is allocated from it.
     pub fn isolate_block(&mut self, b: u32) {
         let blk = self.blocks[b as usize].clone();
