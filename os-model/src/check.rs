@@ -191,6 +191,16 @@ impl OsChecker for TaskDataChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
+        if let OsEvent::PageDiscarded { obj, page } = ev {
+            // Its contents are the object's initial ones again.
+            if let Some((slots, words)) = self.objects.get_mut(obj) {
+                let first = (*page * *slots) as usize;
+                if let Some(w) = words.get_mut(first..first + *slots as usize) {
+                    w.fill(u64::MAX);
+                }
+            }
+            return;
+        }
         if let OsEvent::MemObject { obj, pages, slots } = ev {
             // The expected contents start as the object's initial ones (u64::MAX marks them).
             self.objects
@@ -740,6 +750,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::HotplugEnd { .. }
             | OsEvent::MemObject { .. }
             | OsEvent::PageFreed { .. }
+            | OsEvent::PageDiscarded { .. }
             | OsEvent::MemHotplugStart { .. }
             | OsEvent::MemHotplugStep { .. }
             | OsEvent::MemHotplugEnd { .. }
@@ -1027,6 +1038,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::HotplugEnd { .. }
             | OsEvent::MemObject { .. }
             | OsEvent::PageFreed { .. }
+            | OsEvent::PageDiscarded { .. }
             | OsEvent::MemHotplugStart { .. }
             | OsEvent::MemHotplugStep { .. }
             | OsEvent::MemHotplugEnd { .. }

@@ -185,7 +185,7 @@ impl Default for MemConfig {
             probe_words: 8,
             file_store_ratio: 0.1,
             hot_fraction: 0.0,
-            tlb_entries: 128,
+            tlb_entries: 512,
             swap_slots: 1 << 14,
             swap_latency: SimDuration::from_micros(40),
             disk_latency: SimDuration::from_micros(60),

@@ -243,6 +243,13 @@ pub enum OsEvent {
         /// Words per page the tasks work on.
         slots: u32,
     },
+    /// A task discarded a page of an object (`MADV_DONTNEED`): it reads as zeros next time.
+    PageDiscarded {
+        /// The object.
+        obj: MemObj,
+        /// The page.
+        page: u32,
+    },
     /// Frames went back to the buddy allocator.
     PageFreed {
         /// First frame.
@@ -576,6 +583,10 @@ impl StableHash for OsEvent {
                 h.word(40 | obj.word() << 8);
                 h.word(u64::from(*pages) | u64::from(*slots) << 32);
             }
+            OsEvent::PageDiscarded { obj, page } => {
+                h.word(45 | obj.word() << 8);
+                h.word(u64::from(*page));
+            }
             OsEvent::PageFreed {
                 pfn,
                 order,
@@ -791,6 +802,7 @@ impl TraceEvent for OsEvent {
         match self {
             OsEvent::TaskAccess { .. }
             | OsEvent::PageFreed { .. }
+            | OsEvent::PageDiscarded { .. }
             | OsEvent::RcuLock { .. }
             | OsEvent::RcuUse { .. }
             | OsEvent::RcuUnlock { .. }
@@ -938,6 +950,12 @@ impl TraceEvent for OsEvent {
                     ("pages", u(u64::from(*pages))),
                     ("slots", u(u64::from(*slots))),
                 ],
+            ),
+            OsEvent::PageDiscarded { obj, page } => (
+                os_track(),
+                "page discarded",
+                Phase::Instant,
+                vec![("obj", s(obj.to_string())), ("page", u(u64::from(*page)))],
             ),
             OsEvent::PageFreed {
                 pfn,

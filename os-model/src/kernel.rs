@@ -59,6 +59,8 @@ pub(crate) struct Csd {
     pub(crate) from: LogicalCpu,
     pub(crate) to: LogicalCpu,
     pub(crate) done: bool,
+    /// The address space whose translations the target drops (`None`: its whole TLB).
+    pub(crate) asid: Option<u32>,
 }
 
 /// The OS's own timed events.
@@ -110,6 +112,8 @@ pub struct OsStats {
     pub spurious: u64,
     /// Versions of the CPU maps published.
     pub maps_published: u64,
+    /// User tasks that could not be created (out of memory at boot).
+    pub spawn_failures: u64,
 }
 
 /// Why the OS could not boot.
@@ -387,6 +391,9 @@ impl Os {
         let mut spawn = |os: &mut Os, c: LogicalCpu, bound: Option<LogicalCpu>| {
             let mut tc = t.max(os.busy_until[c.index()]);
             let ok = os.spawn_user(&mut tc, c, bound, p, probe).is_ok();
+            if !ok {
+                os.stats.spawn_failures += 1;
+            }
             os.busy_until[c.index()] = tc;
             ok
         };
@@ -1178,9 +1185,14 @@ impl Os {
                         }
                         csd.done = true;
                         let from = csd.from;
-                        // Every cross-call here is a TLB shootdown: flush_tlb_all.
+                        // Every cross-call here is a TLB shootdown: of one address space
+                        // (flush_tlb_mm) or of everything (flush_tlb_all).
+                        let asid = csd.asid;
                         if let Some(vm) = self.vm.as_mut() {
-                            vm.tlbs[c.index()].flush();
+                            match asid {
+                                Some(a) => vm.tlbs[c.index()].flush_asid(a),
+                                None => vm.tlbs[c.index()].flush(),
+                            }
                         }
                         *t += self.cfg.ipi_handler;
                         self.stats.csds_done += 1;
@@ -1262,6 +1274,8 @@ impl Os {
             csds: Vec::new(),
             wait,
             deadline: SimTime::MAX,
+            asid: None,
+            free_after: None,
         });
     }
 
@@ -1290,6 +1304,7 @@ impl Os {
                         from: c,
                         to,
                         done: false,
+                        asid: op.asid,
                     },
                 );
                 self.pcpu[to.index()].csd.push_back(id);
@@ -1344,6 +1359,10 @@ impl Os {
         }
         self.pcpu[i].op = None;
         self.reader_end(*t, c);
+        if let Some(pfn) = op.free_after {
+            // Every TLB that could hold the old translation has dropped it.
+            self.free_discarded(*t, pfn);
+        }
         self.finish_step(c, now, *t);
     }
 
@@ -1565,7 +1584,10 @@ impl Os {
         }
         *t += self.cfg.compute;
         if shootdown {
-            // munmap: shoot down the TLBs of every other online CPU.
+            // madvise(MADV_DONTNEED) of one anonymous page: the PTE is cleared, the TLBs of
+            // every other online CPU are shot down, and the frame is freed once all have
+            // acknowledged.
+            let discarded = self.discard_page(t, c, tid, mm, p, probe);
             let v = self.reader_begin(t, c, "tlb shootdown", p, probe);
             let targets: Vec<LogicalCpu> = self
                 .maps_version(v)
@@ -1575,9 +1597,20 @@ impl Os {
                 .collect();
             if targets.is_empty() {
                 self.reader_end(*t, c);
+                if let Some(pfn) = discarded {
+                    self.free_discarded(*t, pfn);
+                }
             } else {
                 self.stats.shootdowns += 1;
                 self.start_ipis(c, v, "tlb shootdown", CALL_FUNCTION_VECTOR, targets, true);
+                // Only this address space's translations go (flush_tlb_mm).
+                if let Some(op) = self.pcpu[c.index()].op.as_mut() {
+                    op.asid = Some(mm);
+                    op.free_after = discarded;
+                }
+                if let Some(vm) = self.vm.as_mut() {
+                    vm.tlbs[c.index()].flush_asid(mm);
+                }
             }
         } else if sleep {
             let until = *t + self.cfg.sleep;

@@ -254,6 +254,10 @@ pub struct MoveCounts {
     pub shootdown_ipis: u32,
     /// Bytes copied.
     pub bytes_copied: u64,
+    /// Pageblocks compacted to make a free huge page (stage one of a hugetlb move).
+    pub compactions: u32,
+    /// Pages moved by compaction.
+    pub compacted_pages: u32,
 }
 
 /// The report of one operation.
@@ -304,6 +308,8 @@ struct Move {
     method: Method,
     /// Every PTE mapping the page (or one of its subpages), with the frame it maps.
     ptes: Vec<(PteRef, u32)>,
+    /// Moved to empty a pageblock (compaction), not out of the range.
+    compaction: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -333,6 +339,17 @@ struct MemCur {
     cpus_down: Vec<LogicalCpu>,
     /// Digest of the memory state when isolation started, and when.
     digest: Option<(SimTime, u64)>,
+    /// The pageblock being compacted to make room for a hugetlb page (stage one).
+    compact: Option<u32>,
+    /// Pageblocks that could not be compacted.
+    compact_failed: Vec<u32>,
+    /// A hugetlb page found no huge page and no pageblock to compact.
+    no_huge: Option<u32>,
+    /// A pageblock compaction emptied, kept (isolated) for the next hugetlb page.
+    reserved_huge: Option<u32>,
+    /// Batches in a row that moved nothing (no memory outside the range), and a page of
+    /// the last one.
+    stalled: (u32, u32),
 }
 
 /// The memory hot-plug lock, queue and history.
@@ -542,6 +559,11 @@ impl Os {
             isolated: Vec::new(),
             cpus_down: Vec::new(),
             digest: None,
+            compact: None,
+            compact_failed: Vec::new(),
+            no_huge: None,
+            reserved_huge: None,
+            stalled: (0, 0),
         });
         self.mem_advance(now, p, probe);
     }
@@ -1108,13 +1130,67 @@ impl Os {
         let mc = self.cfg.memory.clone();
         let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
         let skip_check = self.has_defect(OsDefect::SkipUnmovableCheck);
+        let compact = self.memhp.current.as_ref().and_then(|c| c.compact);
+        // Batch after batch finding no memory to move to: give up (isolation is undone).
+        if let Some(c) = self.memhp.current.as_ref() {
+            if c.stalled.0 >= mc.migrate_passes {
+                let pfn = c.no_huge.unwrap_or(c.stalled.1);
+                return Out::Fail(now, MemError::NoMemory { pfn });
+            }
+        }
         let vm = self.vmm();
         let mut busy: Vec<(u32, &'static str)> = Vec::new();
         let mut picked: Vec<Move> = Vec::new();
         let mut unmovable = 0u32;
         let mut writeback: Vec<u32> = Vec::new();
-        'scan: for &b in &blocks {
-            for pfn in vm.phys.used_in(b) {
+        // Stage one of a hugetlb move may need a pageblock emptied first (compaction): its
+        // pages are the batch until it is free.
+        let frames: Vec<u32> = match compact {
+            Some(pb) => (pb..pb + PAGEBLOCK_PAGES)
+                .filter(|&f| {
+                    !matches!(vm.phys.map.owner[f as usize], Owner::Free | Owner::Offline)
+                })
+                .collect(),
+            None => blocks.iter().flat_map(|&b| vm.phys.used_in(b)).collect(),
+        };
+        if let Some(pb) = compact {
+            let blocked = frames.iter().any(|&f| {
+                let i = f as usize;
+                let o = vm.phys.map.owner[i];
+                !matches!(o, Owner::Anon { .. } | Owner::File { .. })
+                    || vm.phys.map.flags[i] & (flags::LOCKED | flags::WRITEBACK) != 0
+                    || vm.phys.map.pins[i] > 0
+            });
+            if frames.is_empty() {
+                // Done: a free huge page, kept isolated for the hugetlb page waiting for it.
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.compact = None;
+                    c.reserved_huge = Some(pb);
+                    c.report.moved.compactions += 1;
+                }
+                return Out::Again(now);
+            }
+            if blocked {
+                // It cannot be emptied now: give it back and try another one.
+                let i = (pb / PAGEBLOCK_PAGES) as usize;
+                if let Some(z) = vm.phys.zone_of(pb) {
+                    vm.phys.zones[z as usize].area.move_pageblock(
+                        &mut vm.phys.map,
+                        pb,
+                        crate::mm::MigrateType::Isolate,
+                        crate::mm::MigrateType::Movable,
+                    );
+                }
+                vm.phys.pb_type[i] = crate::mm::MigrateType::Movable;
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.compact = None;
+                    c.compact_failed.push(pb);
+                }
+                return Out::Again(now);
+            }
+        }
+        'scan: for &pfn in &frames {
+            {
                 let i = pfn as usize;
                 let owner = vm.phys.map.owner[i];
                 let f = vm.phys.map.flags[i];
@@ -1172,12 +1248,19 @@ impl Os {
                     | Owner::DmaBuffer { .. }
                     | Owner::ZeroPage => Method::Remap,
                 };
+                let method = if compact.is_some() { Method::Remap } else { method };
                 let order = if f & flags::HEAD != 0 { PAGEBLOCK_ORDER } else { 0 };
                 let mut ptes = Vec::new();
                 for k in 0..1u32 << order {
                     ptes.extend(vm.phys.map.rmap[(pfn + k) as usize].iter().map(|&r| (r, pfn + k)));
                 }
-                picked.push(Move { pfn, order, method, ptes });
+                picked.push(Move {
+                    pfn,
+                    order,
+                    method,
+                    ptes,
+                    compaction: compact.is_some(),
+                });
                 if picked.len() >= mc.copy_batch as usize {
                     break 'scan;
                 }
@@ -1188,12 +1271,14 @@ impl Os {
             if busy.is_empty() {
                 let moved = self.memhp.current.as_ref().map(|c| c.report.moved.clone()).unwrap_or_default();
                 let note = format!(
-                    "{} remapped ({} mlocked, {} hugetlb in two stages), {} swapped out, {} clean \
-                     page-cache pages dropped, {} written back first; {} passes, {} batches, {} \
-                     retries{}",
+                    "{} remapped ({} mlocked, {} hugetlb in two stages: {} pageblocks compacted, \
+                     {} pages), {} swapped out, {} clean page-cache pages dropped, {} written \
+                     back first; {} passes, {} batches, {} retries{}",
                     moved.remapped,
                     moved.mlocked,
                     moved.huge,
+                    moved.compactions,
+                    moved.compacted_pages,
                     moved.swapped,
                     moved.dropped,
                     moved.written_back,
@@ -1213,6 +1298,9 @@ impl Os {
                 c.report.moved.passes
             };
             if passes >= mc.migrate_passes {
+                if let Some(pfn) = self.memhp.current.as_ref().and_then(|c| c.no_huge) {
+                    return Out::Fail(now, MemError::NoMemory { pfn });
+                }
                 let (first, why) = busy[0];
                 return Out::Fail(
                     now,
@@ -1272,7 +1360,12 @@ impl Os {
                 self.reader_use(t, ctl, v, to, p, probe);
                 let id = self.next_csd;
                 self.next_csd += 1;
-                self.csds.insert(id, crate::kernel::Csd { from: ctl, to, done: false });
+                self.csds.insert(id, crate::kernel::Csd {
+                        from: ctl,
+                        to,
+                        done: false,
+                        asid: None,
+                    });
                 self.pcpu[to.index()].csd.push_back(id);
                 self.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
                 self.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
@@ -1364,11 +1457,28 @@ impl Os {
                         | Owner::DmaBuffer { .. }
                         | Owner::ZeroPage => home.unwrap_or(0),
                     };
-                    // Stage one for a hugetlb page: a new huge page elsewhere.
-                    match vm.phys.alloc(prefer, m.order, Gfp::Movable, owner) {
+                    // Stage one for a hugetlb page: a new huge page elsewhere (the one
+                    // compaction emptied for it, if any).
+                    let reserved = if m.order == PAGEBLOCK_ORDER {
+                        self.memhp.current.as_mut().and_then(|c| c.reserved_huge.take())
+                    } else {
+                        None
+                    };
+                    let vm = self.vmm();
+                    let got = match reserved {
+                        Some(pb) if vm.phys.alloc_isolated_pageblock(pb, owner) => Ok(pb),
+                        Some(_) | None => vm.phys.alloc(prefer, m.order, Gfp::Movable, owner),
+                    };
+                    match got {
                         Ok(new) => copies.push((m.pfn, new, m.order)),
                         Err(_) => {
-                            // Nothing free outside the range: put the mappings back.
+                            // Nothing free outside the range: put the mappings back. For a
+                            // hugetlb page, stage one continues by compacting a pageblock
+                            // elsewhere; the page moves in a later pass.
+                            if m.order > 0 {
+                                self.start_compaction(prefer, m.pfn);
+                            }
+                            let vm = self.vmm();
                             vm.phys.map.clear(m.pfn, flags::LOCKED);
                             for (r, sub) in m.ptes.clone() {
                                 self.write_pte(&mut t, ctl, r.mm, r.vpn, Pte::Present { pfn: sub }, p, probe);
@@ -1399,6 +1509,15 @@ impl Os {
             if let Some(c) = self.memhp.current.as_mut() {
                 c.report.moved.bytes_copied += bytes;
             }
+        }
+        let compaction = batch.first().is_some_and(|m| m.compaction);
+        let progress = !copies.is_empty() || batch.iter().any(|m| m.method != Method::Remap);
+        if let (Some(c), Some(first)) = (self.memhp.current.as_mut(), batch.first()) {
+            c.stalled = if progress {
+                (0, 0)
+            } else {
+                (c.stalled.0 + 1, first.pfn)
+            };
         }
         for &(old, new, order) in &copies {
             // Move the descriptors, the page-cache entry and the reverse map; remap.
@@ -1436,12 +1555,16 @@ impl Os {
             }
             t += page_cost;
             if let Some(c) = self.memhp.current.as_mut() {
-                c.report.moved.remapped += 1;
-                if mlocked {
-                    c.report.moved.mlocked += 1;
-                }
-                if order > 0 {
-                    c.report.moved.huge += 1;
+                if compaction {
+                    c.report.moved.compacted_pages += 1;
+                } else {
+                    c.report.moved.remapped += 1;
+                    if mlocked {
+                        c.report.moved.mlocked += 1;
+                    }
+                    if order > 0 {
+                        c.report.moved.huge += 1;
+                    }
                 }
             }
             for k in 0..1u32 << order {
@@ -1449,6 +1572,89 @@ impl Os {
             }
         }
         t
+    }
+
+    /// Stage one of a hugetlb move found no free huge page: pick the pageblock nearest to
+    /// `node` that holds only movable base pages (fewest first) and isolate it; the next
+    /// batches empty it (compaction).
+    fn start_compaction(&mut self, node: u32, huge: u32) {
+        let Some(cur) = self.memhp.current.as_ref() else {
+            return;
+        };
+        if cur.compact.is_some() || cur.reserved_huge.is_some() {
+            return;
+        }
+        let failed = cur.compact_failed.clone();
+        let vm = self.vm.as_ref().expect("memory management is up");
+        let zl = vm.phys.zonelists.get(node as usize).cloned().unwrap_or_default();
+        let mut best: Option<(u32, u32)> = None;
+        for z in zl {
+            let free = vm.phys.zones[z as usize].area.allocatable_pages();
+            for (i, &pz) in vm.phys.pb_zone.iter().enumerate() {
+                if pz != z || vm.phys.pb_type[i] != crate::mm::MigrateType::Movable {
+                    continue;
+                }
+                let pb = i as u32 * PAGEBLOCK_PAGES;
+                if failed.contains(&pb) {
+                    continue;
+                }
+                let mut used = 0u32;
+                let mut movable = true;
+                for f in pb..pb + PAGEBLOCK_PAGES {
+                    let k = f as usize;
+                    match vm.phys.map.owner[k] {
+                        Owner::Free => {}
+                        Owner::Anon { .. } | Owner::File { .. } => {
+                            used += 1;
+                            if vm.phys.map.flags[k] & (flags::LOCKED | flags::WRITEBACK) != 0
+                                || vm.phys.map.pins[k] > 0
+                            {
+                                movable = false;
+                            }
+                        }
+                        Owner::Offline
+                        | Owner::Firmware
+                        | Owner::MemMap { .. }
+                        | Owner::NodeData { .. }
+                        | Owner::Slab { .. }
+                        | Owner::PageTable { .. }
+                        | Owner::DmaBuffer { .. }
+                        | Owner::ZeroPage
+                        | Owner::Huge { .. } => movable = false,
+                    }
+                }
+                // Its pages must fit in the zone's free pages outside it.
+                let outside = free.saturating_sub(u64::from(PAGEBLOCK_PAGES - used));
+                if movable && used > 0 && u64::from(used) <= outside && best.is_none_or(|b| used < b.1) {
+                    best = Some((pb, used));
+                }
+            }
+            if best.is_some() {
+                break;
+            }
+        }
+        let vm = self.vmm();
+        match best {
+            Some((pb, _)) => {
+                if let Some(z) = vm.phys.zone_of(pb) {
+                    vm.phys.zones[z as usize].area.move_pageblock(
+                        &mut vm.phys.map,
+                        pb,
+                        crate::mm::MigrateType::Movable,
+                        crate::mm::MigrateType::Isolate,
+                    );
+                }
+                vm.phys.pb_type[(pb / PAGEBLOCK_PAGES) as usize] = crate::mm::MigrateType::Isolate;
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.compact = Some(pb);
+                }
+            }
+            None => {
+                if let Some(c) = self.memhp.current.as_mut() {
+                    c.no_huge = Some(huge);
+                }
+            }
+        }
     }
 
     /// Starts writing dirty file page `pfn` back to the disk.

@@ -71,6 +71,10 @@ pub struct VmStats {
     pub writebacks: u64,
     /// Direct-I/O transfers.
     pub direct_ios: u64,
+    /// Anonymous pages discarded by their task (`MADV_DONTNEED`).
+    pub discards: u64,
+    /// Faults that found nothing mapped (a discarded page touched again: a cleared page).
+    pub zero_fills: u64,
     /// Device transfers that finished after their page had moved or gone.
     pub stale_io: u64,
 }
@@ -673,8 +677,9 @@ impl Os {
             Pte::Swap { slot } => Err(self.swap_in(t, c, tid, mm, vpn, slot, p, probe)),
             Pte::FileHole => self.file_fault(t, c, mm, vpn, p, probe),
             Pte::None => {
-                // Never populated (cannot happen with populated VMAs): map a cleared page.
-                let node = self.vmm().spaces[mm as usize].node;
+                // A discarded page touched again: a cleared page on this CPU's node.
+                let node = self.pcpu[c.index()].node;
+                self.vmm().stats.zero_fills += 1;
                 let owner = Owner::Anon { mm, page: vpn };
                 match self.vmm().phys.alloc(node, 0, Gfp::Movable, owner) {
                     Ok(pfn) => {
@@ -683,6 +688,7 @@ impl Os {
                         vm.phys.map.flags[pfn as usize] |= flags::LRU | flags::UPTODATE;
                         vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
                         self.write_pte(t, c, mm, vpn, Pte::Present { pfn }, p, probe);
+                        self.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
                         Ok(pfn)
                     }
                     Err(_) => Err(u32::MAX),
@@ -850,6 +856,14 @@ impl Os {
         }
     }
 
+    /// Drops the reference a discard held on `pfn` and frees it.
+    pub(crate) fn free_discarded(&mut self, t: SimTime, pfn: u32) {
+        let vm = self.vmm();
+        let i = pfn as usize;
+        vm.phys.map.pins[i] = vm.phys.map.pins[i].saturating_sub(1);
+        self.free_frame(t, pfn, 0);
+    }
+
     /// Frees `1 << order` frames at `pfn`. The event says what the kernel's free-time check
     /// would find wrong: a frame still mapped, locked, under writeback or pinned for DMA.
     pub(crate) fn free_frame(&mut self, t: SimTime, pfn: u32, order: u8) {
@@ -920,6 +934,53 @@ impl Os {
         self.vmm().waiters.entry(pfn).or_default().push(tid);
         self.tasks[tid.0 as usize].state = TaskState::Blocked;
         self.emit(t, OsEvent::Block { task: tid, cpu: c });
+    }
+
+    /// Task `tid` on `c` discards one of its private anonymous pages (chosen at random; not
+    /// mlocked, not hugetlb, mapped and not busy): its PTE is cleared and the local TLB entry
+    /// dropped. Returns the frame, which the caller frees once the TLB shootdown is over.
+    pub(crate) fn discard_page(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        tid: TaskId,
+        mm: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Option<u32> {
+        let anon = self.vm.as_ref()?.spaces[mm as usize]
+            .vmas
+            .iter()
+            .find(|v| v.kind == VmaKind::Anon)
+            .copied()?;
+        let k = self.tasks[tid.0 as usize].rng.index(anon.pages as usize) as u32;
+        let vpn = anon.start + k;
+        let vm = self.vmm();
+        let Pte::Present { pfn } = vm.spaces[mm as usize].ptes[vpn as usize] else {
+            return None;
+        };
+        let i = pfn as usize;
+        if i >= vm.phys.map.len()
+            || vm.phys.map.flags[i] & (flags::LOCKED | flags::WRITEBACK) != 0
+            || vm.phys.map.pins[i] > 0
+        {
+            return None;
+        }
+        vm.phys.map.rmap[i].retain(|r| !(r.mm == mm && r.vpn == vpn));
+        // Off the LRU, held by the shootdown until it frees it: nobody migrates it meanwhile.
+        vm.phys.map.clear(pfn, flags::LRU);
+        vm.phys.map.pins[i] += 1;
+        vm.stats.discards += 1;
+        self.write_pte(t, c, mm, vpn, Pte::None, p, probe);
+        self.vmm().tlbs[c.index()].invalidate(mm, vpn);
+        self.emit(
+            *t,
+            OsEvent::PageDiscarded {
+                obj: MemObj::Anon(mm),
+                page: vpn,
+            },
+        );
+        Some(pfn)
     }
 
     /// The disk reads file page `pfn` now (synchronous writeback under the page lock): its

@@ -162,6 +162,10 @@ pub struct IpiOp {
     pub wait: bool,
     /// Give up waiting at this time.
     pub deadline: SimTime,
+    /// For a TLB shootdown: the address space whose translations go (`None`: all).
+    pub asid: Option<u32>,
+    /// A frame to free once every CPU has acknowledged (a discarded page).
+    pub free_after: Option<u32>,
 }
 
 /// Where a CPU is in its life, as the OS sees it.

@@ -478,11 +478,16 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         .collect();
     let _ = writeln!(
         o,
-        "  OS: booted {} ({} secondary CPUs brought up through the hot-add path); {} tasks, {} IRQs",
+        "  OS: booted {} ({} secondary CPUs brought up through the hot-add path); {} tasks{}, {} IRQs",
         os.booted_at()
             .map_or_else(|| "not yet".to_owned(), |t| format!("at {t}")),
         boot.len(),
         os.tasks().len(),
+        if st.spawn_failures > 0 {
+            format!(" ({} user tasks not created: out of memory)", st.spawn_failures)
+        } else {
+            String::new()
+        },
         os.irqs().len()
     );
     let _ = writeln!(
@@ -663,12 +668,14 @@ fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
         if m.batches > 0 || m.dropped > 0 {
             let _ = writeln!(
                 o,
-                "      pages moved: {} remapped ({} mlocked, {} hugetlb), {} swapped out, {} dropped \
-                 (clean page cache), {} written back first; {} retries over {} passes; {} batches, \
-                 {} shootdown IPIs, {} copied",
+                "      pages moved: {} remapped ({} mlocked, {} hugetlb; {} pageblocks compacted for \
+                 them, {} pages), {} swapped out, {} dropped (clean page cache), {} written back \
+                 first; {} retries over {} passes; {} batches, {} shootdown IPIs, {} copied",
                 m.remapped,
                 m.mlocked,
                 m.huge,
+                m.compactions,
+                m.compacted_pages,
                 m.swapped,
                 m.dropped,
                 m.written_back,

@@ -346,6 +346,28 @@ impl PhysMem {
         Err(NoMemory { node, order })
     }
 
+    /// Hands out the whole free, isolated pageblock at `pb` (kept aside by compaction for a
+    /// hugetlb page) to `owner`; its migrate type goes back to movable. `false` if it is not
+    /// one free isolated block.
+    pub fn alloc_isolated_pageblock(&mut self, pb: u32, owner: Owner) -> bool {
+        let Some(z) = self.zone_of(pb) else {
+            return false;
+        };
+        let area = &mut self.zones[z as usize].area;
+        if !area.contains(pb, PAGEBLOCK_ORDER, MigrateType::Isolate) {
+            return false;
+        }
+        area.take_pageblock(&mut self.map, pb, MigrateType::Isolate);
+        for p in pb..pb + PAGEBLOCK_PAGES {
+            self.map.owner[p as usize] = owner;
+            self.map.flags[p as usize] = 0;
+        }
+        self.map.order[pb as usize] = PAGEBLOCK_ORDER;
+        self.pb_type[(pb / PAGEBLOCK_PAGES) as usize] = MigrateType::Movable;
+        self.stats.allocs += u64::from(PAGEBLOCK_PAGES);
+        true
+    }
+
     /// Frees `1 << order` frames at `pfn` (they must be out of every mapping).
     pub fn free(&mut self, pfn: u32, order: u8) {
         let Some(z) = self.zone_of(pfn) else {

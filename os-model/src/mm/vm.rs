@@ -265,6 +265,16 @@ impl Tlb {
         }
     }
 
+    /// Drops every translation of address space `asid`.
+    pub fn flush_asid(&mut self, asid: u32) {
+        self.flushes += 1;
+        for e in &mut self.entries {
+            if e.0 == asid {
+                e.0 = TLB_INVALID;
+            }
+        }
+    }
+
     /// Whether a translation to `pfn` is cached.
     pub fn maps_frame(&self, pfn: u32) -> Option<(u32, u32)> {
         self.entries
