@@ -1412,19 +1412,36 @@ impl Machine {
         coherent: bool,
         obs: &mut O,
     ) -> Result<SimDuration, AccessError> {
+        self.copy_pages(now, cpu, &[(src, dst)], coherent, false, obs)
+    }
+
+    /// `cpu` copies a batch of whole pages (`(src, dst)` pairs, page-aligned; destinations
+    /// distinct and never a source), as [`Machine::copy_page`] does one by one: coherence
+    /// work (snooping the sources' dirty lines, invalidating the destinations' cached copies)
+    /// first, in order, then the bulk of the data — in parallel when `parallel` — then one
+    /// [`HwEvent::Copy`] per page, in order. Contents, statistics and events do not depend on
+    /// the number of threads. Returns the latency of the whole batch (one CPU streaming it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_pages<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        pairs: &[(PhysAddr, PhysAddr)],
+        coherent: bool,
+        parallel: bool,
+        obs: &mut O,
+    ) -> Result<SimDuration, AccessError> {
         let ci = self.cpu_index(cpu)?;
         let page = 1u64 << self.geo.page_shift;
-        for a in [src, dst] {
-            if !a.is_aligned(page) {
-                return Err(AccessError::Misaligned { addr: a });
+        for &(src, dst) in pairs {
+            for a in [src, dst] {
+                if !a.is_aligned(page) {
+                    return Err(AccessError::Misaligned { addr: a });
+                }
+                self.dma_range(a, self.geo.words_per_page)?;
             }
-            self.dma_range(a, self.geo.words_per_page)?;
         }
-        let (sp, dp) = (
-            (src.raw() >> self.geo.page_shift) as usize,
-            (dst.raw() >> self.geo.page_shift) as usize,
-        );
-        let report = |m: &Machine, obs: &mut O, read: Outcome, write: Outcome| {
+        let report = |m: &Machine, obs: &mut O, src, dst, read: Outcome, write: Outcome| {
             obs.on_event(
                 now,
                 &HwEvent::Copy {
@@ -1440,23 +1457,41 @@ impl Machine {
             );
         };
         if !self.cpus[ci].state.is_running() {
-            report(
-                self,
-                obs,
-                Outcome::IssuerNotRunning,
-                Outcome::IssuerNotRunning,
-            );
+            for &(src, dst) in pairs {
+                let o = Outcome::IssuerNotRunning;
+                report(self, obs, src, dst, o, o);
+            }
             return Ok(SimDuration::ZERO);
         }
-        let src_home = self.map.home_of(src).unwrap_or(CellId(0));
-        let dst_home = self.map.home_of(dst).unwrap_or(CellId(0));
-        let src_ok = self.cells[src_home.index()].memory_online();
-        let dst_ok = self.cells[dst_home.index()].memory_online();
         let agent = Entity::Cpu(cpu);
         let shift = self.geo.line_shift;
         let lpp = self.geo.lines_per_page as u64;
-        if dst_ok {
-            // The destination's cached copies go first (a full-line write of every line).
+        let pshift = self.geo.page_shift;
+        let mut bulk: Vec<(usize, usize)> = Vec::with_capacity(pairs.len());
+        let mut overlays: Vec<(u64, Vec<u64>)> = Vec::new();
+        let mut ones: Vec<u64> = Vec::new();
+        let mut outcomes = Vec::with_capacity(pairs.len());
+        for &(src, dst) in pairs {
+            let (sp, dp) = ((src.raw() >> pshift) as usize, (dst.raw() >> pshift) as usize);
+            let src_home = self.map.home_of(src).unwrap_or(CellId(0));
+            let dst_home = self.map.home_of(dst).unwrap_or(CellId(0));
+            let src_ok = self.cells[src_home.index()].memory_online();
+            let dst_ok = self.cells[dst_home.index()].memory_online();
+            outcomes.push((
+                if src_ok {
+                    Outcome::Performed
+                } else {
+                    Outcome::HomeNotPowered
+                },
+                if dst_ok {
+                    Outcome::Performed
+                } else {
+                    Outcome::HomeNotPowered
+                },
+            ));
+            if !dst_ok {
+                continue;
+            }
             if self.mem.cached_lines(dp) > 0 {
                 let first = dst.raw() >> shift;
                 for line in first..first + lpp {
@@ -1475,45 +1510,41 @@ impl Machine {
                 }
             }
             if !src_ok {
-                let ones = vec![ALL_ONES; self.geo.words_per_page];
+                if ones.is_empty() {
+                    ones = vec![ALL_ONES; self.geo.words_per_page];
+                }
                 self.mem.store_mut().write_words(dst.raw(), &ones);
-            } else {
-                self.mem.store_mut().copy_page(sp, dp);
-                if coherent && self.mem.cached_lines(sp) > 0 {
-                    // Dirty lines of the source come from the caches that own them.
-                    let first = src.raw() >> shift;
-                    for line in first..first + lpp {
-                        let owner = self.dirs[src_home.index()].get(line).and_then(|e| e.owner);
-                        let Some(o) = owner else { continue };
-                        if let Some((slot, st)) =
-                            self.snoop(now, obs, src_home, o, line, SnoopKind::Fetch, agent)
-                        {
-                            if st.is_dirty() {
-                                let off = (line - first) << shift;
-                                let data = self.caches[o.index()].line_data(slot).to_vec();
-                                self.mem.store_mut().write_words(dst.raw() + off, &data);
-                            }
+                continue;
+            }
+            bulk.push((sp, dp));
+            if coherent && self.mem.cached_lines(sp) > 0 {
+                let first = src.raw() >> shift;
+                for line in first..first + lpp {
+                    let owner = self.dirs[src_home.index()].get(line).and_then(|e| e.owner);
+                    let Some(o) = owner else { continue };
+                    if let Some((slot, st)) =
+                        self.snoop(now, obs, src_home, o, line, SnoopKind::Fetch, agent)
+                    {
+                        if st.is_dirty() {
+                            let off = (line - first) << shift;
+                            overlays.push((
+                                dst.raw() + off,
+                                self.caches[o.index()].line_data(slot).to_vec(),
+                            ));
                         }
                     }
                 }
             }
         }
-        self.stats.copied_pages += 1;
-        report(
-            self,
-            obs,
-            if src_ok {
-                Outcome::Performed
-            } else {
-                Outcome::HomeNotPowered
-            },
-            if dst_ok {
-                Outcome::Performed
-            } else {
-                Outcome::HomeNotPowered
-            },
-        );
-        let stream = self.dma_latency(self.geo.words_per_page);
+        self.mem.store_mut().copy_pages(&bulk, parallel);
+        for (addr, data) in overlays {
+            self.mem.store_mut().write_words(addr, &data);
+        }
+        self.stats.copied_pages += pairs.len() as u64;
+        for (&(src, dst), (r, w)) in pairs.iter().zip(outcomes) {
+            report(self, obs, src, dst, r, w);
+        }
+        let stream = self.dma_latency(self.geo.words_per_page * pairs.len());
         Ok(stream + stream)
     }
 

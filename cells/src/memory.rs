@@ -139,6 +139,54 @@ impl PageStore {
         }
     }
 
+    /// Copies frame `src` over frame `dst` for every pair, in parallel (rayon) when `parallel`
+    /// and there are several. The pairs' destinations must be distinct and no destination may
+    /// be a source. The result does not depend on the number of threads: each destination is
+    /// written by exactly one copy.
+    pub fn copy_pages(&mut self, pairs: &[(usize, usize)], parallel: bool) {
+        use rayon::prelude::*;
+        if !parallel || pairs.len() < 2 {
+            for &(s, d) in pairs {
+                self.copy_page(s, d);
+            }
+            return;
+        }
+        // Take every destination buffer out (a spare or a new one when the source has data),
+        // copy into them side by side, then put them back.
+        let mut outs: Vec<(usize, usize, Option<Box<[u64]>>)> = pairs
+            .iter()
+            .map(|&(s, d)| {
+                let had = self.pages[d].take();
+                if had.is_some() {
+                    self.allocated -= 1;
+                }
+                let buf = if self.pages[s].is_some() {
+                    Some(had.or_else(|| self.spare.pop()).unwrap_or_else(|| {
+                        vec![0u64; self.words_per_page].into_boxed_slice()
+                    }))
+                } else {
+                    if let Some(b) = had {
+                        self.spare.push(b);
+                    }
+                    None
+                };
+                (s, d, buf)
+            })
+            .collect();
+        let pages = &self.pages;
+        outs.par_iter_mut().for_each(|(s, _, buf)| {
+            if let (Some(b), Some(src)) = (buf.as_deref_mut(), pages[*s].as_deref()) {
+                b.copy_from_slice(src);
+            }
+        });
+        for (_, d, buf) in outs {
+            if buf.is_some() {
+                self.allocated += 1;
+            }
+            self.pages[d] = buf;
+        }
+    }
+
     /// The whole of frame `pfn`, if it was ever written.
     pub fn page(&self, pfn: usize) -> Option<&[u64]> {
         self.pages[pfn].as_deref()

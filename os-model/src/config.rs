@@ -148,6 +148,9 @@ pub struct MemConfig {
     pub page_cost: SimDuration,
     /// Pages unmapped, shot down, copied and remapped together.
     pub copy_batch: u32,
+    /// Copy each batch's pages in parallel on the host (rayon). The simulated result and
+    /// the trace are the same either way; only host time differs.
+    pub parallel_copy: bool,
     /// Passes over the pages still to move before an offline gives up (`migrate_pages`
     /// makes 10).
     pub migrate_passes: u32,
@@ -191,6 +194,7 @@ impl Default for MemConfig {
             disk_latency: SimDuration::from_micros(60),
             page_cost: SimDuration::from_nanos(300),
             copy_batch: 32,
+            parallel_copy: true,
             migrate_passes: 10,
             retry_delay: SimDuration::from_micros(50),
             swapout_cold: true,

@@ -1497,18 +1497,23 @@ impl Os {
                 self.free_frame(t, old, order);
             }
         }
-        for &(old, new, order) in &copies {
-            for k in 0..1u32 << order {
-                let vm = self.vmm();
-                let (s, d) = (vm.phys.addr(old + k), vm.phys.addr(new + k));
-                if let Ok(lat) = p.machine.copy_page(t, hw, PhysAddr::new(s), PhysAddr::new(d), coherent, probe) {
-                    t += lat;
-                }
-            }
-            let bytes = (1u64 << order) << self.vmm().phys.page_shift;
-            if let Some(c) = self.memhp.current.as_mut() {
-                c.report.moved.bytes_copied += bytes;
-            }
+        // The whole batch is copied at once (OS-MEM-6: in parallel on the host when
+        // `parallel_copy`; contents and trace do not depend on the thread count).
+        let vm = self.vmm();
+        let pairs: Vec<(PhysAddr, PhysAddr)> = copies
+            .iter()
+            .flat_map(|&(old, new, order)| {
+                (0..1u32 << order).map(move |k| (old + k, new + k))
+            })
+            .map(|(o, n)| (PhysAddr::new(vm.phys.addr(o)), PhysAddr::new(vm.phys.addr(n))))
+            .collect();
+        let bytes = (pairs.len() as u64) << vm.phys.page_shift;
+        let parallel = self.cfg.memory.parallel_copy;
+        if let Ok(lat) = p.machine.copy_pages(t, hw, &pairs, coherent, parallel, probe) {
+            t += lat;
+        }
+        if let Some(c) = self.memhp.current.as_mut() {
+            c.report.moved.bytes_copied += bytes;
         }
         let compaction = batch.first().is_some_and(|m| m.compaction);
         let progress = !copies.is_empty() || batch.iter().any(|m| m.method != Method::Remap);
