@@ -138,3 +138,172 @@ mod tests {
         assert_eq!(m.stats().hits, 0);
     }
 }
+
+/// A machine with the OS booted and a node full of user pages, ready for a memory offline:
+/// what the `migration` bench times.
+pub mod migration {
+    use acpi_model::{Platform, PlatformConfig, PlatformProbe};
+    use os_model::config::MemConfig;
+    use os_model::{DriverConfig, Os, OsConfig};
+    use sim_core::{Entity, PhysAddr, RngStreams, SimDuration, SimTime, Trace, TraceLevel};
+
+    /// Platform, probe (no checkers: the bench times the kernel's work) and OS.
+    pub struct Rig {
+        /// The platform.
+        pub p: Platform,
+        /// A bare probe.
+        pub probe: PlatformProbe,
+        /// The OS.
+        pub os: Os,
+    }
+
+    /// Block offlined by the bench: node 1's first.
+    pub const BLOCK: u32 = 8;
+
+    impl Rig {
+        /// Two default cells (512 MiB, 16 KiB pages, 64 MiB blocks); 16 tasks per node, each
+        /// with `pages_per_task` anonymous pages whose every word holds data; the tasks sleep
+        /// (the bench measures the migration, not the workload).
+        pub fn new(pages_per_task: u32) -> Rig {
+            let machine = cells::MachineConfig {
+                cells: 2,
+                ..cells::MachineConfig::default()
+            };
+            let cfg = PlatformConfig {
+                machine,
+                io: Default::default(),
+            };
+            let mut p = Platform::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
+            let mut probe = PlatformProbe::bare(Trace::new(TraceLevel::Off, 0));
+            let (_, bsp) = p
+                .start_boot_cpu(SimTime::ZERO, &mut probe)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let os_cfg = OsConfig {
+                tasks_per_cpu: 4,
+                burst: 1,
+                compute: SimDuration::from_micros(50),
+                shootdown_chance: 0.0,
+                // The tasks go to sleep after their first burst: the bench times the kernel's
+                // migration work, not the workload.
+                sleep_chance: 1.0,
+                sleep: SimDuration::from_millis(1000),
+                memory: MemConfig {
+                    anon_pages: pages_per_task,
+                    swapout_cold: false,
+                    copy_batch: 256,
+                    ..MemConfig::default()
+                },
+                ..OsConfig::default()
+            };
+            let mut os = Os::boot(
+                &os_cfg,
+                &DriverConfig::default(),
+                &[],
+                SimTime::ZERO,
+                bsp,
+                &RngStreams::new(1),
+                &mut p,
+                &mut probe,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let end = SimTime::from_nanos(1_000_000);
+            while os.next_time().is_some_and(|t| t < end) {
+                os.step(&mut p, &mut probe);
+                let _ = os.take_events();
+            }
+            let mut rig = Rig { p, probe, os };
+            // Every used page of the block gets a full page of data.
+            let frames = rig.frames();
+            let words = rig.p.machine.geometry().words_per_page;
+            let now = SimTime::from_nanos(1_000_000);
+            for (k, a) in frames.iter().enumerate() {
+                let data: Vec<u64> = (0..words as u64).map(|w| (k as u64) << 32 | w).collect();
+                let _ = rig
+                    .p
+                    .machine
+                    .dma_write(now, &Entity::Tester, *a, &data, &mut rig.probe);
+            }
+            // The next block, where the pages will go, has held data before (its host memory
+            // exists, as a running machine's DRAM does): the copy then costs what copying
+            // costs, not the host's first-touch page faults of the lazily allocated store.
+            let shift = rig.p.machine.geometry().page_shift;
+            let block_pages = rig.os.vm().map_or(0, |vm| vm.phys.block_pages);
+            let zeros = vec![0u64; words];
+            for f in 0..block_pages {
+                let a = (u64::from((BLOCK + 1) * block_pages + f)) << shift;
+                let _ = rig.p.machine.dma_write(
+                    now,
+                    &Entity::Tester,
+                    PhysAddr::new(a),
+                    &zeros,
+                    &mut rig.probe,
+                );
+            }
+            rig
+        }
+
+        /// The used user frames of [`BLOCK`].
+        pub fn frames(&self) -> Vec<PhysAddr> {
+            let Some(vm) = self.os.vm() else {
+                return Vec::new();
+            };
+            vm.phys
+                .used_in(BLOCK)
+                .into_iter()
+                .filter(|&f| {
+                    matches!(
+                        vm.phys.map.owner[f as usize],
+                        os_model::mm::Owner::Anon { .. }
+                    )
+                })
+                .map(|f| PhysAddr::new(vm.phys.addr(f)))
+                .collect()
+        }
+
+        /// Offlines [`BLOCK`] and runs until the operation ends. Returns the pages it remapped.
+        pub fn offline(&mut self) -> u32 {
+            let now = self.os.next_time().unwrap_or(SimTime::ZERO);
+            if let Err(e) = self.os.mem_request(now, BLOCK, false) {
+                panic!("{e}");
+            }
+            while !self.os.mem_hotplug().is_idle() {
+                self.os.step(&mut self.p, &mut self.probe);
+                let _ = self.os.take_events();
+            }
+            let r = self
+                .os
+                .mem_hotplug()
+                .done()
+                .last()
+                .map(|r| (r.result.clone(), r.moved.remapped));
+            match r {
+                Some((Some(Ok(())), n)) => n,
+                other => panic!("offline failed: {other:?}"),
+            }
+        }
+    }
+
+    /// `pages` pages of `words` words at scattered places of one arena, and as many
+    /// scattered destinations: the raw memcpy the migration is compared with.
+    pub fn scattered(pages: usize, words: usize, seed: u64) -> (Vec<u64>, Vec<(usize, usize)>) {
+        let slots = pages * 4;
+        let arena = vec![0x5A5A_5A5A_u64; slots * words];
+        let mut rng = RngStreams::new(seed).stream("bench.scatter", 0);
+        let mut order: Vec<usize> = (0..slots).collect();
+        for i in (1..slots).rev() {
+            let j = rng.index(i + 1);
+            order.swap(i, j);
+        }
+        let pairs = (0..pages)
+            .map(|k| (order[2 * k] * words, order[2 * k + 1] * words))
+            .collect();
+        (arena, pairs)
+    }
+
+    /// Copies every `(src, dst)` page of `words` words within `arena`.
+    pub fn copy_scattered(arena: &mut [u64], pairs: &[(usize, usize)], words: usize) {
+        for &(s, d) in pairs {
+            arena.copy_within(s..s + words, d);
+        }
+    }
+}

@@ -132,7 +132,10 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
             HwEvent::Copy { cpu, src, dst, .. } => {
                 let agent = Entity::Cpu(*cpu);
                 if let Some(c) = hw.cpu(*cpu).filter(|c| !c.state.is_running()) {
-                    let message = format!("page copy {src} -> {dst} issued by {cpu}, which is {}", c.state);
+                    let message = format!(
+                        "page copy {src} -> {dst} issued by {cpu}, which is {}",
+                        c.state
+                    );
                     Self::report(now, agent, Entity::Memory(*src), message, out);
                     return;
                 }

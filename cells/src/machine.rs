@@ -1472,7 +1472,10 @@ impl Machine {
         let mut ones: Vec<u64> = Vec::new();
         let mut outcomes = Vec::with_capacity(pairs.len());
         for &(src, dst) in pairs {
-            let (sp, dp) = ((src.raw() >> pshift) as usize, (dst.raw() >> pshift) as usize);
+            let (sp, dp) = (
+                (src.raw() >> pshift) as usize,
+                (dst.raw() >> pshift) as usize,
+            );
             let src_home = self.map.home_of(src).unwrap_or(CellId(0));
             let dst_home = self.map.home_of(dst).unwrap_or(CellId(0));
             let src_ok = self.cells[src_home.index()].memory_online();

@@ -120,10 +120,11 @@ impl PageStore {
             return;
         }
         if self.pages[dst].is_none() {
-            let b = self
-                .spare
-                .pop()
-                .unwrap_or_else(|| vec![0u64; self.words_per_page].into_boxed_slice());
+            let b = match (self.spare.pop(), self.pages[src].as_deref()) {
+                (Some(b), _) => b,
+                (None, Some(from)) => from.into(),
+                (None, None) => vec![0u64; self.words_per_page].into_boxed_slice(),
+            };
             self.pages[dst] = Some(b);
             self.allocated += 1;
         }
@@ -151,9 +152,10 @@ impl PageStore {
             }
             return;
         }
-        // Take every destination buffer out (a spare or a new one when the source has data),
-        // copy into them side by side, then put them back.
-        let mut outs: Vec<(usize, usize, Option<Box<[u64]>>)> = pairs
+        // Take every destination buffer out (its own, or a spare), copy into them side by
+        // side — a destination without a buffer gets a new one holding the copy — then put
+        // them back.
+        let mut outs: Vec<(usize, Option<Box<[u64]>>)> = pairs
             .iter()
             .map(|&(s, d)| {
                 let had = self.pages[d].take();
@@ -161,25 +163,26 @@ impl PageStore {
                     self.allocated -= 1;
                 }
                 let buf = if self.pages[s].is_some() {
-                    Some(had.or_else(|| self.spare.pop()).unwrap_or_else(|| {
-                        vec![0u64; self.words_per_page].into_boxed_slice()
-                    }))
+                    had.or_else(|| self.spare.pop())
                 } else {
                     if let Some(b) = had {
                         self.spare.push(b);
                     }
                     None
                 };
-                (s, d, buf)
+                (s, buf)
             })
             .collect();
         let pages = &self.pages;
-        outs.par_iter_mut().for_each(|(s, _, buf)| {
-            if let (Some(b), Some(src)) = (buf.as_deref_mut(), pages[*s].as_deref()) {
-                b.copy_from_slice(src);
+        outs.par_iter_mut().for_each(|(s, buf)| {
+            if let Some(src) = pages[*s].as_deref() {
+                match buf.as_deref_mut() {
+                    Some(b) => b.copy_from_slice(src),
+                    None => *buf = Some(src.into()),
+                }
             }
         });
-        for (_, d, buf) in outs {
+        for (&(_, d), (_, buf)) in pairs.iter().zip(outs) {
             if buf.is_some() {
                 self.allocated += 1;
             }

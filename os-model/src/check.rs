@@ -231,7 +231,9 @@ impl OsChecker for TaskDataChecker {
             ));
         };
         let Some((slots, words)) = self.objects.get_mut(obj) else {
-            report(format!("{task} on {cpu} accessed {obj}, which it was never given"));
+            report(format!(
+                "{task} on {cpu} accessed {obj}, which it was never given"
+            ));
             return;
         };
         let Some(w) = words.get_mut((*page * *slots + *slot) as usize) else {
@@ -356,11 +358,12 @@ impl OsChecker for AllocChecker {
             owner,
         } = ev
         {
-            let why = match (*mapped, busy.is_empty()) {
+            let states = crate::mm::page::busy::describe(*busy);
+            let why = match (*mapped, *busy == 0) {
                 (0, true) => return,
-                (0, false) => format!("while {busy}"),
+                (0, false) => format!("while {states}"),
                 (m, true) => format!("while {m} PTEs still map it"),
-                (m, false) => format!("while {busy} and {m} PTEs still map it"),
+                (m, false) => format!("while {states} and {m} PTEs still map it"),
             };
             out.push(violation(
                 now,
@@ -377,7 +380,13 @@ impl OsChecker for AllocChecker {
             return;
         };
         let mut report = |target: Entity, message: String| {
-            out.push(violation(now, CHK_ALLOC, Entity::Os(sim_core::OsId(0)), target, message));
+            out.push(violation(
+                now,
+                CHK_ALLOC,
+                Entity::Os(sim_core::OsId(0)),
+                target,
+                message,
+            ));
         };
         for f in vm.phys.audit().into_iter().take(4) {
             report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
@@ -412,10 +421,16 @@ impl OsChecker for AllocChecker {
                 };
                 let bad = if i >= map.len() {
                     Some("a frame that does not exist".to_owned())
-                } else if matches!(map.owner[i], crate::mm::Owner::Free | crate::mm::Owner::Offline) {
+                } else if matches!(
+                    map.owner[i],
+                    crate::mm::Owner::Free | crate::mm::Owner::Offline
+                ) {
                     Some(format!("pfn {pfn:#x}, which is {}", map.owner[i]))
                 } else if !map.rmap[i].contains(&r) {
-                    Some(format!("pfn {pfn:#x} ({}), whose reverse map does not name it", map.owner[i]))
+                    Some(format!(
+                        "pfn {pfn:#x} ({}), whose reverse map does not name it",
+                        map.owner[i]
+                    ))
                 } else {
                     None
                 };
@@ -433,10 +448,15 @@ impl OsChecker for AllocChecker {
             let i = pfn as usize;
             let ok = i < map.len() && map.owner[i].is_kernel();
             if !ok {
-                let owner = map.owner.get(i).map_or("nothing".to_owned(), ToString::to_string);
+                let owner = map
+                    .owner
+                    .get(i)
+                    .map_or("nothing".to_owned(), ToString::to_string);
                 report(
                     Entity::Memory(sim_core::PhysAddr::new(addr)),
-                    format!("kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, which is {owner}"),
+                    format!(
+                        "kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, which is {owner}"
+                    ),
                 );
                 break;
             }
@@ -1340,22 +1360,22 @@ mod tests {
                     pfn: 5,
                     order: 0,
                     mapped: 0,
-                    busy: String::new(),
-                    owner: "anon page 1 of mm0".into(),
+                    busy: 0,
+                    owner: crate::mm::Owner::Anon { mm: 0, page: 1 },
                 },
                 OsEvent::PageFreed {
                     pfn: 6,
                     order: 0,
                     mapped: 2,
-                    busy: String::new(),
-                    owner: "page 3 of file1".into(),
+                    busy: 0,
+                    owner: crate::mm::Owner::File { file: 1, page: 3 },
                 },
                 OsEvent::PageFreed {
                     pfn: 7,
                     order: 0,
                     mapped: 0,
-                    busy: "writeback".into(),
-                    owner: "page 4 of file1".into(),
+                    busy: crate::mm::page::busy::WRITEBACK,
+                    owner: crate::mm::Owner::File { file: 1, page: 4 },
                 },
             ],
         );
@@ -1392,7 +1412,11 @@ mod tests {
         );
         assert_eq!(out.count("CHK-3"), 3, "{:?}", out.kept());
         assert!(out.kept()[0].message.contains("outside it"));
-        assert!(out.kept()[1].message.contains("last value stored there is 0x7"));
+        assert!(
+            out.kept()[1]
+                .message
+                .contains("last value stored there is 0x7")
+        );
         let out = feed(
             &mut IrqChecker::default(),
             &[

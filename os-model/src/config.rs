@@ -213,7 +213,10 @@ impl MemConfig {
         if !b.is_power_of_two() || b < 1 << 20 {
             return Err(bad(
                 "block_size",
-                format!("{} must be a power of two of at least 1MiB", self.block_size),
+                format!(
+                    "{} must be a power of two of at least 1MiB",
+                    self.block_size
+                ),
             ));
         }
         if self.probe_words == 0 || self.probe_words > 64 {
@@ -222,10 +225,16 @@ impl MemConfig {
                 format!("{} must be between 1 and 64", self.probe_words),
             ));
         }
-        if self.anon_pages + self.mlock_pages + self.huge_pages * 64 + self.maps_per_task * self.file_pages == 0 {
+        if self.anon_pages
+            + self.mlock_pages
+            + self.huge_pages * 64
+            + self.maps_per_task * self.file_pages
+            == 0
+        {
             return Err(bad(
                 "anon_pages",
-                "each task needs some memory: anon_pages, mlock_pages, huge_pages or file maps".into(),
+                "each task needs some memory: anon_pages, mlock_pages, huge_pages or file maps"
+                    .into(),
             ));
         }
         if self.anon_pages > 1 << 16 || self.mlock_pages > 1 << 16 || self.huge_pages > 1 << 10 {
@@ -244,15 +253,24 @@ impl MemConfig {
             // Nothing to map: allowed, the tasks map nothing.
         }
         if self.tlb_entries == 0 || self.tlb_entries > 1 << 16 {
-            return Err(bad("tlb_entries", format!("{} must be between 1 and 65536", self.tlb_entries)));
+            return Err(bad(
+                "tlb_entries",
+                format!("{} must be between 1 and 65536", self.tlb_entries),
+            ));
         }
         if self.copy_batch == 0 || self.copy_batch > 4096 {
-            return Err(bad("copy_batch", format!("{} must be between 1 and 4096", self.copy_batch)));
+            return Err(bad(
+                "copy_batch",
+                format!("{} must be between 1 and 4096", self.copy_batch),
+            ));
         }
         if !(0.0..=1.0).contains(&self.file_store_ratio) {
             return Err(bad(
                 "file_store_ratio",
-                format!("{} is not a probability between 0 and 1", self.file_store_ratio),
+                format!(
+                    "{} is not a probability between 0 and 1",
+                    self.file_store_ratio
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&self.hot_fraction) {
@@ -264,14 +282,20 @@ impl MemConfig {
         if !(0.0..=1.0).contains(&self.direct_io_chance) {
             return Err(bad(
                 "direct_io_chance",
-                format!("{} is not a probability between 0 and 1", self.direct_io_chance),
+                format!(
+                    "{} is not a probability between 0 and 1",
+                    self.direct_io_chance
+                ),
             ));
         }
         if self.writeback_interval.is_zero() {
             return Err(bad("writeback_interval", "must be longer than 0".into()));
         }
         if self.migrate_passes == 0 || self.migrate_passes > 1000 {
-            return Err(bad("migrate_passes", format!("{} must be between 1 and 1000", self.migrate_passes)));
+            return Err(bad(
+                "migrate_passes",
+                format!("{} must be between 1 and 1000", self.migrate_passes),
+            ));
         }
         Ok(())
     }

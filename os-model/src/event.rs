@@ -258,10 +258,10 @@ pub enum OsEvent {
         order: u8,
         /// PTEs still mapping them (must be 0).
         mapped: u32,
-        /// I/O states they were still in (`locked`, `writeback`, `pinned`; must be empty).
-        busy: String,
+        /// I/O states they were still in ([`crate::mm::page::busy`] bits; must be 0).
+        busy: u8,
         /// What they held.
-        owner: String,
+        owner: crate::mm::Owner,
     },
     /// A task was put on a runqueue.
     Enqueue {
@@ -596,8 +596,8 @@ impl StableHash for OsEvent {
             } => {
                 h.word(41 | u64::from(*order) << 8 | u64::from(*pfn) << 32);
                 h.word(u64::from(*mapped));
-                h.str(busy);
-                h.str(owner);
+                h.word(u64::from(*busy));
+                h.word(crate::memory::owner_word(*owner));
             }
             OsEvent::Enqueue {
                 task,
@@ -971,7 +971,7 @@ impl TraceEvent for OsEvent {
                     ("pfn", s(format!("{pfn:#x}"))),
                     ("order", u(u64::from(*order))),
                     ("mapped", u(u64::from(*mapped))),
-                    ("owner", s(owner.clone())),
+                    ("owner", s(owner.to_string())),
                 ],
             ),
             OsEvent::TaskCreated {

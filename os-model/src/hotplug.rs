@@ -1120,12 +1120,14 @@ impl Os {
                 let kind = match (n.code, whole_cell) {
                     (acpi_model::NotifyCode::EjectRequest, true) => MemOpKind::CellRemove,
                     (acpi_model::NotifyCode::EjectRequest, false) => MemOpKind::Offline,
-                    (acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck, true) => {
-                        MemOpKind::CellAdd
-                    }
-                    (acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck, false) => {
-                        MemOpKind::Online
-                    }
+                    (
+                        acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck,
+                        true,
+                    ) => MemOpKind::CellAdd,
+                    (
+                        acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck,
+                        false,
+                    ) => MemOpKind::Online,
                 };
                 let trigger = match n.code {
                     acpi_model::NotifyCode::EjectRequest => Trigger::AcpiEject,

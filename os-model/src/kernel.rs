@@ -28,6 +28,7 @@ use crate::hotplug::Hotplug;
 use crate::hw::{load, store};
 use crate::irq::{self, CALL_FUNCTION_VECTOR, IrqDesc, IrqTable, RESCHEDULE_VECTOR};
 use crate::mem::BootMem;
+use crate::mm::PteRef;
 use crate::rcu::{Callback, Rcu};
 use crate::sched::{CpuLife, IpiOp, MigReq, PerCpu, Task, TaskKind, TaskState, Work};
 
@@ -1476,7 +1477,10 @@ impl Os {
         let Some(mm) = self.tasks[tid.0 as usize].mm else {
             return;
         };
-        let span = self.vm.as_ref().map_or(0, |vm| vm.spaces[mm as usize].span());
+        let span = self
+            .vm
+            .as_ref()
+            .map_or(0, |vm| vm.spaces[mm as usize].span());
         for _ in 0..burst {
             let (vpn, slot, st) = {
                 let task = &mut self.tasks[tid.0 as usize];
@@ -1507,7 +1511,7 @@ impl Os {
                 };
                 (vpn, slot, st)
             };
-            let pfn = match self.translate(t, c, tid, mm, vpn, p, probe) {
+            let pfn = match self.translate(t, c, tid, PteRef { mm, vpn }, p, probe) {
                 Ok(pfn) => pfn,
                 Err(u32::MAX) => continue,
                 Err(wait) => {
@@ -1518,7 +1522,10 @@ impl Os {
                 }
             };
             let vm = self.vm.as_mut().expect("user tasks exist after boot");
-            let (obj, page) = match vm.spaces[mm as usize].vma_of(vpn).map(|v| (v.kind, v.start)) {
+            let (obj, page) = match vm.spaces[mm as usize]
+                .vma_of(vpn)
+                .map(|v| (v.kind, v.start))
+            {
                 Some((crate::mm::vm::VmaKind::File { file }, start)) => {
                     (crate::event::MemObj::File(file), vpn - start)
                 }
@@ -1528,9 +1535,7 @@ impl Os {
             let addr = vm.phys.addr(pfn) + 8 * u64::from(word);
             if (pfn as usize) < vm.phys.map.len() {
                 let buffers = match obj {
-                    crate::event::MemObj::File(fi) => {
-                        vm.files[fi as usize].fs.has_backing()
-                    }
+                    crate::event::MemObj::File(fi) => vm.files[fi as usize].fs.has_backing(),
                     crate::event::MemObj::Anon(_) => false,
                 };
                 let f = match (st.is_some(), buffers) {
@@ -1579,7 +1584,9 @@ impl Os {
         };
         let dio = self.cfg.memory.direct_io_chance;
         if dio > 0.0 && self.tasks[tid.0 as usize].rng.chance(dio) {
-            let pick = self.tasks[tid.0 as usize].rng.index(self.cfg.memory.anon_pages.max(1) as usize);
+            let pick = self.tasks[tid.0 as usize]
+                .rng
+                .index(self.cfg.memory.anon_pages.max(1) as usize);
             self.direct_io(*t, mm, pick as u32);
         }
         *t += self.cfg.compute;
@@ -1712,7 +1719,12 @@ impl Os {
     /// Picks the CPU a waking task goes to: where it last ran if that CPU is active and
     /// allowed, else the waker's, else the least loaded allowed active CPU, else (affinity
     /// broken) any active CPU.
-    pub(crate) fn select_task_rq(&self, tid: TaskId, v: u64, waker: LogicalCpu) -> Option<LogicalCpu> {
+    pub(crate) fn select_task_rq(
+        &self,
+        tid: TaskId,
+        v: u64,
+        waker: LogicalCpu,
+    ) -> Option<LogicalCpu> {
         let task = &self.tasks[tid.0 as usize];
         let maps = self.maps_version(v);
         let ok = |x: LogicalCpu| maps.active.contains(x) && task.affinity.contains(x);

@@ -35,8 +35,7 @@ use crate::kernel::{Os, OsEv};
 use crate::memory::{Io, SWAP_DEVICE};
 use crate::mm::vm::Pte;
 use crate::mm::{
-    BlockState, Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, ZoneKind,
-    flags,
+    BlockState, Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, ZoneKind, flags,
 };
 
 /// What a memory operation does.
@@ -189,9 +188,9 @@ impl MemError {
     /// The errno a Linux write to `memoryN/state` returns.
     pub const fn errno(&self) -> &'static str {
         match self {
-            MemError::NoSuchBlock { .. } | MemError::NotPresent { .. } | MemError::Invalid { .. } => {
-                "EINVAL"
-            }
+            MemError::NoSuchBlock { .. }
+            | MemError::NotPresent { .. }
+            | MemError::Invalid { .. } => "EINVAL",
             MemError::WrongState { .. } => "EINVAL",
             MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => "EBUSY",
             MemError::NoMemory { .. } => "ENOMEM",
@@ -316,7 +315,10 @@ struct Move {
 enum MemPhase {
     Acting,
     /// Waiting for the shootdown acknowledgements of the batch.
-    Acks { csds: Vec<u64>, deadline: SimTime },
+    Acks {
+        csds: Vec<u64>,
+        deadline: SimTime,
+    },
     /// Waiting for CPU hot-plug operations.
     CpuOps(Vec<u32>),
 }
@@ -436,7 +438,13 @@ impl Os {
         let now = r.requested;
         self.memhp.queue.push_back((id, r));
         if self.memhp.current.is_none() {
-            let _ = self.q.schedule(now, OsEv::Mem { op: START, epoch: 0 });
+            let _ = self.q.schedule(
+                now,
+                OsEv::Mem {
+                    op: START,
+                    epoch: 0,
+                },
+            );
         }
         id
     }
@@ -593,7 +601,11 @@ impl Os {
                     .iter()
                     .any(|id| self.csds.get(id).is_some_and(|x| !x.done));
                 if pending && now < deadline {
-                    Out::Wait(MemPhase::Acks { csds, deadline }, now + self.cfg.ipi_handler, String::new())
+                    Out::Wait(
+                        MemPhase::Acks { csds, deadline },
+                        now + self.cfg.ipi_handler,
+                        String::new(),
+                    )
                 } else {
                     for id in &csds {
                         if let Some(x) = self.csds.remove(id) {
@@ -623,7 +635,11 @@ impl Os {
                     .cloned()
                     .collect();
                 if finished.len() < ids.len() {
-                    Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, String::new())
+                    Out::Wait(
+                        MemPhase::CpuOps(ids),
+                        now + self.cfg.step_cost,
+                        String::new(),
+                    )
                 } else {
                     let failed = finished.iter().find_map(|r| match &r.result {
                         Some(Err(e)) => Some((r.cpu.0, e.to_string())),
@@ -768,7 +784,9 @@ impl Os {
         if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
             let status = match &result {
                 Ok(()) => 0,
-                Err(MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. }) => 0x81,
+                Err(MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. }) => {
+                    0x81
+                }
                 Err(_) => 0x80,
             };
             let ctl = cur.report.controller;
@@ -783,9 +801,13 @@ impl Os {
         }
         self.memhp.done.push(cur.report);
         if !self.memhp.queue.is_empty() {
-            let _ = self
-                .q
-                .schedule(now + self.cfg.step_cost, OsEv::Mem { op: START, epoch: 0 });
+            let _ = self.q.schedule(
+                now + self.cfg.step_cost,
+                OsEv::Mem {
+                    op: START,
+                    epoch: 0,
+                },
+            );
         }
     }
 
@@ -810,7 +832,13 @@ impl Os {
         }
     }
 
-    fn mem_act(&mut self, now: SimTime, step: MemStep, p: &mut Platform, probe: &mut PlatformProbe) -> Out {
+    fn mem_act(
+        &mut self,
+        now: SimTime,
+        step: MemStep,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Out {
         let Some(cur) = self.memhp.current.as_ref() else {
             return Out::Done(now, String::new());
         };
@@ -834,7 +862,13 @@ impl Os {
                         Ok(Accepted::Queued { op }) => ids.push(op),
                         Ok(Accepted::NoChange) => {}
                         Err(e) => {
-                            return Out::Fail(now, MemError::Cpu { cpu: c.0, error: e.to_string() });
+                            return Out::Fail(
+                                now,
+                                MemError::Cpu {
+                                    cpu: c.0,
+                                    error: e.to_string(),
+                                },
+                            );
                         }
                     }
                 }
@@ -855,7 +889,9 @@ impl Os {
                     .collect();
                 let mut ids = Vec::new();
                 for c in &cpus {
-                    if let Ok(Accepted::Queued { op }) = self.request(now, OpKind::Up, c.0, Trigger::Cell) {
+                    if let Ok(Accepted::Queued { op }) =
+                        self.request(now, OpKind::Up, c.0, Trigger::Cell)
+                    {
                         ids.push(op);
                     }
                 }
@@ -927,7 +963,12 @@ impl Os {
             }
             MemStep::Migrate => self.mem_migrate_pass(&mut t, ctl, p, probe),
             MemStep::OfflineBlocks => {
-                let blocks = self.memhp.current.as_ref().map(|c| c.isolated.clone()).unwrap_or_default();
+                let blocks = self
+                    .memhp
+                    .current
+                    .as_ref()
+                    .map(|c| c.isolated.clone())
+                    .unwrap_or_default();
                 let force = self.has_defect(OsDefect::SkipUnmovableCheck);
                 let mut freed = Vec::new();
                 let mut left = 0usize;
@@ -949,7 +990,11 @@ impl Os {
                         Err((pfn, owner)) => {
                             return Out::Fail(
                                 now,
-                                MemError::Unmovable { block: b, pfn, owner: owner.to_string() },
+                                MemError::Unmovable {
+                                    block: b,
+                                    pfn,
+                                    owner: owner.to_string(),
+                                },
                             );
                         }
                     }
@@ -969,7 +1014,14 @@ impl Os {
                 if force && left > 0 {
                     note.push_str(&format!("; {left} unmovable pages dropped with the blocks"));
                 }
-                Out::Done(t + self.cfg.memory.page_cost.saturating_mul(blocks.len() as u64), note)
+                Out::Done(
+                    t + self
+                        .cfg
+                        .memory
+                        .page_cost
+                        .saturating_mul(blocks.len() as u64),
+                    note,
+                )
             }
             MemStep::Teardown => {
                 let vm = self.vmm();
@@ -1010,18 +1062,35 @@ impl Os {
                     }
                     self.vmm().tlbs[c.index()].flush();
                 }
-                Out::Done(end, format!("caches and TLBs of every online CPU flushed ({lines} lines)"))
+                Out::Done(
+                    end,
+                    format!("caches and TLBs of every online CPU flushed ({lines} lines)"),
+                )
             }
             MemStep::Eject => {
-                let Some(path) = self.memhp.current.as_ref().and_then(|c| c.req.acpi_path.clone()) else {
+                let Some(path) = self
+                    .memhp
+                    .current
+                    .as_ref()
+                    .and_then(|c| c.req.acpi_path.clone())
+                else {
                     return Out::Done(now, "nothing to eject".into());
                 };
-                let r = self.acpi_eval(now, ctl, &format!("{path}._EJ0"), &[AcpiValue::Integer(1)], p, probe);
+                let r = self.acpi_eval(
+                    now,
+                    ctl,
+                    &format!("{path}._EJ0"),
+                    &[AcpiValue::Integer(1)],
+                    p,
+                    probe,
+                );
                 let gone = !crate::acpi::is_present(p, &path);
                 if gone {
                     if let Some(n) = node {
                         for c in self.possible.iter().collect::<Vec<_>>() {
-                            if self.pcpu[c.index()].node == n && !crate::acpi::is_present(p, &self.pcpu[c.index()].path) {
+                            if self.pcpu[c.index()].node == n
+                                && !crate::acpi::is_present(p, &self.pcpu[c.index()].path)
+                            {
                                 self.present.clear(c);
                                 self.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
                             }
@@ -1045,7 +1114,13 @@ impl Os {
         }
     }
 
-    fn mem_online_blocks(&mut self, now: SimTime, _ctl: LogicalCpu, p: &mut Platform, _probe: &mut PlatformProbe) -> Out {
+    fn mem_online_blocks(
+        &mut self,
+        now: SimTime,
+        _ctl: LogicalCpu,
+        p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) -> Out {
         let blocks = self.cur_blocks();
         let policy = self.cfg.memory.memmap_on;
         let node_req = self.memhp.current.as_ref().and_then(|c| c.req.node);
@@ -1058,7 +1133,13 @@ impl Os {
                 if node_req.is_some() {
                     continue;
                 }
-                return Out::Fail(now, MemError::WrongState { block: b, state: blk.state.name() });
+                return Out::Fail(
+                    now,
+                    MemError::WrongState {
+                        block: b,
+                        state: blk.state.name(),
+                    },
+                );
             }
             // The memory must be there: its cell powered with the memory controller enabled.
             let cell = p.machine.cell(sim_core::CellId(blk.node as u16));
@@ -1069,7 +1150,11 @@ impl Os {
                 return Out::Fail(now, MemError::NotPresent { block: b });
             }
             let movable = vm.phys.nodes[blk.node as usize].movable;
-            let zone = if movable { ZoneKind::Movable } else { ZoneKind::Normal };
+            let zone = if movable {
+                ZoneKind::Movable
+            } else {
+                ZoneKind::Normal
+            };
             let memmap = match policy {
                 MemmapOn::NewMemory => None,
                 MemmapOn::Node(n) => {
@@ -1102,11 +1187,18 @@ impl Os {
                     .map(|&z| vm.phys.zones[z as usize].node)
                     .find(|&m| !vm.phys.nodes[m as usize].movable)
                     .unwrap_or(0);
-                if let Ok(pg) = vm.phys.alloc(near, 0, Gfp::Kernel, Owner::NodeData { node: n }) {
+                if let Ok(pg) = vm
+                    .phys
+                    .alloc(near, 0, Gfp::Kernel, Owner::NodeData { node: n })
+                {
                     vm.phys.nodes[n as usize].pgdat = Some(pg);
                 }
             }
-            t += self.cfg.memory.page_cost.saturating_mul(u64::from(blk.pages / PAGEBLOCK_PAGES));
+            t += self
+                .cfg
+                .memory
+                .page_cost
+                .saturating_mul(u64::from(blk.pages / PAGEBLOCK_PAGES));
             onlined.push(format!("memory{b}"));
         }
         let place = match policy {
@@ -1126,7 +1218,12 @@ impl Os {
         probe: &mut PlatformProbe,
     ) -> Out {
         let now = *t;
-        let blocks = self.memhp.current.as_ref().map(|c| c.isolated.clone()).unwrap_or_default();
+        let blocks = self
+            .memhp
+            .current
+            .as_ref()
+            .map(|c| c.isolated.clone())
+            .unwrap_or_default();
         let mc = self.cfg.memory.clone();
         let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
         let skip_check = self.has_defect(OsDefect::SkipUnmovableCheck);
@@ -1147,9 +1244,7 @@ impl Os {
         // pages are the batch until it is free.
         let frames: Vec<u32> = match compact {
             Some(pb) => (pb..pb + PAGEBLOCK_PAGES)
-                .filter(|&f| {
-                    !matches!(vm.phys.map.owner[f as usize], Owner::Free | Owner::Offline)
-                })
+                .filter(|&f| !matches!(vm.phys.map.owner[f as usize], Owner::Free | Owner::Offline))
                 .collect(),
             None => blocks.iter().flat_map(|&b| vm.phys.used_in(b)).collect(),
         };
@@ -1224,7 +1319,11 @@ impl Os {
                             // back first, then moved.
                             writeback.push(pfn);
                             Method::Remap
-                        } else if !dirty && fs.has_backing() && mc.swapout_cold && f & flags::REFERENCED == 0 {
+                        } else if !dirty
+                            && fs.has_backing()
+                            && mc.swapout_cold
+                            && f & flags::REFERENCED == 0
+                        {
                             Method::Drop
                         } else {
                             Method::Remap
@@ -1232,7 +1331,10 @@ impl Os {
                     }
                     Owner::Anon { .. } => {
                         let cold = f & flags::REFERENCED == 0 && f & flags::MLOCKED == 0;
-                        match (mc.swapout_cold && cold).then(|| vm.swap.take_slot()).flatten() {
+                        match (mc.swapout_cold && cold)
+                            .then(|| vm.swap.take_slot())
+                            .flatten()
+                        {
                             Some(slot) => Method::Swap(slot),
                             None => Method::Remap,
                         }
@@ -1248,11 +1350,23 @@ impl Os {
                     | Owner::DmaBuffer { .. }
                     | Owner::ZeroPage => Method::Remap,
                 };
-                let method = if compact.is_some() { Method::Remap } else { method };
-                let order = if f & flags::HEAD != 0 { PAGEBLOCK_ORDER } else { 0 };
+                let method = if compact.is_some() {
+                    Method::Remap
+                } else {
+                    method
+                };
+                let order = if f & flags::HEAD != 0 {
+                    PAGEBLOCK_ORDER
+                } else {
+                    0
+                };
                 let mut ptes = Vec::new();
                 for k in 0..1u32 << order {
-                    ptes.extend(vm.phys.map.rmap[(pfn + k) as usize].iter().map(|&r| (r, pfn + k)));
+                    ptes.extend(
+                        vm.phys.map.rmap[(pfn + k) as usize]
+                            .iter()
+                            .map(|&r| (r, pfn + k)),
+                    );
                 }
                 picked.push(Move {
                     pfn,
@@ -1269,7 +1383,12 @@ impl Os {
         let _ = skip_check;
         if picked.is_empty() {
             if busy.is_empty() {
-                let moved = self.memhp.current.as_ref().map(|c| c.report.moved.clone()).unwrap_or_default();
+                let moved = self
+                    .memhp
+                    .current
+                    .as_ref()
+                    .map(|c| c.report.moved.clone())
+                    .unwrap_or_default();
                 let note = format!(
                     "{} remapped ({} mlocked, {} hugetlb in two stages: {} pageblocks compacted, \
                      {} pages), {} swapped out, {} clean page-cache pages dropped, {} written \
@@ -1285,7 +1404,11 @@ impl Os {
                     moved.passes + 1,
                     moved.batches,
                     moved.retries,
-                    if unmovable > 0 { format!("; {unmovable} unmovable pages left") } else { String::new() }
+                    if unmovable > 0 {
+                        format!("; {unmovable} unmovable pages left")
+                    } else {
+                        String::new()
+                    }
                 );
                 return Out::Done(now, note);
             }
@@ -1304,7 +1427,12 @@ impl Os {
                 let (first, why) = busy[0];
                 return Out::Fail(
                     now,
-                    MemError::Busy { pages: busy.len() as u32, passes, first, why: why.to_owned() },
+                    MemError::Busy {
+                        pages: busy.len() as u32,
+                        passes,
+                        first,
+                        why: why.to_owned(),
+                    },
                 );
             }
             return Out::Again(now + mc.retry_delay);
@@ -1312,18 +1440,14 @@ impl Os {
         // Unmap every picked page through the reverse map.
         let mut mms: Vec<u32> = Vec::new();
         for m in &mut picked {
-            let entry = match m.method {
-                Method::Remap => Pte::Migration { pfn: m.pfn },
-                Method::Swap(slot) => Pte::Swap { slot },
-                Method::Drop => Pte::FileHole,
-            };
             self.vmm().phys.map.set(m.pfn, flags::LOCKED);
             for (r, sub) in m.ptes.clone() {
-                let entry = match entry {
-                    Pte::Migration { .. } => Pte::Migration { pfn: sub },
-                    other => other,
+                let entry = match m.method {
+                    Method::Remap => Pte::Migration { pfn: sub },
+                    Method::Swap(slot) => Pte::Swap { slot },
+                    Method::Drop => Pte::FileHole,
                 };
-                self.write_pte(t, ctl, r.mm, r.vpn, entry, p, probe);
+                self.write_pte(t, ctl, r, entry, p, probe);
                 mms.push(r.mm);
             }
             *t += mc.page_cost;
@@ -1360,12 +1484,15 @@ impl Os {
                 self.reader_use(t, ctl, v, to, p, probe);
                 let id = self.next_csd;
                 self.next_csd += 1;
-                self.csds.insert(id, crate::kernel::Csd {
+                self.csds.insert(
+                    id,
+                    crate::kernel::Csd {
                         from: ctl,
                         to,
                         done: false,
                         asid: None,
-                    });
+                    },
+                );
                 self.pcpu[to.index()].csd.push_back(id);
                 self.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
                 self.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
@@ -1385,7 +1512,12 @@ impl Os {
     }
 
     /// The second half of a batch, after every TLB acknowledged: copy, update, remap, free.
-    fn mem_copy_batch(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+    fn mem_copy_batch(
+        &mut self,
+        now: SimTime,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> SimTime {
         let Some(cur) = self.memhp.current.as_mut() else {
             return now;
         };
@@ -1445,7 +1577,9 @@ impl Os {
                     let vm = self.vmm();
                     let owner = vm.phys.map.owner[m.pfn as usize];
                     let prefer = match owner {
-                        Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => vm.spaces[mm as usize].node,
+                        Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => {
+                            vm.spaces[mm as usize].node
+                        }
                         Owner::File { file, .. } => vm.files[file as usize].node,
                         Owner::Offline
                         | Owner::Free
@@ -1460,7 +1594,10 @@ impl Os {
                     // Stage one for a hugetlb page: a new huge page elsewhere (the one
                     // compaction emptied for it, if any).
                     let reserved = if m.order == PAGEBLOCK_ORDER {
-                        self.memhp.current.as_mut().and_then(|c| c.reserved_huge.take())
+                        self.memhp
+                            .current
+                            .as_mut()
+                            .and_then(|c| c.reserved_huge.take())
                     } else {
                         None
                     };
@@ -1481,7 +1618,7 @@ impl Os {
                             let vm = self.vmm();
                             vm.phys.map.clear(m.pfn, flags::LOCKED);
                             for (r, sub) in m.ptes.clone() {
-                                self.write_pte(&mut t, ctl, r.mm, r.vpn, Pte::Present { pfn: sub }, p, probe);
+                                self.write_pte(&mut t, ctl, r, Pte::Present { pfn: sub }, p, probe);
                             }
                             for k in 0..1u32 << m.order {
                                 self.wake_page(&mut t, ctl, m.pfn + k, p, probe);
@@ -1502,14 +1639,20 @@ impl Os {
         let vm = self.vmm();
         let pairs: Vec<(PhysAddr, PhysAddr)> = copies
             .iter()
-            .flat_map(|&(old, new, order)| {
-                (0..1u32 << order).map(move |k| (old + k, new + k))
+            .flat_map(|&(old, new, order)| (0..1u32 << order).map(move |k| (old + k, new + k)))
+            .map(|(o, n)| {
+                (
+                    PhysAddr::new(vm.phys.addr(o)),
+                    PhysAddr::new(vm.phys.addr(n)),
+                )
             })
-            .map(|(o, n)| (PhysAddr::new(vm.phys.addr(o)), PhysAddr::new(vm.phys.addr(n))))
             .collect();
         let bytes = (pairs.len() as u64) << vm.phys.page_shift;
         let parallel = self.cfg.memory.parallel_copy;
-        if let Ok(lat) = p.machine.copy_pages(t, hw, &pairs, coherent, parallel, probe) {
+        if let Ok(lat) = p
+            .machine
+            .copy_pages(t, hw, &pairs, coherent, parallel, probe)
+        {
             t += lat;
         }
         if let Some(c) = self.memhp.current.as_mut() {
@@ -1545,7 +1688,14 @@ impl Os {
                 vm.files[file as usize].cache[page as usize] = Some(new);
             }
             for (mm, vpn, _, to) in remaps {
-                self.write_pte(&mut t, ctl, mm, vpn, Pte::Present { pfn: to }, p, probe);
+                self.write_pte(
+                    &mut t,
+                    ctl,
+                    PteRef { mm, vpn },
+                    Pte::Present { pfn: to },
+                    p,
+                    probe,
+                );
             }
             if !free_first {
                 // The old page is unlocked and freed (under the defect ignore_writeback it
@@ -1591,7 +1741,12 @@ impl Os {
         }
         let failed = cur.compact_failed.clone();
         let vm = self.vm.as_ref().expect("memory management is up");
-        let zl = vm.phys.zonelists.get(node as usize).cloned().unwrap_or_default();
+        let zl = vm
+            .phys
+            .zonelists
+            .get(node as usize)
+            .cloned()
+            .unwrap_or_default();
         let mut best: Option<(u32, u32)> = None;
         for z in zl {
             let free = vm.phys.zones[z as usize].area.allocatable_pages();
@@ -1630,7 +1785,11 @@ impl Os {
                 }
                 // Its pages must fit in the zone's free pages outside it.
                 let outside = free.saturating_sub(u64::from(PAGEBLOCK_PAGES - used));
-                if movable && used > 0 && u64::from(used) <= outside && best.is_none_or(|b| used < b.1) {
+                if movable
+                    && used > 0
+                    && u64::from(used) <= outside
+                    && best.is_none_or(|b| used < b.1)
+                {
                     best = Some((pb, used));
                 }
             }
@@ -1663,7 +1822,13 @@ impl Os {
     }
 
     /// Starts writing dirty file page `pfn` back to the disk.
-    pub(crate) fn start_writeback(&mut self, now: SimTime, pfn: u32, _p: &mut Platform, _probe: &mut PlatformProbe) {
+    pub(crate) fn start_writeback(
+        &mut self,
+        now: SimTime,
+        pfn: u32,
+        _p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) {
         let vm = self.vmm();
         let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
             return;

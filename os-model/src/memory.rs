@@ -35,15 +35,26 @@ pub const DISK: Entity = Entity::Object("disk", 0);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Io {
     /// Read a swapped-out page back into `pfn`, then map it at `mm`/`vpn`.
-    SwapIn { pfn: u32, slot: u32, mm: u32, vpn: u32 },
+    SwapIn {
+        pfn: u32,
+        slot: u32,
+        mm: u32,
+        vpn: u32,
+    },
     /// Read file page `page` into `pfn` (page cache), then map it at `mm`/`vpn`.
-    FileRead { pfn: u32, file: u32, page: u32, mm: u32, vpn: u32 },
+    FileRead {
+        pfn: u32,
+        file: u32,
+        page: u32,
+        mm: u32,
+        vpn: u32,
+    },
     /// A page written to swap slot `slot` (memory offline): free `pfn` when done.
     SwapOut { pfn: u32, slot: u32 },
     /// Dirty file page `page` in `pfn` written back to the disk (read at completion).
     Writeback { pfn: u32, file: u32, page: u32 },
     /// A direct-I/O write of a task's page to the disk: pinned until the device read it.
-    DirectIo { pfn: u32 },
+    DirectWrite { pfn: u32 },
 }
 
 /// Memory counters.
@@ -161,11 +172,12 @@ impl Vm {
         let m = &self.phys.map;
         for i in 0..m.len() {
             let o = m.owner[i];
-            if o == Owner::Offline {
+            // Free frames are in the free lists hashed above.
+            if matches!(o, Owner::Offline | Owner::Free) {
                 continue;
             }
             h.word(i as u64);
-            h.str(&format!("{o:?}"));
+            h.word(owner_word(o));
             h.word(u64::from(m.flags[i] & !flags::REFERENCED) | u64::from(m.pins[i]) << 16);
             for r in &m.rmap[i] {
                 h.word(u64::from(r.mm) << 32 | u64::from(r.vpn));
@@ -178,6 +190,25 @@ impl Vm {
         }
         h.finish()
     }
+}
+
+/// A word naming an owner, for digests and the trace hash.
+pub fn owner_word(o: Owner) -> u64 {
+    let (tag, a, b): (u64, u32, u32) = match o {
+        Owner::Offline => (0, 0, 0),
+        Owner::Free => (1, 0, 0),
+        Owner::Firmware => (2, 0, 0),
+        Owner::MemMap { block } => (3, block, 0),
+        Owner::NodeData { node } => (4, node, 0),
+        Owner::Slab { slab } => (5, slab, 0),
+        Owner::PageTable { mm, index } => (6, mm, index),
+        Owner::DmaBuffer { buf } => (7, buf, 0),
+        Owner::ZeroPage => (8, 0, 0),
+        Owner::Anon { mm, page } => (9, mm, page),
+        Owner::File { file, page } => (10, file, page),
+        Owner::Huge { mm, huge, sub } => (11, mm, huge << 8 | sub),
+    };
+    tag | u64::from(a) << 8 | u64::from(b) << 36
 }
 
 /// Where the contents of one page of a memory object are.
@@ -205,17 +236,22 @@ impl Where {
 /// Where page `page` of `obj` is now; `None` while it is in transit (I/O in flight).
 pub fn locate(vm: &Vm, obj: MemObj, page: u32) -> Option<Where> {
     match obj {
-        MemObj::Anon(mm) if matches!(
-            vm.spaces.get(mm as usize)?.vma_of(page)?.kind,
-            VmaKind::File { .. }
-        ) =>
+        MemObj::Anon(mm)
+            if matches!(
+                vm.spaces.get(mm as usize)?.vma_of(page)?.kind,
+                VmaKind::File { .. }
+            ) =>
         {
             None
         }
         MemObj::Anon(mm) => match vm.spaces.get(mm as usize)?.ptes.get(page as usize)? {
             Pte::Present { pfn } | Pte::Migration { pfn } => {
-                (!vm.phys.map.has(*pfn, flags::LOCKED) || matches!(vm.spaces[mm as usize].ptes[page as usize], Pte::Migration { .. }))
-                    .then_some(Where::Frame(*pfn))
+                (!vm.phys.map.has(*pfn, flags::LOCKED)
+                    || matches!(
+                        vm.spaces[mm as usize].ptes[page as usize],
+                        Pte::Migration { .. }
+                    ))
+                .then_some(Where::Frame(*pfn))
             }
             Pte::Swap { slot } => vm.swap.read(*slot).map(|d| Where::Data(d.into())),
             Pte::None | Pte::FileHole => None,
@@ -331,7 +367,9 @@ impl Os {
             files: Vec::new(),
             swap: BlockStore::new(mc.swap_slots),
             disk: BTreeMap::new(),
-            tlbs: (0..self.nr).map(|_| Tlb::new(mc.tlb_entries as usize)).collect(),
+            tlbs: (0..self.nr)
+                .map(|_| Tlb::new(mc.tlb_entries as usize))
+                .collect(),
             zero_pfn: zero,
             waiters: BTreeMap::new(),
             io: BTreeMap::new(),
@@ -351,7 +389,9 @@ impl Os {
     }
 
     pub(crate) fn vmm(&mut self) -> &mut Vm {
-        self.vm.as_mut().expect("the memory manager exists from boot on")
+        self.vm
+            .as_mut()
+            .expect("the memory manager exists from boot on")
     }
 
     /// A kernel allocation of `bytes` (slab-like objects, per-CPU areas, driver rings):
@@ -388,7 +428,13 @@ impl Os {
     }
 
     /// Boot-time kernel pages (slab caches that never shrink): unmovable, in normal zones.
-    pub(crate) fn mm_boot_slabs(&mut self, t: &mut SimTime, c: LogicalCpu, p: &mut Platform, probe: &mut PlatformProbe) {
+    pub(crate) fn mm_boot_slabs(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let n = self.cfg.memory.slab_pages;
         let hw = self.hw(c);
         let page = 1u64 << self.vmm().phys.page_shift;
@@ -401,7 +447,10 @@ impl Os {
             .map(|x| x.id)
             .collect();
         for k in 0..n {
-            let node = normal.get(k as usize % normal.len().max(1)).copied().unwrap_or(0);
+            let node = normal
+                .get(k as usize % normal.len().max(1))
+                .copied()
+                .unwrap_or(0);
             if let Ok(a) = self.kmalloc(node, page, page) {
                 store(p, probe, t, hw, a, 0x51AB_0000 | u64::from(k));
                 self.slab_objs.push(a);
@@ -415,12 +464,12 @@ impl Os {
         &mut self,
         t: &mut SimTime,
         c: LogicalCpu,
-        mm: u32,
-        vpn: u32,
+        at: PteRef,
         pte: Pte,
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) {
+        let PteRef { mm, vpn } = at;
         let hw = self.hw(c);
         let vm = self.vmm();
         let ppp = vm.ptes_per_page();
@@ -469,7 +518,11 @@ impl Os {
                 add(vm.files[file as usize].pages, VmaKind::File { file }, 1);
             }
         }
-        add(mc.huge_pages * PAGEBLOCK_PAGES, VmaKind::Huge, PAGEBLOCK_PAGES);
+        add(
+            mc.huge_pages * PAGEBLOCK_PAGES,
+            VmaKind::Huge,
+            PAGEBLOCK_PAGES,
+        );
         let span = next;
         let ppp = vm.ptes_per_page();
         let mut pt_pages = Vec::new();
@@ -518,7 +571,14 @@ impl Os {
                         }
                         vm.phys.map.flags[pfn as usize] |= f;
                         vm.phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
-                        self.write_pte(t, c, id, vpn, Pte::Present { pfn }, p, probe);
+                        self.write_pte(
+                            t,
+                            c,
+                            PteRef { mm: id, vpn },
+                            Pte::Present { pfn },
+                            p,
+                            probe,
+                        );
                     }
                 }
                 VmaKind::Huge => {
@@ -528,10 +588,10 @@ impl Os {
                             huge: (v.start / PAGEBLOCK_PAGES) + h,
                             sub: 0,
                         };
-                        let head = self
-                            .vmm()
-                            .phys
-                            .alloc(node, PAGEBLOCK_ORDER, Gfp::Movable, owner)?;
+                        let head =
+                            self.vmm()
+                                .phys
+                                .alloc(node, PAGEBLOCK_ORDER, Gfp::Movable, owner)?;
                         for sub in 0..PAGEBLOCK_PAGES {
                             let pfn = head + sub;
                             let vpn = v.start + h * PAGEBLOCK_PAGES + sub;
@@ -546,7 +606,14 @@ impl Os {
                                 | flags::DIRTY
                                 | if sub == 0 { flags::HEAD } else { flags::TAIL };
                             vm.phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
-                            self.write_pte(t, c, id, vpn, Pte::Present { pfn }, p, probe);
+                            self.write_pte(
+                                t,
+                                c,
+                                PteRef { mm: id, vpn },
+                                Pte::Present { pfn },
+                                p,
+                                probe,
+                            );
                         }
                     }
                 }
@@ -557,9 +624,23 @@ impl Os {
                         match cached {
                             Some(pfn) => {
                                 self.vmm().phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
-                                self.write_pte(t, c, id, vpn, Pte::Present { pfn }, p, probe);
+                                self.write_pte(
+                                    t,
+                                    c,
+                                    PteRef { mm: id, vpn },
+                                    Pte::Present { pfn },
+                                    p,
+                                    probe,
+                                );
                             }
-                            None => self.write_pte(t, c, id, vpn, Pte::FileHole, p, probe),
+                            None => self.write_pte(
+                                t,
+                                c,
+                                PteRef { mm: id, vpn },
+                                Pte::FileHole,
+                                p,
+                                probe,
+                            ),
                         }
                     }
                 }
@@ -570,20 +651,32 @@ impl Os {
     }
 
     /// Clears frame `pfn` by copying the zero page over it (as CPU `c`).
-    fn clear_page(&mut self, t: &mut SimTime, c: LogicalCpu, pfn: u32, p: &mut Platform, probe: &mut PlatformProbe) {
+    fn clear_page(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        pfn: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let hw = self.hw(c);
         let vm = self.vmm();
         let (src, dst) = (vm.phys.addr(vm.zero_pfn), vm.phys.addr(pfn));
-        if let Ok(lat) = p
-            .machine
-            .copy_page(*t, hw, PhysAddr::new(src), PhysAddr::new(dst), true, probe)
+        if let Ok(lat) =
+            p.machine
+                .copy_page(*t, hw, PhysAddr::new(src), PhysAddr::new(dst), true, probe)
         {
             *t += lat;
         }
     }
 
     /// Creates the configured files, their page cache filled from the disk (device DMA).
-    pub(crate) fn create_files(&mut self, t: &mut SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+    pub(crate) fn create_files(
+        &mut self,
+        t: &mut SimTime,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let mc = self.cfg.memory.clone();
         let nodes: Vec<u32> = self
             .vmm()
@@ -630,7 +723,15 @@ impl Os {
     }
 
     /// The disk writes file page `page` into frame `pfn` by DMA.
-    fn disk_read(&mut self, now: SimTime, file: u32, page: u32, pfn: u32, p: &mut Platform, probe: &mut PlatformProbe) {
+    fn disk_read(
+        &mut self,
+        now: SimTime,
+        file: u32,
+        page: u32,
+        pfn: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let vm = self.vmm();
         let data: Box<[u64]> = match vm.disk.get(&(file, page)) {
             Some(d) => d.clone(),
@@ -647,11 +748,11 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         tid: TaskId,
-        mm: u32,
-        vpn: u32,
+        at: PteRef,
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> Result<u32, u32> {
+        let PteRef { mm, vpn } = at;
         let hw = self.hw(c);
         let vm = self.vmm();
         if let Some(pfn) = vm.tlbs[c.index()].lookup(mm, vpn) {
@@ -687,7 +788,7 @@ impl Os {
                         let vm = self.vmm();
                         vm.phys.map.flags[pfn as usize] |= flags::LRU | flags::UPTODATE;
                         vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-                        self.write_pte(t, c, mm, vpn, Pte::Present { pfn }, p, probe);
+                        self.write_pte(t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
                         self.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
                         Ok(pfn)
                     }
@@ -700,7 +801,7 @@ impl Os {
     pub(crate) fn start_io(&mut self, now: SimTime, io: Io) {
         let lat = match io {
             Io::SwapIn { .. } | Io::SwapOut { .. } => self.cfg.memory.swap_latency,
-            Io::FileRead { .. } | Io::Writeback { .. } | Io::DirectIo { .. } => {
+            Io::FileRead { .. } | Io::Writeback { .. } | Io::DirectWrite { .. } => {
                 self.cfg.memory.disk_latency
             }
         };
@@ -725,12 +826,14 @@ impl Os {
     ) -> u32 {
         // A fault on an entry already being read in waits for that read.
         let pending = self.vmm().io.values().find_map(|io| match *io {
-            Io::SwapIn { pfn, mm: m, vpn: v, .. } if m == mm && v == vpn => Some(pfn),
+            Io::SwapIn {
+                pfn, mm: m, vpn: v, ..
+            } if m == mm && v == vpn => Some(pfn),
             Io::SwapIn { .. }
             | Io::FileRead { .. }
             | Io::SwapOut { .. }
             | Io::Writeback { .. }
-            | Io::DirectIo { .. } => None,
+            | Io::DirectWrite { .. } => None,
         });
         if let Some(pfn) = pending {
             return pfn;
@@ -759,7 +862,8 @@ impl Os {
         probe: &mut PlatformProbe,
     ) -> Result<u32, u32> {
         let vm = self.vmm();
-        let Some(VmaKind::File { file }) = vm.spaces[mm as usize].vma_of(vpn).map(|v| v.kind) else {
+        let Some(VmaKind::File { file }) = vm.spaces[mm as usize].vma_of(vpn).map(|v| v.kind)
+        else {
             return Err(u32::MAX);
         };
         let start = vm.spaces[mm as usize].vma_of(vpn).map_or(0, |v| v.start);
@@ -770,25 +874,43 @@ impl Os {
             }
             vm.stats.minor_faults += 1;
             vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-            self.write_pte(t, c, mm, vpn, Pte::Present { pfn }, p, probe);
+            self.write_pte(t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
             self.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
             return Ok(pfn);
         }
         let node = vm.files[file as usize].node;
-        let Ok(pfn) = vm.phys.alloc(node, 0, Gfp::Movable, Owner::File { file, page }) else {
+        let Ok(pfn) = vm
+            .phys
+            .alloc(node, 0, Gfp::Movable, Owner::File { file, page })
+        else {
             return Err(u32::MAX);
         };
         vm.phys.map.flags[pfn as usize] |= flags::LOCKED;
         vm.phys.map.pins[pfn as usize] += 1;
         vm.files[file as usize].cache[page as usize] = Some(pfn);
         vm.stats.file_reads += 1;
-        self.start_io(*t, Io::FileRead { pfn, file, page, mm, vpn });
+        self.start_io(
+            *t,
+            Io::FileRead {
+                pfn,
+                file,
+                page,
+                mm,
+                vpn,
+            },
+        );
         Err(pfn)
     }
 
     /// A block-device transfer finished: the data moves by DMA, the page is mapped and its
     /// waiters woken.
-    pub(crate) fn io_done(&mut self, now: SimTime, id: u64, p: &mut Platform, probe: &mut PlatformProbe) {
+    pub(crate) fn io_done(
+        &mut self,
+        now: SimTime,
+        id: u64,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let Some(io) = self.vmm().io.remove(&id) else {
             return;
         };
@@ -805,20 +927,45 @@ impl Os {
                 let vm = self.vmm();
                 vm.swap.release(slot);
                 vm.phys.map.clear(pfn, flags::LOCKED | flags::SWAPCACHE);
-                vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED);
+                vm.phys.map.set(
+                    pfn,
+                    flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED,
+                );
                 vm.phys.map.pins[pfn as usize] -= 1;
                 vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-                self.write_pte(&mut t, c, mm, vpn, Pte::Present { pfn }, p, probe);
+                self.write_pte(
+                    &mut t,
+                    c,
+                    PteRef { mm, vpn },
+                    Pte::Present { pfn },
+                    p,
+                    probe,
+                );
                 self.wake_page(&mut t, c, pfn, p, probe);
             }
-            Io::FileRead { pfn, file, page, mm, vpn } => {
+            Io::FileRead {
+                pfn,
+                file,
+                page,
+                mm,
+                vpn,
+            } => {
                 self.disk_read(now, file, page, pfn, p, probe);
                 let vm = self.vmm();
                 vm.phys.map.clear(pfn, flags::LOCKED);
-                vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE | flags::REFERENCED);
+                vm.phys
+                    .map
+                    .set(pfn, flags::LRU | flags::UPTODATE | flags::REFERENCED);
                 vm.phys.map.pins[pfn as usize] -= 1;
                 vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-                self.write_pte(&mut t, c, mm, vpn, Pte::Present { pfn }, p, probe);
+                self.write_pte(
+                    &mut t,
+                    c,
+                    PteRef { mm, vpn },
+                    Pte::Present { pfn },
+                    p,
+                    probe,
+                );
                 self.wake_page(&mut t, c, pfn, p, probe);
             }
             Io::SwapOut { pfn, .. } => {
@@ -839,13 +986,14 @@ impl Os {
                 vm.stats.writebacks += 1;
                 if vm.phys.map.owner[pfn as usize] == (Owner::File { file, page }) {
                     vm.phys.map.clear(pfn, flags::WRITEBACK | flags::PRIVATE);
-                    vm.phys.map.pins[pfn as usize] = vm.phys.map.pins[pfn as usize].saturating_sub(1);
+                    vm.phys.map.pins[pfn as usize] =
+                        vm.phys.map.pins[pfn as usize].saturating_sub(1);
                 } else {
                     // The page moved or went away while the device still had it.
                     vm.stats.stale_io += 1;
                 }
             }
-            Io::DirectIo { pfn } => {
+            Io::DirectWrite { pfn } => {
                 let vm = self.vmm();
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 let mut buf = vec![0u64; vm.wpp as usize];
@@ -869,23 +1017,23 @@ impl Os {
     pub(crate) fn free_frame(&mut self, t: SimTime, pfn: u32, order: u8) {
         let vm = self.vmm();
         let mut mapped = 0u32;
-        let mut busy = Vec::new();
+        let mut busy = 0u8;
         for f in pfn..pfn + (1 << order) {
             let i = f as usize;
             mapped += vm.phys.map.rmap[i].len() as u32;
             let fl = vm.phys.map.flags[i];
-            if fl & flags::LOCKED != 0 && !busy.contains(&"locked") {
-                busy.push("locked");
+            if fl & flags::LOCKED != 0 {
+                busy |= crate::mm::page::busy::LOCKED;
             }
-            if fl & flags::WRITEBACK != 0 && !busy.contains(&"writeback") {
-                busy.push("writeback");
+            if fl & flags::WRITEBACK != 0 {
+                busy |= crate::mm::page::busy::WRITEBACK;
             }
-            if vm.phys.map.pins[i] > 0 && !busy.contains(&"pinned") {
-                busy.push("pinned");
+            if vm.phys.map.pins[i] > 0 {
+                busy |= crate::mm::page::busy::PINNED;
             }
         }
         let owner = vm.phys.map.owner[pfn as usize];
-        if mapped > 0 || !busy.is_empty() {
+        if mapped > 0 || busy != 0 {
             vm.stats.bad_frees += 1;
         }
         vm.phys.free(pfn, order);
@@ -895,8 +1043,8 @@ impl Os {
                 pfn,
                 order,
                 mapped,
-                busy: busy.join("|"),
-                owner: owner.to_string(),
+                busy,
+                owner,
             },
         );
     }
@@ -971,7 +1119,7 @@ impl Os {
         vm.phys.map.clear(pfn, flags::LRU);
         vm.phys.map.pins[i] += 1;
         vm.stats.discards += 1;
-        self.write_pte(t, c, mm, vpn, Pte::None, p, probe);
+        self.write_pte(t, c, PteRef { mm, vpn }, Pte::None, p, probe);
         self.vmm().tlbs[c.index()].invalidate(mm, vpn);
         self.emit(
             *t,
@@ -985,7 +1133,13 @@ impl Os {
 
     /// The disk reads file page `pfn` now (synchronous writeback under the page lock): its
     /// contents go to the disk, the page is clean and has no private data left.
-    pub(crate) fn write_back_now(&mut self, now: SimTime, pfn: u32, p: &mut Platform, probe: &mut PlatformProbe) {
+    pub(crate) fn write_back_now(
+        &mut self,
+        now: SimTime,
+        pfn: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
         let vm = self.vmm();
         let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
             return;
@@ -1003,7 +1157,8 @@ impl Os {
     /// is pinned until the disk has read it by DMA.
     pub(crate) fn direct_io(&mut self, now: SimTime, mm: u32, page: u32) {
         let vm = self.vmm();
-        let Some(Pte::Present { pfn }) = vm.spaces[mm as usize].ptes.get(page as usize).copied() else {
+        let Some(Pte::Present { pfn }) = vm.spaces[mm as usize].ptes.get(page as usize).copied()
+        else {
             return;
         };
         if (pfn as usize) >= vm.phys.map.len() {
@@ -1011,7 +1166,7 @@ impl Os {
         }
         vm.phys.map.pins[pfn as usize] += 1;
         vm.stats.direct_ios += 1;
-        self.start_io(now, Io::DirectIo { pfn });
+        self.start_io(now, Io::DirectWrite { pfn });
     }
 
     /// The flusher: every `writeback_interval`, starts writeback of the oldest dirty file
@@ -1060,7 +1215,11 @@ impl Os {
             .enumerate()
             .map(|(k, &a)| (format!("slab object {k}"), a))
             .collect();
-        v.extend(self.maps.iter().map(|(ver, o)| (format!("cpu maps v{ver}"), o.addr)));
+        v.extend(
+            self.maps
+                .iter()
+                .map(|(ver, o)| (format!("cpu maps v{ver}"), o.addr)),
+        );
         if let Some(vm) = &self.vm {
             for sp in &vm.spaces {
                 for (k, &pt) in sp.pt_pages.iter().enumerate() {

@@ -484,7 +484,10 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         boot.len(),
         os.tasks().len(),
         if st.spawn_failures > 0 {
-            format!(" ({} user tasks not created: out of memory)", st.spawn_failures)
+            format!(
+                " ({} user tasks not created: out of memory)",
+                st.spawn_failures
+            )
         } else {
             String::new()
         },
@@ -590,7 +593,12 @@ fn mem_summary(o: &mut String, vm: &os_model::memory::Vm) {
         .zone_summary()
         .into_iter()
         .map(|((n, z), (present, free))| {
-            format!("node{n} {} {}/{}", z.name(), thousands(free), thousands(present))
+            format!(
+                "node{n} {} {}/{}",
+                z.name(),
+                thousands(free),
+                thousands(present)
+            )
         })
         .collect();
     let _ = writeln!(

@@ -889,12 +889,20 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
         match &op.result {
             Some(Ok(())) | None => {
                 if let Ok(r) = &mut rec.result {
-                    r.push_str(&format!("; memory operation {} ({}) done", op.id, op.kind.name()));
+                    r.push_str(&format!(
+                        "; memory operation {} ({}) done",
+                        op.id,
+                        op.kind.name()
+                    ));
                 }
             }
             Some(Err(e)) => {
                 rec.errno = Some(e.errno());
-                rec.result = Err(format!("{}: memory operation {} failed: {e}", e.errno(), op.id));
+                rec.result = Err(format!(
+                    "{}: memory operation {} failed: {e}",
+                    e.errno(),
+                    op.id
+                ));
             }
         }
         if let Some((e, met)) = &mut rec.expected {

@@ -269,7 +269,9 @@ impl FreeArea {
                 ));
             }
             if pfn % (1 << order) != 0 {
-                fault(format!("free block pfn {pfn:#x} is not aligned to its order {order}"));
+                fault(format!(
+                    "free block pfn {pfn:#x} is not aligned to its order {order}"
+                ));
             }
             let pb = pageblock_type(pfn);
             if pb != mt {

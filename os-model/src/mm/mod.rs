@@ -374,14 +374,22 @@ impl PhysMem {
             return;
         };
         let mt = self.pb_type[(pfn / PAGEBLOCK_PAGES) as usize];
-        self.zones[z as usize].area.free(&mut self.map, pfn, order, mt);
+        self.zones[z as usize]
+            .area
+            .free(&mut self.map, pfn, order, mt);
         self.stats.frees += 1 << order;
     }
 
     /// Brings block `b` online in `zone` of its node: the `mem_map` goes on the block's own
     /// first pages (`memmap` `None`) or is the given frames elsewhere; every other frame is
     /// freed to the buddy allocator. Pages in `reserved` stay with `Owner::Firmware`.
-    pub fn online_block(&mut self, b: u32, zone: ZoneKind, memmap: Option<Vec<u32>>, reserved: u32) {
+    pub fn online_block(
+        &mut self,
+        b: u32,
+        zone: ZoneKind,
+        memmap: Option<Vec<u32>>,
+        reserved: u32,
+    ) {
         let blk = self.blocks[b as usize].clone();
         let zi = Self::zone_index(blk.node, zone);
         let own = self.memmap_pages();
@@ -389,7 +397,11 @@ impl PhysMem {
             None => MemmapPlace::OnBlock,
             Some(v) => MemmapPlace::Elsewhere(v),
         };
-        let skip = if place == MemmapPlace::OnBlock { own } else { 0 };
+        let skip = if place == MemmapPlace::OnBlock {
+            own
+        } else {
+            0
+        };
         for pb in (blk.start..blk.start + blk.pages).step_by(PAGEBLOCK_PAGES as usize) {
             let i = (pb / PAGEBLOCK_PAGES) as usize;
             self.pb_zone[i] = zi;
@@ -412,9 +424,12 @@ impl PhysMem {
         let first_free = blk.start + skip + reserved;
         for pb in (blk.start..blk.start + blk.pages).step_by(PAGEBLOCK_PAGES as usize) {
             if pb >= first_free {
-                self.zones[zi as usize]
-                    .area
-                    .free(&mut self.map, pb, PAGEBLOCK_ORDER, MigrateType::Movable);
+                self.zones[zi as usize].area.free(
+                    &mut self.map,
+                    pb,
+                    PAGEBLOCK_ORDER,
+                    MigrateType::Movable,
+                );
             } else {
                 for pfn in first_free.max(pb)..pb + PAGEBLOCK_PAGES {
                     self.zones[zi as usize]
@@ -473,7 +488,13 @@ impl PhysMem {
         }
         let what: Vec<String> = kinds
             .into_iter()
-            .map(|(k, n)| if n == 1 { k } else { format!("{k} ({n} pages)") })
+            .map(|(k, n)| {
+                if n == 1 {
+                    k
+                } else {
+                    format!("{k} ({n} pages)")
+                }
+            })
             .collect();
         first.map(|f| (f, what.join(", ")))
     }
@@ -513,9 +534,12 @@ impl PhysMem {
             let i = (pb / PAGEBLOCK_PAGES) as usize;
             let to = blk.saved.get(k).copied().unwrap_or(MigrateType::Movable);
             if let Some(z) = self.zone_of(pb) {
-                self.zones[z as usize]
-                    .area
-                    .move_pageblock(&mut self.map, pb, MigrateType::Isolate, to);
+                self.zones[z as usize].area.move_pageblock(
+                    &mut self.map,
+                    pb,
+                    MigrateType::Isolate,
+                    to,
+                );
             }
             self.pb_type[i] = to;
         }
@@ -652,7 +676,9 @@ mod tests {
         assert_eq!(m.zonelists[1][0], PhysMem::zone_index(1, ZoneKind::Movable));
         let pfn = m.alloc(1, 0, Gfp::Kernel, Owner::Slab { slab: 1 }).unwrap();
         assert_eq!(m.blocks[m.block_of(pfn) as usize].node, 0);
-        let user = m.alloc(1, 0, Gfp::Movable, Owner::Anon { mm: 0, page: 0 }).unwrap();
+        let user = m
+            .alloc(1, 0, Gfp::Movable, Owner::Anon { mm: 0, page: 0 })
+            .unwrap();
         assert_eq!(m.blocks[m.block_of(user) as usize].node, 1);
         assert!(m.audit().is_empty(), "{:?}", m.audit());
     }
@@ -661,7 +687,9 @@ mod tests {
     fn offline_needs_an_empty_isolated_block_and_undo_restores_exactly() {
         let mut m = two_nodes();
         let before: Vec<_> = m.zones.iter().map(|z| z.area.buddyinfo()).collect();
-        let pfn = m.alloc(1, 0, Gfp::Movable, Owner::Anon { mm: 0, page: 0 }).unwrap();
+        let pfn = m
+            .alloc(1, 0, Gfp::Movable, Owner::Anon { mm: 0, page: 0 })
+            .unwrap();
         let b = m.block_of(pfn);
         m.isolate_block(b);
         assert!(m.offline_block(b).is_err());

@@ -48,6 +48,30 @@ pub mod flags {
     ];
 }
 
+/// I/O states a frame can be in when it is freed (a bad page state).
+pub mod busy {
+    /// Locked.
+    pub const LOCKED: u8 = 1;
+    /// Under writeback.
+    pub const WRITEBACK: u8 = 2;
+    /// Pinned (DMA, a reference held).
+    pub const PINNED: u8 = 4;
+
+    /// The states, spelled out (`locked|writeback`).
+    pub fn describe(b: u8) -> String {
+        [
+            (LOCKED, "locked"),
+            (WRITEBACK, "writeback"),
+            (PINNED, "pinned"),
+        ]
+        .iter()
+        .filter(|(bit, _)| b & bit != 0)
+        .map(|&(_, n)| n)
+        .collect::<Vec<_>>()
+        .join("|")
+    }
+}
+
 /// What a frame is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Owner {

@@ -122,7 +122,11 @@ impl AddressSpace {
 
     /// Virtual pages in all.
     pub fn span(&self) -> u32 {
-        self.vmas.iter().map(|v| v.start + v.pages).max().unwrap_or(0)
+        self.vmas
+            .iter()
+            .map(|v| v.start + v.pages)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Records that `cpu` may now cache its translations.

@@ -5,5 +5,6 @@
 mod common;
 mod defects;
 mod hotplug;
+mod memory;
 mod proptests;
 mod rcu_ipi;
