@@ -283,27 +283,97 @@ pub mod migration {
         }
     }
 
-    /// `pages` pages of `words` words at scattered places of one arena, and as many
-    /// scattered destinations: the raw memcpy the migration is compared with.
-    pub fn scattered(pages: usize, words: usize, seed: u64) -> (Vec<u64>, Vec<(usize, usize)>) {
-        let slots = pages * 4;
-        let arena = vec![0x5A5A_5A5A_u64; slots * words];
-        let mut rng = RngStreams::new(seed).stream("bench.scatter", 0);
-        let mut order: Vec<usize> = (0..slots).collect();
-        for i in (1..slots).rev() {
-            let j = rng.index(i + 1);
-            order.swap(i, j);
-        }
-        let pairs = (0..pages)
-            .map(|k| (order[2 * k] * words, order[2 * k + 1] * words))
-            .collect();
-        (arena, pairs)
+    /// A raw memcpy of 16 KiB pages within one arena, the reference the migration is
+    /// compared with: `pairs` of (source, destination) word offsets, all destinations
+    /// distinct and none a source.
+    pub struct RawCopy {
+        arena: Vec<u64>,
+        pairs: Vec<(usize, usize)>,
+        words: usize,
     }
 
-    /// Copies every `(src, dst)` page of `words` words within `arena`.
-    pub fn copy_scattered(arena: &mut [u64], pairs: &[(usize, usize)], words: usize) {
-        for &(s, d) in pairs {
-            arena.copy_within(s..s + words, d);
+    impl RawCopy {
+        /// `pages` pages of `words` words from random places of an arena four times that
+        /// size to other random places (the guide's "scattered" memcpy), or, with
+        /// `scattered = false`, from the first quarter of the arena in order to the second.
+        pub fn new(pages: usize, words: usize, scattered: bool, seed: u64) -> RawCopy {
+            let slots = pages * 4;
+            let arena: Vec<u64> = (0..(slots * words) as u64).collect();
+            let order: Vec<usize> = if scattered {
+                let mut order: Vec<usize> = (0..slots).collect();
+                let mut rng = RngStreams::new(seed).stream("bench.scatter", 0);
+                for i in (1..slots).rev() {
+                    let j = rng.index(i + 1);
+                    order.swap(i, j);
+                }
+                order
+            } else {
+                (0..pages).flat_map(|k| [k, pages + k]).collect()
+            };
+            let pairs = (0..pages)
+                .map(|k| (order[2 * k] * words, order[2 * k + 1] * words))
+                .collect();
+            RawCopy {
+                arena,
+                pairs,
+                words,
+            }
+        }
+
+        /// Copies every page once on the calling thread.
+        pub fn copy(&mut self) {
+            let w = self.words;
+            for &(s, d) in &self.pairs {
+                self.arena.copy_within(s..s + w, d);
+            }
+        }
+
+        /// Copies every page once, the pages shared out by rayon over the current pool.
+        pub fn copy_parallel(&mut self) {
+            use rayon::prelude::*;
+            let w = self.words;
+            let mut slots: Vec<Option<&mut [u64]>> = self.arena.chunks_mut(w).map(Some).collect();
+            let work: Vec<(&[u64], &mut [u64])> = self
+                .pairs
+                .iter()
+                .filter_map(|&(s, d)| {
+                    let dst = slots[d / w].take()?;
+                    let src = slots[s / w].take()?;
+                    Some((&*src, dst))
+                })
+                .collect();
+            work.into_par_iter()
+                .for_each(|(src, dst)| dst.copy_from_slice(src));
+        }
+
+        /// Bytes one copy moves.
+        pub fn bytes(&self) -> u64 {
+            (self.pairs.len() * self.words * 8) as u64
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::RawCopy;
+
+        #[test]
+        fn parallel_and_serial_raw_copies_move_the_same_pages() {
+            for scattered in [true, false] {
+                let mut a = RawCopy::new(64, 16, scattered, 3);
+                let mut b = RawCopy::new(64, 16, scattered, 3);
+                let before = a.arena.clone();
+                a.copy();
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .unwrap()
+                    .install(|| b.copy_parallel());
+                assert_eq!(a.arena, b.arena);
+                for &(s, d) in &a.pairs {
+                    assert_eq!(a.arena[d..d + 16], before[s..s + 16]);
+                    assert_ne!(before[d], before[s]);
+                }
+            }
         }
     }
 }

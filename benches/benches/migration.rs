@@ -2,13 +2,14 @@
 //! pages taken offline by the OS — isolation, per batch: unmap through the reverse map with
 //! migration entries, TLB shootdown cross-calls, coherent batch copy, rmap/PTE update, free —
 //! with 1 and 2 host threads copying; and, in the same run, a raw memcpy of the same number
-//! of 16 KiB pages between scattered places. Prints pages/s, bytes/s and the ratios.
+//! of 16 KiB pages, scattered (random places of an arena four times their size, the guide's
+//! reference) and in order, each with 1 and 2 threads. Prints pages/s, bytes/s and the ratios.
 
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 
-use benches::migration::{Rig, copy_scattered, scattered};
+use benches::migration::{RawCopy, Rig};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const PAGES_PER_TASK: u32 = 256;
@@ -20,18 +21,9 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Mean host time of one offline over `runs` fresh rigs.
-fn time_offline(threads: usize, runs: usize) -> (Duration, u32) {
-    let pool = pool(threads);
-    let mut total = Duration::ZERO;
-    let mut pages = 0;
-    for _ in 0..runs {
-        let mut rig = Rig::new(PAGES_PER_TASK);
-        let t0 = Instant::now();
-        pages = pool.install(|| rig.offline());
-        total += t0.elapsed();
-    }
-    (total / runs as u32, pages)
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
 }
 
 fn bench(c: &mut Criterion) {
@@ -40,12 +32,16 @@ fn bench(c: &mut Criterion) {
     let words = probe_rig.p.machine.geometry().words_per_page;
     drop(probe_rig);
     let bytes = (pages * words * 8) as u64;
+    let pools = [pool(1), pool(2)];
+    let mut scattered = RawCopy::new(pages, words, true, 7);
+    let mut in_order = RawCopy::new(pages, words, false, 7);
+    assert_eq!(scattered.bytes(), bytes);
 
     let mut g = c.benchmark_group("migration");
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(10);
-    for threads in [1usize, 2] {
-        let pool = pool(threads);
+    for (k, pool) in pools.iter().enumerate() {
+        let threads = k + 1;
         g.bench_function(format!("offline_{pages}_pages_{threads}_thread"), |b| {
             b.iter_batched_ref(
                 || Rig::new(PAGES_PER_TASK),
@@ -53,40 +49,74 @@ fn bench(c: &mut Criterion) {
                 BatchSize::LargeInput,
             );
         });
+        g.bench_function(
+            format!("raw_scattered_memcpy_{pages}_pages_{threads}_thread"),
+            |b| {
+                b.iter(|| pool.install(|| scattered.copy_parallel()));
+            },
+        );
     }
-    let (mut arena, pairs) = scattered(pages, words, 7);
-    g.bench_function(format!("raw_scattered_memcpy_{pages}_pages"), |b| {
-        b.iter(|| copy_scattered(&mut arena, &pairs, words));
+    g.bench_function(format!("raw_scattered_memcpy_{pages}_pages_serial"), |b| {
+        b.iter(|| scattered.copy());
+    });
+    g.bench_function(format!("raw_in_order_memcpy_{pages}_pages_serial"), |b| {
+        b.iter(|| in_order.copy());
     });
     g.finish();
 
-    // The figures, measured side by side in this run.
-    let runs = 5;
-    let (one, moved) = time_offline(1, runs);
-    let (two, _) = time_offline(2, runs);
-    let t0 = Instant::now();
+    // The figures, measured side by side, interleaved, in this run: medians of `runs`.
+    let runs = 9;
+    let mut t: [Vec<Duration>; 6] = Default::default();
+    let mut moved = 0;
     for _ in 0..runs {
-        copy_scattered(&mut arena, &pairs, words);
+        for (k, pool) in pools.iter().enumerate() {
+            let mut rig = Rig::new(PAGES_PER_TASK);
+            let t0 = Instant::now();
+            moved = pool.install(|| rig.offline());
+            t[k].push(t0.elapsed());
+            let t0 = Instant::now();
+            pool.install(|| scattered.copy_parallel());
+            t[2 + k].push(t0.elapsed());
+            let t0 = Instant::now();
+            pool.install(|| in_order.copy_parallel());
+            t[4 + k].push(t0.elapsed());
+        }
     }
-    let raw = t0.elapsed() / runs as u32;
+    let [one, two, raw1, raw2, seq1, seq2] = t.map(median);
     let rate = |d: Duration| pages as f64 / d.as_secs_f64();
     let mib = |d: Duration| bytes as f64 / d.as_secs_f64() / (1 << 20) as f64;
+    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
     eprintln!(
-        "migration of {moved} pages of 16 KiB ({} MiB): 1 thread {:.0} pages/s ({:.0} MiB/s), \
-         2 threads {:.0} pages/s ({:.0} MiB/s); raw scattered memcpy {:.0} pages/s ({:.0} MiB/s)",
-        bytes >> 20,
-        rate(one),
-        mib(one),
-        rate(two),
-        mib(two),
-        rate(raw),
-        mib(raw)
+        "migration of {moved} pages of 16 KiB ({} MiB), medians of {runs} interleaved runs:",
+        bytes >> 20
+    );
+    for (what, d) in [
+        ("offline, 1 thread", one),
+        ("offline, 2 threads", two),
+        ("raw scattered memcpy, 1 thread", raw1),
+        ("raw scattered memcpy, 2 threads", raw2),
+        ("raw in-order memcpy, 1 thread", seq1),
+        ("raw in-order memcpy, 2 threads", seq2),
+    ] {
+        eprintln!(
+            "  {what:<32} {:>8.3} ms  {:>9.0} pages/s  {:>6.0} MiB/s",
+            d.as_secs_f64() * 1e3,
+            rate(d),
+            mib(d)
+        );
+    }
+    eprintln!(
+        "ratio to the raw scattered memcpy: 1 thread {:.2}, 2 threads {:.2}; to the in-order memcpy: {:.2}, {:.2}",
+        ratio(one, raw1),
+        ratio(two, raw2),
+        ratio(one, seq1),
+        ratio(two, seq2)
     );
     eprintln!(
-        "ratio to raw memcpy: 1 thread {:.2}, 2 threads {:.2}; 2 threads / 1 thread {:.2}",
-        raw.as_secs_f64() / one.as_secs_f64(),
-        raw.as_secs_f64() / two.as_secs_f64(),
-        one.as_secs_f64() / two.as_secs_f64()
+        "2 threads / 1 thread: offline {:.2}, raw scattered memcpy {:.2}, raw in-order memcpy {:.2}",
+        ratio(two, one),
+        ratio(raw2, raw1),
+        ratio(seq2, seq1)
     );
 }
 

@@ -14,7 +14,7 @@ pub struct PageStore {
     page_shift: u32,
     words_per_page: usize,
     allocated: usize,
-    /// Freed page buffers kept for reuse by [`PageStore::copy_page`] (contents undefined).
+    /// Freed page buffers kept for reuse by copies and first writes (contents undefined).
     spare: Vec<Box<[u64]>>,
 }
 
@@ -53,12 +53,20 @@ impl PageStore {
 
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [u64] {
-        let words = self.words_per_page;
-        let slot = &mut self.pages[p];
-        if slot.is_none() {
+        if self.pages[p].is_none() {
+            // A freed buffer, zeroed, before new host memory (whose first touch costs a
+            // host page fault).
+            let b = match self.spare.pop() {
+                Some(mut b) => {
+                    b.fill(0);
+                    b
+                }
+                None => vec![0u64; self.words_per_page].into_boxed_slice(),
+            };
+            self.pages[p] = Some(b);
             self.allocated += 1;
         }
-        slot.get_or_insert_with(|| vec![0u64; words].into_boxed_slice())
+        self.pages[p].as_deref_mut().unwrap_or_default()
     }
 
     /// Writes the word at `addr`.
@@ -339,6 +347,21 @@ mod tests {
         assert_eq!(s.allocated_pages(), 1, "a partial zero keeps the page");
         s.zero_words(0x4000, 2048);
         assert_eq!(s.allocated_pages(), 0);
+    }
+
+    #[test]
+    fn a_reused_buffer_reads_zero_where_it_was_not_written() {
+        let mut s = PageStore::new(4, 14);
+        s.write_words(0, &[7; 2048]);
+        s.drop_frames(0, 1);
+        assert_eq!(s.allocated_pages(), 0);
+        // Frame 2's first write takes the freed buffer of frame 0.
+        s.write(2 << 14 | 8, 5);
+        assert_eq!(s.allocated_pages(), 1);
+        let page = s.page(2).unwrap();
+        assert_eq!(page[1], 5);
+        assert!(page.iter().enumerate().all(|(i, &w)| i == 1 || w == 0));
+        assert_eq!(s.page(0), None);
     }
 
     #[test]
