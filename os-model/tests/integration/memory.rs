@@ -10,6 +10,7 @@ use os_model::OsConfig;
 use os_model::config::MemConfig;
 use os_model::memhotplug::{MemOpKind, MemOpReport};
 use os_model::mm::vm::FsKind;
+use os_model::mm::{MigrateType, PAGEBLOCK_PAGES};
 use proptest::prelude::*;
 use sim_core::{ByteSize, CellId, SimDuration, SimTime};
 
@@ -134,6 +135,43 @@ fn an_unmovable_block_fails_with_ebusy_and_is_restored_exactly() {
         s.os.vm().unwrap().phys.blocks[0].state,
         os_model::mm::BlockState::Online
     );
+    clean(&mut s).unwrap();
+}
+
+#[test]
+fn a_page_still_pinned_after_the_last_pass_fails_with_ebusy_and_the_blocks_are_put_back() {
+    // Every burst ends with a direct-I/O write of one of the task's pages, and the disk takes
+    // 5 ms: a page of the block is always pinned for DMA, longer than 3 passes 50 us apart.
+    let mut cfg = mixed(16, 0, 0, 0, vec![FsKind::Ext3]);
+    cfg.memory.direct_io_chance = 1.0;
+    cfg.memory.disk_latency = SimDuration::from_millis(5);
+    cfg.memory.migrate_passes = 3;
+    let mut s = Sim::new(small_machine(), Default::default(), &cfg, &[], 4);
+    s.run_to(ms(2));
+    let pageblocks = |s: &Sim| {
+        let vm = s.os.vm().unwrap();
+        let per_block = (vm.phys.block_pages / PAGEBLOCK_PAGES) as usize;
+        vm.phys.pb_type[8 * per_block..9 * per_block].to_vec()
+    };
+    let types_before = pageblocks(&s);
+    s.os.mem_request(s.now, 8, false).unwrap();
+    settle(&mut s, ms(8));
+    let r = last_op(&s);
+    let e = r.result.clone().unwrap().unwrap_err();
+    assert_eq!(e.errno(), "EBUSY", "{e}");
+    assert!(e.to_string().contains("after 3 passes"), "{e}");
+    assert!(e.to_string().contains("pinned by DMA"), "{e}");
+    assert_eq!(r.moved.passes, 3);
+    assert!(r.moved.retries >= 3, "{:?}", r.moved);
+    // Pages already moved stay where they went (as in Linux); the blocks are online again,
+    // every pageblock has its type back and none is left isolated.
+    assert_eq!(
+        s.os.vm().unwrap().phys.blocks[8].state,
+        os_model::mm::BlockState::Online
+    );
+    assert_eq!(pageblocks(&s), types_before);
+    assert!(!pageblocks(&s).contains(&MigrateType::Isolate));
+    s.run_to(s.now + SimDuration::from_millis(1));
     clean(&mut s).unwrap();
 }
 
