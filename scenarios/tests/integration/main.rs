@@ -7,4 +7,5 @@ mod common;
 mod determinism;
 mod hostile;
 mod library;
+mod memory;
 mod os;
