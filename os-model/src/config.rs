@@ -249,9 +249,6 @@ impl MemConfig {
         if self.fs.is_empty() {
             return Err(bad("fs", "needs at least one file system".into()));
         }
-        if self.maps_per_task > 0 && self.files == 0 {
-            // Nothing to map: allowed, the tasks map nothing.
-        }
         if self.tlb_entries == 0 || self.tlb_entries > 1 << 16 {
             return Err(bad(
                 "tlb_entries",

@@ -119,3 +119,39 @@ fn the_documented_examples_are_valid_scenarios() {
         }
     }
 }
+
+/// The keys of the rows of the first table after `heading` in the scenario guide.
+fn documented_keys(doc: &str, heading: &str) -> Vec<String> {
+    let start = doc.find(heading).unwrap_or_else(|| panic!("{heading}"));
+    let rest = &doc[start + heading.len()..];
+    let end = rest.find("\n#").unwrap_or(rest.len());
+    rest[..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |").map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_os_and_memory_key_is_documented_and_nothing_else() {
+    let doc = std::fs::read_to_string(root().join("scenarios/README.md")).unwrap();
+    let os = serde_json::to_value(os_model::OsConfig::default()).unwrap();
+    let mut keys: Vec<String> = os.as_object().unwrap().keys().cloned().collect();
+    keys.retain(|k| k != "memory");
+    keys.sort();
+    let mut rows = documented_keys(&doc, "## `[os]`");
+    rows.sort();
+    assert_eq!(rows, keys, "[os] table of scenarios/README.md");
+    let mut keys: Vec<String> = os["memory"].as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    let mut rows = documented_keys(&doc, "### `[os.memory]`");
+    rows.sort();
+    assert_eq!(rows, keys, "[os.memory] table of scenarios/README.md");
+    let defects = documented_keys(&doc, "## Defects");
+    for d in os_model::OsDefect::ALL {
+        assert!(
+            defects.contains(&d.name().to_owned()),
+            "defect {d} undocumented"
+        );
+    }
+}
