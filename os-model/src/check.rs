@@ -1,5 +1,5 @@
-//! The OS checkers: CHK-3 (task data), CHK-4 (scheduler), CHK-5 (RCU) and the OS side of
-//! CHK-6 (interrupts and IPIs).
+//! The OS checkers: CHK-3 (task data), CHK-4 (scheduler), CHK-5 (RCU), the OS side of
+//! CHK-6 (interrupts and IPIs) and the memory side of CHK-7 (allocator).
 //!
 //! Each rebuilds its own picture of the OS from the [`OsEvent`] stream alone — which task
 //! is where, which map versions are live, who reads what, which CPUs are online — and
@@ -12,6 +12,7 @@
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled, a cross-call never acknowledged (`skip_irq_reroute`) |
+//! | CHK-7 allocator | a page freed while mapped or under I/O (`free_before_copy`, `ignore_writeback`), allocated from an isolated pageblock (`alloc_from_isolated`), buddy lists / mem_map / PTEs / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`) |
 
 use std::collections::BTreeMap;
 
@@ -334,7 +335,8 @@ impl OsChecker for TaskDataChecker {
 // ---------------------------------------------------------------------------------- CHK-7
 
 /// CHK-7, memory side: no page is freed while a PTE still maps it (the kernel's "bad page
-/// state"); at audits, the buddy lists agree with the `mem_map` (every listed block free,
+/// state"), none is allocated from a pageblock the event stream says is isolated; at audits,
+/// the isolation it was told of is the allocator's, the buddy lists agree with the `mem_map` (every listed block free,
 /// unmapped, on the list of its pageblock's type, nothing leaked), every present PTE maps an
 /// allocated frame whose reverse map names it, and every kernel object lives in online
 /// memory on a frame the allocator gave the kernel.
@@ -342,6 +344,14 @@ impl OsChecker for TaskDataChecker {
 pub struct AllocChecker {
     /// Failed memory operations already judged.
     judged: Vec<u32>,
+    /// Pageblocks isolated, as the event stream says (index: pfn / pageblock pages).
+    isolated: Vec<bool>,
+}
+
+impl AllocChecker {
+    fn pageblock(pfn: u32) -> usize {
+        (pfn / crate::mm::PAGEBLOCK_PAGES) as usize
+    }
 }
 
 impl OsChecker for AllocChecker {
@@ -350,6 +360,32 @@ impl OsChecker for AllocChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
+        if let OsEvent::PageblockIsolation { pfn, isolated } = ev {
+            let i = Self::pageblock(*pfn);
+            if i >= self.isolated.len() {
+                self.isolated.resize(i + 1, false);
+            }
+            self.isolated[i] = *isolated;
+            return;
+        }
+        if let OsEvent::PageAllocated { pfn, order } = ev {
+            let first = Self::pageblock(*pfn);
+            let last = Self::pageblock(pfn + (1u32 << order) - 1);
+            if let Some(i) = (first..=last).find(|&i| self.isolated.get(i) == Some(&true)) {
+                out.push(violation(
+                    now,
+                    CHK_ALLOC,
+                    Entity::Os(sim_core::OsId(0)),
+                    Entity::Object("pfn", u64::from(*pfn)),
+                    format!(
+                        "pfn {pfn:#x} (order {order}) allocated from the isolated pageblock at \
+                         pfn {:#x}",
+                        i as u32 * crate::mm::PAGEBLOCK_PAGES
+                    ),
+                ));
+            }
+            return;
+        }
         if let OsEvent::PageFreed {
             pfn,
             order,
@@ -390,6 +426,24 @@ impl OsChecker for AllocChecker {
         };
         for f in vm.phys.audit().into_iter().take(4) {
             report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
+        }
+        // The isolation the events told of is the allocator's.
+        if let Some((i, t)) = vm.phys.pb_type.iter().enumerate().find(|&(i, t)| {
+            (*t == crate::mm::MigrateType::Isolate) != (self.isolated.get(i) == Some(&true))
+        }) {
+            let pfn = i as u32 * crate::mm::PAGEBLOCK_PAGES;
+            report(
+                Entity::Object("pfn", u64::from(pfn)),
+                format!(
+                    "the pageblock at pfn {pfn:#x} is {} but its isolation was {}",
+                    t.name(),
+                    if self.isolated.get(i) == Some(&true) {
+                        "announced and never released"
+                    } else {
+                        "never announced"
+                    }
+                ),
+            );
         }
         // A failed offline that had moved nothing must leave everything as it found it.
         for op in os.mem_hotplug().done() {
@@ -769,6 +823,8 @@ impl OsChecker for SchedChecker {
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
             | OsEvent::MemObject { .. }
+            | OsEvent::PageAllocated { .. }
+            | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::MemHotplugStart { .. }
@@ -1057,6 +1113,8 @@ impl OsChecker for RcuChecker {
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
             | OsEvent::MemObject { .. }
+            | OsEvent::PageAllocated { .. }
+            | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::MemHotplugStart { .. }
@@ -1381,6 +1439,35 @@ mod tests {
         );
         assert_eq!(out.count("CHK-7"), 2, "{:?}", out.kept());
         assert!(out.kept()[0].message.contains("bad page state"));
+    }
+
+    #[test]
+    fn alloc_checker_bites_on_an_allocation_from_an_isolated_pageblock() {
+        let pb = crate::mm::PAGEBLOCK_PAGES;
+        let iso = |pfn, isolated| OsEvent::PageblockIsolation { pfn, isolated };
+        let alloc = |pfn, order| OsEvent::PageAllocated { pfn, order };
+        let out = feed(
+            &mut AllocChecker::default(),
+            &[
+                iso(2 * pb, true),
+                // Outside it, before it, and a huge page next to it: fine.
+                alloc(3, 0),
+                alloc(3 * pb, crate::mm::PAGEBLOCK_ORDER),
+                // Inside it: reported.
+                alloc(2 * pb + 5, 0),
+                // Released, then allocated (a compaction target handed to a hugetlb page).
+                iso(2 * pb, false),
+                alloc(2 * pb, crate::mm::PAGEBLOCK_ORDER),
+            ],
+        );
+        assert_eq!(out.count("CHK-7"), 1, "{:?}", out.kept());
+        assert!(
+            out.kept()[0]
+                .message
+                .contains("allocated from the isolated pageblock at pfn 0x80"),
+            "{:?}",
+            out.kept()
+        );
     }
 
     #[test]

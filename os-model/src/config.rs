@@ -424,11 +424,14 @@ pub enum OsDefect {
     SkipUnmovableCheck,
     /// Cell hot-remove evaluates `_EJ0` before its memory is offline (CHK-1, CHK-3).
     EjectBeforeOffline,
+    /// The page allocator hands out free pages of isolated pageblocks when nothing else is
+    /// left in a zone: a cell being emptied gets its pages back (CHK-7).
+    AllocFromIsolated,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 11] = [
+    pub const ALL: [OsDefect; 12] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -440,6 +443,7 @@ impl OsDefect {
         OsDefect::IgnoreWriteback,
         OsDefect::SkipUnmovableCheck,
         OsDefect::EjectBeforeOffline,
+        OsDefect::AllocFromIsolated,
     ];
 
     /// The name used in scenario files.
@@ -456,6 +460,7 @@ impl OsDefect {
             OsDefect::IgnoreWriteback => "ignore_writeback",
             OsDefect::SkipUnmovableCheck => "skip_unmovable_check",
             OsDefect::EjectBeforeOffline => "eject_before_offline",
+            OsDefect::AllocFromIsolated => "alloc_from_isolated",
         }
     }
 }
@@ -511,6 +516,6 @@ mod tests {
         d.insert(OsDefect::SkipIrqReroute);
         assert!(d.has(OsDefect::SkipIrqReroute));
         assert!(!d.has(OsDefect::HaltBeforeOffline));
-        assert_eq!(OsDefect::ALL.len(), 11);
+        assert_eq!(OsDefect::ALL.len(), 12);
     }
 }

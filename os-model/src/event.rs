@@ -250,6 +250,20 @@ pub enum OsEvent {
         /// The page.
         page: u32,
     },
+    /// The buddy allocator handed out frames.
+    PageAllocated {
+        /// Head frame.
+        pfn: u32,
+        /// Order.
+        order: u8,
+    },
+    /// A pageblock became isolated (nothing may be allocated from it) or stopped being so.
+    PageblockIsolation {
+        /// First frame of the pageblock.
+        pfn: u32,
+        /// Isolated from now on.
+        isolated: bool,
+    },
     /// Frames went back to the buddy allocator.
     PageFreed {
         /// First frame.
@@ -587,6 +601,12 @@ impl StableHash for OsEvent {
                 h.word(45 | obj.word() << 8);
                 h.word(u64::from(*page));
             }
+            OsEvent::PageAllocated { pfn, order } => {
+                h.word(46 | u64::from(*order) << 8 | u64::from(*pfn) << 32);
+            }
+            OsEvent::PageblockIsolation { pfn, isolated } => {
+                h.word(47 | u64::from(*isolated) << 8 | u64::from(*pfn) << 32);
+            }
             OsEvent::PageFreed {
                 pfn,
                 order,
@@ -801,6 +821,8 @@ impl TraceEvent for OsEvent {
     fn level(&self) -> TraceLevel {
         match self {
             OsEvent::TaskAccess { .. }
+            | OsEvent::PageAllocated { .. }
+            | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::RcuLock { .. }
@@ -956,6 +978,25 @@ impl TraceEvent for OsEvent {
                 "page discarded",
                 Phase::Instant,
                 vec![("obj", s(obj.to_string())), ("page", u(u64::from(*page)))],
+            ),
+            OsEvent::PageAllocated { pfn, order } => (
+                os_track(),
+                "page allocated",
+                Phase::Instant,
+                vec![
+                    ("pfn", s(format!("{pfn:#x}"))),
+                    ("order", u(u64::from(*order))),
+                ],
+            ),
+            OsEvent::PageblockIsolation { pfn, isolated } => (
+                os_track(),
+                if *isolated {
+                    "pageblock isolated"
+                } else {
+                    "pageblock released"
+                },
+                Phase::Instant,
+                vec![("pfn", s(format!("{pfn:#x}")))],
             ),
             OsEvent::PageFreed {
                 pfn,

@@ -583,7 +583,28 @@ impl Os {
     // ------------------------------------------------------------------ small helpers
 
     pub(crate) fn emit(&mut self, t: SimTime, ev: OsEvent) {
+        self.drain_phys_log(t);
         self.events.push((t, ev));
+    }
+
+    /// Turns what the page allocator did since the last event into events (stamped `t`, no
+    /// earlier than it happened, in the order it happened).
+    pub(crate) fn drain_phys_log(&mut self, t: SimTime) {
+        let Some(vm) = self.vm.as_mut() else {
+            return;
+        };
+        if vm.phys.log.is_empty() {
+            return;
+        }
+        self.events.extend(vm.phys.log.drain(..).map(|e| {
+            let ev = match e {
+                crate::mm::PhysLog::Alloc { pfn, order } => OsEvent::PageAllocated { pfn, order },
+                crate::mm::PhysLog::Isolation { pb, isolated } => {
+                    OsEvent::PageblockIsolation { pfn: pb, isolated }
+                }
+            };
+            (t, ev)
+        }));
     }
 
     /// The hardware CPU of logical `c`.
@@ -876,6 +897,7 @@ impl Os {
             OsEv::Io(id) => self.io_done(now, id, p, probe),
             OsEv::Mem { op, epoch } => self.mem_event(now, op, epoch, p, probe),
         }
+        self.drain_phys_log(now);
     }
 
     /// After the hardware raised interrupts: CPUs with an interrupt pending take it.

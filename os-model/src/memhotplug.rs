@@ -245,7 +245,8 @@ pub struct MoveCounts {
     pub written_back: u32,
     /// Times a page was found busy and retried in a later pass.
     pub retries: u32,
-    /// Passes made.
+    /// Passes over the range that left pages busy (each followed by another pass after
+    /// `retry_delay`, or by `EBUSY` after the last).
     pub passes: u32,
     /// Batches (unmap, shootdown, copy, remap).
     pub batches: u32,
@@ -1226,7 +1227,6 @@ impl Os {
             .unwrap_or_default();
         let mc = self.cfg.memory.clone();
         let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
-        let skip_check = self.has_defect(OsDefect::SkipUnmovableCheck);
         let compact = self.memhp.current.as_ref().and_then(|c| c.compact);
         // Batch after batch finding no memory to move to: give up (isolation is undone).
         if let Some(c) = self.memhp.current.as_ref() {
@@ -1267,16 +1267,8 @@ impl Os {
             }
             if blocked {
                 // It cannot be emptied now: give it back and try another one.
-                let i = (pb / PAGEBLOCK_PAGES) as usize;
-                if let Some(z) = vm.phys.zone_of(pb) {
-                    vm.phys.zones[z as usize].area.move_pageblock(
-                        &mut vm.phys.map,
-                        pb,
-                        crate::mm::MigrateType::Isolate,
-                        crate::mm::MigrateType::Movable,
-                    );
-                }
-                vm.phys.pb_type[i] = crate::mm::MigrateType::Movable;
+                vm.phys
+                    .set_pageblock_type(pb, crate::mm::MigrateType::Movable);
                 if let Some(c) = self.memhp.current.as_mut() {
                     c.compact = None;
                     c.compact_failed.push(pb);
@@ -1380,7 +1372,6 @@ impl Os {
                 }
             }
         }
-        let _ = skip_check;
         if picked.is_empty() {
             if busy.is_empty() {
                 let moved = self
@@ -1800,15 +1791,8 @@ impl Os {
         let vm = self.vmm();
         match best {
             Some((pb, _)) => {
-                if let Some(z) = vm.phys.zone_of(pb) {
-                    vm.phys.zones[z as usize].area.move_pageblock(
-                        &mut vm.phys.map,
-                        pb,
-                        crate::mm::MigrateType::Movable,
-                        crate::mm::MigrateType::Isolate,
-                    );
-                }
-                vm.phys.pb_type[(pb / PAGEBLOCK_PAGES) as usize] = crate::mm::MigrateType::Isolate;
+                vm.phys
+                    .set_pageblock_type(pb, crate::mm::MigrateType::Isolate);
                 if let Some(c) = self.memhp.current.as_mut() {
                     c.compact = Some(pb);
                 }

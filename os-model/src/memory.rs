@@ -325,6 +325,7 @@ impl Os {
             &movable,
             distance,
         );
+        phys.alloc_from_isolated = self.has_defect(OsDefect::AllocFromIsolated);
         let reserved = (crate::mem::RESERVED_PER_NODE >> g.page_shift) as u32;
         for r in self.scan.memory.iter().filter(|r| r.present) {
             let first = (r.base >> g.page_shift) as u32;

@@ -678,7 +678,7 @@ fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
                 o,
                 "      pages moved: {} remapped ({} mlocked, {} hugetlb; {} pageblocks compacted for \
                  them, {} pages), {} swapped out, {} dropped (clean page cache), {} written back \
-                 first; {} retries over {} passes; {} batches, {} shootdown IPIs, {} copied",
+                 first; {} retries ({} passes left pages busy); {} batches, {} shootdown IPIs, {} copied",
                 m.remapped,
                 m.mlocked,
                 m.huge,

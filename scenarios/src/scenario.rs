@@ -526,6 +526,8 @@ pub enum Defect {
     SkipUnmovableCheck,
     /// OS: see [`OsDefect::EjectBeforeOffline`].
     EjectBeforeOffline,
+    /// OS: see [`OsDefect::AllocFromIsolated`].
+    AllocFromIsolated,
 }
 
 impl Defect {
@@ -550,7 +552,8 @@ impl Defect {
             | Defect::FreeBeforeCopy
             | Defect::IgnoreWriteback
             | Defect::SkipUnmovableCheck
-            | Defect::EjectBeforeOffline => {}
+            | Defect::EjectBeforeOffline
+            | Defect::AllocFromIsolated => {}
         }
     }
 
@@ -568,6 +571,7 @@ impl Defect {
             Defect::IgnoreWriteback => Some(OsDefect::IgnoreWriteback),
             Defect::SkipUnmovableCheck => Some(OsDefect::SkipUnmovableCheck),
             Defect::EjectBeforeOffline => Some(OsDefect::EjectBeforeOffline),
+            Defect::AllocFromIsolated => Some(OsDefect::AllocFromIsolated),
             Defect::StoreSkipsInvalidate
             | Defect::EvictionDropsDirty
             | Defect::ReadSkipsOwner
@@ -596,7 +600,8 @@ impl Defect {
             | Defect::FreeBeforeCopy
             | Defect::IgnoreWriteback
             | Defect::SkipUnmovableCheck
-            | Defect::EjectBeforeOffline => self.os().map_or("", OsDefect::name),
+            | Defect::EjectBeforeOffline
+            | Defect::AllocFromIsolated => self.os().map_or("", OsDefect::name),
         }
     }
 }

@@ -48,6 +48,16 @@ impl MigrateType {
         self as usize
     }
 
+    /// Name, as `/proc/pagetypeinfo` spells it (lower case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            MigrateType::Unmovable => "unmovable",
+            MigrateType::Movable => "movable",
+            MigrateType::Reclaimable => "reclaimable",
+            MigrateType::Isolate => "isolate",
+        }
+    }
+
     /// Types an allocation of this type may steal from, in order.
     const fn fallbacks(self) -> [MigrateType; 2] {
         match self {
@@ -152,18 +162,21 @@ impl FreeArea {
     }
 
     /// Allocates `1 << order` pages of type `mt` (stealing from the fallback types if it
-    /// must; never from isolated pageblocks). Returns the head frame and the type of the
-    /// pageblock it came from; the frames are marked `owner`.
+    /// must; never from isolated pageblocks — unless `isolated_too`, the injected defect
+    /// `alloc_from_isolated`, which takes them last). Returns the head frame and the type of
+    /// the pageblock it came from; the frames are marked `owner`.
     pub fn alloc(
         &mut self,
         mm: &mut MemMap,
         order: u8,
         mt: MigrateType,
         owner: Owner,
+        isolated_too: bool,
     ) -> Option<(u32, MigrateType)> {
-        let want = std::iter::once(mt).chain(mt.fallbacks());
-        for ty in want {
-            if ty == MigrateType::Isolate {
+        let last = isolated_too.then_some(MigrateType::Isolate);
+        let want = std::iter::once(mt).chain(mt.fallbacks()).chain(last);
+        for (k, ty) in want.enumerate() {
+            if ty == MigrateType::Isolate && (k < 3 || !isolated_too) {
                 continue;
             }
             for o in order..=PAGEBLOCK_ORDER {
@@ -321,10 +334,14 @@ mod tests {
         let (mut mm, mut fa) = area(128);
         assert_eq!(fa.free_pages(), 128);
         let owner = Owner::Anon { mm: 1, page: 0 };
-        let (a, _) = fa.alloc(&mut mm, 0, MigrateType::Movable, owner).unwrap();
+        let (a, _) = fa
+            .alloc(&mut mm, 0, MigrateType::Movable, owner, false)
+            .unwrap();
         assert_eq!(a, 0);
         assert_eq!(fa.buddyinfo(), vec![1, 1, 1, 1, 1, 1, 1]);
-        let (b, _) = fa.alloc(&mut mm, 2, MigrateType::Movable, owner).unwrap();
+        let (b, _) = fa
+            .alloc(&mut mm, 2, MigrateType::Movable, owner, false)
+            .unwrap();
         assert_eq!(b, 4);
         fa.free(&mut mm, a, 0, MigrateType::Movable);
         fa.free(&mut mm, b, 2, MigrateType::Movable);
@@ -341,11 +358,21 @@ mod tests {
         assert_eq!(fa.allocatable_pages(), 64);
         let owner = Owner::Slab { slab: 0 };
         for _ in 0..64 {
-            let (p, _) = fa.alloc(&mut mm, 0, MigrateType::Unmovable, owner).unwrap();
+            let (p, _) = fa
+                .alloc(&mut mm, 0, MigrateType::Unmovable, owner, false)
+                .unwrap();
             assert!(p >= 64);
         }
-        assert!(fa.alloc(&mut mm, 0, MigrateType::Movable, owner).is_none());
-        assert_eq!(fa.take_pageblock(&mut mm, 0, MigrateType::Isolate), 64);
+        assert!(
+            fa.alloc(&mut mm, 0, MigrateType::Movable, owner, false)
+                .is_none()
+        );
+        // The defect alloc_from_isolated takes them once nothing else is left.
+        let (p, ty) = fa
+            .alloc(&mut mm, 0, MigrateType::Movable, owner, true)
+            .unwrap();
+        assert!(p < 64 && ty == MigrateType::Isolate);
+        assert_eq!(fa.take_pageblock(&mut mm, 0, MigrateType::Isolate), 63);
         assert_eq!(fa.free_pages(), 0);
     }
 

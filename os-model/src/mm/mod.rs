@@ -182,6 +182,32 @@ pub struct PhysMem {
     pub distance: Vec<Vec<u8>>,
     /// Counters.
     pub stats: MmStats,
+    /// What the allocator did since the kernel last looked, in order: the kernel turns it
+    /// into events (`PageAllocated`, `PageblockIsolation`) for the checkers.
+    pub log: Vec<PhysLog>,
+    /// The injected defect `alloc_from_isolated`: the allocator also hands out free pages of
+    /// isolated pageblocks.
+    pub alloc_from_isolated: bool,
+}
+
+/// One thing the allocator did that the checkers must see (CHK-7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhysLog {
+    /// `1 << order` frames at `pfn` handed out.
+    Alloc {
+        /// Head frame.
+        pfn: u32,
+        /// Order.
+        order: u8,
+    },
+    /// The pageblock starting at `pb` became isolated (no allocation may come from it) or
+    /// stopped being isolated.
+    Isolation {
+        /// First frame of the pageblock.
+        pb: u32,
+        /// Isolated now.
+        isolated: bool,
+    },
 }
 
 const NO_ZONE: u16 = u16::MAX;
@@ -241,6 +267,8 @@ impl PhysMem {
             zonelists: vec![Vec::new(); nodes as usize],
             distance,
             stats: MmStats::default(),
+            log: Vec::new(),
+            alloc_from_isolated: false,
         }
     }
 
@@ -333,13 +361,22 @@ impl PhysMem {
             if gfp == Gfp::Kernel && zone.kind == ZoneKind::Movable {
                 continue;
             }
-            if let Some((pfn, from)) = zone.area.alloc(&mut self.map, order, mt, owner) {
+            let isolated_too = self.alloc_from_isolated;
+            if let Some((pfn, from)) =
+                zone.area
+                    .alloc(&mut self.map, order, mt, owner, isolated_too)
+            {
                 // Stealing a whole free pageblock converts it (as Linux does).
                 let pb = (pfn / PAGEBLOCK_PAGES) as usize;
-                if from != mt && order == PAGEBLOCK_ORDER && zone.kind == ZoneKind::Normal {
+                if from != mt
+                    && from != MigrateType::Isolate
+                    && order == PAGEBLOCK_ORDER
+                    && zone.kind == ZoneKind::Normal
+                {
                     self.pb_type[pb] = mt;
                 }
                 self.stats.allocs += 1 << order;
+                self.log.push(PhysLog::Alloc { pfn, order });
                 return Ok(pfn);
             }
         }
@@ -365,6 +402,14 @@ impl PhysMem {
         self.map.order[pb as usize] = PAGEBLOCK_ORDER;
         self.pb_type[(pb / PAGEBLOCK_PAGES) as usize] = MigrateType::Movable;
         self.stats.allocs += u64::from(PAGEBLOCK_PAGES);
+        self.log.push(PhysLog::Isolation {
+            pb,
+            isolated: false,
+        });
+        self.log.push(PhysLog::Alloc {
+            pfn: pb,
+            order: PAGEBLOCK_ORDER,
+        });
         true
     }
 
@@ -499,25 +544,35 @@ impl PhysMem {
         first.map(|f| (f, what.join(", ")))
     }
 
+    /// Gives the pageblock at `pb` the migrate type `to`, its free pages moving to the lists
+    /// of that type (as `set_pageblock_migratetype` + `move_freepages_block`).
+    pub fn set_pageblock_type(&mut self, pb: u32, to: MigrateType) {
+        let i = (pb / PAGEBLOCK_PAGES) as usize;
+        let from = self.pb_type[i];
+        if from == to {
+            return;
+        }
+        if let Some(z) = self.zone_of(pb) {
+            self.zones[z as usize]
+                .area
+                .move_pageblock(&mut self.map, pb, from, to);
+        }
+        self.pb_type[i] = to;
+        if (from == MigrateType::Isolate) != (to == MigrateType::Isolate) {
+            self.log.push(PhysLog::Isolation {
+                pb,
+                isolated: to == MigrateType::Isolate,
+            });
+        }
+    }
+
     /// Isolates every pageblock of block `b`: nothing more is allocated from it.
     pub fn isolate_block(&mut self, b: u32) {
         let blk = self.blocks[b as usize].clone();
         let mut saved = Vec::new();
         for pb in (blk.start..blk.start + blk.pages).step_by(PAGEBLOCK_PAGES as usize) {
-            let i = (pb / PAGEBLOCK_PAGES) as usize;
-            let from = self.pb_type[i];
-            saved.push(from);
-            if from != MigrateType::Isolate {
-                if let Some(z) = self.zone_of(pb) {
-                    self.zones[z as usize].area.move_pageblock(
-                        &mut self.map,
-                        pb,
-                        from,
-                        MigrateType::Isolate,
-                    );
-                }
-                self.pb_type[i] = MigrateType::Isolate;
-            }
+            saved.push(self.pb_type[(pb / PAGEBLOCK_PAGES) as usize]);
+            self.set_pageblock_type(pb, MigrateType::Isolate);
         }
         let blk = &mut self.blocks[b as usize];
         blk.saved = saved;
@@ -531,17 +586,8 @@ impl PhysMem {
             .step_by(PAGEBLOCK_PAGES as usize)
             .enumerate()
         {
-            let i = (pb / PAGEBLOCK_PAGES) as usize;
             let to = blk.saved.get(k).copied().unwrap_or(MigrateType::Movable);
-            if let Some(z) = self.zone_of(pb) {
-                self.zones[z as usize].area.move_pageblock(
-                    &mut self.map,
-                    pb,
-                    MigrateType::Isolate,
-                    to,
-                );
-            }
-            self.pb_type[i] = to;
+            self.set_pageblock_type(pb, to);
         }
         let blk = &mut self.blocks[b as usize];
         blk.saved.clear();
@@ -574,6 +620,12 @@ impl PhysMem {
                 .area
                 .take_pageblock(&mut self.map, pb, MigrateType::Isolate);
             self.pb_zone[i] = NO_ZONE;
+            if self.pb_type[i] == MigrateType::Isolate {
+                self.log.push(PhysLog::Isolation {
+                    pb,
+                    isolated: false,
+                });
+            }
             self.pb_type[i] = MigrateType::Movable;
         }
         for pfn in blk.start..blk.start + blk.pages {
