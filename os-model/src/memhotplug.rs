@@ -812,6 +812,15 @@ impl Os {
         }
     }
 
+    /// The blocks the running operation has isolated.
+    fn isolated_blocks(&self) -> Vec<u32> {
+        self.memhp
+            .current
+            .as_ref()
+            .map(|c| c.isolated.clone())
+            .unwrap_or_default()
+    }
+
     fn cur_blocks(&self) -> Vec<u32> {
         let Some(cur) = self.memhp.current.as_ref() else {
             return Vec::new();
@@ -964,12 +973,7 @@ impl Os {
             }
             MemStep::Migrate => self.mem_migrate_pass(&mut t, ctl, p, probe),
             MemStep::OfflineBlocks => {
-                let blocks = self
-                    .memhp
-                    .current
-                    .as_ref()
-                    .map(|c| c.isolated.clone())
-                    .unwrap_or_default();
+                let blocks = self.isolated_blocks();
                 let force = self.has_defect(OsDefect::SkipUnmovableCheck);
                 let mut freed = Vec::new();
                 let mut left = 0usize;
@@ -1219,12 +1223,7 @@ impl Os {
         probe: &mut PlatformProbe,
     ) -> Out {
         let now = *t;
-        let blocks = self
-            .memhp
-            .current
-            .as_ref()
-            .map(|c| c.isolated.clone())
-            .unwrap_or_default();
+        let blocks = self.isolated_blocks();
         let mc = self.cfg.memory.clone();
         let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
         let compact = self.memhp.current.as_ref().and_then(|c| c.compact);

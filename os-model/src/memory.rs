@@ -903,6 +903,29 @@ impl Os {
         Err(pfn)
     }
 
+    /// A page whose data a device has just read in: unlocked (and `clear` cleared), `set`
+    /// set, unpinned, mapped at `at` (reverse map and PTE), its waiters woken.
+    #[allow(clippy::too_many_arguments)]
+    fn map_read_page(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        pfn: u32,
+        clear: u16,
+        set: u16,
+        at: PteRef,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let map = &mut self.vmm().phys.map;
+        map.clear(pfn, flags::LOCKED | clear);
+        map.set(pfn, set);
+        map.pins[pfn as usize] -= 1;
+        map.rmap[pfn as usize].push(at);
+        self.write_pte(t, c, at, Pte::Present { pfn }, p, probe);
+        self.wake_page(t, c, pfn, p, probe);
+    }
+
     /// A block-device transfer finished: the data moves by DMA, the page is mapped and its
     /// waiters woken.
     pub(crate) fn io_done(
@@ -925,24 +948,10 @@ impl Os {
                 if let Some(d) = data {
                     let _ = p.machine.dma_write(now, &SWAP_DEVICE, addr, &d, probe);
                 }
-                let vm = self.vmm();
-                vm.swap.release(slot);
-                vm.phys.map.clear(pfn, flags::LOCKED | flags::SWAPCACHE);
-                vm.phys.map.set(
-                    pfn,
-                    flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED,
-                );
-                vm.phys.map.pins[pfn as usize] -= 1;
-                vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-                self.write_pte(
-                    &mut t,
-                    c,
-                    PteRef { mm, vpn },
-                    Pte::Present { pfn },
-                    p,
-                    probe,
-                );
-                self.wake_page(&mut t, c, pfn, p, probe);
+                self.vmm().swap.release(slot);
+                let set = flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED;
+                let at = PteRef { mm, vpn };
+                self.map_read_page(&mut t, c, pfn, flags::SWAPCACHE, set, at, p, probe);
             }
             Io::FileRead {
                 pfn,
@@ -952,22 +961,9 @@ impl Os {
                 vpn,
             } => {
                 self.disk_read(now, file, page, pfn, p, probe);
-                let vm = self.vmm();
-                vm.phys.map.clear(pfn, flags::LOCKED);
-                vm.phys
-                    .map
-                    .set(pfn, flags::LRU | flags::UPTODATE | flags::REFERENCED);
-                vm.phys.map.pins[pfn as usize] -= 1;
-                vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
-                self.write_pte(
-                    &mut t,
-                    c,
-                    PteRef { mm, vpn },
-                    Pte::Present { pfn },
-                    p,
-                    probe,
-                );
-                self.wake_page(&mut t, c, pfn, p, probe);
+                let set = flags::LRU | flags::UPTODATE | flags::REFERENCED;
+                let at = PteRef { mm, vpn };
+                self.map_read_page(&mut t, c, pfn, 0, set, at, p, probe);
             }
             Io::SwapOut { pfn, .. } => {
                 let vm = self.vmm();
