@@ -2,6 +2,8 @@
 //!
 //! ```text
 //!   benches/coherent_access.rs ── cells::Machine (bare, and with the trace + CHK-1 + CHK-2)
+//!   benches/migration.rs ──────── os_model::Os memory offline on acpi_model::Platform
+//!                                 vs a raw memcpy of the same pages (1 and 2 threads)
 //! ```
 //!
 //! Run with `cargo bench -p benches`. The workloads are built here so that tests can check
