@@ -10,13 +10,17 @@
 //!              │ every access: memory, MMIO, config, IPIs, HALT
 //!              ▼
 //!        acpi_model::Platform (hardware + firmware) ── PlatformProbe (trace, hw checkers)
-//!   OsEvent stream ──► OsCheckers: CHK-3 task data, CHK-4 scheduler, CHK-5 RCU, CHK-6 IRQs
+//!   memory: nodes, zones, buddy, page tables, page cache, swap (crate::mm, crate::memory)
+//!        └─ memory and cell hot-remove / hot-add, page migration (crate::memhotplug)
+//!   OsEvent stream ──► OsCheckers: CHK-3 task data, CHK-4 scheduler, CHK-5 RCU, CHK-6 IRQs,
+//!                                  CHK-7 allocator
+//!   Os::sysfs ──► the Linux sysfs view (crate::sysfs)
 //! ```
 //!
 //! The OS discovers the machine only through the ACPI namespace ([`acpi`]), reaches the
 //! hardware only through the platform's access paths ([`hw`]), and runs as discrete events
 //! in simulated time ([`kernel`]), so that hot-plug interleaves with the workload and the
-//! races of the real thing exist. Issue 5 adds memory management; issue 6 PCI hot-plug.
+//! races of the real thing exist.
 
 pub mod acpi;
 pub mod check;
@@ -34,6 +38,7 @@ pub mod memory;
 pub mod mm;
 pub mod rcu;
 pub mod sched;
+pub mod sysfs;
 
 pub use check::{OsChecker, OsCheckers};
 pub use config::{BoundTask, OsConfig, OsDefect};

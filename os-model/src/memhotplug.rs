@@ -1092,6 +1092,10 @@ impl Os {
                 let gone = !crate::acpi::is_present(p, &path);
                 if gone {
                     if let Some(n) = node {
+                        // Its memory block devices go with it.
+                        if let Some(nd) = self.vmm().phys.nodes.get_mut(n as usize) {
+                            nd.present = false;
+                        }
                         for c in self.possible.iter().collect::<Vec<_>>() {
                             if self.pcpu[c.index()].node == n
                                 && !crate::acpi::is_present(p, &self.pcpu[c.index()].path)
@@ -1146,14 +1150,17 @@ impl Os {
                     },
                 );
             }
-            // The memory must be there: its cell powered with the memory controller enabled.
-            let cell = p.machine.cell(sim_core::CellId(blk.node as u16));
-            if !cell.is_some_and(|c| c.memory_online()) {
-                if node_req.is_some() {
-                    return Out::Fail(now, MemError::NotPresent { block: b });
-                }
+            // The memory must be there: its memory device's _STA says present.
+            let device = self
+                .scan
+                .memory
+                .iter()
+                .find(|m| m.node == blk.node)
+                .map(|m| m.path.clone());
+            if !device.is_some_and(|d| crate::acpi::is_present(p, &d)) {
                 return Out::Fail(now, MemError::NotPresent { block: b });
             }
+            let vm = self.vmm();
             let movable = vm.phys.nodes[blk.node as usize].movable;
             let zone = if movable {
                 ZoneKind::Movable
@@ -1182,6 +1189,7 @@ impl Os {
                 }
             };
             vm.phys.online_block(b, zone, memmap, 0);
+            vm.phys.nodes[blk.node as usize].present = true;
             if !vm.phys.nodes[blk.node as usize].online {
                 // A new node: its pg_data (on memory that stays).
                 let n = blk.node;

@@ -347,6 +347,7 @@ impl Os {
             }
             if let Some(n) = phys.nodes.get_mut(r.node as usize) {
                 n.online = true;
+                n.present = true;
             }
         }
         phys.rebuild_zonelists();

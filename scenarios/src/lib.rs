@@ -14,7 +14,8 @@
 //!           workload.kind = "os":            os_model::Os + OsCheckers (CHK-3/4/5/6)
 //!                            │
 //!                            ▼
-//!         report::summary (human) / report::json (--json) / Chrome trace (--trace)
+//!         report::summary (human) / report::json (--json) / Chrome trace (--trace) /
+//!         sysfs_out (--sysfs-out: the OS's sysfs views as system roots)
 //! ```
 //!
 //! The `sim` binary (`src/bin/sim.rs`) is a thin command line over these modules.
@@ -25,6 +26,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sweep;
+pub mod sysfs_out;
 
 pub use runner::{RunOptions, RunResult, run};
 pub use scenario::{Scenario, ScenarioError};

@@ -105,6 +105,8 @@ pub struct RunResult {
     pub trace_events: u64,
     /// The scenario's expectations, judged.
     pub expectations: Vec<ExpectationResult>,
+    /// The OS's sysfs views taken at the timeline's `export_sysfs` points, by name.
+    pub sysfs_exports: Vec<(String, os_model::sysfs::Sysfs)>,
 }
 
 impl RunResult {
@@ -203,6 +205,8 @@ struct Run {
     q: EventQueue<Ev>,
     actions: Vec<ActionRecord>,
     audits: u64,
+    /// Sysfs views taken by `export_sysfs`, in timeline order.
+    sysfs: Vec<(String, os_model::sysfs::Sysfs)>,
 }
 
 impl Run {
@@ -355,6 +359,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         q: EventQueue::new(),
         actions: Vec::new(),
         audits: 0,
+        sysfs: Vec::new(),
     };
     let end = SimTime::ZERO + f.duration.0;
     if let Load::Tester {
@@ -522,6 +527,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         load,
         mut actions,
         audits,
+        sysfs,
         ..
     } = run;
     if let Load::Os { os, .. } = &load {
@@ -585,6 +591,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         expectations,
         violations: probe.violations,
         platform: p,
+        sysfs_exports: sysfs,
     })
 }
 
@@ -621,6 +628,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let mut mem_op: Option<u32> = None;
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
         _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
+        _ if t.name.is_some() => format!("\"{}\"", t.name.as_deref().unwrap_or("")),
         (Some(c), ..) => c.to_string(),
         (None, Some(c), ..) => c.to_string(),
         (None, None, Some(s), ..) => format!("slot {}", s.0),
@@ -753,6 +761,15 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                     })
             })
         }
+        ActionKind::ExportSysfs => need(t.name.clone(), "name").and_then(|name| {
+            let Load::Os { os, .. } = load else {
+                return Err("needs the OS".to_owned());
+            };
+            let view = os.sysfs();
+            let n = view.entries.len();
+            run.sysfs.push((name, view));
+            Ok(format!("sysfs view taken ({n} entries)"))
+        }),
         ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
             let Load::Tester { driver, .. } = load else {
                 return Err("needs the I/O exerciser".to_owned());

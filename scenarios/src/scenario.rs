@@ -227,6 +227,9 @@ pub enum ActionKind {
     MemoryOffline,
     /// The OS brings memory block `block` online (a write of `online` to `memoryN/state`).
     MemoryOnline,
+    /// The OS's sysfs view is taken now, under `name` (written by `sim --sysfs-out DIR` to
+    /// `DIR/name/` as a system root).
+    ExportSysfs,
 }
 
 impl ActionKind {
@@ -261,7 +264,8 @@ impl ActionKind {
             | ActionKind::CpuOffline
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
-            | ActionKind::MemoryOnline => None,
+            | ActionKind::MemoryOnline
+            | ActionKind::ExportSysfs => None,
         }
     }
 
@@ -296,7 +300,8 @@ impl ActionKind {
             | ActionKind::CpuOffline
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
-            | ActionKind::MemoryOnline => None,
+            | ActionKind::MemoryOnline
+            | ActionKind::ExportSysfs => None,
         }
     }
 
@@ -331,7 +336,8 @@ impl ActionKind {
             | ActionKind::CpuOffline
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
-            | ActionKind::MemoryOnline => None,
+            | ActionKind::MemoryOnline
+            | ActionKind::ExportSysfs => None,
         }
     }
 
@@ -341,6 +347,7 @@ impl ActionKind {
             ActionKind::HaltCpu => (&["cpu"], &["flush"]),
             ActionKind::CpuOffline | ActionKind::CpuOnline => (&["cpu"], &[]),
             ActionKind::MemoryOffline | ActionKind::MemoryOnline => (&["block"], &[]),
+            ActionKind::ExportSysfs => (&["name"], &[]),
             ActionKind::StartCpu
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
@@ -400,6 +407,7 @@ impl ActionKind {
             ActionKind::CpuOnline => "cpu_online",
             ActionKind::MemoryOffline => "memory_offline",
             ActionKind::MemoryOnline => "memory_online",
+            ActionKind::ExportSysfs => "export_sysfs",
         }
     }
 
@@ -411,6 +419,7 @@ impl ActionKind {
                 | ActionKind::CpuOnline
                 | ActionKind::MemoryOffline
                 | ActionKind::MemoryOnline
+                | ActionKind::ExportSysfs
         )
     }
 
@@ -457,13 +466,23 @@ pub struct TimelineEntry {
     pub code: Option<NotifyName>,
     /// A memory block (`memoryN`).
     pub block: Option<u32>,
+    /// The name of a sysfs export point (`export_sysfs`).
+    pub name: Option<String>,
     /// What must come of the action: `"ok"`, `"refused"` (any refusal), or an errno the OS
     /// refuses with (`"EBUSY"`, `"EINVAL"`). Without it, a refused action makes the run fail.
     pub expect: Option<String>,
 }
 
 /// The outcomes `timeline[].expect` may name.
-pub const EXPECT_OUTCOMES: [&str; 6] = ["ok", "refused", "EINVAL", "EBUSY", "ETIMEDOUT", "EIO"];
+pub const EXPECT_OUTCOMES: [&str; 7] = [
+    "ok",
+    "refused",
+    "EINVAL",
+    "EBUSY",
+    "ENOMEM",
+    "ETIMEDOUT",
+    "EIO",
+];
 
 /// Notify codes as written in files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -1038,6 +1057,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ("kind", t.kind.is_some()),
             ("code", t.code.is_some()),
             ("block", t.block.is_some()),
+            ("name", t.name.is_some()),
         ];
         for (k, present) in given {
             if !present && required.contains(&k) {
@@ -1080,6 +1100,27 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                         "memory{b} does not exist (the machine has {nblocks} blocks of {})",
                         f.os.memory.block_size
                     ),
+                ));
+            }
+        }
+        if let Some(n) = &t.name {
+            let ok = !n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+            if !ok || n == "sys" || n == "proc" {
+                return Err((
+                    field("name"),
+                    format!(
+                        "{n:?} cannot name an export: use 1 to 64 letters, digits, `_` or `-`, \
+                         and not `sys` or `proc` (the final view's directories)"
+                    ),
+                ));
+            }
+            if f.timeline[..i].iter().any(|e| e.name.as_ref() == Some(n)) {
+                return Err((
+                    field("name"),
+                    format!("{n:?} names an earlier export too: each export needs its own name"),
                 ));
             }
         }

@@ -134,6 +134,9 @@ pub struct Node {
     pub pgdat: Option<u32>,
     /// Whether its memory goes to the movable zone.
     pub movable: bool,
+    /// Whether its memory is there as the kernel knows it: found present at boot or added by
+    /// a hot-add, and not ejected since (its memory blocks exist in sysfs).
+    pub present: bool,
 }
 
 /// Why memory could not be handed out.
@@ -261,6 +264,7 @@ impl PhysMem {
                     online: false,
                     pgdat: None,
                     movable: movable.get(id as usize).copied().unwrap_or(false),
+                    present: false,
                 })
                 .collect(),
             blocks,

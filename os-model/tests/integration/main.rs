@@ -8,3 +8,4 @@ mod hotplug;
 mod memory;
 mod proptests;
 mod rcu_ipi;
+mod sysfs;

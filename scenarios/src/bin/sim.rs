@@ -36,7 +36,9 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
-    /// Export the OS's sysfs view here at the end (not built yet: issue 6).
+    /// Write the OS's sysfs view at the end of the run to DIR as a system root
+    /// (DIR/sys/devices/system/…, DIR/proc/cpuinfo: `lsmem --sysroot DIR`, `lscpu --sysroot
+    /// DIR`), and each view the timeline's `export_sysfs` took to DIR/<name>/.
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
 
@@ -78,11 +80,6 @@ fn write_file(path: &PathBuf, what: &str, bytes: &[u8]) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.sysfs_out.is_some() {
-        return bad_input(
-            "--sysfs-out (the OS's sysfs view) is not built yet (issue 6); nothing was run",
-        );
-    }
     if let Some(f) = &cli.dsdt_out {
         if f.file_name()
             .is_some_and(|n| SIBLING_TABLES.iter().any(|(s, _)| n == *s))
@@ -109,6 +106,21 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return bad_input(&e.to_string()),
     };
+    if let Some(d) = &cli.sysfs_out {
+        if scn.file.workload.kind != scenarios::scenario::WorkloadKind::Os {
+            return bad_input(&format!(
+                "--sysfs-out {}: the sysfs view is the OS's, and {} runs no OS (workload.kind \
+                 = \"os\"); nothing was run",
+                d.display(),
+                cli.scenario.display()
+            ));
+        }
+        if cli.seeds.is_some() {
+            return bad_input(
+                "--sysfs-out writes one run's view: it cannot be combined with --seeds",
+            );
+        }
+    }
     if let Some(range) = &cli.seeds {
         if cli.seed.is_some() || cli.trace.is_some() {
             return bad_input(
@@ -173,6 +185,11 @@ fn main() -> ExitCode {
             if let Err(e) = write_file(&path, "ACPI table", &bytes) {
                 return bad_input(&e);
             }
+        }
+    }
+    if let (Some(d), Some(os)) = (&cli.sysfs_out, &res.os) {
+        if let Err(e) = scenarios::sysfs_out::write_all(d, &os.sysfs(), &res.sysfs_exports) {
+            return bad_input(&e);
         }
     }
     if let Some(p) = &cli.trace {

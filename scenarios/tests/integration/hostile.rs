@@ -19,6 +19,8 @@ const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
         Some("timeline[0].action"),
     ),
     ("os_defect_without_os.toml", Some(2), Some("defects[0]")),
+    ("export_name_bad.toml", Some(8), Some("timeline[0].name")),
+    ("export_name_twice.toml", Some(13), Some("timeline[1].name")),
     (
         "os_exerciser_action.toml",
         Some(7),
@@ -226,14 +228,14 @@ fn bad_command_lines_exit_2() {
 }
 
 #[test]
-fn unbuilt_exports_say_so_and_run_nothing() {
+fn a_sysfs_export_of_a_run_without_an_os_runs_nothing() {
     let out = sim(&[
         "scenarios/coherence_stress.toml",
         "--sysfs-out",
         "/tmp/sysfs",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs no OS"));
     assert!(out.stdout.is_empty());
 }
 

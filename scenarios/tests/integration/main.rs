@@ -9,3 +9,4 @@ mod hostile;
 mod library;
 mod memory;
 mod os;
+mod sysfs;
