@@ -346,11 +346,112 @@ pub struct AllocChecker {
     judged: Vec<u32>,
     /// Pageblocks isolated, as the event stream says (index: pfn / pageblock pages).
     isolated: Vec<bool>,
+    /// Freed DMA buffers already reported as written after free, and leaked windows
+    /// already reported: `(kind, address)`.
+    reported: Vec<(u8, u64)>,
 }
 
 impl AllocChecker {
     fn pageblock(pfn: u32) -> usize {
         (pfn / crate::mm::PAGEBLOCK_PAGES) as usize
+    }
+
+    /// CHK-7, PCI side: every range the kernel reserved in a bridge window is a BAR of a
+    /// device it has enabled (none left behind by a removal), and that device decodes it;
+    /// no freed DMA buffer was written since it was freed (its poison is intact).
+    fn audit_pci(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
+        let hp = os.pci_hotplug();
+        let busy = hp.busy_slot();
+        let mut report = |target: Entity, message: String| {
+            out.push(violation(
+                now,
+                CHK_ALLOC,
+                Entity::Os(sim_core::OsId(0)),
+                target,
+                message,
+            ));
+        };
+        for (b, br) in hp.bridges.iter().enumerate() {
+            for (what, alloc) in [("MMIO", &br.mmio), ("I/O", &br.io)] {
+                for (start, len) in alloc.allocations() {
+                    let owner = hp.slots.iter().find(|s| {
+                        s.bridge == b
+                            && s.bars.is_some_and(|((m, _), (i, _))| {
+                                if what == "MMIO" {
+                                    m == start
+                                } else {
+                                    i == start
+                                }
+                            })
+                    });
+                    let why = match owner {
+                        None => Some("no device".to_owned()),
+                        Some(s) if !s.enabled && busy != Some(s.sun) => Some(format!(
+                            "slot {}, whose device is gone (its BARs were never released)",
+                            s.sun.0
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(why) = why {
+                        if !self.reported.contains(&(1, start)) {
+                            self.reported.push((1, start));
+                            report(
+                                Entity::Object("window", start),
+                                format!(
+                                    "{what} {start:#x}+{len:#x} of {} is reserved for {why}",
+                                    br.path
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for s in hp.slots.iter().filter(|s| s.enabled) {
+            let Some(((bar, size), _)) = s.bars else {
+                continue;
+            };
+            let decodes =
+                p.io.slot(s.sun)
+                    .and_then(|x| x.card)
+                    .and_then(|d| p.io.device(d))
+                    .is_some_and(|d| d.decoded().iter().any(|&(_, b, z)| b == bar && z == size));
+            let present =
+                p.io.slot(s.sun)
+                    .is_some_and(|x| x.card.is_some() && x.powered);
+            if present && !decodes {
+                report(
+                    Entity::Pci(s.bdf),
+                    format!(
+                        "slot {}: the kernel reserved BAR0 {bar:#x}+{size:#x} for pci {}, which does not decode it",
+                        s.sun.0, s.bdf
+                    ),
+                );
+            }
+        }
+        for buf in &hp.poisoned {
+            if self.reported.contains(&(2, buf.addr)) {
+                continue;
+            }
+            let hit = (0..buf.len / 8).find_map(|w| {
+                let a = buf.addr + 8 * w;
+                p.machine
+                    .coherent_peek(sim_core::PhysAddr::new(a))
+                    .ok()
+                    .filter(|&v| v != crate::pcihp::POISON)
+                    .map(|v| (a, v))
+            });
+            if let Some((a, v)) = hit {
+                self.reported.push((2, buf.addr));
+                report(
+                    Entity::Memory(sim_core::PhysAddr::new(a)),
+                    format!(
+                        "DMA buffer {:#x}+{:#x} that the driver of pci {} freed at {} was written after it was freed ({a:#x} holds {v:#x}, not the poison): the device still writes into freed memory",
+                        buf.addr, buf.len, buf.bdf, buf.freed
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -411,7 +512,8 @@ impl OsChecker for AllocChecker {
         }
     }
 
-    fn audit(&mut self, now: SimTime, os: &Os, _p: &Platform, out: &mut Violations) {
+    fn audit(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
+        self.audit_pci(now, os, p, out);
         let Some(vm) = os.vm() else {
             return;
         };
@@ -819,6 +921,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::CsdTimeout { .. }
             | OsEvent::IrqRouted { .. }
             | OsEvent::IrqHandled { .. }
+            | OsEvent::IrqDisabled { .. }
             | OsEvent::HotplugStart { .. }
             | OsEvent::HotplugStep { .. }
             | OsEvent::HotplugEnd { .. }
@@ -830,6 +933,9 @@ impl OsChecker for SchedChecker {
             | OsEvent::MemHotplugStart { .. }
             | OsEvent::MemHotplugStep { .. }
             | OsEvent::MemHotplugEnd { .. }
+            | OsEvent::PciHotplugStart { .. }
+            | OsEvent::PciHotplugStep { .. }
+            | OsEvent::PciHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
@@ -1108,6 +1214,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::CsdTimeout { .. }
             | OsEvent::IrqRouted { .. }
             | OsEvent::IrqHandled { .. }
+            | OsEvent::IrqDisabled { .. }
             | OsEvent::CpuHalted { .. }
             | OsEvent::HotplugStart { .. }
             | OsEvent::HotplugStep { .. }
@@ -1120,6 +1227,9 @@ impl OsChecker for RcuChecker {
             | OsEvent::MemHotplugStart { .. }
             | OsEvent::MemHotplugStep { .. }
             | OsEvent::MemHotplugEnd { .. }
+            | OsEvent::PciHotplugStart { .. }
+            | OsEvent::PciHotplugStep { .. }
+            | OsEvent::PciHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
@@ -1174,6 +1284,19 @@ impl OsChecker for IrqChecker {
                     ),
                 );
             }
+        } else if let OsEvent::IrqDisabled {
+            gsi,
+            vector,
+            unhandled,
+        } = ev
+        {
+            report(
+                Entity::Os(sim_core::OsId(0)),
+                Entity::Gsi(Gsi(*gsi)),
+                format!(
+                    "irq gsi{gsi} (vector {vector:#04x}): nobody cared — {unhandled} interrupts in a row no handler claimed; the line was disabled (a device interrupts that no driver drives)"
+                ),
+            );
         } else if let OsEvent::CsdTimeout {
             id,
             from,

@@ -32,6 +32,8 @@ pub struct OsConfig {
     pub tasks_per_cpu: u32,
     /// Memory management and the memory side of the workload (`[os.memory]`).
     pub memory: MemConfig,
+    /// The ACPI PCI hot-plug driver (`[os.pci]`).
+    pub pci: PciConfig,
     /// Memory accesses per burst of a user task.
     pub burst: u32,
     /// Computation between bursts.
@@ -74,6 +76,7 @@ impl Default for OsConfig {
             balance_ticks: 4,
             tasks_per_cpu: 3,
             memory: MemConfig::default(),
+            pci: PciConfig::default(),
             burst: 8,
             compute: SimDuration::from_nanos(400),
             store_ratio: 0.5,
@@ -88,6 +91,32 @@ impl Default for OsConfig {
             init_cost: SimDuration::from_micros(40),
             hung_timeout: SimDuration::from_millis(5),
             bound: Vec::new(),
+        }
+    }
+}
+
+/// `[os.pci]`: the ACPI PCI hot-plug driver's timing (SPEC OS-IO-1).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PciConfig {
+    /// Time the driver waits after `_PS0` before it reads the slot's configuration space
+    /// (power and reset settle).
+    pub power_delay: SimDuration,
+    /// Time the driver waits after stopping a card's DMA engine for the transfers in flight
+    /// to drain, and after masking its interrupt for a handler already running to finish
+    /// (`synchronize_irq`).
+    pub quiesce_delay: SimDuration,
+    /// Debug poisoning of freed DMA buffers (as SLUB's `POISON_FREE`): a word a device writes
+    /// into one after the driver freed it is reported (CHK-7).
+    pub poison_freed_buffers: bool,
+}
+
+impl Default for PciConfig {
+    fn default() -> Self {
+        PciConfig {
+            power_delay: SimDuration::from_micros(100),
+            quiesce_delay: SimDuration::from_micros(20),
+            poison_freed_buffers: true,
         }
     }
 }
@@ -427,11 +456,18 @@ pub enum OsDefect {
     /// The page allocator hands out free pages of isolated pageblocks when nothing else is
     /// left in a zone: a cell being emptied gets its pages back (CHK-7).
     AllocFromIsolated,
+    /// PCI hot-remove frees the driver's DMA buffers and interrupt without stopping the
+    /// card first: it keeps writing into the freed memory until its slot loses power (CHK-7,
+    /// the poisoned buffers).
+    SkipDriverQuiesce,
+    /// PCI hot-remove never gives the card's BARs back to its bridge's window: the space
+    /// stays reserved for a device that is gone (CHK-7), and the window runs out.
+    LeakBarOnRemove,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 12] = [
+    pub const ALL: [OsDefect; 14] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -444,6 +480,8 @@ impl OsDefect {
         OsDefect::SkipUnmovableCheck,
         OsDefect::EjectBeforeOffline,
         OsDefect::AllocFromIsolated,
+        OsDefect::SkipDriverQuiesce,
+        OsDefect::LeakBarOnRemove,
     ];
 
     /// The name used in scenario files.
@@ -461,6 +499,8 @@ impl OsDefect {
             OsDefect::SkipUnmovableCheck => "skip_unmovable_check",
             OsDefect::EjectBeforeOffline => "eject_before_offline",
             OsDefect::AllocFromIsolated => "alloc_from_isolated",
+            OsDefect::SkipDriverQuiesce => "skip_driver_quiesce",
+            OsDefect::LeakBarOnRemove => "leak_bar_on_remove",
         }
     }
 }
@@ -516,6 +556,6 @@ mod tests {
         d.insert(OsDefect::SkipIrqReroute);
         assert!(d.has(OsDefect::SkipIrqReroute));
         assert!(!d.has(OsDefect::HaltBeforeOffline));
-        assert_eq!(OsDefect::ALL.len(), 12);
+        assert_eq!(OsDefect::ALL.len(), 14);
     }
 }

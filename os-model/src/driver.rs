@@ -476,6 +476,84 @@ impl CardDriver {
         }
     }
 
+    /// Sizes the memory and I/O BARs of the function at `bdf` as `cpu`, the way enumeration
+    /// does (`__pci_read_base`): decoding off, each BAR saved, written with all-ones, read
+    /// back, restored, decoding as it was. Returns `(values, sizes)` of the memory and the
+    /// I/O BAR (sizes 0: nothing answers).
+    pub fn size_bars(
+        t: &mut SimTime,
+        cpu: CpuId,
+        bdf: Bdf,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> ((u64, u64), (u64, u64)) {
+        let command = cfg_read(p, probe, t, cpu, bdf, reg::COMMAND);
+        if command == u32::MAX {
+            return ((0, 0), (0, 0));
+        }
+        cfg_write(
+            p,
+            probe,
+            t,
+            cpu,
+            bdf,
+            reg::COMMAND,
+            command & !(cmd::MEMORY | cmd::IO),
+        );
+        let mut saved = [0u32; 3];
+        let mut probe_bar = |i: usize, off: u16| {
+            saved[i] = cfg_read(p, probe, t, cpu, bdf, off);
+            cfg_write(p, probe, t, cpu, bdf, off, u32::MAX);
+            let v = cfg_read(p, probe, t, cpu, bdf, off);
+            cfg_write(p, probe, t, cpu, bdf, off, saved[i]);
+            v
+        };
+        let lo = probe_bar(0, reg::BAR0);
+        let hi = probe_bar(1, reg::BAR0 + 4);
+        let io = probe_bar(2, reg::BAR0 + 8);
+        cfg_write(p, probe, t, cpu, bdf, reg::COMMAND, command);
+        let mask = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
+        let mem = (!mask).wrapping_add(1);
+        let io_size = u64::from(!(io & 0xFFFF_FFFC)).wrapping_add(1) & 0xFFFF;
+        let bar = u64::from(saved[1]) << 32 | u64::from(saved[0] & 0xFFFF_FFF0);
+        let io_bar = u64::from(saved[2] & 0xFFFF_FFFC);
+        ((bar, mem), (io_bar, io_size))
+    }
+
+    /// Writes the memory BAR `bar` and the I/O BAR `io_bar` of the function at `bdf` as
+    /// `cpu` (decoding stays off until [`CardDriver::bring_up`]).
+    pub fn program_bars(
+        t: &mut SimTime,
+        cpu: CpuId,
+        bdf: Bdf,
+        bar: u64,
+        io_bar: u64,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        cfg_write(p, probe, t, cpu, bdf, reg::COMMAND, 0);
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0, bar as u32);
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
+        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
+    }
+
+    /// Gives card `k` its receive ring (and transmit buffer behind it) at `ring`.
+    pub fn set_ring(&mut self, k: usize, ring: u64, bar_size: u64) {
+        let c = &mut self.cards[k];
+        c.ring = ring;
+        c.tx_buf = ring + c.ring_bytes;
+        c.bar_size = bar_size;
+    }
+
+    /// Lets go of card `k` (its device is being removed): no longer driven, no BAR.
+    pub fn detach(&mut self, k: usize) {
+        let c = &mut self.cards[k];
+        c.active = false;
+        c.bar = 0;
+        c.io_bar = 0;
+        c.tx_expected = None;
+    }
+
     /// Stops card `k` as `cpu` before its slot loses power: engine off, bus mastering off.
     pub fn quiesce(
         &mut self,

@@ -428,6 +428,15 @@ pub enum OsEvent {
         /// The CPU.
         cpu: LogicalCpu,
     },
+    /// The kernel disabled an interrupt line no handler claimed ("nobody cared").
+    IrqDisabled {
+        /// The GSI.
+        gsi: u32,
+        /// Vector.
+        vector: u8,
+        /// Unclaimed interrupts in a row.
+        unhandled: u32,
+    },
     /// The OS executed HALT on a CPU (hot-remove's last step on the CPU).
     CpuHalted {
         /// The CPU.
@@ -494,6 +503,37 @@ pub enum OsEvent {
     },
     /// A memory hot-plug operation ended.
     MemHotplugEnd {
+        /// Operation number.
+        op: u32,
+        /// `Ok` or the error.
+        result: Result<(), String>,
+    },
+    /// A PCI hot-plug operation started.
+    PciHotplugStart {
+        /// Operation number.
+        op: u32,
+        /// What it does.
+        kind: &'static str,
+        /// The slot (`_SUN`).
+        slot: u16,
+        /// What asked for it.
+        trigger: &'static str,
+    },
+    /// A PCI hot-plug step finished.
+    PciHotplugStep {
+        /// Operation number.
+        op: u32,
+        /// The step.
+        step: crate::pcihp::PciStep,
+        /// When it started.
+        start: SimTime,
+        /// Its simulated duration.
+        duration: SimDuration,
+        /// What it did.
+        note: String,
+    },
+    /// A PCI hot-plug operation ended.
+    PciHotplugEnd {
         /// Operation number.
         op: u32,
         /// `Ok` or the error.
@@ -717,6 +757,14 @@ impl StableHash for OsEvent {
                 h.word(u64::from(*gsi));
                 h.word(from.map_or(u64::MAX, |c| u64::from(c.0)));
             }
+            OsEvent::IrqDisabled {
+                gsi,
+                vector,
+                unhandled,
+            } => {
+                h.word(51 | u64::from(*vector) << 8 | u64::from(*gsi) << 32);
+                h.word(u64::from(*unhandled));
+            }
             OsEvent::IrqHandled { gsi, vector, cpu } => {
                 h.word(27 | u64::from(cpu.0) << 8 | u64::from(*vector) << 24);
                 h.word(u64::from(*gsi));
@@ -785,6 +833,35 @@ impl StableHash for OsEvent {
             }
             OsEvent::MemHotplugEnd { op, result } => {
                 h.word(44 | u64::from(*op) << 32);
+                match result {
+                    Ok(()) => h.word(0),
+                    Err(e) => h.str(e),
+                }
+            }
+            OsEvent::PciHotplugStart {
+                op,
+                kind,
+                slot,
+                trigger,
+            } => {
+                h.word(48 | u64::from(*slot) << 16 | u64::from(*op) << 32);
+                h.str(kind);
+                h.str(trigger);
+            }
+            OsEvent::PciHotplugStep {
+                op,
+                step,
+                start,
+                duration,
+                note,
+            } => {
+                h.word(49 | (*step as u64) << 8 | u64::from(*op) << 32);
+                h.word(start.as_nanos());
+                h.word(duration.as_nanos());
+                h.str(note);
+            }
+            OsEvent::PciHotplugEnd { op, result } => {
+                h.word(50 | u64::from(*op) << 32);
                 match result {
                     Ok(()) => h.word(0),
                     Err(e) => h.str(e),
@@ -859,6 +936,10 @@ impl TraceEvent for OsEvent {
             | OsEvent::MemHotplugStart { .. }
             | OsEvent::MemHotplugStep { .. }
             | OsEvent::MemHotplugEnd { .. }
+            | OsEvent::PciHotplugStart { .. }
+            | OsEvent::PciHotplugStep { .. }
+            | OsEvent::PciHotplugEnd { .. }
+            | OsEvent::IrqDisabled { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::AcpiNotify { .. } => TraceLevel::Info,
         }
@@ -1172,6 +1253,20 @@ impl TraceEvent for OsEvent {
                     ),
                 ],
             ),
+            OsEvent::IrqDisabled {
+                gsi,
+                vector,
+                unhandled,
+            } => (
+                os_track(),
+                "irq nobody cared",
+                Phase::Instant,
+                vec![
+                    ("gsi", u(u64::from(*gsi))),
+                    ("vector", u(u64::from(*vector))),
+                    ("unhandled", u(u64::from(*unhandled))),
+                ],
+            ),
             OsEvent::IrqHandled { gsi, vector, cpu } => (
                 cpu_track(*cpu),
                 "irq handled",
@@ -1282,6 +1377,56 @@ impl TraceEvent for OsEvent {
             OsEvent::MemHotplugEnd { op, result } => (
                 os_track(),
                 "memory hotplug end",
+                Phase::Instant,
+                vec![
+                    ("op", u(u64::from(*op))),
+                    (
+                        "result",
+                        s(match result {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => e.clone(),
+                        }),
+                    ),
+                ],
+            ),
+            OsEvent::PciHotplugStart {
+                op,
+                kind,
+                slot,
+                trigger,
+            } => (
+                os_track(),
+                "pci hotplug start",
+                Phase::Instant,
+                vec![
+                    ("op", u(u64::from(*op))),
+                    ("kind", s((*kind).to_owned())),
+                    ("slot", u(u64::from(*slot))),
+                    ("trigger", s((*trigger).to_owned())),
+                ],
+            ),
+            OsEvent::PciHotplugStep {
+                op,
+                step,
+                start,
+                duration,
+                note,
+            } => {
+                return TraceRecord {
+                    time: *start,
+                    track: Track {
+                        group: "pci hotplug",
+                        index: *op,
+                    },
+                    category: "os",
+                    name: step.name().into(),
+                    phase: Phase::Complete(*duration),
+                    args: vec![("note", s(note.clone())), ("end", u(time.as_nanos()))],
+                };
+            }
+            OsEvent::PciHotplugEnd { op, result } => (
+                os_track(),
+                "pci hotplug end",
                 Phase::Instant,
                 vec![
                     ("op", u(u64::from(*op))),

@@ -1158,6 +1158,55 @@ impl Os {
                 });
                 continue;
             }
+            // A hot-plug slot: the ACPI PCI hot-plug driver.
+            if let Some((sun, enabled)) = self
+                .pcihp
+                .slots
+                .iter()
+                .find(|s| s.path == n.path)
+                .map(|s| (s.sun.0, s.enabled))
+            {
+                let card = crate::acpi::is_present(p, &n.path);
+                let op = match n.code {
+                    acpi_model::NotifyCode::EjectRequest => {
+                        Some((crate::pcihp::PciOpKind::Eject, Trigger::AcpiEject))
+                    }
+                    // A device or bus check: bring up what arrived; what is gone goes.
+                    acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck => {
+                        match (card, enabled) {
+                            (true, false) => {
+                                Some((crate::pcihp::PciOpKind::Enable, Trigger::AcpiDeviceCheck))
+                            }
+                            (false, true) => {
+                                Some((crate::pcihp::PciOpKind::Disable, Trigger::AcpiDeviceCheck))
+                            }
+                            (true, true) | (false, false) => None,
+                        }
+                    }
+                };
+                let status = match op {
+                    None => Some(0),
+                    Some((kind, trigger)) => match self.pci_request(now, sun, kind, trigger) {
+                        Ok(Accepted::Queued { .. }) => None,
+                        Ok(Accepted::NoChange) => Some(0),
+                        Err(e) => Some(e.ost_status()),
+                    },
+                };
+                if let Some(status) = status {
+                    let _ = self.acpi_eval(
+                        now,
+                        c,
+                        &format!("{}._OST", n.path),
+                        &[
+                            AcpiValue::Integer(u64::from(code)),
+                            AcpiValue::Integer(status),
+                        ],
+                        p,
+                        probe,
+                    );
+                }
+                continue;
+            }
             let cpus: Vec<LogicalCpu> = self
                 .possible
                 .iter()

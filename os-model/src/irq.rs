@@ -114,7 +114,16 @@ pub struct IrqDesc {
     pub handled: u64,
     /// Times it was re-routed.
     pub rerouted: u64,
+    /// Freed by its driver (`free_irq`): its entry is masked; an interrupt still arriving
+    /// is acknowledged and dropped. The vector stays with the GSI for its next user.
+    pub freed: bool,
+    /// Interrupts in a row that no handler claimed (`note_interrupt`).
+    pub unhandled: u32,
 }
+
+/// Unclaimed interrupts in a row after which the kernel disables the line ("nobody cared":
+/// a level interrupt no handler acknowledges would otherwise keep its CPU busy forever).
+pub const NOBODY_CARED: u32 = 1000;
 
 /// Every device interrupt, by vector.
 #[derive(Clone, Debug)]
@@ -167,11 +176,28 @@ impl IrqTable {
         self.by_vector[usize::from(vector)]
     }
 
-    /// Descriptors routed to `cpu`.
+    /// Live descriptors routed to `cpu`.
     pub fn routed_to(&self, cpu: LogicalCpu) -> Vec<usize> {
         (0..self.descs.len())
-            .filter(|&i| self.descs[i].target == cpu)
+            .filter(|&i| self.descs[i].target == cpu && !self.descs[i].freed)
             .collect()
+    }
+
+    /// Frees descriptor `i` (`free_irq`).
+    pub fn free(&mut self, i: usize) {
+        if let Some(d) = self.descs.get_mut(i) {
+            d.freed = true;
+        }
+    }
+
+    /// A freed descriptor of `gsi`, to be used again.
+    pub fn freed_of(&self, gsi: u32) -> Option<usize> {
+        self.descs.iter().position(|d| d.freed && d.gsi == gsi)
+    }
+
+    /// Descriptors in use.
+    pub fn live(&self) -> usize {
+        self.descs.iter().filter(|d| !d.freed).count()
     }
 }
 
@@ -194,6 +220,8 @@ mod tests {
             card: 0,
             handled: 0,
             rerouted: 0,
+            freed: false,
+            unhandled: 0,
         });
         assert_eq!(t.by_vector(v), Some(i));
         assert_eq!(t.routed_to(LogicalCpu(2)), vec![i]);

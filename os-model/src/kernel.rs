@@ -74,6 +74,7 @@ pub(crate) enum OsEv {
     Watchdog { op: u32, epoch: u32 },
     Io(u64),
     Mem { op: u32, epoch: u32 },
+    Pci { op: u32, epoch: u32 },
 }
 
 /// Counters.
@@ -172,11 +173,12 @@ pub struct Os {
     pub(crate) bsp: LogicalCpu,
     pub(crate) boot_ops: u32,
     pub(crate) booted_at: Option<SimTime>,
-    sapic_sizes: BTreeMap<u64, u32>,
+    pub(crate) sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
     pub(crate) vm: Option<crate::memory::Vm>,
     pub(crate) slab_objs: Vec<u64>,
     pub(crate) memhp: crate::memhotplug::MemHotplug,
+    pub(crate) pcihp: crate::pcihp::PciHotplug,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {
@@ -268,8 +270,10 @@ impl Os {
             vm: None,
             slab_objs: Vec::new(),
             memhp: crate::memhotplug::MemHotplug::default(),
+            pcihp: crate::pcihp::PciHotplug::default(),
             scan,
         };
+        os.pci_init();
         let boot_node = os.scan.processors[bsp_index].node;
         os.mm_boot(boot_node, p)?;
         for (logical, &i) in order.iter().enumerate().take(nr) {
@@ -511,6 +515,10 @@ impl Os {
             if id == u32::MAX {
                 continue;
             }
+            // Enumeration: the BARs firmware gave it, sized and claimed in the windows.
+            if !self.pci_claim(t, slot, p, probe) {
+                continue;
+            }
             let Ok(ring) = self.kmalloc(node, span, 4096) else {
                 continue;
             };
@@ -522,62 +530,10 @@ impl Os {
                 .bring_up(t, k, hw, false, &self.scan, p, probe)
                 .is_ok()
             {
-                self.request_irq(t, k, b, p, probe);
+                let irq = self.route_irq(t, k, b, false, p, probe).ok();
+                self.pci_bound(slot, k, irq);
             }
         }
-    }
-
-    /// Routes card `k`'s interrupt: a vector, a target CPU chosen from the online map, the
-    /// IO SAPIC entry programmed (by `by`).
-    fn request_irq(
-        &mut self,
-        t: &mut SimTime,
-        k: usize,
-        by: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        let gsi = self.driver.cards()[k].gsi;
-        let hw = self.hw(by);
-        let sizes = self.sapic_sizes.clone();
-        let Some((base, entry)) = self
-            .scan
-            .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
-            .map(|(s, e)| (s.base, e))
-        else {
-            return;
-        };
-        let Some(vector) = self.irqs.alloc_vector() else {
-            return;
-        };
-        // Spread IRQs over the online CPUs (reading the map under RCU).
-        let v = self.reader_begin(t, by, "irq affinity", p, probe);
-        let online: Vec<LogicalCpu> = self.maps_version(v).online.iter().collect();
-        let target = online[self.irqs.descs().len() % online.len().max(1)];
-        self.reader_use(t, by, v, target, p, probe);
-        self.reader_end(*t, by);
-        let dest = self.pcpu[target.index()].lsapic;
-        irq::program_rte(p, probe, t, hw, base, entry, vector, dest, false);
-        self.irqs.add(IrqDesc {
-            gsi,
-            vector,
-            sapic_base: base,
-            entry,
-            affinity: self.possible.clone(),
-            target,
-            card: k,
-            handled: 0,
-            rerouted: 0,
-        });
-        self.emit(
-            *t,
-            OsEvent::IrqRouted {
-                gsi,
-                vector,
-                cpu: target,
-                from: None,
-            },
-        );
     }
 
     // ------------------------------------------------------------------ small helpers
@@ -896,6 +852,7 @@ impl Os {
             OsEv::Watchdog { op, epoch } => self.hp_event(now, op, epoch, true, p, probe),
             OsEv::Io(id) => self.io_done(now, id, p, probe),
             OsEv::Mem { op, epoch } => self.mem_event(now, op, epoch, p, probe),
+            OsEv::Pci { op, epoch } => self.pci_event(now, op, epoch, p, probe),
         }
         self.drain_phys_log(now);
     }
@@ -1241,9 +1198,9 @@ impl Os {
             self.driver.spurious();
             return;
         };
-        let (gsi, card, base) = {
+        let (gsi, card, base, freed) = {
             let d = &self.irqs.descs()[i];
-            (d.gsi, d.card, d.sapic_base)
+            (d.gsi, d.card, d.sapic_base, d.freed)
         };
         if let Some(d) = self.irqs.get_mut(i) {
             d.handled += 1;
@@ -1258,7 +1215,35 @@ impl Os {
             },
         );
         let hw = self.hw(c);
-        if let TopHalf::Status(status) = self.driver.top_half(t, card, hw, p, probe) {
+        if freed {
+            // Raised before the entry was masked: acknowledged, no driver to run.
+            self.driver.spurious();
+            irq::eoi(p, probe, t, hw, base, vector);
+            return;
+        }
+        let top = self.driver.top_half(t, card, hw, p, probe);
+        if let Some(d) = self.irqs.get_mut(i) {
+            d.unhandled = match top {
+                TopHalf::Inactive => d.unhandled + 1,
+                TopHalf::Gone | TopHalf::Status(_) => 0,
+            };
+        }
+        if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
+            // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
+            let d = self.irqs.descs()[i].clone();
+            let dest = self.pcpu[d.target.index()].lsapic;
+            irq::program_rte(p, probe, t, hw, base, d.entry, vector, dest, true);
+            self.irqs.free(i);
+            self.emit(
+                *t,
+                OsEvent::IrqDisabled {
+                    gsi,
+                    vector,
+                    unhandled: d.unhandled,
+                },
+            );
+        }
+        if let TopHalf::Status(status) = top {
             // Like NAPI: one pending bottom half per card, with the statuses merged.
             let work = &mut self.pcpu[c.index()].work;
             let pending = work.iter_mut().find_map(|w| match w {

@@ -5,7 +5,7 @@
 //!        │                        (online + active published through RCU)
 //!        ├─ per-CPU runqueues, migration thread, ksoftirqd, ticks, load balancing
 //!        ├─ IRQ descriptors → IO SAPIC entries; IPIs (reschedule, cross-call)
-//!        ├─ card driver (top half / bottom half)
+//!        ├─ card driver (top half / bottom half); ACPI PCI hot-plug of slots (crate::pcihp)
 //!        └─ CPU hot-remove / hot-add state machines (crate::hotplug)
 //!              │ every access: memory, MMIO, config, IPIs, HALT
 //!              ▼
@@ -36,6 +36,7 @@ pub mod mem;
 pub mod memhotplug;
 pub mod memory;
 pub mod mm;
+pub mod pcihp;
 pub mod rcu;
 pub mod sched;
 pub mod sysfs;

@@ -396,6 +396,11 @@ impl Os {
             .expect("the memory manager exists from boot on")
     }
 
+    /// Frees a kernel allocation of `bytes` at `addr` (it is handed out again).
+    pub(crate) fn kfree(&mut self, addr: u64, bytes: u64) {
+        self.mem.free(addr, bytes);
+    }
+
     /// A kernel allocation of `bytes` (slab-like objects, per-CPU areas, driver rings):
     /// carved from slab pages the buddy allocator gives the kernel (normal zones only).
     pub(crate) fn kmalloc(

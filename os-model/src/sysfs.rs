@@ -351,28 +351,23 @@ impl Os {
         }
     }
 
+    /// `bus/pci/slots/N`: each slot of the ACPI PCI hot-plug driver, `power` its
+    /// `SLOT_ENABLED` (a device configured and its driver bound).
     fn sysfs_slots(&self, t: &mut Sysfs) {
-        let scan = self.scan();
-        for s in &scan.slots {
-            let Some(bridge) = scan.bridges.get(s.bridge) else {
-                continue;
-            };
+        for s in &self.pci_hotplug().slots {
             let dir = format!("{SLOTS}/{}", s.sun.0);
             t.file(
                 format!("{dir}/address"),
-                format!("0000:{:02x}:{:02x}\n", bridge.bus, s.device),
+                format!(
+                    "{:04x}:{:02x}:{:02x}\n",
+                    s.bdf.segment, s.bdf.bus, s.bdf.device
+                ),
             );
-            let on = self.slot_enabled(s.sun);
-            t.file(format!("{dir}/power"), if on { "1\n" } else { "0\n" });
+            t.file(
+                format!("{dir}/power"),
+                if s.enabled { "1\n" } else { "0\n" },
+            );
         }
-    }
-
-    /// Whether the slot is enabled, as the kernel knows it (acpiphp's `SLOT_ENABLED`): it
-    /// configured the card in it and drives it.
-    fn slot_enabled(&self, sun: sim_core::SlotId) -> bool {
-        self.driver
-            .card_in(sun)
-            .is_some_and(|i| self.driver.cards()[i].active)
     }
 
     /// `/proc/cpuinfo` of every online CPU, in the IA-64 kernel's layout (`show_cpuinfo`:

@@ -34,6 +34,11 @@
 //!     "memory_hotplug": [ {"id", "kind", "trigger", "blocks", "node", "path", "controller",
 //!                   "requested_ns", "started_ns", "duration_ns", "result", "errno",
 //!                   "restored_exactly", "moved": {...MoveCounts},
+//!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ],
+//!     "pci_slots": [ {"slot", "address", "enabled", "bar": [base, size] | null,
+//!                     "io_bar": [base, size] | null} ],
+//!     "pci_hotplug": [ {"id", "kind", "slot", "trigger", "controller", "requested_ns",
+//!                   "started_ns", "duration_ns", "result", "errno",
 //!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
 //!   }
 //! }
@@ -76,6 +81,25 @@ struct JsonStep {
     start_ns: u64,
     duration_ns: u64,
     note: String,
+}
+
+fn json_step(
+    step: &'static str,
+    start: sim_core::SimTime,
+    duration: sim_core::SimDuration,
+    note: &str,
+) -> JsonStep {
+    JsonStep {
+        step,
+        start_ns: start.as_nanos(),
+        duration_ns: duration.as_nanos(),
+        note: note.to_owned(),
+    }
+}
+
+/// One step of a hot-plug operation in the summary.
+fn step_line(o: &mut String, step: &str, duration: sim_core::SimDuration, note: &str) {
+    let _ = writeln!(o, "      {step:<16} {:>12}  {note}", duration.to_string());
 }
 
 #[derive(Serialize)]
@@ -123,6 +147,57 @@ struct JsonOs<'a> {
     hotplug: Vec<JsonOp>,
     memory: Option<JsonMemory<'a>>,
     memory_hotplug: Vec<JsonMemOp<'a>>,
+    pci_slots: Vec<JsonPciSlot>,
+    pci_hotplug: Vec<JsonPciOp>,
+}
+
+#[derive(Serialize)]
+struct JsonPciSlot {
+    slot: u16,
+    address: String,
+    enabled: bool,
+    bar: Option<(u64, u64)>,
+    io_bar: Option<(u64, u64)>,
+}
+
+#[derive(Serialize)]
+struct JsonPciOp {
+    id: u32,
+    kind: &'static str,
+    slot: u16,
+    trigger: &'static str,
+    controller: u32,
+    requested_ns: u64,
+    started_ns: u64,
+    duration_ns: Option<u64>,
+    result: String,
+    errno: Option<&'static str>,
+    steps: Vec<JsonStep>,
+}
+
+fn json_pci_op(op: &os_model::pcihp::PciOpReport) -> JsonPciOp {
+    let (result, errno) = match &op.result {
+        None => ("running".to_owned(), None),
+        Some(Ok(())) => ("ok".to_owned(), None),
+        Some(Err(e)) => (e.to_string(), Some(e.errno())),
+    };
+    JsonPciOp {
+        id: op.id,
+        kind: op.kind.name(),
+        slot: op.slot.0,
+        trigger: op.trigger.name(),
+        controller: op.controller.0,
+        requested_ns: op.requested.as_nanos(),
+        started_ns: op.started.as_nanos(),
+        duration_ns: op.ended.map(|e| (e - op.started).as_nanos()),
+        result,
+        errno,
+        steps: op
+            .steps
+            .iter()
+            .map(|s| json_step(s.step.name(), s.start, s.duration, &s.note))
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -194,12 +269,7 @@ fn json_mem_op(op: &os_model::memhotplug::MemOpReport) -> JsonMemOp<'_> {
         steps: op
             .steps
             .iter()
-            .map(|s| JsonStep {
-                step: s.step.name(),
-                start_ns: s.start.as_nanos(),
-                duration_ns: s.duration.as_nanos(),
-                note: s.note.clone(),
-            })
+            .map(|s| json_step(s.step.name(), s.start, s.duration, &s.note))
             .collect(),
     }
 }
@@ -263,12 +333,7 @@ fn json_op(op: &os_model::OpReport) -> JsonOp {
         steps: op
             .steps
             .iter()
-            .map(|s| JsonStep {
-                step: s.step.name(),
-                start_ns: s.start.as_nanos(),
-                duration_ns: s.duration.as_nanos(),
-                note: s.note.clone(),
-            })
+            .map(|s| json_step(s.step.name(), s.start, s.duration, &s.note))
             .collect(),
     }
 }
@@ -309,6 +374,22 @@ fn json_os(os: &os_model::Os) -> JsonOs<'_> {
             .chain(os.mem_hotplug().current())
             .map(json_mem_op)
             .collect(),
+        pci_slots: os
+            .pci_hotplug()
+            .slots
+            .iter()
+            .map(|s| JsonPciSlot {
+                slot: s.sun.0,
+                address: format!(
+                    "{:04x}:{:02x}:{:02x}",
+                    s.bdf.segment, s.bdf.bus, s.bdf.device
+                ),
+                enabled: s.enabled,
+                bar: s.bars.map(|b| b.0),
+                io_bar: s.bars.map(|b| b.1),
+            })
+            .collect(),
+        pci_hotplug: os.pci_hotplug().done().iter().map(json_pci_op).collect(),
     }
 }
 
@@ -531,6 +612,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         mem_summary(o, vm);
     }
     mem_ops_summary(o, os);
+    pci_ops_summary(o, os);
     let ops: Vec<&os_model::OpReport> = os
         .hotplug()
         .done()
@@ -575,13 +657,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
             );
         }
         for s in &op.steps {
-            let _ = writeln!(
-                o,
-                "      {:<16} {:>12}  {}",
-                s.step.name(),
-                s.duration.to_string(),
-                s.note
-            );
+            step_line(o, s.step.name(), s.duration, &s.note);
         }
     }
 }
@@ -633,6 +709,36 @@ fn mem_summary(o: &mut String, vm: &os_model::memory::Vm) {
         st.direct_ios,
         thousands(st.pte_writes)
     );
+}
+
+fn pci_ops_summary(o: &mut String, os: &os_model::Os) {
+    let ops = os.pci_hotplug().done();
+    if ops.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "  PCI hot-plug:");
+    for op in ops {
+        let result = match &op.result {
+            None => "still running".to_owned(),
+            Some(Ok(())) => "ok".to_owned(),
+            Some(Err(e)) => format!("FAILED {}: {e}", e.errno()),
+        };
+        let _ = writeln!(
+            o,
+            "    pci op {} {} slot {} ({}) by {}: {} in {}",
+            op.id,
+            op.kind.name(),
+            op.slot.0,
+            op.trigger.name(),
+            op.controller,
+            result,
+            op.ended
+                .map_or_else(|| "-".to_owned(), |e| (e - op.started).to_string())
+        );
+        for s in &op.steps {
+            step_line(o, s.step.name(), s.duration, &s.note);
+        }
+    }
 }
 
 fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
@@ -702,13 +808,7 @@ fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
             );
         }
         for s in &op.steps {
-            let _ = writeln!(
-                o,
-                "      {:<16} {:>12}  {}",
-                s.step.name(),
-                s.duration.to_string(),
-                s.note
-            );
+            step_line(o, s.step.name(), s.duration, &s.note);
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct ActionRecord {
     pub expected: Option<(String, bool)>,
     /// The memory hot-plug operation it started (its outcome is the action's).
     pub mem_op: Option<u32>,
+    /// The PCI hot-plug operation it started (its outcome is the action's).
+    pub pci_op: Option<u32>,
 }
 
 impl ActionRecord {
@@ -379,6 +381,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 errno: None,
                 expected: None,
                 mem_op: None,
+                pci_op: None,
             });
         }
         for &c in &scn.workload_cpus {
@@ -532,6 +535,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     } = run;
     if let Load::Os { os, .. } = &load {
         resolve_mem_ops(&mut actions, &f.timeline, os);
+        resolve_pci_ops(&mut actions, &f.timeline, os);
     }
     for v in probe
         .violations
@@ -626,6 +630,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let sub = t.subsystem.map(IoSubsystemId);
     let mut errno: Option<&'static str> = None;
     let mut mem_op: Option<u32> = None;
+    let mut pci_op: Option<u32> = None;
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
         _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
         _ if t.name.is_some() => format!("\"{}\"", t.name.as_deref().unwrap_or("")),
@@ -770,6 +775,29 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             run.sysfs.push((name, view));
             Ok(format!("sysfs view taken ({n} entries)"))
         }),
+        ActionKind::SlotPowerOff | ActionKind::SlotPowerOn if matches!(load, Load::Os { .. }) => {
+            need(slot, "slot").and_then(|s| {
+                let Load::Os { os, .. } = load else {
+                    return Err("needs the OS".to_owned());
+                };
+                let kind = if t.action == ActionKind::SlotPowerOn {
+                    os_model::pcihp::PciOpKind::Enable
+                } else {
+                    os_model::pcihp::PciOpKind::Disable
+                };
+                match os.pci_request(now, s.0, kind, os_model::Trigger::User) {
+                    Ok(os_model::Accepted::Queued { op }) => {
+                        pci_op = Some(op);
+                        Ok(format!("queued as PCI operation {op}"))
+                    }
+                    Ok(os_model::Accepted::NoChange) => Ok("nothing to do".to_owned()),
+                    Err(e) => {
+                        errno = Some(e.errno());
+                        Err(format!("{}: {e}", e.errno()))
+                    }
+                }
+            })
+        }
         ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
             let Load::Tester { driver, .. } = load else {
                 return Err("needs the I/O exerciser".to_owned());
@@ -874,6 +902,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         errno,
         expected,
         mem_op,
+        pci_op,
     }
 }
 
@@ -903,32 +932,12 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
         };
         claimed.push(op.id);
         rec.mem_op = Some(op.id);
-        match &op.result {
-            Some(Ok(())) | None => {
-                if let Ok(r) = &mut rec.result {
-                    r.push_str(&format!(
-                        "; memory operation {} ({}) done",
-                        op.id,
-                        op.kind.name()
-                    ));
-                }
-            }
-            Some(Err(e)) => {
-                rec.errno = Some(e.errno());
-                rec.result = Err(format!(
-                    "{}: memory operation {} failed: {e}",
-                    e.errno(),
-                    op.id
-                ));
-            }
-        }
-        if let Some((e, met)) = &mut rec.expected {
-            *met = match e.as_str() {
-                "ok" => rec.result.is_ok(),
-                "refused" => rec.result.is_err(),
-                errno_name => rec.errno == Some(errno_name),
-            };
-        }
+        let what = format!("memory operation {} ({})", op.id, op.kind.name());
+        let outcome = op
+            .result
+            .clone()
+            .map(|r| r.map_err(|e| (e.errno(), e.to_string())));
+        settle(rec, &what, outcome);
     }
     for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
         if let Some(Err(e)) = &op.result {
@@ -940,6 +949,94 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
                 errno: Some(e.errno()),
                 expected: None,
                 mem_op: Some(op.id),
+                pci_op: None,
+            });
+        }
+    }
+}
+
+/// Folds how the operation an action started ended into the action's record (`what`
+/// names the operation), and judges the action's expectation by it.
+fn settle(rec: &mut ActionRecord, what: &str, outcome: Option<Result<(), (&'static str, String)>>) {
+    match outcome {
+        Some(Ok(())) | None => {
+            if let Ok(r) = &mut rec.result {
+                r.push_str(&format!("; {what} done"));
+            }
+        }
+        Some(Err((errno, e))) => {
+            rec.errno = Some(errno);
+            rec.result = Err(format!("{errno}: {what} failed: {e}"));
+        }
+    }
+    if let Some((e, met)) = &mut rec.expected {
+        *met = match e.as_str() {
+            "ok" => rec.result.is_ok(),
+            "refused" => rec.result.is_err(),
+            errno_name => rec.errno == Some(errno_name),
+        };
+    }
+}
+
+/// Judges the actions whose outcome is a PCI hot-plug operation by how it ended: user
+/// `slot_power_off`/`slot_power_on` by their operation, a `notify` on a slot or a
+/// `press_attention` by the first operation on that slot at or after it. Operations
+/// nothing asked about that failed become failed records of their own.
+fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], os: &Os) {
+    let hp = os.pci_hotplug();
+    let done = hp.done();
+    let slot_of_path = |path: &str| hp.slots.iter().find(|s| s.path == path).map(|s| s.sun);
+    let mut claimed: Vec<u32> = Vec::new();
+    for (rec, entry) in actions.iter_mut().zip(entries) {
+        let slot = match (entry.action, &entry.path) {
+            (ActionKind::Notify, Some(path)) => slot_of_path(path),
+            (ActionKind::PressAttention, _) => entry.slot.map(SlotId),
+            _ => None,
+        };
+        let op = match (rec.pci_op, slot) {
+            (Some(op), _) => done.iter().find(|r| r.id == op),
+            (None, Some(s)) if rec.result.is_ok() => done
+                .iter()
+                .find(|r| r.slot == s && r.requested >= rec.time && !claimed.contains(&r.id)),
+            (None, _) => None,
+        };
+        let Some(op) = op else {
+            if rec.pci_op.is_some() {
+                rec.result = Err("the PCI operation had not ended when the run did".into());
+                rec.expected = rec.expected.take().map(|(e, _)| (e, false));
+            }
+            continue;
+        };
+        claimed.push(op.id);
+        rec.pci_op = Some(op.id);
+        let what = format!(
+            "PCI operation {} ({} slot {})",
+            op.id,
+            op.kind.name(),
+            op.slot.0
+        );
+        let outcome = op
+            .result
+            .clone()
+            .map(|r| r.map_err(|e| (e.errno(), e.to_string())));
+        settle(rec, &what, outcome);
+    }
+    for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
+        if let Some(Err(e)) = &op.result {
+            actions.push(ActionRecord {
+                time: op.ended.unwrap_or(op.started),
+                action: "pci_operation",
+                target: format!(
+                    "PCI operation {} ({} slot {})",
+                    op.id,
+                    op.kind.name(),
+                    op.slot.0
+                ),
+                result: Err(format!("{}: {e}", e.errno())),
+                errno: Some(e.errno()),
+                expected: None,
+                mem_op: None,
+                pci_op: Some(op.id),
             });
         }
     }

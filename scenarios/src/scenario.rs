@@ -423,16 +423,24 @@ impl ActionKind {
         )
     }
 
-    /// Whether the action drives the bare-platform I/O exerciser (`random_tester` only; the
-    /// OS's PCI hot-plug driver comes with a later issue).
+    /// Whether the action drives the bare-platform I/O exerciser (`random_tester` only: the
+    /// OS masks and unmasks its interrupts itself).
     pub fn is_exerciser(self) -> bool {
-        matches!(
-            self,
-            ActionKind::SlotPowerOff
-                | ActionKind::SlotPowerOn
-                | ActionKind::MaskIrq
-                | ActionKind::UnmaskIrq
-        )
+        matches!(self, ActionKind::MaskIrq | ActionKind::UnmaskIrq)
+    }
+
+    /// Whether, under the OS, the action's outcome is the OS's (an errno may be expected):
+    /// its own requests, and slot power writes and firmware notifications it acts on.
+    pub fn answered_by_os(self, os_mode: bool) -> bool {
+        self.is_os()
+            || os_mode
+                && matches!(
+                    self,
+                    ActionKind::SlotPowerOff
+                        | ActionKind::SlotPowerOn
+                        | ActionKind::Notify
+                        | ActionKind::PressAttention
+                )
     }
 }
 
@@ -474,12 +482,14 @@ pub struct TimelineEntry {
 }
 
 /// The outcomes `timeline[].expect` may name.
-pub const EXPECT_OUTCOMES: [&str; 7] = [
+pub const EXPECT_OUTCOMES: [&str; 9] = [
     "ok",
     "refused",
     "EINVAL",
     "EBUSY",
     "ENOMEM",
+    "ENODEV",
+    "ENOSPC",
     "ETIMEDOUT",
     "EIO",
 ];
@@ -547,6 +557,10 @@ pub enum Defect {
     EjectBeforeOffline,
     /// OS: see [`OsDefect::AllocFromIsolated`].
     AllocFromIsolated,
+    /// OS: see [`OsDefect::SkipDriverQuiesce`].
+    SkipDriverQuiesce,
+    /// OS: see [`OsDefect::LeakBarOnRemove`].
+    LeakBarOnRemove,
 }
 
 impl Defect {
@@ -572,7 +586,9 @@ impl Defect {
             | Defect::IgnoreWriteback
             | Defect::SkipUnmovableCheck
             | Defect::EjectBeforeOffline
-            | Defect::AllocFromIsolated => {}
+            | Defect::AllocFromIsolated
+            | Defect::SkipDriverQuiesce
+            | Defect::LeakBarOnRemove => {}
         }
     }
 
@@ -591,6 +607,8 @@ impl Defect {
             Defect::SkipUnmovableCheck => Some(OsDefect::SkipUnmovableCheck),
             Defect::EjectBeforeOffline => Some(OsDefect::EjectBeforeOffline),
             Defect::AllocFromIsolated => Some(OsDefect::AllocFromIsolated),
+            Defect::SkipDriverQuiesce => Some(OsDefect::SkipDriverQuiesce),
+            Defect::LeakBarOnRemove => Some(OsDefect::LeakBarOnRemove),
             Defect::StoreSkipsInvalidate
             | Defect::EvictionDropsDirty
             | Defect::ReadSkipsOwner
@@ -620,7 +638,9 @@ impl Defect {
             | Defect::IgnoreWriteback
             | Defect::SkipUnmovableCheck
             | Defect::EjectBeforeOffline
-            | Defect::AllocFromIsolated => self.os().map_or("", OsDefect::name),
+            | Defect::AllocFromIsolated
+            | Defect::SkipDriverQuiesce
+            | Defect::LeakBarOnRemove => self.os().map_or("", OsDefect::name),
         }
     }
 }
@@ -1023,7 +1043,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 field("action"),
                 format!(
                     "`{name}` drives the bare-platform I/O exerciser (workload.kind = \
-                     \"random_tester\"); under the OS, PCI hot-plug is not modelled yet"
+                     \"random_tester\"); the OS routes and masks its interrupts itself"
                 ),
             ));
         }
@@ -1037,7 +1057,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                     ),
                 ));
             }
-            if e.starts_with('E') && !t.action.is_os() {
+            if e.starts_with('E') && !t.action.answered_by_os(os_mode) {
                 return Err((
                     field("expect"),
                     format!("`{name}` is refused without an errno; expect \"ok\" or \"refused\""),

@@ -6,6 +6,7 @@ mod common;
 mod defects;
 mod hotplug;
 mod memory;
+mod pci;
 mod proptests;
 mod rcu_ipi;
 mod sysfs;

@@ -1,0 +1,1117 @@
+//! ACPI PCI hot-plug (SPEC OS-IO-1; seed 000 §3.4; Linux `acpiphp`): slots found in the
+//! namespace, enabled and disabled as state machines over simulated time, their bus
+//! resources assigned from and given back to the bridge's windows, their interrupt routed
+//! `_PRT` → GSI → IO SAPIC entry, the card driver bound and unbound.
+//!
+//! ```text
+//!  enable:  power_on (_PS0, settle) ─► scan (vendor id; all-ones: ENODEV) ─► assign (size
+//!           the BARs, allocate them in the bridge's MMIO and I/O windows; ENOSPC) ─►
+//!           route_irq (_PRT → GSI → IO SAPIC entry, masked) ─► probe (DMA ring, driver
+//!           start, entry unmasked)
+//!  disable: quiesce (engine and bus mastering off, DMA in flight drained) ─► free_irq (entry
+//!           masked, handlers finished) ─► free_buffers (DMA ring freed, poisoned) ─►
+//!           release (BARs back to the windows) ─► power_off (_PS3) ─► [eject (_EJ0)]
+//! ```
+//!
+//! Triggers: a user's write to `/sys/bus/pci/slots/N/power`, firmware's Notify on the slot
+//! (device check, bus check: enable; eject request — the attention button — disable and
+//! eject), each ending with `_OST`. One operation runs at a time; requests queue. A failed
+//! enable undoes what it did (resources, interrupt, power). The kernel's view of each slot
+//! and of each window is what `sysfs` shows and what the CHK-7 checker compares with the
+//! hardware.
+
+use std::collections::VecDeque;
+
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use io_subsystem::alloc::WindowAllocator;
+use serde::Serialize;
+use sim_core::{Bdf, SimDuration, SimTime, SlotId};
+use thiserror::Error;
+
+use crate::config::OsDefect;
+use crate::cpumask::LogicalCpu;
+use crate::driver::CardDriver;
+use crate::event::OsEvent;
+use crate::hotplug::{Accepted, Trigger};
+use crate::irq::{self, IrqDesc};
+use crate::kernel::{Os, OsEv};
+
+/// What an operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciOpKind {
+    /// Power the slot on and bring its card up.
+    Enable,
+    /// Bring the card down and power the slot off.
+    Disable,
+    /// Disable, then `_EJ0` (the card may be pulled out).
+    Eject,
+}
+
+impl PciOpKind {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PciOpKind::Enable => "enable",
+            PciOpKind::Disable => "disable",
+            PciOpKind::Eject => "eject",
+        }
+    }
+}
+
+/// One step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciStep {
+    /// `_PS0`, then the power settles.
+    PowerOn,
+    /// Read the vendor id: is a card there?
+    Scan,
+    /// Size the BARs and place them in the bridge's windows.
+    Assign,
+    /// `_PRT` → GSI → IO SAPIC entry (masked), vector.
+    RouteIrq,
+    /// Bind the driver: DMA ring, card started, interrupt unmasked.
+    Probe,
+    /// Stop the card's DMA and wait for what is in flight.
+    Quiesce,
+    /// Mask the interrupt and wait for a running handler.
+    FreeIrq,
+    /// Free the DMA ring (poisoned).
+    FreeBuffers,
+    /// Give the BARs back to the windows.
+    Release,
+    /// `_PS3`.
+    PowerOff,
+    /// `_EJ0`.
+    Eject,
+}
+
+impl PciStep {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PciStep::PowerOn => "power_on",
+            PciStep::Scan => "scan",
+            PciStep::Assign => "assign",
+            PciStep::RouteIrq => "route_irq",
+            PciStep::Probe => "probe",
+            PciStep::Quiesce => "quiesce",
+            PciStep::FreeIrq => "free_irq",
+            PciStep::FreeBuffers => "free_buffers",
+            PciStep::Release => "release",
+            PciStep::PowerOff => "power_off",
+            PciStep::Eject => "eject",
+        }
+    }
+}
+
+/// Why a request was refused or an operation failed.
+#[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
+pub enum PciError {
+    /// No slot has that number.
+    #[error("slot {slot} does not exist (the namespace has {slots} hot-plug slots)")]
+    NoSuchSlot {
+        /// The number asked for.
+        slot: u16,
+        /// Slots there are.
+        slots: usize,
+    },
+    /// Disable or eject of a slot whose device is not enabled.
+    #[error("slot {slot} has no enabled device: nothing to power off or eject")]
+    NotEnabled {
+        /// The slot.
+        slot: u16,
+    },
+    /// Nothing answers in the slot once powered.
+    #[error("slot {slot}: no card answers at {bdf} after power-on")]
+    NoDevice {
+        /// The slot.
+        slot: u16,
+        /// Where it was looked for.
+        bdf: Bdf,
+    },
+    /// A BAR does not fit in the bridge's window.
+    #[error(
+        "slot {slot}: the {what} window of {bridge} has no room for a {size:#x}-byte BAR: {why}"
+    )]
+    NoSpace {
+        /// The slot.
+        slot: u16,
+        /// `MMIO` or `I/O`.
+        what: &'static str,
+        /// The bridge.
+        bridge: String,
+        /// BAR size.
+        size: u64,
+        /// The allocator's word.
+        why: String,
+    },
+    /// No interrupt route or vector.
+    #[error("slot {slot}: {why}")]
+    NoIrq {
+        /// The slot.
+        slot: u16,
+        /// Why.
+        why: String,
+    },
+    /// Kernel memory for the DMA ring ran out.
+    #[error("slot {slot}: no memory for the DMA ring ({bytes} bytes)")]
+    NoMemory {
+        /// The slot.
+        slot: u16,
+        /// Bytes.
+        bytes: u64,
+    },
+    /// The driver could not bring the card up.
+    #[error("slot {slot}: the driver's probe failed: {why}")]
+    Probe {
+        /// The slot.
+        slot: u16,
+        /// Why.
+        why: String,
+    },
+    /// A firmware method failed.
+    #[error("slot {slot}: {method} failed: {why}")]
+    Firmware {
+        /// The slot.
+        slot: u16,
+        /// The method.
+        method: &'static str,
+        /// Its error.
+        why: String,
+    },
+}
+
+impl PciError {
+    /// The errno a write to `slots/N/power` returns.
+    pub const fn errno(&self) -> &'static str {
+        match self {
+            PciError::NoSuchSlot { .. } => "EINVAL",
+            PciError::NotEnabled { .. } | PciError::NoDevice { .. } => "ENODEV",
+            PciError::NoSpace { .. } | PciError::NoIrq { .. } => "ENOSPC",
+            PciError::NoMemory { .. } => "ENOMEM",
+            PciError::Probe { .. } | PciError::Firmware { .. } => "EIO",
+        }
+    }
+
+    /// The `_OST` status (ACPI 6.3.5: 0x80 failure, 0x81 not supported now, 0x82 device in
+    /// use).
+    pub const fn ost_status(&self) -> u64 {
+        match self {
+            PciError::NotEnabled { .. } | PciError::NoSuchSlot { .. } => 0x81,
+            PciError::NoDevice { .. }
+            | PciError::NoSpace { .. }
+            | PciError::NoIrq { .. }
+            | PciError::NoMemory { .. }
+            | PciError::Probe { .. }
+            | PciError::Firmware { .. } => 0x80,
+        }
+    }
+}
+
+/// The kernel's view of one slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciSlot {
+    /// `_SUN`.
+    pub sun: SlotId,
+    /// Its ACPI path.
+    pub path: String,
+    /// Index of its bridge in [`PciHotplug::bridges`].
+    pub bridge: usize,
+    /// Its function's configuration address.
+    pub bdf: Bdf,
+    /// A device is configured and its driver bound (`SLOT_ENABLED`).
+    pub enabled: bool,
+    /// Its memory BAR `(base, size)` and I/O BAR `(base, size)` while reserved.
+    pub bars: Option<((u64, u64), (u64, u64))>,
+    /// The driver's card index.
+    pub card: Option<usize>,
+    /// Its interrupt descriptor.
+    pub irq: Option<usize>,
+}
+
+/// The kernel's resource tree of one host bridge: what it handed out of each window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeResources {
+    /// The bridge's ACPI path.
+    pub path: String,
+    /// Its MMIO window (`_CRS`).
+    pub mmio: WindowAllocator,
+    /// Its I/O port window (`_CRS`).
+    pub io: WindowAllocator,
+}
+
+/// A DMA buffer the driver freed, poisoned, that no device may write again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoisonedBuffer {
+    /// First byte.
+    pub addr: u64,
+    /// Bytes.
+    pub len: u64,
+    /// The device that owned it.
+    pub bdf: Bdf,
+    /// When it was freed.
+    pub freed: SimTime,
+}
+
+/// The value freed DMA buffers are filled with (SLUB's `POISON_FREE` bytes).
+pub const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
+
+/// One finished step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciStepRecord {
+    /// The step.
+    pub step: PciStep,
+    /// Start.
+    pub start: SimTime,
+    /// Duration.
+    pub duration: SimDuration,
+    /// What it did.
+    pub note: String,
+}
+
+/// The report of one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciOpReport {
+    /// Operation number.
+    pub id: u32,
+    /// What.
+    pub kind: PciOpKind,
+    /// The slot.
+    pub slot: SlotId,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// The controlling CPU.
+    pub controller: LogicalCpu,
+    /// Asked.
+    pub requested: SimTime,
+    /// Started.
+    pub started: SimTime,
+    /// Ended.
+    pub ended: Option<SimTime>,
+    /// How it ended.
+    pub result: Option<Result<(), PciError>>,
+    /// Steps.
+    pub steps: Vec<PciStepRecord>,
+}
+
+#[derive(Clone, Debug)]
+struct PciCur {
+    report: PciOpReport,
+    slot: usize,
+    plan: Vec<PciStep>,
+    idx: usize,
+    step_start: SimTime,
+    epoch: u32,
+    /// The slot was powered by this operation (undo powers it off).
+    powered: bool,
+}
+
+/// The ACPI PCI hot-plug driver's slots, windows, queue and history.
+#[derive(Clone, Debug, Default)]
+pub struct PciHotplug {
+    /// Every slot of the namespace, in `_SUN` order.
+    pub slots: Vec<PciSlot>,
+    /// Every host bridge's windows.
+    pub bridges: Vec<BridgeResources>,
+    /// Freed DMA buffers, poisoned, not handed out again yet.
+    pub poisoned: Vec<PoisonedBuffer>,
+    queue: VecDeque<(u32, PciOpKind, usize, Trigger, SimTime)>,
+    current: Option<PciCur>,
+    done: Vec<PciOpReport>,
+    next_id: u32,
+}
+
+impl PciHotplug {
+    /// Finished operations.
+    pub fn done(&self) -> &[PciOpReport] {
+        &self.done
+    }
+
+    /// Whether nothing runs or waits.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// The slot the running operation works on.
+    pub fn busy_slot(&self) -> Option<SlotId> {
+        self.current.as_ref().map(|c| c.report.slot)
+    }
+
+    /// The slot with `_SUN` `sun`.
+    pub fn slot(&self, sun: SlotId) -> Option<&PciSlot> {
+        self.slots.iter().find(|s| s.sun == sun)
+    }
+
+    /// Whether the slot will be enabled once the queued operations ran.
+    fn will_be_enabled(&self, i: usize) -> bool {
+        let mut on = self.slots[i].enabled;
+        if let Some(c) = &self.current {
+            if c.slot == i {
+                on = c.report.kind == PciOpKind::Enable;
+            }
+        }
+        for &(_, kind, s, _, _) in &self.queue {
+            if s == i {
+                on = kind == PciOpKind::Enable;
+            }
+        }
+        on
+    }
+}
+
+const START: u32 = u32::MAX;
+
+enum Out {
+    Done(SimTime, String),
+    Fail(SimTime, PciError),
+}
+
+impl Os {
+    /// The PCI hot-plug driver's state and history.
+    pub fn pci_hotplug(&self) -> &PciHotplug {
+        &self.pcihp
+    }
+
+    /// Learns the slots and the bridges' windows from the namespace scan (at boot).
+    pub(crate) fn pci_init(&mut self) {
+        self.pcihp.bridges = self
+            .scan
+            .bridges
+            .iter()
+            .map(|b| BridgeResources {
+                path: b.path.clone(),
+                mmio: WindowAllocator::new(b.mmio.0, b.mmio.1),
+                io: WindowAllocator::new(b.io.0, b.io.1),
+            })
+            .collect();
+        let mut slots: Vec<PciSlot> = self
+            .scan
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let bus = self.scan.bridges.get(s.bridge)?.bus;
+                Some(PciSlot {
+                    sun: s.sun,
+                    path: s.path.clone(),
+                    bridge: s.bridge,
+                    bdf: Bdf {
+                        segment: 0,
+                        bus,
+                        device: s.device,
+                        function: 0,
+                    },
+                    enabled: false,
+                    bars: None,
+                    card: None,
+                    irq: None,
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| s.sun);
+        self.pcihp.slots = slots;
+    }
+
+    /// At boot, enumeration of the card firmware configured in slot `sun`: its BARs sized
+    /// and claimed in its bridge's windows (as `pci_claim_resource`). `false` if they do not
+    /// fit (firmware placed them outside the window, or over another card's).
+    pub(crate) fn pci_claim(
+        &mut self,
+        t: &mut SimTime,
+        sun: SlotId,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> bool {
+        let Some(i) = self.pcihp.slots.iter().position(|s| s.sun == sun) else {
+            return false;
+        };
+        let hw = self.hw(self.bsp);
+        let bdf = self.pcihp.slots[i].bdf;
+        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, p, probe);
+        let br = &mut self.pcihp.bridges[self.pcihp.slots[i].bridge];
+        if br.mmio.reserve(bar, mem_size).is_err() {
+            return false;
+        }
+        if br.io.reserve(io_bar, io_size).is_err() {
+            let _ = br.mmio.release(bar);
+            return false;
+        }
+        self.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
+        true
+    }
+
+    /// At boot: the driver brought the card in slot `sun` up as card `k` with interrupt
+    /// `irq`: the slot is enabled.
+    pub(crate) fn pci_bound(&mut self, sun: SlotId, k: usize, irq: Option<usize>) {
+        if let Some(s) = self.pcihp.slots.iter_mut().find(|s| s.sun == sun) {
+            s.enabled = true;
+            s.card = Some(k);
+            s.irq = irq;
+        }
+    }
+
+    /// A request for slot `sun`: enable (`/sys/bus/pci/slots/N/power` ← 1, a device check),
+    /// disable (← 0) or eject (an eject request). Checked against the state the queued
+    /// operations will leave; a refusal changes nothing.
+    pub fn pci_request(
+        &mut self,
+        now: SimTime,
+        sun: u16,
+        kind: PciOpKind,
+        trigger: Trigger,
+    ) -> Result<Accepted, PciError> {
+        let slots = self.pcihp.slots.len();
+        let i = self
+            .pcihp
+            .slots
+            .iter()
+            .position(|s| s.sun.0 == sun)
+            .ok_or(PciError::NoSuchSlot { slot: sun, slots })?;
+        let on = self.pcihp.will_be_enabled(i);
+        match (kind, on) {
+            (PciOpKind::Enable, true) => return Ok(Accepted::NoChange),
+            (PciOpKind::Disable | PciOpKind::Eject, false) => {
+                return Err(PciError::NotEnabled { slot: sun });
+            }
+            (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
+        }
+        let id = self.pcihp.next_id;
+        self.pcihp.next_id += 1;
+        self.pcihp.queue.push_back((id, kind, i, trigger, now));
+        if self.pcihp.current.is_none() {
+            let _ = self.q.schedule(
+                now,
+                OsEv::Pci {
+                    op: START,
+                    epoch: 0,
+                },
+            );
+        }
+        Ok(Accepted::Queued { op: id })
+    }
+
+    /// A PCI hot-plug event.
+    pub(crate) fn pci_event(
+        &mut self,
+        now: SimTime,
+        op: u32,
+        epoch: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        match &self.pcihp.current {
+            None if op == START => self.pci_start_next(now, p, probe),
+            Some(cur) if cur.report.id == op && cur.epoch == epoch => {
+                self.pci_advance(now, p, probe);
+            }
+            None | Some(_) => {}
+        }
+    }
+
+    fn pci_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+        let Some((id, kind, slot, trigger, requested)) = self.pcihp.queue.pop_front() else {
+            return;
+        };
+        let controller = self.cur_maps().online.first().unwrap_or(self.bsp);
+        let disable = vec![
+            PciStep::Quiesce,
+            PciStep::FreeIrq,
+            PciStep::FreeBuffers,
+            PciStep::Release,
+            PciStep::PowerOff,
+        ];
+        let plan = match kind {
+            PciOpKind::Enable => vec![
+                PciStep::PowerOn,
+                PciStep::Scan,
+                PciStep::Assign,
+                PciStep::RouteIrq,
+                PciStep::Probe,
+            ],
+            PciOpKind::Disable => disable,
+            PciOpKind::Eject => {
+                let mut v = disable;
+                v.push(PciStep::Eject);
+                v
+            }
+        };
+        let sun = self.pcihp.slots[slot].sun;
+        self.emit(
+            now,
+            OsEvent::PciHotplugStart {
+                op: id,
+                kind: kind.name(),
+                slot: sun.0,
+                trigger: trigger.name(),
+            },
+        );
+        self.pcihp.current = Some(PciCur {
+            report: PciOpReport {
+                id,
+                kind,
+                slot: sun,
+                trigger,
+                controller,
+                requested,
+                started: now,
+                ended: None,
+                result: None,
+                steps: Vec::new(),
+            },
+            slot,
+            plan,
+            idx: 0,
+            step_start: now,
+            epoch: 0,
+            powered: false,
+        });
+        self.pci_advance(now, p, probe);
+    }
+
+    fn pci_schedule(&mut self, at: SimTime) {
+        if let Some(c) = self.pcihp.current.as_mut() {
+            c.epoch = c.epoch.wrapping_add(1);
+            let (op, epoch) = (c.report.id, c.epoch);
+            let _ = self.q.schedule(at, OsEv::Pci { op, epoch });
+        }
+    }
+
+    fn pci_advance(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+        let Some(cur) = self.pcihp.current.as_ref() else {
+            return;
+        };
+        let Some(&step) = cur.plan.get(cur.idx) else {
+            self.pci_end(now, Ok(()), p, probe);
+            return;
+        };
+        match self.pci_act(now, step, p, probe) {
+            Out::Done(t, note) => {
+                let end = t + self.cfg.step_cost;
+                self.pci_finish_step(end, note);
+                self.pci_schedule(end);
+            }
+            Out::Fail(t, e) => {
+                let t = self.pci_undo(t, p, probe);
+                self.pci_finish_step(t, format!("failed: {e}"));
+                self.pci_end(t, Err(e), p, probe);
+            }
+        }
+    }
+
+    fn pci_finish_step(&mut self, end: SimTime, note: String) {
+        let Some(cur) = self.pcihp.current.as_mut() else {
+            return;
+        };
+        let Some(&step) = cur.plan.get(cur.idx) else {
+            return;
+        };
+        let start = cur.step_start;
+        let duration = end.saturating_since(start);
+        cur.report.steps.push(PciStepRecord {
+            step,
+            start,
+            duration,
+            note: note.clone(),
+        });
+        cur.idx += 1;
+        cur.step_start = end;
+        let op = cur.report.id;
+        self.emit(
+            end,
+            OsEvent::PciHotplugStep {
+                op,
+                step,
+                start,
+                duration,
+                note,
+            },
+        );
+    }
+
+    fn pci_end(
+        &mut self,
+        now: SimTime,
+        result: Result<(), PciError>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let Some(mut cur) = self.pcihp.current.take() else {
+            return;
+        };
+        cur.report.ended = Some(now);
+        cur.report.result = Some(result.clone());
+        self.emit(
+            now,
+            OsEvent::PciHotplugEnd {
+                op: cur.report.id,
+                result: result.clone().map_err(|e| e.to_string()),
+            },
+        );
+        let source = match (cur.report.trigger, cur.report.kind) {
+            (Trigger::AcpiEject, _) => Some(3),
+            (Trigger::AcpiDeviceCheck, _) => Some(1),
+            (Trigger::Boot | Trigger::User | Trigger::Cell, _) => None,
+        };
+        if let Some(source) = source {
+            let status = result.as_ref().err().map_or(0, PciError::ost_status);
+            let path = self.pcihp.slots[cur.slot].path.clone();
+            let _ = self.acpi_eval(
+                now,
+                cur.report.controller,
+                &format!("{path}._OST"),
+                &[AcpiValue::Integer(source), AcpiValue::Integer(status)],
+                p,
+                probe,
+            );
+        }
+        self.pcihp.done.push(cur.report);
+        if !self.pcihp.queue.is_empty() {
+            let _ = self.q.schedule(
+                now,
+                OsEv::Pci {
+                    op: START,
+                    epoch: 0,
+                },
+            );
+        }
+    }
+
+    /// A failed enable gives back what it took: interrupt, BARs, the card, power.
+    fn pci_undo(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+        let Some(cur) = self.pcihp.current.as_ref() else {
+            return now;
+        };
+        let (i, ctl, powered) = (cur.slot, cur.report.controller, cur.powered);
+        if cur.report.kind != PciOpKind::Enable {
+            return now;
+        }
+        let mut t = now;
+        let hw = self.hw(ctl);
+        if let Some(d) = self.pcihp.slots[i].irq.take() {
+            let desc = self.irqs.descs()[d].clone();
+            irq::program_rte(
+                p,
+                probe,
+                &mut t,
+                hw,
+                desc.sapic_base,
+                desc.entry,
+                desc.vector,
+                self.pcpu[desc.target.index()].lsapic,
+                true,
+            );
+            self.irqs.free(d);
+        }
+        self.pci_release_bars(i);
+        if let Some(k) = self.pcihp.slots[i].card.take() {
+            self.driver.detach(k);
+        }
+        if powered {
+            let path = self.pcihp.slots[i].path.clone();
+            let _ = self.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], p, probe);
+        }
+        t
+    }
+
+    /// Gives slot `i`'s BARs back to its bridge's windows.
+    fn pci_release_bars(&mut self, i: usize) -> bool {
+        let s = &mut self.pcihp.slots[i];
+        let Some(((bar, _), (io_bar, _))) = s.bars.take() else {
+            return false;
+        };
+        let br = &mut self.pcihp.bridges[s.bridge];
+        let _ = br.mmio.release(bar);
+        let _ = br.io.release(io_bar);
+        true
+    }
+
+    fn pci_act(
+        &mut self,
+        now: SimTime,
+        step: PciStep,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Out {
+        let Some(cur) = self.pcihp.current.as_ref() else {
+            return Out::Done(now, String::new());
+        };
+        let (i, ctl) = (cur.slot, cur.report.controller);
+        let hw = self.hw(ctl);
+        let slot = self.pcihp.slots[i].clone();
+        let sun = slot.sun.0;
+        let mut t = now;
+        match step {
+            PciStep::PowerOn => {
+                if let Err(why) =
+                    self.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], p, probe)
+                {
+                    return Out::Fail(
+                        t,
+                        PciError::Firmware {
+                            slot: sun,
+                            method: "_PS0",
+                            why,
+                        },
+                    );
+                }
+                if let Some(c) = self.pcihp.current.as_mut() {
+                    c.powered = true;
+                }
+                Out::Done(
+                    t + self.cfg.pci.power_delay,
+                    format!("_PS0; {} for power to settle", self.cfg.pci.power_delay),
+                )
+            }
+            PciStep::Scan => {
+                let id =
+                    crate::hw::cfg_read(p, probe, &mut t, hw, slot.bdf, io_subsystem::pci::reg::ID);
+                if id == u32::MAX {
+                    return Out::Fail(
+                        t,
+                        PciError::NoDevice {
+                            slot: sun,
+                            bdf: slot.bdf,
+                        },
+                    );
+                }
+                let k = match self.driver.attach(&self.scan, slot.sun, 0) {
+                    Ok(k) => k,
+                    Err(why) => return Out::Fail(t, PciError::NoIrq { slot: sun, why }),
+                };
+                self.pcihp.slots[i].card = Some(k);
+                Out::Done(
+                    t,
+                    format!("{} {:04x}:{:04x}", slot.bdf, id & 0xFFFF, id >> 16),
+                )
+            }
+            PciStep::Assign => {
+                let ((_, mem_size), (_, io_size)) =
+                    CardDriver::size_bars(&mut t, hw, slot.bdf, p, probe);
+                let br = &mut self.pcihp.bridges[slot.bridge];
+                let bar = match br.mmio.alloc(mem_size, mem_size) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Out::Fail(
+                            t,
+                            PciError::NoSpace {
+                                slot: sun,
+                                what: "MMIO",
+                                bridge: br.path.clone(),
+                                size: mem_size,
+                                why: e.to_string(),
+                            },
+                        );
+                    }
+                };
+                let io_bar = match br.io.alloc(io_size, io_size) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = br.mmio.release(bar);
+                        return Out::Fail(
+                            t,
+                            PciError::NoSpace {
+                                slot: sun,
+                                what: "I/O",
+                                bridge: br.path.clone(),
+                                size: io_size,
+                                why: e.to_string(),
+                            },
+                        );
+                    }
+                };
+                self.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
+                CardDriver::program_bars(&mut t, hw, slot.bdf, bar, io_bar, p, probe);
+                Out::Done(
+                    t,
+                    format!(
+                        "BAR0 {bar:#x}+{mem_size:#x}, I/O {io_bar:#x}+{io_size:#x} in {}",
+                        self.pcihp.bridges[slot.bridge].path
+                    ),
+                )
+            }
+            PciStep::RouteIrq => {
+                let Some(k) = self.pcihp.slots[i].card else {
+                    return Out::Done(t, "no card".into());
+                };
+                match self.route_irq(&mut t, k, ctl, true, p, probe) {
+                    Ok(d) => {
+                        self.pcihp.slots[i].irq = Some(d);
+                        let desc = &self.irqs.descs()[d];
+                        Out::Done(
+                            t,
+                            format!(
+                                "_PRT: gsi{} → IO SAPIC entry {}, vector {:#04x} to {} (masked)",
+                                desc.gsi, desc.entry, desc.vector, desc.target
+                            ),
+                        )
+                    }
+                    Err(why) => Out::Fail(t, PciError::NoIrq { slot: sun, why }),
+                }
+            }
+            PciStep::Probe => {
+                let (Some(k), Some(d), Some(((_, mem_size), _))) = (
+                    self.pcihp.slots[i].card,
+                    self.pcihp.slots[i].irq,
+                    self.pcihp.slots[i].bars,
+                ) else {
+                    return Out::Done(t, "nothing to probe".into());
+                };
+                let node = self.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
+                let span = self.driver.config().card_span();
+                let Ok(ring) = self.kmalloc(node, span, 4096) else {
+                    return Out::Fail(
+                        t,
+                        PciError::NoMemory {
+                            slot: sun,
+                            bytes: span,
+                        },
+                    );
+                };
+                self.pcihp.poisoned.retain(|b| b.addr != ring);
+                self.driver.set_ring(k, ring, mem_size);
+                if let Err(why) = self
+                    .driver
+                    .bring_up(&mut t, k, hw, false, &self.scan, p, probe)
+                {
+                    self.kfree(ring, span);
+                    return Out::Fail(t, PciError::Probe { slot: sun, why });
+                }
+                let desc = self.irqs.descs()[d].clone();
+                irq::program_rte(
+                    p,
+                    probe,
+                    &mut t,
+                    hw,
+                    desc.sapic_base,
+                    desc.entry,
+                    desc.vector,
+                    self.pcpu[desc.target.index()].lsapic,
+                    false,
+                );
+                self.pcihp.slots[i].enabled = true;
+                let serial = self.driver.cards()[k].serial;
+                Out::Done(
+                    t,
+                    format!(
+                        "driver bound (serial {serial:#x}); ring {ring:#x}; gsi{} unmasked",
+                        desc.gsi
+                    ),
+                )
+            }
+            PciStep::Quiesce => {
+                let Some(k) = slot.card else {
+                    return Out::Done(t, "no card".into());
+                };
+                self.pcihp.slots[i].enabled = false;
+                if self.has_defect(OsDefect::SkipDriverQuiesce) {
+                    // The defect: the driver lets go without stopping the card.
+                    self.driver.detach(k);
+                    return Out::Done(t, "card left running (defect skip_driver_quiesce)".into());
+                }
+                self.driver.quiesce(&mut t, k, hw, p, probe);
+                Out::Done(
+                    t + self.cfg.pci.quiesce_delay,
+                    format!(
+                        "engine and bus mastering off; {} for DMA in flight",
+                        self.cfg.pci.quiesce_delay
+                    ),
+                )
+            }
+            PciStep::FreeIrq => {
+                let Some(d) = self.pcihp.slots[i].irq.take() else {
+                    return Out::Done(t, "no interrupt".into());
+                };
+                let desc = self.irqs.descs()[d].clone();
+                irq::program_rte(
+                    p,
+                    probe,
+                    &mut t,
+                    hw,
+                    desc.sapic_base,
+                    desc.entry,
+                    desc.vector,
+                    self.pcpu[desc.target.index()].lsapic,
+                    true,
+                );
+                self.irqs.free(d);
+                Out::Done(
+                    t + self.cfg.pci.quiesce_delay,
+                    format!(
+                        "gsi{} masked and freed (vector {:#04x})",
+                        desc.gsi, desc.vector
+                    ),
+                )
+            }
+            PciStep::FreeBuffers => {
+                let Some(k) = slot.card else {
+                    return Out::Done(t, "no card".into());
+                };
+                let c = self.driver.cards()[k].clone();
+                let span = self.driver.config().card_span();
+                if c.ring == 0 {
+                    return Out::Done(t, "no buffers".into());
+                }
+                if self.cfg.pci.poison_freed_buffers {
+                    for w in 0..span / 8 {
+                        crate::hw::store(p, probe, &mut t, hw, c.ring + 8 * w, POISON);
+                    }
+                    self.pcihp.poisoned.push(PoisonedBuffer {
+                        addr: c.ring,
+                        len: span,
+                        bdf: c.bdf,
+                        freed: t,
+                    });
+                }
+                self.kfree(c.ring, span);
+                self.driver.set_ring(k, 0, c.bar_size);
+                Out::Done(
+                    t,
+                    format!(
+                        "DMA ring {:#x}+{span:#x} freed{}",
+                        c.ring,
+                        if self.cfg.pci.poison_freed_buffers {
+                            " (poisoned)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
+            PciStep::Release => {
+                if let Some(k) = self.pcihp.slots[i].card.take() {
+                    self.driver.detach(k);
+                }
+                crate::hw::cfg_write(
+                    p,
+                    probe,
+                    &mut t,
+                    hw,
+                    slot.bdf,
+                    io_subsystem::pci::reg::COMMAND,
+                    0,
+                );
+                if self.has_defect(OsDefect::LeakBarOnRemove) {
+                    return Out::Done(
+                        t,
+                        "decoding off; BARs kept reserved (defect leak_bar_on_remove)".into(),
+                    );
+                }
+                let note = match slot.bars {
+                    Some(((bar, size), (io_bar, io_size))) => format!(
+                        "decoding off; BAR0 {bar:#x}+{size:#x} and I/O {io_bar:#x}+{io_size:#x} back to {}",
+                        self.pcihp.bridges[slot.bridge].path
+                    ),
+                    None => "decoding off".to_owned(),
+                };
+                self.pci_release_bars(i);
+                Out::Done(t, note)
+            }
+            PciStep::PowerOff => {
+                match self.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], p, probe) {
+                    Ok(_) => Out::Done(t, "_PS3".into()),
+                    Err(why) => Out::Fail(
+                        t,
+                        PciError::Firmware {
+                            slot: sun,
+                            method: "_PS3",
+                            why,
+                        },
+                    ),
+                }
+            }
+            PciStep::Eject => {
+                match self.acpi_eval(
+                    t,
+                    ctl,
+                    &format!("{}._EJ0", slot.path),
+                    &[AcpiValue::Integer(1)],
+                    p,
+                    probe,
+                ) {
+                    Ok(_) => Out::Done(t, "_EJ0: the card may be pulled out".into()),
+                    Err(why) => Out::Fail(
+                        t,
+                        PciError::Firmware {
+                            slot: sun,
+                            method: "_EJ0",
+                            why,
+                        },
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Routes card `k`'s INTA: `_PRT` → GSI → its IO SAPIC's entry, a vector (the one a
+    /// freed descriptor of the same GSI had, if any), a target CPU read from the online map
+    /// under RCU; the entry is programmed by `by`, masked if `masked`. Returns the
+    /// descriptor.
+    pub(crate) fn route_irq(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        by: LogicalCpu,
+        masked: bool,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<usize, String> {
+        let gsi = self.driver.cards()[k].gsi;
+        let hw = self.hw(by);
+        let sizes = self.sapic_sizes.clone();
+        let (base, entry) = self
+            .scan
+            .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
+            .map(|(s, e)| (s.base, e))
+            .ok_or_else(|| format!("no IO SAPIC serves gsi{gsi}"))?;
+        let reuse = self.irqs.freed_of(gsi);
+        let vector = match reuse {
+            Some(d) => self.irqs.descs()[d].vector,
+            None => self
+                .irqs
+                .alloc_vector()
+                .ok_or_else(|| format!("no interrupt vector left for gsi{gsi}"))?,
+        };
+        // Spread IRQs over the online CPUs (reading the map under RCU).
+        let v = self.reader_begin(t, by, "irq affinity", p, probe);
+        let online: Vec<LogicalCpu> = self.maps_version(v).online.iter().collect();
+        let target = online[self.irqs.live() % online.len().max(1)];
+        self.reader_use(t, by, v, target, p, probe);
+        self.reader_end(*t, by);
+        let dest = self.pcpu[target.index()].lsapic;
+        irq::program_rte(p, probe, t, hw, base, entry, vector, dest, masked);
+        let desc = IrqDesc {
+            gsi,
+            vector,
+            sapic_base: base,
+            entry,
+            affinity: self.possible.clone(),
+            target,
+            card: k,
+            handled: 0,
+            rerouted: 0,
+            freed: false,
+            unhandled: 0,
+        };
+        let d = match reuse {
+            Some(d) => {
+                if let Some(x) = self.irqs.get_mut(d) {
+                    let handled = x.handled;
+                    *x = IrqDesc { handled, ..desc };
+                }
+                d
+            }
+            None => self.irqs.add(desc),
+        };
+        self.emit(
+            *t,
+            OsEvent::IrqRouted {
+                gsi,
+                vector,
+                cpu: target,
+                from: None,
+            },
+        );
+        Ok(d)
+    }
+}

@@ -1,0 +1,330 @@
+//! ACPI PCI hot-plug under load: a slot disabled and enabled again, the refusals that change
+//! nothing, an exhausted window, the leak defect, and random sequences of slot operations
+//! and card insertions and removals that keep the kernel's windows equal to its devices.
+
+use acpi_model::NotifyCode;
+use cells::MachineConfig;
+use io_subsystem::IoConfig;
+use io_subsystem::config::{DeviceConfig, DeviceKind};
+use os_model::pcihp::{PciOpKind, PciStep};
+use os_model::{Accepted, OsConfig, OsDefect, Trigger};
+use proptest::prelude::*;
+use sim_core::{ByteSize, SimDuration, SimTime, SlotId};
+
+use crate::common::{Sim, ms};
+
+fn card(subsystem: u16, slot: u8, kind: DeviceKind, bar: Option<u64>) -> DeviceConfig {
+    DeviceConfig {
+        subsystem,
+        bridge: 0,
+        slot,
+        kind,
+        bar_size: bar.map(ByteSize),
+        irq_cpu: None,
+        period_ns: Some(6000),
+    }
+}
+
+/// Two cells, two I/O subsystems with 1 MiB windows; subsystem 0's two cards fill its window,
+/// subsystem 1 has one card (slot 5).
+fn machine() -> (MachineConfig, IoConfig) {
+    let m = MachineConfig {
+        cells: 2,
+        ..MachineConfig::default()
+    };
+    let io = IoConfig {
+        subsystems: 2,
+        mmio: ByteSize(1 << 20),
+        device: vec![
+            card(0, 0, DeviceKind::Nic, Some(512 << 10)),
+            card(0, 1, DeviceKind::Disk, Some(512 << 10)),
+            card(1, 0, DeviceKind::Nic, None),
+        ],
+        ..IoConfig::default()
+    };
+    (m, io)
+}
+
+fn sim(defects: &[OsDefect], seed: u64) -> Sim {
+    let (m, io) = machine();
+    let cfg = OsConfig {
+        tasks_per_cpu: 1,
+        ..OsConfig::default()
+    };
+    let mut s = Sim::new(m, io, &cfg, defects, seed);
+    s.run_to(ms(3));
+    s
+}
+
+fn settle(s: &mut Sim) {
+    let limit = s.now + SimDuration::from_millis(5);
+    while !s.os.pci_hotplug().is_idle() && s.now < limit {
+        let next = s.now + SimDuration::from_micros(50);
+        s.run_to(next);
+    }
+}
+
+fn last(s: &Sim) -> os_model::pcihp::PciOpReport {
+    s.os.pci_hotplug().done().last().cloned().unwrap()
+}
+
+/// Every window allocation is a BAR of an enabled slot, and every enabled slot's BARs are
+/// allocated.
+fn windows_match_devices(s: &Sim) -> Result<(), String> {
+    let hp = s.os.pci_hotplug();
+    for (b, br) in hp.bridges.iter().enumerate() {
+        let mut want: Vec<(u64, u64)> = hp
+            .slots
+            .iter()
+            .filter(|x| x.bridge == b && x.enabled)
+            .filter_map(|x| x.bars.map(|m| m.0))
+            .collect();
+        want.sort_unstable();
+        let got: Vec<(u64, u64)> = br.mmio.allocations().collect();
+        if got != want {
+            return Err(format!("{}: reserved {got:x?}, devices {want:x?}", br.path));
+        }
+    }
+    Ok(())
+}
+
+fn clean(s: &mut Sim) -> Result<(), String> {
+    s.audit();
+    for code in ["CHK-1", "CHK-2", "CHK-3", "CHK-6", "CHK-7", "DRIVER"] {
+        if s.count(code) != 0 {
+            return Err(format!("{code}:{}", s.violations()));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_slot_goes_down_and_up_again_under_load() {
+    let mut s = sim(&[], 1);
+    let before = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
+    assert!(before.enabled);
+    let records = s.os.driver_stats().records_checked;
+    s.os.pci_request(s.now, 5, PciOpKind::Disable, Trigger::User)
+        .unwrap();
+    settle(&mut s);
+    let r = last(&s);
+    assert_eq!(r.result, Some(Ok(())), "{r:?}");
+    let steps: Vec<PciStep> = r.steps.iter().map(|x| x.step).collect();
+    assert_eq!(
+        steps,
+        [
+            PciStep::Quiesce,
+            PciStep::FreeIrq,
+            PciStep::FreeBuffers,
+            PciStep::Release,
+            PciStep::PowerOff
+        ]
+    );
+    let off = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
+    assert!(!off.enabled && off.bars.is_none() && off.irq.is_none());
+    assert!(!s.p.io.slot(SlotId(5)).unwrap().powered);
+    windows_match_devices(&s).unwrap();
+    clean(&mut s).unwrap();
+
+    s.os.pci_request(s.now, 5, PciOpKind::Enable, Trigger::User)
+        .unwrap();
+    settle(&mut s);
+    let r = last(&s);
+    assert_eq!(r.result, Some(Ok(())), "{r:?}");
+    let steps: Vec<PciStep> = r.steps.iter().map(|x| x.step).collect();
+    assert_eq!(
+        steps,
+        [
+            PciStep::PowerOn,
+            PciStep::Scan,
+            PciStep::Assign,
+            PciStep::RouteIrq,
+            PciStep::Probe
+        ]
+    );
+    let on = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
+    assert!(on.enabled);
+    assert_eq!(on.bars, before.bars, "the freed window space is used again");
+    // The card works again: its records keep being checked.
+    s.run_to(s.now + SimDuration::from_millis(1));
+    assert!(s.os.driver_stats().records_checked > records + 10);
+    windows_match_devices(&s).unwrap();
+    clean(&mut s).unwrap();
+}
+
+#[test]
+fn refusals_change_nothing_and_name_their_errno() {
+    let mut s = sim(&[], 2);
+    let slots = s.os.pci_hotplug().slots.clone();
+    let e =
+        s.os.pci_request(s.now, 6, PciOpKind::Disable, Trigger::User)
+            .unwrap_err();
+    assert_eq!(e.errno(), "ENODEV", "{e}");
+    let e =
+        s.os.pci_request(s.now, 6, PciOpKind::Eject, Trigger::AcpiEject)
+            .unwrap_err();
+    assert_eq!(e.errno(), "ENODEV", "{e}");
+    let e =
+        s.os.pci_request(s.now, 99, PciOpKind::Enable, Trigger::User)
+            .unwrap_err();
+    assert_eq!(e.errno(), "EINVAL", "{e}");
+    assert_eq!(
+        s.os.pci_request(s.now, 5, PciOpKind::Enable, Trigger::User),
+        Ok(Accepted::NoChange)
+    );
+    assert_eq!(s.os.pci_hotplug().slots, slots);
+    assert!(s.os.pci_hotplug().is_idle());
+}
+
+#[test]
+fn an_exhausted_window_refuses_the_card_and_leaves_the_slot_off() {
+    let mut s = sim(&[], 3);
+    let t = s.now;
+    s.p.insert_card(t, SlotId(3), DeviceKind::Nic, &mut s.probe)
+        .unwrap();
+    let windows: Vec<Vec<(u64, u64)>> =
+        s.os.pci_hotplug()
+            .bridges
+            .iter()
+            .map(|b| b.mmio.allocations().collect())
+            .collect();
+    s.p.notify(
+        t,
+        "\\_SB_.IO00.PCI0.SL03",
+        NotifyCode::DeviceCheck,
+        &mut s.probe,
+    )
+    .unwrap();
+    s.run_to(t + SimDuration::from_micros(300));
+    settle(&mut s);
+    let r = last(&s);
+    let e = r.result.clone().unwrap().unwrap_err();
+    assert_eq!(e.errno(), "ENOSPC", "{e}");
+    assert_eq!(r.slot, SlotId(3));
+    let slot = s.os.pci_hotplug().slot(SlotId(3)).cloned().unwrap();
+    assert!(!slot.enabled && slot.bars.is_none() && slot.irq.is_none());
+    assert!(
+        !s.p.io.slot(SlotId(3)).unwrap().powered,
+        "powered off again"
+    );
+    let after: Vec<Vec<(u64, u64)>> =
+        s.os.pci_hotplug()
+            .bridges
+            .iter()
+            .map(|b| b.mmio.allocations().collect())
+            .collect();
+    assert_eq!(after, windows);
+    // Firmware was told: _OST(device check, failure).
+    assert!(
+        s.p.ost_log()
+            .iter()
+            .any(|o| o.path.ends_with("SL03") && o.event == 1 && o.status == 0x80),
+        "{:?}",
+        s.p.ost_log()
+    );
+    clean(&mut s).unwrap();
+}
+
+#[test]
+fn a_leaked_bar_is_reported_and_without_the_defect_nothing_is() {
+    for (defects, leaks) in [(vec![], false), (vec![OsDefect::LeakBarOnRemove], true)] {
+        let mut s = sim(&defects, 4);
+        s.os.pci_request(s.now, 5, PciOpKind::Disable, Trigger::User)
+            .unwrap();
+        settle(&mut s);
+        s.audit();
+        assert_eq!(
+            s.count("CHK-7") > 0,
+            leaks,
+            "{defects:?}:{}",
+            s.violations()
+        );
+        assert_eq!(windows_match_devices(&s).is_err(), leaks);
+    }
+}
+
+/// One step of a random sequence.
+#[derive(Clone, Debug)]
+enum Act {
+    Power(u16, bool),
+    Attention(u16),
+    Pull(u16),
+    Push(u16, bool),
+    DeviceCheck(u16),
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    let slot = prop_oneof![Just(1u16), Just(2), Just(3), Just(5), Just(6)];
+    prop_oneof![
+        (slot.clone(), any::<bool>()).prop_map(|(s, on)| Act::Power(s, on)),
+        slot.clone().prop_map(Act::Attention),
+        slot.clone().prop_map(Act::Pull),
+        (slot.clone(), any::<bool>()).prop_map(|(s, nic)| Act::Push(s, nic)),
+        slot.prop_map(Act::DeviceCheck),
+    ]
+}
+
+fn path(slot: u16) -> String {
+    let sub = (slot - 1) / 4;
+    let dev = (slot - 1) % 4 + 1;
+    format!("\\_SB_.IO{sub:02X}.PCI0.SL{dev:02X}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_slot_operations_keep_windows_interrupts_and_data_right(
+        seed in 0u64..500,
+        acts in prop::collection::vec(act(), 1..8),
+    ) {
+        let mut s = sim(&[], seed);
+        for a in acts {
+            let t: SimTime = s.now;
+            match a {
+                Act::Power(slot, on) => {
+                    let kind = if on { PciOpKind::Enable } else { PciOpKind::Disable };
+                    match s.os.pci_request(t, slot, kind, Trigger::User) {
+                        Ok(_) => {}
+                        Err(e) => prop_assert!(["ENODEV"].contains(&e.errno()), "{:?}: {}", a, e),
+                    }
+                }
+                Act::Attention(slot) => {
+                    let _ = s.p.press_attention(t, SlotId(slot), &mut s.probe);
+                }
+                Act::Pull(slot) => {
+                    // Only a card whose slot is off: a surprise removal is another test.
+                    if !s.p.io.slot(SlotId(slot)).is_some_and(|x| x.powered) {
+                        let _ = s.p.remove_card(t, SlotId(slot), &mut s.probe);
+                    }
+                }
+                Act::Push(slot, nic) => {
+                    let kind = if nic { DeviceKind::Nic } else { DeviceKind::Disk };
+                    if !s.p.io.slot(SlotId(slot)).is_some_and(|x| x.powered) {
+                        let _ = s.p.insert_card(t, SlotId(slot), kind, &mut s.probe);
+                    }
+                }
+                Act::DeviceCheck(slot) => {
+                    s.p.notify(t, &path(slot), NotifyCode::DeviceCheck, &mut s.probe).unwrap();
+                }
+            }
+            s.run_to(t + SimDuration::from_micros(300));
+            settle(&mut s);
+            for op in s.os.pci_hotplug().done() {
+                if let Some(Err(e)) = &op.result {
+                    prop_assert!(
+                        ["ENODEV", "ENOSPC"].contains(&e.errno()),
+                        "op {} ({:?} slot {}): {}", op.id, op.kind, op.slot.0, e
+                    );
+                }
+            }
+            if let Err(e) = windows_match_devices(&s) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+        s.run_to(s.now + SimDuration::from_millis(1));
+        if let Err(e) = clean(&mut s) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
