@@ -326,12 +326,14 @@ impl IoConfig {
                 ));
             }
         }
+        // Two subsystems present at start may not share a GSI. One inserted later may come
+        // with a board whose firmware claims GSIs already in use: the OS must refuse it then.
         let entries = u32::from(self.sapic_entries);
         for i in 0..n {
             let (a, a_end) = (self.gsi_base(i), self.gsi_base(i) + entries);
             for j in 0..i {
                 let (b, b_end) = (self.gsi_base(j), self.gsi_base(j) + entries);
-                if a < b_end && b < a_end {
+                if a < b_end && b < a_end && self.is_present(i) && self.is_present(j) {
                     return Err(err(
                         format!("gsi_bases[{i}]"),
                         format!(

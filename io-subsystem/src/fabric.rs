@@ -919,23 +919,32 @@ impl IoFabric {
             return;
         }
         dev.line = want;
-        let (gsi, source) = (dev.gsi, Entity::Pci(dev.bdf));
-        self.line_change(now, gsi, source, want, env);
+        let (gsi, source, sub) = (dev.gsi, Entity::Pci(dev.bdf), dev.subsystem);
+        self.line_change(now, sub, gsi, source, want, env);
     }
 
     // ---------------------------------------------------------------- IO SAPIC
 
+    /// A card's INTx line changed: the input of its own subsystem's IO SAPIC for `gsi` (a
+    /// card is wired to the controller of its subsystem, whatever GSI numbers firmware
+    /// gave other subsystems).
     fn line_change<E: IoEnv + ?Sized>(
         &mut self,
         now: SimTime,
+        sub: IoSubsystemId,
         gsi: Gsi,
         source: Entity,
         asserted: bool,
         env: &mut E,
     ) {
-        let Some((sid, e)) = self.gsi_entry(gsi) else {
+        let Some(e) = self
+            .subs
+            .get(sub.index())
+            .and_then(|s| s.sapic.entry_of(gsi.0))
+        else {
             return;
         };
+        let sid = sub;
         let i = sid.index();
         if !self.subs[i].state.is_powered() {
             return;

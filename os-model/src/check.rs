@@ -1248,6 +1248,8 @@ pub struct IrqChecker {
     maps: Maps,
     handled: BTreeMap<u32, u64>,
     lost_reported: BTreeMap<u32, u64>,
+    /// GSIs of enabled devices already reported as never routed.
+    unrouted_reported: Vec<u32>,
 }
 
 impl OsChecker for IrqChecker {
@@ -1314,7 +1316,36 @@ impl OsChecker for IrqChecker {
         }
     }
 
-    fn audit(&mut self, now: SimTime, _os: &Os, p: &Platform, out: &mut Violations) {
+    fn audit(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
+        // Every device the kernel enabled has its interrupt routed: an asserted line that
+        // no entry delivers (held in a masked entry nobody programs) is lost for good.
+        for s in os.pci_hotplug().slots.iter().filter(|s| s.enabled) {
+            let Some(k) = s.card else {
+                continue;
+            };
+            let gsi = os.driver.cards()[k].gsi;
+            let routed = os.irqs.descs().iter().any(|d| d.gsi == gsi && !d.freed);
+            let Some((sid, e)) = p.io.gsi_entry(Gsi(gsi)) else {
+                continue;
+            };
+            let held =
+                p.io.subsystem(sid)
+                    .and_then(|x| x.sapic.entries().get(e))
+                    .is_some_and(|r| r.asserted > 0 && r.masked);
+            if held && !routed && !self.unrouted_reported.contains(&gsi) {
+                self.unrouted_reported.push(gsi);
+                out.push(violation(
+                    now,
+                    CHK_OS_IRQ,
+                    Entity::Pci(s.bdf),
+                    Entity::Gsi(Gsi(gsi)),
+                    format!(
+                        "pci {} in slot {} asserts gsi{gsi}, held in a masked entry of {sid}: the kernel enabled the device but never routed its interrupt",
+                        s.bdf, s.sun.0
+                    ),
+                ));
+            }
+        }
         for (&gsi, &handled) in &self.handled {
             let Some((sid, e)) = p.io.gsi_entry(Gsi(gsi)) else {
                 continue;

@@ -463,11 +463,15 @@ pub enum OsDefect {
     /// PCI hot-remove never gives the card's BARs back to its bridge's window: the space
     /// stays reserved for a device that is gone (CHK-7), and the window runs out.
     LeakBarOnRemove,
+    /// I/O-subsystem hot-add skips the new IO SAPIC's initialisation: it is neither
+    /// registered nor masked, so the interrupts of the devices behind it are never routed
+    /// (CHK-6: an enabled device's interrupt is never delivered).
+    SkipSapicInitOnHotAdd,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 14] = [
+    pub const ALL: [OsDefect; 15] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -482,6 +486,7 @@ impl OsDefect {
         OsDefect::AllocFromIsolated,
         OsDefect::SkipDriverQuiesce,
         OsDefect::LeakBarOnRemove,
+        OsDefect::SkipSapicInitOnHotAdd,
     ];
 
     /// The name used in scenario files.
@@ -501,6 +506,7 @@ impl OsDefect {
             OsDefect::AllocFromIsolated => "alloc_from_isolated",
             OsDefect::SkipDriverQuiesce => "skip_driver_quiesce",
             OsDefect::LeakBarOnRemove => "leak_bar_on_remove",
+            OsDefect::SkipSapicInitOnHotAdd => "skip_sapic_init_on_hot_add",
         }
     }
 }
@@ -556,6 +562,6 @@ mod tests {
         d.insert(OsDefect::SkipIrqReroute);
         assert!(d.has(OsDefect::SkipIrqReroute));
         assert!(!d.has(OsDefect::HaltBeforeOffline));
-        assert_eq!(OsDefect::ALL.len(), 14);
+        assert_eq!(OsDefect::ALL.len(), 15);
     }
 }

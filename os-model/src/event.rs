@@ -514,8 +514,8 @@ pub enum OsEvent {
         op: u32,
         /// What it does.
         kind: &'static str,
-        /// The slot (`_SUN`).
-        slot: u16,
+        /// What it acts on (`slot 5`, `I/O subsystem \_SB_.IO06`).
+        target: String,
         /// What asked for it.
         trigger: &'static str,
     },
@@ -841,11 +841,12 @@ impl StableHash for OsEvent {
             OsEvent::PciHotplugStart {
                 op,
                 kind,
-                slot,
+                target,
                 trigger,
             } => {
-                h.word(48 | u64::from(*slot) << 16 | u64::from(*op) << 32);
+                h.word(48 | u64::from(*op) << 32);
                 h.str(kind);
+                h.str(target);
                 h.str(trigger);
             }
             OsEvent::PciHotplugStep {
@@ -1392,7 +1393,7 @@ impl TraceEvent for OsEvent {
             OsEvent::PciHotplugStart {
                 op,
                 kind,
-                slot,
+                target,
                 trigger,
             } => (
                 os_track(),
@@ -1401,7 +1402,7 @@ impl TraceEvent for OsEvent {
                 vec![
                     ("op", u(u64::from(*op))),
                     ("kind", s((*kind).to_owned())),
-                    ("slot", u(u64::from(*slot))),
+                    ("target", s(target.clone())),
                     ("trigger", s((*trigger).to_owned())),
                 ],
             ),

@@ -68,6 +68,8 @@ pub enum Trigger {
     AcpiDeviceCheck,
     /// Part of a whole-cell operation (which reports to firmware itself).
     Cell,
+    /// Part of a whole-I/O-subsystem operation (which reports to firmware itself).
+    Subsystem,
 }
 
 impl Trigger {
@@ -79,6 +81,7 @@ impl Trigger {
             Trigger::AcpiEject => "acpi eject request",
             Trigger::AcpiDeviceCheck => "acpi device check",
             Trigger::Cell => "cell operation",
+            Trigger::Subsystem => "I/O subsystem operation",
         }
     }
 }
@@ -809,7 +812,7 @@ impl Os {
         let source = match cur.report.trigger {
             Trigger::AcpiEject => Some(3),
             Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot | Trigger::User | Trigger::Cell => None,
+            Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem => None,
         };
         if let Some(source) = source {
             let status = result
@@ -1200,6 +1203,29 @@ impl Os {
                         &[
                             AcpiValue::Integer(u64::from(code)),
                             AcpiValue::Integer(status),
+                        ],
+                        p,
+                        probe,
+                    );
+                }
+                continue;
+            }
+            // An I/O subsystem's module device: the whole subsystem comes or goes.
+            if !self.subsystem_bridges(&n.path).is_empty() {
+                let (add, trigger) = match n.code {
+                    acpi_model::NotifyCode::EjectRequest => (false, Trigger::AcpiEject),
+                    acpi_model::NotifyCode::DeviceCheck | acpi_model::NotifyCode::BusCheck => {
+                        (true, Trigger::AcpiDeviceCheck)
+                    }
+                };
+                if let Err(e) = self.pci_subsystem_request(now, &n.path, add, trigger) {
+                    let _ = self.acpi_eval(
+                        now,
+                        c,
+                        &format!("{}._OST", n.path),
+                        &[
+                            AcpiValue::Integer(u64::from(code)),
+                            AcpiValue::Integer(e.ost_status()),
                         ],
                         p,
                         probe,

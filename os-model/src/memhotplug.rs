@@ -780,7 +780,7 @@ impl Os {
         let source = match cur.req.trigger {
             Trigger::AcpiEject => Some(3),
             Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot | Trigger::User | Trigger::Cell => None,
+            Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem => None,
         };
         if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
             let status = match &result {

@@ -46,6 +46,11 @@ pub enum PciOpKind {
     Disable,
     /// Disable, then `_EJ0` (the card may be pulled out).
     Eject,
+    /// An I/O subsystem arrived: read its bridges, slots and IO SAPIC, initialise the IO
+    /// SAPIC (every entry masked), then enable each slot holding a card.
+    AddSubsystem,
+    /// An I/O subsystem goes: (its slots disabled first) `_EJ0` on its module device.
+    EjectSubsystem,
 }
 
 impl PciOpKind {
@@ -55,6 +60,37 @@ impl PciOpKind {
             PciOpKind::Enable => "enable",
             PciOpKind::Disable => "disable",
             PciOpKind::Eject => "eject",
+            PciOpKind::AddSubsystem => "add subsystem",
+            PciOpKind::EjectSubsystem => "eject subsystem",
+        }
+    }
+}
+
+/// What an operation acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciTarget {
+    /// A hot-plug slot.
+    Slot(SlotId),
+    /// An I/O subsystem, by its module device's path.
+    Subsystem(String),
+}
+
+impl PciTarget {
+    /// The slot, for a slot operation.
+    pub fn slot(&self) -> Option<SlotId> {
+        match self {
+            PciTarget::Slot(s) => Some(*s),
+            PciTarget::Subsystem(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PciTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PciTarget::Slot(s) => write!(f, "slot {}", s.0),
+            PciTarget::Subsystem(path) => write!(f, "I/O subsystem {path}"),
         }
     }
 }
@@ -85,6 +121,17 @@ pub enum PciStep {
     PowerOff,
     /// `_EJ0`.
     Eject,
+    /// Read the I/O subsystem's bridges, slots and IO SAPIC from the namespace again.
+    Rescan,
+    /// Register the new IO SAPIC (its GSI range from `_GSB` and the version register) and
+    /// mask every entry, before any device behind it is enabled.
+    InitSapic,
+    /// Queue the enable of each of its slots holding a card.
+    EnableSlots,
+    /// Every device of the I/O subsystem is stopped.
+    CheckStopped,
+    /// Forget the I/O subsystem's IO SAPIC and bridges.
+    Forget,
 }
 
 impl PciStep {
@@ -102,6 +149,11 @@ impl PciStep {
             PciStep::Release => "release",
             PciStep::PowerOff => "power_off",
             PciStep::Eject => "eject",
+            PciStep::Rescan => "rescan",
+            PciStep::InitSapic => "init_sapic",
+            PciStep::EnableSlots => "enable_slots",
+            PciStep::CheckStopped => "check_stopped",
+            PciStep::Forget => "forget",
         }
     }
 }
@@ -171,6 +223,38 @@ pub enum PciError {
         /// Why.
         why: String,
     },
+    /// The path names no I/O subsystem.
+    #[error("{path} is not an I/O subsystem's module device")]
+    NoSuchSubsystem {
+        /// The path.
+        path: String,
+    },
+    /// A new IO SAPIC's GSI range overlaps one already in use.
+    #[error(
+        "the IO SAPIC of {path} claims GSIs {first}..{end}, which overlap GSIs {other_first}..{other_end} of {other}"
+    )]
+    GsiOverlap {
+        /// The I/O subsystem.
+        path: String,
+        /// Its first GSI.
+        first: u32,
+        /// One past its last.
+        end: u32,
+        /// The IO SAPIC it collides with.
+        other: String,
+        /// That one's first GSI.
+        other_first: u32,
+        /// One past its last.
+        other_end: u32,
+    },
+    /// A device of the I/O subsystem still runs.
+    #[error("{path}: slot {slot} is still enabled")]
+    SubsystemBusy {
+        /// The I/O subsystem.
+        path: String,
+        /// A slot still enabled.
+        slot: u16,
+    },
     /// A firmware method failed.
     #[error("slot {slot}: {method} failed: {why}")]
     Firmware {
@@ -187,7 +271,8 @@ impl PciError {
     /// The errno a write to `slots/N/power` returns.
     pub const fn errno(&self) -> &'static str {
         match self {
-            PciError::NoSuchSlot { .. } => "EINVAL",
+            PciError::NoSuchSlot { .. } | PciError::NoSuchSubsystem { .. } => "EINVAL",
+            PciError::GsiOverlap { .. } | PciError::SubsystemBusy { .. } => "EBUSY",
             PciError::NotEnabled { .. } | PciError::NoDevice { .. } => "ENODEV",
             PciError::NoSpace { .. } | PciError::NoIrq { .. } => "ENOSPC",
             PciError::NoMemory { .. } => "ENOMEM",
@@ -199,7 +284,11 @@ impl PciError {
     /// use).
     pub const fn ost_status(&self) -> u64 {
         match self {
-            PciError::NotEnabled { .. } | PciError::NoSuchSlot { .. } => 0x81,
+            PciError::NotEnabled { .. }
+            | PciError::NoSuchSlot { .. }
+            | PciError::NoSuchSubsystem { .. } => 0x81,
+            PciError::SubsystemBusy { .. } => 0x82,
+            PciError::GsiOverlap { .. } => 0x80,
             PciError::NoDevice { .. }
             | PciError::NoSpace { .. }
             | PciError::NoIrq { .. }
@@ -278,8 +367,8 @@ pub struct PciOpReport {
     pub id: u32,
     /// What.
     pub kind: PciOpKind,
-    /// The slot.
-    pub slot: SlotId,
+    /// On what.
+    pub target: PciTarget,
     /// Who asked.
     pub trigger: Trigger,
     /// The controlling CPU.
@@ -299,7 +388,8 @@ pub struct PciOpReport {
 #[derive(Clone, Debug)]
 struct PciCur {
     report: PciOpReport,
-    slot: usize,
+    /// The slot (index in [`PciHotplug::slots`]) of a slot operation.
+    slot: Option<usize>,
     plan: Vec<PciStep>,
     idx: usize,
     step_start: SimTime,
@@ -317,7 +407,7 @@ pub struct PciHotplug {
     pub bridges: Vec<BridgeResources>,
     /// Freed DMA buffers, poisoned, not handed out again yet.
     pub poisoned: Vec<PoisonedBuffer>,
-    queue: VecDeque<(u32, PciOpKind, usize, Trigger, SimTime)>,
+    queue: VecDeque<(u32, PciOpKind, PciTarget, Trigger, SimTime)>,
     current: Option<PciCur>,
     done: Vec<PciOpReport>,
     next_id: u32,
@@ -336,7 +426,7 @@ impl PciHotplug {
 
     /// The slot the running operation works on.
     pub fn busy_slot(&self) -> Option<SlotId> {
-        self.current.as_ref().map(|c| c.report.slot)
+        self.current.as_ref().and_then(|c| c.report.target.slot())
     }
 
     /// The slot with `_SUN` `sun`.
@@ -346,14 +436,17 @@ impl PciHotplug {
 
     /// Whether the slot will be enabled once the queued operations ran.
     fn will_be_enabled(&self, i: usize) -> bool {
+        let sun = PciTarget::Slot(self.slots[i].sun);
         let mut on = self.slots[i].enabled;
-        if let Some(c) = &self.current {
-            if c.slot == i {
-                on = c.report.kind == PciOpKind::Enable;
-            }
-        }
-        for &(_, kind, s, _, _) in &self.queue {
-            if s == i {
+        let running = self
+            .current
+            .as_ref()
+            .map(|c| (c.report.kind, &c.report.target));
+        for (kind, target) in running
+            .into_iter()
+            .chain(self.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
+        {
+            if *target == sun {
                 on = kind == PciOpKind::Enable;
             }
         }
@@ -475,10 +568,28 @@ impl Os {
                 return Err(PciError::NotEnabled { slot: sun });
             }
             (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
+            (PciOpKind::AddSubsystem | PciOpKind::EjectSubsystem, _) => {
+                return Err(PciError::NoSuchSubsystem {
+                    path: format!("slot {sun}"),
+                });
+            }
         }
+        Ok(Accepted::Queued {
+            op: self.pci_enqueue(now, kind, PciTarget::Slot(self.pcihp.slots[i].sun), trigger),
+        })
+    }
+
+    /// Queues an operation; returns its number.
+    fn pci_enqueue(
+        &mut self,
+        now: SimTime,
+        kind: PciOpKind,
+        target: PciTarget,
+        trigger: Trigger,
+    ) -> u32 {
         let id = self.pcihp.next_id;
         self.pcihp.next_id += 1;
-        self.pcihp.queue.push_back((id, kind, i, trigger, now));
+        self.pcihp.queue.push_back((id, kind, target, trigger, now));
         if self.pcihp.current.is_none() {
             let _ = self.q.schedule(
                 now,
@@ -488,7 +599,55 @@ impl Os {
                 },
             );
         }
-        Ok(Accepted::Queued { op: id })
+        id
+    }
+
+    /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
+    pub(crate) fn subsystem_bridges(&self, path: &str) -> Vec<usize> {
+        let prefix = format!("{path}.");
+        (0..self.scan.bridges.len())
+            .filter(|&b| self.scan.bridges[b].path.starts_with(&prefix))
+            .collect()
+    }
+
+    /// A request for the I/O subsystem whose module device is `path`: add it (a device
+    /// check) or eject it (an eject request: each enabled slot is disabled first, then the
+    /// module is ejected). Refused, changing nothing, if `path` is no I/O subsystem.
+    pub fn pci_subsystem_request(
+        &mut self,
+        now: SimTime,
+        path: &str,
+        add: bool,
+        trigger: Trigger,
+    ) -> Result<Accepted, PciError> {
+        let bridges = self.subsystem_bridges(path);
+        if bridges.is_empty() {
+            return Err(PciError::NoSuchSubsystem { path: path.into() });
+        }
+        let target = PciTarget::Subsystem(path.to_owned());
+        if add {
+            return Ok(Accepted::Queued {
+                op: self.pci_enqueue(now, PciOpKind::AddSubsystem, target, trigger),
+            });
+        }
+        // Each device stops before the subsystem goes.
+        let slots: Vec<u16> = (0..self.pcihp.slots.len())
+            .filter(|&i| {
+                bridges.contains(&self.pcihp.slots[i].bridge) && self.pcihp.will_be_enabled(i)
+            })
+            .map(|i| self.pcihp.slots[i].sun.0)
+            .collect();
+        for sun in slots {
+            self.pci_enqueue(
+                now,
+                PciOpKind::Disable,
+                PciTarget::Slot(SlotId(sun)),
+                Trigger::Subsystem,
+            );
+        }
+        Ok(Accepted::Queued {
+            op: self.pci_enqueue(now, PciOpKind::EjectSubsystem, target, trigger),
+        })
     }
 
     /// A PCI hot-plug event.
@@ -510,9 +669,12 @@ impl Os {
     }
 
     fn pci_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some((id, kind, slot, trigger, requested)) = self.pcihp.queue.pop_front() else {
+        let Some((id, kind, target, trigger, requested)) = self.pcihp.queue.pop_front() else {
             return;
         };
+        let slot = target
+            .slot()
+            .and_then(|sun| self.pcihp.slots.iter().position(|s| s.sun == sun));
         let controller = self.cur_maps().online.first().unwrap_or(self.bsp);
         let disable = vec![
             PciStep::Quiesce,
@@ -535,14 +697,19 @@ impl Os {
                 v.push(PciStep::Eject);
                 v
             }
+            PciOpKind::AddSubsystem => {
+                vec![PciStep::Rescan, PciStep::InitSapic, PciStep::EnableSlots]
+            }
+            PciOpKind::EjectSubsystem => {
+                vec![PciStep::CheckStopped, PciStep::Eject, PciStep::Forget]
+            }
         };
-        let sun = self.pcihp.slots[slot].sun;
         self.emit(
             now,
             OsEvent::PciHotplugStart {
                 op: id,
                 kind: kind.name(),
-                slot: sun.0,
+                target: target.to_string(),
                 trigger: trigger.name(),
             },
         );
@@ -550,7 +717,7 @@ impl Os {
             report: PciOpReport {
                 id,
                 kind,
-                slot: sun,
+                target,
                 trigger,
                 controller,
                 requested,
@@ -651,11 +818,14 @@ impl Os {
         let source = match (cur.report.trigger, cur.report.kind) {
             (Trigger::AcpiEject, _) => Some(3),
             (Trigger::AcpiDeviceCheck, _) => Some(1),
-            (Trigger::Boot | Trigger::User | Trigger::Cell, _) => None,
+            (Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem, _) => None,
         };
-        if let Some(source) = source {
+        let path = match &cur.report.target {
+            PciTarget::Slot(_) => cur.slot.map(|i| self.pcihp.slots[i].path.clone()),
+            PciTarget::Subsystem(path) => Some(path.clone()),
+        };
+        if let (Some(source), Some(path)) = (source, path) {
             let status = result.as_ref().err().map_or(0, PciError::ost_status);
-            let path = self.pcihp.slots[cur.slot].path.clone();
             let _ = self.acpi_eval(
                 now,
                 cur.report.controller,
@@ -682,7 +852,9 @@ impl Os {
         let Some(cur) = self.pcihp.current.as_ref() else {
             return now;
         };
-        let (i, ctl, powered) = (cur.slot, cur.report.controller, cur.powered);
+        let (Some(i), ctl, powered) = (cur.slot, cur.report.controller, cur.powered) else {
+            return now;
+        };
         if cur.report.kind != PciOpKind::Enable {
             return now;
         }
@@ -736,12 +908,23 @@ impl Os {
         let Some(cur) = self.pcihp.current.as_ref() else {
             return Out::Done(now, String::new());
         };
-        let (i, ctl) = (cur.slot, cur.report.controller);
+        let ctl = cur.report.controller;
+        let Some(i) = cur.slot else {
+            let PciTarget::Subsystem(path) = cur.report.target.clone() else {
+                return Out::Done(now, "no such slot".into());
+            };
+            return self.pci_subsystem_act(now, step, &path, ctl, p, probe);
+        };
         let hw = self.hw(ctl);
         let slot = self.pcihp.slots[i].clone();
         let sun = slot.sun.0;
         let mut t = now;
         match step {
+            PciStep::Rescan
+            | PciStep::InitSapic
+            | PciStep::EnableSlots
+            | PciStep::CheckStopped
+            | PciStep::Forget => Out::Done(t, "not a slot step".into()),
             PciStep::PowerOn => {
                 if let Err(why) =
                     self.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], p, probe)
@@ -846,17 +1029,24 @@ impl Os {
                             ),
                         )
                     }
+                    // The kernel before IO SAPIC hot-add support knew no controller for a
+                    // GSI of a hot-added subsystem and bound the driver without one.
+                    Err(why) if self.has_defect(OsDefect::SkipSapicInitOnHotAdd) => Out::Done(
+                        t,
+                        format!(
+                            "{why}: bound without an interrupt (defect skip_sapic_init_on_hot_add)"
+                        ),
+                    ),
                     Err(why) => Out::Fail(t, PciError::NoIrq { slot: sun, why }),
                 }
             }
             PciStep::Probe => {
-                let (Some(k), Some(d), Some(((_, mem_size), _))) = (
-                    self.pcihp.slots[i].card,
-                    self.pcihp.slots[i].irq,
-                    self.pcihp.slots[i].bars,
-                ) else {
+                let (Some(k), Some(((_, mem_size), _))) =
+                    (self.pcihp.slots[i].card, self.pcihp.slots[i].bars)
+                else {
                     return Out::Done(t, "nothing to probe".into());
                 };
+                let irq = self.pcihp.slots[i].irq;
                 let node = self.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
                 let span = self.driver.config().card_span();
                 let Ok(ring) = self.kmalloc(node, span, 4096) else {
@@ -877,26 +1067,29 @@ impl Os {
                     self.kfree(ring, span);
                     return Out::Fail(t, PciError::Probe { slot: sun, why });
                 }
-                let desc = self.irqs.descs()[d].clone();
-                irq::program_rte(
-                    p,
-                    probe,
-                    &mut t,
-                    hw,
-                    desc.sapic_base,
-                    desc.entry,
-                    desc.vector,
-                    self.pcpu[desc.target.index()].lsapic,
-                    false,
-                );
+                let unmasked = match irq {
+                    Some(d) => {
+                        let desc = self.irqs.descs()[d].clone();
+                        irq::program_rte(
+                            p,
+                            probe,
+                            &mut t,
+                            hw,
+                            desc.sapic_base,
+                            desc.entry,
+                            desc.vector,
+                            self.pcpu[desc.target.index()].lsapic,
+                            false,
+                        );
+                        format!("gsi{} unmasked", desc.gsi)
+                    }
+                    None => "no interrupt".to_owned(),
+                };
                 self.pcihp.slots[i].enabled = true;
                 let serial = self.driver.cards()[k].serial;
                 Out::Done(
                     t,
-                    format!(
-                        "driver bound (serial {serial:#x}); ring {ring:#x}; gsi{} unmasked",
-                        desc.gsi
-                    ),
+                    format!("driver bound (serial {serial:#x}); ring {ring:#x}; {unmasked}"),
                 )
             }
             PciStep::Quiesce => {
@@ -1040,6 +1233,211 @@ impl Os {
                     ),
                 }
             }
+        }
+    }
+
+    /// One step of an I/O subsystem operation on the module device `path`, as `ctl`.
+    fn pci_subsystem_act(
+        &mut self,
+        now: SimTime,
+        step: PciStep,
+        path: &str,
+        ctl: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Out {
+        let hw = self.hw(ctl);
+        let mut t = now;
+        let prefix = format!("{path}.");
+        let firmware = |method: &'static str, why: String| PciError::Firmware {
+            slot: 0,
+            method,
+            why,
+        };
+        match step {
+            PciStep::Rescan => {
+                if !crate::acpi::is_present(p, path) {
+                    return Out::Fail(t, firmware("_STA", format!("{path} is not present")));
+                }
+                // The namespace is the same tree; what is present and what it holds changed.
+                let fresh = crate::acpi::scan(p);
+                self.scan.bridges = fresh.bridges;
+                self.scan.sapics = fresh.sapics;
+                self.scan.slots = fresh.slots;
+                let bridges = self.subsystem_bridges(path);
+                for &b in &bridges {
+                    let held = self
+                        .pcihp
+                        .slots
+                        .iter()
+                        .any(|x| x.bridge == b && x.bars.is_some());
+                    if let (false, Some(info), Some(br)) = (
+                        held,
+                        self.scan.bridges.get(b),
+                        self.pcihp.bridges.get_mut(b),
+                    ) {
+                        br.mmio = WindowAllocator::new(info.mmio.0, info.mmio.1);
+                        br.io = WindowAllocator::new(info.io.0, info.io.1);
+                    }
+                }
+                let slots = self
+                    .pcihp
+                    .slots
+                    .iter()
+                    .filter(|x| bridges.contains(&x.bridge))
+                    .count();
+                let sapics: Vec<String> = self
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix) && x.present)
+                    .map(|x| format!("{} (_GSB {})", x.path, x.gsi_base))
+                    .collect();
+                Out::Done(
+                    t,
+                    format!(
+                        "{} host bridges, {slots} slots, IO SAPIC {}",
+                        bridges.len(),
+                        sapics.join(", ")
+                    ),
+                )
+            }
+            PciStep::InitSapic => {
+                let new: Vec<(String, u64, u32)> = self
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix) && x.present)
+                    .filter(|x| !self.sapic_sizes.contains_key(&x.base))
+                    .map(|x| (x.path.clone(), x.base, x.gsi_base))
+                    .collect();
+                if self.has_defect(OsDefect::SkipSapicInitOnHotAdd) {
+                    return Out::Done(
+                        t,
+                        "new IO SAPIC neither registered nor masked (defect skip_sapic_init_on_hot_add)"
+                            .into(),
+                    );
+                }
+                let mut notes = Vec::new();
+                for (spath, base, gsb) in new {
+                    let n = irq::sapic_entries(p, probe, &mut t, hw, base);
+                    let (first, end) = (gsb, gsb + n);
+                    let clash = self.scan.sapics.iter().find_map(|o| {
+                        let m = *self.sapic_sizes.get(&o.base)?;
+                        (o.base != base && first < o.gsi_base + m && o.gsi_base < end)
+                            .then(|| (o.path.clone(), o.gsi_base, o.gsi_base + m))
+                    });
+                    if let Some((other, other_first, other_end)) = clash {
+                        return Out::Fail(
+                            t,
+                            PciError::GsiOverlap {
+                                path: path.to_owned(),
+                                first,
+                                end,
+                                other,
+                                other_first,
+                                other_end,
+                            },
+                        );
+                    }
+                    for e in 0..n {
+                        irq::program_rte(
+                            p,
+                            probe,
+                            &mut t,
+                            hw,
+                            base,
+                            e,
+                            0,
+                            sim_core::LsapicId { id: 0, eid: 0 },
+                            true,
+                        );
+                    }
+                    self.sapic_sizes.insert(base, n);
+                    notes.push(format!("{spath}: GSIs {first}..{end}, {n} entries masked"));
+                }
+                Out::Done(t, notes.join("; "))
+            }
+            PciStep::EnableSlots => {
+                let bridges = self.subsystem_bridges(path);
+                let with_cards: Vec<SlotId> = (0..self.pcihp.slots.len())
+                    .filter(|&i| {
+                        let s = &self.pcihp.slots[i];
+                        bridges.contains(&s.bridge)
+                            && !self.pcihp.will_be_enabled(i)
+                            && crate::acpi::is_present(p, &s.path)
+                    })
+                    .map(|i| self.pcihp.slots[i].sun)
+                    .collect();
+                for &sun in &with_cards {
+                    self.pci_enqueue(
+                        t,
+                        PciOpKind::Enable,
+                        PciTarget::Slot(sun),
+                        Trigger::Subsystem,
+                    );
+                }
+                let list: Vec<String> = with_cards.iter().map(|s| s.0.to_string()).collect();
+                Out::Done(t, format!("enable queued for slots {}", list.join(" ")))
+            }
+            PciStep::CheckStopped => {
+                let bridges = self.subsystem_bridges(path);
+                if let Some(s) = self
+                    .pcihp
+                    .slots
+                    .iter()
+                    .find(|s| bridges.contains(&s.bridge) && s.enabled)
+                {
+                    return Out::Fail(
+                        t,
+                        PciError::SubsystemBusy {
+                            path: path.to_owned(),
+                            slot: s.sun.0,
+                        },
+                    );
+                }
+                Out::Done(t, "every device stopped".into())
+            }
+            PciStep::Eject => {
+                match self.acpi_eval(
+                    t,
+                    ctl,
+                    &format!("{path}._EJ0"),
+                    &[AcpiValue::Integer(1)],
+                    p,
+                    probe,
+                ) {
+                    Ok(_) => Out::Done(t, format!("_EJ0: firmware powered {path} off")),
+                    Err(why) => Out::Fail(t, firmware("_EJ0", why)),
+                }
+            }
+            PciStep::Forget => {
+                let gone: Vec<u64> = self
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix))
+                    .map(|x| x.base)
+                    .collect();
+                for base in &gone {
+                    self.sapic_sizes.remove(base);
+                }
+                let fresh = crate::acpi::scan(p);
+                self.scan.bridges = fresh.bridges;
+                self.scan.sapics = fresh.sapics;
+                self.scan.slots = fresh.slots;
+                Out::Done(t, "IO SAPIC and host bridges forgotten".into())
+            }
+            PciStep::PowerOn
+            | PciStep::Scan
+            | PciStep::Assign
+            | PciStep::RouteIrq
+            | PciStep::Probe
+            | PciStep::Quiesce
+            | PciStep::FreeIrq
+            | PciStep::FreeBuffers
+            | PciStep::Release
+            | PciStep::PowerOff => Out::Done(t, "not a subsystem step".into()),
         }
     }
 

@@ -37,7 +37,7 @@
 //!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ],
 //!     "pci_slots": [ {"slot", "address", "enabled", "bar": [base, size] | null,
 //!                     "io_bar": [base, size] | null} ],
-//!     "pci_hotplug": [ {"id", "kind", "slot", "trigger", "controller", "requested_ns",
+//!     "pci_hotplug": [ {"id", "kind", "target", "trigger", "controller", "requested_ns",
 //!                   "started_ns", "duration_ns", "result", "errno",
 //!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
 //!   }
@@ -164,7 +164,7 @@ struct JsonPciSlot {
 struct JsonPciOp {
     id: u32,
     kind: &'static str,
-    slot: u16,
+    target: String,
     trigger: &'static str,
     controller: u32,
     requested_ns: u64,
@@ -184,7 +184,7 @@ fn json_pci_op(op: &os_model::pcihp::PciOpReport) -> JsonPciOp {
     JsonPciOp {
         id: op.id,
         kind: op.kind.name(),
-        slot: op.slot.0,
+        target: op.target.to_string(),
         trigger: op.trigger.name(),
         controller: op.controller.0,
         requested_ns: op.requested.as_nanos(),
@@ -725,10 +725,10 @@ fn pci_ops_summary(o: &mut String, os: &os_model::Os) {
         };
         let _ = writeln!(
             o,
-            "    pci op {} {} slot {} ({}) by {}: {} in {}",
+            "    pci op {} {} {} ({}) by {}: {} in {}",
             op.id,
             op.kind.name(),
-            op.slot.0,
+            op.target,
             op.trigger.name(),
             op.controller,
             result,

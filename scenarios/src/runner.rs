@@ -983,21 +983,33 @@ fn settle(rec: &mut ActionRecord, what: &str, outcome: Option<Result<(), (&'stat
 /// `press_attention` by the first operation on that slot at or after it. Operations
 /// nothing asked about that failed become failed records of their own.
 fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], os: &Os) {
+    use os_model::pcihp::PciTarget;
     let hp = os.pci_hotplug();
     let done = hp.done();
-    let slot_of_path = |path: &str| hp.slots.iter().find(|s| s.path == path).map(|s| s.sun);
+    let target_of_path = |path: &str| {
+        hp.slots
+            .iter()
+            .find(|s| s.path == path)
+            .map(|s| PciTarget::Slot(s.sun))
+            .or_else(|| {
+                done.iter()
+                    .map(|r| &r.target)
+                    .find(|t| **t == PciTarget::Subsystem(path.to_owned()))
+                    .cloned()
+            })
+    };
     let mut claimed: Vec<u32> = Vec::new();
     for (rec, entry) in actions.iter_mut().zip(entries) {
-        let slot = match (entry.action, &entry.path) {
-            (ActionKind::Notify, Some(path)) => slot_of_path(path),
-            (ActionKind::PressAttention, _) => entry.slot.map(SlotId),
+        let target = match (entry.action, &entry.path) {
+            (ActionKind::Notify, Some(path)) => target_of_path(path),
+            (ActionKind::PressAttention, _) => entry.slot.map(|s| PciTarget::Slot(SlotId(s))),
             _ => None,
         };
-        let op = match (rec.pci_op, slot) {
+        let op = match (rec.pci_op, target) {
             (Some(op), _) => done.iter().find(|r| r.id == op),
-            (None, Some(s)) if rec.result.is_ok() => done
+            (None, Some(t)) if rec.result.is_ok() => done
                 .iter()
-                .find(|r| r.slot == s && r.requested >= rec.time && !claimed.contains(&r.id)),
+                .find(|r| r.target == t && r.requested >= rec.time && !claimed.contains(&r.id)),
             (None, _) => None,
         };
         let Some(op) = op else {
@@ -1009,12 +1021,7 @@ fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
         };
         claimed.push(op.id);
         rec.pci_op = Some(op.id);
-        let what = format!(
-            "PCI operation {} ({} slot {})",
-            op.id,
-            op.kind.name(),
-            op.slot.0
-        );
+        let what = format!("PCI operation {} ({} {})", op.id, op.kind.name(), op.target);
         let outcome = op
             .result
             .clone()
@@ -1026,12 +1033,7 @@ fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
             actions.push(ActionRecord {
                 time: op.ended.unwrap_or(op.started),
                 action: "pci_operation",
-                target: format!(
-                    "PCI operation {} ({} slot {})",
-                    op.id,
-                    op.kind.name(),
-                    op.slot.0
-                ),
+                target: format!("PCI operation {} ({} {})", op.id, op.kind.name(), op.target),
                 result: Err(format!("{}: {e}", e.errno())),
                 errno: Some(e.errno()),
                 expected: None,

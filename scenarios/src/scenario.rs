@@ -561,6 +561,8 @@ pub enum Defect {
     SkipDriverQuiesce,
     /// OS: see [`OsDefect::LeakBarOnRemove`].
     LeakBarOnRemove,
+    /// OS: see [`OsDefect::SkipSapicInitOnHotAdd`].
+    SkipSapicInitOnHotAdd,
 }
 
 impl Defect {
@@ -588,7 +590,8 @@ impl Defect {
             | Defect::EjectBeforeOffline
             | Defect::AllocFromIsolated
             | Defect::SkipDriverQuiesce
-            | Defect::LeakBarOnRemove => {}
+            | Defect::LeakBarOnRemove
+            | Defect::SkipSapicInitOnHotAdd => {}
         }
     }
 
@@ -609,6 +612,7 @@ impl Defect {
             Defect::AllocFromIsolated => Some(OsDefect::AllocFromIsolated),
             Defect::SkipDriverQuiesce => Some(OsDefect::SkipDriverQuiesce),
             Defect::LeakBarOnRemove => Some(OsDefect::LeakBarOnRemove),
+            Defect::SkipSapicInitOnHotAdd => Some(OsDefect::SkipSapicInitOnHotAdd),
             Defect::StoreSkipsInvalidate
             | Defect::EvictionDropsDirty
             | Defect::ReadSkipsOwner
@@ -640,7 +644,8 @@ impl Defect {
             | Defect::EjectBeforeOffline
             | Defect::AllocFromIsolated
             | Defect::SkipDriverQuiesce
-            | Defect::LeakBarOnRemove => self.os().map_or("", OsDefect::name),
+            | Defect::LeakBarOnRemove
+            | Defect::SkipSapicInitOnHotAdd => self.os().map_or("", OsDefect::name),
         }
     }
 }

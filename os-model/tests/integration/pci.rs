@@ -200,7 +200,7 @@ fn an_exhausted_window_refuses_the_card_and_leaves_the_slot_off() {
     let r = last(&s);
     let e = r.result.clone().unwrap().unwrap_err();
     assert_eq!(e.errno(), "ENOSPC", "{e}");
-    assert_eq!(r.slot, SlotId(3));
+    assert_eq!(r.target, os_model::pcihp::PciTarget::Slot(SlotId(3)));
     let slot = s.os.pci_hotplug().slot(SlotId(3)).cloned().unwrap();
     assert!(!slot.enabled && slot.bars.is_none() && slot.irq.is_none());
     assert!(
@@ -314,7 +314,7 @@ proptest! {
                 if let Some(Err(e)) = &op.result {
                     prop_assert!(
                         ["ENODEV", "ENOSPC"].contains(&e.errno()),
-                        "op {} ({:?} slot {}): {}", op.id, op.kind, op.slot.0, e
+                        "op {} ({:?} {}): {}", op.id, op.kind, op.target, e
                     );
                 }
             }
@@ -327,4 +327,138 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+}
+
+/// Subsystems 0 and 1 at boot; 2 and 3 slots empty, subsystem 3's firmware claiming
+/// subsystem 1's GSIs.
+fn subsystem_sim(defects: &[OsDefect]) -> Sim {
+    let m = MachineConfig {
+        cells: 2,
+        ..MachineConfig::default()
+    };
+    let io = IoConfig {
+        subsystems: 4,
+        present: Some(vec![0, 1]),
+        gsi_bases: Some(vec![0, 24, 48, 24]),
+        device: vec![card(1, 0, DeviceKind::Nic, None)],
+        ..IoConfig::default()
+    };
+    let cfg = OsConfig {
+        tasks_per_cpu: 1,
+        ..OsConfig::default()
+    };
+    let mut s = Sim::new(m, io, &cfg, defects, 7);
+    s.run_to(ms(3));
+    s
+}
+
+fn arrive(s: &mut Sim, sub: u16, cards: &[u16]) {
+    use io_subsystem::SubsystemEvent;
+    let t = s.now;
+    let id = sim_core::IoSubsystemId(sub);
+    for ev in [SubsystemEvent::Insert, SubsystemEvent::PowerOn] {
+        s.p.subsystem_event(t, id, ev, &mut s.probe).unwrap();
+    }
+    for &c in cards {
+        s.p.insert_card(t, SlotId(c), DeviceKind::Disk, &mut s.probe)
+            .unwrap();
+    }
+    s.p.notify(
+        t,
+        &format!("\\_SB_.IO{sub:02X}"),
+        NotifyCode::DeviceCheck,
+        &mut s.probe,
+    )
+    .unwrap();
+    s.run_to(t + SimDuration::from_micros(300));
+    settle(s);
+}
+
+#[test]
+fn a_hot_added_subsystem_gets_its_io_sapic_masked_before_its_devices_and_leaves_clean() {
+    let mut s = subsystem_sim(&[]);
+    arrive(&mut s, 2, &[9, 11]);
+    let ops = s.os.pci_hotplug().done().to_vec();
+    let add = ops
+        .iter()
+        .find(|o| o.kind == PciOpKind::AddSubsystem)
+        .unwrap();
+    assert_eq!(add.result, Some(Ok(())), "{add:?}");
+    let steps: Vec<PciStep> = add.steps.iter().map(|x| x.step).collect();
+    assert_eq!(
+        steps,
+        [PciStep::Rescan, PciStep::InitSapic, PciStep::EnableSlots]
+    );
+    // Every entry of the new IO SAPIC was masked before the first device behind it was
+    // enabled: the enables come after the registration.
+    let init_end = add.ended.unwrap();
+    for sun in [9, 11] {
+        let en = ops
+            .iter()
+            .find(|o| o.target == os_model::pcihp::PciTarget::Slot(SlotId(sun)))
+            .unwrap();
+        assert_eq!(en.result, Some(Ok(())), "{en:?}");
+        assert!(en.started >= init_end);
+        assert!(s.os.pci_hotplug().slot(SlotId(sun)).unwrap().enabled);
+    }
+    let sub = s.p.io.subsystem(sim_core::IoSubsystemId(2)).unwrap();
+    let unmasked: Vec<usize> = (0..sub.sapic.entries().len())
+        .filter(|&e| !sub.sapic.entries()[e].masked)
+        .collect();
+    assert_eq!(unmasked, [0, 2], "only the two cards' entries are unmasked");
+    s.run_to(s.now + SimDuration::from_millis(1));
+    clean(&mut s).unwrap();
+
+    // And away again: its devices are stopped first, then the module is ejected.
+    let t = s.now;
+    s.p.notify(t, "\\_SB_.IO02", NotifyCode::EjectRequest, &mut s.probe)
+        .unwrap();
+    s.run_to(t + SimDuration::from_micros(300));
+    settle(&mut s);
+    let last = last(&s);
+    assert_eq!(last.kind, PciOpKind::EjectSubsystem);
+    assert_eq!(last.result, Some(Ok(())), "{last:?}");
+    assert!(
+        !s.p.io
+            .subsystem(sim_core::IoSubsystemId(2))
+            .unwrap()
+            .state
+            .is_powered()
+    );
+    assert!(!s.os.pci_hotplug().slot(SlotId(9)).unwrap().enabled);
+    windows_match_devices(&s).unwrap();
+    s.run_to(s.now + SimDuration::from_millis(1));
+    clean(&mut s).unwrap();
+}
+
+#[test]
+fn a_subsystem_whose_gsis_overlap_is_refused_and_nothing_changes() {
+    let mut s = subsystem_sim(&[]);
+    let slots = s.os.pci_hotplug().slots.clone();
+    arrive(&mut s, 3, &[13]);
+    let r = last(&s);
+    assert_eq!(r.kind, PciOpKind::AddSubsystem);
+    let e = r.result.clone().unwrap().unwrap_err();
+    assert_eq!(e.errno(), "EBUSY", "{e}");
+    assert!(e.to_string().contains("overlap"), "{e}");
+    // Nothing was enabled behind it and its IO SAPIC was never touched by the kernel.
+    assert_eq!(s.os.pci_hotplug().slots, slots);
+    assert!(!s.p.io.slot(SlotId(13)).unwrap().powered);
+    let sub = s.p.io.subsystem(sim_core::IoSubsystemId(3)).unwrap();
+    assert!(
+        sub.sapic
+            .entries()
+            .iter()
+            .all(|r| r.masked && r.delivered == 0)
+    );
+    clean(&mut s).unwrap();
+}
+
+#[test]
+fn skipping_the_io_sapic_initialisation_leaves_the_new_devices_interrupts_unrouted() {
+    let mut s = subsystem_sim(&[OsDefect::SkipSapicInitOnHotAdd]);
+    arrive(&mut s, 2, &[9]);
+    s.run_to(s.now + SimDuration::from_millis(1));
+    s.audit();
+    assert!(s.count("CHK-6") > 0, "{}", s.violations());
 }
