@@ -70,6 +70,8 @@ pub enum Trigger {
     Cell,
     /// Part of a whole-I/O-subsystem operation (which reports to firmware itself).
     Subsystem,
+    /// The driver found its device gone (all-ones): a surprise removal to clean up after.
+    Surprise,
 }
 
 impl Trigger {
@@ -82,6 +84,7 @@ impl Trigger {
             Trigger::AcpiDeviceCheck => "acpi device check",
             Trigger::Cell => "cell operation",
             Trigger::Subsystem => "I/O subsystem operation",
+            Trigger::Surprise => "device gone",
         }
     }
 }
@@ -812,7 +815,11 @@ impl Os {
         let source = match cur.report.trigger {
             Trigger::AcpiEject => Some(3),
             Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem => None,
+            Trigger::Boot
+            | Trigger::User
+            | Trigger::Cell
+            | Trigger::Subsystem
+            | Trigger::Surprise => None,
         };
         if let Some(source) = source {
             let status = result
@@ -1218,7 +1225,8 @@ impl Os {
                         (true, Trigger::AcpiDeviceCheck)
                     }
                 };
-                if let Err(e) = self.pci_subsystem_request(now, &n.path, add, trigger) {
+                let present = crate::acpi::is_present(p, &n.path);
+                if let Err(e) = self.pci_subsystem_request(now, &n.path, add, present, trigger) {
                     let _ = self.acpi_eval(
                         now,
                         c,

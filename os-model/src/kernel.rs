@@ -1222,6 +1222,9 @@ impl Os {
             return;
         }
         let top = self.driver.top_half(t, card, hw, p, probe);
+        if top == TopHalf::Gone {
+            self.pci_card_gone(*t, card);
+        }
         if let Some(d) = self.irqs.get_mut(i) {
             d.unhandled = match top {
                 TopHalf::Inactive => d.unhandled + 1,
@@ -1719,6 +1722,9 @@ impl Os {
                 self.driver
                     .bottom_half(t, card, hw, status, p, probe, &mut out);
                 self.violations.extend(out);
+                if !self.driver.cards()[card].active {
+                    self.pci_card_gone(*t, card);
+                }
             }
         }
     }

@@ -780,7 +780,11 @@ impl Os {
         let source = match cur.req.trigger {
             Trigger::AcpiEject => Some(3),
             Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem => None,
+            Trigger::Boot
+            | Trigger::User
+            | Trigger::Cell
+            | Trigger::Subsystem
+            | Trigger::Surprise => None,
         };
         if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
             let status = match &result {

@@ -396,6 +396,8 @@ struct PciCur {
     epoch: u32,
     /// The slot was powered by this operation (undo powers it off).
     powered: bool,
+    /// The card was found gone (surprise removal): it is not touched any more.
+    gone: bool,
 }
 
 /// The ACPI PCI hot-plug driver's slots, windows, queue and history.
@@ -613,11 +615,14 @@ impl Os {
     /// A request for the I/O subsystem whose module device is `path`: add it (a device
     /// check) or eject it (an eject request: each enabled slot is disabled first, then the
     /// module is ejected). Refused, changing nothing, if `path` is no I/O subsystem.
+    /// `present`: whether the module's `_STA` says it is there (a device check on a module
+    /// that is gone means it was pulled out: its devices are cleaned up after).
     pub fn pci_subsystem_request(
         &mut self,
         now: SimTime,
         path: &str,
         add: bool,
+        present: bool,
         trigger: Trigger,
     ) -> Result<Accepted, PciError> {
         let bridges = self.subsystem_bridges(path);
@@ -625,6 +630,8 @@ impl Os {
             return Err(PciError::NoSuchSubsystem { path: path.into() });
         }
         let target = PciTarget::Subsystem(path.to_owned());
+        // A device check on a module that is not there any more: it was pulled out.
+        let add = add && present;
         if add {
             return Ok(Accepted::Queued {
                 op: self.pci_enqueue(now, PciOpKind::AddSubsystem, target, trigger),
@@ -648,6 +655,21 @@ impl Os {
         Ok(Accepted::Queued {
             op: self.pci_enqueue(now, PciOpKind::EjectSubsystem, target, trigger),
         })
+    }
+
+    /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after
+    /// the surprise removal — the slot is disabled without touching the card again.
+    pub(crate) fn pci_card_gone(&mut self, now: SimTime, k: usize) {
+        let Some(sun) = self
+            .pcihp
+            .slots
+            .iter()
+            .find(|s| s.card == Some(k) && s.enabled)
+            .map(|s| s.sun.0)
+        else {
+            return;
+        };
+        let _ = self.pci_request(now, sun, PciOpKind::Disable, Trigger::Surprise);
     }
 
     /// A PCI hot-plug event.
@@ -732,6 +754,7 @@ impl Os {
             step_start: now,
             epoch: 0,
             powered: false,
+            gone: false,
         });
         self.pci_advance(now, p, probe);
     }
@@ -818,7 +841,14 @@ impl Os {
         let source = match (cur.report.trigger, cur.report.kind) {
             (Trigger::AcpiEject, _) => Some(3),
             (Trigger::AcpiDeviceCheck, _) => Some(1),
-            (Trigger::Boot | Trigger::User | Trigger::Cell | Trigger::Subsystem, _) => None,
+            (
+                Trigger::Boot
+                | Trigger::User
+                | Trigger::Cell
+                | Trigger::Subsystem
+                | Trigger::Surprise,
+                _,
+            ) => None,
         };
         let path = match &cur.report.target {
             PciTarget::Slot(_) => cur.slot.map(|i| self.pcihp.slots[i].path.clone()),
@@ -1097,6 +1127,15 @@ impl Os {
                     return Out::Done(t, "no card".into());
                 };
                 self.pcihp.slots[i].enabled = false;
+                // Presence first (`_STA`, firmware, not the card): a card pulled out by
+                // surprise, or behind a subsystem that is gone, is not touched again.
+                if !crate::acpi::is_present(p, &slot.path) {
+                    if let Some(c) = self.pcihp.current.as_mut() {
+                        c.gone = true;
+                    }
+                    self.driver.detach(k);
+                    return Out::Done(t, "the card is gone (surprise removal): not touched".into());
+                }
                 if self.has_defect(OsDefect::SkipDriverQuiesce) {
                     // The defect: the driver lets go without stopping the card.
                     self.driver.detach(k);
@@ -1116,6 +1155,19 @@ impl Os {
                     return Out::Done(t, "no interrupt".into());
                 };
                 let desc = self.irqs.descs()[d].clone();
+                let sapic = self
+                    .scan
+                    .sapics
+                    .iter()
+                    .find(|x| x.base == desc.sapic_base)
+                    .map(|x| x.path.clone());
+                if !sapic.is_some_and(|x| crate::acpi::is_present(p, &x)) {
+                    self.irqs.free(d);
+                    return Out::Done(
+                        t,
+                        format!("gsi{} freed; its IO SAPIC is gone: not touched", desc.gsi),
+                    );
+                }
                 irq::program_rte(
                     p,
                     probe,
@@ -1175,6 +1227,20 @@ impl Os {
                 if let Some(k) = self.pcihp.slots[i].card.take() {
                     self.driver.detach(k);
                 }
+                let gone = self.pcihp.current.as_ref().is_some_and(|c| c.gone);
+                if gone {
+                    let note = match slot.bars {
+                        Some(((bar, size), _)) => format!(
+                            "BAR0 {bar:#x}+{size:#x} back to {} (the card is gone)",
+                            self.pcihp.bridges[slot.bridge].path
+                        ),
+                        None => "nothing reserved".to_owned(),
+                    };
+                    if !self.has_defect(OsDefect::LeakBarOnRemove) {
+                        self.pci_release_bars(i);
+                    }
+                    return Out::Done(t, note);
+                }
                 crate::hw::cfg_write(
                     p,
                     probe,
@@ -1201,6 +1267,10 @@ impl Os {
                 Out::Done(t, note)
             }
             PciStep::PowerOff => {
+                let bridge = self.scan.bridges.get(slot.bridge).map(|b| b.path.clone());
+                if !bridge.is_some_and(|b| crate::acpi::is_present(p, &b)) {
+                    return Out::Done(t, "the I/O subsystem is gone: nothing to power off".into());
+                }
                 match self.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], p, probe) {
                     Ok(_) => Out::Done(t, "_PS3".into()),
                     Err(why) => Out::Fail(
@@ -1399,6 +1469,9 @@ impl Os {
                 Out::Done(t, "every device stopped".into())
             }
             PciStep::Eject => {
+                if !crate::acpi::is_present(p, path) {
+                    return Out::Done(t, format!("{path} is gone already (surprise removal)"));
+                }
                 match self.acpi_eval(
                     t,
                     ctl,

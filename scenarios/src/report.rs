@@ -13,6 +13,7 @@
 //!   "exit_code": 0 | 1,
 //!   "sim_time_ns": 5000000,
 //!   "violations_total": 0,                    // all reported, even beyond the kept ones
+//!   "violations_unexpected": 0,               // those no [[expect.reports]] entry covers
 //!   "violations_per_checker": {"CHK-1": 0, "CHK-2": 0, "TESTER": 0},
 //!   "violations": [ {"time_ns", "checker", "checker_name", "agent", "target", "message"} ],
 //!   "expectations": [ {"what": "CHK-2 fires", "met": true, "detail": "12 violations"} ],
@@ -430,6 +431,7 @@ struct JsonReport<'a> {
     exit_code: u8,
     sim_time_ns: u64,
     violations_total: u64,
+    violations_unexpected: u64,
     violations_per_checker: std::collections::BTreeMap<&'static str, u64>,
     violations: Vec<JsonViolation>,
     expectations: Vec<JsonExpectation>,
@@ -440,7 +442,7 @@ struct JsonReport<'a> {
 
 /// `"clean"`, `"violations"`, `"refused_actions"` or `"unmet_expectations"`.
 pub fn verdict(r: &RunResult) -> &'static str {
-    if !r.violations.is_empty() {
+    if r.unexpected_violations > 0 {
         "violations"
     } else if r.failed_actions() > 0 {
         "refused_actions"
@@ -468,6 +470,7 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
         exit_code: r.exit_code(),
         sim_time_ns: r.end.as_nanos(),
         violations_total: r.violations.total(),
+        violations_unexpected: r.unexpected_violations,
         violations_per_checker: per,
         violations: r
             .violations

@@ -85,6 +85,8 @@ pub struct RunResult {
     pub trace_hash: TraceHash,
     /// Checker reports.
     pub violations: Violations,
+    /// Reports no `[[expect.reports]]` entry covers.
+    pub unexpected_violations: u64,
     /// The checkers that ran.
     pub checkers: Vec<CheckerId>,
     /// The platform at the end (state, statistics, ACPI tables).
@@ -116,9 +118,10 @@ impl RunResult {
     pub fn failed_actions(&self) -> usize {
         self.actions.iter().filter(|a| a.failed()).count()
     }
-    /// Whether the run is clean: no violation and every action accepted.
+    /// Whether the run is clean: no violation but the expected reports, and every action
+    /// accepted.
     pub fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.failed_actions() == 0
+        self.unexpected_violations == 0 && self.failed_actions() == 0
     }
     /// Whether every expectation was met.
     pub fn expectations_met(&self) -> bool {
@@ -552,7 +555,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     h.word(probe.violations.total());
     let trace_hash = TraceHash(h.finish());
     let trace_events = probe.trace.events();
-    let expectations = f
+    let expectations: Vec<ExpectationResult> = f
         .expect
         .checkers
         .iter()
@@ -569,6 +572,36 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             }
         })
         .collect();
+    let mut expectations = expectations;
+    // Reports the scenario expects (and allows): each entry judged by its count; every
+    // violation none of them covers is unexpected.
+    let kept = probe.violations.kept();
+    for r in &f.expect.reports {
+        let n = kept.iter().filter(|v| r.matches(v)).count() as u64;
+        let what = format!(
+            "{} reports{}{}",
+            r.checker,
+            r.target
+                .as_ref()
+                .map_or_else(String::new, |t| format!(" on {t}")),
+            r.message
+                .as_ref()
+                .map_or_else(String::new, |m| format!(" saying \"{m}\"")),
+        );
+        expectations.push(ExpectationResult {
+            met: r.count.map_or(n > 0, |c| n == c),
+            detail: match r.count {
+                Some(c) => format!("{n} (expected {c})"),
+                None => format!("{n} (expected at least 1)"),
+            },
+            what,
+        });
+    }
+    let covered = kept
+        .iter()
+        .filter(|v| f.expect.reports.iter().any(|r| r.matches(v)))
+        .count() as u64;
+    let unexpected_violations = probe.violations.total().saturating_sub(covered);
     let (tester, driver, os) = match load {
         Load::Tester { tester, driver, .. } => {
             (tester.stats().clone(), driver.stats().clone(), None)
@@ -594,6 +627,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         trace_events,
         expectations,
         violations: probe.violations,
+        unexpected_violations,
         platform: p,
         sysfs_exports: sysfs,
     })

@@ -663,6 +663,43 @@ pub struct ExpectSection {
     /// one violation.
     /// The run still exits 1 (a checker fired); the report shows each expectation as met or not.
     pub checkers: Vec<String>,
+    /// Reports that must be made — and the only ones allowed: a run whose every report is
+    /// one of these (and each of these made as often as it says) is clean. For what a
+    /// checker must see happen, such as an OS's accesses to a card pulled out under it.
+    pub reports: Vec<ExpectedReport>,
+}
+
+/// One `[[expect.reports]]` entry: the reports of `checker` whose target and message
+/// contain the given texts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedReport {
+    /// The checker (`CHK-1` …).
+    pub checker: String,
+    /// Text the report's target must contain (e.g. `pci 0000:00:01.0`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Text the report's message must contain.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Exactly this many such reports (default: at least one).
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+impl ExpectedReport {
+    /// Whether the violation `v` is one of these.
+    pub fn matches(&self, v: &sim_core::Violation) -> bool {
+        v.checker.code == self.checker
+            && self
+                .target
+                .as_ref()
+                .is_none_or(|t| v.target.to_string().contains(t.as_str()))
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|m| v.message.contains(m.as_str()))
+    }
 }
 
 /// A whole scenario file, as written.
@@ -893,6 +930,25 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                     "unknown checker `{c}` (known: {})",
                     CHECKER_CODES.join(", ")
                 ),
+            ));
+        }
+    }
+    for (i, r) in f.expect.reports.iter().enumerate() {
+        if !CHECKER_CODES.contains(&r.checker.as_str()) {
+            return Err((
+                format!("expect.reports[{i}].checker"),
+                format!(
+                    "unknown checker `{}` (known: {})",
+                    r.checker,
+                    CHECKER_CODES.join(", ")
+                ),
+            ));
+        }
+        if r.count == Some(0) {
+            return Err((
+                format!("expect.reports[{i}].count"),
+                "must be at least 1 (a report that must not happen is any report not listed)"
+                    .into(),
             ));
         }
     }

@@ -20,6 +20,11 @@ const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
     ),
     ("os_defect_without_os.toml", Some(2), Some("defects[0]")),
     ("export_name_bad.toml", Some(8), Some("timeline[0].name")),
+    (
+        "expect_report_count_zero.toml",
+        Some(7),
+        Some("expect.reports[0].count"),
+    ),
     ("export_name_twice.toml", Some(13), Some("timeline[1].name")),
     (
         "os_exerciser_action.toml",

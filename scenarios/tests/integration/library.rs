@@ -160,3 +160,23 @@ fn every_os_memory_and_pci_key_is_documented_and_nothing_else() {
         );
     }
 }
+
+#[test]
+fn expected_reports_are_exact_both_ways() {
+    let path = root().join("scenarios/surprise_removal.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let outcome = |text: &str| {
+        let scn = Scenario::parse(&path, text).unwrap();
+        let r = run(&scn, &RunOptions::default()).unwrap();
+        (r.exit_code(), r.unexpected_violations)
+    };
+    assert_eq!(outcome(&text), (0, 0));
+    // One report too few expected: that report is unexpected.
+    let i = text.find("\n[[expect.reports]]\n").unwrap();
+    let j = text[i + 1..].find("\n[[expect.reports]]\n").unwrap() + i + 1;
+    let fewer = format!("{}{}", &text[..i], &text[j..]);
+    assert_eq!(outcome(&fewer), (1, 1));
+    // A count that is not what happened: the expectation is not met.
+    let more = text.replacen("count = 1", "count = 2", 1);
+    assert_eq!(outcome(&more).0, 1);
+}
