@@ -245,6 +245,20 @@ pub struct Firmware {
     pub(crate) pending: VecDeque<Notification>,
     pub(crate) notified: u64,
     pub(crate) ost: Vec<OstRecord>,
+    /// Corrected errors already handed to the OS (SAL_CLEAR_STATE_INFO), per processor
+    /// (by hardware CPU number) and per memory frame.
+    pub(crate) cleared_cpu: Vec<u64>,
+    pub(crate) cleared_mem: std::collections::BTreeMap<usize, u32>,
+}
+
+/// The corrected errors firmware's log held since the OS last cleared it (SAL
+/// `GET_STATE_INFO` for `CMC` — processors — and `CPE` — platform memory).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorrectedLog {
+    /// `(processor, new corrected errors)`.
+    pub cpus: Vec<(sim_core::CpuId, u64)>,
+    /// `(address of the memory page, new corrected errors)`.
+    pub memory: Vec<(sim_core::PhysAddr, u64)>,
 }
 
 impl Firmware {

@@ -689,6 +689,41 @@ impl Platform {
         self.evaluate_as(now, None, path, args, probe)
     }
 
+    /// The SAL procedures `GET_STATE_INFO` and `CLEAR_STATE_INFO` for corrected errors,
+    /// called by processor `cpu` (a firmware call, not a device access): every corrected
+    /// error the hardware's error banks recorded — per processor (CMC) and per memory page
+    /// (CPE) — since the last call, then cleared from the log.
+    pub fn sal_corrected_errors(&mut self, cpu: CpuId) -> crate::firmware::CorrectedLog {
+        let mut log = crate::firmware::CorrectedLog::default();
+        let running = self.machine.cpu(cpu).is_some_and(|c| c.state.is_running());
+        if !running {
+            return log;
+        }
+        let fw = &mut self.firmware;
+        if fw.cleared_cpu.len() < self.machine.cpus().len() {
+            fw.cleared_cpu.resize(self.machine.cpus().len(), 0);
+        }
+        for (i, c) in self.machine.cpus().iter().enumerate() {
+            let new = c.corrected_errors.saturating_sub(fw.cleared_cpu[i]);
+            if new > 0 {
+                log.cpus.push((c.id, new));
+                fw.cleared_cpu[i] = c.corrected_errors;
+            }
+        }
+        let shift = self.machine.geometry().page_shift;
+        for (pfn, n) in self.machine.memory().erring_frames() {
+            let seen = fw.cleared_mem.entry(pfn).or_insert(0);
+            if n > *seen {
+                log.memory.push((
+                    sim_core::PhysAddr::new((pfn as u64) << shift),
+                    u64::from(n - *seen),
+                ));
+                *seen = n;
+            }
+        }
+        log
+    }
+
     /// [`Platform::evaluate`] run by the AML interpreter on `cpu`: the method's mailbox
     /// writes are that CPU's uncached stores (and are not performed if it is not running).
     /// `None`: evaluated from outside the machine (a scenario, a test).

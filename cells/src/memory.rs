@@ -232,6 +232,8 @@ pub struct Memory {
     store: PageStore,
     /// Corrected (single-bit) errors reported per frame.
     corrected: Vec<u32>,
+    /// The frames with corrected errors, in order (what firmware's error log walks).
+    erring: std::collections::BTreeSet<usize>,
     /// Frames holding an uncorrected error (poison).
     poisoned: BitVec,
     /// Lines of each frame that some directory currently tracks (i.e. cached somewhere).
@@ -246,6 +248,7 @@ impl Memory {
         Memory {
             store: PageStore::new(frames, page_shift),
             corrected: vec![0; frames],
+            erring: std::collections::BTreeSet::new(),
             poisoned: BitVec::repeat(false, frames),
             cached_lines: vec![0; frames],
         }
@@ -277,7 +280,15 @@ impl Memory {
     pub(crate) fn add_corrected(&mut self, pfn: usize, n: u32) -> u32 {
         let c = &mut self.corrected[pfn];
         *c = c.saturating_add(n);
+        if *c > 0 {
+            self.erring.insert(pfn);
+        }
         *c
+    }
+
+    /// The frames with corrected errors and their counts, in frame order.
+    pub fn erring_frames(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.erring.iter().map(|&p| (p, self.corrected[p]))
     }
 
     /// Whether frame `pfn` holds an uncorrected error.

@@ -34,6 +34,10 @@ pub struct OsConfig {
     pub memory: MemConfig,
     /// The ACPI PCI hot-plug driver (`[os.pci]`).
     pub pci: PciConfig,
+    /// The RAS policy (`[os.ras]`).
+    pub ras: crate::policy::RasConfig,
+    /// The power-saving policy (`[os.power]`).
+    pub power: crate::policy::PowerConfig,
     /// Memory accesses per burst of a user task.
     pub burst: u32,
     /// Computation between bursts.
@@ -77,6 +81,8 @@ impl Default for OsConfig {
             tasks_per_cpu: 3,
             memory: MemConfig::default(),
             pci: PciConfig::default(),
+            ras: crate::policy::RasConfig::default(),
+            power: crate::policy::PowerConfig::default(),
             burst: 8,
             compute: SimDuration::from_nanos(400),
             store_ratio: 0.5,
@@ -372,6 +378,21 @@ impl OsConfig {
         }
         if self.timeslice_ticks == 0 {
             return Err(bad("timeslice_ticks", "must be at least 1".into()));
+        }
+        if self.ras.poll_interval.is_zero() {
+            return Err(bad("ras.poll_interval", "must be longer than 0".into()));
+        }
+        if self.power.interval.is_zero() {
+            return Err(bad("power.interval", "must be longer than 0".into()));
+        }
+        if !(self.power.low_load >= 0.0 && self.power.low_load < self.power.high_load) {
+            return Err(bad(
+                "power.low_load",
+                format!(
+                    "{} must be at least 0 and below high_load ({})",
+                    self.power.low_load, self.power.high_load
+                ),
+            ));
         }
         self.memory.validate().map_err(|e| OsConfigError {
             field: format!("memory.{}", e.field),

@@ -72,6 +72,10 @@ pub enum Trigger {
     Subsystem,
     /// The driver found its device gone (all-ones): a surprise removal to clean up after.
     Surprise,
+    /// The RAS policy (corrected errors over a threshold).
+    Ras,
+    /// The power-saving policy.
+    Power,
 }
 
 impl Trigger {
@@ -85,6 +89,8 @@ impl Trigger {
             Trigger::Cell => "cell operation",
             Trigger::Subsystem => "I/O subsystem operation",
             Trigger::Surprise => "device gone",
+            Trigger::Ras => "RAS policy",
+            Trigger::Power => "power policy",
         }
     }
 }
@@ -819,7 +825,9 @@ impl Os {
             | Trigger::User
             | Trigger::Cell
             | Trigger::Subsystem
-            | Trigger::Surprise => None,
+            | Trigger::Surprise
+            | Trigger::Ras
+            | Trigger::Power => None,
         };
         if let Some(source) = source {
             let status = result

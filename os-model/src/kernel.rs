@@ -75,6 +75,8 @@ pub(crate) enum OsEv {
     Io(u64),
     Mem { op: u32, epoch: u32 },
     Pci { op: u32, epoch: u32 },
+    RasPoll,
+    PowerPoll,
 }
 
 /// Counters.
@@ -179,6 +181,7 @@ pub struct Os {
     pub(crate) slab_objs: Vec<u64>,
     pub(crate) memhp: crate::memhotplug::MemHotplug,
     pub(crate) pcihp: crate::pcihp::PciHotplug,
+    pub(crate) policy: crate::policy::Policies,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {
@@ -271,6 +274,7 @@ impl Os {
             slab_objs: Vec::new(),
             memhp: crate::memhotplug::MemHotplug::default(),
             pcihp: crate::pcihp::PciHotplug::default(),
+            policy: crate::policy::Policies::default(),
             scan,
         };
         os.pci_init();
@@ -419,6 +423,7 @@ impl Os {
             self.start_drivers(&mut t, p, probe);
         }
         self.booted_at = Some(t);
+        self.policies_start(t);
         let online_mask = self.cur_maps().online.clone();
         self.emit(
             t,
@@ -432,7 +437,7 @@ impl Os {
         }
     }
 
-    fn spawn_user(
+    pub(crate) fn spawn_user(
         &mut self,
         tm: &mut SimTime,
         c: LogicalCpu,
@@ -853,6 +858,8 @@ impl Os {
             OsEv::Io(id) => self.io_done(now, id, p, probe),
             OsEv::Mem { op, epoch } => self.mem_event(now, op, epoch, p, probe),
             OsEv::Pci { op, epoch } => self.pci_event(now, op, epoch, p, probe),
+            OsEv::RasPoll => self.ras_poll(now, p, probe),
+            OsEv::PowerPoll => self.power_poll(now),
         }
         self.drain_phys_log(now);
     }

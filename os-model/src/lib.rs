@@ -14,6 +14,7 @@
 //!        └─ memory and cell hot-remove / hot-add, page migration (crate::memhotplug)
 //!   OsEvent stream ──► OsCheckers: CHK-3 task data, CHK-4 scheduler, CHK-5 RCU, CHK-6 IRQs,
 //!                                  CHK-7 allocator
+//!   RAS policy (SAL corrected-error log) and power policy (crate::policy)
 //!   Os::sysfs ──► the Linux sysfs view (crate::sysfs)
 //! ```
 //!
@@ -37,6 +38,7 @@ pub mod memhotplug;
 pub mod memory;
 pub mod mm;
 pub mod pcihp;
+pub mod policy;
 pub mod rcu;
 pub mod sched;
 pub mod sysfs;

@@ -399,6 +399,17 @@ impl Os {
     /// A user request: `memoryN/state` ← `offline` (or `online`) for `block`. Checked now;
     /// a refusal changes nothing.
     pub fn mem_request(&mut self, now: SimTime, block: u32, online: bool) -> Result<u32, MemError> {
+        self.mem_request_by(now, block, online, Trigger::User)
+    }
+
+    /// [`Os::mem_request`] on behalf of `trigger`.
+    pub(crate) fn mem_request_by(
+        &mut self,
+        now: SimTime,
+        block: u32,
+        online: bool,
+        trigger: Trigger,
+    ) -> Result<u32, MemError> {
         let vm = self.vm.as_ref().ok_or(MemError::Invalid {
             what: "memory management is not up yet".into(),
         })?;
@@ -427,7 +438,7 @@ impl Os {
             },
             blocks: vec![block],
             node: None,
-            trigger: Trigger::User,
+            trigger,
             acpi_path: None,
             requested: now,
         }))
@@ -762,6 +773,9 @@ impl Os {
         };
         cur.report.ended = Some(now);
         cur.report.result = Some(result.clone());
+        if let (MemOpKind::CellAdd, Ok(()), Some(n)) = (cur.req.kind, &result, cur.req.node) {
+            self.policy_cell_replaced(n);
+        }
         // A refusal while isolating (same instant, nothing moved yet) must leave the memory
         // state exactly as it was: the digest taken when isolation began says whether it did.
         if let (Err(_), Some((at, before))) = (&result, cur.digest) {
@@ -784,7 +798,9 @@ impl Os {
             | Trigger::User
             | Trigger::Cell
             | Trigger::Subsystem
-            | Trigger::Surprise => None,
+            | Trigger::Surprise
+            | Trigger::Ras
+            | Trigger::Power => None,
         };
         if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
             let status = match &result {

@@ -846,7 +846,9 @@ impl Os {
                 | Trigger::User
                 | Trigger::Cell
                 | Trigger::Subsystem
-                | Trigger::Surprise,
+                | Trigger::Surprise
+                | Trigger::Ras
+                | Trigger::Power,
                 _,
             ) => None,
         };

@@ -40,7 +40,8 @@
 //!                     "io_bar": [base, size] | null} ],
 //!     "pci_hotplug": [ {"id", "kind", "target", "trigger", "controller", "requested_ns",
 //!                   "started_ns", "duration_ns", "result", "errno",
-//!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ]
+//!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ],
+//!     "policies": [ {"time_ns", "policy", "target", "why", "outcome"} ]
 //!   }
 //! }
 //! ```
@@ -150,6 +151,16 @@ struct JsonOs<'a> {
     memory_hotplug: Vec<JsonMemOp<'a>>,
     pci_slots: Vec<JsonPciSlot>,
     pci_hotplug: Vec<JsonPciOp>,
+    policies: Vec<JsonPolicyAction<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonPolicyAction<'a> {
+    time_ns: u64,
+    policy: &'static str,
+    target: &'a str,
+    why: &'a str,
+    outcome: &'a str,
 }
 
 #[derive(Serialize)]
@@ -391,6 +402,18 @@ fn json_os(os: &os_model::Os) -> JsonOs<'_> {
             })
             .collect(),
         pci_hotplug: os.pci_hotplug().done().iter().map(json_pci_op).collect(),
+        policies: os
+            .policies()
+            .actions
+            .iter()
+            .map(|a| JsonPolicyAction {
+                time_ns: a.time.as_nanos(),
+                policy: a.policy,
+                target: &a.target,
+                why: &a.why,
+                outcome: &a.outcome,
+            })
+            .collect(),
     }
 }
 
@@ -616,6 +639,17 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
     }
     mem_ops_summary(o, os);
     pci_ops_summary(o, os);
+    let actions = &os.policies().actions;
+    if !actions.is_empty() {
+        let _ = writeln!(o, "  policies:");
+        for a in actions {
+            let _ = writeln!(
+                o,
+                "    {} {} {}: {} -> {}",
+                a.time, a.policy, a.target, a.why, a.outcome
+            );
+        }
+    }
     let ops: Vec<&os_model::OpReport> = os
         .hotplug()
         .done()

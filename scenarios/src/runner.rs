@@ -800,6 +800,18 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                     })
             })
         }
+        ActionKind::SpawnTasks => need(t.count, "count").and_then(|n| {
+            let Load::Os { os, .. } = load else {
+                return Err("needs the OS".to_owned());
+            };
+            let made = os.spawn_tasks(now, n, p, probe);
+            if made < n {
+                return Err(format!(
+                    "{made} of {n} tasks created (no memory for the rest)"
+                ));
+            }
+            Ok(format!("{made} worker tasks created"))
+        }),
         ActionKind::ExportSysfs => need(t.name.clone(), "name").and_then(|name| {
             let Load::Os { os, .. } = load else {
                 return Err("needs the OS".to_owned());

@@ -230,6 +230,8 @@ pub enum ActionKind {
     /// The OS's sysfs view is taken now, under `name` (written by `sim --sysfs-out DIR` to
     /// `DIR/name/` as a system root).
     ExportSysfs,
+    /// A job starts: the OS creates `count` more worker tasks.
+    SpawnTasks,
 }
 
 impl ActionKind {
@@ -265,7 +267,8 @@ impl ActionKind {
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
-            | ActionKind::ExportSysfs => None,
+            | ActionKind::ExportSysfs
+            | ActionKind::SpawnTasks => None,
         }
     }
 
@@ -301,7 +304,8 @@ impl ActionKind {
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
-            | ActionKind::ExportSysfs => None,
+            | ActionKind::ExportSysfs
+            | ActionKind::SpawnTasks => None,
         }
     }
 
@@ -337,7 +341,8 @@ impl ActionKind {
             | ActionKind::CpuOnline
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
-            | ActionKind::ExportSysfs => None,
+            | ActionKind::ExportSysfs
+            | ActionKind::SpawnTasks => None,
         }
     }
 
@@ -348,6 +353,7 @@ impl ActionKind {
             ActionKind::CpuOffline | ActionKind::CpuOnline => (&["cpu"], &[]),
             ActionKind::MemoryOffline | ActionKind::MemoryOnline => (&["block"], &[]),
             ActionKind::ExportSysfs => (&["name"], &[]),
+            ActionKind::SpawnTasks => (&["count"], &[]),
             ActionKind::StartCpu
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
@@ -408,6 +414,7 @@ impl ActionKind {
             ActionKind::MemoryOffline => "memory_offline",
             ActionKind::MemoryOnline => "memory_online",
             ActionKind::ExportSysfs => "export_sysfs",
+            ActionKind::SpawnTasks => "spawn_tasks",
         }
     }
 
@@ -420,6 +427,7 @@ impl ActionKind {
                 | ActionKind::MemoryOffline
                 | ActionKind::MemoryOnline
                 | ActionKind::ExportSysfs
+                | ActionKind::SpawnTasks
         )
     }
 
@@ -1182,6 +1190,11 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                         f.os.memory.block_size
                     ),
                 ));
+            }
+        }
+        if t.action == ActionKind::SpawnTasks {
+            if let Some(n) = t.count.filter(|&n| n == 0 || n > 4096) {
+                return Err((field("count"), format!("{n} tasks: give 1 to 4096")));
             }
         }
         if let Some(n) = &t.name {

@@ -7,6 +7,7 @@ mod defects;
 mod hotplug;
 mod memory;
 mod pci;
+mod policy;
 mod proptests;
 mod rcu_ipi;
 mod sysfs;

@@ -133,11 +133,11 @@ fn documented_keys(doc: &str, heading: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_os_memory_and_pci_key_is_documented_and_nothing_else() {
+fn every_os_key_of_every_table_is_documented_and_nothing_else() {
     let doc = std::fs::read_to_string(root().join("scenarios/README.md")).unwrap();
     let os = serde_json::to_value(os_model::OsConfig::default()).unwrap();
     let mut keys: Vec<String> = os.as_object().unwrap().keys().cloned().collect();
-    keys.retain(|k| k != "memory" && k != "pci");
+    keys.retain(|k| !["memory", "pci", "ras", "power"].contains(&k.as_str()));
     keys.sort();
     let mut rows = documented_keys(&doc, "## `[os]`");
     rows.sort();
@@ -147,11 +147,13 @@ fn every_os_memory_and_pci_key_is_documented_and_nothing_else() {
     let mut rows = documented_keys(&doc, "### `[os.memory]`");
     rows.sort();
     assert_eq!(rows, keys, "[os.memory] table of scenarios/README.md");
-    let mut keys: Vec<String> = os["pci"].as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    let mut rows = documented_keys(&doc, "### `[os.pci]`");
-    rows.sort();
-    assert_eq!(rows, keys, "[os.pci] table of scenarios/README.md");
+    for table in ["pci", "ras", "power"] {
+        let mut keys: Vec<String> = os[table].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let mut rows = documented_keys(&doc, &format!("### `[os.{table}]`"));
+        rows.sort();
+        assert_eq!(rows, keys, "[os.{table}] table of scenarios/README.md");
+    }
     let defects = documented_keys(&doc, "## Defects");
     for d in os_model::OsDefect::ALL {
         assert!(

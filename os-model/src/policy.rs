@@ -1,0 +1,413 @@
+//! The kernel's RAS and power policies (SPEC OS-IF-2, OS-IF-3; seed 000 §2.2): daemons that
+//! decide hot-plug operations on their own, through the same requests a user or firmware
+//! makes.
+//!
+//! ```text
+//!  RAS:   every poll_interval, SAL GET/CLEAR_STATE_INFO (CMC: processors, CPE: memory pages)
+//!         ─► corrected errors counted per CPU, memory block and cell
+//!         ─► cell over cell_threshold: the whole cell is swapped (its hot-remove, as an eject
+//!            request would; the operator then replaces the board)
+//!            CPU over cpu_threshold: offline; block over memory_threshold: offline
+//!  power: every interval, runnable user tasks per online CPU
+//!         ─► below low_load: the highest-numbered idle CPU goes offline (down to min_online)
+//!            above high_load: a CPU this policy took offline comes back
+//! ```
+//!
+//! Each decision is recorded (time, policy, target, why, what came of the request).
+
+use acpi_model::{Platform, PlatformProbe};
+use serde::{Deserialize, Serialize};
+use sim_core::{SimDuration, SimTime};
+
+use crate::cpumask::LogicalCpu;
+use crate::hotplug::{OpKind, Trigger};
+use crate::kernel::{Os, OsEv};
+use crate::memhotplug::{MemOpKind, MemRequest};
+
+/// `[os.ras]`: the RAS policy.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RasConfig {
+    /// Run the policy.
+    pub enabled: bool,
+    /// Period of the firmware error-log poll.
+    pub poll_interval: SimDuration,
+    /// Corrected errors of one CPU after which it is taken offline (0: never).
+    pub cpu_threshold: u64,
+    /// Corrected errors in one memory block after which it is taken offline (0: never).
+    pub memory_threshold: u64,
+    /// Corrected errors in one cell (its CPUs and memory) after which the whole cell is
+    /// swapped (0: never).
+    pub cell_threshold: u64,
+}
+
+impl Default for RasConfig {
+    fn default() -> Self {
+        RasConfig {
+            enabled: false,
+            poll_interval: SimDuration::from_micros(500),
+            cpu_threshold: 10,
+            memory_threshold: 10,
+            cell_threshold: 40,
+        }
+    }
+}
+
+/// `[os.power]`: the power-saving policy.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerConfig {
+    /// Run the policy.
+    pub enabled: bool,
+    /// Period of its decisions.
+    pub interval: SimDuration,
+    /// Runnable user tasks per online CPU below which an idle CPU goes offline.
+    pub low_load: f64,
+    /// Runnable user tasks per online CPU above which a CPU comes back.
+    pub high_load: f64,
+    /// CPUs always kept online.
+    pub min_online: u32,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            enabled: false,
+            interval: SimDuration::from_micros(500),
+            low_load: 0.5,
+            high_load: 1.5,
+            min_online: 2,
+        }
+    }
+}
+
+/// One decision of a policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyAction {
+    /// When.
+    pub time: SimTime,
+    /// `ras` or `power`.
+    pub policy: &'static str,
+    /// What it acts on (`cpu5`, `memory40`, `cell3`).
+    pub target: String,
+    /// Why.
+    pub why: String,
+    /// What the request gave (`queued as …`, or the refusal).
+    pub outcome: String,
+}
+
+/// The policies' state and history.
+#[derive(Clone, Debug, Default)]
+pub struct Policies {
+    /// Corrected errors counted per logical CPU.
+    pub cpu_errors: Vec<u64>,
+    /// Corrected errors counted per memory block.
+    pub block_errors: Vec<u64>,
+    /// Corrected errors counted per cell.
+    pub cell_errors: Vec<u64>,
+    /// Targets already acted on (each once).
+    acted: Vec<String>,
+    /// CPUs the power policy took offline.
+    parked: Vec<LogicalCpu>,
+    /// Every decision.
+    pub actions: Vec<PolicyAction>,
+}
+
+impl Os {
+    /// The policies' state and decisions.
+    pub fn policies(&self) -> &Policies {
+        &self.policy
+    }
+
+    /// Starts the enabled policies' timers (at the end of boot).
+    pub(crate) fn policies_start(&mut self, now: SimTime) {
+        if self.cfg.ras.enabled {
+            let _ = self
+                .q
+                .schedule(now + self.cfg.ras.poll_interval, OsEv::RasPoll);
+        }
+        if self.cfg.power.enabled {
+            let _ = self
+                .q
+                .schedule(now + self.cfg.power.interval, OsEv::PowerPoll);
+        }
+    }
+
+    fn policy_act(
+        &mut self,
+        time: SimTime,
+        policy: &'static str,
+        target: String,
+        why: String,
+        outcome: String,
+    ) {
+        self.policy.acted.push(format!("{policy}:{target}"));
+        self.policy.actions.push(PolicyAction {
+            time,
+            policy,
+            target,
+            why,
+            outcome,
+        });
+    }
+
+    fn acted(&self, policy: &str, target: &str) -> bool {
+        self.policy
+            .acted
+            .iter()
+            .any(|a| *a == format!("{policy}:{target}"))
+    }
+
+    /// The RAS daemon's poll: read firmware's corrected-error log, count, decide.
+    pub(crate) fn ras_poll(&mut self, now: SimTime, p: &mut Platform, _probe: &mut PlatformProbe) {
+        let _ = self
+            .q
+            .schedule(now + self.cfg.ras.poll_interval, OsEv::RasPoll);
+        let Some(ctl) = self.cur_maps().online.first() else {
+            return;
+        };
+        let log = p.sal_corrected_errors(self.hw(ctl));
+        let cells = p.machine.geometry().cells;
+        let pol = &mut self.policy;
+        pol.cpu_errors.resize(self.nr, 0);
+        pol.cell_errors.resize(cells, 0);
+        if let Some(vm) = self.vm.as_ref() {
+            pol.block_errors.resize(vm.phys.blocks.len(), 0);
+        }
+        for (hw, n) in &log.cpus {
+            if let Some(c) = self.logical_of(*hw) {
+                self.policy.cpu_errors[c.index()] += n;
+                let node = self.pcpu[c.index()].node as usize;
+                if let Some(x) = self.policy.cell_errors.get_mut(node) {
+                    *x += n;
+                }
+            }
+        }
+        for (addr, n) in &log.memory {
+            let Some(vm) = self.vm.as_ref() else {
+                continue;
+            };
+            let pfn = vm.phys.pfn(addr.raw());
+            let b = vm.phys.block_of(pfn) as usize;
+            let node = vm.phys.blocks.get(b).map_or(0, |x| x.node) as usize;
+            if let Some(x) = self.policy.block_errors.get_mut(b) {
+                *x += n;
+            }
+            if let Some(x) = self.policy.cell_errors.get_mut(node) {
+                *x += n;
+            }
+        }
+        let cfg = self.cfg.ras.clone();
+        // A cell over its threshold is swapped as a whole (which takes its CPUs and memory).
+        for cell in 0..self.policy.cell_errors.len() {
+            let n = self.policy.cell_errors[cell];
+            let target = format!("cell{cell}");
+            if cfg.cell_threshold == 0 || n < cfg.cell_threshold || self.acted("ras", &target) {
+                continue;
+            }
+            let module = self
+                .scan
+                .memory
+                .iter()
+                .find(|m| m.node == cell as u32)
+                .and_then(|m| m.path.rsplit_once('.').map(|(a, _)| a.to_owned()));
+            let present = self
+                .vm
+                .as_ref()
+                .is_some_and(|vm| vm.phys.nodes.get(cell).is_some_and(|x| x.present));
+            let outcome = match (module, present) {
+                (Some(path), true) => {
+                    let id = self.mem_enqueue(MemRequest {
+                        kind: MemOpKind::CellRemove,
+                        blocks: Vec::new(),
+                        node: Some(cell as u32),
+                        trigger: Trigger::Ras,
+                        acpi_path: Some(path.clone()),
+                        requested: now,
+                    });
+                    format!("cell swap requested: memory operation {id} ({path} hot-removed)")
+                }
+                (_, false) => "the cell's memory is not there: nothing to swap".to_owned(),
+                (None, true) => "no module device for the cell".to_owned(),
+            };
+            self.policy_act(
+                now,
+                "ras",
+                target,
+                format!("{n} corrected errors (threshold {})", cfg.cell_threshold),
+                outcome,
+            );
+        }
+        for c in self.possible.iter().collect::<Vec<_>>() {
+            let n = self.policy.cpu_errors[c.index()];
+            let target = c.to_string();
+            let node = self.pcpu[c.index()].node;
+            if cfg.cpu_threshold == 0
+                || n < cfg.cpu_threshold
+                || self.acted("ras", &target)
+                || self.acted("ras", &format!("cell{node}"))
+            {
+                continue;
+            }
+            let outcome = match self.request(now, OpKind::Down, c.0, Trigger::Ras) {
+                Ok(a) => a.to_string(),
+                Err(e) => format!("refused: {}: {e}", e.errno()),
+            };
+            self.policy_act(
+                now,
+                "ras",
+                target,
+                format!("{n} corrected errors (threshold {})", cfg.cpu_threshold),
+                outcome,
+            );
+        }
+        for b in 0..self.policy.block_errors.len() {
+            let n = self.policy.block_errors[b];
+            let target = format!("memory{b}");
+            let node = self.vm.as_ref().map_or(0, |vm| vm.phys.blocks[b].node);
+            if cfg.memory_threshold == 0
+                || n < cfg.memory_threshold
+                || self.acted("ras", &target)
+                || self.acted("ras", &format!("cell{node}"))
+            {
+                continue;
+            }
+            let outcome = match self.mem_request_by(now, b as u32, false, Trigger::Ras) {
+                Ok(op) => format!("queued as memory operation {op}"),
+                Err(e) => format!("refused: {}: {e}", e.errno()),
+            };
+            self.policy_act(
+                now,
+                "ras",
+                target,
+                format!("{n} corrected errors (threshold {})", cfg.memory_threshold),
+                outcome,
+            );
+        }
+    }
+
+    /// A job starts: `n` more worker tasks, spread over the active CPUs (each populates its
+    /// memory on its CPU, as a fork and its page faults do). Returns how many were created.
+    pub fn spawn_tasks(
+        &mut self,
+        now: SimTime,
+        n: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> u32 {
+        let active: Vec<LogicalCpu> = self.cur_maps().active.iter().collect();
+        if active.is_empty() || self.booted_at.is_none() {
+            return 0;
+        }
+        let mut created = 0;
+        for k in 0..n as usize {
+            let c = active[k % active.len()];
+            let mut tc = now.max(self.busy_until[c.index()]);
+            match self.spawn_user(&mut tc, c, None, p, probe) {
+                Ok(_) => created += 1,
+                Err(_) => self.stats.spawn_failures += 1,
+            }
+            self.busy_until[c.index()] = tc;
+            self.kick(c, tc);
+        }
+        created
+    }
+
+    /// A new board replaced cell `cell`: its CPUs, memory and the cell start with no
+    /// errors counted, and the RAS policy may act on them again.
+    pub(crate) fn policy_cell_replaced(&mut self, cell: u32) {
+        let cpus: Vec<usize> = self
+            .possible
+            .iter()
+            .filter(|c| self.pcpu[c.index()].node == cell)
+            .map(LogicalCpu::index)
+            .collect();
+        let blocks: Vec<usize> = self.vm.as_ref().map_or(Vec::new(), |vm| {
+            (0..vm.phys.blocks.len())
+                .filter(|&b| vm.phys.blocks[b].node == cell)
+                .collect()
+        });
+        let pol = &mut self.policy;
+        let mut names = vec![format!("ras:cell{cell}")];
+        for &c in &cpus {
+            if let Some(x) = pol.cpu_errors.get_mut(c) {
+                *x = 0;
+            }
+            names.push(format!("ras:cpu{c}"));
+        }
+        for &b in &blocks {
+            if let Some(x) = pol.block_errors.get_mut(b) {
+                *x = 0;
+            }
+            names.push(format!("ras:memory{b}"));
+        }
+        if let Some(x) = pol.cell_errors.get_mut(cell as usize) {
+            *x = 0;
+        }
+        pol.acted.retain(|a| !names.contains(a));
+    }
+
+    fn is_user(&self, t: crate::event::TaskId) -> bool {
+        self.tasks
+            .get(t.0 as usize)
+            .is_some_and(|x| x.kind == crate::sched::TaskKind::User)
+    }
+
+    /// The power policy's decision: park an idle CPU under low load, bring one back under
+    /// load.
+    pub(crate) fn power_poll(&mut self, now: SimTime) {
+        let _ = self
+            .q
+            .schedule(now + self.cfg.power.interval, OsEv::PowerPoll);
+        let cfg = self.cfg.power.clone();
+        let online: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
+        if online.is_empty() || !self.hp.is_idle() {
+            return;
+        }
+        let runnable: usize = online
+            .iter()
+            .map(|c| {
+                let pc = &self.pcpu[c.index()];
+                pc.rq.len() + usize::from(pc.curr.is_some_and(|t| self.is_user(t)))
+            })
+            .sum();
+        let load = runnable as f64 / online.len() as f64;
+        if load < cfg.low_load && online.len() > cfg.min_online.max(1) as usize {
+            // The highest-numbered idle CPU that may go (not the boot CPU).
+            let pick = online.iter().rev().copied().find(|c| {
+                let pc = &self.pcpu[c.index()];
+                *c != self.bsp && pc.rq.is_empty() && !pc.curr.is_some_and(|t| self.is_user(t))
+            });
+            if let Some(c) = pick {
+                let outcome = match self.request(now, OpKind::Down, c.0, Trigger::Power) {
+                    Ok(a) => {
+                        self.policy.parked.push(c);
+                        a.to_string()
+                    }
+                    Err(e) => format!("refused: {}: {e}", e.errno()),
+                };
+                self.policy.actions.push(PolicyAction {
+                    time: now,
+                    policy: "power",
+                    target: c.to_string(),
+                    why: format!("load {load:.2} per online CPU < {}", cfg.low_load),
+                    outcome,
+                });
+            }
+        } else if load > cfg.high_load {
+            if let Some(c) = self.policy.parked.pop() {
+                let outcome = match self.request(now, OpKind::Up, c.0, Trigger::Power) {
+                    Ok(a) => a.to_string(),
+                    Err(e) => format!("refused: {}: {e}", e.errno()),
+                };
+                self.policy.actions.push(PolicyAction {
+                    time: now,
+                    policy: "power",
+                    target: c.to_string(),
+                    why: format!("load {load:.2} per online CPU > {}", cfg.high_load),
+                    outcome,
+                });
+            }
+        }
+    }
+}
