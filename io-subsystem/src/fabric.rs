@@ -1148,10 +1148,11 @@ impl IoFabric {
 
     /// A card loses power (or leaves): its state resets, its line drops.
     fn card_down<E: IoEnv + ?Sized>(&mut self, now: SimTime, d: DeviceId, env: &mut E) {
-        let dev = &mut self.devices[d.0 as usize];
-        dev.reset();
-        dev.powered = false;
+        // Power goes first: the line it was driving drops at the IO SAPIC (a card pulled
+        // out while interrupting must not leave its input asserted), then the state resets.
+        self.devices[d.0 as usize].powered = false;
         self.update_line(now, d, env);
+        self.devices[d.0 as usize].reset();
     }
 
     /// Slot power, as `_PS0`/`_PS3`/`_EJ0` drive it. Powering on leaves the card in its reset

@@ -93,6 +93,22 @@ pub struct SlotInfo {
     pub device: u8,
 }
 
+/// A slotless chipset function (a cell's Cell Configuration Space) under its chipset
+/// bridge: configuration space, no slot, no power control.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChipsetInfo {
+    /// Its path.
+    pub path: String,
+    /// `_STA` says present.
+    pub present: bool,
+    /// Its bridge's `_BBN`.
+    pub bus: u8,
+    /// Its device number (`_ADR >> 16`).
+    pub device: u8,
+    /// `_PXM` of the bridge (the cell).
+    pub node: u32,
+}
+
 /// Everything the scan found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AcpiScan {
@@ -106,6 +122,8 @@ pub struct AcpiScan {
     pub bridges: Vec<BridgeInfo>,
     /// Hot-plug slots.
     pub slots: Vec<SlotInfo>,
+    /// The cells' chipset functions.
+    pub chipset: Vec<ChipsetInfo>,
 }
 
 fn int(p: &Platform, path: &str, name: &str) -> Option<u64> {
@@ -205,6 +223,21 @@ pub fn scan(p: &Platform) -> AcpiScan {
                     }
                 }
                 Some("PNP0A08") => scan_bridge(p, &dev, mnode, &mut out),
+                // A root bridge that is no host bridge with slots: the chipset's.
+                Some("PNP0A03") => {
+                    let bus = int(p, &dev, "_BBN").unwrap_or(0) as u8;
+                    for f in p.children(&dev) {
+                        if let Some(adr) = int(p, &f, "_ADR") {
+                            out.chipset.push(ChipsetInfo {
+                                path: f.clone(),
+                                present: present(p, &f),
+                                bus,
+                                device: (adr >> 16) as u8,
+                                node: int(p, &dev, "_PXM").unwrap_or(u64::from(mnode)) as u32,
+                            });
+                        }
+                    }
+                }
                 Some(_) | None => {}
             }
         }

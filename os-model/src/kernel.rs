@@ -419,6 +419,8 @@ impl Os {
                 created += 1;
             }
         }
+        // Enumeration of the slotless chipset functions, then the cards.
+        let _ = self.chipset_add(&mut t, b0, None, p, probe);
         if self.driver.config().enabled {
             self.start_drivers(&mut t, p, probe);
         }

@@ -81,8 +81,12 @@ pub enum MemStep {
     Teardown,
     /// Flush every CPU's cache and TLB of the removed range.
     FlushCaches,
+    /// Remove the `pci_dev` of the cell's chipset function (no power control).
+    RemoveChipset,
     /// Firmware `_EJ0`.
     Eject,
+    /// Add a `pci_dev` for the new cell's chipset function.
+    AddChipset,
     /// Put the new blocks' memory under the allocator.
     OnlineBlocks,
     /// Rebuild the zonelists.
@@ -101,7 +105,9 @@ impl MemStep {
             MemStep::OfflineBlocks => "offline_blocks",
             MemStep::Teardown => "teardown",
             MemStep::FlushCaches => "flush_caches",
+            MemStep::RemoveChipset => "remove_chipset",
             MemStep::Eject => "eject",
+            MemStep::AddChipset => "add_chipset",
             MemStep::OnlineBlocks => "online_blocks",
             MemStep::Zonelists => "zonelists",
             MemStep::CpusUp => "cpus_up",
@@ -518,6 +524,7 @@ impl Os {
                 if self.has_defect(OsDefect::EjectBeforeOffline) {
                     vec![
                         MemStep::CpusDown,
+                        MemStep::RemoveChipset,
                         MemStep::Eject,
                         MemStep::Isolate,
                         MemStep::Migrate,
@@ -533,12 +540,18 @@ impl Os {
                         MemStep::OfflineBlocks,
                         MemStep::Teardown,
                         MemStep::FlushCaches,
+                        MemStep::RemoveChipset,
                         MemStep::Eject,
                     ]
                 }
             }
             MemOpKind::Online => vec![MemStep::OnlineBlocks, MemStep::Zonelists],
-            MemOpKind::CellAdd => vec![MemStep::OnlineBlocks, MemStep::Zonelists, MemStep::CpusUp],
+            MemOpKind::CellAdd => vec![
+                MemStep::AddChipset,
+                MemStep::OnlineBlocks,
+                MemStep::Zonelists,
+                MemStep::CpusUp,
+            ],
         };
         let report = MemOpReport {
             id,
@@ -1133,6 +1146,17 @@ impl Os {
                 };
                 Out::Done(now, note)
             }
+            MemStep::RemoveChipset => match node {
+                Some(n) => Out::Done(t, self.chipset_remove(n)),
+                None => Out::Done(t, "no cell".into()),
+            },
+            MemStep::AddChipset => match node {
+                Some(n) => {
+                    let note = self.chipset_add(&mut t, ctl, Some(n), p, probe);
+                    Out::Done(t, note)
+                }
+                None => Out::Done(t, "no cell".into()),
+            },
             MemStep::OnlineBlocks => self.mem_online_blocks(now, ctl, p, probe),
             MemStep::Zonelists => {
                 let vm = self.vmm();

@@ -331,6 +331,20 @@ pub struct BridgeResources {
     pub io: WindowAllocator,
 }
 
+/// A slotless chipset function the kernel has a `pci_dev` for (seed 000 §3.4.4): added and
+/// removed with its cell, without power control.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChipsetDev {
+    /// Its ACPI path.
+    pub path: String,
+    /// Its configuration address.
+    pub bdf: Bdf,
+    /// Its cell.
+    pub node: u32,
+    /// Vendor and device id (configuration register 0).
+    pub id: u32,
+}
+
 /// A DMA buffer the driver freed, poisoned, that no device may write again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PoisonedBuffer {
@@ -409,6 +423,8 @@ pub struct PciHotplug {
     pub bridges: Vec<BridgeResources>,
     /// Freed DMA buffers, poisoned, not handed out again yet.
     pub poisoned: Vec<PoisonedBuffer>,
+    /// The chipset functions with a `pci_dev`.
+    pub chipset: Vec<ChipsetDev>,
     queue: VecDeque<(u32, PciOpKind, PciTarget, Trigger, SimTime)>,
     current: Option<PciCur>,
     done: Vec<PciOpReport>,
@@ -655,6 +671,74 @@ impl Os {
         Ok(Accepted::Queued {
             op: self.pci_enqueue(now, PciOpKind::EjectSubsystem, target, trigger),
         })
+    }
+
+    /// Adds a `pci_dev` for each chipset function of `node` (every node: `None`) that
+    /// answers in configuration space, as `ctl` (boot, and a cell's hot-add). Returns what
+    /// it added.
+    pub(crate) fn chipset_add(
+        &mut self,
+        t: &mut SimTime,
+        ctl: LogicalCpu,
+        node: Option<u32>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> String {
+        let hw = self.hw(ctl);
+        let mut added = Vec::new();
+        let funcs: Vec<crate::acpi::ChipsetInfo> = self
+            .scan
+            .chipset
+            .iter()
+            .filter(|f| node.is_none_or(|n| f.node == n))
+            .filter(|f| crate::acpi::is_present(p, &f.path))
+            .cloned()
+            .collect();
+        for f in funcs {
+            if self.pcihp.chipset.iter().any(|d| d.path == f.path) {
+                continue;
+            }
+            let bdf = Bdf {
+                segment: 0,
+                bus: f.bus,
+                device: f.device,
+                function: 0,
+            };
+            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, io_subsystem::pci::reg::ID);
+            if id == u32::MAX {
+                continue;
+            }
+            added.push(format!("pci {bdf} ({:04x}:{:04x})", id & 0xFFFF, id >> 16));
+            self.pcihp.chipset.push(ChipsetDev {
+                path: f.path,
+                bdf,
+                node: f.node,
+                id,
+            });
+        }
+        if added.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev added: {}", added.join(", "))
+        }
+    }
+
+    /// Removes the `pci_dev`s of `node`'s chipset functions (before its cell is ejected);
+    /// nothing is written to them. Returns what it removed.
+    pub(crate) fn chipset_remove(&mut self, node: u32) -> String {
+        let gone: Vec<String> = self
+            .pcihp
+            .chipset
+            .iter()
+            .filter(|d| d.node == node)
+            .map(|d| format!("pci {}", d.bdf))
+            .collect();
+        self.pcihp.chipset.retain(|d| d.node != node);
+        if gone.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev removed: {}", gone.join(", "))
+        }
     }
 
     /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after

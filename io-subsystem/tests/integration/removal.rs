@@ -55,7 +55,14 @@ fn a_surprise_removal_is_visible_and_late_accesses_are_named() {
     io.device_tick(t(1000), d, &mut env);
     let bdf = io.device(d).unwrap().bdf;
     let b = bar0(&io, d);
+    let gsi = io.device(d).unwrap().gsi;
+    let input = |io: &io_subsystem::IoFabric| {
+        let (sid, e) = io.gsi_entry(gsi).unwrap();
+        io.subsystem(sid).unwrap().sapic.entries()[e].asserted
+    };
+    assert_eq!(input(&io), 1, "the card is interrupting");
     io.remove_card(t(1500), SlotId(2), &mut env).unwrap();
+    assert_eq!(input(&io), 0, "its line dropped at the IO SAPIC with it");
     assert!(
         env.events
             .iter()

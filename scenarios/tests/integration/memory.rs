@@ -41,13 +41,17 @@ fn the_cell_swap_moves_pages_by_both_methods_and_reports_each_phase() {
             "offline_blocks",
             "teardown",
             "flush_caches",
+            "remove_chipset",
             "eject"
         ]
     );
     let add = ops.iter().find(|o| o.kind == MemOpKind::CellAdd).unwrap();
     assert_eq!(add.result, Some(Ok(())));
     let steps: Vec<&str> = add.steps.iter().map(|s| s.step.name()).collect();
-    assert_eq!(steps, ["online_blocks", "zonelists", "cpus_up"]);
+    assert_eq!(
+        steps,
+        ["add_chipset", "online_blocks", "zonelists", "cpus_up"]
+    );
     // Every block is back online at the end.
     let vm = r.os.as_ref().unwrap().vm().unwrap();
     assert!(
