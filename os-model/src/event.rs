@@ -895,6 +895,43 @@ fn os_track() -> Track {
     }
 }
 
+/// The span of one step of a hot-plug operation, on the operation's own track of `group`.
+fn step_record(
+    group: &'static str,
+    op: u32,
+    step: &'static str,
+    start: SimTime,
+    duration: SimDuration,
+    note: &str,
+    end: SimTime,
+) -> TraceRecord {
+    TraceRecord {
+        time: start,
+        track: Track { group, index: op },
+        category: "os",
+        name: step.into(),
+        phase: Phase::Complete(duration),
+        args: vec![
+            ("note", ArgValue::Str(note.to_owned())),
+            ("end", ArgValue::U64(end.as_nanos())),
+        ],
+    }
+}
+
+/// The arguments of a hot-plug operation's end.
+fn end_args(op: u32, result: &Result<(), String>) -> Vec<(&'static str, ArgValue)> {
+    vec![
+        ("op", ArgValue::U64(u64::from(op))),
+        (
+            "result",
+            ArgValue::Str(match result {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => e.clone(),
+            }),
+        ),
+    ]
+}
+
 impl TraceEvent for OsEvent {
     fn level(&self) -> TraceLevel {
         match self {
@@ -1313,32 +1350,13 @@ impl TraceEvent for OsEvent {
                 duration,
                 note,
             } => {
-                return TraceRecord {
-                    time: *start,
-                    track: Track {
-                        group: "hotplug",
-                        index: *op,
-                    },
-                    category: "os",
-                    name: step.name().into(),
-                    phase: Phase::Complete(*duration),
-                    args: vec![("note", s(note.clone())), ("end", u(time.as_nanos()))],
-                };
+                return step_record("hotplug", *op, step.name(), *start, *duration, note, time);
             }
             OsEvent::HotplugEnd { op, result } => (
                 os_track(),
                 "hotplug end",
                 Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    (
-                        "result",
-                        s(match result {
-                            Ok(()) => "ok".to_owned(),
-                            Err(e) => e.clone(),
-                        }),
-                    ),
-                ],
+                end_args(*op, result),
             ),
             OsEvent::MemHotplugStart {
                 op,
@@ -1363,32 +1381,21 @@ impl TraceEvent for OsEvent {
                 duration,
                 note,
             } => {
-                return TraceRecord {
-                    time: *start,
-                    track: Track {
-                        group: "memory hotplug",
-                        index: *op,
-                    },
-                    category: "os",
-                    name: step.name().into(),
-                    phase: Phase::Complete(*duration),
-                    args: vec![("note", s(note.clone())), ("end", u(time.as_nanos()))],
-                };
+                return step_record(
+                    "memory hotplug",
+                    *op,
+                    step.name(),
+                    *start,
+                    *duration,
+                    note,
+                    time,
+                );
             }
             OsEvent::MemHotplugEnd { op, result } => (
                 os_track(),
                 "memory hotplug end",
                 Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    (
-                        "result",
-                        s(match result {
-                            Ok(()) => "ok".to_owned(),
-                            Err(e) => e.clone(),
-                        }),
-                    ),
-                ],
+                end_args(*op, result),
             ),
             OsEvent::PciHotplugStart {
                 op,
@@ -1413,32 +1420,21 @@ impl TraceEvent for OsEvent {
                 duration,
                 note,
             } => {
-                return TraceRecord {
-                    time: *start,
-                    track: Track {
-                        group: "pci hotplug",
-                        index: *op,
-                    },
-                    category: "os",
-                    name: step.name().into(),
-                    phase: Phase::Complete(*duration),
-                    args: vec![("note", s(note.clone())), ("end", u(time.as_nanos()))],
-                };
+                return step_record(
+                    "pci hotplug",
+                    *op,
+                    step.name(),
+                    *start,
+                    *duration,
+                    note,
+                    time,
+                );
             }
             OsEvent::PciHotplugEnd { op, result } => (
                 os_track(),
                 "pci hotplug end",
                 Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    (
-                        "result",
-                        s(match result {
-                            Ok(()) => "ok".to_owned(),
-                            Err(e) => e.clone(),
-                        }),
-                    ),
-                ],
+                end_args(*op, result),
             ),
             OsEvent::HotplugRefused { cpu, kind, error } => (
                 os_track(),

@@ -1243,8 +1243,7 @@ impl Os {
         if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
             // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
             let d = self.irqs.descs()[i].clone();
-            let dest = self.pcpu[d.target.index()].lsapic;
-            irq::program_rte(p, probe, t, hw, base, d.entry, vector, dest, true);
+            self.set_irq_masked(t, hw, &d, true, p, probe);
             self.irqs.free(i);
             self.emit(
                 *t,

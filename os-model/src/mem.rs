@@ -1,9 +1,9 @@
 //! Early memory management: the node ranges the ACPI scan found (`PNP0C80` `_CRS` with
 //! `_PXM`), handed out by a bump allocator per node with a free list for small kernel objects.
 //!
-//! This is the kernel's boot-time allocator ("bootmem"): enough for task working sets, driver
-//! rings and RCU-published objects. Zones, the buddy allocator and memory hot-plug replace it
-//! in a later issue (SPEC OS-MEM-*).
+//! This is the kernel's boot-time allocator ("bootmem"), and after boot its small-object
+//! allocator: driver rings, RCU-published objects and the like are carved from slab pages the
+//! buddy allocator (`crate::mm`) gives the kernel.
 
 use std::collections::BTreeMap;
 

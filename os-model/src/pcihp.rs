@@ -978,17 +978,7 @@ impl Os {
         let hw = self.hw(ctl);
         if let Some(d) = self.pcihp.slots[i].irq.take() {
             let desc = self.irqs.descs()[d].clone();
-            irq::program_rte(
-                p,
-                probe,
-                &mut t,
-                hw,
-                desc.sapic_base,
-                desc.entry,
-                desc.vector,
-                self.pcpu[desc.target.index()].lsapic,
-                true,
-            );
+            self.set_irq_masked(&mut t, hw, &desc, true, p, probe);
             self.irqs.free(d);
         }
         self.pci_release_bars(i);
@@ -1186,17 +1176,7 @@ impl Os {
                 let unmasked = match irq {
                     Some(d) => {
                         let desc = self.irqs.descs()[d].clone();
-                        irq::program_rte(
-                            p,
-                            probe,
-                            &mut t,
-                            hw,
-                            desc.sapic_base,
-                            desc.entry,
-                            desc.vector,
-                            self.pcpu[desc.target.index()].lsapic,
-                            false,
-                        );
+                        self.set_irq_masked(&mut t, hw, &desc, false, p, probe);
                         format!("gsi{} unmasked", desc.gsi)
                     }
                     None => "no interrupt".to_owned(),
@@ -1254,17 +1234,7 @@ impl Os {
                         format!("gsi{} freed; its IO SAPIC is gone: not touched", desc.gsi),
                     );
                 }
-                irq::program_rte(
-                    p,
-                    probe,
-                    &mut t,
-                    hw,
-                    desc.sapic_base,
-                    desc.entry,
-                    desc.vector,
-                    self.pcpu[desc.target.index()].lsapic,
-                    true,
-                );
+                self.set_irq_masked(&mut t, hw, &desc, true, p, probe);
                 self.irqs.free(d);
                 Out::Done(
                     t + self.cfg.pci.quiesce_delay,
@@ -1598,6 +1568,31 @@ impl Os {
             | PciStep::Release
             | PciStep::PowerOff => Out::Done(t, "not a subsystem step".into()),
         }
+    }
+
+    /// Masks or unmasks the IO SAPIC entry of interrupt `desc` as hardware CPU `hw` (its
+    /// vector and destination as routed).
+    pub(crate) fn set_irq_masked(
+        &mut self,
+        t: &mut SimTime,
+        hw: sim_core::CpuId,
+        desc: &IrqDesc,
+        masked: bool,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let dest = self.pcpu[desc.target.index()].lsapic;
+        irq::program_rte(
+            p,
+            probe,
+            t,
+            hw,
+            desc.sapic_base,
+            desc.entry,
+            desc.vector,
+            dest,
+            masked,
+        );
     }
 
     /// Routes card `k`'s INTA: `_PRT` → GSI → its IO SAPIC's entry, a vector (the one a
