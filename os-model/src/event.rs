@@ -307,6 +307,8 @@ pub enum OsEvent {
         task: Option<TaskId>,
         /// Whether it is a per-CPU kernel thread of `cpu`.
         kthread: bool,
+        /// What it is: `task`, `migration`, `ksoftirqd` or `idle` (for the trace's CPU rows).
+        what: &'static str,
     },
     /// A running task went to sleep with a wakeup timer.
     Sleep {
@@ -676,7 +678,9 @@ impl StableHash for OsEvent {
                 h.word(13 | u64::from(from.0) << 8 | u64::from(to.0) << 32);
                 h.word(u64::from(task.0) | u64::from(by.0) << 32);
             }
-            OsEvent::Switch { cpu, task, kthread } => {
+            OsEvent::Switch {
+                cpu, task, kthread, ..
+            } => {
                 h.word(14 | u64::from(cpu.0) << 8 | u64::from(*kthread) << 31);
                 h.word(task.map_or(u64::MAX, |t| u64::from(t.0)));
             }
@@ -945,15 +949,16 @@ impl TraceEvent for OsEvent {
             | OsEvent::RcuUnlock { .. }
             | OsEvent::QuiescentState { .. }
             | OsEvent::Enqueue { .. }
-            | OsEvent::Switch { .. }
             | OsEvent::Sleep { .. }
             | OsEvent::Block { .. }
             | OsEvent::IpiSent { .. }
             | OsEvent::IpiHandled { .. }
             | OsEvent::CsdQueued { .. }
-            | OsEvent::CsdDone { .. }
-            | OsEvent::IrqHandled { .. } => TraceLevel::Detail,
-            OsEvent::Booted { .. }
+            | OsEvent::CsdDone { .. } => TraceLevel::Detail,
+            // What each CPU runs (its row in the viewer) and the interrupts it takes.
+            OsEvent::Switch { .. }
+            | OsEvent::IrqHandled { .. }
+            | OsEvent::Booted { .. }
             | OsEvent::CpuMapped { .. }
             | OsEvent::MapsPublished { .. }
             | OsEvent::MapsFreed { .. }
@@ -1175,15 +1180,26 @@ impl TraceEvent for OsEvent {
                     ("by", u(u64::from(by.0))),
                 ],
             ),
-            OsEvent::Switch { cpu, task, .. } => (
-                cpu_track(*cpu),
-                "switch",
-                Phase::Instant,
-                vec![(
-                    "to",
-                    s(task.map_or_else(|| "idle".to_owned(), |t| t.to_string())),
-                )],
-            ),
+            OsEvent::Switch {
+                cpu, task, what, ..
+            } => {
+                // What the CPU runs from now on: one span per run in its row.
+                let name = match task {
+                    Some(t) if *what == "task" => format!("task {}", t.0),
+                    Some(_) | None => (*what).to_owned(),
+                };
+                return TraceRecord {
+                    time,
+                    track: cpu_track(*cpu),
+                    category: "os",
+                    name: name.into(),
+                    phase: Phase::Slice,
+                    args: vec![(
+                        "task",
+                        task.map_or_else(|| s("idle".to_owned()), |t| u(u64::from(t.0))),
+                    )],
+                };
+            }
             OsEvent::Sleep {
                 task,
                 cpu,

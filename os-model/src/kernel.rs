@@ -982,13 +982,19 @@ impl Os {
         self.pcpu[i].curr = next;
         self.pcpu[i].switches += 1;
         self.stats.context_switches += 1;
-        let kthread = next.is_some_and(|n| self.tasks[n.0 as usize].kind != TaskKind::User);
+        let what = match next.map(|n| self.tasks[n.0 as usize].kind) {
+            None => "idle",
+            Some(TaskKind::User) => "task",
+            Some(TaskKind::Migration(_)) => "migration",
+            Some(TaskKind::Ksoftirqd(_)) => "ksoftirqd",
+        };
         self.emit(
             *t,
             OsEvent::Switch {
                 cpu: c,
                 task: next,
-                kthread,
+                kthread: what == "migration" || what == "ksoftirqd",
+                what,
             },
         );
         *t += CONTEXT_SWITCH;

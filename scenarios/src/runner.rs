@@ -30,7 +30,23 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Keep trace records (for `--trace`).
     pub keep_trace: bool,
+    /// Told now and then how far the run is (simulated time done, of the whole).
+    pub progress: Option<Progress>,
 }
+
+/// A progress callback: `(simulated time reached, simulated time of the whole run)`. It only
+/// watches: nothing it does reaches the run.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(SimTime, SimTime) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Events between two progress reports.
+const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// What one timeline action did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -407,7 +423,17 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
 
     let budget = f.workload.max_accesses.unwrap_or(u64::MAX);
     let mut issued = 0u64;
+    let mut events = 0u64;
     loop {
+        events += 1;
+        if let Some(p) = opts
+            .progress
+            .as_ref()
+            .filter(|_| events % PROGRESS_EVERY == 0)
+        {
+            let at = run.q.peek_time().unwrap_or(end).min(end);
+            (p.0)(at, end);
+        }
         // The OS's next event, if it comes strictly before the runner's.
         let q_next = run.q.peek_time();
         if let Load::Os { os, .. } = &mut run.load {

@@ -77,8 +77,13 @@ pub fn shard(r: Range<u64>, i: u64, n: u64) -> Range<u64> {
     lo..hi
 }
 
-/// Runs every seed of `seeds`, in parallel, results sorted by seed.
-pub fn sweep(scn: &Scenario, seeds: Range<u64>) -> Result<Vec<SeedResult>, RunError> {
+/// Runs every seed of `seeds`, in parallel, results sorted by seed. `done` is told each time
+/// a seed has finished (it only watches).
+pub fn sweep(
+    scn: &Scenario,
+    seeds: Range<u64>,
+    done: Option<&(dyn Fn() + Sync)>,
+) -> Result<Vec<SeedResult>, RunError> {
     let mut out: Vec<SeedResult> = seeds
         .into_par_iter()
         .map(|seed| {
@@ -86,9 +91,12 @@ pub fn sweep(scn: &Scenario, seeds: Range<u64>) -> Result<Vec<SeedResult>, RunEr
                 scn,
                 &RunOptions {
                     seed: Some(seed),
-                    keep_trace: false,
+                    ..RunOptions::default()
                 },
             )?;
+            if let Some(f) = done {
+                f();
+            }
             Ok(SeedResult {
                 seed,
                 trace_hash: r.trace_hash.to_string(),

@@ -56,6 +56,9 @@ pub enum Phase {
     End,
     /// A counter sample; its args are the series.
     Counter,
+    /// What occupies the track from this record's time until the next `Slice` on the same
+    /// track (or the last record): e.g. the task a CPU runs. Written as a span.
+    Slice,
 }
 
 /// A value attached to a record.

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scenarios::report;
-use scenarios::runner::{RunOptions, run};
+use scenarios::runner::{Progress, RunOptions, run};
 use scenarios::scenario::Scenario;
 use scenarios::sweep;
+use sim_core::SimTime;
 
 /// Run a cellsim scenario: an 8-cell ccNUMA machine (by default) with its checkers.
 ///
@@ -58,6 +60,23 @@ struct Cli {
     /// Print only the final result line (and errors).
     #[arg(long)]
     quiet: bool,
+}
+
+/// Progress is drawn only for runs that last longer than this (host time).
+const SHOW_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A progress bar on standard error, or `None` when it is not a terminal or `--quiet` is
+/// given. Hidden until the run has lasted [`SHOW_AFTER`].
+fn progress_bar(cli: &Cli, unit: &str, template: &str) -> Option<ProgressBar> {
+    if cli.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::hidden());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_message(unit.to_owned());
+    Some(bar)
 }
 
 /// Tables written beside the DSDT by `--dsdt-out`.
@@ -140,13 +159,32 @@ fn main() -> ExitCode {
         return run_sweep(&cli, &scn, seeds);
     }
     let started = Instant::now();
-    let res = match run(
+    let bar = progress_bar(&cli, "simulated", "{bar:40} {msg} ({elapsed})");
+    let progress = bar.clone().map(|bar| {
+        Progress(std::sync::Arc::new(move |at: SimTime, end: SimTime| {
+            if started.elapsed() < SHOW_AFTER {
+                return;
+            }
+            if bar.is_hidden() {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
+            bar.set_length(end.as_nanos().max(1));
+            bar.set_position(at.as_nanos());
+            bar.set_message(format!("{at} of {end}"));
+        }))
+    });
+    let res = run(
         &scn,
         &RunOptions {
             seed: cli.seed,
             keep_trace: cli.trace.is_some(),
+            progress,
         },
-    ) {
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let res = match res {
         Ok(r) => r,
         Err(e) => return bad_input(&format!("{}: {e}", cli.scenario.display())),
     };
@@ -207,7 +245,27 @@ fn main() -> ExitCode {
 fn run_sweep(cli: &Cli, scn: &Scenario, seeds: std::ops::Range<u64>) -> ExitCode {
     let n = seeds.end - seeds.start;
     let first = seeds.start;
-    let results = match sweep::sweep(scn, seeds) {
+    let started = Instant::now();
+    let bar = progress_bar(
+        cli,
+        "seeds",
+        "{bar:40} {pos}/{len} seeds ({elapsed}, {eta} left)",
+    );
+    let tick = |bar: &ProgressBar| {
+        bar.inc(1);
+        if started.elapsed() >= SHOW_AFTER && bar.is_hidden() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    };
+    if let Some(b) = &bar {
+        b.set_length(n);
+    }
+    let done = bar.as_ref().map(|b| move || tick(b));
+    let results = sweep::sweep(scn, seeds, done.as_ref().map(|f| f as &(dyn Fn() + Sync)));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let results = match results {
         Ok(r) => r,
         Err(e) => return bad_input(&format!("{}: {e}", cli.scenario.display())),
     };

@@ -167,3 +167,60 @@ fn dsdt_out_writes_tables_that_iasl_disassembles() {
         "the slots are there"
     );
 }
+
+#[test]
+fn the_cell_swap_trace_has_a_row_per_cpu_with_what_runs_and_hot_plug_spans() {
+    let d = scratch("trace_cell_swap");
+    let t = d.join("trace.json");
+    let out = sim(&[
+        "scenarios/cell_swap.toml",
+        "--trace",
+        t.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(t).unwrap()).unwrap();
+    let evs = v["traceEvents"].as_array().unwrap();
+    // Process and thread names: which pid is which group.
+    let group_of = |pid: u64| {
+        evs.iter()
+            .find(|e| e["name"] == "process_name" && e["pid"] == pid)
+            .and_then(|e| e["args"]["name"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let os_cpu_rows: std::collections::BTreeSet<u64> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && group_of(e["pid"].as_u64().unwrap()) == "os-cpu")
+        .map(|e| e["tid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(os_cpu_rows.len(), 32, "what each CPU runs: {os_cpu_rows:?}");
+    let names: std::collections::BTreeSet<&str> = evs
+        .iter()
+        .filter(|e| e["ph"] == "X" && group_of(e["pid"].as_u64().unwrap()) == "os-cpu")
+        .filter_map(|e| e["name"].as_str())
+        .map(|n| n.split(' ').next().unwrap_or(n))
+        .collect();
+    for want in ["task", "idle", "migration", "ksoftirqd"] {
+        assert!(names.contains(want), "{want} spans: {names:?}");
+    }
+    for e in evs {
+        assert!(
+            e["ph"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(),
+            "{e}"
+        );
+        if e["ph"] == "X" {
+            assert!(e["dur"].as_f64().is_some_and(|d| d >= 0.0), "{e}");
+        }
+    }
+    let spans = |group: &str| {
+        evs.iter()
+            .filter(|e| e["ph"] == "X" && group_of(e["pid"].as_u64().unwrap()) == group)
+            .filter_map(|e| e["name"].as_str())
+            .collect::<Vec<_>>()
+    };
+    assert!(spans("memory hotplug").contains(&"migrate"));
+    assert!(spans("hotplug").contains(&"grace_period"));
+    assert!(evs.iter().any(|e| e["name"] == "migrate task"));
+    assert!(evs.iter().any(|e| e["name"] == "irq handled"));
+}

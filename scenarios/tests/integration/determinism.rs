@@ -17,6 +17,7 @@ fn same_seed_same_trace_and_report_other_seed_other_trace() {
         &RunOptions {
             seed: Some(2),
             keep_trace: false,
+            ..RunOptions::default()
         },
     )
     .unwrap();
@@ -36,6 +37,7 @@ fn same_seed_same_trace_and_report_other_seed_other_trace() {
         &RunOptions {
             seed: None,
             keep_trace: true,
+            ..RunOptions::default()
         },
     )
     .unwrap();

@@ -74,6 +74,7 @@ fn an_os_run_is_deterministic_and_clean() {
         &RunOptions {
             seed: Some(9),
             keep_trace: false,
+            ..RunOptions::default()
         },
     )
     .unwrap();

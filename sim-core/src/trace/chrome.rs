@@ -44,6 +44,17 @@ pub fn write<W: Write>(records: &[TraceRecord], mut out: W) -> io::Result<()> {
         });
         threads.insert((pid, r.track.index), ());
     }
+    // A slice lasts until the next slice on its track, or until the last record.
+    let last = records.iter().map(|r| r.time.as_nanos()).max().unwrap_or(0);
+    let mut slice_end = vec![last; records.len()];
+    let mut open: BTreeMap<(&'static str, u32), usize> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.phase == Phase::Slice {
+            if let Some(prev) = open.insert((r.track.group, r.track.index), i) {
+                slice_end[prev] = r.time.as_nanos();
+            }
+        }
+    }
     let mut events: Vec<Value> = Vec::with_capacity(records.len() + threads.len() * 2);
     for (i, group) in order.iter().enumerate() {
         let pid = i as u32 + 1;
@@ -67,7 +78,7 @@ pub fn write<W: Write>(records: &[TraceRecord], mut out: W) -> io::Result<()> {
                            "args": {"sort_index": tid}}),
         );
     }
-    for r in records {
+    for (i, r) in records.iter().enumerate() {
         let pid = pids[r.track.group];
         let mut e = json!({
             "name": r.name,
@@ -97,6 +108,11 @@ pub fn write<W: Write>(records: &[TraceRecord], mut out: W) -> io::Result<()> {
             }
             Phase::Counter => {
                 obj.insert("ph".into(), json!("C"));
+            }
+            Phase::Slice => {
+                obj.insert("ph".into(), json!("X"));
+                let d = slice_end[i].saturating_sub(r.time.as_nanos());
+                obj.insert("dur".into(), ts(d));
             }
         }
         events.push(e);
@@ -153,5 +169,51 @@ mod tests {
         assert_eq!(halt["ts"], 1.5);
         let power = evs.iter().find(|e| e["name"] == "power").unwrap();
         assert_eq!(power["dur"], 0.5);
+    }
+
+    #[test]
+    fn a_slice_lasts_until_the_next_one_on_its_track() {
+        let slice = |ns: u64, cpu: u32, name: &'static str| TraceRecord {
+            time: SimTime::from_nanos(ns),
+            track: Track {
+                group: "cpu",
+                index: cpu,
+            },
+            category: "os",
+            name: name.into(),
+            phase: Phase::Slice,
+            args: vec![],
+        };
+        let recs = vec![
+            slice(1000, 0, "task 1"),
+            slice(1500, 1, "idle"),
+            slice(4000, 0, "idle"),
+            slice(9000, 1, "task 2"),
+        ];
+        let mut buf = Vec::new();
+        write(&recs, &mut buf).unwrap();
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        let spans: Vec<(String, f64, f64)> = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    e["ts"].as_f64().unwrap(),
+                    e["dur"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("task 1".to_owned(), 1.0, 3.0),
+                ("idle".to_owned(), 1.5, 7.5),
+                ("idle".to_owned(), 4.0, 5.0),
+                ("task 2".to_owned(), 9.0, 0.0)
+            ]
+        );
     }
 }
