@@ -1186,7 +1186,9 @@ impl TraceEvent for OsEvent {
                 // What the CPU runs from now on: one span per run in its row.
                 let name = match task {
                     Some(t) if *what == "task" => format!("task {}", t.0),
-                    Some(_) | None => (*what).to_owned(),
+                    // Per-CPU kernel threads, named as ps shows them.
+                    Some(_) => format!("{what}/{}", cpu.0),
+                    None => (*what).to_owned(),
                 };
                 return TraceRecord {
                     time,
@@ -1335,9 +1337,10 @@ impl TraceEvent for OsEvent {
                 flushed_lines,
                 dirty_lines,
             } => (
+                // Nothing runs on the CPU from now on until it is brought up again.
                 cpu_track(*cpu),
-                "halted by the OS",
-                Phase::Instant,
+                "halted",
+                Phase::Slice,
                 vec![
                     ("flushed", u(u64::from(*flushed_lines))),
                     ("dirty", u(u64::from(*dirty_lines))),

@@ -2090,6 +2090,13 @@ impl Os {
     pub fn config(&self) -> &OsConfig {
         &self.cfg
     }
+    /// Injects defect `d` from now on (a scenario's `inject_defect` action): the kernel was
+    /// correct until now, and every path that checks the defect takes the wrong turn from
+    /// here.
+    pub fn inject_defect(&mut self, d: OsDefect) {
+        self.defects.insert(d);
+    }
+
     /// Counters.
     pub fn stats(&self) -> &OsStats {
         &self.stats

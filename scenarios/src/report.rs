@@ -42,7 +42,9 @@
 //!                   "started_ns", "duration_ns", "result", "errno",
 //!                   "steps": [ {"step", "start_ns", "duration_ns", "note"} ]} ],
 //!     "policies": [ {"time_ns", "policy", "target", "why", "outcome"} ]
-//!   }
+//!   },
+//!   "figures": { "accesses": 3617832, "hit_rate": 0.815, ... }  // every figure of
+//!                                             // scenarios/src/figures.rs, by name
 //! }
 //! ```
 //! Keys appear in this order; the report holds no host-dependent value (no wall-clock time),
@@ -461,6 +463,7 @@ struct JsonReport<'a> {
     timeline: Vec<JsonAction>,
     stats: JsonStats<'a>,
     os: Option<JsonOs<'a>>,
+    figures: std::collections::BTreeMap<&'static str, f64>,
 }
 
 /// `"clean"`, `"violations"`, `"refused_actions"` or `"unmet_expectations"`.
@@ -548,6 +551,7 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
             hit_rate: (r.platform.machine.stats().hit_rate() * 1e6).round() / 1e6,
         },
         os: r.os.as_ref().map(json_os),
+        figures: crate::figures::all(r),
     };
     let mut s =
         serde_json::to_string_pretty(&rep).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

@@ -599,6 +599,21 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         })
         .collect();
     let mut expectations = expectations;
+    for code in &f.expect.silent {
+        let n = probe.violations.count(code);
+        let ran = checkers.iter().any(|c| c.code == code.as_str());
+        expectations.push(ExpectationResult {
+            what: format!("{code} stays silent"),
+            met: ran && n == 0,
+            detail: if !ran {
+                "it did not run in this scenario".into()
+            } else if n == 0 {
+                "no report".into()
+            } else {
+                format!("{n} violation{}", if n == 1 { "" } else { "s" })
+            },
+        });
+    }
     // Reports the scenario expects (and allows): each entry judged by its count; every
     // violation none of them covers is unexpected.
     let kept = probe.violations.kept();
@@ -638,7 +653,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             Some(*os),
         ),
     };
-    Ok(RunResult {
+    let mut res = RunResult {
         scenario: scn.name.clone(),
         seed,
         trace_hash,
@@ -656,7 +671,10 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         unexpected_violations,
         platform: p,
         sysfs_exports: sysfs,
-    })
+    };
+    let judged = crate::figures::judge(&f.expect.figures, &res);
+    res.expectations.extend(judged);
+    Ok(res)
 }
 
 fn violation_record(v: &Violation) -> TraceRecord {
@@ -694,6 +712,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
         _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
         _ if t.name.is_some() => format!("\"{}\"", t.name.as_deref().unwrap_or("")),
+        _ if t.defect.is_some() => t.defect.map_or("", |d| d.name()).to_owned(),
         (Some(c), ..) => c.to_string(),
         (None, Some(c), ..) => c.to_string(),
         (None, None, Some(s), ..) => format!("slot {}", s.0),
@@ -837,6 +856,14 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                 ));
             }
             Ok(format!("{made} worker tasks created"))
+        }),
+        ActionKind::InjectDefect => need(t.defect, "defect").and_then(|d| {
+            match (d.os(), &mut *load) {
+                (Some(od), Load::Os { os, .. }) => os.inject_defect(od),
+                (Some(_), Load::Tester { .. }) => return Err("needs the OS".to_owned()),
+                (None, _) => d.apply(p),
+            }
+            Ok("injected from now on".to_owned())
         }),
         ActionKind::ExportSysfs => need(t.name.clone(), "name").and_then(|name| {
             let Load::Os { os, .. } = load else {

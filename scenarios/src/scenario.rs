@@ -232,6 +232,8 @@ pub enum ActionKind {
     ExportSysfs,
     /// A job starts: the OS creates `count` more worker tasks.
     SpawnTasks,
+    /// The `defect` is injected from now on (the run was correct until then).
+    InjectDefect,
 }
 
 impl ActionKind {
@@ -268,7 +270,8 @@ impl ActionKind {
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
             | ActionKind::ExportSysfs
-            | ActionKind::SpawnTasks => None,
+            | ActionKind::SpawnTasks
+            | ActionKind::InjectDefect => None,
         }
     }
 
@@ -305,7 +308,8 @@ impl ActionKind {
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
             | ActionKind::ExportSysfs
-            | ActionKind::SpawnTasks => None,
+            | ActionKind::SpawnTasks
+            | ActionKind::InjectDefect => None,
         }
     }
 
@@ -342,7 +346,8 @@ impl ActionKind {
             | ActionKind::MemoryOffline
             | ActionKind::MemoryOnline
             | ActionKind::ExportSysfs
-            | ActionKind::SpawnTasks => None,
+            | ActionKind::SpawnTasks
+            | ActionKind::InjectDefect => None,
         }
     }
 
@@ -354,6 +359,7 @@ impl ActionKind {
             ActionKind::MemoryOffline | ActionKind::MemoryOnline => (&["block"], &[]),
             ActionKind::ExportSysfs => (&["name"], &[]),
             ActionKind::SpawnTasks => (&["count"], &[]),
+            ActionKind::InjectDefect => (&["defect"], &[]),
             ActionKind::StartCpu
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
@@ -415,6 +421,7 @@ impl ActionKind {
             ActionKind::MemoryOnline => "memory_online",
             ActionKind::ExportSysfs => "export_sysfs",
             ActionKind::SpawnTasks => "spawn_tasks",
+            ActionKind::InjectDefect => "inject_defect",
         }
     }
 
@@ -484,6 +491,8 @@ pub struct TimelineEntry {
     pub block: Option<u32>,
     /// The name of a sysfs export point (`export_sysfs`).
     pub name: Option<String>,
+    /// A defect to inject (`inject_defect`).
+    pub defect: Option<Defect>,
     /// What must come of the action: `"ok"`, `"refused"` (any refusal), or an errno the OS
     /// refuses with (`"EBUSY"`, `"EINVAL"`). Without it, a refused action makes the run fail.
     pub expect: Option<String>,
@@ -675,6 +684,26 @@ pub struct ExpectSection {
     /// one of these (and each of these made as often as it says) is clean. For what a
     /// checker must see happen, such as an OS's accesses to a card pulled out under it.
     pub reports: Vec<ExpectedReport>,
+    /// Checkers (by code) that must report nothing — in a scenario where another checker is
+    /// meant to fire, the proof that the defect stays confined to what it breaks. A checker
+    /// that did not run (e.g. `CHK-3` without the OS) does not count as silent.
+    pub silent: Vec<String>,
+    /// Figures of the run that must lie within bounds (see `figures::FIGURES`).
+    pub figures: Vec<ExpectedFigure>,
+}
+
+/// One `[[expect.figures]]` entry: a named figure of the run and its bounds (inclusive).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFigure {
+    /// The figure's name (`pages_moved`, `cpu_op_max_ns`, `hit_rate`, …).
+    pub figure: String,
+    /// The least value allowed.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The greatest value allowed.
+    #[serde(default)]
+    pub max: Option<f64>,
 }
 
 /// One `[[expect.reports]]` entry: the reports of `checker` whose target and message
@@ -960,6 +989,68 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ));
         }
     }
+    for (i, c) in f.expect.silent.iter().enumerate() {
+        if !CHECKER_CODES.contains(&c.as_str()) {
+            return Err((
+                format!("expect.silent[{i}]"),
+                format!(
+                    "unknown checker `{c}` (known: {})",
+                    CHECKER_CODES.join(", ")
+                ),
+            ));
+        }
+        if f.expect.checkers.contains(c) {
+            return Err((
+                format!("expect.silent[{i}]"),
+                format!("`{c}` is also in expect.checkers: it cannot both fire and stay silent"),
+            ));
+        }
+        if f.expect.reports.iter().any(|r| &r.checker == c) {
+            return Err((
+                format!("expect.silent[{i}]"),
+                format!("`{c}` has expected reports in expect.reports: it cannot stay silent"),
+            ));
+        }
+    }
+    for (i, e) in f.expect.figures.iter().enumerate() {
+        if !crate::figures::is_figure(&e.figure) {
+            return Err((
+                format!("expect.figures[{i}].figure"),
+                format!(
+                    "unknown figure `{}` (known: {})",
+                    e.figure,
+                    crate::figures::FIGURES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        for (k, b) in [("min", e.min), ("max", e.max)] {
+            if b.is_some_and(|x| !x.is_finite()) {
+                return Err((
+                    format!("expect.figures[{i}].{k}"),
+                    "must be a finite number".into(),
+                ));
+            }
+        }
+        match (e.min, e.max) {
+            (None, None) => {
+                return Err((
+                    format!("expect.figures[{i}]"),
+                    "give `min`, `max` or both".into(),
+                ));
+            }
+            (Some(lo), Some(hi)) if lo > hi => {
+                return Err((
+                    format!("expect.figures[{i}].max"),
+                    format!("{hi} is below min = {lo}"),
+                ));
+            }
+            _ => {}
+        }
+    }
     let os_mode = f.workload.kind == WorkloadKind::Os;
     for (i, d) in f.defects.iter().enumerate() {
         if d.os().is_some() && !os_mode {
@@ -1147,6 +1238,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ("code", t.code.is_some()),
             ("block", t.block.is_some()),
             ("name", t.name.is_some()),
+            ("defect", t.defect.is_some()),
         ];
         for (k, present) in given {
             if !present && required.contains(&k) {
@@ -1189,6 +1281,27 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                         "memory{b} does not exist (the machine has {nblocks} blocks of {})",
                         f.os.memory.block_size
                     ),
+                ));
+            }
+        }
+        if let Some(d) = t.defect {
+            if d.os().is_some() && !os_mode {
+                return Err((
+                    field("defect"),
+                    format!(
+                        "`{}` is a defect of the OS model: it needs workload.kind = \"os\"",
+                        d.name()
+                    ),
+                ));
+            }
+            if f.defects.contains(&d)
+                || f.timeline[..i]
+                    .iter()
+                    .any(|e| e.action == ActionKind::InjectDefect && e.defect == Some(d))
+            {
+                return Err((
+                    field("defect"),
+                    format!("`{}` is already injected before this point", d.name()),
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! a job array can spread a sweep (`sim f.toml --seeds 0..100000 --shard $I/64 --json s$I.json`)
 //! and the shards' JSON arrays concatenate into the whole sweep.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -25,10 +26,24 @@ pub struct SeedResult {
     pub exit_code: u8,
     /// Violations reported.
     pub violations_total: u64,
-    /// The first violation, formatted.
+    /// The first violation no `[[expect.reports]]` entry covers, formatted.
     pub first_violation: Option<String>,
-    /// The first refused action, formatted.
+    /// The first action refused unexpectedly (or not as expected), formatted.
     pub first_refused_action: Option<String>,
+    /// The first expectation not met, with what happened instead.
+    pub first_unmet_expectation: Option<String>,
+    /// Every figure of the run (`figures::FIGURES`), by name.
+    pub figures: BTreeMap<&'static str, f64>,
+}
+
+impl SeedResult {
+    /// Why the seed failed, in one line (`None` for a clean seed).
+    pub fn why(&self) -> Option<&str> {
+        self.first_violation
+            .as_deref()
+            .or(self.first_refused_action.as_deref())
+            .or(self.first_unmet_expectation.as_deref())
+    }
 }
 
 /// Parses `A..B` (end exclusive).
@@ -102,13 +117,30 @@ pub fn sweep(
                 trace_hash: r.trace_hash.to_string(),
                 exit_code: r.exit_code(),
                 violations_total: r.violations.total(),
-                first_violation: r.violations.kept().first().map(ToString::to_string),
-                first_refused_action: r.actions.iter().find_map(|a| {
-                    a.result
-                        .as_ref()
-                        .err()
-                        .map(|e| format!("{} {} {}: {e}", a.time, a.action, a.target))
+                first_violation: r
+                    .violations
+                    .kept()
+                    .iter()
+                    .find(|v| !scn.file.expect.reports.iter().any(|e| e.matches(v)))
+                    .map(ToString::to_string),
+                first_refused_action: r.actions.iter().find(|a| a.failed()).map(|a| {
+                    let (Ok(what) | Err(what)) = &a.result;
+                    match &a.expected {
+                        Some((e, _)) => {
+                            format!(
+                                "{} {} {}: {what} (expected {e})",
+                                a.time, a.action, a.target
+                            )
+                        }
+                        None => format!("{} {} {}: {what}", a.time, a.action, a.target),
+                    }
                 }),
+                first_unmet_expectation: r
+                    .expectations
+                    .iter()
+                    .find(|e| !e.met)
+                    .map(|e| format!("expected {}: {}", e.what, e.detail)),
+                figures: crate::figures::all(&r),
             })
         })
         .collect::<Result<_, RunError>>()?;

@@ -21,7 +21,7 @@ use sim_core::SimTime;
 /// 1 when a checker fired, an action was refused or an expectation was not met, 2 on bad
 /// input (usage, unreadable or invalid scenario).
 #[derive(Parser, Debug)]
-#[command(name = "sim", version, about)]
+#[command(name = "sim", version, about, after_long_help = EXAMPLES)]
 struct Cli {
     /// The scenario file (TOML; see scenarios/README.md).
     scenario: PathBuf,
@@ -30,11 +30,15 @@ struct Cli {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
 
-    /// Write the JSON report here (a JSON array of per-seed results with --seeds).
+    /// Write the JSON report here (schema: scenarios/src/report.rs); with --seeds, a JSON
+    /// array of per-seed results (seed, trace hash, exit code, first failure, figures).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 
-    /// Write the trace here as Chrome trace-event JSON (open it in the Perfetto UI, ui.perfetto.dev).
+    /// Write the trace here as Chrome trace-event JSON (open it in the Perfetto UI,
+    /// ui.perfetto.dev, or chrome://tracing): a track per CPU showing what runs on it,
+    /// hot-plug steps as spans, interrupts, migrations and violations as events. What is
+    /// kept is set by the scenario's `[trace]`. Not with --seeds.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 
@@ -49,18 +53,37 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     dsdt_out: Option<PathBuf>,
 
-    /// Run every seed of the range A..B (end excluded) in parallel and list the failing ones.
+    /// Run every seed of the range A..B (end excluded) in parallel (rayon; RAYON_NUM_THREADS
+    /// sets the threads) and list the failing ones with their first violation; the per-seed
+    /// results do not depend on the thread count.
     #[arg(long, value_name = "A..B")]
     seeds: Option<String>,
 
-    /// With --seeds: run only the I-th of N equal contiguous slices of the range.
+    /// With --seeds: run only the I-th (0 ≤ I < N) of N equal contiguous slices of the
+    /// range, for a job array; the slices' --json arrays concatenate into the whole sweep.
     #[arg(long, value_name = "I/N", requires = "seeds")]
     shard: Option<String>,
 
-    /// Print only the final result line (and errors).
+    /// Print only the final result line (and errors); no progress bar. (The bar is drawn on
+    /// standard error only when it is a terminal and the run lasts over a second.)
     #[arg(long)]
     quiet: bool,
 }
+
+/// Shown at the end of `sim --help`.
+const EXAMPLES: &str = "\
+Examples:
+  sim scenarios/cell_swap.toml                       run the main scenario, print the summary
+  sim scenarios/cell_swap.toml --seed 3 --trace t.json --json r.json
+                                                     one seed, its timeline and its report
+  sim scenarios/cell_swap.toml --seeds 0..200        a sweep; replay a failing seed with --seed N
+  RAYON_NUM_THREADS=1 sim f.toml --seeds 0..50       the same sweep on one thread (same hashes)
+  sim f.toml --seeds 0..100000 --shard 3/64 --json s3.json
+                                                     one slice of a cluster job array;
+                                                     merge: jq -s 'add | sort_by(.seed)' s*.json
+  sim scenarios/io_smoke.toml --dsdt-out dsdt.aml && iasl -d dsdt.aml
+
+Every field of a scenario file, the JSON report, the trace and sweeps: scenarios/README.md.";
 
 /// Progress is drawn only for runs that last longer than this (host time).
 const SHOW_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -282,15 +305,11 @@ fn run_sweep(cli: &Cli, scn: &Scenario, seeds: std::ops::Range<u64>) -> ExitCode
             println!("  every seed is clean");
         } else {
             println!(
-                "  {:>10}  {:>16}  {:>10}  first violation",
+                "  {:>10}  {:>16}  {:>10}  first violation (or refused action, or unmet expectation)",
                 "seed", "trace hash", "violations"
             );
             for r in &failing {
-                let first = r
-                    .first_violation
-                    .as_deref()
-                    .or(r.first_refused_action.as_deref())
-                    .unwrap_or("");
+                let first = r.why().unwrap_or("");
                 println!(
                     "  {:>10}  {:>16}  {:>10}  {first}",
                     r.seed, r.trace_hash, r.violations_total

@@ -7,6 +7,30 @@ fn help_documents_every_flag() {
     let out = sim(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let h = String::from_utf8_lossy(&out.stdout);
+    let guide = std::fs::read_to_string(crate::common::root().join("scenarios/README.md")).unwrap();
+    // Every option clap knows, each with its explanation on the following lines, and each
+    // explained in the scenario guide too.
+    let lines: Vec<&str> = h.lines().collect();
+    let mut flags = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        let Some(flag) = t
+            .split([' ', ','])
+            .find(|w| w.starts_with("--"))
+            .filter(|_| t.starts_with('-'))
+        else {
+            continue;
+        };
+        let explained = lines.get(i + 1).is_some_and(|n| n.trim().len() > 10);
+        assert!(explained, "{flag} has no explanation in --help:\n{h}");
+        if flag != "--help" && flag != "--version" {
+            assert!(
+                guide.contains(&format!("{flag} ")) || guide.contains(&format!("{flag}`")),
+                "{flag} is not explained in scenarios/README.md"
+            );
+        }
+        flags.push(flag.to_owned());
+    }
     for flag in [
         "--seed",
         "--json",
@@ -17,9 +41,13 @@ fn help_documents_every_flag() {
         "--shard",
         "--quiet",
     ] {
-        assert!(h.contains(flag), "{flag} missing from --help:\n{h}");
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "{flag} missing from --help:\n{h}"
+        );
     }
     assert!(h.contains("Exit status"));
+    assert!(h.contains("Examples:"));
 }
 
 #[test]
@@ -49,6 +77,22 @@ fn json_report_has_the_documented_keys() {
     ] {
         assert!(!v[k].is_null(), "missing {k}");
     }
+    // The top-level keys are exactly the ones the schema in report.rs documents.
+    let src =
+        std::fs::read_to_string(crate::common::root().join("scenarios/src/report.rs")).unwrap();
+    let mut documented: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!   \""))
+        .filter_map(|l| l.split_once('"').map(|(k, _)| k))
+        .collect();
+    documented.sort_unstable();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, documented, "top-level keys of the JSON report");
+    assert_eq!(
+        v["figures"].as_object().unwrap().len(),
+        scenarios::figures::FIGURES.len()
+    );
     assert_eq!(v["seed"], 5);
     assert_eq!(v["scenario"], "small");
     assert_eq!(v["trace_hash"].as_str().unwrap().len(), 16);
@@ -199,11 +243,27 @@ fn the_cell_swap_trace_has_a_row_per_cpu_with_what_runs_and_hot_plug_spans() {
         .iter()
         .filter(|e| e["ph"] == "X" && group_of(e["pid"].as_u64().unwrap()) == "os-cpu")
         .filter_map(|e| e["name"].as_str())
-        .map(|n| n.split(' ').next().unwrap_or(n))
+        .map(|n| n.split([' ', '/']).next().unwrap_or(n))
         .collect();
-    for want in ["task", "idle", "migration", "ksoftirqd"] {
+    for want in ["task", "idle", "migration", "ksoftirqd", "halted"] {
         assert!(names.contains(want), "{want} spans: {names:?}");
     }
+    // The four CPUs of cell 3 are halted from their hot-remove until the new board's CPUs
+    // come up (about 9.7 ms of the run), and no other CPU is.
+    let halted: std::collections::BTreeMap<u64, f64> = evs
+        .iter()
+        .filter(|e| {
+            e["ph"] == "X"
+                && e["name"] == "halted"
+                && group_of(e["pid"].as_u64().unwrap()) == "os-cpu"
+        })
+        .map(|e| (e["tid"].as_u64().unwrap(), e["dur"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(halted.len(), 4, "{halted:?}");
+    assert!(
+        halted.values().all(|&us| us > 5_000.0 && us < 12_000.0),
+        "{halted:?}"
+    );
     for e in evs {
         assert!(
             e["ph"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(),

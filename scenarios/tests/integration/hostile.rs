@@ -6,6 +6,41 @@ use crate::common::{scratch, sim};
 /// (file in scenarios/tests/hostile, line, field) — the field is `None` when the error is not
 /// about one field (a syntax error, an empty file).
 const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
+    (
+        "inject_os_defect_without_os.toml",
+        Some(8),
+        Some("timeline[0].defect"),
+    ),
+    (
+        "inject_defect_twice.toml",
+        Some(9),
+        Some("timeline[0].defect"),
+    ),
+    (
+        "inject_unknown_defect.toml",
+        Some(8),
+        Some("timeline[0].defect"),
+    ),
+    (
+        "expect_unknown_figure.toml",
+        Some(6),
+        Some("expect.figures[0].figure"),
+    ),
+    (
+        "expect_figure_bounds_reversed.toml",
+        Some(8),
+        Some("expect.figures[0].max"),
+    ),
+    (
+        "expect_figure_nan.toml",
+        Some(7),
+        Some("expect.figures[0].max"),
+    ),
+    (
+        "expect_silent_and_firing.toml",
+        Some(7),
+        Some("expect.silent[1]"),
+    ),
     ("os_unknown_field.toml", Some(5), Some("os.tick_ns")),
     ("os_bad_probability.toml", Some(5), Some("os.sleep_chance")),
     (

@@ -182,3 +182,113 @@ fn expected_reports_are_exact_both_ways() {
     let more = text.replacen("count = 1", "count = 2", 1);
     assert_eq!(outcome(&more).0, 1);
 }
+
+/// The fields a table of the scenario language accepts, as the parser itself lists them when
+/// it refuses an unknown key in that table.
+fn accepted_fields(header: &str) -> Vec<String> {
+    let text = format!("{header}\nzzz_not_a_field = 1\n");
+    let e = Scenario::parse(std::path::Path::new("probe.toml"), &text)
+        .expect_err("an unknown key is refused")
+        .to_string();
+    let list = e
+        .split_once("expected one of ")
+        .or_else(|| e.split_once("expected "))
+        .unwrap_or_else(|| panic!("{header}: {e}"))
+        .1;
+    list.replace(" or ", ", ")
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`').to_owned())
+        .collect()
+}
+
+#[test]
+fn every_field_of_every_table_is_documented() {
+    let doc = std::fs::read_to_string(root().join("scenarios/README.md")).unwrap();
+    // (TOML header that opens the table, heading of its section in the guide, whether the
+    // section holds only the table of its keys)
+    let tables = [
+        ("", "## Top level", false),
+        ("[machine]", "## `[machine]`", false),
+        ("[machine.cache]", "### `[machine.cache]`", true),
+        ("[machine.latency]", "### `[machine.latency]`", true),
+        ("[io]", "## `[io]`", true),
+        ("[[io.device]]", "### `[[io.device]]`", true),
+        ("[workload]", "## `[workload]`", false),
+        ("[workload.tester]", "### `[workload.tester]`", true),
+        ("[workload.io]", "### `[workload.io]`", true),
+        ("[os]", "## `[os]`", false),
+        ("[os.memory]", "### `[os.memory]`", true),
+        ("[os.pci]", "### `[os.pci]`", true),
+        ("[os.ras]", "### `[os.ras]`", true),
+        ("[os.power]", "### `[os.power]`", true),
+        ("[checks]", "## `[checks]`", true),
+        ("[trace]", "## `[trace]`", true),
+        ("[[timeline]]", "## `[[timeline]]`", false),
+        ("[expect]", "## `[expect]`", false),
+        ("[[expect.reports]]", "### `[[expect.reports]]`", true),
+        ("[[expect.figures]]", "### `[[expect.figures]]`", true),
+    ];
+    for (header, heading, only) in tables {
+        let fields = accepted_fields(header);
+        assert!(!fields.is_empty(), "{header}");
+        let rows = documented_keys(&doc, heading);
+        // A key that opens a sub-table is documented by its own section.
+        let own_section = |k: &str| {
+            let path = if header.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{}.{k}", header.trim_matches(['[', ']']))
+            };
+            doc.contains(&format!("`[{path}]`")) || doc.contains(&format!("`[[{path}]]`"))
+        };
+        for f in &fields {
+            assert!(
+                rows.contains(f) || own_section(f),
+                "`{f}` of {header:?} is not documented under {heading}"
+            );
+        }
+        if only {
+            for r in &rows {
+                assert!(
+                    fields.contains(r),
+                    "{heading} documents `{r}`, which {header:?} does not accept"
+                );
+            }
+        }
+    }
+    // Every timeline action and every defect has its row.
+    let variants = |text: &str| {
+        let e = Scenario::parse(std::path::Path::new("probe.toml"), text)
+            .expect_err("an unknown name is refused")
+            .to_string();
+        let list = e
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{e}"))
+            .1;
+        list.split(", ")
+            .map(|k| k.trim().trim_matches('`').to_owned())
+            .collect::<Vec<_>>()
+    };
+    let actions = variants(
+        "duration = \"1ms\"\n[workload]\nkind = \"os\"\n[[timeline]]\nat = \"0ns\"\naction = \"zzz\"\n",
+    );
+    assert!(actions.len() >= 30, "{actions:?}");
+    let rows = documented_keys(&doc, "## `[[timeline]]`");
+    for a in &actions {
+        assert!(rows.contains(a), "action `{a}` is not documented");
+    }
+    let defects = variants("duration = \"1ms\"\ndefects = [\"zzz\"]\n[workload]\nkind = \"os\"\n");
+    let rows = documented_keys(&doc, "## Defects");
+    for d in &defects {
+        assert!(rows.contains(d), "defect `{d}` is not documented");
+    }
+    // Every figure of `[[expect.figures]]` is listed, and nothing else.
+    let mut figures: Vec<String> = scenarios::figures::FIGURES
+        .iter()
+        .map(|(n, _)| (*n).to_owned())
+        .collect();
+    figures.sort();
+    let mut rows = documented_keys(&doc, "### Figures");
+    rows.sort();
+    assert_eq!(rows, figures, "### Figures of scenarios/README.md");
+}

@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod determinism;
+mod expect;
 mod hostile;
 mod library;
 mod memory;

@@ -9,7 +9,7 @@ use scenarios::{RunOptions, Scenario, run};
 use crate::common::{root, scratch, sim};
 
 /// A small OS scenario: two cells, one CPU taken down and brought back, refusals expected.
-const SMALL_OS: &str = r#"
+pub(crate) const SMALL_OS: &str = r#"
 name = "small_os"
 seed = 3
 duration = "3ms"
