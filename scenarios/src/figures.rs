@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use os_model::memhotplug::MoveCounts;
+use sim_core::SimTime;
 
 use crate::runner::{ExpectationResult, RunResult};
 use crate::scenario::ExpectedFigure;
@@ -97,6 +98,13 @@ fn failed<E>(res: &Option<Result<(), E>>) -> u64 {
     u64::from(matches!(res, Some(Err(_))))
 }
 
+/// The longest of the finished operations' (start, end), in nanoseconds (0 if none).
+fn longest(ops: impl Iterator<Item = (SimTime, Option<SimTime>)>) -> f64 {
+    ops.filter_map(|(start, end)| Some(end? - start))
+        .max()
+        .map_or(0, |d| d.as_nanos()) as f64
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
@@ -119,39 +127,18 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
     };
     let cpu =
         |f: &dyn Fn(&os_model::OpReport) -> u64| -> f64 { cpu_ops().map(f).sum::<u64>() as f64 };
-    let cpu_max = || -> f64 {
-        cpu_ops()
-            .filter_map(os_model::OpReport::duration)
-            .max()
-            .map_or(0, |d| d.as_nanos()) as f64
-    };
+    let cpu_max = || longest(cpu_ops().map(|op| (op.started, op.ended)));
+    let mem_ops = || os.into_iter().flat_map(|o| o.mem_hotplug().done().iter());
     let mem = |f: &dyn Fn(&os_model::memhotplug::MemOpReport) -> u64| -> f64 {
-        os.map_or(0, |o| o.mem_hotplug().done().iter().map(f).sum::<u64>()) as f64
+        mem_ops().map(f).sum::<u64>() as f64
     };
     let moved = |f: fn(&MoveCounts) -> u64| mem(&|op| f(&op.moved));
-    let mem_max = || -> f64 {
-        os.and_then(|o| {
-            o.mem_hotplug()
-                .done()
-                .iter()
-                .filter_map(|op| Some(op.ended? - op.started))
-                .max()
-        })
-        .map_or(0, |d| d.as_nanos()) as f64
-    };
+    let mem_max = || longest(mem_ops().map(|op| (op.started, op.ended)));
+    let pci_ops = || os.into_iter().flat_map(|o| o.pci_hotplug().done().iter());
     let pci = |f: &dyn Fn(&os_model::pcihp::PciOpReport) -> u64| -> f64 {
-        os.map_or(0, |o| o.pci_hotplug().done().iter().map(f).sum::<u64>()) as f64
+        pci_ops().map(f).sum::<u64>() as f64
     };
-    let pci_max = || -> f64 {
-        os.and_then(|o| {
-            o.pci_hotplug()
-                .done()
-                .iter()
-                .filter_map(|op| Some(op.ended? - op.started))
-                .max()
-        })
-        .map_or(0, |d| d.as_nanos()) as f64
-    };
+    let pci_max = || longest(pci_ops().map(|op| (op.started, op.ended)));
     let v = match name {
         "sim_time_ns" => r.end.as_nanos() as f64,
         "accesses" => m.accesses() as f64,

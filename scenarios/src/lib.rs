@@ -14,6 +14,9 @@
 //!           workload.kind = "os":            os_model::Os + OsCheckers (CHK-3/4/5/6)
 //!                            │
 //!                            ▼
+//!         figures (named numbers of the run, judged by [[expect.figures]]) ──► expectations
+//!                            │
+//!                            ▼
 //!         report::summary (human) / report::json (--json) / Chrome trace (--trace) /
 //!         sysfs_out (--sysfs-out: the OS's sysfs views as system roots)
 //! ```

@@ -148,6 +148,16 @@ fn a_sweep_lists_failing_seeds_for_replay() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("3 of 3 seeds failed"), "{s}");
     assert!(s.contains("--seed N"), "{s}");
+    // Each listed seed replays alone to the same run: the hash in its row is the replay's.
+    let row = s
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("2"))
+        .unwrap_or_else(|| panic!("no row for seed 2: {s}"));
+    let hash = row.split_whitespace().nth(1).unwrap();
+    assert!(
+        row.contains("CHK-"),
+        "the row names the first violation: {row}"
+    );
     let replay = sim(&[
         "scenarios/defects/hw_halt_without_flush.toml",
         "--seed",
@@ -155,6 +165,8 @@ fn a_sweep_lists_failing_seeds_for_replay() {
         "--quiet",
     ]);
     assert_eq!(replay.status.code(), Some(1));
+    let r = String::from_utf8_lossy(&replay.stdout);
+    assert!(r.contains(&format!("(trace {hash})")), "{r} vs {row}");
 }
 
 #[test]

@@ -133,4 +133,17 @@ fn shards_partition_the_sweep() {
     }
     let seeds: Vec<u64> = merged.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
     assert_eq!(seeds, (10..17).collect::<Vec<_>>());
+    // The shards' arrays, concatenated, are the whole sweep's.
+    let j = d.join("whole.json");
+    let out = sim(&[
+        p.to_str().unwrap(),
+        "--seeds",
+        "10..17",
+        "--json",
+        j.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let whole: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+    assert_eq!(whole, serde_json::Value::Array(merged));
 }
