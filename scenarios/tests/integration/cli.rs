@@ -296,3 +296,16 @@ fn the_cell_swap_trace_has_a_row_per_cpu_with_what_runs_and_hot_plug_spans() {
     assert!(evs.iter().any(|e| e["name"] == "migrate task"));
     assert!(evs.iter().any(|e| e["name"] == "irq handled"));
 }
+
+#[test]
+fn no_progress_bar_is_drawn_when_stderr_is_not_a_terminal() {
+    // About 1.5 s of host time: past the point where a terminal would get a bar.
+    let out = sim(&["scenarios/cpu_offline_online.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("result: CLEAN"));
+}
