@@ -43,3 +43,20 @@ at = "30us"
 action = "halt_cpu"
 cpu = 3
 "#;
+
+/// Runs `sim` with `args` plus `flag path` (`--json` or `--trace`), checks the exit code
+/// (showing stderr when it differs), and returns the JSON the run wrote to `path`.
+pub(crate) fn sim_json(args: &[&str], flag: &str, path: &Path, code: i32) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend([flag, path.to_str().unwrap()]);
+    let out = sim(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "sim {}: {}",
+        all.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

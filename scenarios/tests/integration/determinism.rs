@@ -5,7 +5,7 @@ use std::path::Path;
 
 use scenarios::{RunOptions, Scenario, run};
 
-use crate::common::{SMALL, scratch, sim};
+use crate::common::{SMALL, scratch, sim, sim_json};
 
 #[test]
 fn same_seed_same_trace_and_report_other_seed_other_trace() {
@@ -117,33 +117,22 @@ fn shards_partition_the_sweep() {
     for i in 0..3 {
         let j = d.join(format!("s{i}.json"));
         let shard = format!("{i}/3");
-        let out = sim(&[
+        let args = [
             p.to_str().unwrap(),
             "--seeds",
             "10..17",
             "--shard",
             &shard,
-            "--json",
-            j.to_str().unwrap(),
             "--quiet",
-        ]);
-        assert_eq!(out.status.code(), Some(0));
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+        ];
+        let v = sim_json(&args, "--json", &j, 0);
         merged.extend(v.as_array().unwrap().iter().cloned());
     }
     let seeds: Vec<u64> = merged.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
     assert_eq!(seeds, (10..17).collect::<Vec<_>>());
     // The shards' arrays, concatenated, are the whole sweep's.
     let j = d.join("whole.json");
-    let out = sim(&[
-        p.to_str().unwrap(),
-        "--seeds",
-        "10..17",
-        "--json",
-        j.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let whole: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+    let args = [p.to_str().unwrap(), "--seeds", "10..17", "--quiet"];
+    let whole = sim_json(&args, "--json", &j, 0);
     assert_eq!(whole, serde_json::Value::Array(merged));
 }

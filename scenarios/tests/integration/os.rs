@@ -6,7 +6,7 @@ use std::path::Path;
 use os_model::OsDefect;
 use scenarios::{RunOptions, Scenario, run};
 
-use crate::common::{root, scratch, sim};
+use crate::common::{root, scratch, sim_json};
 
 /// A small OS scenario: two cells, one CPU taken down and brought back, refusals expected.
 pub(crate) const SMALL_OS: &str = r#"
@@ -114,19 +114,7 @@ fn the_json_report_has_every_hot_plug_step() {
     let p = d.join("small_os.toml");
     std::fs::write(&p, SMALL_OS).unwrap();
     let j = d.join("r.json");
-    let out = sim(&[
-        p.to_str().unwrap(),
-        "--json",
-        j.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
+    let v = sim_json(&[p.to_str().unwrap(), "--quiet"], "--json", &j, 0);
     let ops = v["os"]["hotplug"].as_array().unwrap();
     let down = ops.iter().find(|o| o["kind"] == "down").unwrap();
     let steps: Vec<&str> = down["steps"]
