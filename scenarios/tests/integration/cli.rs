@@ -56,7 +56,7 @@ fn json_report_has_the_documented_keys() {
     let p = d.join("small.toml");
     std::fs::write(&p, SMALL).unwrap();
     let j = d.join("r.json");
-    let v = sim_json(&[p.to_str().unwrap(), "--seed", "5"], "--json", &j, 0);
+    let (v, _) = sim_json(&[p.to_str().unwrap(), "--seed", "5"], "--json", &j, 0);
     for k in [
         "scenario",
         "seed",
@@ -98,7 +98,7 @@ fn the_trace_is_valid_chrome_trace_json_with_a_track_per_cpu() {
     let p = d.join("small.toml");
     std::fs::write(&p, SMALL).unwrap();
     let t = d.join("trace.json");
-    let v = sim_json(&[p.to_str().unwrap(), "--quiet"], "--trace", &t, 0);
+    let (v, _) = sim_json(&[p.to_str().unwrap(), "--quiet"], "--trace", &t, 0);
     let evs = v["traceEvents"].as_array().unwrap();
     let cpu_tracks: Vec<&str> = evs
         .iter()
@@ -213,7 +213,7 @@ fn dsdt_out_writes_tables_that_iasl_disassembles() {
 fn the_cell_swap_trace_has_a_row_per_cpu_with_what_runs_and_hot_plug_spans() {
     let d = scratch("trace_cell_swap");
     let t = d.join("trace.json");
-    let v = sim_json(&["scenarios/cell_swap.toml", "--quiet"], "--trace", &t, 0);
+    let (v, _) = sim_json(&["scenarios/cell_swap.toml", "--quiet"], "--trace", &t, 0);
     let evs = v["traceEvents"].as_array().unwrap();
     // Process and thread names: which pid is which group.
     let group_of = |pid: u64| {

@@ -13,8 +13,14 @@ pub(crate) fn root() -> PathBuf {
 
 /// Runs the `sim` binary from the repository root.
 pub(crate) fn sim(args: &[&str]) -> Output {
+    sim_env(args, &[])
+}
+
+/// Runs the `sim` binary from the repository root with extra environment variables.
+pub(crate) fn sim_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sim"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .output()
         .unwrap()
@@ -45,8 +51,14 @@ cpu = 3
 "#;
 
 /// Runs `sim` with `args` plus `flag path` (`--json` or `--trace`), checks the exit code
-/// (showing stderr when it differs), and returns the JSON the run wrote to `path`.
-pub(crate) fn sim_json(args: &[&str], flag: &str, path: &Path, code: i32) -> serde_json::Value {
+/// (showing stderr when it differs), and returns the JSON the run wrote to `path` with the
+/// run's standard output.
+pub(crate) fn sim_json(
+    args: &[&str],
+    flag: &str,
+    path: &Path,
+    code: i32,
+) -> (serde_json::Value, String) {
     let mut all = args.to_vec();
     all.extend([flag, path.to_str().unwrap()]);
     let out = sim(&all);
@@ -58,5 +70,6 @@ pub(crate) fn sim_json(args: &[&str], flag: &str, path: &Path, code: i32) -> ser
         String::from_utf8_lossy(&out.stderr)
     );
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (v, String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use scenarios::{RunOptions, Scenario, run};
 
-use crate::common::{SMALL, scratch, sim, sim_json};
+use crate::common::{SMALL, scratch, sim, sim_env, sim_json};
 
 #[test]
 fn same_seed_same_trace_and_report_other_seed_other_trace() {
@@ -73,22 +73,19 @@ fn sweeps_do_not_depend_on_the_thread_count() {
     std::fs::write(&p, SMALL).unwrap();
     let sweep = |threads: &str| {
         let j = d.join(format!("t{threads}.json"));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
-            .args([
-                p.to_str().unwrap(),
-                "--seeds",
-                "0..8",
-                "--json",
-                j.to_str().unwrap(),
-            ])
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
+        let args = [
+            p.to_str().unwrap(),
+            "--seeds",
+            "0..8",
+            "--json",
+            j.to_str().unwrap(),
+        ];
+        let out = sim_env(&args, &[("RAYON_NUM_THREADS", threads)]);
         assert_eq!(
             out.status.code(),
             Some(0),
             "{}",
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&out.stderr)
         );
         std::fs::read(j).unwrap()
     };
@@ -125,7 +122,7 @@ fn shards_partition_the_sweep() {
             &shard,
             "--quiet",
         ];
-        let v = sim_json(&args, "--json", &j, 0);
+        let (v, _) = sim_json(&args, "--json", &j, 0);
         merged.extend(v.as_array().unwrap().iter().cloned());
     }
     let seeds: Vec<u64> = merged.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
@@ -133,6 +130,6 @@ fn shards_partition_the_sweep() {
     // The shards' arrays, concatenated, are the whole sweep's.
     let j = d.join("whole.json");
     let args = [p.to_str().unwrap(), "--seeds", "10..17", "--quiet"];
-    let whole = sim_json(&args, "--json", &j, 0);
+    let (whole, _) = sim_json(&args, "--json", &j, 0);
     assert_eq!(whole, serde_json::Value::Array(merged));
 }

@@ -68,15 +68,9 @@ fn the_binary_reports_the_checker_of_a_defect() {
     assert_eq!(out.status.code(), Some(1));
     let d = crate::common::scratch("defect_json");
     let j = d.join("r.json");
-    let out = crate::common::sim(&[
-        "scenarios/defects/hw_halt_without_flush.toml",
-        "--json",
-        j.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let args = ["scenarios/defects/hw_halt_without_flush.toml"];
+    let (v, text) = crate::common::sim_json(&args, "--json", &j, 1);
     assert!(text.contains("CHK-1 no-access-after-remove: "), "{text}");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap();
     assert!(v["violations_per_checker"]["CHK-1"].as_u64().unwrap() > 0);
     assert!(v["violations_per_checker"]["CHK-2"].as_u64().unwrap() > 0);
     let first = &v["violations"][0];

@@ -114,7 +114,7 @@ fn the_json_report_has_every_hot_plug_step() {
     let p = d.join("small_os.toml");
     std::fs::write(&p, SMALL_OS).unwrap();
     let j = d.join("r.json");
-    let v = sim_json(&[p.to_str().unwrap(), "--quiet"], "--json", &j, 0);
+    let (v, _) = sim_json(&[p.to_str().unwrap(), "--quiet"], "--json", &j, 0);
     let ops = v["os"]["hotplug"].as_array().unwrap();
     let down = ops.iter().find(|o| o["kind"] == "down").unwrap();
     let steps: Vec<&str> = down["steps"]
