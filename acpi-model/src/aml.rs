@@ -135,6 +135,7 @@ fn node_aml(p: &Platform, i: usize) -> Vec<u8> {
         NodeKind::Cell(_)
         | NodeKind::Processor(_)
         | NodeKind::Memory(_)
+        | NodeKind::InterleavedMemory
         | NodeKind::ChipsetBridge(_)
         | NodeKind::ChipsetFn(_)
         | NodeKind::IoModule(_)

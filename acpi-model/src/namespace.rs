@@ -9,6 +9,7 @@
 //!     MEM0 (PNP0C80)                  _HID _UID _STA _EJ0 _CRS _PXM _OST
 //!     CSB_ (PNP0A03, chipset bus)     _HID _UID _STA _BBN _SEG _CRS _PXM
 //!       CCS_ (Cell Configuration Space, device 0)   _ADR _STA
+//!   MEMI (PNP0C80, interleaved mode)  _HID _UID _STA _CRS _PXM
 //!   IO00 (ACPI0004, I/O subsystem 0)  _HID _UID _STA _EJ0 _PXM _OST
 //!     PCI0..PCIn (PNP0A08)            _HID _CID _UID _STA _BBN _SEG _CRS _PRT _PXM
 //!       SL01..SLnn (slots)            _ADR _SUN _STA _EJ0 _PS0 _PS3 _OST
@@ -18,8 +19,13 @@
 //! The namespace's shape is fixed by the configuration — every slot that could hold a cell, a
 //! CPU, an I/O subsystem or a card has its node, as in a real DSDT that describes hot-pluggable
 //! hardware — and every object is evaluated against the hardware's current state.
+//!
+//! With interleaved memory (consecutive lines on consecutive cells) no cell owns a range of
+//! its own: the cells have no `MEM0`, and one memory device directly under `\_SB_`, `MEMI`,
+//! describes all of it — in proximity domain 0, with no `_EJ0` (nothing can remove it: every
+//! cell holds every page's lines).
 
-use cells::config::Geometry;
+use cells::config::{Geometry, MemoryMode};
 use io_subsystem::IoFabric;
 use sim_core::{CellId, CpuId, IoSubsystemId, SlotId};
 
@@ -34,6 +40,8 @@ pub enum NodeKind {
     Processor(CpuId),
     /// A cell's memory device.
     Memory(CellId),
+    /// The one memory device of interleaved memory (every cell's lines, not removable).
+    InterleavedMemory,
     /// A cell's chipset host bridge.
     ChipsetBridge(CellId),
     /// A cell's chipset function (Cell Configuration Space).
@@ -59,6 +67,7 @@ impl NodeKind {
             }
             NodeKind::Processor(_) => &["_HID", "_UID", "_STA", "_MAT", "_PXM", "_EJ0", "_OST"],
             NodeKind::Memory(_) => &["_HID", "_UID", "_STA", "_CRS", "_PXM", "_EJ0", "_OST"],
+            NodeKind::InterleavedMemory => &["_HID", "_UID", "_STA", "_CRS", "_PXM"],
             NodeKind::ChipsetBridge(_) => &["_HID", "_UID", "_STA", "_BBN", "_SEG", "_CRS", "_PXM"],
             NodeKind::ChipsetFn(_) => &["_ADR", "_STA"],
             NodeKind::HostBridge(..) => &[
@@ -101,9 +110,14 @@ impl Namespace {
                 let cpu = CpuId((c * g.cpus_per_cell + p) as u32);
                 ns.add(Some(cn), &format!("CP{p:02X}"), NodeKind::Processor(cpu));
             }
-            ns.add(Some(cn), "MEM0", NodeKind::Memory(cell));
+            if g.memory_mode == MemoryMode::PerCell {
+                ns.add(Some(cn), "MEM0", NodeKind::Memory(cell));
+            }
             let csb = ns.add(Some(cn), "CSB_", NodeKind::ChipsetBridge(cell));
             ns.add(Some(csb), "CCS_", NodeKind::ChipsetFn(cell));
+        }
+        if g.memory_mode == MemoryMode::Interleaved {
+            ns.add(Some(sb), "MEMI", NodeKind::InterleavedMemory);
         }
         for s in io.subsystems() {
             let m = ns.add(
@@ -235,5 +249,32 @@ mod tests {
             n.nodes().iter().all(|x| x.name.len() == 4),
             "name segments are 4 characters"
         );
+        assert!(n.find("\\_SB_.MEMI").is_none());
+    }
+
+    #[test]
+    fn interleaved_memory_is_one_device_outside_every_cell() {
+        let g = MachineConfig {
+            memory_mode: MemoryMode::Interleaved,
+            ..MachineConfig::default()
+        }
+        .validate()
+        .unwrap();
+        let around = Surroundings {
+            cells: 8,
+            cpus_per_cell: 4,
+            memory_end: g.total_bytes,
+        };
+        let io = IoFabric::new(&IoConfig::default(), &around, &[true; 8]).unwrap();
+        let n = Namespace::new(&g, &io);
+        let mem: Vec<&Node> = n
+            .nodes()
+            .iter()
+            .filter(|x| matches!(x.kind, NodeKind::Memory(_) | NodeKind::InterleavedMemory))
+            .collect();
+        assert_eq!(mem.len(), 1);
+        assert_eq!(mem[0].path, "\\_SB_.MEMI");
+        assert_eq!(mem[0].parent, Some(0));
+        assert!(!NodeKind::InterleavedMemory.objects().contains(&"_EJ0"));
     }
 }

@@ -21,7 +21,7 @@
 //! early is caught.
 
 use cells::cell::CellEvent;
-use cells::config::MachineConfig;
+use cells::config::{MachineConfig, MemoryMode};
 use cells::cpu::{CpuEvent, CpuState};
 use cells::{
     AccessError, CellError, CpuError, HwEvent, HwObserver, Machine, UncachedSpace,
@@ -29,7 +29,7 @@ use cells::{
 };
 use io_subsystem::{
     DeviceId, DeviceKind, IoConfig, IoError, IoEvent, IoFabric, IoObserver, SubsystemEvent,
-    Surroundings,
+    SubsystemState, Surroundings,
 };
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -250,7 +250,8 @@ pub fn device_code_of(kind: NodeKind) -> Option<u32> {
         | NodeKind::ChipsetBridge(_)
         | NodeKind::ChipsetFn(_)
         | NodeKind::HostBridge(..)
-        | NodeKind::IoSapic(_) => None,
+        | NodeKind::IoSapic(_)
+        | NodeKind::InterleavedMemory => None,
     }
 }
 
@@ -922,7 +923,8 @@ impl Platform {
             | NodeKind::ChipsetBridge(_)
             | NodeKind::ChipsetFn(_)
             | NodeKind::HostBridge(..)
-            | NodeKind::IoSapic(_) => "not ejectable".to_owned(),
+            | NodeKind::IoSapic(_)
+            | NodeKind::InterleavedMemory => "not ejectable".to_owned(),
         };
         probe.firmware(
             now,
@@ -998,6 +1000,22 @@ impl Platform {
                 }]))
             }
             (NodeKind::Memory(c), "_PXM") => Integer(u64::from(c.0)),
+            (NodeKind::InterleavedMemory, "_HID") => eisa("PNP0C80")?,
+            (NodeKind::InterleavedMemory, "_UID") => Integer(0x100),
+            // Present while every cell's share of the lines is there.
+            (NodeKind::InterleavedMemory, "_STA") => {
+                sta(self.machine.cells().iter().all(|c| c.memory_online()))
+            }
+            (NodeKind::InterleavedMemory, "_CRS") => {
+                Buffer(resources::encode(&[Resource::Memory {
+                    base: 0,
+                    len: self.machine.geometry().total_bytes,
+                    producer: false,
+                }]))
+            }
+            // No line is nearer to one cell than to another: firmware files it under the
+            // boot cell's domain, as firmware without per-line affinity does.
+            (NodeKind::InterleavedMemory, "_PXM") => Integer(0),
             (NodeKind::ChipsetBridge(_), "_HID") => eisa("PNP0A03")?,
             (NodeKind::ChipsetBridge(c), "_UID") => Integer(0x100 + u64::from(c.0)),
             (NodeKind::ChipsetBridge(c), "_STA") => sta(cell_on(c)),
@@ -1065,8 +1083,17 @@ impl Platform {
             (NodeKind::Slot(s), "_SUN") => Integer(u64::from(s.0)),
             (NodeKind::Slot(s), "_STA") => {
                 let slot = self.io.slot(s)?;
+                // A slot of an I/O subsystem that is not in the machine holds nothing the
+                // OS could reach (a card may wait in it for the module to go in).
+                let inserted = self
+                    .io
+                    .subsystem(slot.subsystem)
+                    .is_some_and(|x| x.state != SubsystemState::Absent);
                 Integer(
-                    match (slot.card.is_some(), slot.powered && sub_on(slot.subsystem)) {
+                    match (
+                        slot.card.is_some() && inserted,
+                        slot.powered && sub_on(slot.subsystem),
+                    ) {
                         (true, true) => PRESENT,
                         (true, false) => 0x01,
                         (false, _) => 0,
@@ -1167,7 +1194,8 @@ impl Platform {
         tables::madt(&cpus, &sapics)
     }
 
-    /// The SRAT: every CPU and every cell's memory with its proximity domain.
+    /// The SRAT: every CPU, and every cell's memory with its proximity domain (hot-pluggable);
+    /// with interleaved memory, one range in domain 0 that is not hot-pluggable.
     pub fn srat(&self) -> Vec<u8> {
         let cpus: Vec<CpuEntry> = self
             .machine
@@ -1175,22 +1203,30 @@ impl Platform {
             .iter()
             .filter_map(|c| self.cpu_entry(c.id))
             .collect();
-        let hotpluggable = self.machine.address_map().cell_range(CellId(0)).is_some();
-        let memory: Vec<MemoryEntry> = self
-            .machine
-            .cells()
-            .iter()
-            .map(|c| {
-                let (base, len) = self.cell_memory(c.id);
-                MemoryEntry {
-                    proximity: u32::from(c.id.0),
-                    base,
-                    len,
-                    enabled: c.memory_online(),
-                    hotpluggable,
-                }
-            })
-            .collect();
+        let memory: Vec<MemoryEntry> = match self.machine.address_map().mode() {
+            MemoryMode::PerCell => self
+                .machine
+                .cells()
+                .iter()
+                .map(|c| {
+                    let (base, len) = self.cell_memory(c.id);
+                    MemoryEntry {
+                        proximity: u32::from(c.id.0),
+                        base,
+                        len,
+                        enabled: c.memory_online(),
+                        hotpluggable: true,
+                    }
+                })
+                .collect(),
+            MemoryMode::Interleaved => vec![MemoryEntry {
+                proximity: 0,
+                base: 0,
+                len: self.machine.geometry().total_bytes,
+                enabled: self.machine.cells().iter().all(|c| c.memory_online()),
+                hotpluggable: false,
+            }],
+        };
         tables::srat(&cpus, &memory)
     }
 

@@ -1392,6 +1392,26 @@ impl Machine {
 
     // ------------------------------------------------------------------ page copy
 
+    /// Whether the memory of every line of the page at `page` is online: its cell's, or,
+    /// interleaved, that of every cell holding one of its lines.
+    fn page_memory_online(&self, page: PhysAddr) -> bool {
+        match self.map.mode() {
+            MemoryMode::PerCell => self
+                .map
+                .home_of(page)
+                .is_some_and(|h| self.cells[h.index()].memory_online()),
+            MemoryMode::Interleaved => {
+                let first = page.raw() >> self.geo.line_shift;
+                let lines = (self.geo.lines_per_page as u64).min(self.cells.len() as u64);
+                (first..first + lines).all(|l| {
+                    self.map
+                        .home_of_line(l)
+                        .is_some_and(|h| self.cells[h.index()].memory_online())
+                })
+            }
+        }
+    }
+
     /// `cpu` copies the whole page at `src` over the page at `dst` (both page-aligned) with
     /// non-temporal loads and stores, as the kernel's `copy_page` for page migration does.
     ///
@@ -1476,10 +1496,8 @@ impl Machine {
                 (src.raw() >> pshift) as usize,
                 (dst.raw() >> pshift) as usize,
             );
-            let src_home = self.map.home_of(src).unwrap_or(CellId(0));
-            let dst_home = self.map.home_of(dst).unwrap_or(CellId(0));
-            let src_ok = self.cells[src_home.index()].memory_online();
-            let dst_ok = self.cells[dst_home.index()].memory_online();
+            let src_ok = self.page_memory_online(src);
+            let dst_ok = self.page_memory_online(dst);
             outcomes.push((
                 if src_ok {
                     Outcome::Performed
@@ -1498,6 +1516,8 @@ impl Machine {
             if self.mem.cached_lines(dp) > 0 {
                 let first = dst.raw() >> shift;
                 for line in first..first + lpp {
+                    // Each line's own home: interleaved, a page's lines live on every cell.
+                    let dst_home = self.map.home_of_line(line).unwrap_or(CellId(0));
                     let Some(e) = self.dirs[dst_home.index()].get(line).copied() else {
                         continue;
                     };
@@ -1523,6 +1543,7 @@ impl Machine {
             if coherent && self.mem.cached_lines(sp) > 0 {
                 let first = src.raw() >> shift;
                 for line in first..first + lpp {
+                    let src_home = self.map.home_of_line(line).unwrap_or(CellId(0));
                     let owner = self.dirs[src_home.index()].get(line).and_then(|e| e.owner);
                     let Some(o) = owner else { continue };
                     if let Some((slot, st)) =

@@ -137,6 +137,9 @@ pub struct IoFabric {
     defects: IoDefects,
     wakeups: Vec<(DeviceId, SimTime)>,
     stats: IoStats,
+    /// Interrupt messages sent for each GSI over the machine's life, whatever happened to
+    /// the IO SAPIC since (its entries' own counters start again at power-on).
+    gsi_deliveries: std::collections::BTreeMap<u32, u64>,
 }
 
 /// Where an MMIO or port address leads.
@@ -251,6 +254,7 @@ impl IoFabric {
             defects: IoDefects::default(),
             wakeups: Vec::new(),
             stats: IoStats::default(),
+            gsi_deliveries: std::collections::BTreeMap::new(),
         };
         // Firmware POST: cards in, slots powered, BARs placed.
         let mut mmio: Vec<WindowAllocator> = Vec::new();
@@ -400,6 +404,13 @@ impl IoFabric {
         (self.cfg.base..self.region_end()).contains(&addr.raw())
     }
     /// The subsystem and redirection entry of a GSI.
+    /// Interrupt messages sent for `gsi` since the machine started, across every power cycle
+    /// and replacement of the IO SAPIC that serves it.
+    pub fn gsi_deliveries(&self, gsi: Gsi) -> u64 {
+        self.gsi_deliveries.get(&gsi.0).copied().unwrap_or(0)
+    }
+
+    /// The IO SAPIC and entry that serve `gsi`, if any.
     pub fn gsi_entry(&self, gsi: Gsi) -> Option<(IoSubsystemId, usize)> {
         self.subs
             .iter()
@@ -1036,6 +1047,7 @@ impl IoFabric {
             w.held = false;
             w.delivered += 1;
         }
+        *self.gsi_deliveries.entry(gsi.0).or_default() += 1;
         self.stats.interrupts_sent += 1;
         let delivery = env.deliver(now, &Entity::IoSapic(sid), r.dest, r.vector);
         env.io_event(

@@ -44,6 +44,10 @@ pub struct MemoryInfo {
     pub len: u64,
     /// `_PXM`.
     pub node: u32,
+    /// The module device it sits in, whose eject takes it away; `None` for a memory device
+    /// directly under `\_SB_` — interleaved memory, spread over every cell's lines, which no
+    /// module can take away and which keeps every cell in place.
+    pub module: Option<String>,
 }
 
 /// An IO SAPIC.
@@ -191,23 +195,21 @@ pub fn is_present(p: &Platform, path: &str) -> bool {
 pub fn scan(p: &Platform) -> AcpiScan {
     let mut out = AcpiScan::default();
     for module in p.children("\\_SB_") {
-        if hid(p, &module).as_deref() != Some("ACPI0004") {
-            continue;
+        match hid(p, &module).as_deref() {
+            Some("ACPI0004") => {}
+            Some("PNP0C80") => {
+                out.memory.extend(memory_device(p, &module, 0, None));
+                continue;
+            }
+            Some(_) | None => continue,
         }
         let mnode = int(p, &module, "_PXM").unwrap_or(0) as u32;
         for dev in p.children(&module) {
             match hid(p, &dev).as_deref() {
                 Some("ACPI0007") => out.processors.extend(processor(p, &dev)),
                 Some("PNP0C80") => {
-                    if let Some(Resource::Memory { base, len, .. }) = crs(p, &dev).first() {
-                        out.memory.push(MemoryInfo {
-                            path: dev.clone(),
-                            present: present(p, &dev),
-                            base: *base,
-                            len: *len,
-                            node: int(p, &dev, "_PXM").unwrap_or(u64::from(mnode)) as u32,
-                        });
-                    }
+                    out.memory
+                        .extend(memory_device(p, &dev, mnode, Some(module.clone())));
                 }
                 Some("ACPI0009") => {
                     if let (Some(gsb), Some(Resource::Memory { base, .. })) =
@@ -243,6 +245,27 @@ pub fn scan(p: &Platform) -> AcpiScan {
         }
     }
     out
+}
+
+/// The memory device at `path` (its range from `_CRS`), in `module` if it sits in one;
+/// `_PXM` defaults to `node`.
+fn memory_device(
+    p: &Platform,
+    path: &str,
+    node: u32,
+    module: Option<String>,
+) -> Option<MemoryInfo> {
+    let Some(Resource::Memory { base, len, .. }) = crs(p, path).first().copied() else {
+        return None;
+    };
+    Some(MemoryInfo {
+        path: path.to_owned(),
+        present: present(p, path),
+        base,
+        len,
+        node: int(p, path, "_PXM").unwrap_or(u64::from(node)) as u32,
+        module,
+    })
 }
 
 fn scan_bridge(p: &Platform, path: &str, node: u32, out: &mut AcpiScan) {
@@ -294,6 +317,12 @@ fn scan_bridge(p: &Platform, path: &str, node: u32, out: &mut AcpiScan) {
 }
 
 impl AcpiScan {
+    /// The memory device no module holds (interleaved memory), if there is one: then no
+    /// cell can leave, for each holds a share of every page.
+    pub fn interleaved_memory(&self) -> Option<&MemoryInfo> {
+        self.memory.iter().find(|m| m.module.is_none())
+    }
+
     /// The slot with `_SUN` `sun`.
     pub fn slot(&self, sun: SlotId) -> Option<&SlotInfo> {
         self.slots.iter().find(|s| s.sun == sun)

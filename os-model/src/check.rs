@@ -58,6 +58,9 @@ pub trait OsChecker: Send {
     fn id(&self) -> CheckerId;
     /// One event, as it happened.
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations);
+    /// The hardware as the event left it (read right after the OS step that emitted it),
+    /// for a checker that must note where a hardware counter stood at that point.
+    fn sample(&mut self, _now: SimTime, _ev: &OsEvent, _p: &Platform) {}
     /// A full comparison with the OS and the hardware.
     fn audit(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations);
 }
@@ -89,6 +92,13 @@ impl OsCheckers {
     /// Shows one event to all.
     pub fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
         for c in &mut self.list {
+            c.observe(now, ev, out);
+        }
+    }
+    /// Shows one event to all, with the hardware as the OS step that emitted it left it.
+    pub fn observe_on(&mut self, now: SimTime, ev: &OsEvent, p: &Platform, out: &mut Violations) {
+        for c in &mut self.list {
+            c.sample(now, ev, p);
             c.observe(now, ev, out);
         }
     }
@@ -937,6 +947,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::PciHotplugStep { .. }
             | OsEvent::PciHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
+            | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
     }
@@ -1231,6 +1242,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::PciHotplugStep { .. }
             | OsEvent::PciHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
+            | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}
         }
     }
@@ -1240,6 +1252,15 @@ impl OsChecker for RcuChecker {
 
 // ---------------------------------------------------------------------------------- CHK-6
 
+/// Whether `vector` is pending in some running CPU's IRR.
+fn vector_pending(p: &Platform, vector: u8) -> bool {
+    let bit = 1u64 << (vector % 64);
+    p.machine
+        .cpus()
+        .iter()
+        .any(|c| c.state.is_running() && c.irr[usize::from(vector / 64)] & bit != 0)
+}
+
 /// CHK-6, OS side: every interrupt a device raised is delivered once and handled once, on an
 /// online CPU, across re-routing; every cross-call IPI is acknowledged.
 #[derive(Debug, Default)]
@@ -1247,6 +1268,11 @@ pub struct IrqChecker {
     names: Names,
     maps: Maps,
     handled: BTreeMap<u32, u64>,
+    /// Where each GSI's count started again: when the kernel routed it afresh (a new
+    /// device, or the same one after its IO SAPIC came back), the interrupts the line had
+    /// delivered and the handlings seen then, and whether one was still pending in a CPU
+    /// (delivered for the old routing, taken — or merged with a new one — later).
+    since: BTreeMap<u32, (u64, u64, bool)>,
     lost_reported: BTreeMap<u32, u64>,
     /// GSIs of enabled devices already reported as never routed.
     unrouted_reported: Vec<u32>,
@@ -1255,6 +1281,22 @@ pub struct IrqChecker {
 impl OsChecker for IrqChecker {
     fn id(&self) -> CheckerId {
         CHK_OS_IRQ
+    }
+
+    fn sample(&mut self, _now: SimTime, ev: &OsEvent, p: &Platform) {
+        if let OsEvent::IrqRouted {
+            gsi, from: None, ..
+        } = ev
+        {
+            let pending = p.io.gsi_entry(Gsi(*gsi)).is_some_and(|(sid, e)| {
+                p.io.subsystem(sid)
+                    .and_then(|s| s.sapic.entries().get(e))
+                    .is_some_and(|r| vector_pending(p, r.vector))
+            });
+            let handled = self.handled.get(gsi).copied().unwrap_or(0);
+            self.since
+                .insert(*gsi, (p.io.gsi_deliveries(Gsi(*gsi)), handled, pending));
+        }
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
@@ -1275,7 +1317,12 @@ impl OsChecker for IrqChecker {
                 );
             }
         } else if let OsEvent::IrqRouted { gsi, cpu, from, .. } = ev {
-            self.handled.entry(*gsi).or_default();
+            let n = self.handled.entry(*gsi).or_default();
+            if from.is_none() {
+                if let Some(s) = self.since.get_mut(gsi) {
+                    s.1 = *n;
+                }
+            }
             if !self.maps.active(*cpu) {
                 report(
                     Entity::Gsi(Gsi(*gsi)),
@@ -1356,15 +1403,17 @@ impl OsChecker for IrqChecker {
             let Some(rte) = sub.sapic.entries().get(e) else {
                 continue;
             };
-            let delivered = rte.delivered;
+            // Counted on the line (the entry's own counter starts again when its IO SAPIC
+            // is powered on anew), since the kernel last routed the GSI afresh.
+            let (d0, h0, stale) = self.since.get(&gsi).copied().unwrap_or((0, 0, false));
+            let delivered = p.io.gsi_deliveries(Gsi(gsi)) - d0;
+            let handled = handled - h0;
             // Vectors are per IRQ: pending in any running CPU's IRR means on its way.
-            let bit = 1u64 << (rte.vector % 64);
-            let in_flight =
-                p.machine.cpus().iter().any(|c| {
-                    c.state.is_running() && c.irr[usize::from(rte.vector / 64)] & bit != 0
-                });
+            let in_flight = vector_pending(p, rte.vector);
             let missing = delivered.saturating_sub(handled + u64::from(in_flight));
-            if handled > delivered {
+            // An interrupt of the old routing still pending when the GSI was routed anew is
+            // taken under the new one (or the two merge in the IRR bit).
+            if handled > delivered + u64::from(stale) {
                 out.push(violation(
                     now,
                     CHK_OS_IRQ,

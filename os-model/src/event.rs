@@ -550,6 +550,16 @@ pub enum OsEvent {
         /// The error.
         error: String,
     },
+    /// A memory, cell or PCI hot-plug request (a sysfs write, an ACPI notification) was
+    /// refused at once, changing nothing.
+    RequestRefused {
+        /// What was asked for: a device path, `memoryN`, `slot N`.
+        target: String,
+        /// The errno.
+        errno: &'static str,
+        /// Why.
+        error: String,
+    },
     /// The OS took an ACPI notification.
     AcpiNotify {
         /// Device path.
@@ -881,6 +891,16 @@ impl StableHash for OsEvent {
                 h.word(33 | u64::from(*code) << 8);
                 h.str(path);
             }
+            OsEvent::RequestRefused {
+                target,
+                errno,
+                error,
+            } => {
+                h.word(52);
+                h.str(target);
+                h.str(errno);
+                h.str(error);
+            }
         }
     }
 }
@@ -984,6 +1004,7 @@ impl TraceEvent for OsEvent {
             | OsEvent::PciHotplugEnd { .. }
             | OsEvent::IrqDisabled { .. }
             | OsEvent::HotplugRefused { .. }
+            | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => TraceLevel::Info,
         }
     }
@@ -1462,6 +1483,20 @@ impl TraceEvent for OsEvent {
                 vec![
                     ("cpu", u(u64::from(*cpu))),
                     ("kind", s((*kind).to_owned())),
+                    ("error", s(error.clone())),
+                ],
+            ),
+            OsEvent::RequestRefused {
+                target,
+                errno,
+                error,
+            } => (
+                os_track(),
+                "request refused",
+                Phase::Instant,
+                vec![
+                    ("target", s(target.clone())),
+                    ("errno", s((*errno).to_owned())),
                     ("error", s(error.clone())),
                 ],
             ),

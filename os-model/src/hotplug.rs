@@ -30,7 +30,7 @@ use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::event::{OsEvent, Step};
 use crate::irq;
 use crate::kernel::{CpuMaps, Os, OsEv};
-use crate::memhotplug::{MemOpKind, MemRequest};
+use crate::memhotplug::{MemError, MemOpKind, MemRequest};
 use crate::rcu::Callback;
 use crate::sched::{CpuLife, MigReq};
 
@@ -148,6 +148,24 @@ pub enum HotplugError {
         /// Why.
         reason: String,
     },
+    /// Boot is still bringing CPUs up: hot-plug requests are taken once it has finished.
+    #[error("cpu{cpu}: boot has not finished (secondary CPUs are still being brought up)")]
+    Booting {
+        /// The CPU.
+        cpu: u32,
+    },
+    /// An operation on the CPU's cell is queued or running: it decides the CPU's state.
+    #[error("cpu{cpu}: memory operation {op} ({what}) on its node{node} is in progress")]
+    InProgress {
+        /// The CPU.
+        cpu: u32,
+        /// The operation's number.
+        op: u32,
+        /// What it does.
+        what: &'static str,
+        /// The node.
+        node: u32,
+    },
 }
 
 impl HotplugError {
@@ -155,7 +173,10 @@ impl HotplugError {
     pub const fn errno(&self) -> &'static str {
         match self {
             HotplugError::NotPossible { .. } | HotplugError::NotPresent { .. } => "EINVAL",
-            HotplugError::LastOnline { .. } | HotplugError::BoundTask { .. } => "EBUSY",
+            HotplugError::LastOnline { .. }
+            | HotplugError::BoundTask { .. }
+            | HotplugError::Booting { .. }
+            | HotplugError::InProgress { .. } => "EBUSY",
             HotplugError::Hung { .. } => "ETIMEDOUT",
             HotplugError::WakeFailed { .. } => "EIO",
         }
@@ -166,7 +187,9 @@ impl HotplugError {
         match self {
             HotplugError::NotPossible { .. } | HotplugError::NotPresent { .. } => 0x80,
             HotplugError::BoundTask { .. } => 0x81,
-            HotplugError::LastOnline { .. } => 0x82,
+            HotplugError::LastOnline { .. }
+            | HotplugError::Booting { .. }
+            | HotplugError::InProgress { .. } => 0x82,
             HotplugError::Hung { .. } | HotplugError::WakeFailed { .. } => 0x01,
         }
     }
@@ -185,6 +208,20 @@ pub struct Request {
     pub eject: bool,
     /// When it was asked.
     pub requested: SimTime,
+}
+
+/// A hot-plug request refused at once: nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// When.
+    pub time: SimTime,
+    /// What was asked for: `cpuN`, `memoryN`, `slot N`, or the device path of an ACPI
+    /// notification.
+    pub target: String,
+    /// The errno.
+    pub errno: &'static str,
+    /// The reason.
+    pub error: String,
 }
 
 /// What a request led to.
@@ -312,6 +349,21 @@ pub struct Hotplug {
 const START: u32 = u32::MAX;
 
 impl Hotplug {
+    /// A word for what is queued and running (a refused request must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(u64::from(self.next_id));
+        h.word(
+            self.current
+                .as_ref()
+                .map_or(u64::MAX, |c| u64::from(c.report.id)),
+        );
+        for (id, _) in &self.queue {
+            h.word(u64::from(*id));
+        }
+        h.finish()
+    }
+
     pub(crate) fn enqueue(&mut self, r: Request) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
@@ -414,16 +466,26 @@ impl Os {
         trigger: Trigger,
     ) -> Result<Accepted, HotplugError> {
         let eject = trigger == Trigger::AcpiEject;
-        let r = self.check_request(kind, cpu, eject);
+        let r = self
+            .check_outside(cpu, trigger)
+            .and_then(|()| self.check_request(kind, cpu, eject));
         match &r {
-            Err(e) => self.emit(
-                now,
-                OsEvent::HotplugRefused {
-                    cpu,
-                    kind: kind.name(),
+            Err(e) => {
+                self.refusals.push(Refusal {
+                    time: now,
+                    target: format!("cpu{cpu}"),
+                    errno: e.errno(),
                     error: e.to_string(),
-                },
-            ),
+                });
+                self.emit(
+                    now,
+                    OsEvent::HotplugRefused {
+                        cpu,
+                        kind: kind.name(),
+                        error: e.to_string(),
+                    },
+                );
+            }
             Ok(false) => {}
             Ok(true) => {
                 let op = self.hp.enqueue(Request {
@@ -442,6 +504,41 @@ impl Os {
         r.map(|_| Accepted::NoChange)
     }
 
+    /// The refusals of a request from outside the kernel's own flows (a user, firmware, a
+    /// policy): none while boot is still bringing CPUs up, none for a CPU whose cell an
+    /// operation is adding or removing (that operation decides the CPU's state).
+    fn check_outside(&self, cpu: u32, trigger: Trigger) -> Result<(), HotplugError> {
+        match trigger {
+            Trigger::Boot | Trigger::Cell | Trigger::Subsystem | Trigger::Surprise => {
+                return Ok(());
+            }
+            Trigger::User
+            | Trigger::AcpiEject
+            | Trigger::AcpiDeviceCheck
+            | Trigger::Ras
+            | Trigger::Power => {}
+        }
+        if self.booted_at.is_none() {
+            return Err(HotplugError::Booting { cpu });
+        }
+        let Some(pc) = self
+            .pcpu
+            .get(cpu as usize)
+            .filter(|_| (cpu as usize) < self.nr)
+        else {
+            return Ok(());
+        };
+        match self.cell_op_on(pc.node) {
+            Some((op, what)) => Err(HotplugError::InProgress {
+                cpu,
+                op,
+                what,
+                node: pc.node,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `Ok(true)`: queue it; `Ok(false)`: nothing to do.
     fn check_request(&self, kind: OpKind, cpu: u32, eject: bool) -> Result<bool, HotplugError> {
         let c = self.check_possible_present(cpu)?;
@@ -456,6 +553,36 @@ impl Os {
             }
             OpKind::Up => Ok(!projected.contains(c)),
         }
+    }
+
+    /// Records a refused memory, cell or PCI request (`target`: what it asked for) and
+    /// reports it; the caller changes nothing.
+    pub(crate) fn refuse(
+        &mut self,
+        now: SimTime,
+        target: String,
+        errno: &'static str,
+        error: String,
+    ) {
+        self.refusals.push(Refusal {
+            time: now,
+            target: target.clone(),
+            errno,
+            error: error.clone(),
+        });
+        self.emit(
+            now,
+            OsEvent::RequestRefused {
+                target,
+                errno,
+                error,
+            },
+        );
+    }
+
+    /// Every request refused so far, in order.
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
     }
 
     pub(crate) fn hp_kick(&mut self, at: SimTime) {
@@ -1153,6 +1280,11 @@ impl Os {
                         Trigger::AcpiDeviceCheck
                     }
                 };
+                let remove = matches!(kind, MemOpKind::CellRemove | MemOpKind::Offline);
+                if let Err(e) = self.check_cell_request(&n.path, node, remove) {
+                    self.refuse_notification(now, c, &n.path, code, &e, p, probe);
+                    continue;
+                }
                 if matches!(kind, MemOpKind::CellAdd | MemOpKind::Online) {
                     // Firmware says something arrived: re-read presence of its processors.
                     for x in self.possible.iter().collect::<Vec<_>>() {
@@ -1272,6 +1404,19 @@ impl Os {
                 );
                 continue;
             }
+            // A module's eject takes its whole board away: not when memory is interleaved
+            // (the board holds lines of every page).
+            let module = cpus.iter().all(|x| self.pcpu[x.index()].path != n.path);
+            if let (acpi_model::NotifyCode::EjectRequest, true, Some(m)) =
+                (n.code, module, self.scan.interleaved_memory())
+            {
+                let e = MemError::Interleaved {
+                    path: n.path.clone(),
+                    memory: m.path.clone(),
+                };
+                self.refuse_notification(now, c, &n.path, code, &e, p, probe);
+                continue;
+            }
             for x in cpus {
                 let path = self.pcpu[x.index()].path.clone();
                 let (kind, trigger, ost) = match n.code {
@@ -1312,6 +1457,33 @@ impl Os {
                 }
             }
         }
+    }
+
+    /// Refuses firmware's notification `code` on `path` (nothing changes) and tells firmware
+    /// why with `_OST`, as CPU `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_notification(
+        &mut self,
+        now: SimTime,
+        c: LogicalCpu,
+        path: &str,
+        code: u8,
+        e: &MemError,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        self.refuse(now, path.to_owned(), e.errno(), e.to_string());
+        let _ = self.acpi_eval(
+            now,
+            c,
+            &format!("{path}._OST"),
+            &[
+                AcpiValue::Integer(u64::from(code)),
+                AcpiValue::Integer(e.ost_status()),
+            ],
+            p,
+            probe,
+        );
     }
 
     /// A summary of the CPU maps for messages.

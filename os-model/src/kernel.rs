@@ -182,6 +182,7 @@ pub struct Os {
     pub(crate) memhp: crate::memhotplug::MemHotplug,
     pub(crate) pcihp: crate::pcihp::PciHotplug,
     pub(crate) policy: crate::policy::Policies,
+    pub(crate) refusals: Vec<crate::hotplug::Refusal>,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {
@@ -275,6 +276,7 @@ impl Os {
             memhp: crate::memhotplug::MemHotplug::default(),
             pcihp: crate::pcihp::PciHotplug::default(),
             policy: crate::policy::Policies::default(),
+            refusals: Vec::new(),
             scan,
         };
         os.pci_init();
@@ -576,6 +578,21 @@ impl Os {
             .get(c.index())
             .and_then(|x| x.hw)
             .unwrap_or(CpuId(u32::MAX))
+    }
+
+    /// The CPU a long operation's work runs on from now: `ctl` while it is active; once it
+    /// is being taken down, another active CPU (not on `avoid`, the node being removed, if
+    /// one can be had) — as an unbound kernel worker moves off a CPU going offline.
+    pub(crate) fn live_controller(&self, ctl: LogicalCpu, avoid: Option<u32>) -> LogicalCpu {
+        let active = &self.cur_maps().active;
+        if active.contains(ctl) {
+            return ctl;
+        }
+        active
+            .iter()
+            .find(|&c| Some(self.pcpu[c.index()].node) != avoid)
+            .or_else(|| active.first())
+            .unwrap_or(ctl)
     }
 
     pub(crate) fn cur_maps(&self) -> &CpuMaps {
@@ -1471,8 +1488,14 @@ impl Os {
         if self.cur_maps().online.first() == Some(c) {
             self.flusher(now, p, probe);
         }
-        // The SCI: the lowest online CPU looks at firmware's notifications.
-        if self.cur_maps().online.first() == Some(c) && p.firmware().pending().next().is_some() {
+        // The SCI: the lowest online CPU looks at firmware's notifications — once boot is
+        // over. As in Linux, where the ACPI scan handlers attach after SMP bring-up (and the
+        // SCI is enabled with them), a notification raised during boot stays pending in
+        // firmware until then: no eject races the bring-up of the CPUs it would take away.
+        if self.booted_at.is_some()
+            && self.cur_maps().online.first() == Some(c)
+            && p.firmware().pending().next().is_some()
+        {
             self.acpi_notifications(now, c, p, probe);
         }
         let _ = self.q.schedule(now + self.cfg.tick, OsEv::Tick(c));
@@ -1535,6 +1558,15 @@ impl Os {
                 };
                 (vpn, slot, st)
             };
+            // An address in no area (the alignment gap before a hugetlb area) is not the
+            // task's to touch: it would take a SIGSEGV. The worker leaves it alone.
+            if self
+                .vm
+                .as_ref()
+                .is_none_or(|vm| vm.spaces[mm as usize].vma_of(vpn).is_none())
+            {
+                continue;
+            }
             let pfn = match self.translate(t, c, tid, PteRef { mm, vpn }, p, probe) {
                 Ok(pfn) => pfn,
                 Err(u32::MAX) => continue,
@@ -2152,5 +2184,44 @@ impl Os {
     /// The RCU state.
     pub fn rcu(&self) -> &Rcu {
         &self.rcu
+    }
+
+    /// What a hot-plug request may change, part by part, each as a word: the CPU masks and
+    /// each CPU's life, the CPU operations queued and running, the memory (allocator,
+    /// `mem_map`, mappings, block states: [`crate::memory::Vm::digest`]), the memory
+    /// operations, the PCI slots and operations, the tasks. A refused request leaves every
+    /// word as it was.
+    pub fn request_state(&self) -> [(&'static str, u64); 6] {
+        let mut cpus = sim_core::StableHasher::new();
+        for m in [
+            &self.possible,
+            &self.present,
+            &self.cur_maps().online,
+            &self.cur_maps().active,
+        ] {
+            for c in m.iter() {
+                cpus.word(u64::from(c.0));
+            }
+            cpus.word(u64::MAX);
+        }
+        for pc in &self.pcpu {
+            cpus.word(pc.life as u64);
+        }
+        let mut tasks = sim_core::StableHasher::new();
+        tasks.word(self.tasks.len() as u64);
+        for t in &self.tasks {
+            tasks.word(u64::from(t.bound));
+        }
+        [
+            ("CPU maps", cpus.finish()),
+            ("CPU hot-plug operations", self.hp.state_word()),
+            (
+                "memory",
+                self.vm.as_ref().map_or(0, crate::memory::Vm::digest),
+            ),
+            ("memory hot-plug operations", self.memhp.state_word()),
+            ("PCI slots and operations", self.pcihp.state_word()),
+            ("tasks", tasks.finish()),
+        ]
     }
 }

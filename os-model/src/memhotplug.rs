@@ -188,6 +188,31 @@ pub enum MemError {
         /// Why.
         what: String,
     },
+    /// Memory is interleaved over the cells: every cell holds lines of every page, so none
+    /// can leave.
+    #[error(
+        "{path} cannot be removed: memory is interleaved over every cell ({memory} spans all \
+         of them and cannot be ejected), so each cell holds lines of every page"
+    )]
+    Interleaved {
+        /// The module asked for.
+        path: String,
+        /// The interleaved memory device.
+        memory: String,
+    },
+    /// Another operation on the same node or block is queued or running.
+    #[error("memory operation {op} ({what}) on {on} is in progress")]
+    InProgress {
+        /// Its number.
+        op: u32,
+        /// What it does.
+        what: &'static str,
+        /// What it works on (`node3`, `memory12`).
+        on: String,
+    },
+    /// Boot is still bringing CPUs up: requests are taken once it has finished.
+    #[error("boot has not finished (secondary CPUs are still being brought up)")]
+    Booting,
 }
 
 impl MemError {
@@ -198,8 +223,28 @@ impl MemError {
             | MemError::NotPresent { .. }
             | MemError::Invalid { .. } => "EINVAL",
             MemError::WrongState { .. } => "EINVAL",
-            MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => "EBUSY",
+            MemError::Unmovable { .. }
+            | MemError::Busy { .. }
+            | MemError::Cpu { .. }
+            | MemError::Interleaved { .. }
+            | MemError::InProgress { .. }
+            | MemError::Booting => "EBUSY",
             MemError::NoMemory { .. } => "ENOMEM",
+        }
+    }
+
+    /// The `_OST` status OSPM reports for an ACPI-triggered request that ends this way:
+    /// 0x80 not supported, 0x81 in use, 0x82 busy.
+    pub const fn ost_status(&self) -> u64 {
+        match self {
+            MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => 0x81,
+            MemError::InProgress { .. } | MemError::Booting => 0x82,
+            MemError::NoSuchBlock { .. }
+            | MemError::WrongState { .. }
+            | MemError::NotPresent { .. }
+            | MemError::NoMemory { .. }
+            | MemError::Invalid { .. }
+            | MemError::Interleaved { .. } => 0x80,
         }
     }
 }
@@ -371,6 +416,21 @@ pub struct MemHotplug {
 }
 
 impl MemHotplug {
+    /// A word for what is queued and running (a refused request must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(u64::from(self.next_id));
+        h.word(
+            self.current
+                .as_ref()
+                .map_or(u64::MAX, |c| u64::from(c.report.id)),
+        );
+        for (id, _) in &self.queue {
+            h.word(u64::from(*id));
+        }
+        h.finish()
+    }
+
     /// Finished operations.
     pub fn done(&self) -> &[MemOpReport] {
         &self.done
@@ -416,26 +476,11 @@ impl Os {
         online: bool,
         trigger: Trigger,
     ) -> Result<u32, MemError> {
-        let vm = self.vm.as_ref().ok_or(MemError::Invalid {
-            what: "memory management is not up yet".into(),
-        })?;
-        let blocks = vm.phys.blocks.len() as u32;
-        let b = vm
-            .phys
-            .blocks
-            .get(block as usize)
-            .ok_or(MemError::NoSuchBlock { block, blocks })?;
-        let want = if online {
-            BlockState::Offline
-        } else {
-            BlockState::Online
-        };
-        if b.state != want {
-            return Err(MemError::WrongState {
-                block,
-                state: b.state.name(),
-            });
+        let r = self.check_mem_request(block, online);
+        if let Err(e) = &r {
+            self.refuse(now, format!("memory{block}"), e.errno(), e.to_string());
         }
+        r?;
         Ok(self.mem_enqueue(MemRequest {
             kind: if online {
                 MemOpKind::Online
@@ -448,6 +493,116 @@ impl Os {
             acpi_path: None,
             requested: now,
         }))
+    }
+
+    /// The refusals of a request for block `block` to go offline or online.
+    fn check_mem_request(&self, block: u32, online: bool) -> Result<(), MemError> {
+        if self.booted_at.is_none() {
+            return Err(MemError::Booting);
+        }
+        let vm = self.vm.as_ref().ok_or(MemError::Booting)?;
+        let blocks = vm.phys.blocks.len() as u32;
+        let b = vm
+            .phys
+            .blocks
+            .get(block as usize)
+            .ok_or(MemError::NoSuchBlock { block, blocks })?;
+        if let Some((op, kind)) = self.node_op_on(b.node) {
+            return Err(MemError::InProgress {
+                op,
+                what: kind.name(),
+                on: format!("node{}", b.node),
+            });
+        }
+        if let Some((op, what)) = self.mem_op_on_block(block) {
+            return Err(MemError::InProgress {
+                op,
+                what,
+                on: format!("memory{block}"),
+            });
+        }
+        let want = if online {
+            BlockState::Offline
+        } else {
+            BlockState::Online
+        };
+        if b.state != want {
+            return Err(MemError::WrongState {
+                block,
+                state: b.state.name(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The refusals of an ACPI request for a whole cell (its module at `path`, node `node`)
+    /// to go (`remove`) or come: none while another operation on the node is queued or
+    /// running; a removal needs the node's memory to be movable — no kernel page in it — and
+    /// the cell's lines not to be interleaved with everyone else's.
+    pub(crate) fn check_cell_request(
+        &self,
+        path: &str,
+        node: u32,
+        remove: bool,
+    ) -> Result<(), MemError> {
+        if let Some((op, kind)) = self.node_op_on(node) {
+            return Err(MemError::InProgress {
+                op,
+                what: kind.name(),
+                on: format!("node{node}"),
+            });
+        }
+        if !remove {
+            return Ok(());
+        }
+        if let Some(m) = self.scan.interleaved_memory() {
+            return Err(MemError::Interleaved {
+                path: path.to_owned(),
+                memory: m.path.clone(),
+            });
+        }
+        let Some(vm) = self.vm.as_ref() else {
+            return Err(MemError::Booting);
+        };
+        if self.has_defect(OsDefect::SkipUnmovableCheck) {
+            return Ok(());
+        }
+        for b in vm.phys.node_blocks(node) {
+            if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
+                return Err(MemError::Unmovable {
+                    block: b,
+                    pfn,
+                    owner,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The first operation queued or running on the whole of `node` (a cell's, or a memory
+    /// device's): its number and kind.
+    pub(crate) fn node_op_on(&self, node: u32) -> Option<(u32, MemOpKind)> {
+        let cur = self.memhp.current.as_ref().map(|c| (c.report.id, &c.req));
+        cur.into_iter()
+            .chain(self.memhp.queue.iter().map(|(id, r)| (*id, r)))
+            .find(|(_, r)| r.node == Some(node))
+            .map(|(id, r)| (id, r.kind))
+    }
+
+    /// The whole-cell operation queued or running on `node`, if any: its number and kind.
+    pub(crate) fn cell_op_on(&self, node: u32) -> Option<(u32, &'static str)> {
+        self.node_op_on(node)
+            .filter(|(_, k)| matches!(k, MemOpKind::CellRemove | MemOpKind::CellAdd))
+            .map(|(id, k)| (id, k.name()))
+    }
+
+    /// The block operation queued or running on block `block`, if any.
+    fn mem_op_on_block(&self, block: u32) -> Option<(u32, &'static str)> {
+        let cur = self.memhp.current.as_ref().map(|c| (c.report.id, &c.req));
+        cur.into_iter()
+            .chain(self.memhp.queue.iter().map(|(id, r)| (*id, r)))
+            .find(|(_, r)| r.blocks.contains(&block))
+            .map(|(id, r)| (id, r.kind.name()))
     }
 
     pub(crate) fn mem_enqueue(&mut self, r: MemRequest) -> u32 {
@@ -613,6 +768,12 @@ impl Os {
         let Some(cur) = self.memhp.current.as_ref() else {
             return;
         };
+        let ctl = self.live_controller(cur.report.controller, cur.req.node);
+        let Some(cur) = self.memhp.current.as_mut() else {
+            return;
+        };
+        cur.report.controller = ctl;
+        let cur = &*cur;
         let out = match cur.phase.clone() {
             MemPhase::Acting => {
                 let Some(&step) = cur.plan.get(cur.idx) else {
@@ -818,10 +979,7 @@ impl Os {
         if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
             let status = match &result {
                 Ok(()) => 0,
-                Err(MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. }) => {
-                    0x81
-                }
-                Err(_) => 0x80,
+                Err(e) => e.ost_status(),
             };
             let ctl = cur.report.controller;
             let _ = self.acpi_eval(
@@ -1482,7 +1640,13 @@ impl Os {
         // Unmap every picked page through the reverse map.
         let mut mms: Vec<u32> = Vec::new();
         for m in &mut picked {
-            self.vmm().phys.map.set(m.pfn, flags::LOCKED);
+            let vm = self.vmm();
+            vm.phys.map.set(m.pfn, flags::LOCKED);
+            if let Method::Swap(slot) = m.method {
+                // Into the swap cache: a fault on the swap entry finds the page here.
+                vm.phys.map.set(m.pfn, flags::SWAPCACHE);
+                vm.swap_cache.insert(slot, m.pfn);
+            }
             for (r, sub) in m.ptes.clone() {
                 let entry = match m.method {
                     Method::Remap => Pte::Migration { pfn: sub },
@@ -1594,6 +1758,8 @@ impl Os {
                     }
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     self.free_frame(t, m.pfn, 0);
+                    // A task that faulted on the page meanwhile reads it from the disk now.
+                    self.wake_page(&mut t, ctl, m.pfn, p, probe);
                     if let Some(c) = self.memhp.current.as_mut() {
                         c.report.moved.dropped += 1;
                     }

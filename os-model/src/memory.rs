@@ -88,6 +88,9 @@ pub struct VmStats {
     pub zero_fills: u64,
     /// Device transfers that finished after their page had moved or gone.
     pub stale_io: u64,
+    /// Faults on a swap entry whose page was still on its way to the swap device (found in
+    /// the swap cache: they waited for it, then read it back).
+    pub swap_cache_waits: u64,
 }
 
 /// The kernel's memory state.
@@ -109,6 +112,11 @@ pub struct Vm {
     pub zero_pfn: u32,
     /// Tasks waiting for a frame (under migration or I/O).
     pub(crate) waiters: BTreeMap<u32, Vec<TaskId>>,
+    /// The swap cache: the frame still holding the data of each swap slot a page is being
+    /// written to (from the unmap that installed the swap entry until the device has the
+    /// page). A fault on such an entry waits for that frame instead of reading a slot that
+    /// holds nothing yet.
+    pub(crate) swap_cache: BTreeMap<u32, u32>,
     pub(crate) io: BTreeMap<u64, Io>,
     next_io: u64,
     /// Counters.
@@ -342,6 +350,9 @@ impl Os {
                 } else {
                     0
                 };
+                // The node is the device's `_PXM`, not where the block's addresses fall:
+                // interleaved memory is one device of one node spanning every cell.
+                phys.blocks[b as usize].node = r.node;
                 phys.online_block(b, zone, None, res);
                 b += 1;
             }
@@ -374,6 +385,7 @@ impl Os {
                 .collect(),
             zero_pfn: zero,
             waiters: BTreeMap::new(),
+            swap_cache: BTreeMap::new(),
             io: BTreeMap::new(),
             next_io: 1,
             stats: VmStats::default(),
@@ -404,6 +416,21 @@ impl Os {
     /// A kernel allocation of `bytes` (slab-like objects, per-CPU areas, driver rings):
     /// carved from slab pages the buddy allocator gives the kernel (normal zones only).
     pub(crate) fn kmalloc(
+        &mut self,
+        node: u32,
+        bytes: u64,
+        align: u64,
+    ) -> Result<u64, crate::mem::OutOfMemory> {
+        let a = self.kmalloc_raw(node, bytes, align)?;
+        // Memory handed out again is no freed buffer any more: its poison is the new
+        // owner's to overwrite.
+        self.pcihp
+            .poisoned
+            .retain(|b| b.addr + b.len <= a || a + bytes <= b.addr);
+        Ok(a)
+    }
+
+    fn kmalloc_raw(
         &mut self,
         node: u32,
         bytes: u64,
@@ -490,8 +517,64 @@ impl Os {
 
     /// Creates the address space of user task `task` on `node`: page-table pages, the VMAs
     /// the configuration asks for, every page populated (anonymous pages cleared from the
-    /// zero page, file pages mapped from the page cache). Returns its id.
+    /// zero page, file pages mapped from the page cache). Returns its id. Out of memory, it
+    /// gives back everything it took — pages, page tables, pageblock types — as a failed
+    /// `fork` does: the memory is exactly as it was.
     pub(crate) fn create_space(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        task: TaskId,
+        node: u32,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<u32, crate::mm::NoMemory> {
+        let vm = self.vmm();
+        let id = vm.spaces.len() as u32;
+        let types = vm.phys.pb_type.clone();
+        let r = self.populate_space(t, c, task, node, p, probe);
+        if r.is_err() {
+            self.unwind_space(*t, id, &types);
+        }
+        r
+    }
+
+    /// Undoes a [`Os::populate_space`] of space `id` that ran out of memory: every page it
+    /// mapped of its own is freed, its mappings of the page cache dropped, its page-table
+    /// pages freed, and every pageblock given back the type it had (`types`).
+    fn unwind_space(&mut self, t: SimTime, id: u32, types: &[crate::mm::MigrateType]) {
+        let vm = self.vmm();
+        let mut frees: Vec<(u32, u8)> = Vec::new();
+        let ours = vm.spaces.last().is_some_and(|sp| sp.id == id);
+        if let Some(sp) = ours.then(|| vm.spaces.pop()).flatten() {
+            for (vpn, pte) in sp.ptes.iter().enumerate() {
+                let Pte::Present { pfn } = *pte else {
+                    continue;
+                };
+                let i = pfn as usize;
+                vm.phys.map.rmap[i].retain(|r| !(r.mm == id && r.vpn == vpn as u32));
+                match vm.phys.map.owner[i] {
+                    Owner::Anon { mm, .. } if mm == id => frees.push((pfn, 0)),
+                    Owner::Huge { mm, sub: 0, .. } if mm == id => {
+                        frees.push((pfn, PAGEBLOCK_ORDER));
+                    }
+                    _ => {}
+                }
+            }
+            frees.extend(sp.pt_pages.iter().map(|&pt| (pt, 0)));
+        }
+        for (pfn, order) in frees {
+            self.free_frame(t, pfn, order);
+        }
+        let vm = self.vmm();
+        for (k, &ty) in types.iter().enumerate() {
+            if vm.phys.pb_type[k] != ty {
+                vm.phys.set_pageblock_type(k as u32 * PAGEBLOCK_PAGES, ty);
+            }
+        }
+    }
+
+    fn populate_space(
         &mut self,
         t: &mut SimTime,
         c: LogicalCpu,
@@ -534,11 +617,25 @@ impl Os {
         let ppp = vm.ptes_per_page();
         let mut pt_pages = Vec::new();
         for index in 0..span.div_ceil(ppp).max(1) {
-            let pt = vm
+            match vm
                 .phys
-                .alloc(node, 0, Gfp::Kernel, Owner::PageTable { mm: id, index })?;
-            pt_pages.push(pt);
+                .alloc(node, 0, Gfp::Kernel, Owner::PageTable { mm: id, index })
+            {
+                Ok(pt) => pt_pages.push(pt),
+                Err(e) => {
+                    for pt in pt_pages {
+                        self.free_frame(*t, pt, 0);
+                    }
+                    return Err(e);
+                }
+            }
         }
+        // Page-table pages start cleared (every entry "nothing mapped"), as pte_alloc's
+        // zeroed pages do: a frame freed by someone else holds their data.
+        for &pt in &pt_pages {
+            self.clear_page(t, c, pt, p, probe);
+        }
+        let vm = self.vmm();
         vm.spaces.push(AddressSpace {
             id,
             task: task.0,
@@ -627,7 +724,11 @@ impl Os {
                 VmaKind::File { file } => {
                     for k in 0..v.pages {
                         let vpn = v.start + k;
-                        let cached = self.vmm().files[file as usize].cache[k as usize];
+                        // A page under I/O or migration (locked) is not mapped now: the
+                        // task faults on it later and waits for it, as it would in Linux.
+                        let vm = self.vmm();
+                        let cached = vm.files[file as usize].cache[k as usize]
+                            .filter(|&pfn| !vm.phys.map.has(pfn, flags::LOCKED));
                         match cached {
                             Some(pfn) => {
                                 self.vmm().phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
@@ -845,6 +946,11 @@ impl Os {
         if let Some(pfn) = pending {
             return pfn;
         }
+        // The page is still in the swap cache, on its way to the device: wait for it.
+        if let Some(&pfn) = self.vmm().swap_cache.get(&slot) {
+            self.vmm().stats.swap_cache_waits += 1;
+            return pfn;
+        }
         // A fault allocates on the node of the CPU taking it.
         let node = self.pcpu[c.index()].node;
         let owner = Owner::Anon { mm, page: vpn };
@@ -971,11 +1077,14 @@ impl Os {
                 let at = PteRef { mm, vpn };
                 self.map_read_page(&mut t, c, pfn, 0, set, at, p, probe);
             }
-            Io::SwapOut { pfn, .. } => {
+            Io::SwapOut { pfn, slot } => {
                 let vm = self.vmm();
-                vm.phys.map.clear(pfn, flags::WRITEBACK);
+                vm.swap_cache.remove(&slot);
+                vm.phys.map.clear(pfn, flags::WRITEBACK | flags::SWAPCACHE);
                 vm.phys.map.pins[pfn as usize] = vm.phys.map.pins[pfn as usize].saturating_sub(1);
                 self.free_frame(t, pfn, 0);
+                // A task that faulted on the swap entry meanwhile reads the slot now.
+                self.wake_page(&mut t, c, pfn, p, probe);
                 self.mem_io_done(t);
             }
             Io::Writeback { pfn, file, page } => {

@@ -255,6 +255,20 @@ pub enum PciError {
         /// A slot still enabled.
         slot: u16,
     },
+    /// The slot's I/O subsystem is not in the machine (as far as the OS knows).
+    #[error("slot {slot}: its I/O subsystem ({bridge}) is not present")]
+    SubsystemAbsent {
+        /// The slot.
+        slot: u16,
+        /// Its host bridge.
+        bridge: String,
+    },
+    /// Boot is still bringing CPUs up (the slots are not registered yet).
+    #[error("slot {slot}: boot has not finished (secondary CPUs are still being brought up)")]
+    Booting {
+        /// The slot.
+        slot: u16,
+    },
     /// A firmware method failed.
     #[error("slot {slot}: {method} failed: {why}")]
     Firmware {
@@ -272,8 +286,12 @@ impl PciError {
     pub const fn errno(&self) -> &'static str {
         match self {
             PciError::NoSuchSlot { .. } | PciError::NoSuchSubsystem { .. } => "EINVAL",
-            PciError::GsiOverlap { .. } | PciError::SubsystemBusy { .. } => "EBUSY",
-            PciError::NotEnabled { .. } | PciError::NoDevice { .. } => "ENODEV",
+            PciError::GsiOverlap { .. }
+            | PciError::SubsystemBusy { .. }
+            | PciError::Booting { .. } => "EBUSY",
+            PciError::NotEnabled { .. }
+            | PciError::NoDevice { .. }
+            | PciError::SubsystemAbsent { .. } => "ENODEV",
             PciError::NoSpace { .. } | PciError::NoIrq { .. } => "ENOSPC",
             PciError::NoMemory { .. } => "ENOMEM",
             PciError::Probe { .. } | PciError::Firmware { .. } => "EIO",
@@ -286,8 +304,9 @@ impl PciError {
         match self {
             PciError::NotEnabled { .. }
             | PciError::NoSuchSlot { .. }
-            | PciError::NoSuchSubsystem { .. } => 0x81,
-            PciError::SubsystemBusy { .. } => 0x82,
+            | PciError::NoSuchSubsystem { .. }
+            | PciError::SubsystemAbsent { .. } => 0x81,
+            PciError::SubsystemBusy { .. } | PciError::Booting { .. } => 0x82,
             PciError::GsiOverlap { .. } => 0x80,
             PciError::NoDevice { .. }
             | PciError::NoSpace { .. }
@@ -432,6 +451,24 @@ pub struct PciHotplug {
 }
 
 impl PciHotplug {
+    /// A word for the slots' states and what is queued and running (a refused request
+    /// must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(u64::from(self.next_id));
+        h.word(
+            self.current
+                .as_ref()
+                .map_or(u64::MAX, |c| u64::from(c.report.id)),
+        );
+        h.word(self.queue.len() as u64);
+        for s in &self.slots {
+            h.word(u64::from(s.enabled) | u64::from(s.bars.is_some()) << 1);
+        }
+        h.word(self.chipset.len() as u64);
+        h.finish()
+    }
+
     /// Finished operations.
     pub fn done(&self) -> &[PciOpReport] {
         &self.done
@@ -572,6 +609,23 @@ impl Os {
         kind: PciOpKind,
         trigger: Trigger,
     ) -> Result<Accepted, PciError> {
+        let r = self.pci_slot_request(now, sun, kind, trigger);
+        if let Err(e) = &r {
+            self.refuse(now, format!("slot {sun}"), e.errno(), e.to_string());
+        }
+        r
+    }
+
+    fn pci_slot_request(
+        &mut self,
+        now: SimTime,
+        sun: u16,
+        kind: PciOpKind,
+        trigger: Trigger,
+    ) -> Result<Accepted, PciError> {
+        if trigger == Trigger::User && self.booted_at.is_none() {
+            return Err(PciError::Booting { slot: sun });
+        }
         let slots = self.pcihp.slots.len();
         let i = self
             .pcihp
@@ -580,6 +634,12 @@ impl Os {
             .position(|s| s.sun.0 == sun)
             .ok_or(PciError::NoSuchSlot { slot: sun, slots })?;
         let on = self.pcihp.will_be_enabled(i);
+        if kind == PciOpKind::Enable && !on && !self.subsystem_known(self.pcihp.slots[i].bridge) {
+            return Err(PciError::SubsystemAbsent {
+                slot: sun,
+                bridge: self.pcihp.bridges[self.pcihp.slots[i].bridge].path.clone(),
+            });
+        }
         match (kind, on) {
             (PciOpKind::Enable, true) => return Ok(Accepted::NoChange),
             (PciOpKind::Disable | PciOpKind::Eject, false) => {
@@ -620,6 +680,26 @@ impl Os {
         id
     }
 
+    /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not
+    /// forgotten since) — or an operation queued or running is adding its subsystem.
+    fn subsystem_known(&self, b: usize) -> bool {
+        let Some(br) = self.scan.bridges.get(b) else {
+            return false;
+        };
+        br.present
+            || self
+                .pcihp
+                .current
+                .as_ref()
+                .map(|c| (c.report.kind, &c.report.target))
+                .into_iter()
+                .chain(self.pcihp.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
+                .any(|(k, t)| {
+                    k == PciOpKind::AddSubsystem
+                        && matches!(t, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
+                })
+    }
+
     /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
     pub(crate) fn subsystem_bridges(&self, path: &str) -> Vec<usize> {
         let prefix = format!("{path}.");
@@ -648,6 +728,18 @@ impl Os {
         let target = PciTarget::Subsystem(path.to_owned());
         // A device check on a module that is not there any more: it was pulled out.
         let add = add && present;
+        // Gone, yet the OS never had it (nor is adding it): nothing to clean up.
+        let adding = self
+            .pcihp
+            .current
+            .as_ref()
+            .map(|c| (c.report.kind, &c.report.target))
+            .into_iter()
+            .chain(self.pcihp.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
+            .any(|(k, t)| k == PciOpKind::AddSubsystem && *t == target);
+        if !add && !adding && !bridges.iter().any(|&b| self.subsystem_known(b)) {
+            return Ok(Accepted::NoChange);
+        }
         if add {
             return Ok(Accepted::Queued {
                 op: self.pci_enqueue(now, PciOpKind::AddSubsystem, target, trigger),
@@ -852,9 +944,15 @@ impl Os {
     }
 
     fn pci_advance(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some(cur) = self.pcihp.current.as_ref() else {
+        let Some(ctl) = self.pcihp.current.as_ref().map(|c| c.report.controller) else {
             return;
         };
+        let ctl = self.live_controller(ctl, None);
+        let Some(cur) = self.pcihp.current.as_mut() else {
+            return;
+        };
+        cur.report.controller = ctl;
+        let cur = &*cur;
         let Some(&step) = cur.plan.get(cur.idx) else {
             self.pci_end(now, Ok(()), p, probe);
             return;
@@ -1164,7 +1262,6 @@ impl Os {
                         },
                     );
                 };
-                self.pcihp.poisoned.retain(|b| b.addr != ring);
                 self.driver.set_ring(k, ring, mem_size);
                 if let Err(why) = self
                     .driver
@@ -1280,6 +1377,10 @@ impl Os {
                 )
             }
             PciStep::Release => {
+                if slot.card.is_none() && slot.bars.is_none() {
+                    // Nothing was bound (an enable that failed before this disable ran).
+                    return Out::Done(t, "nothing to release".into());
+                }
                 if let Some(k) = self.pcihp.slots[i].card.take() {
                     self.driver.detach(k);
                 }

@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use os_model::memhotplug::MoveCounts;
+use os_model::memhotplug::{MemOpKind, MoveCounts};
 use sim_core::SimTime;
 
 use crate::runner::{ExpectationResult, RunResult};
 use crate::scenario::ExpectedFigure;
 
 /// Every figure: its name and what it counts.
-pub const FIGURES: [(&str, &str); 38] = [
+pub const FIGURES: [(&str, &str); 45] = [
     ("sim_time_ns", "simulated time at the end of the run"),
     (
         "accesses",
@@ -55,6 +55,12 @@ pub const FIGURES: [(&str, &str); 38] = [
     ("mem_ops", "memory hot-plug operations that finished ok"),
     ("mem_ops_failed", "memory hot-plug operations that failed"),
     ("mem_op_max_ns", "longest memory hot-plug operation"),
+    ("cell_removes", "whole-cell removals that finished ok"),
+    ("cell_adds", "whole-cell additions that finished ok"),
+    (
+        "min_pages_moved",
+        "fewest pages moved off by one memory hot-remove that finished ok (0 if none did)",
+    ),
     (
         "pages_moved",
         "pages moved off memory going out, by every method (remapped + swapped + dropped)",
@@ -82,6 +88,19 @@ pub const FIGURES: [(&str, &str); 38] = [
     (
         "policy_actions",
         "actions taken by the RAS and power policies",
+    ),
+    (
+        "swap_cache_waits",
+        "faults on a swap entry whose page was still on its way to the swap device (they waited for it)",
+    ),
+    ("cpus_online", "CPUs online at the end of the run"),
+    (
+        "memory_blocks_online",
+        "memory blocks online at the end of the run",
+    ),
+    (
+        "min_node_pages_used",
+        "fewest pages in use on one node with memory, at the end of the run",
     ),
 ];
 
@@ -139,6 +158,9 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         pci_ops().map(f).sum::<u64>() as f64
     };
     let pci_max = || longest(pci_ops().map(|op| (op.started, op.ended)));
+    let vm = |f: &dyn Fn(&os_model::memory::Vm) -> u64| -> f64 {
+        os.and_then(os_model::Os::vm).map_or(0, f) as f64
+    };
     let v = match name {
         "sim_time_ns" => r.end.as_nanos() as f64,
         "accesses" => m.accesses() as f64,
@@ -165,6 +187,18 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         "mem_ops" => mem(&|op| ok(&op.result)),
         "mem_ops_failed" => mem(&|op| failed(&op.result)),
         "mem_op_max_ns" => mem_max(),
+        "cell_removes" => mem(&|op| ok(&op.result) * u64::from(op.kind == MemOpKind::CellRemove)),
+        "cell_adds" => mem(&|op| ok(&op.result) * u64::from(op.kind == MemOpKind::CellAdd)),
+        "min_pages_moved" => mem_ops()
+            .filter(|op| {
+                matches!(op.kind, MemOpKind::CellRemove | MemOpKind::Offline) && ok(&op.result) == 1
+            })
+            .map(|op| {
+                let c = &op.moved;
+                u64::from(c.remapped) + u64::from(c.swapped) + u64::from(c.dropped)
+            })
+            .min()
+            .unwrap_or(0) as f64,
         "pages_moved" => {
             moved(|c| u64::from(c.remapped) + u64::from(c.swapped) + u64::from(c.dropped))
         }
@@ -180,6 +214,22 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         "pci_ops_failed" => pci(&|op| failed(&op.result)),
         "pci_op_max_ns" => pci_max(),
         "policy_actions" => os.map_or(0, |o| o.policies().actions.len()) as f64,
+        "swap_cache_waits" => vm(&|v| v.stats.swap_cache_waits),
+        "cpus_online" => os.map_or(0, |o| o.maps().online.weight()) as f64,
+        "memory_blocks_online" => vm(&|v| {
+            v.phys
+                .blocks
+                .iter()
+                .filter(|b| b.state == os_model::mm::BlockState::Online)
+                .count() as u64
+        }),
+        "min_node_pages_used" => vm(&|v| {
+            let mut used: BTreeMap<u32, u64> = BTreeMap::new();
+            for ((node, _), (present, free)) in v.phys.zone_summary() {
+                *used.entry(node).or_default() += present - free;
+            }
+            used.values().copied().min().unwrap_or(0)
+        }),
         _ => return None,
     };
     Some(v)

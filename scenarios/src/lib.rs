@@ -24,6 +24,7 @@
 //! The `sim` binary (`src/bin/sim.rs`) is a thin command line over these modules.
 
 pub mod figures;
+pub mod generate;
 pub mod io_driver;
 pub mod locate;
 pub mod report;

@@ -17,7 +17,10 @@
 //!   "violations_per_checker": {"CHK-1": 0, "CHK-2": 0, "TESTER": 0},
 //!   "violations": [ {"time_ns", "checker", "checker_name", "agent", "target", "message"} ],
 //!   "expectations": [ {"what": "CHK-2 fires", "met": true, "detail": "12 violations"} ],
-//!   "timeline": [ {"time_ns", "action", "target", "ok", "result"} ],
+//!   "timeline": [ {"time_ns", "action", "target", "ok", "result", "errno", "expected",
+//!                  "as_expected", "changed_on_refusal"} ],   // the last: a refusal that
+//!                                             // changed state anyway (its parts), or null
+//!   "refusals": [ {"time_ns", "target", "errno", "error"} ],  // requests the OS refused
 //!   "stats": { "machine": {...MachineStats}, "io": {...IoStats}, "driver": {...},
 //!              "firmware": {"notifications", "pending": [...], "ost": [...]},
 //!              "tester": {...}, "audits": 12, "trace_events": 123456, "hit_rate": 0.74 },
@@ -77,6 +80,16 @@ struct JsonAction {
     errno: Option<&'static str>,
     expected: Option<String>,
     as_expected: Option<bool>,
+    /// A refusal that changed state anyway: the parts it changed.
+    changed_on_refusal: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonRefusal<'a> {
+    time_ns: u64,
+    target: &'a str,
+    errno: &'static str,
+    error: &'a str,
 }
 
 #[derive(Serialize)]
@@ -461,6 +474,7 @@ struct JsonReport<'a> {
     violations: Vec<JsonViolation>,
     expectations: Vec<JsonExpectation>,
     timeline: Vec<JsonAction>,
+    refusals: Vec<JsonRefusal<'a>>,
     stats: JsonStats<'a>,
     os: Option<JsonOs<'a>>,
     figures: std::collections::BTreeMap<&'static str, f64>,
@@ -534,6 +548,18 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
                 errno: a.errno,
                 expected: a.expected.as_ref().map(|(e, _)| e.clone()),
                 as_expected: a.expected.as_ref().map(|(_, m)| *m),
+                changed_on_refusal: a.changed_on_refusal.clone(),
+            })
+            .collect(),
+        refusals: r
+            .os
+            .iter()
+            .flat_map(|os| os.refusals())
+            .map(|x| JsonRefusal {
+                time_ns: x.time.as_nanos(),
+                target: &x.target,
+                errno: x.errno,
+                error: &x.error,
             })
             .collect(),
         stats: JsonStats {
@@ -978,6 +1004,9 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
                 "    {} {} {}: {} ({})",
                 a.time, a.action, a.target, mark, text
             );
+            if let Some(what) = &a.changed_on_refusal {
+                let _ = writeln!(o, "      REFUSED YET CHANGED STATE: {what}");
+            }
         }
     }
     let _ = writeln!(o, "  checkers:");

@@ -67,17 +67,59 @@ pub struct ActionRecord {
     pub mem_op: Option<u32>,
     /// The PCI hot-plug operation it started (its outcome is the action's).
     pub pci_op: Option<u32>,
+    /// A refusal that changed state anyway: what it changed (a failure whatever was
+    /// expected).
+    pub changed_on_refusal: Option<String>,
 }
 
 impl ActionRecord {
-    /// Whether the action counts as failed: refused when nothing was expected, or not what
-    /// was expected.
+    /// Whether the action counts as failed: refused when nothing was expected, not what
+    /// was expected, or refused yet changing state.
     pub fn failed(&self) -> bool {
-        match &self.expected {
-            Some((_, met)) => !met,
-            None => self.result.is_err(),
-        }
+        self.changed_on_refusal.is_some()
+            || match &self.expected {
+                Some((_, met)) => !met,
+                None => self.result.is_err(),
+            }
     }
+}
+
+/// Whether `expect` (a `timeline[].expect` outcome) is met by an action that ended with
+/// `result` and the OS's `errno`.
+pub fn outcome_met(expect: &str, result: &Result<String, String>, errno: Option<&str>) -> bool {
+    match expect {
+        "ok" => result.is_ok(),
+        "refused" => result.is_err(),
+        // Either, as long as a refusal gives a reason: a hung operation or an I/O error is
+        // no answer to the request.
+        "any" => result.is_ok() || !matches!(errno, Some("ETIMEDOUT" | "EIO")),
+        errno_name => errno == Some(errno_name),
+    }
+}
+
+/// What an action may change, part by part, as words: the hardware's power and presence
+/// states (cells, CPUs, memory controllers, I/O subsystems, slots and cards), and the
+/// OS's [`Os::request_state`].
+fn request_state(run: &Run) -> Vec<(&'static str, u64)> {
+    let m = &run.p.machine;
+    let mut hw = StableHasher::new();
+    for c in m.cells() {
+        hw.word(c.state as u64 | u64::from(c.memory_enabled) << 8 | u64::from(c.generation) << 16);
+    }
+    for c in m.cpus() {
+        hw.word(c.state as u64);
+    }
+    for sub in run.p.io.subsystems() {
+        hw.word(sub.state as u64);
+    }
+    for sl in run.p.io.slots() {
+        hw.word(u64::from(sl.powered) | sl.card.map_or(0, |d| u64::from(d.0) + 1) << 1);
+    }
+    let mut v = vec![("hardware", hw.finish())];
+    if let Load::Os { os, .. } = &run.load {
+        v.extend(os.request_state());
+    }
+    v
 }
 
 /// One expectation of the scenario and whether the run met it.
@@ -259,7 +301,7 @@ impl Run {
                 os.interrupts_raised(now, &self.p);
                 for (t, ev) in os.take_events() {
                     self.probe.trace.emit(t, &ev);
-                    checks.observe(t, &ev, &mut self.probe.violations);
+                    checks.observe_on(t, &ev, &self.p, &mut self.probe.violations);
                 }
                 for v in os.take_violations() {
                     self.probe.trace.record(violation_record(&v));
@@ -401,6 +443,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 expected: None,
                 mem_op: None,
                 pci_op: None,
+                changed_on_refusal: None,
             });
         }
         for &c in &scn.workload_cpus {
@@ -505,7 +548,21 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             }
             Ev::Action(i) => {
                 let entry = &f.timeline[i];
-                let rec = act(now, entry, &mut run);
+                let before = request_state(&run);
+                let mut rec = act(now, entry, &mut run);
+                if rec.result.is_err() {
+                    // A refusal changes nothing: not the hardware, not the OS.
+                    let after = request_state(&run);
+                    let changed: Vec<&str> = before
+                        .iter()
+                        .zip(&after)
+                        .filter(|(b, a)| b.1 != a.1)
+                        .map(|(b, _)| b.0)
+                        .collect();
+                    if !changed.is_empty() {
+                        rec.changed_on_refusal = Some(changed.join(", "));
+                    }
+                }
                 if rec.result.is_ok() && entry.action.cpu_event() == Some(CpuEvent::Start) {
                     if let (
                         Some(c),
@@ -563,6 +620,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         ..
     } = run;
     if let Load::Os { os, .. } = &load {
+        resolve_refusals(&mut actions, &f.timeline, os);
         resolve_mem_ops(&mut actions, &f.timeline, os);
         resolve_pci_ops(&mut actions, &f.timeline, os);
     }
@@ -630,10 +688,15 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 .map_or_else(String::new, |m| format!(" saying \"{m}\"")),
         );
         expectations.push(ExpectationResult {
-            met: r.count.map_or(n > 0, |c| n == c),
-            detail: match r.count {
-                Some(c) => format!("{n} (expected {c})"),
-                None => format!("{n} (expected at least 1)"),
+            met: match (r.count, r.max) {
+                (Some(c), _) => n == c,
+                (None, Some(m)) => n <= m,
+                (None, None) => n > 0,
+            },
+            detail: match (r.count, r.max) {
+                (Some(c), _) => format!("{n} (expected {c})"),
+                (None, Some(m)) => format!("{n} (expected at most {m})"),
+                (None, None) => format!("{n} (expected at least 1)"),
             },
             what,
         });
@@ -768,6 +831,11 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         | ActionKind::PowerOffCell
         | ActionKind::RemoveCell => need(cell, "cell").and_then(|c| {
             let ev = t.action.cell_event().ok_or("not a cell event")?;
+            let powered = p.machine.cell(c).is_some_and(|x| x.state.is_powered());
+            if t.if_off == Some(true) && powered {
+                // The operator sees the power LED still on and leaves the board in.
+                return Ok(format!("skipped: {c} is still powered (if_off)"));
+            }
             if matches!(
                 ev,
                 cells::cell::CellEvent::PowerOff | cells::cell::CellEvent::Remove
@@ -849,13 +917,21 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             let Load::Os { os, .. } = load else {
                 return Err("needs the OS".to_owned());
             };
-            let made = os.spawn_tasks(now, n, p, probe);
-            if made < n {
-                return Err(format!(
-                    "{made} of {n} tasks created (no memory for the rest)"
-                ));
+            if os.booted_at().is_none() {
+                errno = Some("EBUSY");
+                return Err("EBUSY: boot has not finished".to_owned());
             }
-            Ok(format!("{made} worker tasks created"))
+            // Each task is a fork of its own: the job starts with those that got memory.
+            match os.spawn_tasks(now, n, p, probe) {
+                0 => {
+                    errno = Some("ENOMEM");
+                    Err(format!("ENOMEM: none of the {n} tasks got memory"))
+                }
+                made if made < n => Ok(format!(
+                    "{made} of {n} worker tasks created (ENOMEM for the rest)"
+                )),
+                made => Ok(format!("{made} worker tasks created")),
+            }
         }),
         ActionKind::InjectDefect => need(t.defect, "defect").and_then(|d| {
             match (d.os(), &mut *load) {
@@ -985,14 +1061,10 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                 .map_err(|e| e.to_string())
         }),
     };
-    let expected = t.expect.as_ref().map(|e| {
-        let met = match e.as_str() {
-            "ok" => result.is_ok(),
-            "refused" => result.is_err(),
-            errno_name => errno == Some(errno_name),
-        };
-        (e.clone(), met)
-    });
+    let expected = t
+        .expect
+        .as_ref()
+        .map(|e| (e.clone(), outcome_met(e, &result, errno)));
     ActionRecord {
         time: now,
         action: t.action.name(),
@@ -1002,6 +1074,44 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         expected,
         mem_op,
         pci_op,
+        changed_on_refusal: None,
+    }
+}
+
+/// Judges the `notify` actions the OS refused when it took the notification (a cell that
+/// cannot leave, an operation on it already in progress): the first refusal for that device
+/// at or after the action, unless an operation for the device started before it.
+fn resolve_refusals(actions: &mut [ActionRecord], entries: &[TimelineEntry], os: &Os) {
+    let refusals = os.refusals();
+    let mem = os.mem_hotplug().done();
+    let mut claimed: Vec<usize> = Vec::new();
+    for (rec, entry) in actions.iter_mut().zip(entries) {
+        let (ActionKind::Notify, Some(path), Ok(_)) = (entry.action, &entry.path, &rec.result)
+        else {
+            continue;
+        };
+        let Some((i, r)) = refusals
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.target == *path && r.time >= rec.time && !claimed.contains(i))
+        else {
+            continue;
+        };
+        let op_first = mem.iter().any(|o| {
+            o.path.as_deref() == Some(path.as_str())
+                && o.requested >= rec.time
+                && o.requested < r.time
+        });
+        if op_first {
+            continue;
+        }
+        claimed.push(i);
+        rec.errno = Some(r.errno);
+        rec.result = Err(format!(
+            "{}: refused by the OS at {}: {}",
+            r.errno, r.time, r.error
+        ));
+        judge_expected(rec);
     }
 }
 
@@ -1040,6 +1150,9 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
     }
     for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
         if let Some(Err(e)) = &op.result {
+            if policy_refusal(op.trigger, e.errno()) {
+                continue;
+            }
             actions.push(ActionRecord {
                 time: op.ended.unwrap_or(op.started),
                 action: "memory_operation",
@@ -1049,9 +1162,19 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
                 expected: None,
                 mem_op: Some(op.id),
                 pci_op: None,
+                changed_on_refusal: None,
             });
         }
     }
+}
+
+/// Whether a failed operation that no action asked for is a policy's request the kernel
+/// turned down for a reason (the RAS policy asking for a block that holds kernel pages): the
+/// policy's business, shown in its log, not a failure of the run. A hung operation (or an
+/// I/O error) is a failure whoever asked.
+fn policy_refusal(trigger: os_model::Trigger, errno: &str) -> bool {
+    matches!(trigger, os_model::Trigger::Ras | os_model::Trigger::Power)
+        && !matches!(errno, "ETIMEDOUT" | "EIO")
 }
 
 /// Folds how the operation an action started ended into the action's record (`what`
@@ -1068,12 +1191,13 @@ fn settle(rec: &mut ActionRecord, what: &str, outcome: Option<Result<(), (&'stat
             rec.result = Err(format!("{errno}: {what} failed: {e}"));
         }
     }
+    judge_expected(rec);
+}
+
+/// Judges the action's `expect` by its (final) outcome.
+fn judge_expected(rec: &mut ActionRecord) {
     if let Some((e, met)) = &mut rec.expected {
-        *met = match e.as_str() {
-            "ok" => rec.result.is_ok(),
-            "refused" => rec.result.is_err(),
-            errno_name => rec.errno == Some(errno_name),
-        };
+        *met = outcome_met(e, &rec.result, rec.errno);
     }
 }
 
@@ -1129,6 +1253,9 @@ fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
     }
     for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
         if let Some(Err(e)) = &op.result {
+            if policy_refusal(op.trigger, e.errno()) {
+                continue;
+            }
             actions.push(ActionRecord {
                 time: op.ended.unwrap_or(op.started),
                 action: "pci_operation",
@@ -1138,6 +1265,7 @@ fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
                 expected: None,
                 mem_op: None,
                 pci_op: Some(op.id),
+                changed_on_refusal: None,
             });
         }
     }

@@ -364,10 +364,10 @@ impl ActionKind {
             | ActionKind::PowerOnCpu
             | ActionKind::PowerOffCpu
             | ActionKind::FlushCache => (&["cpu"], &[]),
-            ActionKind::InsertCell
-            | ActionKind::PowerOnCell
-            | ActionKind::PowerOffCell
-            | ActionKind::RemoveCell => (&["cell"], &[]),
+            ActionKind::InsertCell | ActionKind::PowerOnCell | ActionKind::PowerOffCell => {
+                (&["cell"], &[])
+            }
+            ActionKind::RemoveCell => (&["cell"], &["if_off"]),
             ActionKind::InjectCorrectedError => (&[], &["cpu", "addr", "count"]),
             ActionKind::InjectUncorrectedError => (&["addr"], &[]),
             ActionKind::Audit => (&[], &[]),
@@ -493,15 +493,21 @@ pub struct TimelineEntry {
     pub name: Option<String>,
     /// A defect to inject (`inject_defect`).
     pub defect: Option<Defect>,
-    /// What must come of the action: `"ok"`, `"refused"` (any refusal), or an errno the OS
-    /// refuses with (`"EBUSY"`, `"EINVAL"`). Without it, a refused action makes the run fail.
+    /// For `remove_cell`: pull the board only if firmware has powered it off (an operator
+    /// waiting for the power LED); otherwise the action is skipped.
+    pub if_off: Option<bool>,
+    /// What must come of the action: `"ok"`, `"refused"` (any refusal), an errno the OS
+    /// refuses with (`"EBUSY"`, `"EINVAL"`), or `"any"` (either, as long as a refusal gives
+    /// a reason — not `ETIMEDOUT` or `EIO` — and changes nothing). Without it, a refused
+    /// action makes the run fail.
     pub expect: Option<String>,
 }
 
 /// The outcomes `timeline[].expect` may name.
-pub const EXPECT_OUTCOMES: [&str; 9] = [
+pub const EXPECT_OUTCOMES: [&str; 10] = [
     "ok",
     "refused",
+    "any",
     "EINVAL",
     "EBUSY",
     "ENOMEM",
@@ -722,6 +728,11 @@ pub struct ExpectedReport {
     /// Exactly this many such reports (default: at least one).
     #[serde(default)]
     pub count: Option<u64>,
+    /// At most this many such reports, none at all included (instead of `count`): for
+    /// reports a run may or may not make, such as the access that discovers a card pulled
+    /// out by surprise.
+    #[serde(default)]
+    pub max: Option<u64>,
 }
 
 impl ExpectedReport {
@@ -988,6 +999,12 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                     .into(),
             ));
         }
+        if r.count.is_some() && r.max.is_some() {
+            return Err((
+                format!("expect.reports[{i}].max"),
+                "give either count (exactly) or max (at most), not both".into(),
+            ));
+        }
     }
     for (i, c) in f.expect.silent.iter().enumerate() {
         if !CHECKER_CODES.contains(&c.as_str()) {
@@ -1239,6 +1256,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             ("block", t.block.is_some()),
             ("name", t.name.is_some()),
             ("defect", t.defect.is_some()),
+            ("if_off", t.if_off.is_some()),
         ];
         for (k, present) in given {
             if !present && required.contains(&k) {

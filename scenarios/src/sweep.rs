@@ -125,6 +125,12 @@ pub fn sweep(
                     .map(ToString::to_string),
                 first_refused_action: r.actions.iter().find(|a| a.failed()).map(|a| {
                     let (Ok(what) | Err(what)) = &a.result;
+                    if let Some(changed) = &a.changed_on_refusal {
+                        return format!(
+                            "{} {} {}: {what} (refused, yet it changed: {changed})",
+                            a.time, a.action, a.target
+                        );
+                    }
                     match &a.expected {
                         Some((e, _)) => {
                             format!(

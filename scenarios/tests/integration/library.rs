@@ -1,5 +1,5 @@
-//! The scenario library: clean scenarios exit 0; defect scenarios exit 1 and the checkers
-//! they name fire.
+//! The scenario library: clean scenarios (and the regressions in `scenarios/regressions/`)
+//! exit 0; defect scenarios exit 1 and the checkers they name fire.
 
 use scenarios::{RunOptions, Scenario, run};
 
@@ -7,7 +7,7 @@ use crate::common::root;
 
 fn all_scenarios() -> Vec<std::path::PathBuf> {
     let mut v = Vec::new();
-    for dir in ["scenarios", "scenarios/defects"] {
+    for dir in ["scenarios", "scenarios/defects", "scenarios/regressions"] {
         for e in std::fs::read_dir(root().join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") && p.file_name().unwrap() != "Cargo.toml"
@@ -24,6 +24,14 @@ fn all_scenarios() -> Vec<std::path::PathBuf> {
 fn every_scenario_in_the_library_behaves() {
     let files = all_scenarios();
     assert!(files.len() >= 14, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .filter(|p| p.parent().unwrap().ends_with("regressions"))
+            .count()
+            >= 3,
+        "the regressions of issue 14 are kept and run"
+    );
     for p in files {
         let scn = Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
         let r = run(&scn, &RunOptions::default()).unwrap();

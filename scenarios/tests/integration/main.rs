@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod determinism;
 mod expect;
+mod generative;
 mod hostile;
 mod library;
 mod memory;
