@@ -436,6 +436,15 @@ impl MemHotplug {
         &self.done
     }
 
+    /// The operation running and those queued, in the order they run: number and request.
+    fn pending(&self) -> impl Iterator<Item = (u32, &MemRequest)> {
+        self.current
+            .as_ref()
+            .map(|c| (c.report.id, &c.req))
+            .into_iter()
+            .chain(self.queue.iter().map(|(id, r)| (*id, r)))
+    }
+
     /// The operation in progress.
     pub fn current(&self) -> Option<&MemOpReport> {
         self.current.as_ref().map(|c| &c.report)
@@ -582,9 +591,8 @@ impl Os {
     /// The first operation queued or running on the whole of `node` (a cell's, or a memory
     /// device's): its number and kind.
     pub(crate) fn node_op_on(&self, node: u32) -> Option<(u32, MemOpKind)> {
-        let cur = self.memhp.current.as_ref().map(|c| (c.report.id, &c.req));
-        cur.into_iter()
-            .chain(self.memhp.queue.iter().map(|(id, r)| (*id, r)))
+        self.memhp
+            .pending()
             .find(|(_, r)| r.node == Some(node))
             .map(|(id, r)| (id, r.kind))
     }
@@ -598,9 +606,8 @@ impl Os {
 
     /// The block operation queued or running on block `block`, if any.
     fn mem_op_on_block(&self, block: u32) -> Option<(u32, &'static str)> {
-        let cur = self.memhp.current.as_ref().map(|c| (c.report.id, &c.req));
-        cur.into_iter()
-            .chain(self.memhp.queue.iter().map(|(id, r)| (*id, r)))
+        self.memhp
+            .pending()
             .find(|(_, r)| r.blocks.contains(&block))
             .map(|(id, r)| (id, r.kind.name()))
     }

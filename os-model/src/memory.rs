@@ -558,7 +558,20 @@ impl Os {
                     Owner::Huge { mm, sub: 0, .. } if mm == id => {
                         frees.push((pfn, PAGEBLOCK_ORDER));
                     }
-                    _ => {}
+                    // Someone else's page (a shared file page, another space's) or one this
+                    // space only maps: the rmap entry above is all it had of ours.
+                    Owner::Anon { .. }
+                    | Owner::Huge { .. }
+                    | Owner::File { .. }
+                    | Owner::ZeroPage
+                    | Owner::Offline
+                    | Owner::Free
+                    | Owner::Firmware
+                    | Owner::MemMap { .. }
+                    | Owner::NodeData { .. }
+                    | Owner::Slab { .. }
+                    | Owner::PageTable { .. }
+                    | Owner::DmaBuffer { .. } => {}
                 }
             }
             frees.extend(sp.pt_pages.iter().map(|&pt| (pt, 0)));

@@ -493,19 +493,21 @@ impl PciHotplug {
     fn will_be_enabled(&self, i: usize) -> bool {
         let sun = PciTarget::Slot(self.slots[i].sun);
         let mut on = self.slots[i].enabled;
-        let running = self
-            .current
-            .as_ref()
-            .map(|c| (c.report.kind, &c.report.target));
-        for (kind, target) in running
-            .into_iter()
-            .chain(self.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
-        {
+        for (kind, target) in self.pending() {
             if *target == sun {
                 on = kind == PciOpKind::Enable;
             }
         }
         on
+    }
+
+    /// The operation running and those queued, in the order they run: kind and target.
+    fn pending(&self) -> impl Iterator<Item = (PciOpKind, &PciTarget)> {
+        self.current
+            .as_ref()
+            .map(|c| (c.report.kind, &c.report.target))
+            .into_iter()
+            .chain(self.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
     }
 }
 
@@ -687,17 +689,10 @@ impl Os {
             return false;
         };
         br.present
-            || self
-                .pcihp
-                .current
-                .as_ref()
-                .map(|c| (c.report.kind, &c.report.target))
-                .into_iter()
-                .chain(self.pcihp.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
-                .any(|(k, t)| {
-                    k == PciOpKind::AddSubsystem
-                        && matches!(t, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
-                })
+            || self.pcihp.pending().any(|(k, t)| {
+                k == PciOpKind::AddSubsystem
+                    && matches!(t, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
+            })
     }
 
     /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
@@ -731,11 +726,7 @@ impl Os {
         // Gone, yet the OS never had it (nor is adding it): nothing to clean up.
         let adding = self
             .pcihp
-            .current
-            .as_ref()
-            .map(|c| (c.report.kind, &c.report.target))
-            .into_iter()
-            .chain(self.pcihp.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
+            .pending()
             .any(|(k, t)| k == PciOpKind::AddSubsystem && *t == target);
         if !add && !adding && !bridges.iter().any(|&b| self.subsystem_known(b)) {
             return Ok(Accepted::NoChange);

@@ -668,10 +668,12 @@ impl GenCase {
                 | GenAction::Attention(x)
                     if s.total_slots() > 0 =>
                 {
-                    let name = match st.action {
-                        GenAction::SlotPowerOff(_) => "slot_power_off",
-                        GenAction::SlotPowerOn(_) => "slot_power_on",
-                        _ => "press_attention",
+                    let name = if matches!(st.action, GenAction::SlotPowerOff(_)) {
+                        "slot_power_off"
+                    } else if matches!(st.action, GenAction::SlotPowerOn(_)) {
+                        "slot_power_on"
+                    } else {
+                        "press_attention"
                     };
                     entry(
                         &mut entries,

@@ -32,6 +32,22 @@ pub struct RunOptions {
     pub keep_trace: bool,
     /// Told now and then how far the run is (simulated time done, of the whole).
     pub progress: Option<Progress>,
+    /// Shown the machine after each timeline action (a soak watching the state come back).
+    pub inspect: Option<Inspect>,
+}
+
+/// A look at the run after timeline action `index` ran at the given time: the platform and
+/// the OS (if one runs) as the action left them, and the violations so far. It only watches.
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct Inspect(
+    pub std::sync::Arc<dyn Fn(SimTime, usize, &Platform, Option<&Os>, u64) + Send + Sync>,
+);
+
+impl std::fmt::Debug for Inspect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inspect")
+    }
 }
 
 /// A progress callback: `(simulated time reached, simulated time of the whole run)`. It only
@@ -597,6 +613,13 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                     ],
                 });
                 run.actions.push(rec);
+                if let Some(Inspect(look)) = &opts.inspect {
+                    let os = match &run.load {
+                        Load::Os { os, .. } => Some(&**os),
+                        Load::Tester { .. } => None,
+                    };
+                    look(now, i, &run.p, os, run.probe.violations.total());
+                }
             }
             Ev::Audit => {
                 run.audit(now);

@@ -141,6 +141,15 @@ impl Sim {
         }
     }
 
+    /// A job of `n` tasks starts now; returns how many got memory.
+    pub(crate) fn spawn(&mut self, n: u32) -> u32 {
+        let made = self
+            .os
+            .spawn_tasks(self.now, n, &mut self.p, &mut self.probe);
+        self.drain();
+        made
+    }
+
     pub(crate) fn run_to(&mut self, end: SimTime) {
         self.run(end, |_| false);
     }

@@ -10,4 +10,5 @@ mod pci;
 mod policy;
 mod proptests;
 mod rcu_ipi;
+mod refusals;
 mod sysfs;

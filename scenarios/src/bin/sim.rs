@@ -202,6 +202,7 @@ fn main() -> ExitCode {
             seed: cli.seed,
             keep_trace: cli.trace.is_some(),
             progress,
+            inspect: None,
         },
     );
     if let Some(b) = &bar {
