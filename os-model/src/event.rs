@@ -137,11 +137,12 @@ impl fmt::Display for Step {
 /// One OS event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OsEvent {
-    /// Boot finished: the online CPUs and the tasks created.
+    /// Boot finished: the online CPUs and the user tasks asked for.
     Booted {
         /// Online CPUs.
         online: CpuMask,
-        /// User tasks created.
+        /// User tasks the CPUs' softirq threads are to create (one work item each; a
+        /// creation that finds no memory counts in `spawn_failures`).
         tasks: u32,
     },
     /// A logical CPU was mapped to a processor object.

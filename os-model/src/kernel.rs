@@ -396,29 +396,25 @@ impl Os {
         let b0 = self.bsp;
         self.mm_boot_slabs(&mut t, b0, p, probe);
         self.create_files(&mut t, p, probe);
-        let mut created = 0u32;
-        // Each task's memory is populated on its own CPU (its page faults at start-up), so
-        // the CPUs do it side by side.
-        let mut spawn = |os: &mut Os, c: LogicalCpu, bound: Option<LogicalCpu>| {
-            let mut tc = t.max(os.busy_until[c.index()]);
-            let ok = os.spawn_user(&mut tc, c, bound, p, probe).is_ok();
-            if !ok {
-                os.stats.spawn_failures += 1;
-            }
-            os.busy_until[c.index()] = tc;
-            ok
-        };
-        for &c in &online {
-            for _ in 0..self.cfg.tasks_per_cpu {
-                if spawn(self, c, None) {
-                    created += 1;
-                }
-            }
-        }
+        // Each task is created, and its memory populated (its page faults at start-up), on
+        // its own CPU, so the CPUs do it side by side: the few hard-bound tasks here (a CPU
+        // cannot go offline under them, so they must exist before any request is taken),
+        // the workers by each CPU's softirq thread, a task per work item, taking interrupts
+        // in between.
+        let mut asked = 0u32;
         for b in self.cfg.bound.clone() {
             let c = LogicalCpu(b.cpu);
-            if spawn(self, c, Some(c)) {
-                created += 1;
+            let mut tc = t.max(self.busy_until[c.index()]);
+            if self.spawn_user(&mut tc, c, Some(c), p, probe).is_err() {
+                self.stats.spawn_failures += 1;
+            }
+            self.busy_until[c.index()] = tc;
+            asked += 1;
+        }
+        for &c in &online {
+            for _ in 0..self.cfg.tasks_per_cpu {
+                self.pcpu[c.index()].work.push_back(Work::Spawn);
+                asked += 1;
             }
         }
         // Enumeration of the slotless chipset functions, then the cards.
@@ -433,10 +429,12 @@ impl Os {
             t,
             OsEvent::Booted {
                 online: online_mask,
-                tasks: created,
+                tasks: asked,
             },
         );
         for c in online {
+            let k = self.pcpu[c.index()].ksoftirqd;
+            self.wake_kthread(t, c, k);
             self.kick(c, t);
         }
     }
@@ -1248,9 +1246,14 @@ impl Os {
         );
         let hw = self.hw(c);
         if freed {
-            // Raised before the entry was masked: acknowledged, no driver to run.
+            // Raised before the entry was masked: acknowledged, no driver to run — unless its
+            // IO SAPIC is gone with its I/O subsystem (ejected and forgotten while the
+            // interrupt waited on this CPU): no chip is left to end the interrupt at, so
+            // nothing is written (Linux: the vector has no irq any more, `ack_bad_irq`).
             self.driver.spurious();
-            irq::eoi(p, probe, t, hw, base, vector);
+            if self.sapic_sizes.contains_key(&base) {
+                irq::eoi(p, probe, t, hw, base, vector);
+            }
             return;
         }
         let top = self.driver.top_half(t, card, hw, p, probe);
@@ -1282,7 +1285,7 @@ impl Os {
             let work = &mut self.pcpu[c.index()].work;
             let pending = work.iter_mut().find_map(|w| match w {
                 Work::Card { card: k, status } if *k == card => Some(status),
-                Work::Card { .. } | Work::Wake(_) | Work::Balance => None,
+                Work::Card { .. } | Work::Wake(_) | Work::Balance | Work::Spawn => None,
             });
             match pending {
                 Some(s) => *s |= status,
@@ -1762,6 +1765,7 @@ impl Os {
         match w {
             Work::Wake(task) => self.wakeup(t, c, task, p, probe),
             Work::Balance => self.balance(t, c, p, probe),
+            Work::Spawn => self.boot_spawn(t, c, p, probe),
             Work::Card { card, status } => {
                 let hw = self.hw(c);
                 let mut out = Vec::new();
@@ -1773,6 +1777,38 @@ impl Os {
                 }
             }
         }
+    }
+
+    /// One of the boot's worker tasks is created on `c` — if `c` is still active (read
+    /// under RCU, like fork's placement); a CPU on its way offline hands the work to the
+    /// least loaded active CPU instead (and tells it by IPI).
+    fn boot_spawn(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let v = self.reader_begin(t, c, "spawn", p, probe);
+        self.reader_use(t, c, v, c, p, probe);
+        if self.maps_version(v).active.contains(c) {
+            self.reader_end(*t, c);
+            if self.spawn_user(t, c, None, p, probe).is_err() {
+                self.stats.spawn_failures += 1;
+            }
+            return;
+        }
+        let active = self.maps_version(v).active.clone();
+        let Some(to) = self.least_loaded(active.iter(), Some(c)) else {
+            self.reader_end(*t, c);
+            self.stats.spawn_failures += 1;
+            return;
+        };
+        self.reader_use(t, c, v, to, p, probe);
+        self.pcpu[to.index()].work.push_back(Work::Spawn);
+        let k = self.pcpu[to.index()].ksoftirqd;
+        self.wake_kthread(*t, to, k);
+        self.start_ipis(c, v, "spawn", RESCHEDULE_VECTOR, vec![to], false);
     }
 
     /// Picks the CPU a waking task goes to: where it last ran if that CPU is active and

@@ -111,6 +111,11 @@ pub enum Work {
         /// Status.
         status: u64,
     },
+    /// Start one of the user tasks the boot asked for (its fork and first page faults). One
+    /// task per work item, so the CPU takes interrupts — and answers cross-calls — between
+    /// two of them: populating a task's memory takes up to a millisecond, a CPU's share of
+    /// the boot's tasks several. A CPU no longer active hands the item to an active one.
+    Spawn,
 }
 
 /// A request to a CPU's migration thread.

@@ -865,7 +865,7 @@ pub fn check_scenario(scn: &Scenario) -> Result<(), String> {
     let covered = |v: &sim_core::Violation| scn.file.expect.reports.iter().any(|e| e.matches(v));
     if let Some(v) = kept.iter().find(|v| !covered(v)) {
         return Err(format!(
-            "{} violations; first: t={} [{}] {} -> {}: {}",
+            "{} violations; first: {} [{}] {} -> {}: {}",
             r.unexpected_violations, v.time, v.checker.code, v.agent, v.target, v.message
         ));
     }

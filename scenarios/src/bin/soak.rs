@@ -109,6 +109,54 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// Host bytes the kernel's kept history holds — the report of every finished CPU, memory and
+/// PCI operation with its step records, and the refusal log — which a run keeps by design (the
+/// JSON report lists it) and which grows with every cycle. Counted from the vectors' capacities
+/// and the strings' lengths, so it is a floor: allocator overhead comes on top.
+fn history_bytes(os: &os_model::Os) -> usize {
+    use std::mem::size_of_val;
+    let cpu = os.hotplug().done();
+    let mem = os.mem_hotplug().done();
+    let pci = os.pci_hotplug().done();
+    let refusals = os.refusals();
+    let strings = |notes: &mut dyn Iterator<Item = usize>| notes.sum::<usize>();
+    size_of_val(cpu)
+        + size_of_val(mem)
+        + size_of_val(pci)
+        + size_of_val(refusals)
+        + cpu
+            .iter()
+            .map(|o| o.steps.capacity() * size_of::<os_model::hotplug::StepRecord>())
+            .sum::<usize>()
+        + strings(
+            &mut cpu
+                .iter()
+                .flat_map(|o| o.steps.iter().map(|s| s.note.capacity())),
+        )
+        + mem
+            .iter()
+            .map(|o| {
+                o.steps.capacity() * size_of::<os_model::memhotplug::MemStepRecord>()
+                    + o.blocks.capacity() * 4
+                    + o.path.as_ref().map_or(0, String::capacity)
+            })
+            .sum::<usize>()
+        + strings(
+            &mut mem
+                .iter()
+                .flat_map(|o| o.steps.iter().map(|s| s.note.capacity())),
+        )
+        + pci
+            .iter()
+            .map(|o| o.steps.capacity() * size_of::<os_model::pcihp::PciStepRecord>())
+            .sum::<usize>()
+        + strings(
+            &mut refusals
+                .iter()
+                .map(|r| r.target.capacity() + r.error.capacity()),
+        )
+}
+
 #[derive(Default)]
 struct Watch {
     start: Option<State>,
@@ -117,7 +165,8 @@ struct Watch {
     steady: Option<String>,
     mismatches: Vec<String>,
     lines: Vec<String>,
-    rss: Vec<(u64, f64)>,
+    /// (cycle, RSS in MiB, bytes of kept history).
+    rss: Vec<(u64, f64, usize)>,
 }
 
 fn main() -> ExitCode {
@@ -217,7 +266,7 @@ fn main() -> ExitCode {
         }
         if k == 100 || k == cycles {
             let r = rss_mib();
-            w.rss.push((k, r));
+            w.rss.push((k, r, history_bytes(os)));
         }
         if k % every == 0 || k == cycles {
             let line = format!(
@@ -262,8 +311,24 @@ fn main() -> ExitCode {
         r.end,
         1000.0 * host / cli.cycles as f64
     );
-    for (k, m) in &w.rss {
-        println!("RSS after {k} cycles: {m:.1} MiB");
+    for (k, m, h) in &w.rss {
+        println!(
+            "RSS after {k} cycles: {m:.1} MiB (of which the kernel's kept operation history at least {:.2} MiB)",
+            *h as f64 / 1048576.0
+        );
+    }
+    if let [(k0, m0, h0), .., (k1, m1, h1)] = w.rss[..] {
+        let per = |x: f64| x * 1048576.0 / 1024.0 / (k1 - k0) as f64;
+        println!(
+            "RSS growth from cycle {k0} to {k1}: {:.2} KiB per cycle; kept history {:.2} KiB per cycle, \
+             runner's action records ~{:.2} KiB per cycle",
+            per(m1 - m0),
+            per((h1 - h0) as f64 / 1048576.0),
+            per(
+                (6 * (k1 - k0) as usize * size_of::<scenarios::runner::ActionRecord>()) as f64
+                    / 1048576.0
+            )
+        );
     }
     let failed = r.exit_code() != 0 || !w.mismatches.is_empty() || swaps as u64 != cli.cycles;
     if let Some(v) = r.violations.kept().first() {
