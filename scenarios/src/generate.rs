@@ -999,16 +999,25 @@ pub fn write_case(dir: &Path, index: u64, case: &GenCase, why: &str) -> std::io:
     Ok(path)
 }
 
-/// Explores the cases of `range` side by side (rayon), in index order in the result.
+/// Explores the cases of `range` side by side (rayon), in index order in the result; `done`
+/// hears of each case as it ends (in no particular order) — a failure as soon as its
+/// minimal file is written, for runs that last hours.
 pub fn explore_range(
     range: Range<u64>,
     l: Limits,
     defect: Option<&str>,
     out: Option<&Path>,
+    done: Option<&(dyn Fn(&CaseOutcome) + Sync)>,
 ) -> Vec<CaseOutcome> {
     let mut v: Vec<CaseOutcome> = range
         .into_par_iter()
-        .map(|i| explore(i, l, defect, out))
+        .map(|i| {
+            let o = explore(i, l, defect, out);
+            if let Some(f) = done {
+                f(&o);
+            }
+            o
+        })
         .collect();
     v.sort_by_key(|o| o.index);
     v

@@ -4,11 +4,14 @@
 //! Exit status: 0 when every case held, 1 when one failed (its minimal scenario is written
 //! to the output directory), 2 on bad usage.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::generate::{self, Limits};
 use scenarios::sweep;
 
@@ -95,8 +98,51 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let n = range.end - range.start;
-    let outcomes =
-        generate::explore_range(range.clone(), limits, cli.defect.as_deref(), Some(&cli.out));
+    // A failure is told on standard error as soon as its minimal file is written; a
+    // progress bar is drawn there when it is a terminal.
+    let bar = (!cli.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(n);
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} cases ({elapsed}, {eta} left) {msg}")
+        {
+            b.set_style(style);
+        }
+        b
+    });
+    let failures = AtomicU64::new(0);
+    let done = |o: &generate::CaseOutcome| {
+        if let Some(f) = &o.failure {
+            let k = failures.fetch_add(1, Ordering::Relaxed) + 1;
+            let line = format!(
+                "case {} failed ({}); replay: sim {}",
+                o.index,
+                f.why,
+                f.file
+                    .as_ref()
+                    .map_or_else(|| "(not written)".into(), |p| p.display().to_string())
+            );
+            match &bar {
+                Some(b) => {
+                    b.set_message(format!("{k} failed"));
+                    b.println(line);
+                }
+                None => eprintln!("{line}"),
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let outcomes = generate::explore_range(
+        range.clone(),
+        limits,
+        cli.defect.as_deref(),
+        Some(&cli.out),
+        Some(&done),
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     let mut failed = 0;
     for o in &outcomes {
         match &o.failure {

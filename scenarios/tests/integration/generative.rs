@@ -13,7 +13,7 @@ const CI_CASES: u64 = 120;
 #[test]
 fn random_machines_and_timelines_keep_every_promise() {
     let out = scratch("gentest");
-    let outcomes = generate::explore_range(0..CI_CASES, Limits::CI, None, Some(&out));
+    let outcomes = generate::explore_range(0..CI_CASES, Limits::CI, None, Some(&out), None);
     assert_eq!(outcomes.len() as u64, CI_CASES);
     let failures: Vec<String> = outcomes
         .iter()
