@@ -7,6 +7,7 @@ mod common;
 mod determinism;
 mod expect;
 mod generative;
+mod goldens;
 mod hostile;
 mod library;
 mod memory;
