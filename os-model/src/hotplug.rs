@@ -586,7 +586,7 @@ impl Os {
     }
 
     pub(crate) fn hp_kick(&mut self, at: SimTime) {
-        let _ = self.q.schedule(
+        let _ = self.post(
             at,
             OsEv::Hotplug {
                 op: START,
@@ -599,12 +599,12 @@ impl Os {
     /// step that starts waiting, when no CPU has to be waited for: the wakeup is an event of
     /// its own, handled once the step is waiting.)
     pub(crate) fn hp_resume(&mut self, at: SimTime, op: u32) {
-        let _ = self.q.schedule(at, OsEv::Resume { op, grace: true });
+        let _ = self.post(at, OsEv::Resume { op, grace: true });
     }
 
     /// The CPU's migration thread finished what operation `op` asked of it.
     pub(crate) fn hp_signal(&mut self, at: SimTime, op: u32) {
-        let _ = self.q.schedule(at, OsEv::Resume { op, grace: false });
+        let _ = self.post(at, OsEv::Resume { op, grace: false });
     }
 
     /// The wait of `op` for a grace period (`grace`) or for its CPU is over.
@@ -883,7 +883,7 @@ impl Os {
                             c.phase = Phase::Waiting(w);
                             c.epoch = c.epoch.wrapping_add(1);
                             let (op, epoch) = (c.report.id, c.epoch);
-                            let _ = self.q.schedule(now + timeout, OsEv::Watchdog { op, epoch });
+                            let _ = self.post(now + timeout, OsEv::Watchdog { op, epoch });
                         }
                     }
                     Outcome::Fail(e) => {
@@ -923,7 +923,7 @@ impl Os {
         if let Some(c) = self.hp.current.as_mut() {
             c.epoch = c.epoch.wrapping_add(1);
             let (op, epoch) = (c.report.id, c.epoch);
-            let _ = self.q.schedule(at, OsEv::Hotplug { op, epoch });
+            let _ = self.post(at, OsEv::Hotplug { op, epoch });
         }
     }
 

@@ -618,7 +618,7 @@ impl Os {
         let now = r.requested;
         self.memhp.queue.push_back((id, r));
         if self.memhp.current.is_none() {
-            let _ = self.q.schedule(
+            let _ = self.post(
                 now,
                 OsEv::Mem {
                     op: START,
@@ -651,9 +651,6 @@ impl Os {
             }
         }
     }
-
-    /// A swap-out finished (its frame is free): nothing to do but let the pass see it.
-    pub(crate) fn mem_io_done(&mut self, _t: SimTime) {}
 
     fn mem_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
         let Some((id, req)) = self.memhp.queue.pop_front() else {
@@ -767,7 +764,7 @@ impl Os {
         if let Some(c) = self.memhp.current.as_mut() {
             c.epoch = c.epoch.wrapping_add(1);
             let (op, epoch) = (c.report.id, c.epoch);
-            let _ = self.q.schedule(at, OsEv::Mem { op, epoch });
+            let _ = self.post(at, OsEv::Mem { op, epoch });
         }
     }
 
@@ -1000,7 +997,7 @@ impl Os {
         }
         self.memhp.done.push(cur.report);
         if !self.memhp.queue.is_empty() {
-            let _ = self.q.schedule(
+            let _ = self.post(
                 now + self.cfg.step_cost,
                 OsEv::Mem {
                     op: START,

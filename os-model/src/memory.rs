@@ -930,7 +930,7 @@ impl Os {
         let id = vm.next_io;
         vm.next_io += 1;
         vm.io.insert(id, io);
-        let _ = self.q.schedule(now + lat, OsEv::Io(id));
+        let _ = self.post(now + lat, OsEv::Io(id));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1098,7 +1098,6 @@ impl Os {
                 self.free_frame(t, pfn, 0);
                 // A task that faulted on the swap entry meanwhile reads the slot now.
                 self.wake_page(&mut t, c, pfn, p, probe);
-                self.mem_io_done(t);
             }
             Io::Writeback { pfn, file, page } => {
                 // The disk reads the page now (DMA) and keeps it.

@@ -671,7 +671,7 @@ impl Os {
         self.pcihp.next_id += 1;
         self.pcihp.queue.push_back((id, kind, target, trigger, now));
         if self.pcihp.current.is_none() {
-            let _ = self.q.schedule(
+            let _ = self.post(
                 now,
                 OsEv::Pci {
                     op: START,
@@ -930,7 +930,7 @@ impl Os {
         if let Some(c) = self.pcihp.current.as_mut() {
             c.epoch = c.epoch.wrapping_add(1);
             let (op, epoch) = (c.report.id, c.epoch);
-            let _ = self.q.schedule(at, OsEv::Pci { op, epoch });
+            let _ = self.post(at, OsEv::Pci { op, epoch });
         }
     }
 
@@ -1042,7 +1042,7 @@ impl Os {
         }
         self.pcihp.done.push(cur.report);
         if !self.pcihp.queue.is_empty() {
-            let _ = self.q.schedule(
+            let _ = self.post(
                 now,
                 OsEv::Pci {
                     op: START,
