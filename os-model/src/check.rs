@@ -448,7 +448,7 @@ impl AllocChecker {
                 p.machine
                     .coherent_peek(sim_core::PhysAddr::new(a))
                     .ok()
-                    .filter(|&v| v != crate::pcihp::POISON)
+                    .filter(|&v| v != crate::kernel::POISON)
                     .map(|v| (a, v))
             });
             if let Some((a, v)) = hit {

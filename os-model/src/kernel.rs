@@ -36,7 +36,9 @@ use crate::sched::{CpuLife, IpiOp, MigReq, PerCpu, Task, TaskKind, TaskState, Wo
 pub const CONTEXT_SWITCH: SimDuration = SimDuration::from_nanos(250);
 /// Bytes of one RCU-published CPU-maps object.
 const MAPS_BYTES: u64 = 128;
-/// What a freed object's first word is overwritten with (slab poisoning).
+/// What freed kernel memory is overwritten with: SLUB's `POISON_FREE` bytes (0x6b), in the
+/// first word of a freed CPU-maps object and in every word of a freed DMA buffer, so that a
+/// late reader or a device still writing there shows (CHK-5, the driver check).
 pub const POISON: u64 = 0x6B6B_6B6B_6B6B_6B6B;
 
 /// The CPU maps published through RCU.

@@ -34,6 +34,7 @@ use crate::driver::CardDriver;
 use crate::event::OsEvent;
 use crate::hotplug::{Accepted, Trigger};
 use crate::irq::{self, IrqDesc};
+use crate::kernel::POISON;
 use crate::kernel::{Os, OsEv};
 
 /// What an operation does.
@@ -376,9 +377,6 @@ pub struct PoisonedBuffer {
     /// When it was freed.
     pub freed: SimTime,
 }
-
-/// The value freed DMA buffers are filled with (SLUB's `POISON_FREE` bytes).
-pub const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
 
 /// One finished step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
