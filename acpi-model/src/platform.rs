@@ -513,6 +513,17 @@ impl Platform {
         self.machine.cpu_event(now, cpu, event, probe)
     }
 
+    /// `PAL_HALT`: the CPU leaves the OS and goes back to the firmware rendezvous (what an
+    /// OS calls on a CPU it took offline, once its cache is flushed).
+    pub fn pal_halt(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        probe: &mut PlatformProbe,
+    ) -> Result<(), CpuError> {
+        self.cpu_event(now, cpu, CpuEvent::Halt, probe)
+    }
+
     /// Firmware boot for an OS: starts the boot CPU — the first present one — and leaves the
     /// others waiting in the rendezvous for the OS to wake them. Returns the boot CPU and its
     /// local SAPIC id (what the OS reads from its own LID register).

@@ -27,8 +27,7 @@ use crate::event::{
 use crate::memory::Memory;
 use crate::topology::{AddressMap, Latency};
 
-/// What a read of absent or failed hardware returns.
-pub const ALL_ONES: u64 = u64::MAX;
+pub use sim_core::abi::ALL_ONES;
 
 /// Base of the processor interrupt block (writes there send IPIs).
 pub const PIB_BASE: u64 = 0xFEE0_0000;

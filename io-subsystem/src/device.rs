@@ -28,67 +28,11 @@ use sim_core::{Bdf, Gsi, IoSubsystemId, SlotId};
 use crate::config::DeviceKind;
 use crate::pci::{BarDef, BarKind, ConfigSpace, cmd};
 
-/// Bytes of one receive record.
-pub const RECORD_BYTES: u64 = 128;
-/// Words of one receive record.
-pub const RECORD_WORDS: usize = 16;
-/// First word of every record: this magic in the high 32 bits, the sequence number below.
-pub const RECORD_MAGIC: u64 = 0xCE11_5EED << 32;
-
-/// Register offsets.
-pub mod regs {
-    /// Control.
-    pub const CTRL: u64 = 0x00;
-    /// Receive ring base.
-    pub const RING_BASE: u64 = 0x08;
-    /// Receive ring size.
-    pub const RING_SIZE: u64 = 0x10;
-    /// Bytes produced.
-    pub const HEAD: u64 = 0x18;
-    /// Bytes consumed.
-    pub const TAIL: u64 = 0x20;
-    /// Status (write 1 to clear).
-    pub const STATUS: u64 = 0x28;
-    /// Record period.
-    pub const PERIOD: u64 = 0x30;
-    /// Transmit buffer.
-    pub const TX_ADDR: u64 = 0x38;
-    /// Transmit length.
-    pub const TX_LEN: u64 = 0x40;
-    /// Transmit doorbell.
-    pub const TX_GO: u64 = 0x48;
-    /// Transmit checksum.
-    pub const TX_SUM: u64 = 0x50;
-    /// Serial number.
-    pub const SERIAL: u64 = 0x58;
-    /// `CTRL` bit: produce records.
-    pub const CTRL_RUN: u64 = 1;
-    /// `CTRL` bit: raise the interrupt line.
-    pub const CTRL_IRQ_EN: u64 = 2;
-    /// `STATUS` bit: records available.
-    pub const STATUS_RX: u64 = 1;
-    /// `STATUS` bit: transmit done.
-    pub const STATUS_TX_DONE: u64 = 2;
-    /// `STATUS` bit: a DMA failed (the address was not memory).
-    pub const STATUS_DMA_ERROR: u64 = 4;
-}
+pub use sim_core::abi::device::{RECORD_BYTES, RECORD_MAGIC, RECORD_WORDS, record_word, regs};
 
 /// Dense card id within the fabric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct DeviceId(pub u32);
-
-/// Word `i` of record `seq` of the card with `serial`.
-pub fn record_word(serial: u64, seq: u64, i: usize) -> u64 {
-    match i {
-        0 => RECORD_MAGIC | (seq & 0xFFFF_FFFF),
-        1 => serial,
-        _ => {
-            seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .rotate_left(i as u32)
-                ^ serial
-        }
-    }
-}
 
 /// The engine's registers and progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

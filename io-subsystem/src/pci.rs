@@ -2,35 +2,7 @@
 
 use serde::Serialize;
 
-/// Standard register offsets.
-pub mod reg {
-    /// Vendor id (low 16) and device id (high 16).
-    pub const ID: u16 = 0x00;
-    /// Command (low 16) and status (high 16).
-    pub const COMMAND: u16 = 0x04;
-    /// Revision (low 8) and class code (high 24).
-    pub const CLASS: u16 = 0x08;
-    /// Cache line size, latency timer, header type, BIST.
-    pub const HEADER: u16 = 0x0C;
-    /// First BAR; BAR n is at `BAR0 + 4n`.
-    pub const BAR0: u16 = 0x10;
-    /// Subsystem vendor/device ids.
-    pub const SUBSYSTEM: u16 = 0x2C;
-    /// Interrupt line (low 8), pin (next 8).
-    pub const INTERRUPT: u16 = 0x3C;
-}
-
-/// Command register bits.
-pub mod cmd {
-    /// I/O space decode.
-    pub const IO: u32 = 1 << 0;
-    /// Memory space decode.
-    pub const MEMORY: u32 = 1 << 1;
-    /// Bus master (DMA) enable.
-    pub const BUS_MASTER: u32 = 1 << 2;
-    /// INTx disable.
-    pub const INTX_DISABLE: u32 = 1 << 10;
-}
+pub use sim_core::abi::pci::{cmd, reg};
 
 /// What a BAR maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

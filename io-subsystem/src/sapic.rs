@@ -16,24 +16,7 @@
 use serde::Serialize;
 use sim_core::LsapicId;
 
-/// `IOREGSEL` offset.
-pub const IOREGSEL: u64 = 0x00;
-/// `IOWIN` offset.
-pub const IOWIN: u64 = 0x10;
-/// `EOI` offset.
-pub const EOI: u64 = 0x40;
-/// Bytes of the register block.
-pub const REGISTER_BYTES: u64 = 0x1000;
-
-/// Low-dword bits.
-pub mod rte {
-    /// Level (1) or edge (0) triggered.
-    pub const LEVEL: u32 = 1 << 15;
-    /// Remote IRR: a level interrupt is in service.
-    pub const REMOTE_IRR: u32 = 1 << 14;
-    /// Masked.
-    pub const MASK: u32 = 1 << 16;
-}
+pub use sim_core::abi::sapic::{EOI, IOREGSEL, IOWIN, REGISTER_BYTES, rte};
 
 /// One redirection entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

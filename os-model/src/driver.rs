@@ -15,11 +15,11 @@
 //! SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform exerciser).
 
 use acpi_model::{Platform, PlatformProbe};
-use cells::machine::ALL_ONES;
-use io_subsystem::alloc::WindowAllocator;
-use io_subsystem::device::{RECORD_BYTES, RECORD_WORDS, record_word, regs};
-use io_subsystem::pci::{cmd, reg};
 use serde::{Deserialize, Serialize};
+use sim_core::abi::ALL_ONES;
+use sim_core::abi::device::{RECORD_BYTES, RECORD_WORDS, record_word, regs};
+use sim_core::abi::pci::{cmd, reg};
+use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, CheckerId, CpuId, Entity, PhysAddr, SimTime, SlotId, Violation};
 
 use crate::acpi::AcpiScan;

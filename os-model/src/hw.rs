@@ -7,7 +7,7 @@
 //! have already been told.
 
 use acpi_model::{Platform, PlatformProbe};
-use cells::machine::ALL_ONES;
+use sim_core::abi::ALL_ONES;
 use sim_core::{Bdf, CpuId, PhysAddr, SimTime};
 
 /// `cpu` loads the word at `addr`; `t` advances by the latency.

@@ -8,7 +8,7 @@
 //! EOI register.
 
 use acpi_model::{Platform, PlatformProbe};
-use io_subsystem::sapic;
+use sim_core::abi::sapic;
 use sim_core::{CpuId, LsapicId, SimTime};
 
 use crate::cpumask::{CpuMask, LogicalCpu};

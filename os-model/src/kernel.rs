@@ -520,7 +520,7 @@ impl Os {
                 device,
                 function: 0,
             };
-            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, io_subsystem::pci::reg::ID);
+            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
             if id == u32::MAX {
                 continue;
             }
@@ -2136,7 +2136,7 @@ impl Os {
             }
         };
         let flushed_at = t;
-        let _ = p.cpu_event(t, hw, cells::cpu::CpuEvent::Halt, probe);
+        let _ = p.pal_halt(t, hw, probe);
         t += SimDuration::from_nanos(100);
         self.pcpu[i].life = CpuLife::Dead;
         self.pcpu[i].ticking = false;

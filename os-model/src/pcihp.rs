@@ -23,8 +23,8 @@
 use std::collections::VecDeque;
 
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
-use io_subsystem::alloc::WindowAllocator;
 use serde::Serialize;
+use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, SimDuration, SimTime, SlotId};
 use thiserror::Error;
 
@@ -785,7 +785,7 @@ impl Os {
                 device: f.device,
                 function: 0,
             };
-            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, io_subsystem::pci::reg::ID);
+            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
             if id == u32::MAX {
                 continue;
             }
@@ -1140,8 +1140,14 @@ impl Os {
                 )
             }
             PciStep::Scan => {
-                let id =
-                    crate::hw::cfg_read(p, probe, &mut t, hw, slot.bdf, io_subsystem::pci::reg::ID);
+                let id = crate::hw::cfg_read(
+                    p,
+                    probe,
+                    &mut t,
+                    hw,
+                    slot.bdf,
+                    sim_core::abi::pci::reg::ID,
+                );
                 if id == u32::MAX {
                     return Out::Fail(
                         t,
@@ -1393,7 +1399,7 @@ impl Os {
                     &mut t,
                     hw,
                     slot.bdf,
-                    io_subsystem::pci::reg::COMMAND,
+                    sim_core::abi::pci::reg::COMMAND,
                     0,
                 );
                 if self.has_defect(OsDefect::LeakBarOnRemove) {

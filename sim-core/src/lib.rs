@@ -29,6 +29,7 @@
 //!
 //! Model code built on this crate is pure: no threads, no I/O, no wall clock.
 
+pub mod abi;
 pub mod addr;
 pub mod board;
 pub mod check;
@@ -39,6 +40,7 @@ pub mod queue;
 pub mod rng;
 pub mod time;
 pub mod trace;
+pub mod window;
 
 pub use addr::{ByteSize, Pfn, PhysAddr};
 pub use board::{BoardEvent, BoardState};
