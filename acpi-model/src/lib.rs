@@ -30,3 +30,17 @@ pub use firmware::{CorrectedLog, FwEvent, Notification, NotifyCode};
 pub use namespace::{Namespace, NodeKind};
 pub use platform::{AcpiError, BootError, Platform, PlatformConfig, PlatformError, PlatformProbe};
 pub use value::AcpiValue;
+
+/// The hardware a platform is built from and driven with, for the harness around it (the
+/// scenario runner, tests): the machine's and the I/O fabric's configuration, and the
+/// physical events a test bench applies — a cell powered, a CPU powered on, a subsystem
+/// pulled. An OS reaches the hardware through [`Platform`] only; a test of the OS builds and
+/// handles the platform through these, so the OS crate names no hardware crate.
+pub mod hw {
+    pub use cells::cell::CellEvent;
+    pub use cells::config::MemoryMode;
+    pub use cells::cpu::CpuEvent;
+    pub use cells::{CpuState, MachineConfig, McaTarget};
+    pub use io_subsystem::config::{DeviceConfig, DeviceKind};
+    pub use io_subsystem::{DeviceId, IoConfig, SubsystemEvent};
+}

@@ -1,9 +1,9 @@
 //! A small harness: platform + OS + checkers, run until a time or an event.
 
+use acpi_model::hw::IoConfig;
+use acpi_model::hw::MachineConfig;
+use acpi_model::hw::{DeviceConfig, DeviceKind};
 use acpi_model::{Platform, PlatformConfig, PlatformProbe};
-use cells::MachineConfig;
-use io_subsystem::IoConfig;
-use io_subsystem::config::{DeviceConfig, DeviceKind};
 use os_model::{DriverConfig, Os, OsCheckers, OsConfig, OsDefect, OsEvent};
 use sim_core::{CpuId, RngStreams, SimTime, Trace, TraceLevel};
 
@@ -14,7 +14,7 @@ pub(crate) struct Sim {
     pub(crate) checks: OsCheckers,
     pub(crate) log: Vec<(SimTime, OsEvent)>,
     pub(crate) now: SimTime,
-    wake: Vec<(SimTime, io_subsystem::DeviceId)>,
+    wake: Vec<(SimTime, acpi_model::hw::DeviceId)>,
 }
 
 pub(crate) fn ms(x: u64) -> SimTime {
@@ -175,7 +175,7 @@ impl Sim {
             .collect()
     }
 
-    pub(crate) fn cpu_state(&self, c: u32) -> cells::CpuState {
+    pub(crate) fn cpu_state(&self, c: u32) -> acpi_model::hw::CpuState {
         self.p.machine.cpu(CpuId(c)).unwrap().state
     }
 }

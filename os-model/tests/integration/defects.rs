@@ -1,7 +1,7 @@
 //! Every OS defect is caught by its checker (SPEC CHK-9), in the same run that is clean
 //! without it.
 
-use cells::MachineConfig;
+use acpi_model::hw::MachineConfig;
 use os_model::{OpKind, OsConfig, OsDefect, Trigger};
 use sim_core::SimDuration;
 

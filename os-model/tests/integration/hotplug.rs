@@ -1,7 +1,7 @@
 //! CPU hot-remove and hot-add under load: clean, with every step reported, refusals with
 //! their errors, a whole cell's CPUs, and bring-up through the same path as boot.
 
-use cells::MachineConfig;
+use acpi_model::hw::MachineConfig;
 use os_model::{Accepted, HotplugError, OpKind, OsConfig, OsEvent, Step, Trigger};
 
 use crate::common::{Sim, ms, some_cards};
@@ -50,7 +50,11 @@ fn offline_and_online_under_load_including_a_whole_cell() {
     s.run_to(ms(8));
     for c in [4, 5, 6, 7, 13, 22] {
         assert!(!s.os.maps().online.contains(os_model::LogicalCpu(c)));
-        assert_eq!(s.cpu_state(c), cells::CpuState::Halted, "cpu{c} halted");
+        assert_eq!(
+            s.cpu_state(c),
+            acpi_model::hw::CpuState::Halted,
+            "cpu{c} halted"
+        );
     }
     let downs: Vec<_> =
         s.os.hotplug()
@@ -113,7 +117,7 @@ fn refusals_change_nothing_and_name_their_errno() {
         present_cells: Some(vec![0, 2]),
         ..MachineConfig::default()
     };
-    let mut s = Sim::new(machine, io_subsystem::IoConfig::default(), &cfg, &[], 3);
+    let mut s = Sim::new(machine, acpi_model::hw::IoConfig::default(), &cfg, &[], 3);
     s.run_to(ms(2));
     let now = s.now;
     let before = s.os.maps().clone();
@@ -188,7 +192,7 @@ fn acpi_eject_request_offlines_ejects_and_reports_ost_then_device_check_brings_i
     assert_eq!(op.steps.last().unwrap().step, Step::Eject);
     assert_eq!(
         s.cpu_state(9),
-        cells::CpuState::Absent,
+        acpi_model::hw::CpuState::Absent,
         "firmware powered it off"
     );
     assert!(!s.os.present().contains(os_model::LogicalCpu(9)));
@@ -199,7 +203,7 @@ fn acpi_eject_request_offlines_ejects_and_reports_ost_then_device_check_brings_i
     s.p.cpu_event(
         now,
         sim_core::CpuId(9),
-        cells::cpu::CpuEvent::PowerOn,
+        acpi_model::hw::CpuEvent::PowerOn,
         &mut s.probe,
     )
     .unwrap();

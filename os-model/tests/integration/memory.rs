@@ -4,8 +4,8 @@
 //! exact).
 
 use acpi_model::NotifyCode;
-use cells::MachineConfig;
-use cells::cell::CellEvent;
+use acpi_model::hw::CellEvent;
+use acpi_model::hw::MachineConfig;
 use os_model::OsConfig;
 use os_model::config::MemConfig;
 use os_model::memhotplug::{MemOpKind, MemOpReport};

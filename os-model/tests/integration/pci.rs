@@ -3,9 +3,9 @@
 //! and card insertions and removals that keep the kernel's windows equal to its devices.
 
 use acpi_model::NotifyCode;
-use cells::MachineConfig;
-use io_subsystem::IoConfig;
-use io_subsystem::config::{DeviceConfig, DeviceKind};
+use acpi_model::hw::IoConfig;
+use acpi_model::hw::MachineConfig;
+use acpi_model::hw::{DeviceConfig, DeviceKind};
 use os_model::pcihp::{PciOpKind, PciStep};
 use os_model::{Accepted, OsConfig, OsDefect, Trigger};
 use proptest::prelude::*;
@@ -353,7 +353,7 @@ fn subsystem_sim(defects: &[OsDefect]) -> Sim {
 }
 
 fn arrive(s: &mut Sim, sub: u16, cards: &[u16]) {
-    use io_subsystem::SubsystemEvent;
+    use acpi_model::hw::SubsystemEvent;
     let t = s.now;
     let id = sim_core::IoSubsystemId(sub);
     for ev in [SubsystemEvent::Insert, SubsystemEvent::PowerOn] {

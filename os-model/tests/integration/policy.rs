@@ -3,9 +3,9 @@
 //! under low load and come back when a job starts.
 
 use acpi_model::NotifyCode;
-use cells::MachineConfig;
-use cells::McaTarget;
-use cells::cell::CellEvent;
+use acpi_model::hw::CellEvent;
+use acpi_model::hw::MachineConfig;
+use acpi_model::hw::McaTarget;
 use os_model::OsConfig;
 use os_model::memhotplug::MemOpKind;
 use os_model::policy::{PowerConfig, RasConfig};

@@ -2,7 +2,7 @@
 //! runs: the scheduler, RCU and interrupt checkers stay clean, every refusal is the
 //! documented one, and the machine ends in the state the accepted requests asked for.
 
-use cells::MachineConfig;
+use acpi_model::hw::MachineConfig;
 use os_model::{Accepted, BoundTask, CpuMask, LogicalCpu, OpKind, OsConfig, Trigger};
 use proptest::prelude::*;
 use sim_core::SimTime;

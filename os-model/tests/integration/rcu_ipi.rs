@@ -2,7 +2,7 @@
 //! removed from it keeps sending IPIs from that map. With the grace period the CPU halts only
 //! after the reader is done; without it (the defect), an IPI reaches the halted CPU.
 
-use cells::MachineConfig;
+use acpi_model::hw::MachineConfig;
 use os_model::{LogicalCpu, OpKind, OsConfig, OsDefect, OsEvent, Step, Trigger};
 use sim_core::SimDuration;
 
@@ -24,7 +24,7 @@ fn race(defect: bool) -> (usize, Sim) {
     };
     let mut s = Sim::new(
         MachineConfig::default(),
-        io_subsystem::IoConfig::default(),
+        acpi_model::hw::IoConfig::default(),
         &cfg,
         &defects,
         11,

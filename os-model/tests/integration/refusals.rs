@@ -4,8 +4,8 @@
 //! no memory gives back every page it took.
 
 use acpi_model::NotifyCode;
-use cells::MachineConfig;
-use cells::config::MemoryMode;
+use acpi_model::hw::MachineConfig;
+use acpi_model::hw::MemoryMode;
 use os_model::config::MemConfig;
 use os_model::memhotplug::MemError;
 use os_model::pcihp::{PciError, PciOpKind};

@@ -1,7 +1,7 @@
 //! Golden tests of the sysfs view (SPEC OS-IF-1): every file format as Linux prints it, on a
 //! small machine with one CPU and one memory block offline.
 
-use cells::MachineConfig;
+use acpi_model::hw::MachineConfig;
 use os_model::config::MemConfig;
 use os_model::sysfs::SysfsEntry;
 use os_model::{OpKind, OsConfig, Trigger};

@@ -10,6 +10,7 @@ mod generative;
 mod goldens;
 mod hostile;
 mod library;
+mod long_runs;
 mod memory;
 mod os;
 mod sysfs;
