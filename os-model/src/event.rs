@@ -14,6 +14,7 @@ use sim_core::{
 };
 
 use crate::cpumask::{CpuMask, LogicalCpu};
+use crate::ops::{FlowKind, OpTarget};
 
 /// A task (thread) id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -449,23 +450,29 @@ pub enum OsEvent {
         /// Dirty lines written back.
         dirty_lines: u32,
     },
-    /// A hot-plug operation started.
-    HotplugStart {
-        /// Operation number.
+    /// A hot-plug operation (CPU, memory / cell or PCI) started.
+    OpStart {
+        /// Its flow.
+        flow: FlowKind,
+        /// Operation number (per flow).
         op: u32,
-        /// `"down"` or `"up"`.
+        /// What it does (`down`, `cell_remove`, `enable`, …).
         kind: &'static str,
-        /// The CPU.
-        cpu: LogicalCpu,
+        /// What it acts on.
+        target: OpTarget,
         /// What asked for it.
         trigger: &'static str,
     },
-    /// A hot-plug step finished.
-    HotplugStep {
+    /// A step of a hot-plug operation finished.
+    OpStep {
+        /// Its flow.
+        flow: FlowKind,
         /// Operation number.
         op: u32,
-        /// The step.
-        step: Step,
+        /// The step's number in its flow's step enum.
+        step: u8,
+        /// The step's name.
+        name: &'static str,
         /// When it started.
         start: SimTime,
         /// Its simulated duration.
@@ -474,69 +481,9 @@ pub enum OsEvent {
         note: String,
     },
     /// A hot-plug operation ended.
-    HotplugEnd {
-        /// Operation number.
-        op: u32,
-        /// `Ok` or the error.
-        result: Result<(), String>,
-    },
-    /// A memory hot-plug operation started.
-    MemHotplugStart {
-        /// Operation number.
-        op: u32,
-        /// What it does.
-        kind: &'static str,
-        /// The blocks named (empty: a whole node).
-        blocks: Vec<u32>,
-        /// What asked for it.
-        trigger: &'static str,
-    },
-    /// A memory hot-plug step finished.
-    MemHotplugStep {
-        /// Operation number.
-        op: u32,
-        /// The step.
-        step: crate::memhotplug::MemStep,
-        /// When it started.
-        start: SimTime,
-        /// Its simulated duration.
-        duration: SimDuration,
-        /// What it did.
-        note: String,
-    },
-    /// A memory hot-plug operation ended.
-    MemHotplugEnd {
-        /// Operation number.
-        op: u32,
-        /// `Ok` or the error.
-        result: Result<(), String>,
-    },
-    /// A PCI hot-plug operation started.
-    PciHotplugStart {
-        /// Operation number.
-        op: u32,
-        /// What it does.
-        kind: &'static str,
-        /// What it acts on (`slot 5`, `I/O subsystem \_SB_.IO06`).
-        target: String,
-        /// What asked for it.
-        trigger: &'static str,
-    },
-    /// A PCI hot-plug step finished.
-    PciHotplugStep {
-        /// Operation number.
-        op: u32,
-        /// The step.
-        step: crate::pcihp::PciStep,
-        /// When it started.
-        start: SimTime,
-        /// Its simulated duration.
-        duration: SimDuration,
-        /// What it did.
-        note: String,
-    },
-    /// A PCI hot-plug operation ended.
-    PciHotplugEnd {
+    OpEnd {
+        /// Its flow.
+        flow: FlowKind,
         /// Operation number.
         op: u32,
         /// `Ok` or the error.
@@ -792,92 +739,54 @@ impl StableHash for OsEvent {
                 h.word(28 | u64::from(cpu.0) << 8);
                 h.word(u64::from(*flushed_lines) << 32 | u64::from(*dirty_lines));
             }
-            OsEvent::HotplugStart {
-                op,
-                kind,
-                cpu,
-                trigger,
-            } => {
-                h.word(29 | u64::from(cpu.0) << 8 | u64::from(*op) << 32);
-                h.str(kind);
-                h.str(trigger);
-            }
-            OsEvent::HotplugStep {
-                op,
-                step,
-                start,
-                duration,
-                note,
-            } => {
-                h.word(30 | (*step as u64) << 8 | u64::from(*op) << 32);
-                h.word(start.as_nanos());
-                h.word(duration.as_nanos());
-                h.str(note);
-            }
-            OsEvent::HotplugEnd { op, result } => {
-                h.word(31 | u64::from(*op) << 32);
-                match result {
-                    Ok(()) => h.word(0),
-                    Err(e) => h.str(e),
-                }
-            }
-            OsEvent::MemHotplugStart {
-                op,
-                kind,
-                blocks,
-                trigger,
-            } => {
-                h.word(42 | u64::from(*op) << 32);
-                h.str(kind);
-                h.str(trigger);
-                for b in blocks {
-                    h.word(u64::from(*b));
-                }
-            }
-            OsEvent::MemHotplugStep {
-                op,
-                step,
-                start,
-                duration,
-                note,
-            } => {
-                h.word(43 | (*step as u64) << 8 | u64::from(*op) << 32);
-                h.word(start.as_nanos());
-                h.word(duration.as_nanos());
-                h.str(note);
-            }
-            OsEvent::MemHotplugEnd { op, result } => {
-                h.word(44 | u64::from(*op) << 32);
-                match result {
-                    Ok(()) => h.word(0),
-                    Err(e) => h.str(e),
-                }
-            }
-            OsEvent::PciHotplugStart {
+            OsEvent::OpStart {
+                flow,
                 op,
                 kind,
                 target,
                 trigger,
             } => {
-                h.word(48 | u64::from(*op) << 32);
-                h.str(kind);
-                h.str(target);
-                h.str(trigger);
+                let (tag, _, _) = flow.tags();
+                match target {
+                    OpTarget::Cpu(cpu) => {
+                        h.word(tag | u64::from(cpu.0) << 8 | u64::from(*op) << 32);
+                        h.str(kind);
+                        h.str(trigger);
+                    }
+                    OpTarget::Blocks(blocks) => {
+                        h.word(tag | u64::from(*op) << 32);
+                        h.str(kind);
+                        h.str(trigger);
+                        for b in blocks {
+                            h.word(u64::from(*b));
+                        }
+                    }
+                    OpTarget::Named(target) => {
+                        h.word(tag | u64::from(*op) << 32);
+                        h.str(kind);
+                        h.str(target);
+                        h.str(trigger);
+                    }
+                }
             }
-            OsEvent::PciHotplugStep {
+            OsEvent::OpStep {
+                flow,
                 op,
                 step,
                 start,
                 duration,
                 note,
+                ..
             } => {
-                h.word(49 | (*step as u64) << 8 | u64::from(*op) << 32);
+                let (_, tag, _) = flow.tags();
+                h.word(tag | u64::from(*step) << 8 | u64::from(*op) << 32);
                 h.word(start.as_nanos());
                 h.word(duration.as_nanos());
                 h.str(note);
             }
-            OsEvent::PciHotplugEnd { op, result } => {
-                h.word(50 | u64::from(*op) << 32);
+            OsEvent::OpEnd { flow, op, result } => {
+                let (_, _, tag) = flow.tags();
+                h.word(tag | u64::from(*op) << 32);
                 match result {
                     Ok(()) => h.word(0),
                     Err(e) => h.str(e),
@@ -994,15 +903,9 @@ impl TraceEvent for OsEvent {
             | OsEvent::CsdTimeout { .. }
             | OsEvent::IrqRouted { .. }
             | OsEvent::CpuHalted { .. }
-            | OsEvent::HotplugStart { .. }
-            | OsEvent::HotplugStep { .. }
-            | OsEvent::HotplugEnd { .. }
-            | OsEvent::MemHotplugStart { .. }
-            | OsEvent::MemHotplugStep { .. }
-            | OsEvent::MemHotplugEnd { .. }
-            | OsEvent::PciHotplugStart { .. }
-            | OsEvent::PciHotplugStep { .. }
-            | OsEvent::PciHotplugEnd { .. }
+            | OsEvent::OpStart { .. }
+            | OsEvent::OpStep { .. }
+            | OsEvent::OpEnd { .. }
             | OsEvent::IrqDisabled { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::RequestRefused { .. }
@@ -1368,112 +1271,44 @@ impl TraceEvent for OsEvent {
                     ("dirty", u(u64::from(*dirty_lines))),
                 ],
             ),
-            OsEvent::HotplugStart {
-                op,
-                kind,
-                cpu,
-                trigger,
-            } => (
-                os_track(),
-                "hotplug start",
-                Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    ("kind", s((*kind).to_owned())),
-                    ("cpu", s(cpu.to_string())),
-                    ("trigger", s((*trigger).to_owned())),
-                ],
-            ),
-            OsEvent::HotplugStep {
-                op,
-                step,
-                start,
-                duration,
-                note,
-            } => {
-                return step_record("hotplug", *op, step.name(), *start, *duration, note, time);
-            }
-            OsEvent::HotplugEnd { op, result } => (
-                os_track(),
-                "hotplug end",
-                Phase::Instant,
-                end_args(*op, result),
-            ),
-            OsEvent::MemHotplugStart {
-                op,
-                kind,
-                blocks,
-                trigger,
-            } => (
-                os_track(),
-                "memory hotplug start",
-                Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    ("kind", s((*kind).to_owned())),
-                    ("blocks", s(format!("{blocks:?}"))),
-                    ("trigger", s((*trigger).to_owned())),
-                ],
-            ),
-            OsEvent::MemHotplugStep {
-                op,
-                step,
-                start,
-                duration,
-                note,
-            } => {
-                return step_record(
-                    "memory hotplug",
-                    *op,
-                    step.name(),
-                    *start,
-                    *duration,
-                    note,
-                    time,
-                );
-            }
-            OsEvent::MemHotplugEnd { op, result } => (
-                os_track(),
-                "memory hotplug end",
-                Phase::Instant,
-                end_args(*op, result),
-            ),
-            OsEvent::PciHotplugStart {
+            OsEvent::OpStart {
+                flow,
                 op,
                 kind,
                 target,
                 trigger,
-            } => (
-                os_track(),
-                "pci hotplug start",
-                Phase::Instant,
-                vec![
-                    ("op", u(u64::from(*op))),
-                    ("kind", s((*kind).to_owned())),
-                    ("target", s(target.clone())),
-                    ("trigger", s((*trigger).to_owned())),
-                ],
-            ),
-            OsEvent::PciHotplugStep {
+            } => {
+                let target = match target {
+                    OpTarget::Cpu(cpu) => ("cpu", s(cpu.to_string())),
+                    OpTarget::Blocks(blocks) => ("blocks", s(format!("{blocks:?}"))),
+                    OpTarget::Named(t) => ("target", s(t.clone())),
+                };
+                (
+                    os_track(),
+                    flow.start_name(),
+                    Phase::Instant,
+                    vec![
+                        ("op", u(u64::from(*op))),
+                        ("kind", s((*kind).to_owned())),
+                        target,
+                        ("trigger", s((*trigger).to_owned())),
+                    ],
+                )
+            }
+            OsEvent::OpStep {
+                flow,
                 op,
-                step,
+                name,
                 start,
                 duration,
                 note,
+                ..
             } => {
-                return step_record(
-                    "pci hotplug",
-                    *op,
-                    step.name(),
-                    *start,
-                    *duration,
-                    note,
-                    time,
-                );
+                return step_record(flow.label(), *op, name, *start, *duration, note, time);
             }
-            OsEvent::PciHotplugEnd { op, result } => (
+            OsEvent::OpEnd { flow, op, result } => (
                 os_track(),
-                "pci hotplug end",
+                flow.end_name(),
                 Phase::Instant,
                 end_args(*op, result),
             ),

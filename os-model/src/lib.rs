@@ -37,6 +37,7 @@ pub mod mem;
 pub mod memhotplug;
 pub mod memory;
 pub mod mm;
+pub mod ops;
 pub mod pcihp;
 pub mod policy;
 pub mod rcu;

@@ -19,8 +19,6 @@
 //! One operation runs at a time; requests queue. Every step's simulated duration is
 //! recorded, as are the pages moved by each method.
 
-use std::collections::VecDeque;
-
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use serde::Serialize;
 use sim_core::{PhysAddr, SimDuration, SimTime};
@@ -29,14 +27,19 @@ use thiserror::Error;
 use crate::config::{MemmapOn, OsDefect};
 use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
-use crate::hotplug::{Accepted, OpKind, Trigger};
+use crate::hotplug::{Accepted, CpuFlow, OpKind, Trigger};
 use crate::irq::CALL_FUNCTION_VECTOR;
-use crate::kernel::{Os, OsEv};
+use crate::kernel::Os;
 use crate::memory::{Io, SWAP_DEVICE};
 use crate::mm::vm::Pte;
 use crate::mm::{
     BlockState, Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, ZoneKind, flags,
 };
+use crate::ops::{
+    Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
+    StepName,
+};
+use crate::pcihp::PciFlow;
 
 /// What a memory operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -213,6 +216,16 @@ pub enum MemError {
     /// Boot is still bringing CPUs up: requests are taken once it has finished.
     #[error("boot has not finished (secondary CPUs are still being brought up)")]
     Booting,
+    /// A step waited too long (the operation was abandoned).
+    #[error("memory operation {op}: step {step} did not finish within {waited}")]
+    Hung {
+        /// The operation.
+        op: u32,
+        /// The step.
+        step: MemStep,
+        /// How long it waited.
+        waited: SimDuration,
+    },
 }
 
 impl MemError {
@@ -230,21 +243,24 @@ impl MemError {
             | MemError::InProgress { .. }
             | MemError::Booting => "EBUSY",
             MemError::NoMemory { .. } => "ENOMEM",
+            MemError::Hung { .. } => "ETIMEDOUT",
         }
     }
 
-    /// The `_OST` status OSPM reports for an ACPI-triggered request that ends this way:
-    /// 0x80 not supported, 0x81 in use, 0x82 busy.
-    pub const fn ost_status(&self) -> u64 {
+    /// The `_OST` status OSPM reports for an ACPI-triggered request that ends this way.
+    pub const fn ost_status(&self) -> OstStatus {
         match self {
-            MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => 0x81,
-            MemError::InProgress { .. } | MemError::Booting => 0x82,
+            MemError::Unmovable { .. } | MemError::Busy { .. } | MemError::Cpu { .. } => {
+                OstStatus::InUse
+            }
+            MemError::InProgress { .. } | MemError::Booting => OstStatus::Busy,
             MemError::NoSuchBlock { .. }
             | MemError::WrongState { .. }
             | MemError::NotPresent { .. }
             | MemError::NoMemory { .. }
             | MemError::Invalid { .. }
-            | MemError::Interleaved { .. } => 0x80,
+            | MemError::Interleaved { .. } => OstStatus::NotSupported,
+            MemError::Hung { .. } => OstStatus::Failure,
         }
     }
 }
@@ -264,19 +280,6 @@ pub struct MemRequest {
     pub acpi_path: Option<String>,
     /// When.
     pub requested: SimTime,
-}
-
-/// One finished step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MemStepRecord {
-    /// The step.
-    pub step: MemStep,
-    /// Start.
-    pub start: SimTime,
-    /// Duration.
-    pub duration: SimDuration,
-    /// What it did.
-    pub note: String,
 }
 
 /// Pages moved, by method.
@@ -311,15 +314,9 @@ pub struct MoveCounts {
     pub compacted_pages: u32,
 }
 
-/// The report of one operation.
+/// What a memory operation's report records beyond the common fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MemOpReport {
-    /// Operation number.
-    pub id: u32,
-    /// What.
-    pub kind: MemOpKind,
-    /// Who asked.
-    pub trigger: Trigger,
+pub struct MemOpDetail {
     /// The blocks.
     pub blocks: Vec<u32>,
     /// The node.
@@ -329,21 +326,20 @@ pub struct MemOpReport {
     /// Whether a failed operation left allocator, mappings and block states exactly as they
     /// were (`None`: it did not fail, or it had moved pages before failing).
     pub restored_exactly: Option<bool>,
-    /// The controlling CPU.
-    pub controller: LogicalCpu,
-    /// Asked.
-    pub requested: SimTime,
-    /// Started.
-    pub started: SimTime,
-    /// Ended.
-    pub ended: Option<SimTime>,
-    /// How it ended.
-    pub result: Option<Result<(), MemError>>,
-    /// Steps.
-    pub steps: Vec<MemStepRecord>,
     /// Pages moved.
     pub moved: MoveCounts,
 }
+
+/// The report of one memory operation.
+pub type MemOpReport = Report<MemFlow>;
+/// One finished step of a memory operation.
+pub type MemStepRecord = crate::ops::StepRecord<MemStep>;
+/// The memory hot-plug lock, queue and history.
+pub type MemHotplug = Engine<MemFlow>;
+
+/// Memory block and whole-cell operations as an engine flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemFlow {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
@@ -363,28 +359,23 @@ struct Move {
     compaction: bool,
 }
 
+/// What a memory step waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum MemPhase {
-    Acting,
-    /// Waiting for the shootdown acknowledgements of the batch.
+pub enum MemWait {
+    /// The shootdown acknowledgements of the batch (cross-call ids), until the deadline.
     Acks {
+        /// The cross-calls.
         csds: Vec<u64>,
+        /// When waiting stops (unanswered calls time out).
         deadline: SimTime,
     },
-    /// Waiting for CPU hot-plug operations.
+    /// CPU hot-plug operations (their numbers).
     CpuOps(Vec<u32>),
 }
 
-#[derive(Clone, Debug)]
-struct MemCur {
-    report: MemOpReport,
-    req: MemRequest,
-    plan: Vec<MemStep>,
-    idx: usize,
-    step_start: SimTime,
-    phase: MemPhase,
-    epoch: u32,
-    note: String,
+/// The running memory operation's working state.
+#[derive(Clone, Debug, Default)]
+pub struct MemState {
     batch: Vec<Move>,
     /// Pages of the batch to write back before they move (dirty, private data, no
     /// `migrate_page`).
@@ -406,266 +397,226 @@ struct MemCur {
     stalled: (u32, u32),
 }
 
-/// The memory hot-plug lock, queue and history.
-#[derive(Clone, Debug, Default)]
-pub struct MemHotplug {
-    queue: VecDeque<(u32, MemRequest)>,
-    current: Option<MemCur>,
-    done: Vec<MemOpReport>,
-    next_id: u32,
-}
-
-impl MemHotplug {
-    /// A word for what is queued and running (a refused request must not change it).
-    pub(crate) fn state_word(&self) -> u64 {
-        let mut h = sim_core::StableHasher::new();
-        h.word(u64::from(self.next_id));
-        h.word(
-            self.current
-                .as_ref()
-                .map_or(u64::MAX, |c| u64::from(c.report.id)),
-        );
-        for (id, _) in &self.queue {
-            h.word(u64::from(*id));
-        }
-        h.finish()
-    }
-
-    /// Finished operations.
-    pub fn done(&self) -> &[MemOpReport] {
-        &self.done
-    }
-
-    /// The operation running and those queued, in the order they run: number and request.
-    fn pending(&self) -> impl Iterator<Item = (u32, &MemRequest)> {
-        self.current
-            .as_ref()
-            .map(|c| (c.report.id, &c.req))
-            .into_iter()
-            .chain(self.queue.iter().map(|(id, r)| (*id, r)))
-    }
-
-    /// The operation in progress.
-    pub fn current(&self) -> Option<&MemOpReport> {
-        self.current.as_ref().map(|c| &c.report)
-    }
-
-    /// Whether nothing runs or waits.
-    pub fn is_idle(&self) -> bool {
-        self.current.is_none() && self.queue.is_empty()
+impl KindName for MemOpKind {
+    fn name(self) -> &'static str {
+        MemOpKind::name(self)
     }
 }
 
-const START: u32 = u32::MAX;
-
-enum Out {
-    Done(SimTime, String),
-    Again(SimTime),
-    Wait(MemPhase, SimTime, String),
-    Fail(SimTime, MemError),
+impl StepName for MemStep {
+    fn name(self) -> &'static str {
+        MemStep::name(self)
+    }
+    fn index(self) -> u8 {
+        self as u8
+    }
 }
 
-impl Os {
-    /// The memory hot-plug history and state.
-    pub fn mem_hotplug(&self) -> &MemHotplug {
-        &self.memhp
+impl OpError for MemError {
+    fn ost(&self) -> OstStatus {
+        self.ost_status()
+    }
+}
+
+impl Flow for MemFlow {
+    type Kind = MemOpKind;
+    type Step = MemStep;
+    type Error = MemError;
+    type Detail = MemOpDetail;
+    const KIND: FlowKind = FlowKind::Memory;
+    const RECORD_FAILED_STEP: bool = true;
+    type Request = MemRequest;
+    type Wait = MemWait;
+    type State = MemState;
+
+    fn engine(os: &Os) -> &Engine<Self> {
+        &os.memhp
     }
 
-    /// A user request: `memoryN/state` ← `offline` (or `online`) for `block`. Checked now;
-    /// a refusal changes nothing.
-    pub fn mem_request(&mut self, now: SimTime, block: u32, online: bool) -> Result<u32, MemError> {
-        self.mem_request_by(now, block, online, Trigger::User)
+    fn engine_mut(os: &mut Os) -> &mut Engine<Self> {
+        &mut os.memhp
     }
 
-    /// [`Os::mem_request`] on behalf of `trigger`.
-    pub(crate) fn mem_request_by(
-        &mut self,
-        now: SimTime,
-        block: u32,
-        online: bool,
-        trigger: Trigger,
-    ) -> Result<u32, MemError> {
-        let r = self.check_mem_request(block, online);
-        if let Err(e) = &r {
-            self.refuse(now, format!("memory{block}"), e.errno(), e.to_string());
-        }
-        r?;
-        Ok(self.mem_enqueue(MemRequest {
-            kind: if online {
-                MemOpKind::Online
-            } else {
-                MemOpKind::Offline
-            },
-            blocks: vec![block],
-            node: None,
-            trigger,
-            acpi_path: None,
-            requested: now,
-        }))
-    }
-
-    /// The refusals of a request for block `block` to go offline or online.
-    fn check_mem_request(&self, block: u32, online: bool) -> Result<(), MemError> {
-        if self.booted_at.is_none() {
-            return Err(MemError::Booting);
-        }
-        let vm = self.vm.as_ref().ok_or(MemError::Booting)?;
-        let blocks = vm.phys.blocks.len() as u32;
-        let b = vm
-            .phys
-            .blocks
-            .get(block as usize)
-            .ok_or(MemError::NoSuchBlock { block, blocks })?;
-        if let Some((op, kind)) = self.node_op_on(b.node) {
-            return Err(MemError::InProgress {
-                op,
-                what: kind.name(),
-                on: format!("node{}", b.node),
-            });
-        }
-        if let Some((op, what)) = self.mem_op_on_block(block) {
-            return Err(MemError::InProgress {
-                op,
-                what,
-                on: format!("memory{block}"),
-            });
-        }
-        let want = if online {
-            BlockState::Offline
-        } else {
-            BlockState::Online
-        };
-        if b.state != want {
-            return Err(MemError::WrongState {
-                block,
-                state: b.state.name(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The refusals of an ACPI request for a whole cell (its module at `path`, node `node`)
-    /// to go (`remove`) or come: none while another operation on the node is queued or
-    /// running; a removal needs the node's memory to be movable — no kernel page in it — and
-    /// the cell's lines not to be interleaved with everyone else's.
-    pub(crate) fn check_cell_request(
-        &self,
-        path: &str,
-        node: u32,
-        remove: bool,
-    ) -> Result<(), MemError> {
-        if let Some((op, kind)) = self.node_op_on(node) {
-            return Err(MemError::InProgress {
-                op,
-                what: kind.name(),
-                on: format!("node{node}"),
-            });
-        }
-        if !remove {
-            return Ok(());
-        }
-        if let Some(m) = self.scan.interleaved_memory() {
-            return Err(MemError::Interleaved {
-                path: path.to_owned(),
-                memory: m.path.clone(),
-            });
-        }
-        let Some(vm) = self.vm.as_ref() else {
-            return Err(MemError::Booting);
-        };
-        if self.has_defect(OsDefect::SkipUnmovableCheck) {
-            return Ok(());
-        }
-        for b in vm.phys.node_blocks(node) {
-            if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
-                return Err(MemError::Unmovable {
-                    block: b,
-                    pfn,
-                    owner,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The first operation queued or running on the whole of `node` (a cell's, or a memory
-    /// device's): its number and kind.
-    pub(crate) fn node_op_on(&self, node: u32) -> Option<(u32, MemOpKind)> {
-        self.memhp
-            .pending()
-            .find(|(_, r)| r.node == Some(node))
-            .map(|(id, r)| (id, r.kind))
-    }
-
-    /// The whole-cell operation queued or running on `node`, if any: its number and kind.
-    pub(crate) fn cell_op_on(&self, node: u32) -> Option<(u32, &'static str)> {
-        self.node_op_on(node)
-            .filter(|(_, k)| matches!(k, MemOpKind::CellRemove | MemOpKind::CellAdd))
-            .map(|(id, k)| (id, k.name()))
-    }
-
-    /// The block operation queued or running on block `block`, if any.
-    fn mem_op_on_block(&self, block: u32) -> Option<(u32, &'static str)> {
-        self.memhp
-            .pending()
-            .find(|(_, r)| r.blocks.contains(&block))
-            .map(|(id, r)| (id, r.kind.name()))
-    }
-
-    pub(crate) fn mem_enqueue(&mut self, r: MemRequest) -> u32 {
-        let id = self.memhp.next_id;
-        self.memhp.next_id += 1;
-        let now = r.requested;
-        self.memhp.queue.push_back((id, r));
-        if self.memhp.current.is_none() {
-            let _ = self.post(
-                now,
-                OsEv::Mem {
-                    op: START,
-                    epoch: 0,
-                },
-            );
-        }
-        id
-    }
-
-    /// A memory hot-plug event.
-    pub(crate) fn mem_event(
-        &mut self,
-        now: SimTime,
-        op: u32,
-        epoch: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        match &self.memhp.current {
-            None => {
-                if op == START {
-                    self.mem_start_next(now, p, probe);
-                }
-            }
-            Some(cur) => {
-                if cur.report.id == op && cur.epoch == epoch {
-                    self.mem_advance(now, p, probe);
-                }
-            }
-        }
-    }
-
-    fn mem_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some((id, req)) = self.memhp.queue.pop_front() else {
-            return;
-        };
+    fn begin(os: &mut Os, now: SimTime, id: u32, req: &MemRequest) -> Begun<Self> {
         let node_of_req = req.node;
         let controller = {
-            let online = &self.cur_maps().online;
+            let online = &os.cur_maps().online;
             online
                 .iter()
-                .find(|&c| Some(self.pcpu[c.index()].node) != node_of_req)
+                .find(|&c| Some(os.pcpu[c.index()].node) != node_of_req)
                 .or_else(|| online.first())
-                .unwrap_or(self.bsp)
+                .unwrap_or(os.bsp)
         };
-        let plan = match req.kind {
+        let report = Report {
+            id,
+            kind: req.kind,
+            trigger: req.trigger,
+            controller,
+            requested: req.requested,
+            started: now,
+            ended: None,
+            result: None,
+            steps: Vec::new(),
+            detail: MemOpDetail {
+                blocks: req.blocks.clone(),
+                node: req.node,
+                path: req.acpi_path.clone(),
+                restored_exactly: None,
+                moved: MoveCounts::default(),
+            },
+        };
+        Begun {
+            report,
+            plan: MemFlow::plan(os, req),
+            state: MemState::default(),
+            refused: None,
+        }
+    }
+
+    fn target(op: &Op<Self>) -> OpTarget {
+        OpTarget::Blocks(op.req.blocks.clone())
+    }
+
+    fn refresh(os: &mut Os) {
+        let Some(cur) = os.memhp.running() else {
+            return;
+        };
+        let ctl = os.live_controller(cur.report.controller, cur.req.node);
+        if let Some(cur) = os.memhp.running_mut() {
+            cur.report.controller = ctl;
+        }
+    }
+
+    fn act(
+        os: &mut Os,
+        now: SimTime,
+        step: MemStep,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<Self> {
+        MemFlow::mem_act(os, now, step, p, probe)
+    }
+
+    fn resume(
+        os: &mut Os,
+        now: SimTime,
+        wait: MemWait,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Option<Next<Self>> {
+        Some(match wait {
+            MemWait::Acks { csds, deadline } => {
+                let pending = csds
+                    .iter()
+                    .any(|id| os.csds.get(id).is_some_and(|x| !x.done));
+                if pending && now < deadline {
+                    Next::Poll(
+                        MemWait::Acks { csds, deadline },
+                        now + os.cfg.ipi_handler,
+                        String::new(),
+                    )
+                } else {
+                    for id in &csds {
+                        if let Some(x) = os.csds.remove(id) {
+                            if !x.done {
+                                os.stats.csd_timeouts += 1;
+                                os.pcpu[x.to.index()].csd.retain(|q| q != id);
+                                os.emit(
+                                    now,
+                                    OsEvent::CsdTimeout {
+                                        id: *id,
+                                        from: x.from,
+                                        to: x.to,
+                                        waited: os.cfg.csd_timeout,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    let t = MemFlow::mem_copy_batch(os, now, p, probe);
+                    Next::Again(t)
+                }
+            }
+            MemWait::CpuOps(ids) => {
+                let finished: Vec<_> = ids
+                    .iter()
+                    .filter_map(|id| os.hotplug().done().iter().find(|r| r.id == *id))
+                    .cloned()
+                    .collect();
+                if finished.len() < ids.len() {
+                    Next::Poll(MemWait::CpuOps(ids), now + os.cfg.step_cost, String::new())
+                } else {
+                    let failed = finished.iter().find_map(|r| match &r.result {
+                        Some(Err(e)) => Some((r.cpu.0, e.to_string())),
+                        Some(Ok(())) | None => None,
+                    });
+                    match failed {
+                        Some((cpu, error)) => Next::Fail(now, MemError::Cpu { cpu, error }),
+                        None => {
+                            let note = format!("{} CPUs", finished.len());
+                            Next::Done(now, note)
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn hung(op: &Op<Self>, step: MemStep, waited: SimDuration) -> MemError {
+        MemError::Hung {
+            op: op.report.id,
+            step,
+            waited,
+        }
+    }
+
+    /// Restores what a failed offline changed: isolation undone, CPUs brought back.
+    fn undo(os: &mut Os, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) -> SimTime {
+        let Some(cur) = os.memhp.running_mut() else {
+            return t;
+        };
+        let isolated = std::mem::take(&mut cur.state.isolated);
+        let cpus = std::mem::take(&mut cur.state.cpus_down);
+        if let Some(vm) = os.vm.as_mut() {
+            for b in isolated {
+                if vm.phys.blocks[b as usize].state == BlockState::GoingOffline {
+                    vm.phys.undo_isolation(b);
+                }
+            }
+        }
+        for c in cpus {
+            let _ = os.request(t, OpKind::Up, c.0, Trigger::Cell);
+        }
+        t
+    }
+
+    fn ending(os: &mut Os, now: SimTime, op: &mut Op<Self>, result: &Result<(), MemError>) {
+        if let (MemOpKind::CellAdd, Ok(()), Some(n)) = (op.req.kind, result, op.req.node) {
+            os.policy_cell_replaced(n);
+        }
+        // A refusal while isolating (same instant, nothing moved yet) must leave the memory
+        // state exactly as it was: the digest taken when isolation began says whether it did.
+        if let (Err(_), Some((at, before))) = (result, op.state.digest) {
+            if at == now && op.report.moved.batches == 0 {
+                let after = os.vm.as_ref().map(crate::memory::Vm::digest);
+                op.report.restored_exactly = Some(after == Some(before));
+            }
+        }
+    }
+
+    fn acpi_path(_os: &Os, op: &Op<Self>) -> Option<String> {
+        op.req.acpi_path.clone()
+    }
+
+    fn restart_delay(os: &Os) -> SimDuration {
+        os.cfg.step_cost
+    }
+}
+
+impl MemFlow {
+    /// The steps of request `req`.
+    fn plan(os: &Os, req: &MemRequest) -> Vec<MemStep> {
+        match req.kind {
             MemOpKind::Offline => {
                 let mut v = vec![
                     MemStep::Isolate,
@@ -680,7 +631,7 @@ impl Os {
                 v
             }
             MemOpKind::CellRemove => {
-                if self.has_defect(OsDefect::EjectBeforeOffline) {
+                if os.has_defect(OsDefect::EjectBeforeOffline) {
                     vec![
                         MemStep::CpusDown,
                         MemStep::RemoveChipset,
@@ -711,317 +662,168 @@ impl Os {
                 MemStep::Zonelists,
                 MemStep::CpusUp,
             ],
-        };
-        let report = MemOpReport {
-            id,
-            kind: req.kind,
-            trigger: req.trigger,
-            blocks: req.blocks.clone(),
-            node: req.node,
-            path: req.acpi_path.clone(),
-            restored_exactly: None,
-            controller,
-            requested: req.requested,
-            started: now,
-            ended: None,
-            result: None,
-            steps: Vec::new(),
-            moved: MoveCounts::default(),
-        };
-        self.emit(
-            now,
-            OsEvent::MemHotplugStart {
-                op: id,
-                kind: req.kind.name(),
-                blocks: req.blocks.clone(),
-                trigger: req.trigger.name(),
-            },
-        );
-        self.memhp.current = Some(MemCur {
-            report,
-            req,
-            plan,
-            idx: 0,
-            step_start: now,
-            phase: MemPhase::Acting,
-            epoch: 0,
-            note: String::new(),
-            batch: Vec::new(),
-            writeback: Vec::new(),
-            isolated: Vec::new(),
-            cpus_down: Vec::new(),
-            digest: None,
-            compact: None,
-            compact_failed: Vec::new(),
-            no_huge: None,
-            reserved_huge: None,
-            stalled: (0, 0),
-        });
-        self.mem_advance(now, p, probe);
-    }
-
-    fn mem_schedule(&mut self, at: SimTime) {
-        if let Some(c) = self.memhp.current.as_mut() {
-            c.epoch = c.epoch.wrapping_add(1);
-            let (op, epoch) = (c.report.id, c.epoch);
-            let _ = self.post(at, OsEv::Mem { op, epoch });
         }
     }
+}
 
-    fn mem_advance(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some(cur) = self.memhp.current.as_ref() else {
-            return;
-        };
-        let ctl = self.live_controller(cur.report.controller, cur.req.node);
-        let Some(cur) = self.memhp.current.as_mut() else {
-            return;
-        };
-        cur.report.controller = ctl;
-        let cur = &*cur;
-        let out = match cur.phase.clone() {
-            MemPhase::Acting => {
-                let Some(&step) = cur.plan.get(cur.idx) else {
-                    self.mem_end(now, Ok(()), p, probe);
-                    return;
-                };
-                self.mem_act(now, step, p, probe)
-            }
-            MemPhase::Acks { csds, deadline } => {
-                let pending = csds
-                    .iter()
-                    .any(|id| self.csds.get(id).is_some_and(|x| !x.done));
-                if pending && now < deadline {
-                    Out::Wait(
-                        MemPhase::Acks { csds, deadline },
-                        now + self.cfg.ipi_handler,
-                        String::new(),
-                    )
-                } else {
-                    for id in &csds {
-                        if let Some(x) = self.csds.remove(id) {
-                            if !x.done {
-                                self.stats.csd_timeouts += 1;
-                                self.pcpu[x.to.index()].csd.retain(|q| q != id);
-                                self.emit(
-                                    now,
-                                    OsEvent::CsdTimeout {
-                                        id: *id,
-                                        from: x.from,
-                                        to: x.to,
-                                        waited: self.cfg.csd_timeout,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                    let t = self.mem_copy_batch(now, p, probe);
-                    Out::Again(t)
-                }
-            }
-            MemPhase::CpuOps(ids) => {
-                let finished: Vec<_> = ids
-                    .iter()
-                    .filter_map(|id| self.hotplug().done().iter().find(|r| r.id == *id))
-                    .cloned()
-                    .collect();
-                if finished.len() < ids.len() {
-                    Out::Wait(
-                        MemPhase::CpuOps(ids),
-                        now + self.cfg.step_cost,
-                        String::new(),
-                    )
-                } else {
-                    let failed = finished.iter().find_map(|r| match &r.result {
-                        Some(Err(e)) => Some((r.cpu.0, e.to_string())),
-                        Some(Ok(())) | None => None,
-                    });
-                    match failed {
-                        Some((cpu, error)) => Out::Fail(now, MemError::Cpu { cpu, error }),
-                        None => {
-                            let note = format!("{} CPUs", finished.len());
-                            if let Some(c) = self.memhp.current.as_mut() {
-                                c.phase = MemPhase::Acting;
-                            }
-                            Out::Done(now, note)
-                        }
-                    }
-                }
-            }
-        };
-        match out {
-            Out::Done(t, note) => {
-                let end = t + self.cfg.step_cost;
-                self.mem_finish_step(end, note);
-                self.mem_schedule(end);
-            }
-            Out::Again(t) => {
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.phase = MemPhase::Acting;
-                }
-                self.mem_schedule(t);
-            }
-            Out::Wait(phase, at, note) => {
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.phase = phase;
-                    if !note.is_empty() {
-                        c.note = note;
-                    }
-                }
-                self.mem_schedule(at);
-            }
-            Out::Fail(t, e) => {
-                self.mem_undo(t, p, probe);
-                if let Some(c) = self.memhp.current.as_mut() {
-                    let note = format!("failed: {e}");
-                    c.note = note.clone();
-                    let step = c.plan.get(c.idx).copied();
-                    if step.is_some() {
-                        self.mem_finish_step(t, note);
-                    }
-                }
-                self.mem_end(t, Err(e), p, probe);
-            }
-        }
-    }
-
-    fn mem_finish_step(&mut self, end: SimTime, note: String) {
-        let Some(cur) = self.memhp.current.as_mut() else {
-            return;
-        };
-        let Some(&step) = cur.plan.get(cur.idx) else {
-            return;
-        };
-        let note = if note.is_empty() {
-            std::mem::take(&mut cur.note)
-        } else {
-            note
-        };
-        let rec = MemStepRecord {
-            step,
-            start: cur.step_start,
-            duration: end - cur.step_start,
-            note,
-        };
-        cur.report.steps.push(rec.clone());
-        cur.idx += 1;
-        cur.step_start = end;
-        cur.phase = MemPhase::Acting;
-        cur.note.clear();
-        let op = cur.report.id;
-        self.emit(
-            end,
-            OsEvent::MemHotplugStep {
-                op,
-                step: rec.step,
-                start: rec.start,
-                duration: rec.duration,
-                note: rec.note,
-            },
-        );
-    }
-
-    /// Restores what a failed offline changed: isolation undone, CPUs brought back.
-    fn mem_undo(&mut self, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {
-        let Some(cur) = self.memhp.current.as_mut() else {
-            return;
-        };
-        let isolated = std::mem::take(&mut cur.isolated);
-        let cpus = std::mem::take(&mut cur.cpus_down);
-        if let Some(vm) = self.vm.as_mut() {
-            for b in isolated {
-                if vm.phys.blocks[b as usize].state == BlockState::GoingOffline {
-                    vm.phys.undo_isolation(b);
-                }
-            }
-        }
-        for c in cpus {
-            let _ = self.request(t, OpKind::Up, c.0, Trigger::Cell);
-        }
-    }
-
-    fn mem_end(
-        &mut self,
+impl MemFlow {
+    /// [`Os::mem_request`] on behalf of `trigger`.
+    pub(crate) fn mem_request_by(
+        os: &mut Os,
         now: SimTime,
-        result: Result<(), MemError>,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        let Some(mut cur) = self.memhp.current.take() else {
-            return;
-        };
-        cur.report.ended = Some(now);
-        cur.report.result = Some(result.clone());
-        if let (MemOpKind::CellAdd, Ok(()), Some(n)) = (cur.req.kind, &result, cur.req.node) {
-            self.policy_cell_replaced(n);
+        block: u32,
+        online: bool,
+        trigger: Trigger,
+    ) -> Result<u32, MemError> {
+        let r = MemFlow::check_mem_request(os, block, online);
+        if let Err(e) = &r {
+            CpuFlow::refuse(os, now, format!("memory{block}"), e.errno(), e.to_string());
         }
-        // A refusal while isolating (same instant, nothing moved yet) must leave the memory
-        // state exactly as it was: the digest taken when isolation began says whether it did.
-        if let (Err(_), Some((at, before))) = (&result, cur.digest) {
-            if at == now && cur.report.moved.batches == 0 {
-                let after = self.vm.as_ref().map(crate::memory::Vm::digest);
-                cur.report.restored_exactly = Some(after == Some(before));
+        r?;
+        Ok(MemFlow::mem_enqueue(
+            os,
+            MemRequest {
+                kind: if online {
+                    MemOpKind::Online
+                } else {
+                    MemOpKind::Offline
+                },
+                blocks: vec![block],
+                node: None,
+                trigger,
+                acpi_path: None,
+                requested: now,
+            },
+        ))
+    }
+
+    /// The refusals of a request for block `block` to go offline or online.
+    pub(crate) fn check_mem_request(os: &Os, block: u32, online: bool) -> Result<(), MemError> {
+        if os.booted_at.is_none() {
+            return Err(MemError::Booting);
+        }
+        let vm = os.vm.as_ref().ok_or(MemError::Booting)?;
+        let blocks = vm.phys.blocks.len() as u32;
+        let b = vm
+            .phys
+            .blocks
+            .get(block as usize)
+            .ok_or(MemError::NoSuchBlock { block, blocks })?;
+        if let Some((op, kind)) = MemFlow::node_op_on(os, b.node) {
+            return Err(MemError::InProgress {
+                op,
+                what: kind.name(),
+                on: format!("node{}", b.node),
+            });
+        }
+        if let Some((op, what)) = MemFlow::mem_op_on_block(os, block) {
+            return Err(MemError::InProgress {
+                op,
+                what,
+                on: format!("memory{block}"),
+            });
+        }
+        let want = if online {
+            BlockState::Offline
+        } else {
+            BlockState::Online
+        };
+        if b.state != want {
+            return Err(MemError::WrongState {
+                block,
+                state: b.state.name(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The refusals of an ACPI request for a whole cell (its module at `path`, node `node`)
+    /// to go (`remove`) or come: none while another operation on the node is queued or
+    /// running; a removal needs the node's memory to be movable — no kernel page in it — and
+    /// the cell's lines not to be interleaved with everyone else's.
+    pub(crate) fn check_cell_request(
+        os: &Os,
+        path: &str,
+        node: u32,
+        remove: bool,
+    ) -> Result<(), MemError> {
+        if let Some((op, kind)) = MemFlow::node_op_on(os, node) {
+            return Err(MemError::InProgress {
+                op,
+                what: kind.name(),
+                on: format!("node{node}"),
+            });
+        }
+        if !remove {
+            return Ok(());
+        }
+        if let Some(m) = os.scan.interleaved_memory() {
+            return Err(MemError::Interleaved {
+                path: path.to_owned(),
+                memory: m.path.clone(),
+            });
+        }
+        let Some(vm) = os.vm.as_ref() else {
+            return Err(MemError::Booting);
+        };
+        if os.has_defect(OsDefect::SkipUnmovableCheck) {
+            return Ok(());
+        }
+        for b in vm.phys.node_blocks(node) {
+            if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
+                return Err(MemError::Unmovable {
+                    block: b,
+                    pfn,
+                    owner,
+                });
             }
         }
-        self.emit(
-            now,
-            OsEvent::MemHotplugEnd {
-                op: cur.report.id,
-                result: result.clone().map_err(|e| e.to_string()),
-            },
-        );
-        let source = match cur.req.trigger {
-            Trigger::AcpiEject => Some(3),
-            Trigger::AcpiDeviceCheck => Some(1),
-            Trigger::Boot
-            | Trigger::User
-            | Trigger::Cell
-            | Trigger::Subsystem
-            | Trigger::Surprise
-            | Trigger::Ras
-            | Trigger::Power => None,
-        };
-        if let (Some(source), Some(path)) = (source, cur.req.acpi_path.clone()) {
-            let status = match &result {
-                Ok(()) => 0,
-                Err(e) => e.ost_status(),
-            };
-            let ctl = cur.report.controller;
-            let _ = self.acpi_eval(
-                now,
-                ctl,
-                &format!("{path}._OST"),
-                &[AcpiValue::Integer(source), AcpiValue::Integer(status)],
-                p,
-                probe,
-            );
-        }
-        self.memhp.done.push(cur.report);
-        if !self.memhp.queue.is_empty() {
-            let _ = self.post(
-                now + self.cfg.step_cost,
-                OsEv::Mem {
-                    op: START,
-                    epoch: 0,
-                },
-            );
-        }
+        Ok(())
+    }
+
+    /// The first operation queued or running on the whole of `node` (a cell's, or a memory
+    /// device's): its number and kind.
+    pub(crate) fn node_op_on(os: &Os, node: u32) -> Option<(u32, MemOpKind)> {
+        os.memhp
+            .pending()
+            .find(|(_, r)| r.node == Some(node))
+            .map(|(id, r)| (id, r.kind))
+    }
+
+    /// The whole-cell operation queued or running on `node`, if any: its number and kind.
+    pub(crate) fn cell_op_on(os: &Os, node: u32) -> Option<(u32, &'static str)> {
+        MemFlow::node_op_on(os, node)
+            .filter(|(_, k)| matches!(k, MemOpKind::CellRemove | MemOpKind::CellAdd))
+            .map(|(id, k)| (id, k.name()))
+    }
+
+    /// The block operation queued or running on block `block`, if any.
+    pub(crate) fn mem_op_on_block(os: &Os, block: u32) -> Option<(u32, &'static str)> {
+        os.memhp
+            .pending()
+            .find(|(_, r)| r.blocks.contains(&block))
+            .map(|(id, r)| (id, r.kind.name()))
+    }
+
+    pub(crate) fn mem_enqueue(os: &mut Os, r: MemRequest) -> u32 {
+        let at = r.requested;
+        crate::ops::enqueue::<MemFlow>(os, at, r)
     }
 
     /// The blocks the running operation has isolated.
-    fn isolated_blocks(&self) -> Vec<u32> {
-        self.memhp
-            .current
-            .as_ref()
-            .map(|c| c.isolated.clone())
+    pub(crate) fn isolated_blocks(os: &Os) -> Vec<u32> {
+        os.memhp
+            .running()
+            .map(|c| c.state.isolated.clone())
             .unwrap_or_default()
     }
 
-    fn cur_blocks(&self) -> Vec<u32> {
-        let Some(cur) = self.memhp.current.as_ref() else {
+    pub(crate) fn cur_blocks(os: &Os) -> Vec<u32> {
+        let Some(cur) = os.memhp.running() else {
             return Vec::new();
         };
         match cur.req.node {
-            Some(n) if cur.req.blocks.is_empty() => self
+            Some(n) if cur.req.blocks.is_empty() => os
                 .vm
                 .as_ref()
                 .map(|vm| {
@@ -1037,15 +839,15 @@ impl Os {
         }
     }
 
-    fn mem_act(
-        &mut self,
+    pub(crate) fn mem_act(
+        os: &mut Os,
         now: SimTime,
         step: MemStep,
         p: &mut Platform,
         probe: &mut PlatformProbe,
-    ) -> Out {
-        let Some(cur) = self.memhp.current.as_ref() else {
-            return Out::Done(now, String::new());
+    ) -> Next<MemFlow> {
+        let Some(cur) = os.memhp.running() else {
+            return Next::Done(now, String::new());
         };
         let ctl = cur.report.controller;
         let node = cur.req.node;
@@ -1053,21 +855,21 @@ impl Os {
         match step {
             MemStep::CpusDown => {
                 let Some(n) = node else {
-                    return Out::Done(now, "no CPUs".into());
+                    return Next::Done(now, "no CPUs".into());
                 };
-                let cpus: Vec<LogicalCpu> = self
+                let cpus: Vec<LogicalCpu> = os
                     .cur_maps()
                     .online
                     .iter()
-                    .filter(|c| self.pcpu[c.index()].node == n)
+                    .filter(|c| os.pcpu[c.index()].node == n)
                     .collect();
                 let mut ids = Vec::new();
                 for c in &cpus {
-                    match self.request(now, OpKind::Down, c.0, Trigger::Cell) {
+                    match os.request(now, OpKind::Down, c.0, Trigger::Cell) {
                         Ok(Accepted::Queued { op }) => ids.push(op),
                         Ok(Accepted::NoChange) => {}
                         Err(e) => {
-                            return Out::Fail(
+                            return Next::Fail(
                                 now,
                                 MemError::Cpu {
                                     cpu: c.0,
@@ -1077,46 +879,46 @@ impl Os {
                         }
                     }
                 }
-                if let Some(cur) = self.memhp.current.as_mut() {
-                    cur.cpus_down = cpus.clone();
+                if let Some(cur) = os.memhp.running_mut() {
+                    cur.state.cpus_down = cpus.clone();
                 }
                 let note = format!("{} CPUs of node{n} queued for hot-remove", cpus.len());
-                Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, note)
+                Next::Poll(MemWait::CpuOps(ids), now + os.cfg.step_cost, note)
             }
             MemStep::CpusUp => {
                 let Some(n) = node else {
-                    return Out::Done(now, "no CPUs".into());
+                    return Next::Done(now, "no CPUs".into());
                 };
-                let cpus: Vec<LogicalCpu> = self
+                let cpus: Vec<LogicalCpu> = os
                     .possible
                     .iter()
-                    .filter(|c| self.pcpu[c.index()].node == n && self.present.contains(*c))
+                    .filter(|c| os.pcpu[c.index()].node == n && os.present.contains(*c))
                     .collect();
                 let mut ids = Vec::new();
                 for c in &cpus {
                     if let Ok(Accepted::Queued { op }) =
-                        self.request(now, OpKind::Up, c.0, Trigger::Cell)
+                        os.request(now, OpKind::Up, c.0, Trigger::Cell)
                     {
                         ids.push(op);
                     }
                 }
                 let note = format!("{} CPUs of node{n} queued for hot-add", ids.len());
-                Out::Wait(MemPhase::CpuOps(ids), now + self.cfg.step_cost, note)
+                Next::Poll(MemWait::CpuOps(ids), now + os.cfg.step_cost, note)
             }
             MemStep::Isolate => {
                 // As start_isolate_page_range: block by block, each checked for unmovable
                 // pages first; on a refusal the blocks isolated so far are put back.
-                let blocks = self.cur_blocks();
-                let check = !self.has_defect(OsDefect::SkipUnmovableCheck);
-                let digest = self.vm.as_ref().map(crate::memory::Vm::digest);
-                if let Some(cur) = self.memhp.current.as_mut() {
-                    cur.digest = digest.map(|d| (now, d));
+                let blocks = MemFlow::cur_blocks(os);
+                let check = !os.has_defect(OsDefect::SkipUnmovableCheck);
+                let digest = os.vm.as_ref().map(crate::memory::Vm::digest);
+                if let Some(cur) = os.memhp.running_mut() {
+                    cur.state.digest = digest.map(|d| (now, d));
                 }
                 let mut isolated: Vec<u32> = Vec::new();
                 let mut used = 0;
                 let mut refusal = None;
                 for &b in &blocks {
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     let blk = &vm.phys.blocks[b as usize];
                     match blk.state {
                         BlockState::Online => {}
@@ -1149,12 +951,12 @@ impl Os {
                     .map(|b| format!("memory{b}"))
                     .collect::<Vec<_>>()
                     .join(" ");
-                if let Some(cur) = self.memhp.current.as_mut() {
-                    cur.isolated = isolated;
+                if let Some(cur) = os.memhp.running_mut() {
+                    cur.state.isolated = isolated;
                 }
                 if let Some(e) = refusal {
                     // mem_undo puts the isolated blocks back.
-                    return Out::Fail(now, e);
+                    return Next::Fail(now, e);
                 }
                 let note = format!(
                     "{n} blocks isolated ({names}), {used} pages in use{}",
@@ -1164,16 +966,16 @@ impl Os {
                         "; unmovable check skipped (defect skip_unmovable_check)"
                     }
                 );
-                Out::Done(now + self.cfg.memory.page_cost.saturating_mul(n), note)
+                Next::Done(now + os.cfg.memory.page_cost.saturating_mul(n), note)
             }
-            MemStep::Migrate => self.mem_migrate_pass(&mut t, ctl, p, probe),
+            MemStep::Migrate => MemFlow::mem_migrate_pass(os, &mut t, ctl, p, probe),
             MemStep::OfflineBlocks => {
-                let blocks = self.isolated_blocks();
-                let force = self.has_defect(OsDefect::SkipUnmovableCheck);
+                let blocks = MemFlow::isolated_blocks(os);
+                let force = os.has_defect(OsDefect::SkipUnmovableCheck);
                 let mut freed = Vec::new();
                 let mut left = 0usize;
                 for &b in &blocks {
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     if force {
                         // The defect: whatever is left (kernel pages) is dropped with the block.
                         let used = vm.phys.used_in(b);
@@ -1185,10 +987,10 @@ impl Os {
                             vm.phys.free(pfn, 0);
                         }
                     }
-                    match self.vmm().phys.offline_block(b) {
+                    match os.vmm().phys.offline_block(b) {
                         Ok(v) => freed.extend(v),
                         Err((pfn, owner)) => {
-                            return Out::Fail(
+                            return Next::Fail(
                                 now,
                                 MemError::Unmovable {
                                     block: b,
@@ -1201,11 +1003,11 @@ impl Os {
                 }
                 let n_memmap = freed.len();
                 for pfn in freed {
-                    self.vmm().phys.map.owner[pfn as usize] = Owner::Free;
-                    self.free_frame(t, pfn, 0);
+                    os.vmm().phys.map.owner[pfn as usize] = Owner::Free;
+                    os.free_frame(t, pfn, 0);
                 }
-                if let Some(cur) = self.memhp.current.as_mut() {
-                    cur.isolated.clear();
+                if let Some(cur) = os.memhp.running_mut() {
+                    cur.state.isolated.clear();
                 }
                 let mut note = format!("{} blocks offline; mem_map released", blocks.len());
                 if n_memmap > 0 {
@@ -1214,17 +1016,13 @@ impl Os {
                 if force && left > 0 {
                     note.push_str(&format!("; {left} unmovable pages dropped with the blocks"));
                 }
-                Out::Done(
-                    t + self
-                        .cfg
-                        .memory
-                        .page_cost
-                        .saturating_mul(blocks.len() as u64),
+                Next::Done(
+                    t + os.cfg.memory.page_cost.saturating_mul(blocks.len() as u64),
                     note,
                 )
             }
             MemStep::Teardown => {
-                let vm = self.vmm();
+                let vm = os.vmm();
                 let mut notes = Vec::new();
                 for n in 0..vm.phys.nodes.len() as u32 {
                     if vm.phys.nodes[n as usize].online && vm.phys.node_blocks(n).is_empty() {
@@ -1237,46 +1035,41 @@ impl Os {
                 }
                 let freed: Vec<String> = notes.iter().map(|(n, _)| format!("node{n}")).collect();
                 for (_, pg) in notes {
-                    self.free_frame(t, pg, 0);
+                    os.free_frame(t, pg, 0);
                 }
-                let vm = self.vmm();
+                let vm = os.vmm();
                 vm.phys.rebuild_zonelists();
                 let note = if freed.is_empty() {
                     "zonelists rebuilt".to_owned()
                 } else {
                     format!("pg_data of {} freed; zonelists rebuilt", freed.join(" "))
                 };
-                Out::Done(t, note)
+                Next::Done(t, note)
             }
             MemStep::FlushCaches => {
                 // Every CPU writes back and drops what it caches of the removed range (a
                 // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB.
-                let cpus: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
+                let cpus: Vec<LogicalCpu> = os.cur_maps().online.iter().collect();
                 let mut lines = 0u64;
                 let mut end = t;
                 for c in cpus {
-                    let hw = self.hw(c);
+                    let hw = os.hw(c);
                     if let Ok(r) = p.machine.flush_cache(t, hw, probe) {
                         lines += r.lines as u64;
                         end = end.max(t + r.latency);
                     }
-                    self.vmm().tlbs[c.index()].flush();
+                    os.vmm().tlbs[c.index()].flush();
                 }
-                Out::Done(
+                Next::Done(
                     end,
                     format!("caches and TLBs of every online CPU flushed ({lines} lines)"),
                 )
             }
             MemStep::Eject => {
-                let Some(path) = self
-                    .memhp
-                    .current
-                    .as_ref()
-                    .and_then(|c| c.req.acpi_path.clone())
-                else {
-                    return Out::Done(now, "nothing to eject".into());
+                let Some(path) = os.memhp.running().and_then(|c| c.req.acpi_path.clone()) else {
+                    return Next::Done(now, "nothing to eject".into());
                 };
-                let r = self.acpi_eval(
+                let r = os.acpi_eval(
                     now,
                     ctl,
                     &format!("{path}._EJ0"),
@@ -1288,15 +1081,15 @@ impl Os {
                 if gone {
                     if let Some(n) = node {
                         // Its memory block devices go with it.
-                        if let Some(nd) = self.vmm().phys.nodes.get_mut(n as usize) {
+                        if let Some(nd) = os.vmm().phys.nodes.get_mut(n as usize) {
                             nd.present = false;
                         }
-                        for c in self.possible.iter().collect::<Vec<_>>() {
-                            if self.pcpu[c.index()].node == n
-                                && !crate::acpi::is_present(p, &self.pcpu[c.index()].path)
+                        for c in os.possible.iter().collect::<Vec<_>>() {
+                            if os.pcpu[c.index()].node == n
+                                && !crate::acpi::is_present(p, &os.pcpu[c.index()].path)
                             {
-                                self.present.clear(c);
-                                self.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
+                                os.present.clear(c);
+                                os.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
                             }
                         }
                     }
@@ -1306,49 +1099,49 @@ impl Os {
                     Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
                     Err(e) => format!("_EJ0 failed: {e}"),
                 };
-                Out::Done(now, note)
+                Next::Done(now, note)
             }
             MemStep::RemoveChipset => match node {
-                Some(n) => Out::Done(t, self.chipset_remove(n)),
-                None => Out::Done(t, "no cell".into()),
+                Some(n) => Next::Done(t, PciFlow::chipset_remove(os, n)),
+                None => Next::Done(t, "no cell".into()),
             },
             MemStep::AddChipset => match node {
                 Some(n) => {
-                    let note = self.chipset_add(&mut t, ctl, Some(n), p, probe);
-                    Out::Done(t, note)
+                    let note = PciFlow::chipset_add(os, &mut t, ctl, Some(n), p, probe);
+                    Next::Done(t, note)
                 }
-                None => Out::Done(t, "no cell".into()),
+                None => Next::Done(t, "no cell".into()),
             },
-            MemStep::OnlineBlocks => self.mem_online_blocks(now, ctl, p, probe),
+            MemStep::OnlineBlocks => MemFlow::mem_online_blocks(os, now, ctl, p, probe),
             MemStep::Zonelists => {
-                let vm = self.vmm();
+                let vm = os.vmm();
                 vm.phys.rebuild_zonelists();
                 let n = vm.phys.stats.zonelist_rebuilds;
-                Out::Done(now, format!("zonelists rebuilt (rebuild {n})"))
+                Next::Done(now, format!("zonelists rebuilt (rebuild {n})"))
             }
         }
     }
 
-    fn mem_online_blocks(
-        &mut self,
+    pub(crate) fn mem_online_blocks(
+        os: &mut Os,
         now: SimTime,
         _ctl: LogicalCpu,
         p: &mut Platform,
         _probe: &mut PlatformProbe,
-    ) -> Out {
-        let blocks = self.cur_blocks();
-        let policy = self.cfg.memory.memmap_on;
-        let node_req = self.memhp.current.as_ref().and_then(|c| c.req.node);
+    ) -> Next<MemFlow> {
+        let blocks = MemFlow::cur_blocks(os);
+        let policy = os.cfg.memory.memmap_on;
+        let node_req = os.memhp.running().and_then(|c| c.req.node);
         let mut onlined = Vec::new();
         let mut t = now;
         for b in blocks {
-            let vm = self.vmm();
+            let vm = os.vmm();
             let blk = vm.phys.blocks[b as usize].clone();
             if blk.state != BlockState::Offline {
                 if node_req.is_some() {
                     continue;
                 }
-                return Out::Fail(
+                return Next::Fail(
                     now,
                     MemError::WrongState {
                         block: b,
@@ -1357,16 +1150,16 @@ impl Os {
                 );
             }
             // The memory must be there: its memory device's _STA says present.
-            let device = self
+            let device = os
                 .scan
                 .memory
                 .iter()
                 .find(|m| m.node == blk.node)
                 .map(|m| m.path.clone());
             if !device.is_some_and(|d| crate::acpi::is_present(p, &d)) {
-                return Out::Fail(now, MemError::NotPresent { block: b });
+                return Next::Fail(now, MemError::NotPresent { block: b });
             }
-            let vm = self.vmm();
+            let vm = os.vmm();
             let movable = vm.phys.nodes[blk.node as usize].movable;
             let zone = if movable {
                 ZoneKind::Movable
@@ -1389,7 +1182,7 @@ impl Os {
                             vm.phys.map.owner[f as usize] = Owner::Free;
                             vm.phys.free(f, 0);
                         }
-                        return Out::Fail(now, MemError::NoMemory { pfn: blk.start });
+                        return Next::Fail(now, MemError::NoMemory { pfn: blk.start });
                     }
                     Some(frames)
                 }
@@ -1413,7 +1206,7 @@ impl Os {
                     vm.phys.nodes[n as usize].pgdat = Some(pg);
                 }
             }
-            t += self
+            t += os
                 .cfg
                 .memory
                 .page_cost
@@ -1424,31 +1217,31 @@ impl Os {
             MemmapOn::NewMemory => "mem_map on the new memory".to_owned(),
             MemmapOn::Node(n) => format!("mem_map on node{n}"),
         };
-        Out::Done(t, format!("{} online ({place})", onlined.join(" ")))
+        Next::Done(t, format!("{} online ({place})", onlined.join(" ")))
     }
 
     /// One pass step of the migration: picks the next batch, unmaps it and starts the TLB
     /// shootdown; or ends the step when nothing is left; or waits for busy pages.
-    fn mem_migrate_pass(
-        &mut self,
+    pub(crate) fn mem_migrate_pass(
+        os: &mut Os,
         t: &mut SimTime,
         ctl: LogicalCpu,
         p: &mut Platform,
         probe: &mut PlatformProbe,
-    ) -> Out {
+    ) -> Next<MemFlow> {
         let now = *t;
-        let blocks = self.isolated_blocks();
-        let mc = self.cfg.memory.clone();
-        let defect_wb = self.has_defect(OsDefect::IgnoreWriteback);
-        let compact = self.memhp.current.as_ref().and_then(|c| c.compact);
+        let blocks = MemFlow::isolated_blocks(os);
+        let mc = os.cfg.memory.clone();
+        let defect_wb = os.has_defect(OsDefect::IgnoreWriteback);
+        let compact = os.memhp.running().and_then(|c| c.state.compact);
         // Batch after batch finding no memory to move to: give up (isolation is undone).
-        if let Some(c) = self.memhp.current.as_ref() {
-            if c.stalled.0 >= mc.migrate_passes {
-                let pfn = c.no_huge.unwrap_or(c.stalled.1);
-                return Out::Fail(now, MemError::NoMemory { pfn });
+        if let Some(c) = os.memhp.running() {
+            if c.state.stalled.0 >= mc.migrate_passes {
+                let pfn = c.state.no_huge.unwrap_or(c.state.stalled.1);
+                return Next::Fail(now, MemError::NoMemory { pfn });
             }
         }
-        let vm = self.vmm();
+        let vm = os.vmm();
         let mut busy: Vec<(u32, &'static str)> = Vec::new();
         let mut picked: Vec<Move> = Vec::new();
         let mut unmovable = 0u32;
@@ -1471,22 +1264,22 @@ impl Os {
             });
             if frames.is_empty() {
                 // Done: a free huge page, kept isolated for the hugetlb page waiting for it.
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.compact = None;
-                    c.reserved_huge = Some(pb);
+                if let Some(c) = os.memhp.running_mut() {
+                    c.state.compact = None;
+                    c.state.reserved_huge = Some(pb);
                     c.report.moved.compactions += 1;
                 }
-                return Out::Again(now);
+                return Next::Again(now);
             }
             if blocked {
                 // It cannot be emptied now: give it back and try another one.
                 vm.phys
                     .set_pageblock_type(pb, crate::mm::MigrateType::Movable);
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.compact = None;
-                    c.compact_failed.push(pb);
+                if let Some(c) = os.memhp.running_mut() {
+                    c.state.compact = None;
+                    c.state.compact_failed.push(pb);
                 }
-                return Out::Again(now);
+                return Next::Again(now);
             }
         }
         'scan: for &pfn in &frames {
@@ -1587,10 +1380,9 @@ impl Os {
         }
         if picked.is_empty() {
             if busy.is_empty() {
-                let moved = self
+                let moved = os
                     .memhp
-                    .current
-                    .as_ref()
+                    .running()
                     .map(|c| c.report.moved.clone())
                     .unwrap_or_default();
                 let note = format!(
@@ -1614,22 +1406,22 @@ impl Os {
                         String::new()
                     }
                 );
-                return Out::Done(now, note);
+                return Next::Done(now, note);
             }
             let passes = {
-                let Some(c) = self.memhp.current.as_mut() else {
-                    return Out::Done(now, String::new());
+                let Some(c) = os.memhp.running_mut() else {
+                    return Next::Done(now, String::new());
                 };
                 c.report.moved.passes += 1;
                 c.report.moved.retries += busy.len() as u32;
                 c.report.moved.passes
             };
             if passes >= mc.migrate_passes {
-                if let Some(pfn) = self.memhp.current.as_ref().and_then(|c| c.no_huge) {
-                    return Out::Fail(now, MemError::NoMemory { pfn });
+                if let Some(pfn) = os.memhp.running().and_then(|c| c.state.no_huge) {
+                    return Next::Fail(now, MemError::NoMemory { pfn });
                 }
                 let (first, why) = busy[0];
-                return Out::Fail(
+                return Next::Fail(
                     now,
                     MemError::Busy {
                         pages: busy.len() as u32,
@@ -1639,12 +1431,12 @@ impl Os {
                     },
                 );
             }
-            return Out::Again(now + mc.retry_delay);
+            return Next::Again(now + mc.retry_delay);
         }
         // Unmap every picked page through the reverse map.
         let mut mms: Vec<u32> = Vec::new();
         for m in &mut picked {
-            let vm = self.vmm();
+            let vm = os.vmm();
             vm.phys.map.set(m.pfn, flags::LOCKED);
             if let Method::Swap(slot) = m.method {
                 // Into the swap cache: a fault on the swap entry finds the page here.
@@ -1657,7 +1449,7 @@ impl Os {
                     Method::Swap(slot) => Pte::Swap { slot },
                     Method::Drop => Pte::FileHole,
                 };
-                self.write_pte(t, ctl, r, entry, p, probe);
+                os.write_pte(t, ctl, r, entry, p, probe);
                 mms.push(r.mm);
             }
             *t += mc.page_cost;
@@ -1665,7 +1457,7 @@ impl Os {
         mms.sort_unstable();
         mms.dedup();
         // Swap-outs and drops lose their mappings now.
-        let vm = self.vmm();
+        let vm = os.vmm();
         for m in &picked {
             if m.method != Method::Remap {
                 vm.phys.map.rmap[m.pfn as usize].clear();
@@ -1682,19 +1474,19 @@ impl Os {
         targets.sort_unstable();
         targets.dedup();
         let mut csds = Vec::new();
-        if !self.has_defect(OsDefect::SkipTlbShootdown) {
-            let v = self.reader_begin(t, ctl, "memory offline shootdown", p, probe);
-            let online: Vec<LogicalCpu> = self
+        if !os.has_defect(OsDefect::SkipTlbShootdown) {
+            let v = os.reader_begin(t, ctl, "memory offline shootdown", p, probe);
+            let online: Vec<LogicalCpu> = os
                 .maps_version(v)
                 .online
                 .iter()
                 .filter(|c| *c != ctl && targets.contains(c))
                 .collect();
             for to in online {
-                self.reader_use(t, ctl, v, to, p, probe);
-                let id = self.next_csd;
-                self.next_csd += 1;
-                self.csds.insert(
+                os.reader_use(t, ctl, v, to, p, probe);
+                let id = os.next_csd;
+                os.next_csd += 1;
+                os.csds.insert(
                     id,
                     crate::kernel::Csd {
                         from: ctl,
@@ -1703,51 +1495,51 @@ impl Os {
                         asid: None,
                     },
                 );
-                self.pcpu[to.index()].csd.push_back(id);
-                self.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
-                self.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
-                *t += self.cfg.ipi_send;
+                os.pcpu[to.index()].csd.push_back(id);
+                os.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
+                os.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
+                *t += os.cfg.ipi_send;
                 csds.push(id);
             }
-            self.reader_end(*t, ctl);
+            os.reader_end(*t, ctl);
         }
-        if let Some(c) = self.memhp.current.as_mut() {
+        if let Some(c) = os.memhp.running_mut() {
             c.report.moved.batches += 1;
             c.report.moved.shootdown_ipis += csds.len() as u32;
-            c.batch = picked;
-            c.writeback = writeback;
+            c.state.batch = picked;
+            c.state.writeback = writeback;
         }
-        let deadline = *t + self.cfg.csd_timeout;
-        Out::Wait(MemPhase::Acks { csds, deadline }, *t, String::new())
+        let deadline = *t + os.cfg.csd_timeout;
+        Next::Poll(MemWait::Acks { csds, deadline }, *t, String::new())
     }
 
     /// The second half of a batch, after every TLB acknowledged: copy, update, remap, free.
-    fn mem_copy_batch(
-        &mut self,
+    pub(crate) fn mem_copy_batch(
+        os: &mut Os,
         now: SimTime,
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> SimTime {
-        let Some(cur) = self.memhp.current.as_mut() else {
+        let Some(cur) = os.memhp.running_mut() else {
             return now;
         };
-        let batch = std::mem::take(&mut cur.batch);
-        let writeback = std::mem::take(&mut cur.writeback);
+        let batch = std::mem::take(&mut cur.state.batch);
+        let writeback = std::mem::take(&mut cur.state.writeback);
         let ctl = cur.report.controller;
         let home = cur.req.node;
         let mut t = now;
-        let hw = self.hw(ctl);
-        let coherent = !self.has_defect(OsDefect::CopyNoncoherent);
-        let free_first = self.has_defect(OsDefect::FreeBeforeCopy);
-        let page_cost = self.cfg.memory.page_cost;
+        let hw = os.hw(ctl);
+        let coherent = !os.has_defect(OsDefect::CopyNoncoherent);
+        let free_first = os.has_defect(OsDefect::FreeBeforeCopy);
+        let page_cost = os.cfg.memory.page_cost;
         // Pages whose file system has no migrate_page are written back first (they are
         // locked and unmapped: nobody can dirty them again).
         if !writeback.is_empty() {
             for &pfn in &writeback {
-                self.write_back_now(t, pfn, p, probe);
+                os.write_back_now(t, pfn, p, probe);
             }
-            t += self.cfg.memory.disk_latency;
-            if let Some(c) = self.memhp.current.as_mut() {
+            t += os.cfg.memory.disk_latency;
+            if let Some(c) = os.memhp.running_mut() {
                 c.report.moved.written_back += writeback.len() as u32;
             }
         }
@@ -1756,37 +1548,37 @@ impl Os {
         for m in &batch {
             match m.method {
                 Method::Drop => {
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     if let Owner::File { file, page } = vm.phys.map.owner[m.pfn as usize] {
                         vm.files[file as usize].cache[page as usize] = None;
                     }
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
-                    self.free_frame(t, m.pfn, 0);
+                    os.free_frame(t, m.pfn, 0);
                     // A task that faulted on the page meanwhile reads it from the disk now.
-                    self.wake_page(&mut t, ctl, m.pfn, p, probe);
-                    if let Some(c) = self.memhp.current.as_mut() {
+                    os.wake_page(&mut t, ctl, m.pfn, p, probe);
+                    if let Some(c) = os.memhp.running_mut() {
                         c.report.moved.dropped += 1;
                     }
                 }
                 Method::Swap(slot) => {
                     // The swap device reads the page (DMA), then the frame is freed.
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     let addr = PhysAddr::new(vm.phys.addr(m.pfn));
                     let mut buf = vec![0u64; vm.wpp as usize];
                     let _ = p.machine.dma_read(t, &SWAP_DEVICE, addr, &mut buf, probe);
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     vm.swap.write(slot, buf.into_boxed_slice());
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     vm.phys.map.set(m.pfn, flags::WRITEBACK);
                     vm.phys.map.pins[m.pfn as usize] += 1;
                     vm.stats.swap_outs += 1;
-                    self.start_io(t, Io::SwapOut { pfn: m.pfn, slot });
-                    if let Some(c) = self.memhp.current.as_mut() {
+                    os.start_io(t, Io::SwapOut { pfn: m.pfn, slot });
+                    if let Some(c) = os.memhp.running_mut() {
                         c.report.moved.swapped += 1;
                     }
                 }
                 Method::Remap => {
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     let owner = vm.phys.map.owner[m.pfn as usize];
                     let prefer = match owner {
                         Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => {
@@ -1806,14 +1598,13 @@ impl Os {
                     // Stage one for a hugetlb page: a new huge page elsewhere (the one
                     // compaction emptied for it, if any).
                     let reserved = if m.order == PAGEBLOCK_ORDER {
-                        self.memhp
-                            .current
-                            .as_mut()
-                            .and_then(|c| c.reserved_huge.take())
+                        os.memhp
+                            .running_mut()
+                            .and_then(|c| c.state.reserved_huge.take())
                     } else {
                         None
                     };
-                    let vm = self.vmm();
+                    let vm = os.vmm();
                     let got = match reserved {
                         Some(pb) if vm.phys.alloc_isolated_pageblock(pb, owner) => Ok(pb),
                         Some(_) | None => vm.phys.alloc(prefer, m.order, Gfp::Movable, owner),
@@ -1825,15 +1616,15 @@ impl Os {
                             // hugetlb page, stage one continues by compacting a pageblock
                             // elsewhere; the page moves in a later pass.
                             if m.order > 0 {
-                                self.start_compaction(prefer, m.pfn);
+                                MemFlow::start_compaction(os, prefer, m.pfn);
                             }
-                            let vm = self.vmm();
+                            let vm = os.vmm();
                             vm.phys.map.clear(m.pfn, flags::LOCKED);
                             for (r, sub) in m.ptes.clone() {
-                                self.write_pte(&mut t, ctl, r, Pte::Present { pfn: sub }, p, probe);
+                                os.write_pte(&mut t, ctl, r, Pte::Present { pfn: sub }, p, probe);
                             }
                             for k in 0..1u32 << m.order {
-                                self.wake_page(&mut t, ctl, m.pfn + k, p, probe);
+                                os.wake_page(&mut t, ctl, m.pfn + k, p, probe);
                             }
                         }
                     }
@@ -1843,12 +1634,12 @@ impl Os {
         if free_first {
             // The defect: the old pages go back to the allocator before their data moved.
             for &(old, _, order) in &copies {
-                self.free_frame(t, old, order);
+                os.free_frame(t, old, order);
             }
         }
         // The whole batch is copied at once (OS-MEM-6: in parallel on the host when
         // `parallel_copy`; contents and trace do not depend on the thread count).
-        let vm = self.vmm();
+        let vm = os.vmm();
         let pairs: Vec<(PhysAddr, PhysAddr)> = copies
             .iter()
             .flat_map(|&(old, new, order)| (0..1u32 << order).map(move |k| (old + k, new + k)))
@@ -1860,29 +1651,29 @@ impl Os {
             })
             .collect();
         let bytes = (pairs.len() as u64) << vm.phys.page_shift;
-        let parallel = self.cfg.memory.parallel_copy;
+        let parallel = os.cfg.memory.parallel_copy;
         if let Ok(lat) = p
             .machine
             .copy_pages(t, hw, &pairs, coherent, parallel, probe)
         {
             t += lat;
         }
-        if let Some(c) = self.memhp.current.as_mut() {
+        if let Some(c) = os.memhp.running_mut() {
             c.report.moved.bytes_copied += bytes;
         }
         let compaction = batch.first().is_some_and(|m| m.compaction);
         let progress = !copies.is_empty() || batch.iter().any(|m| m.method != Method::Remap);
-        if let (Some(c), Some(first)) = (self.memhp.current.as_mut(), batch.first()) {
-            c.stalled = if progress {
+        if let (Some(c), Some(first)) = (os.memhp.running_mut(), batch.first()) {
+            c.state.stalled = if progress {
                 (0, 0)
             } else {
-                (c.stalled.0 + 1, first.pfn)
+                (c.state.stalled.0 + 1, first.pfn)
             };
         }
         for &(old, new, order) in &copies {
             // Move the descriptors, the page-cache entry and the reverse map; remap.
             let mut remaps = Vec::new();
-            let vm = self.vmm();
+            let vm = os.vmm();
             for k in 0..1u32 << order {
                 let (o, n) = ((old + k) as usize, (new + k) as usize);
                 vm.phys.map.owner[n] = vm.phys.map.owner[o];
@@ -1900,7 +1691,7 @@ impl Os {
                 vm.files[file as usize].cache[page as usize] = Some(new);
             }
             for (mm, vpn, _, to) in remaps {
-                self.write_pte(
+                os.write_pte(
                     &mut t,
                     ctl,
                     PteRef { mm, vpn },
@@ -1912,16 +1703,16 @@ impl Os {
             if !free_first {
                 // The old page is unlocked and freed (under the defect ignore_writeback it
                 // may still be under writeback: the free-time check sees it).
-                let vm = self.vmm();
+                let vm = os.vmm();
                 for k in 0..1u32 << order {
                     let i = (old + k) as usize;
                     vm.phys.map.owner[i] = owner;
                     vm.phys.map.flags[i] &= !flags::LOCKED;
                 }
-                self.free_frame(t, old, order);
+                os.free_frame(t, old, order);
             }
             t += page_cost;
-            if let Some(c) = self.memhp.current.as_mut() {
+            if let Some(c) = os.memhp.running_mut() {
                 if compaction {
                     c.report.moved.compacted_pages += 1;
                 } else {
@@ -1935,7 +1726,7 @@ impl Os {
                 }
             }
             for k in 0..1u32 << order {
-                self.wake_page(&mut t, ctl, old + k, p, probe);
+                os.wake_page(&mut t, ctl, old + k, p, probe);
             }
         }
         t
@@ -1944,15 +1735,15 @@ impl Os {
     /// Stage one of a hugetlb move found no free huge page: pick the pageblock nearest to
     /// `node` that holds only movable base pages (fewest first) and isolate it; the next
     /// batches empty it (compaction).
-    fn start_compaction(&mut self, node: u32, huge: u32) {
-        let Some(cur) = self.memhp.current.as_ref() else {
+    pub(crate) fn start_compaction(os: &mut Os, node: u32, huge: u32) {
+        let Some(cur) = os.memhp.running() else {
             return;
         };
-        if cur.compact.is_some() || cur.reserved_huge.is_some() {
+        if cur.state.compact.is_some() || cur.state.reserved_huge.is_some() {
             return;
         }
-        let failed = cur.compact_failed.clone();
-        let vm = self.vm.as_ref().expect("memory management is up");
+        let failed = cur.state.compact_failed.clone();
+        let vm = os.vm.as_ref().expect("memory management is up");
         let zl = vm
             .phys
             .zonelists
@@ -2009,18 +1800,18 @@ impl Os {
                 break;
             }
         }
-        let vm = self.vmm();
+        let vm = os.vmm();
         match best {
             Some((pb, _)) => {
                 vm.phys
                     .set_pageblock_type(pb, crate::mm::MigrateType::Isolate);
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.compact = Some(pb);
+                if let Some(c) = os.memhp.running_mut() {
+                    c.state.compact = Some(pb);
                 }
             }
             None => {
-                if let Some(c) = self.memhp.current.as_mut() {
-                    c.no_huge = Some(huge);
+                if let Some(c) = os.memhp.running_mut() {
+                    c.state.no_huge = Some(huge);
                 }
             }
         }
@@ -2028,13 +1819,13 @@ impl Os {
 
     /// Starts writing dirty file page `pfn` back to the disk.
     pub(crate) fn start_writeback(
-        &mut self,
+        os: &mut Os,
         now: SimTime,
         pfn: u32,
         _p: &mut Platform,
         _probe: &mut PlatformProbe,
     ) {
-        let vm = self.vmm();
+        let vm = os.vmm();
         let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
             return;
         };
@@ -2044,6 +1835,6 @@ impl Os {
         vm.phys.map.set(pfn, flags::WRITEBACK);
         vm.phys.map.clear(pfn, flags::DIRTY);
         vm.phys.map.pins[pfn as usize] += 1;
-        self.start_io(now, Io::Writeback { pfn, file, page });
+        os.start_io(now, Io::Writeback { pfn, file, page });
     }
 }

@@ -22,6 +22,7 @@ use crate::cpumask::LogicalCpu;
 use crate::event::{EnqueueWhy, MemObj, OsEvent, TaskId};
 use crate::hw::{load, store};
 use crate::kernel::{Os, OsError, OsEv};
+use crate::memhotplug::MemFlow;
 use crate::mm::vm::{AddressSpace, BlockStore, File, Pte, Tlb, Vma, VmaKind, file_word};
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PhysMem, PteRef, ZoneKind, flags};
 use crate::sched::TaskState;
@@ -1326,7 +1327,7 @@ impl Os {
             }
         }
         for pfn in dirty.into_iter().take(batch) {
-            self.start_writeback(now, pfn, p, probe);
+            MemFlow::start_writeback(self, now, pfn, p, probe);
         }
     }
 

@@ -20,8 +20,6 @@
 //! and of each window is what `sysfs` shows and what the CHK-7 checker compares with the
 //! hardware.
 
-use std::collections::VecDeque;
-
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use serde::Serialize;
 use sim_core::window::WindowAllocator;
@@ -34,8 +32,12 @@ use crate::driver::CardDriver;
 use crate::event::OsEvent;
 use crate::hotplug::{Accepted, Trigger};
 use crate::irq::{self, IrqDesc};
+use crate::kernel::Os;
 use crate::kernel::POISON;
-use crate::kernel::{Os, OsEv};
+use crate::ops::{
+    Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
+    StepName,
+};
 
 /// What an operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -299,22 +301,24 @@ impl PciError {
         }
     }
 
-    /// The `_OST` status (ACPI 6.3.5: 0x80 failure, 0x81 not supported now, 0x82 device in
-    /// use).
-    pub const fn ost_status(&self) -> u64 {
+    /// The `_OST` status. (This flow answers 0x81 for a slot or subsystem that is not
+    /// there or not enabled, and 0x80 for a failed enable, where the CPU and memory flows
+    /// answer 0x80 for what does not exist: kept as it was, since firmware's record of
+    /// `_OST` is in every golden trace; see the note of issue 15.)
+    pub const fn ost_status(&self) -> OstStatus {
         match self {
             PciError::NotEnabled { .. }
             | PciError::NoSuchSlot { .. }
             | PciError::NoSuchSubsystem { .. }
-            | PciError::SubsystemAbsent { .. } => 0x81,
-            PciError::SubsystemBusy { .. } | PciError::Booting { .. } => 0x82,
-            PciError::GsiOverlap { .. } => 0x80,
-            PciError::NoDevice { .. }
+            | PciError::SubsystemAbsent { .. } => OstStatus::InUse,
+            PciError::SubsystemBusy { .. } | PciError::Booting { .. } => OstStatus::Busy,
+            PciError::GsiOverlap { .. }
+            | PciError::NoDevice { .. }
             | PciError::NoSpace { .. }
             | PciError::NoIrq { .. }
             | PciError::NoMemory { .. }
             | PciError::Probe { .. }
-            | PciError::Firmware { .. } => 0x80,
+            | PciError::Firmware { .. } => OstStatus::NotSupported,
         }
     }
 }
@@ -378,491 +382,204 @@ pub struct PoisonedBuffer {
     pub freed: SimTime,
 }
 
-/// One finished step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PciStepRecord {
-    /// The step.
-    pub step: PciStep,
-    /// Start.
-    pub start: SimTime,
-    /// Duration.
-    pub duration: SimDuration,
-    /// What it did.
-    pub note: String,
-}
-
-/// The report of one operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PciOpReport {
-    /// Operation number.
-    pub id: u32,
-    /// What.
+/// A PCI request as queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciRequest {
+    /// What to do.
     pub kind: PciOpKind,
     /// On what.
     pub target: PciTarget,
     /// Who asked.
     pub trigger: Trigger,
-    /// The controlling CPU.
-    pub controller: LogicalCpu,
-    /// Asked.
+    /// When.
     pub requested: SimTime,
-    /// Started.
-    pub started: SimTime,
-    /// Ended.
-    pub ended: Option<SimTime>,
-    /// How it ended.
-    pub result: Option<Result<(), PciError>>,
-    /// Steps.
-    pub steps: Vec<PciStepRecord>,
 }
 
-#[derive(Clone, Debug)]
-struct PciCur {
-    report: PciOpReport,
+/// What a PCI operation's report records beyond the common fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciOpDetail {
+    /// On what.
+    pub target: PciTarget,
+}
+
+/// The report of one PCI operation.
+pub type PciOpReport = Report<PciFlow>;
+/// One finished step of a PCI operation.
+pub type PciStepRecord = crate::ops::StepRecord<PciStep>;
+
+/// PCI slot and I/O-subsystem operations as an engine flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PciFlow {}
+
+/// The running PCI operation's working state.
+#[derive(Clone, Debug, Default)]
+pub struct PciState {
     /// The slot (index in [`PciHotplug::slots`]) of a slot operation.
     slot: Option<usize>,
-    plan: Vec<PciStep>,
-    idx: usize,
-    step_start: SimTime,
-    epoch: u32,
     /// The slot was powered by this operation (undo powers it off).
     powered: bool,
     /// The card was found gone (surprise removal): it is not touched any more.
     gone: bool,
 }
 
-/// The ACPI PCI hot-plug driver's slots, windows, queue and history.
-#[derive(Clone, Debug, Default)]
-pub struct PciHotplug {
-    /// Every slot of the namespace, in `_SUN` order.
-    pub slots: Vec<PciSlot>,
-    /// Every host bridge's windows.
-    pub bridges: Vec<BridgeResources>,
-    /// Freed DMA buffers, poisoned, not handed out again yet.
-    pub poisoned: Vec<PoisonedBuffer>,
-    /// The chipset functions with a `pci_dev`.
-    pub chipset: Vec<ChipsetDev>,
-    queue: VecDeque<(u32, PciOpKind, PciTarget, Trigger, SimTime)>,
-    current: Option<PciCur>,
-    done: Vec<PciOpReport>,
-    next_id: u32,
-}
+/// PCI steps never wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PciWait {}
 
-impl PciHotplug {
-    /// A word for the slots' states and what is queued and running (a refused request
-    /// must not change it).
-    pub(crate) fn state_word(&self) -> u64 {
-        let mut h = sim_core::StableHasher::new();
-        h.word(u64::from(self.next_id));
-        h.word(
-            self.current
-                .as_ref()
-                .map_or(u64::MAX, |c| u64::from(c.report.id)),
-        );
-        h.word(self.queue.len() as u64);
-        for s in &self.slots {
-            h.word(u64::from(s.enabled) | u64::from(s.bars.is_some()) << 1);
-        }
-        h.word(self.chipset.len() as u64);
-        h.finish()
-    }
-
-    /// Finished operations.
-    pub fn done(&self) -> &[PciOpReport] {
-        &self.done
-    }
-
-    /// Whether nothing runs or waits.
-    pub fn is_idle(&self) -> bool {
-        self.current.is_none() && self.queue.is_empty()
-    }
-
-    /// The slot the running operation works on.
-    pub fn busy_slot(&self) -> Option<SlotId> {
-        self.current.as_ref().and_then(|c| c.report.target.slot())
-    }
-
-    /// The slot with `_SUN` `sun`.
-    pub fn slot(&self, sun: SlotId) -> Option<&PciSlot> {
-        self.slots.iter().find(|s| s.sun == sun)
-    }
-
-    /// Whether the slot will be enabled once the queued operations ran.
-    fn will_be_enabled(&self, i: usize) -> bool {
-        let sun = PciTarget::Slot(self.slots[i].sun);
-        let mut on = self.slots[i].enabled;
-        for (kind, target) in self.pending() {
-            if *target == sun {
-                on = kind == PciOpKind::Enable;
-            }
-        }
-        on
-    }
-
-    /// The operation running and those queued, in the order they run: kind and target.
-    fn pending(&self) -> impl Iterator<Item = (PciOpKind, &PciTarget)> {
-        self.current
-            .as_ref()
-            .map(|c| (c.report.kind, &c.report.target))
-            .into_iter()
-            .chain(self.queue.iter().map(|(_, k, t, _, _)| (*k, t)))
+impl KindName for PciOpKind {
+    fn name(self) -> &'static str {
+        PciOpKind::name(self)
     }
 }
 
-const START: u32 = u32::MAX;
-
-enum Out {
-    Done(SimTime, String),
-    Fail(SimTime, PciError),
+impl StepName for PciStep {
+    fn name(self) -> &'static str {
+        PciStep::name(self)
+    }
+    fn index(self) -> u8 {
+        self as u8
+    }
 }
 
-impl Os {
-    /// The PCI hot-plug driver's state and history.
-    pub fn pci_hotplug(&self) -> &PciHotplug {
-        &self.pcihp
+impl OpError for PciError {
+    fn ost(&self) -> OstStatus {
+        self.ost_status()
+    }
+}
+
+impl Flow for PciFlow {
+    type Kind = PciOpKind;
+    type Step = PciStep;
+    type Error = PciError;
+    type Detail = PciOpDetail;
+    const KIND: FlowKind = FlowKind::Pci;
+    const RECORD_FAILED_STEP: bool = true;
+    type Request = PciRequest;
+    type Wait = PciWait;
+    type State = PciState;
+
+    fn engine(os: &Os) -> &Engine<Self> {
+        &os.pcihp.ops
     }
 
-    /// Learns the slots and the bridges' windows from the namespace scan (at boot).
-    pub(crate) fn pci_init(&mut self) {
-        self.pcihp.bridges = self
-            .scan
-            .bridges
-            .iter()
-            .map(|b| BridgeResources {
-                path: b.path.clone(),
-                mmio: WindowAllocator::new(b.mmio.0, b.mmio.1),
-                io: WindowAllocator::new(b.io.0, b.io.1),
-            })
-            .collect();
-        let mut slots: Vec<PciSlot> = self
-            .scan
-            .slots
-            .iter()
-            .filter_map(|s| {
-                let bus = self.scan.bridges.get(s.bridge)?.bus;
-                Some(PciSlot {
-                    sun: s.sun,
-                    path: s.path.clone(),
-                    bridge: s.bridge,
-                    bdf: Bdf {
-                        segment: 0,
-                        bus,
-                        device: s.device,
-                        function: 0,
-                    },
-                    enabled: false,
-                    bars: None,
-                    card: None,
-                    irq: None,
-                })
-            })
-            .collect();
-        slots.sort_by_key(|s| s.sun);
-        self.pcihp.slots = slots;
+    fn engine_mut(os: &mut Os) -> &mut Engine<Self> {
+        &mut os.pcihp.ops
     }
 
-    /// At boot, enumeration of the card firmware configured in slot `sun`: its BARs sized
-    /// and claimed in its bridge's windows (as `pci_claim_resource`). `false` if they do not
-    /// fit (firmware placed them outside the window, or over another card's).
-    pub(crate) fn pci_claim(
-        &mut self,
-        t: &mut SimTime,
-        sun: SlotId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> bool {
-        let Some(i) = self.pcihp.slots.iter().position(|s| s.sun == sun) else {
-            return false;
-        };
-        let hw = self.hw(self.bsp);
-        let bdf = self.pcihp.slots[i].bdf;
-        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, p, probe);
-        let br = &mut self.pcihp.bridges[self.pcihp.slots[i].bridge];
-        if br.mmio.reserve(bar, mem_size).is_err() {
-            return false;
-        }
-        if br.io.reserve(io_bar, io_size).is_err() {
-            let _ = br.mmio.release(bar);
-            return false;
-        }
-        self.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
-        true
-    }
-
-    /// At boot: the driver brought the card in slot `sun` up as card `k` with interrupt
-    /// `irq`: the slot is enabled.
-    pub(crate) fn pci_bound(&mut self, sun: SlotId, k: usize, irq: Option<usize>) {
-        if let Some(s) = self.pcihp.slots.iter_mut().find(|s| s.sun == sun) {
-            s.enabled = true;
-            s.card = Some(k);
-            s.irq = irq;
-        }
-    }
-
-    /// A request for slot `sun`: enable (`/sys/bus/pci/slots/N/power` ← 1, a device check),
-    /// disable (← 0) or eject (an eject request). Checked against the state the queued
-    /// operations will leave; a refusal changes nothing.
-    pub fn pci_request(
-        &mut self,
-        now: SimTime,
-        sun: u16,
-        kind: PciOpKind,
-        trigger: Trigger,
-    ) -> Result<Accepted, PciError> {
-        let r = self.pci_slot_request(now, sun, kind, trigger);
-        if let Err(e) = &r {
-            self.refuse(now, format!("slot {sun}"), e.errno(), e.to_string());
-        }
-        r
-    }
-
-    fn pci_slot_request(
-        &mut self,
-        now: SimTime,
-        sun: u16,
-        kind: PciOpKind,
-        trigger: Trigger,
-    ) -> Result<Accepted, PciError> {
-        if trigger == Trigger::User && self.booted_at.is_none() {
-            return Err(PciError::Booting { slot: sun });
-        }
-        let slots = self.pcihp.slots.len();
-        let i = self
-            .pcihp
-            .slots
-            .iter()
-            .position(|s| s.sun.0 == sun)
-            .ok_or(PciError::NoSuchSlot { slot: sun, slots })?;
-        let on = self.pcihp.will_be_enabled(i);
-        if kind == PciOpKind::Enable && !on && !self.subsystem_known(self.pcihp.slots[i].bridge) {
-            return Err(PciError::SubsystemAbsent {
-                slot: sun,
-                bridge: self.pcihp.bridges[self.pcihp.slots[i].bridge].path.clone(),
-            });
-        }
-        match (kind, on) {
-            (PciOpKind::Enable, true) => return Ok(Accepted::NoChange),
-            (PciOpKind::Disable | PciOpKind::Eject, false) => {
-                return Err(PciError::NotEnabled { slot: sun });
-            }
-            (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
-            (PciOpKind::AddSubsystem | PciOpKind::EjectSubsystem, _) => {
-                return Err(PciError::NoSuchSubsystem {
-                    path: format!("slot {sun}"),
-                });
-            }
-        }
-        Ok(Accepted::Queued {
-            op: self.pci_enqueue(now, kind, PciTarget::Slot(self.pcihp.slots[i].sun), trigger),
-        })
-    }
-
-    /// Queues an operation; returns its number.
-    fn pci_enqueue(
-        &mut self,
-        now: SimTime,
-        kind: PciOpKind,
-        target: PciTarget,
-        trigger: Trigger,
-    ) -> u32 {
-        let id = self.pcihp.next_id;
-        self.pcihp.next_id += 1;
-        self.pcihp.queue.push_back((id, kind, target, trigger, now));
-        if self.pcihp.current.is_none() {
-            let _ = self.post(
-                now,
-                OsEv::Pci {
-                    op: START,
-                    epoch: 0,
-                },
-            );
-        }
-        id
-    }
-
-    /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not
-    /// forgotten since) — or an operation queued or running is adding its subsystem.
-    fn subsystem_known(&self, b: usize) -> bool {
-        let Some(br) = self.scan.bridges.get(b) else {
-            return false;
-        };
-        br.present
-            || self.pcihp.pending().any(|(k, t)| {
-                k == PciOpKind::AddSubsystem
-                    && matches!(t, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
-            })
-    }
-
-    /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
-    pub(crate) fn subsystem_bridges(&self, path: &str) -> Vec<usize> {
-        let prefix = format!("{path}.");
-        (0..self.scan.bridges.len())
-            .filter(|&b| self.scan.bridges[b].path.starts_with(&prefix))
-            .collect()
-    }
-
-    /// A request for the I/O subsystem whose module device is `path`: add it (a device
-    /// check) or eject it (an eject request: each enabled slot is disabled first, then the
-    /// module is ejected). Refused, changing nothing, if `path` is no I/O subsystem.
-    /// `present`: whether the module's `_STA` says it is there (a device check on a module
-    /// that is gone means it was pulled out: its devices are cleaned up after).
-    pub fn pci_subsystem_request(
-        &mut self,
-        now: SimTime,
-        path: &str,
-        add: bool,
-        present: bool,
-        trigger: Trigger,
-    ) -> Result<Accepted, PciError> {
-        let bridges = self.subsystem_bridges(path);
-        if bridges.is_empty() {
-            return Err(PciError::NoSuchSubsystem { path: path.into() });
-        }
-        let target = PciTarget::Subsystem(path.to_owned());
-        // A device check on a module that is not there any more: it was pulled out.
-        let add = add && present;
-        // Gone, yet the OS never had it (nor is adding it): nothing to clean up.
-        let adding = self
-            .pcihp
-            .pending()
-            .any(|(k, t)| k == PciOpKind::AddSubsystem && *t == target);
-        if !add && !adding && !bridges.iter().any(|&b| self.subsystem_known(b)) {
-            return Ok(Accepted::NoChange);
-        }
-        if add {
-            return Ok(Accepted::Queued {
-                op: self.pci_enqueue(now, PciOpKind::AddSubsystem, target, trigger),
-            });
-        }
-        // Each device stops before the subsystem goes.
-        let slots: Vec<u16> = (0..self.pcihp.slots.len())
-            .filter(|&i| {
-                bridges.contains(&self.pcihp.slots[i].bridge) && self.pcihp.will_be_enabled(i)
-            })
-            .map(|i| self.pcihp.slots[i].sun.0)
-            .collect();
-        for sun in slots {
-            self.pci_enqueue(
-                now,
-                PciOpKind::Disable,
-                PciTarget::Slot(SlotId(sun)),
-                Trigger::Subsystem,
-            );
-        }
-        Ok(Accepted::Queued {
-            op: self.pci_enqueue(now, PciOpKind::EjectSubsystem, target, trigger),
-        })
-    }
-
-    /// Adds a `pci_dev` for each chipset function of `node` (every node: `None`) that
-    /// answers in configuration space, as `ctl` (boot, and a cell's hot-add). Returns what
-    /// it added.
-    pub(crate) fn chipset_add(
-        &mut self,
-        t: &mut SimTime,
-        ctl: LogicalCpu,
-        node: Option<u32>,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> String {
-        let hw = self.hw(ctl);
-        let mut added = Vec::new();
-        let funcs: Vec<crate::acpi::ChipsetInfo> = self
-            .scan
-            .chipset
-            .iter()
-            .filter(|f| node.is_none_or(|n| f.node == n))
-            .filter(|f| crate::acpi::is_present(p, &f.path))
-            .cloned()
-            .collect();
-        for f in funcs {
-            if self.pcihp.chipset.iter().any(|d| d.path == f.path) {
-                continue;
-            }
-            let bdf = Bdf {
-                segment: 0,
-                bus: f.bus,
-                device: f.device,
-                function: 0,
-            };
-            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
-            if id == u32::MAX {
-                continue;
-            }
-            added.push(format!("pci {bdf} ({:04x}:{:04x})", id & 0xFFFF, id >> 16));
-            self.pcihp.chipset.push(ChipsetDev {
-                path: f.path,
-                bdf,
-                node: f.node,
-                id,
-            });
-        }
-        if added.is_empty() {
-            "no chipset function".to_owned()
-        } else {
-            format!("chipset pci_dev added: {}", added.join(", "))
-        }
-    }
-
-    /// Removes the `pci_dev`s of `node`'s chipset functions (before its cell is ejected);
-    /// nothing is written to them. Returns what it removed.
-    pub(crate) fn chipset_remove(&mut self, node: u32) -> String {
-        let gone: Vec<String> = self
-            .pcihp
-            .chipset
-            .iter()
-            .filter(|d| d.node == node)
-            .map(|d| format!("pci {}", d.bdf))
-            .collect();
-        self.pcihp.chipset.retain(|d| d.node != node);
-        if gone.is_empty() {
-            "no chipset function".to_owned()
-        } else {
-            format!("chipset pci_dev removed: {}", gone.join(", "))
-        }
-    }
-
-    /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after
-    /// the surprise removal — the slot is disabled without touching the card again.
-    pub(crate) fn pci_card_gone(&mut self, now: SimTime, k: usize) {
-        let Some(sun) = self
-            .pcihp
-            .slots
-            .iter()
-            .find(|s| s.card == Some(k) && s.enabled)
-            .map(|s| s.sun.0)
-        else {
-            return;
-        };
-        let _ = self.pci_request(now, sun, PciOpKind::Disable, Trigger::Surprise);
-    }
-
-    /// A PCI hot-plug event.
-    pub(crate) fn pci_event(
-        &mut self,
-        now: SimTime,
-        op: u32,
-        epoch: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        match &self.pcihp.current {
-            None if op == START => self.pci_start_next(now, p, probe),
-            Some(cur) if cur.report.id == op && cur.epoch == epoch => {
-                self.pci_advance(now, p, probe);
-            }
-            None | Some(_) => {}
-        }
-    }
-
-    fn pci_start_next(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some((id, kind, target, trigger, requested)) = self.pcihp.queue.pop_front() else {
-            return;
-        };
-        let slot = target
+    fn begin(os: &mut Os, now: SimTime, id: u32, r: &PciRequest) -> Begun<Self> {
+        let slot = r
+            .target
             .slot()
-            .and_then(|sun| self.pcihp.slots.iter().position(|s| s.sun == sun));
-        let controller = self.cur_maps().online.first().unwrap_or(self.bsp);
+            .and_then(|sun| os.pcihp.slots.iter().position(|s| s.sun == sun));
+        let controller = os.cur_maps().online.first().unwrap_or(os.bsp);
+        Begun {
+            report: Report {
+                id,
+                kind: r.kind,
+                trigger: r.trigger,
+                controller,
+                requested: r.requested,
+                started: now,
+                ended: None,
+                result: None,
+                steps: Vec::new(),
+                detail: PciOpDetail {
+                    target: r.target.clone(),
+                },
+            },
+            plan: PciFlow::plan(r.kind),
+            state: PciState {
+                slot,
+                powered: false,
+                gone: false,
+            },
+            refused: None,
+        }
+    }
+
+    fn target(op: &Op<Self>) -> OpTarget {
+        OpTarget::Named(op.req.target.to_string())
+    }
+
+    fn refresh(os: &mut Os) {
+        let Some(ctl) = os.pcihp.ops.current().map(|c| c.controller) else {
+            return;
+        };
+        let ctl = os.live_controller(ctl, None);
+        if let Some(cur) = os.pcihp.ops.running_mut() {
+            cur.report.controller = ctl;
+        }
+    }
+
+    fn act(
+        os: &mut Os,
+        now: SimTime,
+        step: PciStep,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<Self> {
+        PciFlow::pci_act(os, now, step, p, probe)
+    }
+
+    fn resume(
+        _os: &mut Os,
+        _now: SimTime,
+        wait: PciWait,
+        _p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) -> Option<Next<Self>> {
+        match wait {}
+    }
+
+    fn hung(_op: &Op<Self>, _step: PciStep, _waited: SimDuration) -> PciError {
+        unreachable!("PCI steps never wait, so the watchdog is never armed")
+    }
+
+    /// A failed enable gives back what it took: interrupt, BARs, the card, power.
+    fn undo(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+        let Some(cur) = os.pcihp.ops.running() else {
+            return now;
+        };
+        let (Some(i), ctl, powered) = (cur.state.slot, cur.report.controller, cur.state.powered)
+        else {
+            return now;
+        };
+        if cur.report.kind != PciOpKind::Enable {
+            return now;
+        }
+        let mut t = now;
+        let hw = os.hw(ctl);
+        if let Some(d) = os.pcihp.slots[i].irq.take() {
+            let desc = os.irqs.descs()[d].clone();
+            PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, p, probe);
+            os.irqs.free(d);
+        }
+        PciFlow::pci_release_bars(os, i);
+        if let Some(k) = os.pcihp.slots[i].card.take() {
+            os.driver.detach(k);
+        }
+        if powered {
+            let path = os.pcihp.slots[i].path.clone();
+            let _ = os.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], p, probe);
+        }
+        t
+    }
+
+    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String> {
+        match &op.req.target {
+            PciTarget::Slot(_) => op.state.slot.map(|i| os.pcihp.slots[i].path.clone()),
+            PciTarget::Subsystem(path) => Some(path.clone()),
+        }
+    }
+
+    fn restart_delay(_os: &Os) -> SimDuration {
+        SimDuration::ZERO
+    }
+}
+
+impl PciFlow {
+    /// The steps of an operation of `kind`.
+    fn plan(kind: PciOpKind) -> Vec<PciStep> {
         let disable = vec![
             PciStep::Quiesce,
             PciStep::FreeIrq,
@@ -870,7 +587,7 @@ impl Os {
             PciStep::Release,
             PciStep::PowerOff,
         ];
-        let plan = match kind {
+        match kind {
             PciOpKind::Enable => vec![
                 PciStep::PowerOn,
                 PciStep::Scan,
@@ -890,226 +607,351 @@ impl Os {
             PciOpKind::EjectSubsystem => {
                 vec![PciStep::CheckStopped, PciStep::Eject, PciStep::Forget]
             }
-        };
-        self.emit(
-            now,
-            OsEvent::PciHotplugStart {
-                op: id,
-                kind: kind.name(),
-                target: target.to_string(),
-                trigger: trigger.name(),
-            },
-        );
-        self.pcihp.current = Some(PciCur {
-            report: PciOpReport {
-                id,
-                kind,
-                target,
-                trigger,
-                controller,
-                requested,
-                started: now,
-                ended: None,
-                result: None,
-                steps: Vec::new(),
-            },
-            slot,
-            plan,
-            idx: 0,
-            step_start: now,
-            epoch: 0,
-            powered: false,
-            gone: false,
-        });
-        self.pci_advance(now, p, probe);
-    }
-
-    fn pci_schedule(&mut self, at: SimTime) {
-        if let Some(c) = self.pcihp.current.as_mut() {
-            c.epoch = c.epoch.wrapping_add(1);
-            let (op, epoch) = (c.report.id, c.epoch);
-            let _ = self.post(at, OsEv::Pci { op, epoch });
         }
     }
+}
 
-    fn pci_advance(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
-        let Some(ctl) = self.pcihp.current.as_ref().map(|c| c.report.controller) else {
-            return;
-        };
-        let ctl = self.live_controller(ctl, None);
-        let Some(cur) = self.pcihp.current.as_mut() else {
-            return;
-        };
-        cur.report.controller = ctl;
-        let cur = &*cur;
-        let Some(&step) = cur.plan.get(cur.idx) else {
-            self.pci_end(now, Ok(()), p, probe);
-            return;
-        };
-        match self.pci_act(now, step, p, probe) {
-            Out::Done(t, note) => {
-                let end = t + self.cfg.step_cost;
-                self.pci_finish_step(end, note);
-                self.pci_schedule(end);
-            }
-            Out::Fail(t, e) => {
-                let t = self.pci_undo(t, p, probe);
-                self.pci_finish_step(t, format!("failed: {e}"));
-                self.pci_end(t, Err(e), p, probe);
+/// The ACPI PCI hot-plug driver's slots, windows, queue and history.
+#[derive(Clone, Debug, Default)]
+pub struct PciHotplug {
+    /// Every slot of the namespace, in `_SUN` order.
+    pub slots: Vec<PciSlot>,
+    /// Every host bridge's windows.
+    pub bridges: Vec<BridgeResources>,
+    /// Freed DMA buffers, poisoned, not handed out again yet.
+    pub poisoned: Vec<PoisonedBuffer>,
+    /// The chipset functions with a `pci_dev`.
+    pub chipset: Vec<ChipsetDev>,
+    /// The operations.
+    pub(crate) ops: Engine<PciFlow>,
+}
+
+impl PciHotplug {
+    /// A word for the slots' states and what is queued and running (a refused request
+    /// must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(self.ops.state_word());
+        for s in &self.slots {
+            h.word(u64::from(s.enabled) | u64::from(s.bars.is_some()) << 1);
+        }
+        h.word(self.chipset.len() as u64);
+        h.finish()
+    }
+
+    /// Finished operations.
+    pub fn done(&self) -> &[PciOpReport] {
+        self.ops.done()
+    }
+
+    /// Whether nothing runs or waits.
+    pub fn is_idle(&self) -> bool {
+        self.ops.is_idle()
+    }
+
+    /// The slot the running operation works on.
+    pub fn busy_slot(&self) -> Option<SlotId> {
+        self.ops.current().and_then(|c| c.target.slot())
+    }
+
+    /// The slot with `_SUN` `sun`.
+    pub fn slot(&self, sun: SlotId) -> Option<&PciSlot> {
+        self.slots.iter().find(|s| s.sun == sun)
+    }
+
+    /// Whether the slot will be enabled once the queued operations ran.
+    pub(crate) fn will_be_enabled(&self, i: usize) -> bool {
+        let sun = PciTarget::Slot(self.slots[i].sun);
+        let mut on = self.slots[i].enabled;
+        for (_, r) in self.ops.pending() {
+            if r.target == sun {
+                on = r.kind == PciOpKind::Enable;
             }
         }
+        on
+    }
+}
+
+impl PciFlow {
+    /// Learns the slots and the bridges' windows from the namespace scan (at boot).
+    pub(crate) fn pci_init(os: &mut Os) {
+        os.pcihp.bridges = os
+            .scan
+            .bridges
+            .iter()
+            .map(|b| BridgeResources {
+                path: b.path.clone(),
+                mmio: WindowAllocator::new(b.mmio.0, b.mmio.1),
+                io: WindowAllocator::new(b.io.0, b.io.1),
+            })
+            .collect();
+        let mut slots: Vec<PciSlot> = os
+            .scan
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let bus = os.scan.bridges.get(s.bridge)?.bus;
+                Some(PciSlot {
+                    sun: s.sun,
+                    path: s.path.clone(),
+                    bridge: s.bridge,
+                    bdf: Bdf {
+                        segment: 0,
+                        bus,
+                        device: s.device,
+                        function: 0,
+                    },
+                    enabled: false,
+                    bars: None,
+                    card: None,
+                    irq: None,
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| s.sun);
+        os.pcihp.slots = slots;
     }
 
-    fn pci_finish_step(&mut self, end: SimTime, note: String) {
-        let Some(cur) = self.pcihp.current.as_mut() else {
-            return;
-        };
-        let Some(&step) = cur.plan.get(cur.idx) else {
-            return;
-        };
-        let start = cur.step_start;
-        let duration = end.saturating_since(start);
-        cur.report.steps.push(PciStepRecord {
-            step,
-            start,
-            duration,
-            note: note.clone(),
-        });
-        cur.idx += 1;
-        cur.step_start = end;
-        let op = cur.report.id;
-        self.emit(
-            end,
-            OsEvent::PciHotplugStep {
-                op,
-                step,
-                start,
-                duration,
-                note,
-            },
-        );
-    }
-
-    fn pci_end(
-        &mut self,
-        now: SimTime,
-        result: Result<(), PciError>,
+    /// At boot, enumeration of the card firmware configured in slot `sun`: its BARs sized
+    /// and claimed in its bridge's windows (as `pci_claim_resource`). `false` if they do not
+    /// fit (firmware placed them outside the window, or over another card's).
+    pub(crate) fn pci_claim(
+        os: &mut Os,
+        t: &mut SimTime,
+        sun: SlotId,
         p: &mut Platform,
         probe: &mut PlatformProbe,
-    ) {
-        let Some(mut cur) = self.pcihp.current.take() else {
-            return;
+    ) -> bool {
+        let Some(i) = os.pcihp.slots.iter().position(|s| s.sun == sun) else {
+            return false;
         };
-        cur.report.ended = Some(now);
-        cur.report.result = Some(result.clone());
-        self.emit(
-            now,
-            OsEvent::PciHotplugEnd {
-                op: cur.report.id,
-                result: result.clone().map_err(|e| e.to_string()),
-            },
-        );
-        let source = match (cur.report.trigger, cur.report.kind) {
-            (Trigger::AcpiEject, _) => Some(3),
-            (Trigger::AcpiDeviceCheck, _) => Some(1),
-            (
-                Trigger::Boot
-                | Trigger::User
-                | Trigger::Cell
-                | Trigger::Subsystem
-                | Trigger::Surprise
-                | Trigger::Ras
-                | Trigger::Power,
-                _,
-            ) => None,
-        };
-        let path = match &cur.report.target {
-            PciTarget::Slot(_) => cur.slot.map(|i| self.pcihp.slots[i].path.clone()),
-            PciTarget::Subsystem(path) => Some(path.clone()),
-        };
-        if let (Some(source), Some(path)) = (source, path) {
-            let status = result.as_ref().err().map_or(0, PciError::ost_status);
-            let _ = self.acpi_eval(
-                now,
-                cur.report.controller,
-                &format!("{path}._OST"),
-                &[AcpiValue::Integer(source), AcpiValue::Integer(status)],
-                p,
-                probe,
-            );
+        let hw = os.hw(os.bsp);
+        let bdf = os.pcihp.slots[i].bdf;
+        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, p, probe);
+        let br = &mut os.pcihp.bridges[os.pcihp.slots[i].bridge];
+        if br.mmio.reserve(bar, mem_size).is_err() {
+            return false;
         }
-        self.pcihp.done.push(cur.report);
-        if !self.pcihp.queue.is_empty() {
-            let _ = self.post(
-                now,
-                OsEv::Pci {
-                    op: START,
-                    epoch: 0,
-                },
-            );
+        if br.io.reserve(io_bar, io_size).is_err() {
+            let _ = br.mmio.release(bar);
+            return false;
+        }
+        os.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
+        true
+    }
+
+    /// At boot: the driver brought the card in slot `sun` up as card `k` with interrupt
+    /// `irq`: the slot is enabled.
+    pub(crate) fn pci_bound(os: &mut Os, sun: SlotId, k: usize, irq: Option<usize>) {
+        if let Some(s) = os.pcihp.slots.iter_mut().find(|s| s.sun == sun) {
+            s.enabled = true;
+            s.card = Some(k);
+            s.irq = irq;
         }
     }
 
-    /// A failed enable gives back what it took: interrupt, BARs, the card, power.
-    fn pci_undo(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
-        let Some(cur) = self.pcihp.current.as_ref() else {
-            return now;
+    pub(crate) fn pci_slot_request(
+        os: &mut Os,
+        now: SimTime,
+        sun: u16,
+        kind: PciOpKind,
+        trigger: Trigger,
+    ) -> Result<Accepted, PciError> {
+        if trigger == Trigger::User && os.booted_at.is_none() {
+            return Err(PciError::Booting { slot: sun });
+        }
+        let slots = os.pcihp.slots.len();
+        let i = os
+            .pcihp
+            .slots
+            .iter()
+            .position(|s| s.sun.0 == sun)
+            .ok_or(PciError::NoSuchSlot { slot: sun, slots })?;
+        let on = os.pcihp.will_be_enabled(i);
+        if kind == PciOpKind::Enable
+            && !on
+            && !PciFlow::subsystem_known(os, os.pcihp.slots[i].bridge)
+        {
+            return Err(PciError::SubsystemAbsent {
+                slot: sun,
+                bridge: os.pcihp.bridges[os.pcihp.slots[i].bridge].path.clone(),
+            });
+        }
+        match (kind, on) {
+            (PciOpKind::Enable, true) => return Ok(Accepted::NoChange),
+            (PciOpKind::Disable | PciOpKind::Eject, false) => {
+                return Err(PciError::NotEnabled { slot: sun });
+            }
+            (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
+            (PciOpKind::AddSubsystem | PciOpKind::EjectSubsystem, _) => {
+                return Err(PciError::NoSuchSubsystem {
+                    path: format!("slot {sun}"),
+                });
+            }
+        }
+        Ok(Accepted::Queued {
+            op: PciFlow::pci_enqueue(
+                os,
+                now,
+                kind,
+                PciTarget::Slot(os.pcihp.slots[i].sun),
+                trigger,
+            ),
+        })
+    }
+
+    /// Queues an operation; returns its number.
+    pub(crate) fn pci_enqueue(
+        os: &mut Os,
+        now: SimTime,
+        kind: PciOpKind,
+        target: PciTarget,
+        trigger: Trigger,
+    ) -> u32 {
+        let req = PciRequest {
+            kind,
+            target,
+            trigger,
+            requested: now,
         };
-        let (Some(i), ctl, powered) = (cur.slot, cur.report.controller, cur.powered) else {
-            return now;
+        crate::ops::enqueue::<PciFlow>(os, now, req)
+    }
+
+    /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not
+    /// forgotten since) — or an operation queued or running is adding its subsystem.
+    pub(crate) fn subsystem_known(os: &Os, b: usize) -> bool {
+        let Some(br) = os.scan.bridges.get(b) else {
+            return false;
         };
-        if cur.report.kind != PciOpKind::Enable {
-            return now;
+        br.present
+            || os.pcihp.ops.pending().any(|(_, r)| {
+                r.kind == PciOpKind::AddSubsystem
+                    && matches!(&r.target, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
+            })
+    }
+
+    /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
+    pub(crate) fn subsystem_bridges(os: &Os, path: &str) -> Vec<usize> {
+        let prefix = format!("{path}.");
+        (0..os.scan.bridges.len())
+            .filter(|&b| os.scan.bridges[b].path.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Adds a `pci_dev` for each chipset function of `node` (every node: `None`) that
+    /// answers in configuration space, as `ctl` (boot, and a cell's hot-add). Returns what
+    /// it added.
+    pub(crate) fn chipset_add(
+        os: &mut Os,
+        t: &mut SimTime,
+        ctl: LogicalCpu,
+        node: Option<u32>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> String {
+        let hw = os.hw(ctl);
+        let mut added = Vec::new();
+        let funcs: Vec<crate::acpi::ChipsetInfo> = os
+            .scan
+            .chipset
+            .iter()
+            .filter(|f| node.is_none_or(|n| f.node == n))
+            .filter(|f| crate::acpi::is_present(p, &f.path))
+            .cloned()
+            .collect();
+        for f in funcs {
+            if os.pcihp.chipset.iter().any(|d| d.path == f.path) {
+                continue;
+            }
+            let bdf = Bdf {
+                segment: 0,
+                bus: f.bus,
+                device: f.device,
+                function: 0,
+            };
+            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
+            if id == u32::MAX {
+                continue;
+            }
+            added.push(format!("pci {bdf} ({:04x}:{:04x})", id & 0xFFFF, id >> 16));
+            os.pcihp.chipset.push(ChipsetDev {
+                path: f.path,
+                bdf,
+                node: f.node,
+                id,
+            });
         }
-        let mut t = now;
-        let hw = self.hw(ctl);
-        if let Some(d) = self.pcihp.slots[i].irq.take() {
-            let desc = self.irqs.descs()[d].clone();
-            self.set_irq_masked(&mut t, hw, &desc, true, p, probe);
-            self.irqs.free(d);
+        if added.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev added: {}", added.join(", "))
         }
-        self.pci_release_bars(i);
-        if let Some(k) = self.pcihp.slots[i].card.take() {
-            self.driver.detach(k);
+    }
+
+    /// Removes the `pci_dev`s of `node`'s chipset functions (before its cell is ejected);
+    /// nothing is written to them. Returns what it removed.
+    pub(crate) fn chipset_remove(os: &mut Os, node: u32) -> String {
+        let gone: Vec<String> = os
+            .pcihp
+            .chipset
+            .iter()
+            .filter(|d| d.node == node)
+            .map(|d| format!("pci {}", d.bdf))
+            .collect();
+        os.pcihp.chipset.retain(|d| d.node != node);
+        if gone.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev removed: {}", gone.join(", "))
         }
-        if powered {
-            let path = self.pcihp.slots[i].path.clone();
-            let _ = self.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], p, probe);
-        }
-        t
+    }
+
+    /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after
+    /// the surprise removal — the slot is disabled without touching the card again.
+    pub(crate) fn pci_card_gone(os: &mut Os, now: SimTime, k: usize) {
+        let Some(sun) = os
+            .pcihp
+            .slots
+            .iter()
+            .find(|s| s.card == Some(k) && s.enabled)
+            .map(|s| s.sun.0)
+        else {
+            return;
+        };
+        let _ = os.pci_request(now, sun, PciOpKind::Disable, Trigger::Surprise);
     }
 
     /// Gives slot `i`'s BARs back to its bridge's windows.
-    fn pci_release_bars(&mut self, i: usize) -> bool {
-        let s = &mut self.pcihp.slots[i];
+    pub(crate) fn pci_release_bars(os: &mut Os, i: usize) -> bool {
+        let s = &mut os.pcihp.slots[i];
         let Some(((bar, _), (io_bar, _))) = s.bars.take() else {
             return false;
         };
-        let br = &mut self.pcihp.bridges[s.bridge];
+        let br = &mut os.pcihp.bridges[s.bridge];
         let _ = br.mmio.release(bar);
         let _ = br.io.release(io_bar);
         true
     }
 
-    fn pci_act(
-        &mut self,
+    pub(crate) fn pci_act(
+        os: &mut Os,
         now: SimTime,
         step: PciStep,
         p: &mut Platform,
         probe: &mut PlatformProbe,
-    ) -> Out {
-        let Some(cur) = self.pcihp.current.as_ref() else {
-            return Out::Done(now, String::new());
+    ) -> Next<PciFlow> {
+        let Some(cur) = os.pcihp.ops.running() else {
+            return Next::Done(now, String::new());
         };
         let ctl = cur.report.controller;
-        let Some(i) = cur.slot else {
+        let Some(i) = cur.state.slot else {
             let PciTarget::Subsystem(path) = cur.report.target.clone() else {
-                return Out::Done(now, "no such slot".into());
+                return Next::Done(now, "no such slot".into());
             };
-            return self.pci_subsystem_act(now, step, &path, ctl, p, probe);
+            return PciFlow::pci_subsystem_act(os, now, step, &path, ctl, p, probe);
         };
-        let hw = self.hw(ctl);
-        let slot = self.pcihp.slots[i].clone();
+        let hw = os.hw(ctl);
+        let slot = os.pcihp.slots[i].clone();
         let sun = slot.sun.0;
         let mut t = now;
         match step {
@@ -1117,12 +959,12 @@ impl Os {
             | PciStep::InitSapic
             | PciStep::EnableSlots
             | PciStep::CheckStopped
-            | PciStep::Forget => Out::Done(t, "not a slot step".into()),
+            | PciStep::Forget => Next::Done(t, "not a slot step".into()),
             PciStep::PowerOn => {
                 if let Err(why) =
-                    self.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], p, probe)
+                    os.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], p, probe)
                 {
-                    return Out::Fail(
+                    return Next::Fail(
                         t,
                         PciError::Firmware {
                             slot: sun,
@@ -1131,12 +973,12 @@ impl Os {
                         },
                     );
                 }
-                if let Some(c) = self.pcihp.current.as_mut() {
-                    c.powered = true;
+                if let Some(c) = os.pcihp.ops.running_mut() {
+                    c.state.powered = true;
                 }
-                Out::Done(
-                    t + self.cfg.pci.power_delay,
-                    format!("_PS0; {} for power to settle", self.cfg.pci.power_delay),
+                Next::Done(
+                    t + os.cfg.pci.power_delay,
+                    format!("_PS0; {} for power to settle", os.cfg.pci.power_delay),
                 )
             }
             PciStep::Scan => {
@@ -1149,7 +991,7 @@ impl Os {
                     sim_core::abi::pci::reg::ID,
                 );
                 if id == u32::MAX {
-                    return Out::Fail(
+                    return Next::Fail(
                         t,
                         PciError::NoDevice {
                             slot: sun,
@@ -1157,12 +999,12 @@ impl Os {
                         },
                     );
                 }
-                let k = match self.driver.attach(&self.scan, slot.sun, 0) {
+                let k = match os.driver.attach(&os.scan, slot.sun, 0) {
                     Ok(k) => k,
-                    Err(why) => return Out::Fail(t, PciError::NoIrq { slot: sun, why }),
+                    Err(why) => return Next::Fail(t, PciError::NoIrq { slot: sun, why }),
                 };
-                self.pcihp.slots[i].card = Some(k);
-                Out::Done(
+                os.pcihp.slots[i].card = Some(k);
+                Next::Done(
                     t,
                     format!("{} {:04x}:{:04x}", slot.bdf, id & 0xFFFF, id >> 16),
                 )
@@ -1170,11 +1012,11 @@ impl Os {
             PciStep::Assign => {
                 let ((_, mem_size), (_, io_size)) =
                     CardDriver::size_bars(&mut t, hw, slot.bdf, p, probe);
-                let br = &mut self.pcihp.bridges[slot.bridge];
+                let br = &mut os.pcihp.bridges[slot.bridge];
                 let bar = match br.mmio.alloc(mem_size, mem_size) {
                     Ok(b) => b,
                     Err(e) => {
-                        return Out::Fail(
+                        return Next::Fail(
                             t,
                             PciError::NoSpace {
                                 slot: sun,
@@ -1190,7 +1032,7 @@ impl Os {
                     Ok(b) => b,
                     Err(e) => {
                         let _ = br.mmio.release(bar);
-                        return Out::Fail(
+                        return Next::Fail(
                             t,
                             PciError::NoSpace {
                                 slot: sun,
@@ -1202,25 +1044,25 @@ impl Os {
                         );
                     }
                 };
-                self.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
+                os.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
                 CardDriver::program_bars(&mut t, hw, slot.bdf, bar, io_bar, p, probe);
-                Out::Done(
+                Next::Done(
                     t,
                     format!(
                         "BAR0 {bar:#x}+{mem_size:#x}, I/O {io_bar:#x}+{io_size:#x} in {}",
-                        self.pcihp.bridges[slot.bridge].path
+                        os.pcihp.bridges[slot.bridge].path
                     ),
                 )
             }
             PciStep::RouteIrq => {
-                let Some(k) = self.pcihp.slots[i].card else {
-                    return Out::Done(t, "no card".into());
+                let Some(k) = os.pcihp.slots[i].card else {
+                    return Next::Done(t, "no card".into());
                 };
-                match self.route_irq(&mut t, k, ctl, true, p, probe) {
+                match PciFlow::route_irq(os, &mut t, k, ctl, true, p, probe) {
                     Ok(d) => {
-                        self.pcihp.slots[i].irq = Some(d);
-                        let desc = &self.irqs.descs()[d];
-                        Out::Done(
+                        os.pcihp.slots[i].irq = Some(d);
+                        let desc = &os.irqs.descs()[d];
+                        Next::Done(
                             t,
                             format!(
                                 "_PRT: gsi{} → IO SAPIC entry {}, vector {:#04x} to {} (masked)",
@@ -1230,26 +1072,26 @@ impl Os {
                     }
                     // The kernel before IO SAPIC hot-add support knew no controller for a
                     // GSI of a hot-added subsystem and bound the driver without one.
-                    Err(why) if self.has_defect(OsDefect::SkipSapicInitOnHotAdd) => Out::Done(
+                    Err(why) if os.has_defect(OsDefect::SkipSapicInitOnHotAdd) => Next::Done(
                         t,
                         format!(
                             "{why}: bound without an interrupt (defect skip_sapic_init_on_hot_add)"
                         ),
                     ),
-                    Err(why) => Out::Fail(t, PciError::NoIrq { slot: sun, why }),
+                    Err(why) => Next::Fail(t, PciError::NoIrq { slot: sun, why }),
                 }
             }
             PciStep::Probe => {
                 let (Some(k), Some(((_, mem_size), _))) =
-                    (self.pcihp.slots[i].card, self.pcihp.slots[i].bars)
+                    (os.pcihp.slots[i].card, os.pcihp.slots[i].bars)
                 else {
-                    return Out::Done(t, "nothing to probe".into());
+                    return Next::Done(t, "nothing to probe".into());
                 };
-                let irq = self.pcihp.slots[i].irq;
-                let node = self.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
-                let span = self.driver.config().card_span();
-                let Ok(ring) = self.kmalloc(node, span, 4096) else {
-                    return Out::Fail(
+                let irq = os.pcihp.slots[i].irq;
+                let node = os.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
+                let span = os.driver.config().card_span();
+                let Ok(ring) = os.kmalloc(node, span, 4096) else {
+                    return Next::Fail(
                         t,
                         PciError::NoMemory {
                             slot: sun,
@@ -1257,79 +1099,79 @@ impl Os {
                         },
                     );
                 };
-                self.driver.set_ring(k, ring, mem_size);
-                if let Err(why) = self
-                    .driver
-                    .bring_up(&mut t, k, hw, false, &self.scan, p, probe)
-                {
-                    self.kfree(ring, span);
-                    return Out::Fail(t, PciError::Probe { slot: sun, why });
+                os.driver.set_ring(k, ring, mem_size);
+                if let Err(why) = os.driver.bring_up(&mut t, k, hw, false, &os.scan, p, probe) {
+                    os.kfree(ring, span);
+                    return Next::Fail(t, PciError::Probe { slot: sun, why });
                 }
                 let unmasked = match irq {
                     Some(d) => {
-                        let desc = self.irqs.descs()[d].clone();
-                        self.set_irq_masked(&mut t, hw, &desc, false, p, probe);
+                        let desc = os.irqs.descs()[d].clone();
+                        PciFlow::set_irq_masked(os, &mut t, hw, &desc, false, p, probe);
                         format!("gsi{} unmasked", desc.gsi)
                     }
                     None => "no interrupt".to_owned(),
                 };
-                self.pcihp.slots[i].enabled = true;
-                let serial = self.driver.cards()[k].serial;
-                Out::Done(
+                os.pcihp.slots[i].enabled = true;
+                let serial = os.driver.cards()[k].serial;
+                Next::Done(
                     t,
                     format!("driver bound (serial {serial:#x}); ring {ring:#x}; {unmasked}"),
                 )
             }
             PciStep::Quiesce => {
                 let Some(k) = slot.card else {
-                    return Out::Done(t, "no card".into());
+                    return Next::Done(t, "no card".into());
                 };
-                self.pcihp.slots[i].enabled = false;
+                os.pcihp.slots[i].enabled = false;
                 // Presence first (`_STA`, firmware, not the card): a card pulled out by
                 // surprise, or behind a subsystem that is gone, is not touched again.
                 if !crate::acpi::is_present(p, &slot.path) {
-                    if let Some(c) = self.pcihp.current.as_mut() {
-                        c.gone = true;
+                    if let Some(c) = os.pcihp.ops.running_mut() {
+                        c.state.gone = true;
                     }
-                    self.driver.detach(k);
-                    return Out::Done(t, "the card is gone (surprise removal): not touched".into());
+                    os.driver.detach(k);
+                    return Next::Done(
+                        t,
+                        "the card is gone (surprise removal): not touched".into(),
+                    );
                 }
-                if self.has_defect(OsDefect::SkipDriverQuiesce) {
+                if os.has_defect(OsDefect::SkipDriverQuiesce) {
                     // The defect: the driver lets go without stopping the card.
-                    self.driver.detach(k);
-                    return Out::Done(t, "card left running (defect skip_driver_quiesce)".into());
+                    os.driver.detach(k);
+                    return Next::Done(t, "card left running (defect skip_driver_quiesce)".into());
                 }
-                self.driver.quiesce(&mut t, k, hw, p, probe);
-                Out::Done(
-                    t + self.cfg.pci.quiesce_delay,
+                os.driver.quiesce(&mut t, k, hw, p, probe);
+                Next::Done(
+                    t + os.cfg.pci.quiesce_delay,
                     format!(
                         "engine and bus mastering off; {} for DMA in flight",
-                        self.cfg.pci.quiesce_delay
+                        os.cfg.pci.quiesce_delay
                     ),
                 )
             }
             PciStep::FreeIrq => {
-                let Some(d) = self.pcihp.slots[i].irq.take() else {
-                    return Out::Done(t, "no interrupt".into());
+                let Some(d) = os.pcihp.slots[i].irq.take() else {
+                    return Next::Done(t, "no interrupt".into());
                 };
-                let desc = self.irqs.descs()[d].clone();
-                let sapic = self
+                let desc = os.irqs.descs()[d].clone();
+                let sapic = os
                     .scan
                     .sapics
                     .iter()
                     .find(|x| x.base == desc.sapic_base)
                     .map(|x| x.path.clone());
                 if !sapic.is_some_and(|x| crate::acpi::is_present(p, &x)) {
-                    self.irqs.free(d);
-                    return Out::Done(
+                    os.irqs.free(d);
+                    return Next::Done(
                         t,
                         format!("gsi{} freed; its IO SAPIC is gone: not touched", desc.gsi),
                     );
                 }
-                self.set_irq_masked(&mut t, hw, &desc, true, p, probe);
-                self.irqs.free(d);
-                Out::Done(
-                    t + self.cfg.pci.quiesce_delay,
+                PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, p, probe);
+                os.irqs.free(d);
+                Next::Done(
+                    t + os.cfg.pci.quiesce_delay,
                     format!(
                         "gsi{} masked and freed (vector {:#04x})",
                         desc.gsi, desc.vector
@@ -1338,32 +1180,32 @@ impl Os {
             }
             PciStep::FreeBuffers => {
                 let Some(k) = slot.card else {
-                    return Out::Done(t, "no card".into());
+                    return Next::Done(t, "no card".into());
                 };
-                let c = self.driver.cards()[k].clone();
-                let span = self.driver.config().card_span();
+                let c = os.driver.cards()[k].clone();
+                let span = os.driver.config().card_span();
                 if c.ring == 0 {
-                    return Out::Done(t, "no buffers".into());
+                    return Next::Done(t, "no buffers".into());
                 }
-                if self.cfg.pci.poison_freed_buffers {
+                if os.cfg.pci.poison_freed_buffers {
                     for w in 0..span / 8 {
                         crate::hw::store(p, probe, &mut t, hw, c.ring + 8 * w, POISON);
                     }
-                    self.pcihp.poisoned.push(PoisonedBuffer {
+                    os.pcihp.poisoned.push(PoisonedBuffer {
                         addr: c.ring,
                         len: span,
                         bdf: c.bdf,
                         freed: t,
                     });
                 }
-                self.kfree(c.ring, span);
-                self.driver.set_ring(k, 0, c.bar_size);
-                Out::Done(
+                os.kfree(c.ring, span);
+                os.driver.set_ring(k, 0, c.bar_size);
+                Next::Done(
                     t,
                     format!(
                         "DMA ring {:#x}+{span:#x} freed{}",
                         c.ring,
-                        if self.cfg.pci.poison_freed_buffers {
+                        if os.cfg.pci.poison_freed_buffers {
                             " (poisoned)"
                         } else {
                             ""
@@ -1374,24 +1216,24 @@ impl Os {
             PciStep::Release => {
                 if slot.card.is_none() && slot.bars.is_none() {
                     // Nothing was bound (an enable that failed before this disable ran).
-                    return Out::Done(t, "nothing to release".into());
+                    return Next::Done(t, "nothing to release".into());
                 }
-                if let Some(k) = self.pcihp.slots[i].card.take() {
-                    self.driver.detach(k);
+                if let Some(k) = os.pcihp.slots[i].card.take() {
+                    os.driver.detach(k);
                 }
-                let gone = self.pcihp.current.as_ref().is_some_and(|c| c.gone);
+                let gone = os.pcihp.ops.running().is_some_and(|c| c.state.gone);
                 if gone {
                     let note = match slot.bars {
                         Some(((bar, size), _)) => format!(
                             "BAR0 {bar:#x}+{size:#x} back to {} (the card is gone)",
-                            self.pcihp.bridges[slot.bridge].path
+                            os.pcihp.bridges[slot.bridge].path
                         ),
                         None => "nothing reserved".to_owned(),
                     };
-                    if !self.has_defect(OsDefect::LeakBarOnRemove) {
-                        self.pci_release_bars(i);
+                    if !os.has_defect(OsDefect::LeakBarOnRemove) {
+                        PciFlow::pci_release_bars(os, i);
                     }
-                    return Out::Done(t, note);
+                    return Next::Done(t, note);
                 }
                 crate::hw::cfg_write(
                     p,
@@ -1402,8 +1244,8 @@ impl Os {
                     sim_core::abi::pci::reg::COMMAND,
                     0,
                 );
-                if self.has_defect(OsDefect::LeakBarOnRemove) {
-                    return Out::Done(
+                if os.has_defect(OsDefect::LeakBarOnRemove) {
+                    return Next::Done(
                         t,
                         "decoding off; BARs kept reserved (defect leak_bar_on_remove)".into(),
                     );
@@ -1411,21 +1253,21 @@ impl Os {
                 let note = match slot.bars {
                     Some(((bar, size), (io_bar, io_size))) => format!(
                         "decoding off; BAR0 {bar:#x}+{size:#x} and I/O {io_bar:#x}+{io_size:#x} back to {}",
-                        self.pcihp.bridges[slot.bridge].path
+                        os.pcihp.bridges[slot.bridge].path
                     ),
                     None => "decoding off".to_owned(),
                 };
-                self.pci_release_bars(i);
-                Out::Done(t, note)
+                PciFlow::pci_release_bars(os, i);
+                Next::Done(t, note)
             }
             PciStep::PowerOff => {
-                let bridge = self.scan.bridges.get(slot.bridge).map(|b| b.path.clone());
+                let bridge = os.scan.bridges.get(slot.bridge).map(|b| b.path.clone());
                 if !bridge.is_some_and(|b| crate::acpi::is_present(p, &b)) {
-                    return Out::Done(t, "the I/O subsystem is gone: nothing to power off".into());
+                    return Next::Done(t, "the I/O subsystem is gone: nothing to power off".into());
                 }
-                match self.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], p, probe) {
-                    Ok(_) => Out::Done(t, "_PS3".into()),
-                    Err(why) => Out::Fail(
+                match os.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], p, probe) {
+                    Ok(_) => Next::Done(t, "_PS3".into()),
+                    Err(why) => Next::Fail(
                         t,
                         PciError::Firmware {
                             slot: sun,
@@ -1436,7 +1278,7 @@ impl Os {
                 }
             }
             PciStep::Eject => {
-                match self.acpi_eval(
+                match os.acpi_eval(
                     t,
                     ctl,
                     &format!("{}._EJ0", slot.path),
@@ -1444,8 +1286,8 @@ impl Os {
                     p,
                     probe,
                 ) {
-                    Ok(_) => Out::Done(t, "_EJ0: the card may be pulled out".into()),
-                    Err(why) => Out::Fail(
+                    Ok(_) => Next::Done(t, "_EJ0: the card may be pulled out".into()),
+                    Err(why) => Next::Fail(
                         t,
                         PciError::Firmware {
                             slot: sun,
@@ -1459,16 +1301,16 @@ impl Os {
     }
 
     /// One step of an I/O subsystem operation on the module device `path`, as `ctl`.
-    fn pci_subsystem_act(
-        &mut self,
+    pub(crate) fn pci_subsystem_act(
+        os: &mut Os,
         now: SimTime,
         step: PciStep,
         path: &str,
         ctl: LogicalCpu,
         p: &mut Platform,
         probe: &mut PlatformProbe,
-    ) -> Out {
-        let hw = self.hw(ctl);
+    ) -> Next<PciFlow> {
+        let hw = os.hw(ctl);
         let mut t = now;
         let prefix = format!("{path}.");
         let firmware = |method: &'static str, why: String| PciError::Firmware {
@@ -1479,43 +1321,41 @@ impl Os {
         match step {
             PciStep::Rescan => {
                 if !crate::acpi::is_present(p, path) {
-                    return Out::Fail(t, firmware("_STA", format!("{path} is not present")));
+                    return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
                 }
                 // The namespace is the same tree; what is present and what it holds changed.
                 let fresh = crate::acpi::scan(p);
-                self.scan.bridges = fresh.bridges;
-                self.scan.sapics = fresh.sapics;
-                self.scan.slots = fresh.slots;
-                let bridges = self.subsystem_bridges(path);
+                os.scan.bridges = fresh.bridges;
+                os.scan.sapics = fresh.sapics;
+                os.scan.slots = fresh.slots;
+                let bridges = PciFlow::subsystem_bridges(os, path);
                 for &b in &bridges {
-                    let held = self
+                    let held = os
                         .pcihp
                         .slots
                         .iter()
                         .any(|x| x.bridge == b && x.bars.is_some());
-                    if let (false, Some(info), Some(br)) = (
-                        held,
-                        self.scan.bridges.get(b),
-                        self.pcihp.bridges.get_mut(b),
-                    ) {
+                    if let (false, Some(info), Some(br)) =
+                        (held, os.scan.bridges.get(b), os.pcihp.bridges.get_mut(b))
+                    {
                         br.mmio = WindowAllocator::new(info.mmio.0, info.mmio.1);
                         br.io = WindowAllocator::new(info.io.0, info.io.1);
                     }
                 }
-                let slots = self
+                let slots = os
                     .pcihp
                     .slots
                     .iter()
                     .filter(|x| bridges.contains(&x.bridge))
                     .count();
-                let sapics: Vec<String> = self
+                let sapics: Vec<String> = os
                     .scan
                     .sapics
                     .iter()
                     .filter(|x| x.path.starts_with(&prefix) && x.present)
                     .map(|x| format!("{} (_GSB {})", x.path, x.gsi_base))
                     .collect();
-                Out::Done(
+                Next::Done(
                     t,
                     format!(
                         "{} host bridges, {slots} slots, IO SAPIC {}",
@@ -1525,16 +1365,16 @@ impl Os {
                 )
             }
             PciStep::InitSapic => {
-                let new: Vec<(String, u64, u32)> = self
+                let new: Vec<(String, u64, u32)> = os
                     .scan
                     .sapics
                     .iter()
                     .filter(|x| x.path.starts_with(&prefix) && x.present)
-                    .filter(|x| !self.sapic_sizes.contains_key(&x.base))
+                    .filter(|x| !os.sapic_sizes.contains_key(&x.base))
                     .map(|x| (x.path.clone(), x.base, x.gsi_base))
                     .collect();
-                if self.has_defect(OsDefect::SkipSapicInitOnHotAdd) {
-                    return Out::Done(
+                if os.has_defect(OsDefect::SkipSapicInitOnHotAdd) {
+                    return Next::Done(
                         t,
                         "new IO SAPIC neither registered nor masked (defect skip_sapic_init_on_hot_add)"
                             .into(),
@@ -1544,13 +1384,13 @@ impl Os {
                 for (spath, base, gsb) in new {
                     let n = irq::sapic_entries(p, probe, &mut t, hw, base);
                     let (first, end) = (gsb, gsb + n);
-                    let clash = self.scan.sapics.iter().find_map(|o| {
-                        let m = *self.sapic_sizes.get(&o.base)?;
+                    let clash = os.scan.sapics.iter().find_map(|o| {
+                        let m = *os.sapic_sizes.get(&o.base)?;
                         (o.base != base && first < o.gsi_base + m && o.gsi_base < end)
                             .then(|| (o.path.clone(), o.gsi_base, o.gsi_base + m))
                     });
                     if let Some((other, other_first, other_end)) = clash {
-                        return Out::Fail(
+                        return Next::Fail(
                             t,
                             PciError::GsiOverlap {
                                 path: path.to_owned(),
@@ -1575,24 +1415,25 @@ impl Os {
                             true,
                         );
                     }
-                    self.sapic_sizes.insert(base, n);
+                    os.sapic_sizes.insert(base, n);
                     notes.push(format!("{spath}: GSIs {first}..{end}, {n} entries masked"));
                 }
-                Out::Done(t, notes.join("; "))
+                Next::Done(t, notes.join("; "))
             }
             PciStep::EnableSlots => {
-                let bridges = self.subsystem_bridges(path);
-                let with_cards: Vec<SlotId> = (0..self.pcihp.slots.len())
+                let bridges = PciFlow::subsystem_bridges(os, path);
+                let with_cards: Vec<SlotId> = (0..os.pcihp.slots.len())
                     .filter(|&i| {
-                        let s = &self.pcihp.slots[i];
+                        let s = &os.pcihp.slots[i];
                         bridges.contains(&s.bridge)
-                            && !self.pcihp.will_be_enabled(i)
+                            && !os.pcihp.will_be_enabled(i)
                             && crate::acpi::is_present(p, &s.path)
                     })
-                    .map(|i| self.pcihp.slots[i].sun)
+                    .map(|i| os.pcihp.slots[i].sun)
                     .collect();
                 for &sun in &with_cards {
-                    self.pci_enqueue(
+                    PciFlow::pci_enqueue(
+                        os,
                         t,
                         PciOpKind::Enable,
                         PciTarget::Slot(sun),
@@ -1600,17 +1441,17 @@ impl Os {
                     );
                 }
                 let list: Vec<String> = with_cards.iter().map(|s| s.0.to_string()).collect();
-                Out::Done(t, format!("enable queued for slots {}", list.join(" ")))
+                Next::Done(t, format!("enable queued for slots {}", list.join(" ")))
             }
             PciStep::CheckStopped => {
-                let bridges = self.subsystem_bridges(path);
-                if let Some(s) = self
+                let bridges = PciFlow::subsystem_bridges(os, path);
+                if let Some(s) = os
                     .pcihp
                     .slots
                     .iter()
                     .find(|s| bridges.contains(&s.bridge) && s.enabled)
                 {
-                    return Out::Fail(
+                    return Next::Fail(
                         t,
                         PciError::SubsystemBusy {
                             path: path.to_owned(),
@@ -1618,13 +1459,13 @@ impl Os {
                         },
                     );
                 }
-                Out::Done(t, "every device stopped".into())
+                Next::Done(t, "every device stopped".into())
             }
             PciStep::Eject => {
                 if !crate::acpi::is_present(p, path) {
-                    return Out::Done(t, format!("{path} is gone already (surprise removal)"));
+                    return Next::Done(t, format!("{path} is gone already (surprise removal)"));
                 }
-                match self.acpi_eval(
+                match os.acpi_eval(
                     t,
                     ctl,
                     &format!("{path}._EJ0"),
@@ -1632,12 +1473,12 @@ impl Os {
                     p,
                     probe,
                 ) {
-                    Ok(_) => Out::Done(t, format!("_EJ0: firmware powered {path} off")),
-                    Err(why) => Out::Fail(t, firmware("_EJ0", why)),
+                    Ok(_) => Next::Done(t, format!("_EJ0: firmware powered {path} off")),
+                    Err(why) => Next::Fail(t, firmware("_EJ0", why)),
                 }
             }
             PciStep::Forget => {
-                let gone: Vec<u64> = self
+                let gone: Vec<u64> = os
                     .scan
                     .sapics
                     .iter()
@@ -1645,13 +1486,13 @@ impl Os {
                     .map(|x| x.base)
                     .collect();
                 for base in &gone {
-                    self.sapic_sizes.remove(base);
+                    os.sapic_sizes.remove(base);
                 }
                 let fresh = crate::acpi::scan(p);
-                self.scan.bridges = fresh.bridges;
-                self.scan.sapics = fresh.sapics;
-                self.scan.slots = fresh.slots;
-                Out::Done(t, "IO SAPIC and host bridges forgotten".into())
+                os.scan.bridges = fresh.bridges;
+                os.scan.sapics = fresh.sapics;
+                os.scan.slots = fresh.slots;
+                Next::Done(t, "IO SAPIC and host bridges forgotten".into())
             }
             PciStep::PowerOn
             | PciStep::Scan
@@ -1662,14 +1503,14 @@ impl Os {
             | PciStep::FreeIrq
             | PciStep::FreeBuffers
             | PciStep::Release
-            | PciStep::PowerOff => Out::Done(t, "not a subsystem step".into()),
+            | PciStep::PowerOff => Next::Done(t, "not a subsystem step".into()),
         }
     }
 
     /// Masks or unmasks the IO SAPIC entry of interrupt `desc` as hardware CPU `hw` (its
     /// vector and destination as routed).
     pub(crate) fn set_irq_masked(
-        &mut self,
+        os: &mut Os,
         t: &mut SimTime,
         hw: sim_core::CpuId,
         desc: &IrqDesc,
@@ -1677,7 +1518,7 @@ impl Os {
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) {
-        let dest = self.pcpu[desc.target.index()].lsapic;
+        let dest = os.pcpu[desc.target.index()].lsapic;
         irq::program_rte(
             p,
             probe,
@@ -1696,7 +1537,7 @@ impl Os {
     /// under RCU; the entry is programmed by `by`, masked if `masked`. Returns the
     /// descriptor.
     pub(crate) fn route_irq(
-        &mut self,
+        os: &mut Os,
         t: &mut SimTime,
         k: usize,
         by: LogicalCpu,
@@ -1704,36 +1545,36 @@ impl Os {
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> Result<usize, String> {
-        let gsi = self.driver.cards()[k].gsi;
-        let hw = self.hw(by);
-        let sizes = self.sapic_sizes.clone();
-        let (base, entry) = self
+        let gsi = os.driver.cards()[k].gsi;
+        let hw = os.hw(by);
+        let sizes = os.sapic_sizes.clone();
+        let (base, entry) = os
             .scan
             .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
             .map(|(s, e)| (s.base, e))
             .ok_or_else(|| format!("no IO SAPIC serves gsi{gsi}"))?;
-        let reuse = self.irqs.freed_of(gsi);
+        let reuse = os.irqs.freed_of(gsi);
         let vector = match reuse {
-            Some(d) => self.irqs.descs()[d].vector,
-            None => self
+            Some(d) => os.irqs.descs()[d].vector,
+            None => os
                 .irqs
                 .alloc_vector()
                 .ok_or_else(|| format!("no interrupt vector left for gsi{gsi}"))?,
         };
         // Spread IRQs over the online CPUs (reading the map under RCU).
-        let v = self.reader_begin(t, by, "irq affinity", p, probe);
-        let online: Vec<LogicalCpu> = self.maps_version(v).online.iter().collect();
-        let target = online[self.irqs.live() % online.len().max(1)];
-        self.reader_use(t, by, v, target, p, probe);
-        self.reader_end(*t, by);
-        let dest = self.pcpu[target.index()].lsapic;
+        let v = os.reader_begin(t, by, "irq affinity", p, probe);
+        let online: Vec<LogicalCpu> = os.maps_version(v).online.iter().collect();
+        let target = online[os.irqs.live() % online.len().max(1)];
+        os.reader_use(t, by, v, target, p, probe);
+        os.reader_end(*t, by);
+        let dest = os.pcpu[target.index()].lsapic;
         irq::program_rte(p, probe, t, hw, base, entry, vector, dest, masked);
         let desc = IrqDesc {
             gsi,
             vector,
             sapic_base: base,
             entry,
-            affinity: self.possible.clone(),
+            affinity: os.possible.clone(),
             target,
             card: k,
             handled: 0,
@@ -1743,15 +1584,15 @@ impl Os {
         };
         let d = match reuse {
             Some(d) => {
-                if let Some(x) = self.irqs.get_mut(d) {
+                if let Some(x) = os.irqs.get_mut(d) {
                     let handled = x.handled;
                     *x = IrqDesc { handled, ..desc };
                 }
                 d
             }
-            None => self.irqs.add(desc),
+            None => os.irqs.add(desc),
         };
-        self.emit(
+        os.emit(
             *t,
             OsEvent::IrqRouted {
                 gsi,

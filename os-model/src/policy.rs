@@ -22,6 +22,7 @@ use sim_core::{SimDuration, SimTime};
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{OpKind, Trigger};
 use crate::kernel::{Os, OsEv};
+use crate::memhotplug::MemFlow;
 use crate::memhotplug::{MemOpKind, MemRequest};
 
 /// `[os.ras]`: the RAS policy.
@@ -217,14 +218,17 @@ impl Os {
                 .is_some_and(|vm| vm.phys.nodes.get(cell).is_some_and(|x| x.present));
             let outcome = match (module, present) {
                 (Some(path), true) => {
-                    let id = self.mem_enqueue(MemRequest {
-                        kind: MemOpKind::CellRemove,
-                        blocks: Vec::new(),
-                        node: Some(cell as u32),
-                        trigger: Trigger::Ras,
-                        acpi_path: Some(path.clone()),
-                        requested: now,
-                    });
+                    let id = MemFlow::mem_enqueue(
+                        self,
+                        MemRequest {
+                            kind: MemOpKind::CellRemove,
+                            blocks: Vec::new(),
+                            node: Some(cell as u32),
+                            trigger: Trigger::Ras,
+                            acpi_path: Some(path.clone()),
+                            requested: now,
+                        },
+                    );
                     format!("cell swap requested: memory operation {id} ({path} hot-removed)")
                 }
                 (_, false) => "the cell's memory is not there: nothing to swap".to_owned(),
@@ -272,7 +276,7 @@ impl Os {
             {
                 continue;
             }
-            let outcome = match self.mem_request_by(now, b as u32, false, Trigger::Ras) {
+            let outcome = match MemFlow::mem_request_by(self, now, b as u32, false, Trigger::Ras) {
                 Ok(op) => format!("queued as memory operation {op}"),
                 Err(e) => format!("refused: {}: {e}", e.errno()),
             };

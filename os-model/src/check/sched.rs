@@ -313,20 +313,14 @@ impl OsChecker for SchedChecker {
             | OsEvent::IrqRouted { .. }
             | OsEvent::IrqHandled { .. }
             | OsEvent::IrqDisabled { .. }
-            | OsEvent::HotplugStart { .. }
-            | OsEvent::HotplugStep { .. }
-            | OsEvent::HotplugEnd { .. }
+            | OsEvent::OpStart { .. }
+            | OsEvent::OpStep { .. }
+            | OsEvent::OpEnd { .. }
             | OsEvent::MemObject { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
-            | OsEvent::MemHotplugStart { .. }
-            | OsEvent::MemHotplugStep { .. }
-            | OsEvent::MemHotplugEnd { .. }
-            | OsEvent::PciHotplugStart { .. }
-            | OsEvent::PciHotplugStep { .. }
-            | OsEvent::PciHotplugEnd { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}

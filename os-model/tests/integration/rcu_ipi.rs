@@ -3,6 +3,7 @@
 //! after the reader is done; without it (the defect), an IPI reaches the halted CPU.
 
 use acpi_model::hw::MachineConfig;
+use os_model::ops::FlowKind;
 use os_model::{LogicalCpu, OpKind, OsConfig, OsDefect, OsEvent, Step, Trigger};
 use sim_core::SimDuration;
 
@@ -36,10 +37,11 @@ fn race(defect: bool) -> (usize, Sim) {
         .run(ms(6), |e| {
             matches!(
                 e,
-                OsEvent::HotplugStep {
-                    step: Step::StopKthreads,
+                OsEvent::OpStep {
+                    flow: FlowKind::Cpu,
+                    name,
                     ..
-                }
+                } if *name == Step::StopKthreads.name()
             )
         })
         .unwrap();

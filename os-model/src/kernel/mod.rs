@@ -19,16 +19,21 @@ use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use sim_core::{CpuId, EventQueue, LsapicId, RngStreams, SimDuration, SimTime, SlotId, Violation};
 use thiserror::Error;
 
+mod requests;
+
 use crate::acpi::{self, AcpiScan};
 use crate::config::{OsConfig, OsDefect, OsDefects};
 use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::driver::{CardDriver, DriverConfig, TopHalf};
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
-use crate::hotplug::Hotplug;
+use crate::hotplug::{CpuFlow, Hotplug};
 use crate::hw::{load, store};
 use crate::irq::{self, CALL_FUNCTION_VECTOR, IrqDesc, IrqTable, RESCHEDULE_VECTOR};
 use crate::mem::BootMem;
+use crate::memhotplug::MemFlow;
 use crate::mm::PteRef;
+use crate::ops::{self, FlowKind, Input};
+use crate::pcihp::PciFlow;
 use crate::rcu::{Callback, Rcu};
 use crate::sched::{CpuLife, IpiOp, MigReq, PerCpu, Task, TaskKind, TaskState, Work};
 
@@ -71,12 +76,26 @@ pub(crate) struct Csd {
 pub(crate) enum OsEv {
     Run(LogicalCpu),
     Tick(LogicalCpu),
-    Hotplug { op: u32, epoch: u32 },
-    Resume { op: u32, grace: bool },
-    Watchdog { op: u32, epoch: u32 },
+    /// Start the flow's next queued operation.
+    OpStart(FlowKind),
+    /// The flow's running operation `op` acts (or looks at its wait) at transition `epoch`.
+    OpStep {
+        flow: FlowKind,
+        op: u32,
+        epoch: u32,
+    },
+    /// The hung-op watchdog of the wait `epoch` of the flow's operation `op`.
+    OpWatchdog {
+        flow: FlowKind,
+        op: u32,
+        epoch: u32,
+    },
+    /// A CPU operation's wait for a grace period (`grace`) or for its CPU is over.
+    Resume {
+        op: u32,
+        grace: bool,
+    },
     Io(u64),
-    Mem { op: u32, epoch: u32 },
-    Pci { op: u32, epoch: u32 },
     RasPoll,
     PowerPoll,
 }
@@ -281,7 +300,7 @@ impl Os {
             refusals: Vec::new(),
             scan,
         };
-        os.pci_init();
+        PciFlow::pci_init(&mut os);
         let boot_node = os.scan.processors[bsp_index].node;
         os.mm_boot(boot_node, p)?;
         for (logical, &i) in order.iter().enumerate().take(nr) {
@@ -335,18 +354,21 @@ impl Os {
         // Every other present CPU comes up through the hot-add path.
         for c in os.present.iter().filter(|&c| c != b).collect::<Vec<_>>() {
             os.boot_ops += 1;
-            os.hp.enqueue(crate::hotplug::Request {
-                kind: crate::hotplug::OpKind::Up,
-                cpu: c,
-                trigger: crate::hotplug::Trigger::Boot,
-                eject: false,
-                requested: t,
-            });
+            ops::queue_only::<CpuFlow>(
+                &mut os,
+                crate::hotplug::Request {
+                    kind: crate::hotplug::OpKind::Up,
+                    cpu: c,
+                    trigger: crate::hotplug::Trigger::Boot,
+                    eject: false,
+                    requested: t,
+                },
+            );
         }
         if os.boot_ops == 0 {
             os.finish_boot(t, p, probe);
         } else {
-            os.hp_kick(t);
+            ops::kick::<CpuFlow>(&mut os, t);
         }
         Ok(os)
     }
@@ -420,7 +442,7 @@ impl Os {
             }
         }
         // Enumeration of the slotless chipset functions, then the cards.
-        let _ = self.chipset_add(&mut t, b0, None, p, probe);
+        let _ = PciFlow::chipset_add(self, &mut t, b0, None, p, probe);
         if self.driver.config().enabled {
             self.start_drivers(&mut t, p, probe);
         }
@@ -525,7 +547,7 @@ impl Os {
                 continue;
             }
             // Enumeration: the BARs firmware gave it, sized and claimed in the windows.
-            if !self.pci_claim(t, slot, p, probe) {
+            if !PciFlow::pci_claim(self, t, slot, p, probe) {
                 continue;
             }
             let Ok(ring) = self.kmalloc(node, span, 4096) else {
@@ -539,8 +561,8 @@ impl Os {
                 .bring_up(t, k, hw, false, &self.scan, p, probe)
                 .is_ok()
             {
-                let irq = self.route_irq(t, k, b, false, p, probe).ok();
-                self.pci_bound(slot, k, irq);
+                let irq = PciFlow::route_irq(self, t, k, b, false, p, probe).ok();
+                PciFlow::pci_bound(self, slot, k, irq);
             }
         }
     }
@@ -655,6 +677,25 @@ impl Os {
     /// it runs at, so a time in the past is the caller's bug: it stops a debug build (the
     /// queue's error names both times); a release build goes on without the event, as the
     /// queue refused it.
+    /// An engine event of `flow`, handed to that flow's engine.
+    #[allow(clippy::too_many_arguments)]
+    fn op_event(
+        &mut self,
+        flow: FlowKind,
+        now: SimTime,
+        op: Option<u32>,
+        epoch: u32,
+        input: Input,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        match flow {
+            FlowKind::Cpu => ops::on_event::<CpuFlow>(self, now, op, epoch, input, p, probe),
+            FlowKind::Memory => ops::on_event::<MemFlow>(self, now, op, epoch, input, p, probe),
+            FlowKind::Pci => ops::on_event::<PciFlow>(self, now, op, epoch, input, p, probe),
+        }
+    }
+
     pub(crate) fn post(&mut self, at: SimTime, ev: OsEv) -> Option<sim_core::EventId> {
         match self.q.schedule(at, ev) {
             Ok(id) => Some(id),
@@ -833,7 +874,7 @@ impl Os {
                     };
                     self.free_maps(&mut t, v, by, p, probe);
                 }
-                Callback::Wake(op) => self.hp_resume(t, op),
+                Callback::Wake(op) => CpuFlow::hp_resume(self, t, op),
             }
         }
     }
@@ -887,12 +928,15 @@ impl Os {
         match ev {
             OsEv::Run(c) => self.run(now, c, p, probe),
             OsEv::Tick(c) => self.tick(now, c, p, probe),
-            OsEv::Hotplug { op, epoch } => self.hp_event(now, op, epoch, false, p, probe),
-            OsEv::Resume { op, grace } => self.hp_wait_over(now, op, grace, p, probe),
-            OsEv::Watchdog { op, epoch } => self.hp_event(now, op, epoch, true, p, probe),
+            OsEv::OpStart(flow) => self.op_event(flow, now, None, 0, Input::Go, p, probe),
+            OsEv::OpStep { flow, op, epoch } => {
+                self.op_event(flow, now, Some(op), epoch, Input::Go, p, probe);
+            }
+            OsEv::OpWatchdog { flow, op, epoch } => {
+                self.op_event(flow, now, Some(op), epoch, Input::Timeout, p, probe);
+            }
+            OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, p, probe),
             OsEv::Io(id) => self.io_done(now, id, p, probe),
-            OsEv::Mem { op, epoch } => self.mem_event(now, op, epoch, p, probe),
-            OsEv::Pci { op, epoch } => self.pci_event(now, op, epoch, p, probe),
             OsEv::RasPoll => self.ras_poll(now, p, probe),
             OsEv::PowerPoll => self.power_poll(now),
         }
@@ -1276,7 +1320,7 @@ impl Os {
         }
         let top = self.driver.top_half(t, card, hw, p, probe);
         if top == TopHalf::Gone {
-            self.pci_card_gone(*t, card);
+            PciFlow::pci_card_gone(self, *t, card);
         }
         if let Some(d) = self.irqs.get_mut(i) {
             d.unhandled = match top {
@@ -1287,7 +1331,7 @@ impl Os {
         if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
             // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
             let d = self.irqs.descs()[i].clone();
-            self.set_irq_masked(t, hw, &d, true, p, probe);
+            PciFlow::set_irq_masked(self, t, hw, &d, true, p, probe);
             self.irqs.free(i);
             self.emit(
                 *t,
@@ -1517,7 +1561,7 @@ impl Os {
             && self.cur_maps().online.first() == Some(c)
             && p.firmware().pending().next().is_some()
         {
-            self.acpi_notifications(now, c, p, probe);
+            CpuFlow::acpi_notifications(self, now, c, p, probe);
         }
         let _ = self.post(now + self.cfg.tick, OsEv::Tick(c));
         let pc = &self.pcpu[i];
@@ -1791,7 +1835,7 @@ impl Os {
                     .bottom_half(t, card, hw, status, p, probe, &mut out);
                 self.violations.extend(out);
                 if !self.driver.cards()[card].active {
-                    self.pci_card_gone(*t, card);
+                    PciFlow::pci_card_gone(self, *t, card);
                 }
             }
         }
@@ -2001,7 +2045,7 @@ impl Os {
                     .find(|t| self.tasks[t.0 as usize].kind == TaskKind::User);
                 let Some(task) = user else {
                     self.pcpu[i].mig.pop_front();
-                    self.hp_signal(*t, op);
+                    CpuFlow::hp_signal(self, *t, op);
                     return;
                 };
                 let v = self.reader_begin(t, c, "evacuate", p, probe);
@@ -2014,14 +2058,14 @@ impl Os {
                     // Nowhere to go: leave it (the request is refused before this happens).
                     self.reader_end(*t, c);
                     self.pcpu[i].mig.pop_front();
-                    self.hp_signal(*t, op);
+                    CpuFlow::hp_signal(self, *t, op);
                     return;
                 };
                 self.reader_use(t, c, v, to, p, probe);
                 *t += self.cfg.migrate_cost;
                 self.move_task(*t, task, c, to, tid);
                 self.stats.evacuations += 1;
-                self.hp_count_migrated(op);
+                CpuFlow::hp_count_migrated(self, op);
                 if self.pcpu[to.index()].curr.is_none() {
                     self.start_ipis(c, v, "evacuate", RESCHEDULE_VECTOR, vec![to], false);
                 } else {
@@ -2054,7 +2098,7 @@ impl Os {
                     .work
                     .extend(work.into_iter().filter(|w| *w != Work::Balance));
                 *t += SimDuration::from_nanos(100 * (moved.len() + nwork) as u64);
-                self.hp_count_work(op, moved.len(), nwork);
+                CpuFlow::hp_count_work(self, op, moved.len(), nwork);
                 if !moved.is_empty() {
                     self.emit(
                         *t,
@@ -2071,7 +2115,7 @@ impl Os {
                     let v = self.reader_begin(t, c, "takeover", p, probe);
                     self.start_ipis(c, v, "takeover", RESCHEDULE_VECTOR, vec![to], false);
                 }
-                self.hp_signal(*t, op);
+                CpuFlow::hp_signal(self, *t, op);
             }
             MigReq::Park { op } => {
                 self.pcpu[i].mig.pop_front();
@@ -2097,7 +2141,7 @@ impl Os {
                         parked: true,
                     },
                 );
-                self.hp_signal(*t, op);
+                CpuFlow::hp_signal(self, *t, op);
                 self.schedule(t, c, p, probe);
             }
         }
@@ -2150,7 +2194,7 @@ impl Os {
         );
         let by = self.any_running_cpu(p);
         self.run_callbacks(t, by, cbs, p, probe);
-        self.hp_died(op, flushed_at, t, lines, dirty);
+        CpuFlow::hp_died(self, op, flushed_at, t, lines, dirty);
     }
 
     // ------------------------------------------------------------------ ACPI

@@ -1,0 +1,281 @@
+//! The steps of CPU hot-remove and hot-add: one arm per step, each returning what comes
+//! next.
+
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use sim_core::SimTime;
+
+use super::{CpuFlow, HotplugError, Wait};
+use crate::config::OsDefect;
+use crate::cpumask::LogicalCpu;
+use crate::event::{OsEvent, Step};
+use crate::irq;
+use crate::kernel::Os;
+use crate::ops::Next;
+use crate::rcu::Callback;
+use crate::sched::{CpuLife, MigReq};
+
+impl CpuFlow {
+    /// Sends a reschedule IPI from `from` to `to` at once (a reader of the current maps for
+    /// an instant).
+    pub(crate) fn hp_ipi(
+        os: &mut Os,
+        t: &mut SimTime,
+        from: LogicalCpu,
+        to: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let v = os.reader_begin(t, from, "hotplug", p, probe);
+        os.reader_use(t, from, v, to, p, probe);
+        os.send_ipi(*t, from, to, irq::RESCHEDULE_VECTOR, p, probe);
+        os.reader_end(*t, from);
+    }
+
+    /// Asks `c`'s migration thread for `req` and wakes it.
+    pub(crate) fn hp_ask_migration(
+        os: &mut Os,
+        t: &mut SimTime,
+        controller: LogicalCpu,
+        c: LogicalCpu,
+        req: MigReq,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        os.pcpu[c.index()].mig.push_back(req);
+        let m = os.pcpu[c.index()].migration;
+        os.wake_kthread(*t, c, m);
+        CpuFlow::hp_ipi(os, t, controller, c, p, probe);
+    }
+
+    pub(crate) fn step(
+        os: &mut Os,
+        now: SimTime,
+        step: Step,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<CpuFlow> {
+        let Some(cur) = os.hp.running() else {
+            return Next::Done(now, String::new());
+        };
+        let (op, c, ctl) = (cur.report.id, cur.report.cpu, cur.report.controller);
+        // The step's accesses happen at its start; its bookkeeping cost comes after.
+        let mut t = now;
+        match step {
+            Step::MarkInactive => {
+                let mut maps = os.cur_maps().clone();
+                maps.active.clear(c);
+                let note = format!("active {}", maps.active);
+                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                    Ok(old) => {
+                        os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
+                        os.call_rcu(t, ctl, Callback::Wake(op), p, probe);
+                        Next::Wait(Wait::GracePeriod, note)
+                    }
+                    Err(e) => Next::Done(t, e.to_string()),
+                }
+            }
+            Step::MigrateTasks => {
+                if os.defects.has(OsDefect::SkipTaskMigration) {
+                    return Next::Done(t, "skipped (defect skip_task_migration)".into());
+                }
+                let n = os.pcpu[c.index()].load(&os.tasks);
+                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Evacuate { op }, p, probe);
+                Next::Wait(Wait::Cpu, format!("{n} user tasks on its runqueue"))
+            }
+            Step::MigrateIrqs => {
+                if os.defects.has(OsDefect::SkipIrqReroute) {
+                    let n = os.irqs.routed_to(c).len();
+                    return Next::Done(
+                        t,
+                        format!("skipped (defect skip_irq_reroute): {n} IRQs still on {c}"),
+                    );
+                }
+                let n = CpuFlow::migrate_irqs(os, &mut t, c, ctl, p, probe);
+                if let Some(cur) = os.hp.running_mut() {
+                    cur.report.irqs_rerouted = n;
+                }
+                Next::Done(t, format!("{n} IRQs re-routed"))
+            }
+            Step::MigrateWork => {
+                CpuFlow::hp_ask_migration(
+                    os,
+                    &mut t,
+                    ctl,
+                    c,
+                    MigReq::Takeover { op, to: ctl },
+                    p,
+                    probe,
+                );
+                Next::Wait(Wait::Cpu, format!("timers and softirq work to {ctl}"))
+            }
+            Step::StopKthreads => {
+                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Park { op }, p, probe);
+                Next::Wait(Wait::Cpu, "ksoftirqd and migration thread parked".into())
+            }
+            Step::PublishOffline => {
+                let mut maps = os.cur_maps().clone();
+                maps.online.clear(c);
+                maps.active.clear(c);
+                let note = format!("online {}", maps.online);
+                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                    Ok(old) => {
+                        if os.defects.has(OsDefect::SkipRcuGracePeriod) {
+                            os.free_maps(&mut t, old, ctl, p, probe);
+                        } else {
+                            os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
+                        }
+                        Next::Done(t, note)
+                    }
+                    Err(e) => Next::Done(t, e.to_string()),
+                }
+            }
+            Step::GracePeriod => {
+                if os.defects.has(OsDefect::SkipRcuGracePeriod) {
+                    return Next::Done(now, "skipped (defect skip_rcu_grace_period)".into());
+                }
+                os.call_rcu(now, ctl, Callback::Wake(op), p, probe);
+                Next::Wait(Wait::GracePeriod, "synchronize_rcu".into())
+            }
+            Step::FlushCache => {
+                os.pcpu[c.index()].dying = Some(op);
+                os.kick(c, now);
+                Next::Wait(Wait::Died, String::new())
+            }
+            Step::Halt => Next::Done(now, "halted with the flush".into()),
+            Step::Eject => {
+                let path = os.pcpu[c.index()].path.clone();
+                let r = os.acpi_eval(
+                    now,
+                    ctl,
+                    &format!("{path}._EJ0"),
+                    &[AcpiValue::Integer(1)],
+                    p,
+                    probe,
+                );
+                let gone = !crate::acpi::is_present(p, &path);
+                if gone {
+                    os.present.clear(c);
+                    os.pcpu[c.index()].life = CpuLife::NotPresent;
+                }
+                let note = match r {
+                    Ok(_) if gone => "_EJ0: firmware powered the processor off".to_owned(),
+                    Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
+                    Err(e) => format!("_EJ0 failed: {e}"),
+                };
+                Next::Done(t, note)
+            }
+            Step::Wake => {
+                let dest = os.pcpu[c.index()].lsapic;
+                match p.wake_cpu(now, os.hw(ctl), dest, probe) {
+                    Ok(_) => {
+                        os.pcpu[c.index()].life = CpuLife::Coming;
+                        Next::Done(t, format!("woken by {ctl}"))
+                    }
+                    Err(e) => Next::Fail(
+                        now,
+                        HotplugError::WakeFailed {
+                            cpu: c.0,
+                            reason: e.to_string(),
+                        },
+                    ),
+                }
+            }
+            Step::InitCpu => {
+                os.init_cpu(&mut t, c, p, probe);
+                Next::Done(
+                    t.max(now + os.cfg.init_cost),
+                    "idle task, timer, interrupts, per-CPU area, RCU".into(),
+                )
+            }
+            Step::StartKthreads => {
+                os.start_kthreads(t, c);
+                Next::Done(t, format!("migration/{0}, ksoftirqd/{0}", c.0))
+            }
+            Step::PublishOnline => {
+                let mut maps = os.cur_maps().clone();
+                maps.online.set(c);
+                let note = format!("online {}", maps.online);
+                match os.publish_maps(&mut t, c, maps, p, probe) {
+                    Ok(old) => {
+                        os.call_rcu(t, c, Callback::FreeMaps(old), p, probe);
+                        Next::Done(t, note)
+                    }
+                    Err(e) => Next::Done(t, e.to_string()),
+                }
+            }
+            Step::MarkActive => {
+                let mut maps = os.cur_maps().clone();
+                maps.active.set(c);
+                let note = format!("active {}", maps.active);
+                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                    Ok(old) => {
+                        os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
+                        os.kick(c, t);
+                        Next::Done(t, note)
+                    }
+                    Err(e) => Next::Done(t, e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Re-routes every IRQ whose destination is `c` to an active CPU (its affinity if it
+    /// can, any active CPU if not), reprogramming the IO SAPIC entries as `ctl`.
+    pub(crate) fn migrate_irqs(
+        os: &mut Os,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        ctl: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> u32 {
+        let list = os.irqs.routed_to(c);
+        let hw = os.hw(ctl);
+        let mut n = 0;
+        for i in list {
+            let v = os.reader_begin(t, ctl, "irq affinity", p, probe);
+            let maps = os.maps_version(v).clone();
+            let d = os.irqs.descs()[i].clone();
+            let count = |x: LogicalCpu| os.irqs.descs().iter().filter(|e| e.target == x).count();
+            let target = maps
+                .active
+                .iter()
+                .filter(|&x| x != c && d.affinity.contains(x))
+                .min_by_key(|&x| (count(x), x.0))
+                .or_else(|| maps.active.iter().find(|&x| x != c));
+            let Some(to) = target else {
+                os.reader_end(*t, ctl);
+                continue;
+            };
+            os.reader_use(t, ctl, v, to, p, probe);
+            let dest = os.pcpu[to.index()].lsapic;
+            irq::program_rte(
+                p,
+                probe,
+                t,
+                hw,
+                d.sapic_base,
+                d.entry,
+                d.vector,
+                dest,
+                false,
+            );
+            os.reader_end(*t, ctl);
+            if let Some(e) = os.irqs.get_mut(i) {
+                e.target = to;
+                e.rerouted += 1;
+            }
+            os.emit(
+                *t,
+                OsEvent::IrqRouted {
+                    gsi: d.gsi,
+                    vector: d.vector,
+                    cpu: to,
+                    from: Some(c),
+                },
+            );
+            n += 1;
+        }
+        n
+    }
+}

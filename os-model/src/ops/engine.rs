@@ -1,0 +1,521 @@
+//! The engine's state ([`Engine`]), the contract of a flow ([`Flow`]) and the functions that
+//! drive an operation through its plan.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use serde::Serialize;
+use sim_core::{SimDuration, SimTime};
+
+use super::{FlowKind, KindName, OpError, OpTarget, Report, StepName, StepRecord};
+use crate::event::OsEvent;
+use crate::kernel::{Os, OsEv};
+
+/// A flow: how one kind of operation is planned and carried out. The engine calls these;
+/// each works on the kernel (`os`) it runs in.
+pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
+    /// What an operation does (down / up, offline / cell remove, enable / eject …).
+    type Kind: KindName + fmt::Debug + PartialEq + Eq + Serialize;
+    /// The steps of its plans.
+    type Step: StepName + fmt::Debug + PartialEq + Eq + Serialize;
+    /// Why a request is refused or an operation fails.
+    type Error: OpError + fmt::Debug + PartialEq + Eq + Serialize;
+    /// What the report records beyond the common fields.
+    type Detail: Clone + fmt::Debug + PartialEq + Eq + Serialize;
+    /// Which flow (events, trace tags).
+    const KIND: FlowKind;
+    /// Whether a failed step gets a record (`failed: …`) before the operation ends.
+    const RECORD_FAILED_STEP: bool;
+    /// A request as queued.
+    type Request: Clone + fmt::Debug;
+    /// What a waiting step waits for.
+    type Wait: Clone + fmt::Debug + PartialEq + Eq;
+    /// The running operation's working state.
+    type State: Clone + fmt::Debug;
+
+    /// This flow's engine in `os`.
+    fn engine(os: &Os) -> &Engine<Self>;
+    /// This flow's engine in `os`, to change.
+    fn engine_mut(os: &mut Os) -> &mut Engine<Self>;
+
+    /// Starts request `id`: its report, plan and working state, or why it cannot run now
+    /// (the machine changed since it was queued).
+    fn begin(os: &mut Os, now: SimTime, id: u32, req: &Self::Request) -> Begun<Self>;
+
+    /// What the Start event names as the target.
+    fn target(op: &Op<Self>) -> OpTarget;
+
+    /// Before each step or look: the flow may move the operation to another controller.
+    fn refresh(_os: &mut Os) {}
+
+    /// Carries out `step` of the running operation at `now`.
+    fn act(
+        os: &mut Os,
+        now: SimTime,
+        step: Self::Step,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<Self>;
+
+    /// The wait `wait` of the running operation is looked at again (an event the step
+    /// scheduled, or a signal): what comes next, or `None` to keep waiting for a signal.
+    fn resume(
+        os: &mut Os,
+        now: SimTime,
+        wait: Self::Wait,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Option<Next<Self>>;
+
+    /// The hung-op watchdog fired in `step` after `waited`.
+    fn hung(op: &Op<Self>, step: Self::Step, waited: SimDuration) -> Self::Error;
+
+    /// A step failed: gives back what the operation took; returns when that ended.
+    fn undo(_os: &mut Os, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) -> SimTime {
+        t
+    }
+
+    /// The operation is ending with `result` (before the End event).
+    fn ending(_os: &mut Os, _now: SimTime, _op: &mut Op<Self>, _result: &Result<(), Self::Error>) {}
+
+    /// The device `_OST` reports to, for an operation firmware asked for.
+    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String>;
+
+    /// The operation has ended and its report is in the history.
+    fn ended(_os: &mut Os, _now: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {}
+
+    /// The delay before the next queued request starts after one ended.
+    fn restart_delay(os: &Os) -> SimDuration;
+}
+
+/// What [`Flow::begin`] gives.
+pub struct Begun<F: Flow> {
+    /// The report, without steps or result.
+    pub report: Report<F>,
+    /// The steps to run.
+    pub plan: Vec<F::Step>,
+    /// The working state.
+    pub state: F::State,
+    /// Why it cannot run (it ends at once with this error).
+    pub refused: Option<F::Error>,
+}
+
+/// What a step (or a look at a wait) leads to.
+pub enum Next<F: Flow> {
+    /// The step finished its work at the time; the step ends `step_cost` later.
+    Done(SimTime, String),
+    /// The wait is over at the time: the step ends then, with the note it had.
+    Over(SimTime),
+    /// Act again (the same step) at the time.
+    Again(SimTime),
+    /// Wait, looking again at the time (the note replaces the step's, if not empty).
+    Poll(F::Wait, SimTime, String),
+    /// Wait for a signal; the hung-op watchdog fires after `hung_timeout`.
+    Wait(F::Wait, String),
+    /// The step failed at the time.
+    Fail(SimTime, F::Error),
+}
+
+/// Why the engine is called for the running operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The event it scheduled (or a signal) arrived.
+    Go,
+    /// The watchdog of its wait fired.
+    Timeout,
+}
+
+/// The running operation.
+#[derive(Clone, Debug)]
+pub struct Op<F: Flow> {
+    /// Its report so far.
+    pub report: Report<F>,
+    /// The request it runs.
+    pub req: F::Request,
+    plan: Vec<F::Step>,
+    idx: usize,
+    step_start: SimTime,
+    epoch: u32,
+    /// The note of the running step.
+    pub note: String,
+    /// What the running step waits for (`None`: it acts at the next event).
+    pub wait: Option<F::Wait>,
+    /// The flow's working state.
+    pub state: F::State,
+}
+
+impl<F: Flow> Op<F> {
+    /// The step running.
+    pub fn step(&self) -> Option<F::Step> {
+        self.plan.get(self.idx).copied()
+    }
+
+    /// When the running step started.
+    pub fn step_start(&self) -> SimTime {
+        self.step_start
+    }
+}
+
+/// The hot-plug lock of one flow: the queue, the running operation and the history.
+#[derive(Clone, Debug)]
+pub struct Engine<F: Flow> {
+    queue: VecDeque<(u32, F::Request)>,
+    current: Option<Op<F>>,
+    done: Vec<Report<F>>,
+    next_id: u32,
+}
+
+impl<F: Flow> Default for Engine<F> {
+    fn default() -> Self {
+        Engine {
+            queue: VecDeque::new(),
+            current: None,
+            done: Vec::new(),
+            next_id: 0,
+        }
+    }
+}
+
+impl<F: Flow> Engine<F> {
+    /// Finished operations, in order.
+    pub fn done(&self) -> &[Report<F>] {
+        &self.done
+    }
+
+    /// The report of the operation in progress.
+    pub fn current(&self) -> Option<&Report<F>> {
+        self.current.as_ref().map(|c| &c.report)
+    }
+
+    /// The operation in progress.
+    pub fn running(&self) -> Option<&Op<F>> {
+        self.current.as_ref()
+    }
+
+    pub(crate) fn running_mut(&mut self) -> Option<&mut Op<F>> {
+        self.current.as_mut()
+    }
+
+    /// The running operation (if `op`) to change.
+    pub(crate) fn running_op(&mut self, op: u32) -> Option<&mut Op<F>> {
+        self.current.as_mut().filter(|c| c.report.id == op)
+    }
+
+    /// Whether nothing runs or waits.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// The operation running and those queued, in the order they run: number and request.
+    pub fn pending(&self) -> impl Iterator<Item = (u32, &F::Request)> {
+        self.current
+            .as_ref()
+            .map(|c| (c.report.id, &c.req))
+            .into_iter()
+            .chain(self.queue.iter().map(|(id, r)| (*id, r)))
+    }
+
+    /// Whether requests wait behind the running one.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// A word for what is queued and running (a refused request must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(u64::from(self.next_id));
+        h.word(
+            self.current
+                .as_ref()
+                .map_or(u64::MAX, |c| u64::from(c.report.id)),
+        );
+        for (id, _) in &self.queue {
+            h.word(u64::from(*id));
+        }
+        h.finish()
+    }
+}
+
+/// Queues `req` (asked at `at`); the engine starts it when those before it are done.
+/// Returns its operation number.
+pub(crate) fn enqueue<F: Flow>(os: &mut Os, at: SimTime, req: F::Request) -> u32 {
+    let e = F::engine_mut(os);
+    let id = e.next_id;
+    e.next_id += 1;
+    e.queue.push_back((id, req));
+    if e.current.is_none() {
+        os.post(at, OsEv::OpStart(F::KIND));
+    }
+    id
+}
+
+/// An engine event: `op: None` starts the next queued request (if none runs); otherwise
+/// the event belongs to operation `op` at transition `epoch` and is dropped if stale.
+pub(crate) fn on_event<F: Flow>(
+    os: &mut Os,
+    now: SimTime,
+    op: Option<u32>,
+    epoch: u32,
+    input: Input,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) {
+    match (F::engine(os).current.as_ref(), op) {
+        (None, None) => start_next::<F>(os, now, p, probe),
+        (Some(cur), Some(op)) if cur.report.id == op && cur.epoch == epoch => {
+            advance::<F>(os, now, input, p, probe);
+        }
+        (None | Some(_), _) => {}
+    }
+}
+
+fn start_next<F: Flow>(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+    let Some((id, req)) = F::engine_mut(os).queue.pop_front() else {
+        return;
+    };
+    let Begun {
+        report,
+        plan,
+        state,
+        refused,
+    } = F::begin(os, now, id, &req);
+    let op = Op {
+        report,
+        req,
+        plan,
+        idx: 0,
+        step_start: now,
+        epoch: 0,
+        note: String::new(),
+        wait: None,
+        state,
+    };
+    os.emit(
+        now,
+        OsEvent::OpStart {
+            flow: F::KIND,
+            op: id,
+            kind: op.report.kind.name(),
+            target: F::target(&op),
+            trigger: op.report.trigger.name(),
+        },
+    );
+    F::engine_mut(os).current = Some(op);
+    match refused {
+        Some(e) => end::<F>(os, now, Err(e), p, probe),
+        None => advance::<F>(os, now, Input::Go, p, probe),
+    }
+}
+
+/// Moves the running operation on: its next step acts, or its wait is looked at again.
+pub(crate) fn advance<F: Flow>(
+    os: &mut Os,
+    now: SimTime,
+    input: Input,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) {
+    if F::engine(os).current.is_none() {
+        return;
+    }
+    F::refresh(os);
+    let Some(cur) = F::engine(os).current.as_ref() else {
+        return;
+    };
+    let next = match (cur.wait.clone(), input) {
+        (None, Input::Go) => match cur.step() {
+            None => {
+                end::<F>(os, now, Ok(()), p, probe);
+                return;
+            }
+            Some(step) => F::act(os, now, step, p, probe),
+        },
+        (None, Input::Timeout) => return,
+        (Some(w), Input::Go) => match F::resume(os, now, w, p, probe) {
+            Some(next) => next,
+            None => return,
+        },
+        (Some(_), Input::Timeout) => {
+            let Some(step) = cur.step() else {
+                return;
+            };
+            let waited = now - cur.step_start;
+            let e = F::hung(cur, step, waited);
+            finish_step::<F>(os, now, format!("hung: waited {waited}"));
+            end::<F>(os, now, Err(e), p, probe);
+            return;
+        }
+    };
+    match next {
+        Next::Done(t, note) => {
+            let end = t + os.cfg.step_cost;
+            finish_step::<F>(os, end, note);
+            schedule::<F>(os, end);
+        }
+        Next::Over(t) => {
+            finish_step::<F>(os, t, String::new());
+            schedule::<F>(os, t);
+        }
+        Next::Again(t) => {
+            if let Some(c) = F::engine_mut(os).current.as_mut() {
+                c.wait = None;
+            }
+            schedule::<F>(os, t);
+        }
+        Next::Poll(w, at, note) => {
+            if let Some(c) = F::engine_mut(os).current.as_mut() {
+                c.wait = Some(w);
+                if !note.is_empty() {
+                    c.note = note;
+                }
+            }
+            schedule::<F>(os, at);
+        }
+        Next::Wait(w, note) => {
+            let timeout = os.cfg.hung_timeout;
+            if let Some(c) = F::engine_mut(os).current.as_mut() {
+                c.note = note;
+                c.wait = Some(w);
+                c.epoch = c.epoch.wrapping_add(1);
+                let (op, epoch) = (c.report.id, c.epoch);
+                os.post(
+                    now + timeout,
+                    OsEv::OpWatchdog {
+                        flow: F::KIND,
+                        op,
+                        epoch,
+                    },
+                );
+            }
+        }
+        Next::Fail(t, e) => {
+            let t = F::undo(os, t, p, probe);
+            if F::RECORD_FAILED_STEP {
+                finish_step::<F>(os, t, format!("failed: {e}"));
+            }
+            end::<F>(os, t, Err(e), p, probe);
+        }
+    }
+}
+
+/// Records the running step as finished at `end` (with `note`, or the note the step left)
+/// and moves to the next one.
+pub(crate) fn finish_step<F: Flow>(os: &mut Os, end: SimTime, note: String) {
+    let Some(cur) = F::engine_mut(os).current.as_mut() else {
+        return;
+    };
+    let Some(step) = cur.step() else {
+        return;
+    };
+    let note = if note.is_empty() {
+        std::mem::take(&mut cur.note)
+    } else {
+        note
+    };
+    cur.note.clear();
+    let start = cur.step_start;
+    let duration = end.saturating_since(start);
+    cur.report.steps.push(StepRecord {
+        step,
+        start,
+        duration,
+        note: note.clone(),
+    });
+    cur.idx += 1;
+    cur.step_start = end;
+    cur.wait = None;
+    let op = cur.report.id;
+    os.emit(
+        end,
+        OsEvent::OpStep {
+            flow: F::KIND,
+            op,
+            step: step.index(),
+            name: step.name(),
+            start,
+            duration,
+            note,
+        },
+    );
+}
+
+/// Schedules the running operation's next action at `at`.
+pub(crate) fn schedule<F: Flow>(os: &mut Os, at: SimTime) {
+    if let Some(c) = F::engine_mut(os).current.as_mut() {
+        c.epoch = c.epoch.wrapping_add(1);
+        let (op, epoch) = (c.report.id, c.epoch);
+        os.post(
+            at,
+            OsEv::OpStep {
+                flow: F::KIND,
+                op,
+                epoch,
+            },
+        );
+    }
+}
+
+/// Ends the running operation with `result`: its report goes to the history, firmware
+/// gets `_OST` if it asked, and the next queued request is started.
+pub(crate) fn end<F: Flow>(
+    os: &mut Os,
+    now: SimTime,
+    result: Result<(), F::Error>,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) {
+    let Some(mut cur) = F::engine_mut(os).current.take() else {
+        return;
+    };
+    cur.report.ended = Some(now);
+    cur.report.result = Some(result.clone());
+    F::ending(os, now, &mut cur, &result);
+    os.emit(
+        now,
+        OsEvent::OpEnd {
+            flow: F::KIND,
+            op: cur.report.id,
+            result: result.clone().map_err(|e| e.to_string()),
+        },
+    );
+    if let Some(source) = cur.report.trigger.ost_source() {
+        if let Some(path) = F::acpi_path(os, &cur) {
+            let status = result
+                .as_ref()
+                .err()
+                .map_or(super::OstStatus::Success, OpError::ost);
+            let _ = os.acpi_eval(
+                now,
+                cur.report.controller,
+                &format!("{path}._OST"),
+                &[
+                    AcpiValue::Integer(source.code()),
+                    AcpiValue::Integer(status.code()),
+                ],
+                p,
+                probe,
+            );
+        }
+    }
+    F::engine_mut(os).done.push(cur.report);
+    F::ended(os, now, p, probe);
+    if !F::engine(os).queue.is_empty() {
+        let at = now + F::restart_delay(os);
+        os.post(at, OsEv::OpStart(F::KIND));
+    }
+}
+
+/// Queues `req` without starting anything (boot queues every bring-up, then [`kick`]s once).
+pub(crate) fn queue_only<F: Flow>(os: &mut Os, req: F::Request) -> u32 {
+    let e = F::engine_mut(os);
+    let id = e.next_id;
+    e.next_id += 1;
+    e.queue.push_back((id, req));
+    id
+}
+
+/// Starts the next queued request at `at` (if none runs then).
+pub(crate) fn kick<F: Flow>(os: &mut Os, at: SimTime) {
+    os.post(at, OsEv::OpStart(F::KIND));
+}
