@@ -114,36 +114,27 @@ pub struct Policies {
     pub actions: Vec<PolicyAction>,
 }
 
-impl Os {
-    /// The policies' state and decisions.
-    pub fn policies(&self) -> &Policies {
-        &self.policy
-    }
-
+impl Policies {
     /// Starts the enabled policies' timers (at the end of boot).
-    pub(crate) fn policies_start(&mut self, now: SimTime) {
-        if self.cfg.ras.enabled {
-            let _ = self
-                .q
-                .schedule(now + self.cfg.ras.poll_interval, OsEv::RasPoll);
+    pub(crate) fn policies_start(os: &mut Os, now: SimTime) {
+        if os.cfg.ras.enabled {
+            let _ = os.q.schedule(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
         }
-        if self.cfg.power.enabled {
-            let _ = self
-                .q
-                .schedule(now + self.cfg.power.interval, OsEv::PowerPoll);
+        if os.cfg.power.enabled {
+            let _ = os.q.schedule(now + os.cfg.power.interval, OsEv::PowerPoll);
         }
     }
 
-    fn policy_act(
-        &mut self,
+    pub(crate) fn policy_act(
+        os: &mut Os,
         time: SimTime,
         policy: &'static str,
         target: String,
         why: String,
         outcome: String,
     ) {
-        self.policy.acted.push(format!("{policy}:{target}"));
-        self.policy.actions.push(PolicyAction {
+        os.policy.acted.push(format!("{policy}:{target}"));
+        os.policy.actions.push(PolicyAction {
             time,
             policy,
             target,
@@ -152,74 +143,80 @@ impl Os {
         });
     }
 
-    fn acted(&self, policy: &str, target: &str) -> bool {
-        self.policy
+    pub(crate) fn acted(os: &Os, policy: &str, target: &str) -> bool {
+        os.policy
             .acted
             .iter()
             .any(|a| *a == format!("{policy}:{target}"))
     }
 
     /// The RAS daemon's poll: read firmware's corrected-error log, count, decide.
-    pub(crate) fn ras_poll(&mut self, now: SimTime, p: &mut Platform, _probe: &mut PlatformProbe) {
-        let _ = self
-            .q
-            .schedule(now + self.cfg.ras.poll_interval, OsEv::RasPoll);
-        let Some(ctl) = self.cur_maps().online.first() else {
+    pub(crate) fn ras_poll(
+        os: &mut Os,
+        now: SimTime,
+        p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) {
+        let _ = os.q.schedule(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
+        let Some(ctl) = os.cur_maps().online.first() else {
             return;
         };
-        let log = p.sal_corrected_errors(self.hw(ctl));
+        let log = p.sal_corrected_errors(os.hw(ctl));
         let cells = p.machine.geometry().cells;
-        let pol = &mut self.policy;
-        pol.cpu_errors.resize(self.nr, 0);
+        let pol = &mut os.policy;
+        pol.cpu_errors.resize(os.nr, 0);
         pol.cell_errors.resize(cells, 0);
-        if let Some(vm) = self.vm.as_ref() {
+        if let Some(vm) = os.vm.as_ref() {
             pol.block_errors.resize(vm.phys.blocks.len(), 0);
         }
         for (hw, n) in &log.cpus {
-            if let Some(c) = self.logical_of(*hw) {
-                self.policy.cpu_errors[c.index()] += n;
-                let node = self.pcpu[c.index()].node as usize;
-                if let Some(x) = self.policy.cell_errors.get_mut(node) {
+            if let Some(c) = os.logical_of(*hw) {
+                os.policy.cpu_errors[c.index()] += n;
+                let node = os.pcpu[c.index()].node as usize;
+                if let Some(x) = os.policy.cell_errors.get_mut(node) {
                     *x += n;
                 }
             }
         }
         for (addr, n) in &log.memory {
-            let Some(vm) = self.vm.as_ref() else {
+            let Some(vm) = os.vm.as_ref() else {
                 continue;
             };
             let pfn = vm.phys.pfn(addr.raw());
             let b = vm.phys.block_of(pfn) as usize;
             let node = vm.phys.blocks.get(b).map_or(0, |x| x.node) as usize;
-            if let Some(x) = self.policy.block_errors.get_mut(b) {
+            if let Some(x) = os.policy.block_errors.get_mut(b) {
                 *x += n;
             }
-            if let Some(x) = self.policy.cell_errors.get_mut(node) {
+            if let Some(x) = os.policy.cell_errors.get_mut(node) {
                 *x += n;
             }
         }
-        let cfg = self.cfg.ras.clone();
+        let cfg = os.cfg.ras.clone();
         // A cell over its threshold is swapped as a whole (which takes its CPUs and memory).
-        for cell in 0..self.policy.cell_errors.len() {
-            let n = self.policy.cell_errors[cell];
+        for cell in 0..os.policy.cell_errors.len() {
+            let n = os.policy.cell_errors[cell];
             let target = format!("cell{cell}");
-            if cfg.cell_threshold == 0 || n < cfg.cell_threshold || self.acted("ras", &target) {
+            if cfg.cell_threshold == 0
+                || n < cfg.cell_threshold
+                || Policies::acted(os, "ras", &target)
+            {
                 continue;
             }
-            let module = self
+            let module = os
                 .scan
                 .memory
                 .iter()
                 .find(|m| m.node == cell as u32)
                 .and_then(|m| m.path.rsplit_once('.').map(|(a, _)| a.to_owned()));
-            let present = self
+            let present = os
                 .vm
                 .as_ref()
                 .is_some_and(|vm| vm.phys.nodes.get(cell).is_some_and(|x| x.present));
             let outcome = match (module, present) {
                 (Some(path), true) => {
                     let id = MemFlow::mem_enqueue(
-                        self,
+                        os,
                         MemRequest {
                             kind: MemOpKind::CellRemove,
                             blocks: Vec::new(),
@@ -234,7 +231,8 @@ impl Os {
                 (_, false) => "the cell's memory is not there: nothing to swap".to_owned(),
                 (None, true) => "no module device for the cell".to_owned(),
             };
-            self.policy_act(
+            Policies::policy_act(
+                os,
                 now,
                 "ras",
                 target,
@@ -242,22 +240,23 @@ impl Os {
                 outcome,
             );
         }
-        for c in self.possible.iter().collect::<Vec<_>>() {
-            let n = self.policy.cpu_errors[c.index()];
+        for c in os.possible.iter().collect::<Vec<_>>() {
+            let n = os.policy.cpu_errors[c.index()];
             let target = c.to_string();
-            let node = self.pcpu[c.index()].node;
+            let node = os.pcpu[c.index()].node;
             if cfg.cpu_threshold == 0
                 || n < cfg.cpu_threshold
-                || self.acted("ras", &target)
-                || self.acted("ras", &format!("cell{node}"))
+                || Policies::acted(os, "ras", &target)
+                || Policies::acted(os, "ras", &format!("cell{node}"))
             {
                 continue;
             }
-            let outcome = match self.request(now, OpKind::Down, c.0, Trigger::Ras) {
+            let outcome = match os.request(now, OpKind::Down, c.0, Trigger::Ras) {
                 Ok(a) => a.to_string(),
                 Err(e) => format!("refused: {}: {e}", e.errno()),
             };
-            self.policy_act(
+            Policies::policy_act(
+                os,
                 now,
                 "ras",
                 target,
@@ -265,22 +264,23 @@ impl Os {
                 outcome,
             );
         }
-        for b in 0..self.policy.block_errors.len() {
-            let n = self.policy.block_errors[b];
+        for b in 0..os.policy.block_errors.len() {
+            let n = os.policy.block_errors[b];
             let target = format!("memory{b}");
-            let node = self.vm.as_ref().map_or(0, |vm| vm.phys.blocks[b].node);
+            let node = os.vm.as_ref().map_or(0, |vm| vm.phys.blocks[b].node);
             if cfg.memory_threshold == 0
                 || n < cfg.memory_threshold
-                || self.acted("ras", &target)
-                || self.acted("ras", &format!("cell{node}"))
+                || Policies::acted(os, "ras", &target)
+                || Policies::acted(os, "ras", &format!("cell{node}"))
             {
                 continue;
             }
-            let outcome = match MemFlow::mem_request_by(self, now, b as u32, false, Trigger::Ras) {
+            let outcome = match MemFlow::mem_request_by(os, now, b as u32, false, Trigger::Ras) {
                 Ok(op) => format!("queued as memory operation {op}"),
                 Err(e) => format!("refused: {}: {e}", e.errno()),
             };
-            self.policy_act(
+            Policies::policy_act(
+                os,
                 now,
                 "ras",
                 target,
@@ -290,48 +290,21 @@ impl Os {
         }
     }
 
-    /// A job starts: `n` more worker tasks, spread over the active CPUs (each populates its
-    /// memory on its CPU, as a fork and its page faults do). Returns how many were created.
-    pub fn spawn_tasks(
-        &mut self,
-        now: SimTime,
-        n: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> u32 {
-        let active: Vec<LogicalCpu> = self.cur_maps().active.iter().collect();
-        if active.is_empty() || self.booted_at.is_none() {
-            return 0;
-        }
-        let mut created = 0;
-        for k in 0..n as usize {
-            let c = active[k % active.len()];
-            let mut tc = now.max(self.busy_until[c.index()]);
-            match self.spawn_user(&mut tc, c, None, p, probe) {
-                Ok(_) => created += 1,
-                Err(_) => self.stats.spawn_failures += 1,
-            }
-            self.busy_until[c.index()] = tc;
-            self.kick(c, tc);
-        }
-        created
-    }
-
     /// A new board replaced cell `cell`: its CPUs, memory and the cell start with no
     /// errors counted, and the RAS policy may act on them again.
-    pub(crate) fn policy_cell_replaced(&mut self, cell: u32) {
-        let cpus: Vec<usize> = self
+    pub(crate) fn policy_cell_replaced(os: &mut Os, cell: u32) {
+        let cpus: Vec<usize> = os
             .possible
             .iter()
-            .filter(|c| self.pcpu[c.index()].node == cell)
+            .filter(|c| os.pcpu[c.index()].node == cell)
             .map(LogicalCpu::index)
             .collect();
-        let blocks: Vec<usize> = self.vm.as_ref().map_or(Vec::new(), |vm| {
+        let blocks: Vec<usize> = os.vm.as_ref().map_or(Vec::new(), |vm| {
             (0..vm.phys.blocks.len())
                 .filter(|&b| vm.phys.blocks[b].node == cell)
                 .collect()
         });
-        let pol = &mut self.policy;
+        let pol = &mut os.policy;
         let mut names = vec![format!("ras:cell{cell}")];
         for &c in &cpus {
             if let Some(x) = pol.cpu_errors.get_mut(c) {
@@ -351,46 +324,46 @@ impl Os {
         pol.acted.retain(|a| !names.contains(a));
     }
 
-    fn is_user(&self, t: crate::event::TaskId) -> bool {
-        self.tasks
+    pub(crate) fn is_user(os: &Os, t: crate::event::TaskId) -> bool {
+        os.tasks
             .get(t.0 as usize)
             .is_some_and(|x| x.kind == crate::sched::TaskKind::User)
     }
 
     /// The power policy's decision: park an idle CPU under low load, bring one back under
     /// load.
-    pub(crate) fn power_poll(&mut self, now: SimTime) {
-        let _ = self
-            .q
-            .schedule(now + self.cfg.power.interval, OsEv::PowerPoll);
-        let cfg = self.cfg.power.clone();
-        let online: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
-        if online.is_empty() || !self.hp.is_idle() {
+    pub(crate) fn power_poll(os: &mut Os, now: SimTime) {
+        let _ = os.q.schedule(now + os.cfg.power.interval, OsEv::PowerPoll);
+        let cfg = os.cfg.power.clone();
+        let online: Vec<LogicalCpu> = os.cur_maps().online.iter().collect();
+        if online.is_empty() || !os.hp.is_idle() {
             return;
         }
         let runnable: usize = online
             .iter()
             .map(|c| {
-                let pc = &self.pcpu[c.index()];
-                pc.rq.len() + usize::from(pc.curr.is_some_and(|t| self.is_user(t)))
+                let pc = &os.pcpu[c.index()];
+                pc.rq.len() + usize::from(pc.curr.is_some_and(|t| Policies::is_user(os, t)))
             })
             .sum();
         let load = runnable as f64 / online.len() as f64;
         if load < cfg.low_load && online.len() > cfg.min_online.max(1) as usize {
             // The highest-numbered idle CPU that may go (not the boot CPU).
             let pick = online.iter().rev().copied().find(|c| {
-                let pc = &self.pcpu[c.index()];
-                *c != self.bsp && pc.rq.is_empty() && !pc.curr.is_some_and(|t| self.is_user(t))
+                let pc = &os.pcpu[c.index()];
+                *c != os.bsp
+                    && pc.rq.is_empty()
+                    && !pc.curr.is_some_and(|t| Policies::is_user(os, t))
             });
             if let Some(c) = pick {
-                let outcome = match self.request(now, OpKind::Down, c.0, Trigger::Power) {
+                let outcome = match os.request(now, OpKind::Down, c.0, Trigger::Power) {
                     Ok(a) => {
-                        self.policy.parked.push(c);
+                        os.policy.parked.push(c);
                         a.to_string()
                     }
                     Err(e) => format!("refused: {}: {e}", e.errno()),
                 };
-                self.policy.actions.push(PolicyAction {
+                os.policy.actions.push(PolicyAction {
                     time: now,
                     policy: "power",
                     target: c.to_string(),
@@ -399,12 +372,12 @@ impl Os {
                 });
             }
         } else if load > cfg.high_load {
-            if let Some(c) = self.policy.parked.pop() {
-                let outcome = match self.request(now, OpKind::Up, c.0, Trigger::Power) {
+            if let Some(c) = os.policy.parked.pop() {
+                let outcome = match os.request(now, OpKind::Up, c.0, Trigger::Power) {
                     Ok(a) => a.to_string(),
                     Err(e) => format!("refused: {}: {e}", e.errno()),
                 };
-                self.policy.actions.push(PolicyAction {
+                os.policy.actions.push(PolicyAction {
                     time: now,
                     policy: "power",
                     target: c.to_string(),

@@ -47,7 +47,7 @@ pub struct Sysfs {
 }
 
 impl Sysfs {
-    fn file(&mut self, path: impl Into<String>, contents: impl Into<String>) {
+    pub(crate) fn file(&mut self, path: impl Into<String>, contents: impl Into<String>) {
         self.entries
             .insert(path.into(), SysfsEntry::File(contents.into()));
     }
@@ -135,36 +135,28 @@ fn cpus(mask: &CpuMask) -> impl Iterator<Item = u32> + '_ {
     mask.iter().map(|c| c.0)
 }
 
-impl Os {
-    /// The sysfs view of the kernel's current state (see the module docs).
-    pub fn sysfs(&self) -> Sysfs {
-        let mut t = Sysfs::default();
-        self.sysfs_cpus(&mut t);
-        self.sysfs_memory(&mut t);
-        self.sysfs_nodes(&mut t);
-        self.sysfs_slots(&mut t);
-        t.file("proc/cpuinfo", self.cpuinfo());
-        t
-    }
+/// Builds the sysfs view from the kernel's state.
+pub(crate) enum SysfsView {}
 
+impl SysfsView {
     /// `nr_cpu_ids`: one more than the highest possible CPU.
-    fn nr_cpu_ids(&self) -> u32 {
-        self.possible.iter().last().map_or(1, |c| c.0 + 1)
+    pub(crate) fn nr_cpu_ids(os: &Os) -> u32 {
+        os.possible.iter().last().map_or(1, |c| c.0 + 1)
     }
 
-    fn online_mask(&self) -> &CpuMask {
-        &self.maps().online
+    pub(crate) fn online_mask(os: &Os) -> &CpuMask {
+        &os.maps().online
     }
 
-    fn sysfs_cpus(&self, t: &mut Sysfs) {
-        let online = self.online_mask();
-        t.file(format!("{CPU}/possible"), list(cpus(&self.possible)));
-        t.file(format!("{CPU}/present"), list(cpus(&self.present)));
+    pub(crate) fn sysfs_cpus(os: &Os, t: &mut Sysfs) {
+        let online = SysfsView::online_mask(os);
+        t.file(format!("{CPU}/possible"), list(cpus(&os.possible)));
+        t.file(format!("{CPU}/present"), list(cpus(&os.present)));
         t.file(format!("{CPU}/online"), list(cpus(online)));
         t.file(
             format!("{CPU}/offline"),
             list(
-                self.possible
+                os.possible
                     .iter()
                     .filter(|c| !online.contains(*c))
                     .map(|c| c.0),
@@ -172,11 +164,11 @@ impl Os {
         );
         t.file(
             format!("{CPU}/kernel_max"),
-            format!("{}\n", self.nr.saturating_sub(1)),
+            format!("{}\n", os.nr.saturating_sub(1)),
         );
-        let bits = self.nr_cpu_ids();
-        for c in self.present.iter() {
-            let pc = &self.pcpu[c.index()];
+        let bits = SysfsView::nr_cpu_ids(os);
+        for c in os.present.iter() {
+            let pc = &os.pcpu[c.index()];
             let dir = format!("{CPU}/cpu{}", c.0);
             let up = online.contains(c);
             t.file(format!("{dir}/online"), if up { "1\n" } else { "0\n" });
@@ -210,8 +202,8 @@ impl Os {
         }
     }
 
-    fn sysfs_memory(&self, t: &mut Sysfs) {
-        let Some(vm) = self.vm() else {
+    pub(crate) fn sysfs_memory(os: &Os, t: &mut Sysfs) {
+        let Some(vm) = os.vm() else {
             return;
         };
         let phys = &vm.phys;
@@ -255,21 +247,21 @@ impl Os {
         }
     }
 
-    fn sysfs_nodes(&self, t: &mut Sysfs) {
-        let online = self.online_mask();
-        let bits = self.nr_cpu_ids();
-        let nodes: Vec<u32> = match self.vm() {
+    pub(crate) fn sysfs_nodes(os: &Os, t: &mut Sysfs) {
+        let online = SysfsView::online_mask(os);
+        let bits = SysfsView::nr_cpu_ids(os);
+        let nodes: Vec<u32> = match os.vm() {
             Some(vm) => (0..vm.phys.nodes.len() as u32).collect(),
             None => Vec::new(),
         };
         let cpus_of = |n: u32| -> Vec<u32> {
             online
                 .iter()
-                .filter(|c| self.pcpu[c.index()].node == n)
+                .filter(|c| os.pcpu[c.index()].node == n)
                 .map(|c| c.0)
                 .collect()
         };
-        let Some(vm) = self.vm() else {
+        let Some(vm) = os.vm() else {
             return;
         };
         let phys = &vm.phys;
@@ -353,8 +345,8 @@ impl Os {
 
     /// `bus/pci/slots/N`: each slot of the ACPI PCI hot-plug driver, `power` its
     /// `SLOT_ENABLED` (a device configured and its driver bound).
-    fn sysfs_slots(&self, t: &mut Sysfs) {
-        for s in &self.pci_hotplug().slots {
+    pub(crate) fn sysfs_slots(os: &Os, t: &mut Sysfs) {
+        for s in &os.pci_hotplug().slots {
             let dir = format!("{SLOTS}/{}", s.sun.0);
             t.file(
                 format!("{dir}/address"),
@@ -372,10 +364,10 @@ impl Os {
 
     /// `/proc/cpuinfo` of every online CPU, in the IA-64 kernel's layout (`show_cpuinfo`:
     /// single-core packages print no core and thread ids).
-    fn cpuinfo(&self) -> String {
+    pub(crate) fn cpuinfo(os: &Os) -> String {
         let mut out = String::new();
-        for c in self.online_mask().iter() {
-            let pc = &self.pcpu[c.index()];
+        for c in SysfsView::online_mask(os).iter() {
+            let pc = &os.pcpu[c.index()];
             let package = pc.hw.map_or(c.0, |h| h.0);
             let LogicalCpu(n) = c;
             let _ = write!(

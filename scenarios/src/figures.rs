@@ -158,7 +158,7 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         pci_ops().map(f).sum::<u64>() as f64
     };
     let pci_max = || longest(pci_ops().map(|op| (op.started, op.ended)));
-    let vm = |f: &dyn Fn(&os_model::memory::Vm) -> u64| -> f64 {
+    let vm = |f: &dyn Fn(&os_model::mm::manager::Vm) -> u64| -> f64 {
         os.and_then(os_model::Os::vm).map_or(0, f) as f64
     };
     let v = match name {

@@ -247,7 +247,7 @@ struct JsonBlock {
 struct JsonMemory<'a> {
     zones: Vec<JsonZone>,
     blocks: Vec<JsonBlock>,
-    vm: &'a os_model::memory::VmStats,
+    vm: &'a os_model::mm::manager::VmStats,
     swap_used: usize,
     files: usize,
     address_spaces: usize,
@@ -301,7 +301,7 @@ fn json_mem_op(op: &os_model::memhotplug::MemOpReport) -> JsonMemOp<'_> {
     }
 }
 
-fn json_memory(vm: &os_model::memory::Vm) -> JsonMemory<'_> {
+fn json_memory(vm: &os_model::mm::manager::Vm) -> JsonMemory<'_> {
     JsonMemory {
         zones: vm
             .phys
@@ -729,7 +729,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
     }
 }
 
-fn mem_summary(o: &mut String, vm: &os_model::memory::Vm) {
+fn mem_summary(o: &mut String, vm: &os_model::mm::manager::Vm) {
     let st = &vm.stats;
     let zones: Vec<String> = vm
         .phys

@@ -129,22 +129,22 @@ impl OsChecker for TaskDataChecker {
         let wpp = vm.wpp;
         for k in 0..take {
             let (obj, page) = pages[(start + k) % pages.len()];
-            let Some(src) = crate::memory::locate(vm, obj, page) else {
+            let Some(src) = crate::mm::manager::locate(vm, obj, page) else {
                 continue;
             };
             let (slots, words) = &self.objects[&obj];
             let mut bad: Option<(u32, u64, u64)> = None;
             for w in 0..wpp {
                 let got = match &src {
-                    crate::memory::Where::Frame(pfn) => {
+                    crate::mm::manager::Where::Frame(pfn) => {
                         let a = vm.phys.addr(*pfn) + 8 * u64::from(w);
                         match p.machine.coherent_peek(sim_core::PhysAddr::new(a)) {
                             Ok(v) => v,
                             Err(_) => continue,
                         }
                     }
-                    crate::memory::Where::Data(d) => d.get(w as usize).copied().unwrap_or(0),
-                    crate::memory::Where::Initial => Self::initial(obj, page, w),
+                    crate::mm::manager::Where::Data(d) => d.get(w as usize).copied().unwrap_or(0),
+                    crate::mm::manager::Where::Initial => Self::initial(obj, page, w),
                 };
                 let slot = (0..*slots).find(|&s| vm.probe_word(slots_cfg, page, s) == w);
                 let want = match slot {

@@ -1,0 +1,518 @@
+//! What the OS model tells the trace and its checkers.
+//!
+//! Every scheduling decision, RCU publication and read-side section, grace period, IPI,
+//! interrupt, task memory access and hot-plug step is an [`OsEvent`]. The OS checkers
+//! ([`crate::check`]) rebuild their own picture of the OS from these events alone and compare
+//! it with the OS's data structures and the hardware at audits.
+
+mod hash;
+mod record;
+
+use std::fmt;
+
+use serde::Serialize;
+use sim_core::{CpuId, SimDuration, SimTime};
+
+use crate::cpumask::{CpuMask, LogicalCpu};
+use crate::ops::{FlowKind, OpTarget};
+
+/// A task (thread) id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u32);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.0)
+    }
+}
+
+/// Why a task was put on a runqueue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnqueueWhy {
+    /// Created (fork placement).
+    Fork,
+    /// Woken from sleep (wakeup placement).
+    Wakeup,
+    /// A kernel thread woken for work.
+    Kthread,
+}
+
+/// A memory object whose contents the tasks use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemObj {
+    /// The anonymous memory (and hugetlb pages) of an address space.
+    Anon(u32),
+    /// A file.
+    File(u32),
+}
+
+impl MemObj {
+    /// A word for the trace hash.
+    pub const fn word(self) -> u64 {
+        match self {
+            MemObj::Anon(m) => m as u64,
+            MemObj::File(f) => 1 << 32 | f as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for MemObj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemObj::Anon(m) => write!(f, "mm{m}"),
+            MemObj::File(x) => write!(f, "file{x}"),
+        }
+    }
+}
+
+/// The steps of CPU hot-remove and hot-add (SPEC OS-CPU-4, OS-CPU-5), in their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Down: clear the CPU from the active map and wait for a grace period, so no wakeup or
+    /// balancer still places tasks on it.
+    MarkInactive,
+    /// Down: the CPU's migration thread moves every task off its runqueue.
+    MigrateTasks,
+    /// Down: every IRQ routed to the CPU is re-routed (its IO SAPIC entry reprogrammed).
+    MigrateIrqs,
+    /// Down: its pending interrupts are taken, its timers and pending softirq work handed to
+    /// another CPU.
+    MigrateWork,
+    /// Down: its ksoftirqd and migration thread are parked.
+    StopKthreads,
+    /// Down: the online map without the CPU is published.
+    PublishOffline,
+    /// Down: wait for a grace period (every reader of the old map has finished).
+    GracePeriod,
+    /// Down: the CPU flushes and invalidates its cache.
+    FlushCache,
+    /// Down: the CPU halts (back to the firmware's rendezvous).
+    Halt,
+    /// Down: firmware `_EJ0` (ACPI-triggered removals).
+    Eject,
+    /// Up: firmware wakes the CPU from its rendezvous.
+    Wake,
+    /// Up: the CPU sets up its idle task, registers, timer, interrupts, per-CPU area, joins RCU.
+    InitCpu,
+    /// Up: its kernel threads (migration, ksoftirqd) are created or unparked.
+    StartKthreads,
+    /// Up: the online map with the CPU is published.
+    PublishOnline,
+    /// Up: the CPU is put in the active map (the scheduler may place tasks there).
+    MarkActive,
+}
+
+impl Step {
+    /// Name as reports print it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::MarkInactive => "mark_inactive",
+            Step::MigrateTasks => "migrate_tasks",
+            Step::MigrateIrqs => "migrate_irqs",
+            Step::MigrateWork => "migrate_work",
+            Step::StopKthreads => "stop_kthreads",
+            Step::PublishOffline => "publish_offline",
+            Step::GracePeriod => "grace_period",
+            Step::FlushCache => "flush_cache",
+            Step::Halt => "halt",
+            Step::Eject => "eject",
+            Step::Wake => "wake",
+            Step::InitCpu => "init_cpu",
+            Step::StartKthreads => "start_kthreads",
+            Step::PublishOnline => "publish_online",
+            Step::MarkActive => "mark_active",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One OS event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OsEvent {
+    /// Boot finished: the online CPUs and the user tasks asked for.
+    Booted {
+        /// Online CPUs.
+        online: CpuMask,
+        /// User tasks the CPUs' softirq threads are to create (one work item each; a
+        /// creation that finds no memory counts in `spawn_failures`).
+        tasks: u32,
+    },
+    /// A logical CPU was mapped to a processor object.
+    CpuMapped {
+        /// Logical id.
+        cpu: LogicalCpu,
+        /// Hardware CPU (from `_UID`).
+        hw: CpuId,
+        /// Whether it is present.
+        present: bool,
+    },
+    /// A new version of the CPU maps was published (RCU).
+    MapsPublished {
+        /// Version.
+        version: u64,
+        /// Online CPUs in it.
+        online: CpuMask,
+        /// Active CPUs in it.
+        active: CpuMask,
+        /// Who published.
+        by: LogicalCpu,
+    },
+    /// A version of the maps was freed.
+    MapsFreed {
+        /// Version.
+        version: u64,
+        /// Who freed it.
+        by: LogicalCpu,
+    },
+    /// A CPU entered an RCU read-side section, holding `version`.
+    RcuLock {
+        /// The reader's CPU.
+        cpu: LogicalCpu,
+        /// Version it dereferenced.
+        version: u64,
+        /// What it reads for.
+        purpose: &'static str,
+    },
+    /// A reader acted on what it read (sent an IPI to a CPU it found online, …).
+    RcuUse {
+        /// The reader's CPU.
+        cpu: LogicalCpu,
+        /// Version used.
+        version: u64,
+        /// On which CPU the use acted.
+        about: LogicalCpu,
+    },
+    /// A CPU left its read-side section.
+    RcuUnlock {
+        /// The reader's CPU.
+        cpu: LogicalCpu,
+    },
+    /// A CPU passed a quiescent state.
+    QuiescentState {
+        /// The CPU.
+        cpu: LogicalCpu,
+        /// Grace period it reported to.
+        seq: u64,
+    },
+    /// A grace period started.
+    GpStart {
+        /// Its number.
+        seq: u64,
+        /// CPUs that must pass a quiescent state.
+        waiting: CpuMask,
+    },
+    /// A grace period ended.
+    GpEnd {
+        /// Its number.
+        seq: u64,
+        /// How long it took.
+        duration: SimDuration,
+    },
+    /// A CPU left RCU (it is going down) or joined it.
+    RcuCpu {
+        /// The CPU.
+        cpu: LogicalCpu,
+        /// Joined (true) or left.
+        online: bool,
+    },
+    /// A task was created.
+    TaskCreated {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: String,
+        /// `"user"`, `"migration"` or `"ksoftirqd"`.
+        kind: &'static str,
+        /// Its CPU (the one a kernel thread is bound to; a user task's first CPU).
+        cpu: LogicalCpu,
+    },
+    /// A memory object whose contents CHK-3 follows was created: an address space's
+    /// anonymous memory (zero-filled) or a file (its disk contents).
+    MemObject {
+        /// The object.
+        obj: MemObj,
+        /// Pages.
+        pages: u32,
+        /// Words per page the tasks work on.
+        slots: u32,
+    },
+    /// A task discarded a page of an object (`MADV_DONTNEED`): it reads as zeros next time.
+    PageDiscarded {
+        /// The object.
+        obj: MemObj,
+        /// The page.
+        page: u32,
+    },
+    /// The buddy allocator handed out frames.
+    PageAllocated {
+        /// Head frame.
+        pfn: u32,
+        /// Order.
+        order: u8,
+    },
+    /// A pageblock became isolated (nothing may be allocated from it) or stopped being so.
+    PageblockIsolation {
+        /// First frame of the pageblock.
+        pfn: u32,
+        /// Isolated from now on.
+        isolated: bool,
+    },
+    /// Frames went back to the buddy allocator.
+    PageFreed {
+        /// First frame.
+        pfn: u32,
+        /// Order.
+        order: u8,
+        /// PTEs still mapping them (must be 0).
+        mapped: u32,
+        /// I/O states they were still in ([`crate::mm::page::busy`] bits; must be 0).
+        busy: u8,
+        /// What they held.
+        owner: crate::mm::Owner,
+    },
+    /// A task was put on a runqueue.
+    Enqueue {
+        /// The task.
+        task: TaskId,
+        /// The runqueue's CPU.
+        cpu: LogicalCpu,
+        /// Why.
+        why: EnqueueWhy,
+        /// Whether it is a per-CPU kernel thread of `cpu`.
+        kthread: bool,
+    },
+    /// The migration thread `by` moved a task between runqueues.
+    Migrate {
+        /// The task.
+        task: TaskId,
+        /// From this CPU's runqueue.
+        from: LogicalCpu,
+        /// To this one.
+        to: LogicalCpu,
+        /// The thread that moved it.
+        by: TaskId,
+    },
+    /// A CPU switched to a task (`None`: to idle).
+    Switch {
+        /// The CPU.
+        cpu: LogicalCpu,
+        /// The task now running.
+        task: Option<TaskId>,
+        /// Whether it is a per-CPU kernel thread of `cpu`.
+        kthread: bool,
+        /// What it is: `task`, `migration`, `ksoftirqd` or `idle` (for the trace's CPU rows).
+        what: &'static str,
+    },
+    /// A running task went to sleep with a wakeup timer.
+    Sleep {
+        /// The task.
+        task: TaskId,
+        /// Its CPU.
+        cpu: LogicalCpu,
+        /// The CPU whose timer wakes it.
+        timer_cpu: LogicalCpu,
+        /// When.
+        until: SimTime,
+    },
+    /// A kernel thread blocked waiting for work.
+    Block {
+        /// The thread.
+        task: TaskId,
+        /// Its CPU.
+        cpu: LogicalCpu,
+    },
+    /// A kernel thread was parked (stopped) or unparked.
+    Park {
+        /// The thread.
+        task: TaskId,
+        /// Its CPU.
+        cpu: LogicalCpu,
+        /// Parked (true) or unparked.
+        parked: bool,
+    },
+    /// Timers were moved from a CPU to another.
+    TimersMoved {
+        /// From.
+        from: LogicalCpu,
+        /// To.
+        to: LogicalCpu,
+        /// The sleeping tasks whose wakeup timers moved.
+        tasks: Vec<TaskId>,
+    },
+    /// A user task stored to or loaded from its memory.
+    TaskAccess {
+        /// The task.
+        task: TaskId,
+        /// Its CPU.
+        cpu: LogicalCpu,
+        /// The memory object and page the virtual address maps.
+        obj: MemObj,
+        /// Page of the object.
+        page: u32,
+        /// Word slot of the page.
+        slot: u32,
+        /// Word index in the page.
+        word: u32,
+        /// Physical address.
+        addr: u64,
+        /// The value stored, or the value the load returned.
+        value: u64,
+        /// A store (else a load).
+        store: bool,
+    },
+    /// An IPI was sent.
+    IpiSent {
+        /// Sender.
+        from: LogicalCpu,
+        /// Destination.
+        to: LogicalCpu,
+        /// Vector.
+        vector: u8,
+    },
+    /// A CPU handled an IPI vector.
+    IpiHandled {
+        /// The CPU.
+        cpu: LogicalCpu,
+        /// Vector.
+        vector: u8,
+    },
+    /// A cross-call request was queued for a CPU.
+    CsdQueued {
+        /// Request id.
+        id: u64,
+        /// Sender.
+        from: LogicalCpu,
+        /// Destination.
+        to: LogicalCpu,
+    },
+    /// A CPU ran a cross-call and acknowledged it.
+    CsdDone {
+        /// Request id.
+        id: u64,
+        /// The CPU.
+        cpu: LogicalCpu,
+    },
+    /// A cross-call was never acknowledged (the sender gave up).
+    CsdTimeout {
+        /// Request id.
+        id: u64,
+        /// Sender.
+        from: LogicalCpu,
+        /// Destination that never answered.
+        to: LogicalCpu,
+        /// How long the sender waited.
+        waited: SimDuration,
+    },
+    /// An IRQ was set up: IO SAPIC entry programmed.
+    IrqRouted {
+        /// The GSI.
+        gsi: u32,
+        /// Its vector.
+        vector: u8,
+        /// Destination CPU.
+        cpu: LogicalCpu,
+        /// Previous destination when re-routed.
+        from: Option<LogicalCpu>,
+    },
+    /// A device interrupt handler ran.
+    IrqHandled {
+        /// The GSI.
+        gsi: u32,
+        /// Vector.
+        vector: u8,
+        /// The CPU.
+        cpu: LogicalCpu,
+    },
+    /// The kernel disabled an interrupt line no handler claimed ("nobody cared").
+    IrqDisabled {
+        /// The GSI.
+        gsi: u32,
+        /// Vector.
+        vector: u8,
+        /// Unclaimed interrupts in a row.
+        unhandled: u32,
+    },
+    /// The OS executed HALT on a CPU (hot-remove's last step on the CPU).
+    CpuHalted {
+        /// The CPU.
+        cpu: LogicalCpu,
+        /// Lines flushed first.
+        flushed_lines: u32,
+        /// Dirty lines written back.
+        dirty_lines: u32,
+    },
+    /// A hot-plug operation (CPU, memory / cell or PCI) started.
+    OpStart {
+        /// Its flow.
+        flow: FlowKind,
+        /// Operation number (per flow).
+        op: u32,
+        /// What it does (`down`, `cell_remove`, `enable`, …).
+        kind: &'static str,
+        /// What it acts on.
+        target: OpTarget,
+        /// What asked for it.
+        trigger: &'static str,
+    },
+    /// A step of a hot-plug operation finished.
+    OpStep {
+        /// Its flow.
+        flow: FlowKind,
+        /// Operation number.
+        op: u32,
+        /// The step's number in its flow's step enum.
+        step: u8,
+        /// The step's name.
+        name: &'static str,
+        /// When it started.
+        start: SimTime,
+        /// Its simulated duration.
+        duration: SimDuration,
+        /// What it did.
+        note: String,
+    },
+    /// A hot-plug operation ended.
+    OpEnd {
+        /// Its flow.
+        flow: FlowKind,
+        /// Operation number.
+        op: u32,
+        /// `Ok` or the error.
+        result: Result<(), String>,
+    },
+    /// A request was refused without any state change.
+    HotplugRefused {
+        /// The CPU asked for.
+        cpu: u32,
+        /// `"down"` or `"up"`.
+        kind: &'static str,
+        /// The error.
+        error: String,
+    },
+    /// A memory, cell or PCI hot-plug request (a sysfs write, an ACPI notification) was
+    /// refused at once, changing nothing.
+    RequestRefused {
+        /// What was asked for: a device path, `memoryN`, `slot N`.
+        target: String,
+        /// The errno.
+        errno: &'static str,
+        /// Why.
+        error: String,
+    },
+    /// The OS took an ACPI notification.
+    AcpiNotify {
+        /// Device path.
+        path: String,
+        /// Notify code.
+        code: u8,
+    },
+}

@@ -1,0 +1,285 @@
+//! Interrupts (IO SAPIC entries, EOI, the driver's top half) and IPIs (reschedule, cross-calls).
+
+use super::{Csd, Os};
+use crate::cpumask::LogicalCpu;
+use crate::driver::TopHalf;
+use crate::event::OsEvent;
+use crate::irq::{self, CALL_FUNCTION_VECTOR, RESCHEDULE_VECTOR};
+use crate::mm::manager::Mm;
+use crate::pcihp::PciFlow;
+use crate::sched::{IpiOp, Work};
+use acpi_model::{Platform, PlatformProbe};
+use sim_core::{SimDuration, SimTime};
+
+impl Os {
+    // ------------------------------------------------------------------ interrupts
+
+    pub(super) fn take_interrupts(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let hw = self.hw(c);
+        while let Ok(Some(vector)) = p.take_interrupt(*t, hw, probe) {
+            match vector {
+                RESCHEDULE_VECTOR => {
+                    self.pcpu[c.index()].need_resched = true;
+                    self.stats.ipis_handled += 1;
+                    self.emit(*t, OsEvent::IpiHandled { cpu: c, vector });
+                    *t += SimDuration::from_nanos(100);
+                }
+                CALL_FUNCTION_VECTOR => {
+                    self.stats.ipis_handled += 1;
+                    self.emit(*t, OsEvent::IpiHandled { cpu: c, vector });
+                    let queued: Vec<u64> = self.pcpu[c.index()].csd.drain(..).collect();
+                    for id in queued {
+                        let Some(csd) = self.csds.get_mut(&id) else {
+                            continue;
+                        };
+                        if csd.done {
+                            continue;
+                        }
+                        csd.done = true;
+                        let from = csd.from;
+                        // Every cross-call here is a TLB shootdown: of one address space
+                        // (flush_tlb_mm) or of everything (flush_tlb_all).
+                        let asid = csd.asid;
+                        if let Some(vm) = self.vm.as_mut() {
+                            match asid {
+                                Some(a) => vm.tlbs[c.index()].flush_asid(a),
+                                None => vm.tlbs[c.index()].flush(),
+                            }
+                        }
+                        *t += self.cfg.ipi_handler;
+                        self.stats.csds_done += 1;
+                        self.emit(*t, OsEvent::CsdDone { id, cpu: c });
+                        self.kick(from, *t);
+                    }
+                }
+                _ => self.device_interrupt(t, c, vector, p, probe),
+            }
+        }
+    }
+
+    pub(super) fn device_interrupt(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        vector: u8,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let Some(i) = self.irqs.by_vector(vector) else {
+            self.stats.spurious += 1;
+            self.driver.spurious();
+            return;
+        };
+        let (gsi, card, base, freed) = {
+            let d = &self.irqs.descs()[i];
+            (d.gsi, d.card, d.sapic_base, d.freed)
+        };
+        if let Some(d) = self.irqs.get_mut(i) {
+            d.handled += 1;
+        }
+        self.stats.irqs_handled += 1;
+        self.emit(
+            *t,
+            OsEvent::IrqHandled {
+                gsi,
+                vector,
+                cpu: c,
+            },
+        );
+        let hw = self.hw(c);
+        if freed {
+            // Raised before the entry was masked: acknowledged, no driver to run — unless its
+            // IO SAPIC is gone with its I/O subsystem (ejected and forgotten while the
+            // interrupt waited on this CPU): no chip is left to end the interrupt at, so
+            // nothing is written (Linux: the vector has no irq any more, `ack_bad_irq`).
+            self.driver.spurious();
+            if self.sapic_sizes.contains_key(&base) {
+                irq::eoi(p, probe, t, hw, base, vector);
+            }
+            return;
+        }
+        let top = self.driver.top_half(t, card, hw, p, probe);
+        if top == TopHalf::Gone {
+            PciFlow::pci_card_gone(self, *t, card);
+        }
+        if let Some(d) = self.irqs.get_mut(i) {
+            d.unhandled = match top {
+                TopHalf::Inactive => d.unhandled + 1,
+                TopHalf::Gone | TopHalf::Status(_) => 0,
+            };
+        }
+        if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
+            // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
+            let d = self.irqs.descs()[i].clone();
+            PciFlow::set_irq_masked(self, t, hw, &d, true, p, probe);
+            self.irqs.free(i);
+            self.emit(
+                *t,
+                OsEvent::IrqDisabled {
+                    gsi,
+                    vector,
+                    unhandled: d.unhandled,
+                },
+            );
+        }
+        if let TopHalf::Status(status) = top {
+            // Like NAPI: one pending bottom half per card, with the statuses merged.
+            let work = &mut self.pcpu[c.index()].work;
+            let pending = work.iter_mut().find_map(|w| match w {
+                Work::Card { card: k, status } if *k == card => Some(status),
+                Work::Card { .. } | Work::Wake(_) | Work::Balance | Work::Spawn => None,
+            });
+            match pending {
+                Some(s) => *s |= status,
+                None => work.push_back(Work::Card { card, status }),
+            }
+            let k = self.pcpu[c.index()].ksoftirqd;
+            self.wake_kthread(*t, c, k);
+        }
+        irq::eoi(p, probe, t, hw, base, vector);
+    }
+
+    // ------------------------------------------------------------------ IPIs
+
+    /// Starts sending `vector` to `targets` from `c`, as a reader of maps version `v`
+    /// (already locked); `wait`: a cross-call that waits for every acknowledgement.
+    pub(crate) fn start_ipis(
+        &mut self,
+        c: LogicalCpu,
+        v: u64,
+        purpose: &'static str,
+        vector: u8,
+        targets: Vec<LogicalCpu>,
+        wait: bool,
+    ) {
+        self.pcpu[c.index()].op = Some(IpiOp {
+            version: v,
+            purpose,
+            vector,
+            targets,
+            next: 0,
+            csds: Vec::new(),
+            wait,
+            deadline: SimTime::MAX,
+            asid: None,
+            free_after: None,
+        });
+    }
+
+    pub(super) fn continue_op(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let i = c.index();
+        let now = *t;
+        let Some(op) = self.pcpu[i].op.clone() else {
+            return;
+        };
+        if op.next < op.targets.len() {
+            let to = op.targets[op.next];
+            self.reader_use(t, c, op.version, to, p, probe);
+            let mut csd = None;
+            if op.wait {
+                let id = self.next_csd;
+                self.next_csd += 1;
+                self.csds.insert(
+                    id,
+                    Csd {
+                        from: c,
+                        to,
+                        done: false,
+                        asid: op.asid,
+                    },
+                );
+                self.pcpu[to.index()].csd.push_back(id);
+                self.emit(*t, OsEvent::CsdQueued { id, from: c, to });
+                csd = Some(id);
+            }
+            self.send_ipi(*t, c, to, op.vector, p, probe);
+            *t += self.cfg.ipi_send;
+            let send_done = op.next + 1 == op.targets.len();
+            let deadline = *t + self.cfg.csd_timeout;
+            if let Some(o) = self.pcpu[i].op.as_mut() {
+                o.next += 1;
+                o.csds.extend(csd);
+                if send_done {
+                    o.deadline = deadline;
+                }
+            }
+            self.finish_step(c, now, *t);
+            return;
+        }
+        let waiting: Vec<u64> = op
+            .csds
+            .iter()
+            .copied()
+            .filter(|id| self.csds.get(id).is_some_and(|x| !x.done))
+            .collect();
+        if op.wait && !waiting.is_empty() {
+            if *t < op.deadline {
+                // Spin until the acknowledgements arrive (they kick this CPU) or time runs out.
+                self.busy_until[i] = *t;
+                self.run_by(c, op.deadline);
+                return;
+            }
+            for id in waiting {
+                if let Some(x) = self.csds.remove(&id) {
+                    self.stats.csd_timeouts += 1;
+                    self.pcpu[x.to.index()].csd.retain(|&q| q != id);
+                    self.emit(
+                        *t,
+                        OsEvent::CsdTimeout {
+                            id,
+                            from: c,
+                            to: x.to,
+                            waited: self.cfg.csd_timeout,
+                        },
+                    );
+                }
+            }
+        }
+        for id in &op.csds {
+            self.csds.remove(id);
+        }
+        self.pcpu[i].op = None;
+        self.reader_end(*t, c);
+        if let Some(pfn) = op.free_after {
+            // Every TLB that could hold the old translation has dropped it.
+            Mm::free_discarded(self, *t, pfn);
+        }
+        self.finish_step(c, now, *t);
+    }
+
+    /// `c` sends an IPI with `vector` to `to` through the machine.
+    pub(crate) fn send_ipi(
+        &mut self,
+        t: SimTime,
+        c: LogicalCpu,
+        to: LogicalCpu,
+        vector: u8,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let dest = self.pcpu[to.index()].lsapic;
+        let _ = p.send_ipi(t, self.hw(c), dest, vector, probe);
+        self.stats.ipis_sent += 1;
+        self.emit(
+            t,
+            OsEvent::IpiSent {
+                from: c,
+                to,
+                vector,
+            },
+        );
+        self.kick(to, t);
+    }
+}

@@ -1,0 +1,204 @@
+//! The CPU maps (online, active) published through RCU: readers, grace periods, callbacks.
+
+use super::{CpuMaps, MAPS_BYTES, MapsObj, Os, POISON};
+use crate::cpumask::LogicalCpu;
+use crate::event::OsEvent;
+use crate::hotplug::CpuFlow;
+use crate::hw::{load, store};
+use crate::mm::manager::Mm;
+use crate::rcu::Callback;
+use acpi_model::{Platform, PlatformProbe};
+use sim_core::SimTime;
+
+impl Os {
+    // ------------------------------------------------------------------ RCU
+
+    /// `rcu_read_lock` and `rcu_dereference` of the CPU maps on `c`: the reader loads the
+    /// object's header through the machine. Returns the version it holds.
+    pub(crate) fn reader_begin(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        purpose: &'static str,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> u64 {
+        let v = self.maps_cur;
+        self.rcu.read_lock(c);
+        if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
+            load(p, probe, t, self.hw(c), addr);
+        }
+        self.emit(
+            *t,
+            OsEvent::RcuLock {
+                cpu: c,
+                version: v,
+                purpose,
+            },
+        );
+        v
+    }
+
+    /// The reader on `c` acts on what version `v` says about `about` (reads its bit).
+    pub(crate) fn reader_use(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        v: u64,
+        about: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
+            load(
+                p,
+                probe,
+                t,
+                self.hw(c),
+                addr + 8 + 8 * u64::from(about.0 / 64),
+            );
+        }
+        self.emit(
+            *t,
+            OsEvent::RcuUse {
+                cpu: c,
+                version: v,
+                about,
+            },
+        );
+    }
+
+    /// `rcu_read_unlock` on `c`.
+    pub(crate) fn reader_end(&mut self, t: SimTime, c: LogicalCpu) {
+        if self.rcu.read_unlock(c) {
+            self.emit(t, OsEvent::RcuUnlock { cpu: c });
+        }
+    }
+
+    /// Publishes a new version of the CPU maps (written to kernel memory by `by`); returns
+    /// the old version, which is still live until freed.
+    pub(crate) fn publish_maps(
+        &mut self,
+        t: &mut SimTime,
+        by: LogicalCpu,
+        maps: CpuMaps,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<u64, crate::mm::bootmem::OutOfMemory> {
+        let node = self.pcpu[by.index()].node;
+        let addr = Mm::kmalloc(self, node, MAPS_BYTES, MAPS_BYTES)?;
+        let v = self.next_maps;
+        self.next_maps += 1;
+        let hw = self.hw(by);
+        store(p, probe, t, hw, addr, v);
+        let words = self.nr.div_ceil(64).min(7) as u64;
+        for w in 0..words {
+            let bits = maps
+                .online
+                .iter()
+                .filter(|c| u64::from(c.0) / 64 == w)
+                .fold(0u64, |acc, c| acc | 1 << (c.0 % 64));
+            store(p, probe, t, hw, addr + 8 + 8 * w, bits);
+        }
+        let old = self.maps_cur;
+        self.maps.insert(
+            v,
+            MapsObj {
+                maps: maps.clone(),
+                addr,
+            },
+        );
+        self.maps_cur = v;
+        self.stats.maps_published += 1;
+        self.emit(
+            *t,
+            OsEvent::MapsPublished {
+                version: v,
+                online: maps.online,
+                active: maps.active,
+                by,
+            },
+        );
+        Ok(old)
+    }
+
+    /// Frees version `v` of the maps (`by` poisons it).
+    pub(crate) fn free_maps(
+        &mut self,
+        t: &mut SimTime,
+        v: u64,
+        by: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        if v == self.maps_cur {
+            return;
+        }
+        if let Some(o) = self.maps.remove(&v) {
+            store(p, probe, t, self.hw(by), o.addr, POISON);
+            self.mem.free(o.addr, MAPS_BYTES);
+            self.emit(*t, OsEvent::MapsFreed { version: v, by });
+        }
+    }
+
+    /// Runs RCU callbacks that became ready (on `c`).
+    pub(crate) fn run_callbacks(
+        &mut self,
+        t: SimTime,
+        c: LogicalCpu,
+        cbs: Vec<Callback>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let mut t = t;
+        for cb in cbs {
+            match cb {
+                Callback::FreeMaps(v) => {
+                    // Callbacks run on a CPU that is up (the one that ended the grace period,
+                    // or the boot CPU when the ending one is going away).
+                    let by = if self.hw_running(c, p) {
+                        c
+                    } else {
+                        self.any_running_cpu(p)
+                    };
+                    self.free_maps(&mut t, v, by, p, probe);
+                }
+                Callback::Wake(op) => CpuFlow::hp_resume(self, t, op),
+            }
+        }
+    }
+
+    /// `c` passed a quiescent state.
+    pub(crate) fn rcu_qs(
+        &mut self,
+        t: SimTime,
+        c: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        if self.rcu.grace_period().is_none() {
+            return;
+        }
+        let idle = self.idle_mask();
+        let mut ev = Vec::new();
+        let cbs = self.rcu.quiescent(t, c, &idle, &mut ev);
+        self.events.extend(ev);
+        self.run_callbacks(t, c, cbs, p, probe);
+    }
+
+    /// Queues `cb` after a grace period.
+    pub(crate) fn call_rcu(
+        &mut self,
+        t: SimTime,
+        c: LogicalCpu,
+        cb: Callback,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) {
+        let idle = self.idle_mask();
+        let mut ev = Vec::new();
+        let cbs = self.rcu.call(t, cb, &idle, &mut ev);
+        self.events.extend(ev);
+        self.run_callbacks(t, c, cbs, p, probe);
+    }
+}

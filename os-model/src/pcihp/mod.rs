@@ -1,0 +1,865 @@
+//! ACPI PCI hot-plug (SPEC OS-IO-1; seed 000 §3.4; Linux `acpiphp`): slots found in the
+//! namespace, enabled and disabled as state machines over simulated time, their bus
+//! resources assigned from and given back to the bridge's windows, their interrupt routed
+//! `_PRT` → GSI → IO SAPIC entry, the card driver bound and unbound.
+//!
+//! ```text
+//!  enable:  power_on (_PS0, settle) ─► scan (vendor id; all-ones: ENODEV) ─► assign (size
+//!           the BARs, allocate them in the bridge's MMIO and I/O windows; ENOSPC) ─►
+//!           route_irq (_PRT → GSI → IO SAPIC entry, masked) ─► probe (DMA ring, driver
+//!           start, entry unmasked)
+//!  disable: quiesce (engine and bus mastering off, DMA in flight drained) ─► free_irq (entry
+//!           masked, handlers finished) ─► free_buffers (DMA ring freed, poisoned) ─►
+//!           release (BARs back to the windows) ─► power_off (_PS3) ─► [eject (_EJ0)]
+//! ```
+//!
+//! Triggers: a user's write to `/sys/bus/pci/slots/N/power`, firmware's Notify on the slot
+//! (device check, bus check: enable; eject request — the attention button — disable and
+//! eject), each ending with `_OST`. One operation runs at a time; requests queue. A failed
+//! enable undoes what it did (resources, interrupt, power). The kernel's view of each slot
+//! and of each window is what `sysfs` shows and what the CHK-7 checker compares with the
+//! hardware.
+
+mod slot;
+mod subsystem;
+
+use acpi_model::{Platform, PlatformProbe};
+use serde::Serialize;
+use sim_core::window::WindowAllocator;
+use sim_core::{Bdf, SimDuration, SimTime, SlotId};
+use thiserror::Error;
+
+use crate::driver::CardDriver;
+use crate::hotplug::{Accepted, Trigger};
+use crate::kernel::Os;
+use crate::ops::{
+    Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
+    StepName,
+};
+
+/// What an operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciOpKind {
+    /// Power the slot on and bring its card up.
+    Enable,
+    /// Bring the card down and power the slot off.
+    Disable,
+    /// Disable, then `_EJ0` (the card may be pulled out).
+    Eject,
+    /// An I/O subsystem arrived: read its bridges, slots and IO SAPIC, initialise the IO
+    /// SAPIC (every entry masked), then enable each slot holding a card.
+    AddSubsystem,
+    /// An I/O subsystem goes: (its slots disabled first) `_EJ0` on its module device.
+    EjectSubsystem,
+}
+
+impl PciOpKind {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PciOpKind::Enable => "enable",
+            PciOpKind::Disable => "disable",
+            PciOpKind::Eject => "eject",
+            PciOpKind::AddSubsystem => "add subsystem",
+            PciOpKind::EjectSubsystem => "eject subsystem",
+        }
+    }
+}
+
+/// What an operation acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciTarget {
+    /// A hot-plug slot.
+    Slot(SlotId),
+    /// An I/O subsystem, by its module device's path.
+    Subsystem(String),
+}
+
+impl PciTarget {
+    /// The slot, for a slot operation.
+    pub fn slot(&self) -> Option<SlotId> {
+        match self {
+            PciTarget::Slot(s) => Some(*s),
+            PciTarget::Subsystem(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PciTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PciTarget::Slot(s) => write!(f, "slot {}", s.0),
+            PciTarget::Subsystem(path) => write!(f, "I/O subsystem {path}"),
+        }
+    }
+}
+
+/// One step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PciStep {
+    /// `_PS0`, then the power settles.
+    PowerOn,
+    /// Read the vendor id: is a card there?
+    Scan,
+    /// Size the BARs and place them in the bridge's windows.
+    Assign,
+    /// `_PRT` → GSI → IO SAPIC entry (masked), vector.
+    RouteIrq,
+    /// Bind the driver: DMA ring, card started, interrupt unmasked.
+    Probe,
+    /// Stop the card's DMA and wait for what is in flight.
+    Quiesce,
+    /// Mask the interrupt and wait for a running handler.
+    FreeIrq,
+    /// Free the DMA ring (poisoned).
+    FreeBuffers,
+    /// Give the BARs back to the windows.
+    Release,
+    /// `_PS3`.
+    PowerOff,
+    /// `_EJ0`.
+    Eject,
+    /// Read the I/O subsystem's bridges, slots and IO SAPIC from the namespace again.
+    Rescan,
+    /// Register the new IO SAPIC (its GSI range from `_GSB` and the version register) and
+    /// mask every entry, before any device behind it is enabled.
+    InitSapic,
+    /// Queue the enable of each of its slots holding a card.
+    EnableSlots,
+    /// Every device of the I/O subsystem is stopped.
+    CheckStopped,
+    /// Forget the I/O subsystem's IO SAPIC and bridges.
+    Forget,
+}
+
+impl PciStep {
+    /// Name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PciStep::PowerOn => "power_on",
+            PciStep::Scan => "scan",
+            PciStep::Assign => "assign",
+            PciStep::RouteIrq => "route_irq",
+            PciStep::Probe => "probe",
+            PciStep::Quiesce => "quiesce",
+            PciStep::FreeIrq => "free_irq",
+            PciStep::FreeBuffers => "free_buffers",
+            PciStep::Release => "release",
+            PciStep::PowerOff => "power_off",
+            PciStep::Eject => "eject",
+            PciStep::Rescan => "rescan",
+            PciStep::InitSapic => "init_sapic",
+            PciStep::EnableSlots => "enable_slots",
+            PciStep::CheckStopped => "check_stopped",
+            PciStep::Forget => "forget",
+        }
+    }
+}
+
+/// Why a request was refused or an operation failed.
+#[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
+pub enum PciError {
+    /// No slot has that number.
+    #[error("slot {slot} does not exist (the namespace has {slots} hot-plug slots)")]
+    NoSuchSlot {
+        /// The number asked for.
+        slot: u16,
+        /// Slots there are.
+        slots: usize,
+    },
+    /// Disable or eject of a slot whose device is not enabled.
+    #[error("slot {slot} has no enabled device: nothing to power off or eject")]
+    NotEnabled {
+        /// The slot.
+        slot: u16,
+    },
+    /// Nothing answers in the slot once powered.
+    #[error("slot {slot}: no card answers at {bdf} after power-on")]
+    NoDevice {
+        /// The slot.
+        slot: u16,
+        /// Where it was looked for.
+        bdf: Bdf,
+    },
+    /// A BAR does not fit in the bridge's window.
+    #[error(
+        "slot {slot}: the {what} window of {bridge} has no room for a {size:#x}-byte BAR: {why}"
+    )]
+    NoSpace {
+        /// The slot.
+        slot: u16,
+        /// `MMIO` or `I/O`.
+        what: &'static str,
+        /// The bridge.
+        bridge: String,
+        /// BAR size.
+        size: u64,
+        /// The allocator's word.
+        why: String,
+    },
+    /// No interrupt route or vector.
+    #[error("slot {slot}: {why}")]
+    NoIrq {
+        /// The slot.
+        slot: u16,
+        /// Why.
+        why: String,
+    },
+    /// Kernel memory for the DMA ring ran out.
+    #[error("slot {slot}: no memory for the DMA ring ({bytes} bytes)")]
+    NoMemory {
+        /// The slot.
+        slot: u16,
+        /// Bytes.
+        bytes: u64,
+    },
+    /// The driver could not bring the card up.
+    #[error("slot {slot}: the driver's probe failed: {why}")]
+    Probe {
+        /// The slot.
+        slot: u16,
+        /// Why.
+        why: String,
+    },
+    /// The path names no I/O subsystem.
+    #[error("{path} is not an I/O subsystem's module device")]
+    NoSuchSubsystem {
+        /// The path.
+        path: String,
+    },
+    /// A new IO SAPIC's GSI range overlaps one already in use.
+    #[error(
+        "the IO SAPIC of {path} claims GSIs {first}..{end}, which overlap GSIs {other_first}..{other_end} of {other}"
+    )]
+    GsiOverlap {
+        /// The I/O subsystem.
+        path: String,
+        /// Its first GSI.
+        first: u32,
+        /// One past its last.
+        end: u32,
+        /// The IO SAPIC it collides with.
+        other: String,
+        /// That one's first GSI.
+        other_first: u32,
+        /// One past its last.
+        other_end: u32,
+    },
+    /// A device of the I/O subsystem still runs.
+    #[error("{path}: slot {slot} is still enabled")]
+    SubsystemBusy {
+        /// The I/O subsystem.
+        path: String,
+        /// A slot still enabled.
+        slot: u16,
+    },
+    /// The slot's I/O subsystem is not in the machine (as far as the OS knows).
+    #[error("slot {slot}: its I/O subsystem ({bridge}) is not present")]
+    SubsystemAbsent {
+        /// The slot.
+        slot: u16,
+        /// Its host bridge.
+        bridge: String,
+    },
+    /// Boot is still bringing CPUs up (the slots are not registered yet).
+    #[error("slot {slot}: boot has not finished (secondary CPUs are still being brought up)")]
+    Booting {
+        /// The slot.
+        slot: u16,
+    },
+    /// A firmware method failed.
+    #[error("slot {slot}: {method} failed: {why}")]
+    Firmware {
+        /// The slot.
+        slot: u16,
+        /// The method.
+        method: &'static str,
+        /// Its error.
+        why: String,
+    },
+}
+
+impl PciError {
+    /// The errno a write to `slots/N/power` returns.
+    pub const fn errno(&self) -> &'static str {
+        match self {
+            PciError::NoSuchSlot { .. } | PciError::NoSuchSubsystem { .. } => "EINVAL",
+            PciError::GsiOverlap { .. }
+            | PciError::SubsystemBusy { .. }
+            | PciError::Booting { .. } => "EBUSY",
+            PciError::NotEnabled { .. }
+            | PciError::NoDevice { .. }
+            | PciError::SubsystemAbsent { .. } => "ENODEV",
+            PciError::NoSpace { .. } | PciError::NoIrq { .. } => "ENOSPC",
+            PciError::NoMemory { .. } => "ENOMEM",
+            PciError::Probe { .. } | PciError::Firmware { .. } => "EIO",
+        }
+    }
+
+    /// The `_OST` status. (This flow answers 0x81 for a slot or subsystem that is not
+    /// there or not enabled, and 0x80 for a failed enable, where the CPU and memory flows
+    /// answer 0x80 for what does not exist: kept as it was, since firmware's record of
+    /// `_OST` is in every golden trace; see the note of issue 15.)
+    pub const fn ost_status(&self) -> OstStatus {
+        match self {
+            PciError::NotEnabled { .. }
+            | PciError::NoSuchSlot { .. }
+            | PciError::NoSuchSubsystem { .. }
+            | PciError::SubsystemAbsent { .. } => OstStatus::InUse,
+            PciError::SubsystemBusy { .. } | PciError::Booting { .. } => OstStatus::Busy,
+            PciError::GsiOverlap { .. }
+            | PciError::NoDevice { .. }
+            | PciError::NoSpace { .. }
+            | PciError::NoIrq { .. }
+            | PciError::NoMemory { .. }
+            | PciError::Probe { .. }
+            | PciError::Firmware { .. } => OstStatus::NotSupported,
+        }
+    }
+}
+
+/// The kernel's view of one slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciSlot {
+    /// `_SUN`.
+    pub sun: SlotId,
+    /// Its ACPI path.
+    pub path: String,
+    /// Index of its bridge in [`PciHotplug::bridges`].
+    pub bridge: usize,
+    /// Its function's configuration address.
+    pub bdf: Bdf,
+    /// A device is configured and its driver bound (`SLOT_ENABLED`).
+    pub enabled: bool,
+    /// Its memory BAR `(base, size)` and I/O BAR `(base, size)` while reserved.
+    pub bars: Option<((u64, u64), (u64, u64))>,
+    /// The driver's card index.
+    pub card: Option<usize>,
+    /// Its interrupt descriptor.
+    pub irq: Option<usize>,
+}
+
+/// The kernel's resource tree of one host bridge: what it handed out of each window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeResources {
+    /// The bridge's ACPI path.
+    pub path: String,
+    /// Its MMIO window (`_CRS`).
+    pub mmio: WindowAllocator,
+    /// Its I/O port window (`_CRS`).
+    pub io: WindowAllocator,
+}
+
+/// A slotless chipset function the kernel has a `pci_dev` for (seed 000 §3.4.4): added and
+/// removed with its cell, without power control.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChipsetDev {
+    /// Its ACPI path.
+    pub path: String,
+    /// Its configuration address.
+    pub bdf: Bdf,
+    /// Its cell.
+    pub node: u32,
+    /// Vendor and device id (configuration register 0).
+    pub id: u32,
+}
+
+/// A DMA buffer the driver freed, poisoned, that no device may write again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoisonedBuffer {
+    /// First byte.
+    pub addr: u64,
+    /// Bytes.
+    pub len: u64,
+    /// The device that owned it.
+    pub bdf: Bdf,
+    /// When it was freed.
+    pub freed: SimTime,
+}
+
+/// A PCI request as queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciRequest {
+    /// What to do.
+    pub kind: PciOpKind,
+    /// On what.
+    pub target: PciTarget,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// When.
+    pub requested: SimTime,
+}
+
+/// What a PCI operation's report records beyond the common fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PciOpDetail {
+    /// On what.
+    pub target: PciTarget,
+}
+
+/// The report of one PCI operation.
+pub type PciOpReport = Report<PciFlow>;
+/// One finished step of a PCI operation.
+pub type PciStepRecord = crate::ops::StepRecord<PciStep>;
+
+/// PCI slot and I/O-subsystem operations as an engine flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PciFlow {}
+
+/// The running PCI operation's working state.
+#[derive(Clone, Debug, Default)]
+pub struct PciState {
+    /// The slot (index in [`PciHotplug::slots`]) of a slot operation.
+    slot: Option<usize>,
+    /// The slot was powered by this operation (undo powers it off).
+    powered: bool,
+    /// The card was found gone (surprise removal): it is not touched any more.
+    gone: bool,
+}
+
+/// PCI steps never wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PciWait {}
+
+impl KindName for PciOpKind {
+    fn name(self) -> &'static str {
+        PciOpKind::name(self)
+    }
+}
+
+impl StepName for PciStep {
+    fn name(self) -> &'static str {
+        PciStep::name(self)
+    }
+    fn index(self) -> u8 {
+        self as u8
+    }
+}
+
+impl OpError for PciError {
+    fn ost(&self) -> OstStatus {
+        self.ost_status()
+    }
+}
+
+impl Flow for PciFlow {
+    type Kind = PciOpKind;
+    type Step = PciStep;
+    type Error = PciError;
+    type Detail = PciOpDetail;
+    const KIND: FlowKind = FlowKind::Pci;
+    const RECORD_FAILED_STEP: bool = true;
+    type Request = PciRequest;
+    type Wait = PciWait;
+    type State = PciState;
+
+    fn engine(os: &Os) -> &Engine<Self> {
+        &os.pcihp.ops
+    }
+
+    fn engine_mut(os: &mut Os) -> &mut Engine<Self> {
+        &mut os.pcihp.ops
+    }
+
+    fn begin(os: &mut Os, now: SimTime, id: u32, r: &PciRequest) -> Begun<Self> {
+        let slot = r
+            .target
+            .slot()
+            .and_then(|sun| os.pcihp.slots.iter().position(|s| s.sun == sun));
+        let controller = os.cur_maps().online.first().unwrap_or(os.bsp);
+        Begun {
+            report: Report {
+                id,
+                kind: r.kind,
+                trigger: r.trigger,
+                controller,
+                requested: r.requested,
+                started: now,
+                ended: None,
+                result: None,
+                steps: Vec::new(),
+                detail: PciOpDetail {
+                    target: r.target.clone(),
+                },
+            },
+            plan: PciFlow::plan(r.kind),
+            state: PciState {
+                slot,
+                powered: false,
+                gone: false,
+            },
+            refused: None,
+        }
+    }
+
+    fn target(op: &Op<Self>) -> OpTarget {
+        OpTarget::Named(op.req.target.to_string())
+    }
+
+    fn refresh(os: &mut Os) {
+        let Some(ctl) = os.pcihp.ops.current().map(|c| c.controller) else {
+            return;
+        };
+        let ctl = os.live_controller(ctl, None);
+        if let Some(cur) = os.pcihp.ops.running_mut() {
+            cur.report.controller = ctl;
+        }
+    }
+
+    fn act(
+        os: &mut Os,
+        now: SimTime,
+        step: PciStep,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<Self> {
+        PciFlow::pci_act(os, now, step, p, probe)
+    }
+
+    fn resume(
+        _os: &mut Os,
+        _now: SimTime,
+        wait: PciWait,
+        _p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) -> Option<Next<Self>> {
+        match wait {}
+    }
+
+    fn hung(_op: &Op<Self>, _step: PciStep, _waited: SimDuration) -> PciError {
+        unreachable!("PCI steps never wait, so the watchdog is never armed")
+    }
+
+    /// A failed enable gives back what it took: interrupt, BARs, the card, power.
+    fn undo(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+        let Some(cur) = os.pcihp.ops.running() else {
+            return now;
+        };
+        let (Some(i), ctl, powered) = (cur.state.slot, cur.report.controller, cur.state.powered)
+        else {
+            return now;
+        };
+        if cur.report.kind != PciOpKind::Enable {
+            return now;
+        }
+        let mut t = now;
+        let hw = os.hw(ctl);
+        if let Some(d) = os.pcihp.slots[i].irq.take() {
+            let desc = os.irqs.descs()[d].clone();
+            PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, p, probe);
+            os.irqs.free(d);
+        }
+        PciFlow::pci_release_bars(os, i);
+        if let Some(k) = os.pcihp.slots[i].card.take() {
+            os.driver.detach(k);
+        }
+        if powered {
+            let path = os.pcihp.slots[i].path.clone();
+            let _ = os.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], p, probe);
+        }
+        t
+    }
+
+    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String> {
+        match &op.req.target {
+            PciTarget::Slot(_) => op.state.slot.map(|i| os.pcihp.slots[i].path.clone()),
+            PciTarget::Subsystem(path) => Some(path.clone()),
+        }
+    }
+
+    fn restart_delay(_os: &Os) -> SimDuration {
+        SimDuration::ZERO
+    }
+}
+
+impl PciFlow {
+    /// The steps of an operation of `kind`.
+    fn plan(kind: PciOpKind) -> Vec<PciStep> {
+        let disable = vec![
+            PciStep::Quiesce,
+            PciStep::FreeIrq,
+            PciStep::FreeBuffers,
+            PciStep::Release,
+            PciStep::PowerOff,
+        ];
+        match kind {
+            PciOpKind::Enable => vec![
+                PciStep::PowerOn,
+                PciStep::Scan,
+                PciStep::Assign,
+                PciStep::RouteIrq,
+                PciStep::Probe,
+            ],
+            PciOpKind::Disable => disable,
+            PciOpKind::Eject => {
+                let mut v = disable;
+                v.push(PciStep::Eject);
+                v
+            }
+            PciOpKind::AddSubsystem => {
+                vec![PciStep::Rescan, PciStep::InitSapic, PciStep::EnableSlots]
+            }
+            PciOpKind::EjectSubsystem => {
+                vec![PciStep::CheckStopped, PciStep::Eject, PciStep::Forget]
+            }
+        }
+    }
+}
+
+/// The ACPI PCI hot-plug driver's slots, windows, queue and history.
+#[derive(Clone, Debug, Default)]
+pub struct PciHotplug {
+    /// Every slot of the namespace, in `_SUN` order.
+    pub slots: Vec<PciSlot>,
+    /// Every host bridge's windows.
+    pub bridges: Vec<BridgeResources>,
+    /// Freed DMA buffers, poisoned, not handed out again yet.
+    pub poisoned: Vec<PoisonedBuffer>,
+    /// The chipset functions with a `pci_dev`.
+    pub chipset: Vec<ChipsetDev>,
+    /// The operations.
+    pub(crate) ops: Engine<PciFlow>,
+}
+
+impl PciHotplug {
+    /// A word for the slots' states and what is queued and running (a refused request
+    /// must not change it).
+    pub(crate) fn state_word(&self) -> u64 {
+        let mut h = sim_core::StableHasher::new();
+        h.word(self.ops.state_word());
+        for s in &self.slots {
+            h.word(u64::from(s.enabled) | u64::from(s.bars.is_some()) << 1);
+        }
+        h.word(self.chipset.len() as u64);
+        h.finish()
+    }
+
+    /// Finished operations.
+    pub fn done(&self) -> &[PciOpReport] {
+        self.ops.done()
+    }
+
+    /// Whether nothing runs or waits.
+    pub fn is_idle(&self) -> bool {
+        self.ops.is_idle()
+    }
+
+    /// The slot the running operation works on.
+    pub fn busy_slot(&self) -> Option<SlotId> {
+        self.ops.current().and_then(|c| c.target.slot())
+    }
+
+    /// The slot with `_SUN` `sun`.
+    pub fn slot(&self, sun: SlotId) -> Option<&PciSlot> {
+        self.slots.iter().find(|s| s.sun == sun)
+    }
+
+    /// Whether the slot will be enabled once the queued operations ran.
+    pub(crate) fn will_be_enabled(&self, i: usize) -> bool {
+        let sun = PciTarget::Slot(self.slots[i].sun);
+        let mut on = self.slots[i].enabled;
+        for (_, r) in self.ops.pending() {
+            if r.target == sun {
+                on = r.kind == PciOpKind::Enable;
+            }
+        }
+        on
+    }
+}
+
+impl PciFlow {
+    /// Learns the slots and the bridges' windows from the namespace scan (at boot).
+    pub(crate) fn pci_init(os: &mut Os) {
+        os.pcihp.bridges = os
+            .scan
+            .bridges
+            .iter()
+            .map(|b| BridgeResources {
+                path: b.path.clone(),
+                mmio: WindowAllocator::new(b.mmio.0, b.mmio.1),
+                io: WindowAllocator::new(b.io.0, b.io.1),
+            })
+            .collect();
+        let mut slots: Vec<PciSlot> = os
+            .scan
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let bus = os.scan.bridges.get(s.bridge)?.bus;
+                Some(PciSlot {
+                    sun: s.sun,
+                    path: s.path.clone(),
+                    bridge: s.bridge,
+                    bdf: Bdf {
+                        segment: 0,
+                        bus,
+                        device: s.device,
+                        function: 0,
+                    },
+                    enabled: false,
+                    bars: None,
+                    card: None,
+                    irq: None,
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| s.sun);
+        os.pcihp.slots = slots;
+    }
+
+    /// At boot, enumeration of the card firmware configured in slot `sun`: its BARs sized
+    /// and claimed in its bridge's windows (as `pci_claim_resource`). `false` if they do not
+    /// fit (firmware placed them outside the window, or over another card's).
+    pub(crate) fn pci_claim(
+        os: &mut Os,
+        t: &mut SimTime,
+        sun: SlotId,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> bool {
+        let Some(i) = os.pcihp.slots.iter().position(|s| s.sun == sun) else {
+            return false;
+        };
+        let hw = os.hw(os.bsp);
+        let bdf = os.pcihp.slots[i].bdf;
+        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, p, probe);
+        let br = &mut os.pcihp.bridges[os.pcihp.slots[i].bridge];
+        if br.mmio.reserve(bar, mem_size).is_err() {
+            return false;
+        }
+        if br.io.reserve(io_bar, io_size).is_err() {
+            let _ = br.mmio.release(bar);
+            return false;
+        }
+        os.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
+        true
+    }
+
+    /// At boot: the driver brought the card in slot `sun` up as card `k` with interrupt
+    /// `irq`: the slot is enabled.
+    pub(crate) fn pci_bound(os: &mut Os, sun: SlotId, k: usize, irq: Option<usize>) {
+        if let Some(s) = os.pcihp.slots.iter_mut().find(|s| s.sun == sun) {
+            s.enabled = true;
+            s.card = Some(k);
+            s.irq = irq;
+        }
+    }
+
+    pub(crate) fn pci_slot_request(
+        os: &mut Os,
+        now: SimTime,
+        sun: u16,
+        kind: PciOpKind,
+        trigger: Trigger,
+    ) -> Result<Accepted, PciError> {
+        if trigger == Trigger::User && os.booted_at.is_none() {
+            return Err(PciError::Booting { slot: sun });
+        }
+        let slots = os.pcihp.slots.len();
+        let i = os
+            .pcihp
+            .slots
+            .iter()
+            .position(|s| s.sun.0 == sun)
+            .ok_or(PciError::NoSuchSlot { slot: sun, slots })?;
+        let on = os.pcihp.will_be_enabled(i);
+        if kind == PciOpKind::Enable
+            && !on
+            && !PciFlow::subsystem_known(os, os.pcihp.slots[i].bridge)
+        {
+            return Err(PciError::SubsystemAbsent {
+                slot: sun,
+                bridge: os.pcihp.bridges[os.pcihp.slots[i].bridge].path.clone(),
+            });
+        }
+        match (kind, on) {
+            (PciOpKind::Enable, true) => return Ok(Accepted::NoChange),
+            (PciOpKind::Disable | PciOpKind::Eject, false) => {
+                return Err(PciError::NotEnabled { slot: sun });
+            }
+            (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
+            (PciOpKind::AddSubsystem | PciOpKind::EjectSubsystem, _) => {
+                return Err(PciError::NoSuchSubsystem {
+                    path: format!("slot {sun}"),
+                });
+            }
+        }
+        Ok(Accepted::Queued {
+            op: PciFlow::pci_enqueue(
+                os,
+                now,
+                kind,
+                PciTarget::Slot(os.pcihp.slots[i].sun),
+                trigger,
+            ),
+        })
+    }
+
+    /// Queues an operation; returns its number.
+    pub(crate) fn pci_enqueue(
+        os: &mut Os,
+        now: SimTime,
+        kind: PciOpKind,
+        target: PciTarget,
+        trigger: Trigger,
+    ) -> u32 {
+        let req = PciRequest {
+            kind,
+            target,
+            trigger,
+            requested: now,
+        };
+        crate::ops::enqueue::<PciFlow>(os, now, req)
+    }
+
+    /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not
+    /// forgotten since) — or an operation queued or running is adding its subsystem.
+    pub(crate) fn subsystem_known(os: &Os, b: usize) -> bool {
+        let Some(br) = os.scan.bridges.get(b) else {
+            return false;
+        };
+        br.present
+            || os.pcihp.ops.pending().any(|(_, r)| {
+                r.kind == PciOpKind::AddSubsystem
+                    && matches!(&r.target, PciTarget::Subsystem(m) if br.path.starts_with(&format!("{m}.")))
+            })
+    }
+
+    /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
+    pub(crate) fn subsystem_bridges(os: &Os, path: &str) -> Vec<usize> {
+        let prefix = format!("{path}.");
+        (0..os.scan.bridges.len())
+            .filter(|&b| os.scan.bridges[b].path.starts_with(&prefix))
+            .collect()
+    }
+
+    /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after
+    /// the surprise removal — the slot is disabled without touching the card again.
+    pub(crate) fn pci_card_gone(os: &mut Os, now: SimTime, k: usize) {
+        let Some(sun) = os
+            .pcihp
+            .slots
+            .iter()
+            .find(|s| s.card == Some(k) && s.enabled)
+            .map(|s| s.sun.0)
+        else {
+            return;
+        };
+        let _ = os.pci_request(now, sun, PciOpKind::Disable, Trigger::Surprise);
+    }
+
+    /// Gives slot `i`'s BARs back to its bridge's windows.
+    pub(crate) fn pci_release_bars(os: &mut Os, i: usize) -> bool {
+        let s = &mut os.pcihp.slots[i];
+        let Some(((bar, _), (io_bar, _))) = s.bars.take() else {
+            return false;
+        };
+        let br = &mut os.pcihp.bridges[s.bridge];
+        let _ = br.mmio.release(bar);
+        let _ = br.io.release(io_bar);
+        true
+    }
+}

@@ -1,0 +1,290 @@
+//! I/O-subsystem operations (rescan, IO SAPIC init, slots; check stopped, eject, forget) and
+//! the chipset functions a cell brings.
+
+use super::{ChipsetDev, PciError, PciFlow, PciOpKind, PciStep, PciTarget};
+use crate::config::OsDefect;
+use crate::cpumask::LogicalCpu;
+use crate::hotplug::Trigger;
+use crate::irq::{self};
+use crate::kernel::Os;
+use crate::ops::Next;
+use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use sim_core::window::WindowAllocator;
+use sim_core::{Bdf, SimTime, SlotId};
+
+impl PciFlow {
+    /// Adds a `pci_dev` for each chipset function of `node` (every node: `None`) that
+    /// answers in configuration space, as `ctl` (boot, and a cell's hot-add). Returns what
+    /// it added.
+    pub(crate) fn chipset_add(
+        os: &mut Os,
+        t: &mut SimTime,
+        ctl: LogicalCpu,
+        node: Option<u32>,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> String {
+        let hw = os.hw(ctl);
+        let mut added = Vec::new();
+        let funcs: Vec<crate::acpi::ChipsetInfo> = os
+            .scan
+            .chipset
+            .iter()
+            .filter(|f| node.is_none_or(|n| f.node == n))
+            .filter(|f| crate::acpi::is_present(p, &f.path))
+            .cloned()
+            .collect();
+        for f in funcs {
+            if os.pcihp.chipset.iter().any(|d| d.path == f.path) {
+                continue;
+            }
+            let bdf = Bdf {
+                segment: 0,
+                bus: f.bus,
+                device: f.device,
+                function: 0,
+            };
+            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
+            if id == u32::MAX {
+                continue;
+            }
+            added.push(format!("pci {bdf} ({:04x}:{:04x})", id & 0xFFFF, id >> 16));
+            os.pcihp.chipset.push(ChipsetDev {
+                path: f.path,
+                bdf,
+                node: f.node,
+                id,
+            });
+        }
+        if added.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev added: {}", added.join(", "))
+        }
+    }
+
+    /// Removes the `pci_dev`s of `node`'s chipset functions (before its cell is ejected);
+    /// nothing is written to them. Returns what it removed.
+    pub(crate) fn chipset_remove(os: &mut Os, node: u32) -> String {
+        let gone: Vec<String> = os
+            .pcihp
+            .chipset
+            .iter()
+            .filter(|d| d.node == node)
+            .map(|d| format!("pci {}", d.bdf))
+            .collect();
+        os.pcihp.chipset.retain(|d| d.node != node);
+        if gone.is_empty() {
+            "no chipset function".to_owned()
+        } else {
+            format!("chipset pci_dev removed: {}", gone.join(", "))
+        }
+    }
+
+    /// One step of an I/O subsystem operation on the module device `path`, as `ctl`.
+    pub(crate) fn pci_subsystem_act(
+        os: &mut Os,
+        now: SimTime,
+        step: PciStep,
+        path: &str,
+        ctl: LogicalCpu,
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Next<PciFlow> {
+        let hw = os.hw(ctl);
+        let mut t = now;
+        let prefix = format!("{path}.");
+        let firmware = |method: &'static str, why: String| PciError::Firmware {
+            slot: 0,
+            method,
+            why,
+        };
+        match step {
+            PciStep::Rescan => {
+                if !crate::acpi::is_present(p, path) {
+                    return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
+                }
+                // The namespace is the same tree; what is present and what it holds changed.
+                let fresh = crate::acpi::scan(p);
+                os.scan.bridges = fresh.bridges;
+                os.scan.sapics = fresh.sapics;
+                os.scan.slots = fresh.slots;
+                let bridges = PciFlow::subsystem_bridges(os, path);
+                for &b in &bridges {
+                    let held = os
+                        .pcihp
+                        .slots
+                        .iter()
+                        .any(|x| x.bridge == b && x.bars.is_some());
+                    if let (false, Some(info), Some(br)) =
+                        (held, os.scan.bridges.get(b), os.pcihp.bridges.get_mut(b))
+                    {
+                        br.mmio = WindowAllocator::new(info.mmio.0, info.mmio.1);
+                        br.io = WindowAllocator::new(info.io.0, info.io.1);
+                    }
+                }
+                let slots = os
+                    .pcihp
+                    .slots
+                    .iter()
+                    .filter(|x| bridges.contains(&x.bridge))
+                    .count();
+                let sapics: Vec<String> = os
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix) && x.present)
+                    .map(|x| format!("{} (_GSB {})", x.path, x.gsi_base))
+                    .collect();
+                Next::Done(
+                    t,
+                    format!(
+                        "{} host bridges, {slots} slots, IO SAPIC {}",
+                        bridges.len(),
+                        sapics.join(", ")
+                    ),
+                )
+            }
+            PciStep::InitSapic => {
+                let new: Vec<(String, u64, u32)> = os
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix) && x.present)
+                    .filter(|x| !os.sapic_sizes.contains_key(&x.base))
+                    .map(|x| (x.path.clone(), x.base, x.gsi_base))
+                    .collect();
+                if os.has_defect(OsDefect::SkipSapicInitOnHotAdd) {
+                    return Next::Done(
+                        t,
+                        "new IO SAPIC neither registered nor masked (defect skip_sapic_init_on_hot_add)"
+                            .into(),
+                    );
+                }
+                let mut notes = Vec::new();
+                for (spath, base, gsb) in new {
+                    let n = irq::sapic_entries(p, probe, &mut t, hw, base);
+                    let (first, end) = (gsb, gsb + n);
+                    let clash = os.scan.sapics.iter().find_map(|o| {
+                        let m = *os.sapic_sizes.get(&o.base)?;
+                        (o.base != base && first < o.gsi_base + m && o.gsi_base < end)
+                            .then(|| (o.path.clone(), o.gsi_base, o.gsi_base + m))
+                    });
+                    if let Some((other, other_first, other_end)) = clash {
+                        return Next::Fail(
+                            t,
+                            PciError::GsiOverlap {
+                                path: path.to_owned(),
+                                first,
+                                end,
+                                other,
+                                other_first,
+                                other_end,
+                            },
+                        );
+                    }
+                    for e in 0..n {
+                        irq::program_rte(
+                            p,
+                            probe,
+                            &mut t,
+                            hw,
+                            base,
+                            e,
+                            0,
+                            sim_core::LsapicId { id: 0, eid: 0 },
+                            true,
+                        );
+                    }
+                    os.sapic_sizes.insert(base, n);
+                    notes.push(format!("{spath}: GSIs {first}..{end}, {n} entries masked"));
+                }
+                Next::Done(t, notes.join("; "))
+            }
+            PciStep::EnableSlots => {
+                let bridges = PciFlow::subsystem_bridges(os, path);
+                let with_cards: Vec<SlotId> = (0..os.pcihp.slots.len())
+                    .filter(|&i| {
+                        let s = &os.pcihp.slots[i];
+                        bridges.contains(&s.bridge)
+                            && !os.pcihp.will_be_enabled(i)
+                            && crate::acpi::is_present(p, &s.path)
+                    })
+                    .map(|i| os.pcihp.slots[i].sun)
+                    .collect();
+                for &sun in &with_cards {
+                    PciFlow::pci_enqueue(
+                        os,
+                        t,
+                        PciOpKind::Enable,
+                        PciTarget::Slot(sun),
+                        Trigger::Subsystem,
+                    );
+                }
+                let list: Vec<String> = with_cards.iter().map(|s| s.0.to_string()).collect();
+                Next::Done(t, format!("enable queued for slots {}", list.join(" ")))
+            }
+            PciStep::CheckStopped => {
+                let bridges = PciFlow::subsystem_bridges(os, path);
+                if let Some(s) = os
+                    .pcihp
+                    .slots
+                    .iter()
+                    .find(|s| bridges.contains(&s.bridge) && s.enabled)
+                {
+                    return Next::Fail(
+                        t,
+                        PciError::SubsystemBusy {
+                            path: path.to_owned(),
+                            slot: s.sun.0,
+                        },
+                    );
+                }
+                Next::Done(t, "every device stopped".into())
+            }
+            PciStep::Eject => {
+                if !crate::acpi::is_present(p, path) {
+                    return Next::Done(t, format!("{path} is gone already (surprise removal)"));
+                }
+                match os.acpi_eval(
+                    t,
+                    ctl,
+                    &format!("{path}._EJ0"),
+                    &[AcpiValue::Integer(1)],
+                    p,
+                    probe,
+                ) {
+                    Ok(_) => Next::Done(t, format!("_EJ0: firmware powered {path} off")),
+                    Err(why) => Next::Fail(t, firmware("_EJ0", why)),
+                }
+            }
+            PciStep::Forget => {
+                let gone: Vec<u64> = os
+                    .scan
+                    .sapics
+                    .iter()
+                    .filter(|x| x.path.starts_with(&prefix))
+                    .map(|x| x.base)
+                    .collect();
+                for base in &gone {
+                    os.sapic_sizes.remove(base);
+                }
+                let fresh = crate::acpi::scan(p);
+                os.scan.bridges = fresh.bridges;
+                os.scan.sapics = fresh.sapics;
+                os.scan.slots = fresh.slots;
+                Next::Done(t, "IO SAPIC and host bridges forgotten".into())
+            }
+            PciStep::PowerOn
+            | PciStep::Scan
+            | PciStep::Assign
+            | PciStep::RouteIrq
+            | PciStep::Probe
+            | PciStep::Quiesce
+            | PciStep::FreeIrq
+            | PciStep::FreeBuffers
+            | PciStep::Release
+            | PciStep::PowerOff => Next::Done(t, "not a subsystem step".into()),
+        }
+    }
+}
