@@ -130,6 +130,35 @@ pub struct AcpiScan {
     pub chipset: Vec<ChipsetInfo>,
 }
 
+impl AcpiScan {
+    /// Keeps only what belongs to `cells` (by `_PXM`): a partition's view of the machine.
+    /// Slots follow their host bridge.
+    pub fn restrict(&mut self, cells: &[u32]) {
+        let mine = |n: u32| cells.contains(&n);
+        self.processors.retain(|c| mine(c.node));
+        self.memory.retain(|m| mine(m.node));
+        self.sapics.retain(|s| mine(s.node));
+        self.chipset.retain(|c| mine(c.node));
+        let kept: Vec<Option<usize>> = {
+            let mut next = 0;
+            self.bridges
+                .iter()
+                .map(|b| {
+                    mine(b.node).then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        };
+        self.bridges.retain(|b| mine(b.node));
+        self.slots.retain(|s| kept[s.bridge].is_some());
+        for s in &mut self.slots {
+            s.bridge = kept[s.bridge].unwrap_or(s.bridge);
+        }
+    }
+}
+
 fn int(p: &Platform, path: &str, name: &str) -> Option<u64> {
     p.read(&format!("{path}.{name}"))
         .as_ref()

@@ -69,6 +69,11 @@ pub struct OsConfig {
     pub hung_timeout: SimDuration,
     /// User tasks hard-bound to one CPU each.
     pub bound: Vec<BoundTask>,
+    /// The cells (NUMA nodes) this kernel owns — its partition: it sees only their
+    /// processors, memory, IO SAPICs, host bridges, slots and chipset functions. Absent:
+    /// the whole machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<Vec<u32>>,
 }
 
 impl Default for OsConfig {
@@ -97,6 +102,7 @@ impl Default for OsConfig {
             init_cost: SimDuration::from_micros(40),
             hung_timeout: SimDuration::from_millis(5),
             bound: Vec::new(),
+            cells: None,
         }
     }
 }
@@ -357,6 +363,12 @@ impl OsConfig {
             return Err(bad(
                 "nr_cpus",
                 format!("{} must be between 1 and 4096", self.nr_cpus),
+            ));
+        }
+        if self.cells.as_ref().is_some_and(Vec::is_empty) {
+            return Err(bad(
+                "cells",
+                "a kernel needs at least one cell (leave `cells` out for the whole machine)".into(),
             ));
         }
         let positive = [

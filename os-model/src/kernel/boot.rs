@@ -38,7 +38,10 @@ impl Os {
         probe: &mut PlatformProbe,
     ) -> Result<Os, OsError> {
         cfg.validate().map_err(|e| cfg_err(e.field, e.message))?;
-        let scan = acpi::scan(p);
+        let mut scan = acpi::scan(p);
+        if let Some(cells) = &cfg.cells {
+            scan.restrict(cells);
+        }
         let nr = cfg.nr_cpus as usize;
         let mut d = OsDefects::default();
         for &x in defects {

@@ -12,3 +12,4 @@ mod proptests;
 mod rcu_ipi;
 mod refusals;
 mod sysfs;
+mod two_kernels;
