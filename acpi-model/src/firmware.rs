@@ -79,6 +79,9 @@ impl fmt::Display for NotifyCode {
 /// One Notify queued for the OS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Notification {
+    /// Its number (1, 2, … in the order firmware raised them): what [`crate::Platform::notify`]
+    /// returns, and what the OS's operation or refusal for it carries.
+    pub id: NotifyId,
     /// When the SCI was raised.
     pub time: SimTime,
     /// The device notified.
@@ -86,6 +89,9 @@ pub struct Notification {
     /// Why.
     pub code: NotifyCode,
 }
+
+/// The number of a notification firmware raised.
+pub type NotifyId = u64;
 
 /// One `_OST` the OS reported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

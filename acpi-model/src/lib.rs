@@ -26,7 +26,7 @@ pub mod resources;
 pub mod tables;
 pub mod value;
 
-pub use firmware::{CorrectedLog, FwEvent, Notification, NotifyCode};
+pub use firmware::{CorrectedLog, FwEvent, Notification, NotifyCode, NotifyId};
 pub use namespace::{Namespace, NodeKind};
 pub use platform::{AcpiError, BootError, Platform, PlatformConfig, PlatformError, PlatformProbe};
 pub use value::AcpiValue;

@@ -38,7 +38,7 @@ use sim_core::{
 };
 use thiserror::Error;
 
-use crate::firmware::{Firmware, FwEvent, Notification, NotifyCode, OstRecord, mailbox};
+use crate::firmware::{Firmware, FwEvent, Notification, NotifyCode, NotifyId, OstRecord, mailbox};
 use crate::namespace::{Namespace, Node, NodeKind, normalise};
 use crate::resources::{self, Resource};
 use crate::tables::{self, CpuEntry, IoSapicEntry, MemoryEntry};
@@ -609,22 +609,20 @@ impl Platform {
     }
 
     /// Someone presses a slot's attention button: firmware raises an eject request for it.
+    /// Returns the notification's number (`None`: the slot has no device in the namespace).
     pub fn press_attention(
         &mut self,
         now: SimTime,
         slot: SlotId,
         probe: &mut PlatformProbe,
-    ) -> Result<(), IoError> {
+    ) -> Result<Option<NotifyId>, IoError> {
         let (io, mut env) = self.split(probe);
         io.press_attention(now, slot, &mut env)?;
-        if let Some(path) = self
+        Ok(self
             .namespace
             .node_of(NodeKind::Slot(slot))
             .map(|n| n.path.clone())
-        {
-            self.raise(now, path, NotifyCode::EjectRequest, probe);
-        }
-        Ok(())
+            .map(|path| self.raise(now, path, NotifyCode::EjectRequest, probe)))
     }
 
     /// Card `d` does its periodic work; returns when it wants to run again.
@@ -645,7 +643,13 @@ impl Platform {
 
     // ------------------------------------------------------------ firmware
 
-    fn raise(&mut self, now: SimTime, path: String, code: NotifyCode, probe: &mut PlatformProbe) {
+    fn raise(
+        &mut self,
+        now: SimTime,
+        path: String,
+        code: NotifyCode,
+        probe: &mut PlatformProbe,
+    ) -> NotifyId {
         probe.firmware(
             now,
             &FwEvent::Notify {
@@ -654,28 +658,31 @@ impl Platform {
             },
         );
         self.firmware.notified += 1;
+        let id = self.firmware.notified;
         self.firmware.pending.push_back(Notification {
+            id,
             time: now,
             path,
             code,
         });
+        id
     }
 
-    /// Raises an SCI with a Notify on the device at `path`.
+    /// Raises an SCI with a Notify on the device at `path`; returns the notification's
+    /// number, which the operation the OS starts for it (or its refusal) carries.
     pub fn notify(
         &mut self,
         now: SimTime,
         path: &str,
         code: NotifyCode,
         probe: &mut PlatformProbe,
-    ) -> Result<(), AcpiError> {
+    ) -> Result<NotifyId, AcpiError> {
         let node = self
             .namespace
             .find(path)
             .ok_or_else(|| AcpiError::NotFound { path: path.into() })?;
         let p = node.path.clone();
-        self.raise(now, p, code, probe);
-        Ok(())
+        Ok(self.raise(now, p, code, probe))
     }
 
     /// The OS takes the pending notifications, oldest first.

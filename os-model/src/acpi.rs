@@ -169,7 +169,7 @@ fn present(p: &Platform, path: &str) -> bool {
     int(p, path, "_STA").is_some_and(|s| s & STA_PRESENT != 0)
 }
 
-fn hid(p: &Platform, path: &str) -> Option<String> {
+pub(crate) fn hid(p: &Platform, path: &str) -> Option<String> {
     match p.read(&format!("{path}._HID"))? {
         AcpiValue::String(s) => Some(s),
         AcpiValue::Integer(v) => Some(decode_eisa(v as u32)),

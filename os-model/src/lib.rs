@@ -35,6 +35,7 @@ pub mod irq;
 pub mod kernel;
 pub mod memhotplug;
 pub mod mm;
+mod notify;
 pub mod ops;
 pub mod pcihp;
 pub mod policy;

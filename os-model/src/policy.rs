@@ -224,6 +224,7 @@ impl Policies {
                             trigger: Trigger::Ras,
                             acpi_path: Some(path.clone()),
                             requested: now,
+                            cause: None,
                         },
                     );
                     format!("cell swap requested: memory operation {id} ({path} hot-removed)")

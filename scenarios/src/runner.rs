@@ -86,6 +86,9 @@ pub struct ActionRecord {
     /// A refusal that changed state anyway: what it changed (a failure whatever was
     /// expected).
     pub changed_on_refusal: Option<String>,
+    /// The firmware notification it raised (`notify`, `press_attention`): the operation or
+    /// refusal of the OS that carries this number is its outcome.
+    pub notification: Option<acpi_model::NotifyId>,
 }
 
 impl ActionRecord {
@@ -460,6 +463,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 mem_op: None,
                 pci_op: None,
                 changed_on_refusal: None,
+                notification: None,
             });
         }
         for &c in &scn.workload_cpus {
@@ -643,9 +647,9 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         ..
     } = run;
     if let Load::Os { os, .. } = &load {
-        resolve_refusals(&mut actions, &f.timeline, os);
-        resolve_mem_ops(&mut actions, &f.timeline, os);
-        resolve_pci_ops(&mut actions, &f.timeline, os);
+        resolve_refusals(&mut actions, os);
+        resolve_mem_ops(&mut actions, os);
+        resolve_pci_ops(&mut actions, os);
     }
     for v in probe
         .violations
@@ -795,6 +799,7 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
     let mut errno: Option<&'static str> = None;
     let mut mem_op: Option<u32> = None;
     let mut pci_op: Option<u32> = None;
+    let mut notification: Option<acpi_model::NotifyId> = None;
     let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
         _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
         _ if t.name.is_some() => format!("\"{}\"", t.name.as_deref().unwrap_or("")),
@@ -1050,7 +1055,10 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         }),
         ActionKind::PressAttention => need(slot, "slot").and_then(|s| {
             p.press_attention(now, s, probe)
-                .map(|()| "eject request raised".to_owned())
+                .map(|id| {
+                    notification = id;
+                    "eject request raised".to_owned()
+                })
                 .map_err(|e| e.to_string())
         }),
         ActionKind::Evaluate => need(t.path.as_ref(), "path").and_then(|path| {
@@ -1068,7 +1076,10 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         ActionKind::Notify => need(t.path.as_ref(), "path").and_then(|path| {
             let code = need(t.code, "code")?.code();
             p.notify(now, path, code, probe)
-                .map(|()| format!("Notify {code}"))
+                .map(|id| {
+                    notification = Some(id);
+                    format!("Notify {code}")
+                })
                 .map_err(|e| e.to_string())
         }),
         ActionKind::InsertIo
@@ -1098,37 +1109,21 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
         mem_op,
         pci_op,
         changed_on_refusal: None,
+        notification,
     }
 }
 
 /// Judges the `notify` actions the OS refused when it took the notification (a cell that
-/// cannot leave, an operation on it already in progress): the first refusal for that device
-/// at or after the action, unless an operation for the device started before it.
-fn resolve_refusals(actions: &mut [ActionRecord], entries: &[TimelineEntry], os: &Os) {
-    let refusals = os.refusals();
-    let mem = os.mem_hotplug().done();
-    let mut claimed: Vec<usize> = Vec::new();
-    for (rec, entry) in actions.iter_mut().zip(entries) {
-        let (ActionKind::Notify, Some(path), Ok(_)) = (entry.action, &entry.path, &rec.result)
-        else {
+/// cannot leave, an operation on it already in progress): the refusal that carries the
+/// notification's number.
+fn resolve_refusals(actions: &mut [ActionRecord], os: &Os) {
+    for rec in actions.iter_mut() {
+        let (Some(id), Ok(_)) = (rec.notification, &rec.result) else {
             continue;
         };
-        let Some((i, r)) = refusals
-            .iter()
-            .enumerate()
-            .find(|(i, r)| r.target == *path && r.time >= rec.time && !claimed.contains(i))
-        else {
+        let Some(r) = os.refusals().iter().find(|r| r.cause == Some(id)) else {
             continue;
         };
-        let op_first = mem.iter().any(|o| {
-            o.path.as_deref() == Some(path.as_str())
-                && o.requested >= rec.time
-                && o.requested < r.time
-        });
-        if op_first {
-            continue;
-        }
-        claimed.push(i);
         rec.errno = Some(r.errno);
         rec.result = Err(format!(
             "{}: refused by the OS at {}: {}",
@@ -1140,20 +1135,16 @@ fn resolve_refusals(actions: &mut [ActionRecord], entries: &[TimelineEntry], os:
 
 /// Judges the actions whose outcome is a memory hot-plug operation by how it ended: user
 /// `memory_offline`/`memory_online` by their operation, a `notify` by the first operation
-/// firmware's notification started for that device at or after it. Operations nothing
+/// firmware's notification started (the one that carries its number). Operations nothing
 /// asked about that failed become failed records of their own.
-fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], os: &Os) {
+fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, os: &Os) {
     let done = os.mem_hotplug().done();
     let mut claimed: Vec<u32> = Vec::new();
-    for (rec, entry) in actions.iter_mut().zip(entries) {
-        let op = match (rec.mem_op, entry.action, &entry.path) {
-            (Some(op), ..) => done.iter().find(|r| r.id == op),
-            (None, ActionKind::Notify, Some(path)) if rec.result.is_ok() => done.iter().find(|r| {
-                r.path.as_deref() == Some(path.as_str())
-                    && r.requested >= rec.time
-                    && !claimed.contains(&r.id)
-            }),
-            (None, ..) => None,
+    for rec in actions.iter_mut() {
+        let op = match (rec.mem_op, rec.notification) {
+            (Some(op), _) => done.iter().find(|r| r.id == op),
+            (None, Some(id)) if rec.result.is_ok() => done.iter().find(|r| r.cause == Some(id)),
+            (None, None) | (None, Some(_)) => None,
         };
         let Some(op) = op else {
             if rec.mem_op.is_some() {
@@ -1186,6 +1177,7 @@ fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
                 mem_op: Some(op.id),
                 pci_op: None,
                 changed_on_refusal: None,
+                notification: None,
             });
         }
     }
@@ -1225,38 +1217,17 @@ fn judge_expected(rec: &mut ActionRecord) {
 }
 
 /// Judges the actions whose outcome is a PCI hot-plug operation by how it ended: user
-/// `slot_power_off`/`slot_power_on` by their operation, a `notify` on a slot or a
-/// `press_attention` by the first operation on that slot at or after it. Operations
+/// `slot_power_off`/`slot_power_on` by their operation, a `notify` on a slot or subsystem or
+/// a `press_attention` by the operation its notification started. Operations
 /// nothing asked about that failed become failed records of their own.
-fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], os: &Os) {
-    use os_model::pcihp::PciTarget;
-    let hp = os.pci_hotplug();
-    let done = hp.done();
-    let target_of_path = |path: &str| {
-        hp.slots
-            .iter()
-            .find(|s| s.path == path)
-            .map(|s| PciTarget::Slot(s.sun))
-            .or_else(|| {
-                done.iter()
-                    .map(|r| &r.target)
-                    .find(|t| **t == PciTarget::Subsystem(path.to_owned()))
-                    .cloned()
-            })
-    };
+fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, os: &Os) {
+    let done = os.pci_hotplug().done();
     let mut claimed: Vec<u32> = Vec::new();
-    for (rec, entry) in actions.iter_mut().zip(entries) {
-        let target = match (entry.action, &entry.path) {
-            (ActionKind::Notify, Some(path)) => target_of_path(path),
-            (ActionKind::PressAttention, _) => entry.slot.map(|s| PciTarget::Slot(SlotId(s))),
-            _ => None,
-        };
-        let op = match (rec.pci_op, target) {
+    for rec in actions.iter_mut() {
+        let op = match (rec.pci_op, rec.notification) {
             (Some(op), _) => done.iter().find(|r| r.id == op),
-            (None, Some(t)) if rec.result.is_ok() => done
-                .iter()
-                .find(|r| r.target == t && r.requested >= rec.time && !claimed.contains(&r.id)),
-            (None, _) => None,
+            (None, Some(id)) if rec.result.is_ok() => done.iter().find(|r| r.cause == Some(id)),
+            (None, None) | (None, Some(_)) => None,
         };
         let Some(op) = op else {
             if rec.pci_op.is_some() {
@@ -1289,6 +1260,7 @@ fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, entries: &[TimelineEntry], o
                 mem_op: None,
                 pci_op: Some(op.id),
                 changed_on_refusal: None,
+                notification: None,
             });
         }
     }

@@ -17,10 +17,9 @@
 //! to signal); a wait longer than `hung_timeout` is reported and the operation abandoned, as
 //! the kernel's hung-task detector would.
 
-mod notify;
 mod steps;
 
-use acpi_model::{Platform, PlatformProbe};
+use acpi_model::{NotifyId, Platform, PlatformProbe};
 use serde::Serialize;
 use sim_core::{CpuId, SimDuration, SimTime};
 use thiserror::Error;
@@ -192,6 +191,8 @@ pub struct Request {
     pub eject: bool,
     /// When it was asked.
     pub requested: SimTime,
+    /// The firmware notification that asked, if one did.
+    pub cause: Option<NotifyId>,
 }
 
 /// What a CPU operation's report records beyond the common fields.
@@ -270,6 +271,7 @@ impl Flow for CpuFlow {
             trigger: r.trigger,
             controller,
             requested: r.requested,
+            cause: r.cause,
             started: now,
             ended: None,
             result: None,
@@ -412,6 +414,54 @@ impl CpuFlow {
         }
     }
 
+    /// Asks for logical CPU `cpu` to go down or up; `cause`: the firmware notification
+    /// that asked, if one did. Refusals change nothing.
+    pub(crate) fn request(
+        os: &mut Os,
+        now: SimTime,
+        kind: OpKind,
+        cpu: u32,
+        trigger: Trigger,
+        cause: Option<NotifyId>,
+    ) -> Result<Accepted, HotplugError> {
+        let eject = trigger == Trigger::AcpiEject;
+        let r = CpuFlow::check_outside(os, cpu, trigger)
+            .and_then(|()| CpuFlow::check_request(os, kind, cpu, eject));
+        match &r {
+            Err(e) => {
+                os.refusals.push(Refusal {
+                    time: now,
+                    target: format!("cpu{cpu}"),
+                    errno: e.errno(),
+                    error: e.to_string(),
+                    cause,
+                });
+                os.emit(
+                    now,
+                    OsEvent::HotplugRefused {
+                        cpu,
+                        kind: kind.name(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+            Ok(false) => {}
+            Ok(true) => {
+                let req = Request {
+                    kind,
+                    cpu: LogicalCpu(cpu),
+                    trigger,
+                    eject,
+                    requested: now,
+                    cause,
+                };
+                let op = crate::ops::enqueue::<CpuFlow>(os, now, req);
+                return Ok(Accepted::Queued { op });
+            }
+        }
+        r.map(|_| Accepted::NoChange)
+    }
+
     /// The online map once every queued operation has run.
     pub(crate) fn projected_online(os: &Os) -> CpuMask {
         let mut m = os.cur_maps().online.clone();
@@ -522,11 +572,24 @@ impl CpuFlow {
         errno: &'static str,
         error: String,
     ) {
+        CpuFlow::refuse_for(os, now, target, errno, error, None);
+    }
+
+    /// [`CpuFlow::refuse`], for firmware's notification `cause`.
+    pub(crate) fn refuse_for(
+        os: &mut Os,
+        now: SimTime,
+        target: String,
+        errno: &'static str,
+        error: String,
+        cause: Option<NotifyId>,
+    ) {
         os.refusals.push(Refusal {
             time: now,
             target: target.clone(),
             errno,
             error: error.clone(),
+            cause,
         });
         os.emit(
             now,

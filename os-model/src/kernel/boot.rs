@@ -171,6 +171,7 @@ impl Os {
                     trigger: crate::hotplug::Trigger::Boot,
                     eject: false,
                     requested: t,
+                    cause: None,
                 },
             );
         }

@@ -1,15 +1,12 @@
 //! The kernel's requests from outside: sysfs writes, policies, the harness — and the
 //! histories of the operations they started.
 
-use sim_core::{SimTime, SlotId};
+use sim_core::SimTime;
 
 use super::{CpuMaps, Os};
-use crate::cpumask::LogicalCpu;
-use crate::event::OsEvent;
-use crate::hotplug::{Accepted, CpuFlow, Hotplug, HotplugError, OpKind, Refusal, Request, Trigger};
+use crate::hotplug::{Accepted, CpuFlow, Hotplug, HotplugError, OpKind, Refusal, Trigger};
 use crate::memhotplug::{MemError, MemFlow, MemHotplug};
-use crate::ops;
-use crate::pcihp::{PciError, PciFlow, PciHotplug, PciOpKind, PciTarget};
+use crate::pcihp::{PciError, PciFlow, PciHotplug, PciOpKind};
 
 impl Os {
     /// The hot-plug history and state.
@@ -26,40 +23,7 @@ impl Os {
         cpu: u32,
         trigger: Trigger,
     ) -> Result<Accepted, HotplugError> {
-        let eject = trigger == Trigger::AcpiEject;
-        let r = CpuFlow::check_outside(self, cpu, trigger)
-            .and_then(|()| CpuFlow::check_request(self, kind, cpu, eject));
-        match &r {
-            Err(e) => {
-                self.refusals.push(Refusal {
-                    time: now,
-                    target: format!("cpu{cpu}"),
-                    errno: e.errno(),
-                    error: e.to_string(),
-                });
-                self.emit(
-                    now,
-                    OsEvent::HotplugRefused {
-                        cpu,
-                        kind: kind.name(),
-                        error: e.to_string(),
-                    },
-                );
-            }
-            Ok(false) => {}
-            Ok(true) => {
-                let req = Request {
-                    kind,
-                    cpu: LogicalCpu(cpu),
-                    trigger,
-                    eject,
-                    requested: now,
-                };
-                let op = ops::enqueue::<CpuFlow>(self, now, req);
-                return Ok(Accepted::Queued { op });
-            }
-        }
-        r.map(|_| Accepted::NoChange)
+        CpuFlow::request(self, now, kind, cpu, trigger, None)
     }
 
     /// Every request refused so far, in order.
@@ -98,11 +62,7 @@ impl Os {
         kind: PciOpKind,
         trigger: Trigger,
     ) -> Result<Accepted, PciError> {
-        let r = PciFlow::pci_slot_request(self, now, sun, kind, trigger);
-        if let Err(e) = &r {
-            CpuFlow::refuse(self, now, format!("slot {sun}"), e.errno(), e.to_string());
-        }
-        r
+        PciFlow::request(self, now, sun, kind, trigger, None)
     }
 
     /// A request for the I/O subsystem whose module device is `path`: add it (a device
@@ -118,45 +78,6 @@ impl Os {
         present: bool,
         trigger: Trigger,
     ) -> Result<Accepted, PciError> {
-        let bridges = PciFlow::subsystem_bridges(self, path);
-        if bridges.is_empty() {
-            return Err(PciError::NoSuchSubsystem { path: path.into() });
-        }
-        let target = PciTarget::Subsystem(path.to_owned());
-        // A device check on a module that is not there any more: it was pulled out.
-        let add = add && present;
-        // Gone, yet the OS never had it (nor is adding it): nothing to clean up.
-        let adding = self
-            .pcihp
-            .ops
-            .pending()
-            .any(|(_, r)| r.kind == PciOpKind::AddSubsystem && r.target == target);
-        if !add && !adding && !bridges.iter().any(|&b| PciFlow::subsystem_known(self, b)) {
-            return Ok(Accepted::NoChange);
-        }
-        if add {
-            return Ok(Accepted::Queued {
-                op: PciFlow::pci_enqueue(self, now, PciOpKind::AddSubsystem, target, trigger),
-            });
-        }
-        // Each device stops before the subsystem goes.
-        let slots: Vec<u16> = (0..self.pcihp.slots.len())
-            .filter(|&i| {
-                bridges.contains(&self.pcihp.slots[i].bridge) && self.pcihp.will_be_enabled(i)
-            })
-            .map(|i| self.pcihp.slots[i].sun.0)
-            .collect();
-        for sun in slots {
-            PciFlow::pci_enqueue(
-                self,
-                now,
-                PciOpKind::Disable,
-                PciTarget::Slot(SlotId(sun)),
-                Trigger::Subsystem,
-            );
-        }
-        Ok(Accepted::Queued {
-            op: PciFlow::pci_enqueue(self, now, PciOpKind::EjectSubsystem, target, trigger),
-        })
+        PciFlow::subsystem_request(self, now, path, add, present, trigger, None)
     }
 }

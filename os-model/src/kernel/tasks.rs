@@ -3,7 +3,6 @@
 use super::{Os, OsEv};
 use crate::cpumask::LogicalCpu;
 use crate::event::{OsEvent, TaskId};
-use crate::hotplug::CpuFlow;
 use crate::hw::{load, store};
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::mm::PteRef;
@@ -83,7 +82,7 @@ impl Os {
             && self.cur_maps().online.first() == Some(c)
             && p.firmware().pending().next().is_some()
         {
-            CpuFlow::acpi_notifications(self, now, c, p, probe);
+            crate::notify::take_all(self, now, c, p, probe);
         }
         let _ = self.post(now + self.cfg.tick, OsEv::Tick(c));
         let pc = &self.pcpu[i];

@@ -278,6 +278,8 @@ pub struct MemRequest {
     pub acpi_path: Option<String>,
     /// When.
     pub requested: SimTime,
+    /// The firmware notification that asked, if one did.
+    pub cause: Option<acpi_model::NotifyId>,
 }
 
 /// Pages moved, by method.
@@ -451,6 +453,7 @@ impl Flow for MemFlow {
             trigger: req.trigger,
             controller,
             requested: req.requested,
+            cause: req.cause,
             started: now,
             ended: None,
             result: None,
@@ -691,6 +694,7 @@ impl MemFlow {
                 trigger,
                 acpi_path: None,
                 requested: now,
+                cause: None,
             },
         ))
     }

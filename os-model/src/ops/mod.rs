@@ -190,6 +190,8 @@ pub struct Refusal {
     pub errno: &'static str,
     /// The reason.
     pub error: String,
+    /// The firmware notification refused, if it was one.
+    pub cause: Option<acpi_model::NotifyId>,
 }
 
 /// What a request led to.
@@ -252,6 +254,8 @@ pub struct Report<F: Flow> {
     pub controller: LogicalCpu,
     /// When it was asked.
     pub requested: SimTime,
+    /// The firmware notification that asked for it, if one did ([`acpi_model::NotifyId`]).
+    pub cause: Option<acpi_model::NotifyId>,
     /// When it started.
     pub started: SimTime,
     /// When it ended.

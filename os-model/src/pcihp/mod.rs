@@ -23,14 +23,14 @@
 mod slot;
 mod subsystem;
 
-use acpi_model::{Platform, PlatformProbe};
+use acpi_model::{NotifyId, Platform, PlatformProbe};
 use serde::Serialize;
 use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, SimDuration, SimTime, SlotId};
 use thiserror::Error;
 
 use crate::driver::CardDriver;
-use crate::hotplug::{Accepted, Trigger};
+use crate::hotplug::{Accepted, CpuFlow, Trigger};
 use crate::kernel::Os;
 use crate::ops::{
     Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
@@ -391,6 +391,8 @@ pub struct PciRequest {
     pub trigger: Trigger,
     /// When.
     pub requested: SimTime,
+    /// The firmware notification that asked, if one did.
+    pub cause: Option<NotifyId>,
 }
 
 /// What a PCI operation's report records beyond the common fields.
@@ -477,6 +479,7 @@ impl Flow for PciFlow {
                 trigger: r.trigger,
                 controller,
                 requested: r.requested,
+                cause: r.cause,
                 started: now,
                 ended: None,
                 result: None,
@@ -754,6 +757,7 @@ impl PciFlow {
         sun: u16,
         kind: PciOpKind,
         trigger: Trigger,
+        cause: Option<NotifyId>,
     ) -> Result<Accepted, PciError> {
         if trigger == Trigger::User && os.booted_at.is_none() {
             return Err(PciError::Booting { slot: sun });
@@ -794,6 +798,7 @@ impl PciFlow {
                 kind,
                 PciTarget::Slot(os.pcihp.slots[i].sun),
                 trigger,
+                cause,
             ),
         })
     }
@@ -805,14 +810,87 @@ impl PciFlow {
         kind: PciOpKind,
         target: PciTarget,
         trigger: Trigger,
+        cause: Option<NotifyId>,
     ) -> u32 {
         let req = PciRequest {
             kind,
             target,
             trigger,
             requested: now,
+            cause,
         };
         crate::ops::enqueue::<PciFlow>(os, now, req)
+    }
+
+    /// A request for slot `sun` (see [`Os::pci_request`]); `cause`: the firmware
+    /// notification that asked, if one did. A refusal is recorded and changes nothing.
+    pub(crate) fn request(
+        os: &mut Os,
+        now: SimTime,
+        sun: u16,
+        kind: PciOpKind,
+        trigger: Trigger,
+        cause: Option<NotifyId>,
+    ) -> Result<Accepted, PciError> {
+        let r = PciFlow::pci_slot_request(os, now, sun, kind, trigger, cause);
+        if let Err(e) = &r {
+            let (errno, error) = (e.errno(), e.to_string());
+            CpuFlow::refuse_for(os, now, format!("slot {sun}"), errno, error, cause);
+        }
+        r
+    }
+
+    /// A request for the I/O subsystem whose module device is `path` (see
+    /// [`Os::pci_subsystem_request`]); `cause`: the firmware notification that asked.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn subsystem_request(
+        os: &mut Os,
+        now: SimTime,
+        path: &str,
+        add: bool,
+        present: bool,
+        trigger: Trigger,
+        cause: Option<NotifyId>,
+    ) -> Result<Accepted, PciError> {
+        let bridges = PciFlow::subsystem_bridges(os, path);
+        if bridges.is_empty() {
+            return Err(PciError::NoSuchSubsystem { path: path.into() });
+        }
+        let target = PciTarget::Subsystem(path.to_owned());
+        // A device check on a module that is not there any more: it was pulled out.
+        let add = add && present;
+        // Gone, yet the OS never had it (nor is adding it): nothing to clean up.
+        let adding = os
+            .pcihp
+            .ops
+            .pending()
+            .any(|(_, r)| r.kind == PciOpKind::AddSubsystem && r.target == target);
+        if !add && !adding && !bridges.iter().any(|&b| PciFlow::subsystem_known(os, b)) {
+            return Ok(Accepted::NoChange);
+        }
+        if add {
+            return Ok(Accepted::Queued {
+                op: PciFlow::pci_enqueue(os, now, PciOpKind::AddSubsystem, target, trigger, cause),
+            });
+        }
+        // Each device stops before the subsystem goes.
+        let slots: Vec<u16> = (0..os.pcihp.slots.len())
+            .filter(|&i| bridges.contains(&os.pcihp.slots[i].bridge) && os.pcihp.will_be_enabled(i))
+            .map(|i| os.pcihp.slots[i].sun.0)
+            .collect();
+        for sun in slots {
+            PciFlow::pci_enqueue(
+                os,
+                now,
+                PciOpKind::Disable,
+                PciTarget::Slot(SlotId(sun)),
+                Trigger::Subsystem,
+                None,
+            );
+        }
+        Ok(Accepted::Queued {
+            op: PciFlow::pci_enqueue(os, now, PciOpKind::EjectSubsystem, target, trigger, cause),
+        })
     }
 
     /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not

@@ -219,6 +219,7 @@ impl PciFlow {
                         PciOpKind::Enable,
                         PciTarget::Slot(sun),
                         Trigger::Subsystem,
+                        None,
                     );
                 }
                 let list: Vec<String> = with_cards.iter().map(|s| s.0.to_string()).collect();

@@ -129,11 +129,17 @@ fn a_cell_with_kernel_memory_is_refused_at_once_with_its_cpus_left_alone() {
     s.run_to(ms(5));
     let before = hotplug_parts(&s);
     let now = s.now;
-    s.p.notify(now, "\\_SB_.CL00", NotifyCode::EjectRequest, &mut s.probe)
-        .unwrap();
+    let id =
+        s.p.notify(now, "\\_SB_.CL00", NotifyCode::EjectRequest, &mut s.probe)
+            .unwrap();
     take_notifications(&mut s);
     let r = s.os.refusals().last().unwrap().clone();
     assert_eq!(r.target, "\\_SB_.CL00");
+    assert_eq!(
+        r.cause,
+        Some(id),
+        "the refusal names the notification it refuses"
+    );
     assert_eq!(r.errno, "EBUSY");
     assert!(r.error.contains("holds unmovable pages"), "{}", r.error);
     assert!(s.os.mem_hotplug().is_idle() && s.os.mem_hotplug().done().is_empty());
@@ -180,10 +186,17 @@ fn a_request_on_something_an_operation_is_working_on_is_refused() {
     let mut s = sim(MachineConfig::default(), &cfg);
     s.run_to(ms(5));
     let now = s.now;
-    s.p.notify(now, "\\_SB_.CL02", NotifyCode::EjectRequest, &mut s.probe)
-        .unwrap();
+    let id =
+        s.p.notify(now, "\\_SB_.CL02", NotifyCode::EjectRequest, &mut s.probe)
+            .unwrap();
     take_notifications(&mut s);
-    let op = s.os.mem_hotplug().current().unwrap().id;
+    let cur = s.os.mem_hotplug().current().unwrap();
+    assert_eq!(
+        cur.cause,
+        Some(id),
+        "the cell operation carries its notification"
+    );
+    let op = cur.id;
     let now = s.now;
     let before = s.os.request_state();
     // One of the cell's CPUs (logical 8 sits on cell 2), one of its blocks, the cell again.
@@ -269,4 +282,32 @@ fn a_job_that_finds_no_memory_gives_back_every_page_it_took() {
     }
     s.audit();
     assert!(s.probe.violations.is_empty(), "{}", s.violations());
+}
+
+#[test]
+fn a_notification_on_a_device_no_handler_takes_changes_nothing() {
+    let mut s = sim(MachineConfig::default(), &OsConfig::default());
+    s.run_to(ms(5));
+    let before = s.os.request_state();
+    let osts = s.p.ost_log().len();
+    let now = s.now;
+    // A PCI host bridge (PNP0A08): no scan handler of this OS takes it.
+    s.p.notify(
+        now,
+        "\\_SB_.IO00.PCI0",
+        NotifyCode::EjectRequest,
+        &mut s.probe,
+    )
+    .unwrap();
+    take_notifications(&mut s);
+    // The hot-plug parts of the state (the workload goes on touching memory meanwhile).
+    let parts = |st: [(&'static str, u64); 6]| [st[0], st[1], st[3], st[4]];
+    assert_eq!(
+        parts(s.os.request_state()),
+        parts(before),
+        "nothing changed"
+    );
+    assert!(s.os.mem_hotplug().is_idle() && s.os.pci_hotplug().is_idle());
+    // The bridge has no _OST: the OS's "not supported" reaches no one.
+    assert_eq!(s.p.ost_log().len(), osts);
 }

@@ -1,0 +1,316 @@
+//! ACPI notifications (the SCI), dispatched by the kind of device notified, as Linux's ACPI
+//! scan handlers attach by `_HID`:
+//!
+//! ```text
+//!  Notify(path, code) ─► _HID of path ─► ACPI0004 module:    memory under it → cell operation
+//!                                                            bridges under it → I/O subsystem
+//!                                                            else its processors
+//!                                      ─► ACPI0007 processor: CPU down / up
+//!                                      ─► PNP0C80 memory:     memory offline / online
+//!                      no _HID, a hot-plug slot (_SUN)      ─► slot enable / disable / eject
+//!                      anything else ─► _OST 0x80 (not supported)
+//! ```
+//!
+//! Every operation a notification starts, and every refusal, carries the notification's
+//! number ([`acpi_model::NotifyId`]), so whoever sent it learns what came of it.
+
+use acpi_model::{AcpiValue, Notification, NotifyCode, Platform, PlatformProbe};
+use sim_core::SimTime;
+
+use crate::cpumask::LogicalCpu;
+use crate::event::OsEvent;
+use crate::hotplug::{CpuFlow, OpKind};
+use crate::kernel::Os;
+use crate::memhotplug::{MemError, MemFlow, MemOpKind, MemRequest};
+use crate::ops::{Accepted, OpError, OstSource, OstStatus, Trigger};
+use crate::pcihp::{PciFlow, PciOpKind};
+use crate::sched::CpuLife;
+
+/// Where a handler runs: the time, the CPU taking the SCI, the machine.
+pub(crate) struct Cx<'a> {
+    /// Now.
+    pub now: SimTime,
+    /// The CPU running the handler (its `_OST` evaluations are this CPU's accesses).
+    pub cpu: LogicalCpu,
+    /// The machine and firmware.
+    pub p: &'a mut Platform,
+    /// What watches the machine.
+    pub probe: &'a mut PlatformProbe,
+}
+
+/// What the OS does with a notification of one kind of device.
+type Handler = fn(&mut Os, &mut Cx<'_>, &Notification);
+
+/// The handlers, by the `_HID` of the device notified.
+const BY_HID: [(&str, Handler); 3] = [
+    ("ACPI0004", module),
+    ("ACPI0007", processor),
+    ("PNP0C80", memory_device),
+];
+
+/// Handles firmware's pending notifications, on CPU `cpu`.
+pub(crate) fn take_all(
+    os: &mut Os,
+    now: SimTime,
+    cpu: LogicalCpu,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) {
+    let mut cx = Cx { now, cpu, p, probe };
+    for n in cx.p.take_notifications() {
+        os.emit(
+            now,
+            OsEvent::AcpiNotify {
+                path: n.path.clone(),
+                code: n.code.code(),
+            },
+        );
+        let by_hid = crate::acpi::hid(cx.p, &n.path)
+            .and_then(|h| BY_HID.iter().find(|(x, _)| *x == h).map(|&(_, f)| f));
+        let handler = by_hid.or_else(|| {
+            os.pcihp
+                .slots
+                .iter()
+                .any(|s| s.path == n.path)
+                .then_some(slot as Handler)
+        });
+        match handler {
+            Some(f) => f(os, &mut cx, &n),
+            // Not a device this OS handles: firmware hears it is not supported.
+            None => ost(
+                os,
+                &mut cx,
+                &n.path,
+                u64::from(n.code.code()),
+                OstStatus::NotSupported,
+            ),
+        }
+    }
+}
+
+/// Reports `status` for the notification (source `source`) on `path` to firmware.
+fn ost(os: &mut Os, cx: &mut Cx<'_>, path: &str, source: u64, status: OstStatus) {
+    let _ = os.acpi_eval(
+        cx.now,
+        cx.cpu,
+        &format!("{path}._OST"),
+        &[
+            AcpiValue::Integer(source),
+            AcpiValue::Integer(status.code()),
+        ],
+        cx.p,
+        cx.probe,
+    );
+}
+
+/// Refuses notification `n` (nothing changes): recorded as a refusal, and firmware hears why.
+fn refuse(os: &mut Os, cx: &mut Cx<'_>, n: &Notification, e: &MemError) {
+    CpuFlow::refuse_for(
+        os,
+        cx.now,
+        n.path.clone(),
+        e.errno(),
+        e.to_string(),
+        Some(n.id),
+    );
+    ost(os, cx, &n.path, u64::from(n.code.code()), e.ost());
+}
+
+/// Whether `path` is `module` or a device below it.
+fn within(path: &str, module: &str) -> bool {
+    path == module
+        || path
+            .strip_prefix(module)
+            .is_some_and(|r| r.starts_with('.'))
+}
+
+fn trigger_of(code: NotifyCode) -> Trigger {
+    match code {
+        NotifyCode::EjectRequest => Trigger::AcpiEject,
+        NotifyCode::DeviceCheck | NotifyCode::BusCheck => Trigger::AcpiDeviceCheck,
+    }
+}
+
+/// A module device (ACPI0004): a cell board (it holds memory: the cell flow), an I/O
+/// subsystem (it holds host bridges), or a module of processors only.
+fn module(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    if os.scan.memory.iter().any(|m| within(&m.path, &n.path)) {
+        memory(os, cx, n);
+    } else if !PciFlow::subsystem_bridges(os, &n.path).is_empty() {
+        io_subsystem(os, cx, n);
+    } else {
+        processor(os, cx, n);
+    }
+}
+
+/// A memory device (PNP0C80) on its own.
+fn memory_device(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    memory(os, cx, n);
+}
+
+/// Memory: a memory device (offline / online) or the cell module holding it (cell remove /
+/// add, CPUs and chipset included).
+fn memory(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    let Some((mpath, node)) = os
+        .scan
+        .memory
+        .iter()
+        .find(|m| within(&m.path, &n.path))
+        .map(|m| (m.path.clone(), m.node))
+    else {
+        return ost(
+            os,
+            cx,
+            &n.path,
+            u64::from(n.code.code()),
+            OstStatus::NotSupported,
+        );
+    };
+    let whole_cell = mpath != n.path;
+    let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
+    let kind = match (add, whole_cell) {
+        (false, true) => MemOpKind::CellRemove,
+        (false, false) => MemOpKind::Offline,
+        (true, true) => MemOpKind::CellAdd,
+        (true, false) => MemOpKind::Online,
+    };
+    if let Err(e) = MemFlow::check_cell_request(os, &n.path, node, !add) {
+        return refuse(os, cx, n, &e);
+    }
+    if add {
+        // Firmware says something arrived: re-read presence of its processors.
+        for x in os.possible.iter().collect::<Vec<_>>() {
+            let path = os.pcpu[x.index()].path.clone();
+            if path.starts_with(&format!("{}.", n.path))
+                && crate::acpi::is_present(cx.p, &path)
+                && !os.present.contains(x)
+            {
+                os.present.set(x);
+                os.pcpu[x.index()].life = CpuLife::Offline;
+            }
+        }
+    }
+    MemFlow::mem_enqueue(
+        os,
+        MemRequest {
+            kind,
+            blocks: Vec::new(),
+            node: Some(node),
+            trigger: trigger_of(n.code),
+            acpi_path: Some(n.path.clone()),
+            requested: cx.now,
+            cause: Some(n.id),
+        },
+    );
+}
+
+/// A hot-plug slot: the ACPI PCI hot-plug driver.
+fn slot(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    let Some((sun, enabled)) = os
+        .pcihp
+        .slots
+        .iter()
+        .find(|s| s.path == n.path)
+        .map(|s| (s.sun.0, s.enabled))
+    else {
+        return;
+    };
+    let card = crate::acpi::is_present(cx.p, &n.path);
+    let op = match n.code {
+        NotifyCode::EjectRequest => Some(PciOpKind::Eject),
+        // A device or bus check: bring up what arrived; what is gone goes.
+        NotifyCode::DeviceCheck | NotifyCode::BusCheck => match (card, enabled) {
+            (true, false) => Some(PciOpKind::Enable),
+            (false, true) => Some(PciOpKind::Disable),
+            (true, true) | (false, false) => None,
+        },
+    };
+    let status = match op {
+        None => Some(OstStatus::Success),
+        Some(kind) => {
+            match PciFlow::request(os, cx.now, sun, kind, trigger_of(n.code), Some(n.id)) {
+                Ok(Accepted::Queued { .. }) => None,
+                Ok(Accepted::NoChange) => Some(OstStatus::Success),
+                Err(e) => Some(e.ost()),
+            }
+        }
+    };
+    if let Some(status) = status {
+        ost(os, cx, &n.path, u64::from(n.code.code()), status);
+    }
+}
+
+/// An I/O subsystem's module device: the whole subsystem comes or goes.
+fn io_subsystem(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
+    let present = crate::acpi::is_present(cx.p, &n.path);
+    let r = PciFlow::subsystem_request(
+        os,
+        cx.now,
+        &n.path,
+        add,
+        present,
+        trigger_of(n.code),
+        Some(n.id),
+    );
+    if let Err(e) = r {
+        ost(os, cx, &n.path, u64::from(n.code.code()), e.ost());
+    }
+}
+
+/// A processor (ACPI0007), or a module holding processors: each goes down or comes up.
+fn processor(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+    let cpus: Vec<LogicalCpu> = os
+        .possible
+        .iter()
+        .filter(|x| within(&os.pcpu[x.index()].path, &n.path))
+        .collect();
+    if cpus.is_empty() {
+        // Not a processor of this OS nor a module holding some.
+        return ost(
+            os,
+            cx,
+            &n.path,
+            u64::from(n.code.code()),
+            OstStatus::NotSupported,
+        );
+    }
+    // A module's eject takes its whole board away: not when memory is interleaved (the
+    // board holds lines of every page).
+    let module = cpus.iter().all(|x| os.pcpu[x.index()].path != n.path);
+    if let (NotifyCode::EjectRequest, true, Some(m)) =
+        (n.code, module, os.scan.interleaved_memory())
+    {
+        let e = MemError::Interleaved {
+            path: n.path.clone(),
+            memory: m.path.clone(),
+        };
+        return refuse(os, cx, n, &e);
+    }
+    for x in cpus {
+        let path = os.pcpu[x.index()].path.clone();
+        let kind = match n.code {
+            NotifyCode::EjectRequest => OpKind::Down,
+            NotifyCode::DeviceCheck | NotifyCode::BusCheck => {
+                if crate::acpi::is_present(cx.p, &path) && !os.present.contains(x) {
+                    os.present.set(x);
+                    os.pcpu[x.index()].life = CpuLife::Offline;
+                }
+                OpKind::Up
+            }
+        };
+        let source = match kind {
+            OpKind::Down => OstSource::EjectRequest,
+            OpKind::Up => OstSource::DeviceCheck,
+        };
+        if kind == OpKind::Up && !os.present.contains(x) {
+            continue;
+        }
+        let status = match CpuFlow::request(os, cx.now, kind, x.0, trigger_of(n.code), Some(n.id)) {
+            Ok(Accepted::Queued { .. }) => continue,
+            Ok(Accepted::NoChange) => OstStatus::Success,
+            Err(e) => e.ost(),
+        };
+        ost(os, cx, &path, source.code(), status);
+    }
+}
