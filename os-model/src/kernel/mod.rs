@@ -348,6 +348,15 @@ impl Os {
         }
     }
 
+    /// Operation `id` of `flow` ended (`error`: how it failed): the operation waiting for
+    /// it as a child, in any flow, hears of it.
+    pub(crate) fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>) {
+        let e = error.as_deref();
+        ops::child_ended::<CpuFlow>(self, flow, id, e);
+        ops::child_ended::<MemFlow>(self, flow, id, e);
+        ops::child_ended::<PciFlow>(self, flow, id, e);
+    }
+
     pub(crate) fn post(&mut self, at: SimTime, ev: OsEv) -> Option<sim_core::EventId> {
         match self.q.schedule(at, ev) {
             Ok(id) => Some(id),

@@ -8,7 +8,7 @@ use crate::hotplug::{Accepted, OpKind, Trigger};
 use crate::kernel::Os;
 use crate::mm::manager::Mm;
 use crate::mm::{BlockState, Gfp, Owner, PAGEBLOCK_PAGES, ZoneKind};
-use crate::ops::Next;
+use crate::ops::{FlowKind, Next};
 use crate::pcihp::PciFlow;
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use sim_core::SimTime;
@@ -57,8 +57,11 @@ impl MemFlow {
                 if let Some(cur) = os.memhp.running_mut() {
                     cur.state.cpus_down = cpus.clone();
                 }
+                for op in ids {
+                    crate::ops::adopt::<MemFlow>(os, FlowKind::Cpu, op);
+                }
                 let note = format!("{} CPUs of node{n} queued for hot-remove", cpus.len());
-                Next::Poll(MemWait::CpuOps(ids), now + os.cfg.step_cost, note)
+                Next::Poll(MemWait::Children, now + os.cfg.step_cost, note)
             }
             MemStep::CpusUp => {
                 let Some(n) = node else {
@@ -78,7 +81,10 @@ impl MemFlow {
                     }
                 }
                 let note = format!("{} CPUs of node{n} queued for hot-add", ids.len());
-                Next::Poll(MemWait::CpuOps(ids), now + os.cfg.step_cost, note)
+                for op in ids {
+                    crate::ops::adopt::<MemFlow>(os, FlowKind::Cpu, op);
+                }
+                Next::Poll(MemWait::Children, now + os.cfg.step_cost, note)
             }
             MemStep::Isolate => {
                 // As start_isolate_page_range: block by block, each checked for unmovable

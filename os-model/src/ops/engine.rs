@@ -141,6 +141,8 @@ pub struct Op<F: Flow> {
     pub note: String,
     /// What the running step waits for (`None`: it acts at the next event).
     pub wait: Option<F::Wait>,
+    /// The child operations it waits for (a cell removal's CPU downs).
+    pub children: Completion,
     /// The flow's working state.
     pub state: F::State,
 }
@@ -289,6 +291,7 @@ fn start_next<F: Flow>(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut 
         epoch: 0,
         note: String::new(),
         wait: None,
+        children: Completion::default(),
         state,
     };
     os.emit(
@@ -498,11 +501,62 @@ pub(crate) fn end<F: Flow>(
             );
         }
     }
+    let (id, error) = (cur.report.id, result.err().map(|e| e.to_string()));
     F::engine_mut(os).done.push(cur.report);
     F::ended(os, now, p, probe);
+    os.op_ended(F::KIND, id, error);
     if !F::engine(os).queue.is_empty() {
         let at = now + F::restart_delay(os);
         os.post(at, OsEv::OpStart(F::KIND));
+    }
+}
+
+/// The child operations an operation waits for, and how they ended: each child tells its
+/// parent when it ends (no parent looks at the children's histories).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    waiting: Vec<(FlowKind, u32)>,
+    ended: u32,
+    failed: Option<(FlowKind, u32, String)>,
+}
+
+impl Completion {
+    /// Whether every child has ended.
+    pub fn is_done(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// How many children have ended.
+    pub fn ended(&self) -> u32 {
+        self.ended
+    }
+
+    /// The first child that failed: its flow, number and error.
+    pub fn failure(&self) -> Option<&(FlowKind, u32, String)> {
+        self.failed.as_ref()
+    }
+}
+
+/// The running operation of `F` waits for operation `child` (of flow `flow`) to end.
+pub(crate) fn adopt<F: Flow>(os: &mut Os, flow: FlowKind, child: u32) {
+    if let Some(c) = F::engine_mut(os).current.as_mut() {
+        c.children.waiting.push((flow, child));
+    }
+}
+
+/// Operation `child` of flow `flow` ended (`error`: how it failed): the running operation of
+/// `F`, if it waits for it, records it.
+pub(crate) fn child_ended<F: Flow>(os: &mut Os, flow: FlowKind, child: u32, error: Option<&str>) {
+    let Some(c) = F::engine_mut(os).current.as_mut() else {
+        return;
+    };
+    let Some(i) = c.children.waiting.iter().position(|&w| w == (flow, child)) else {
+        return;
+    };
+    c.children.waiting.remove(i);
+    c.children.ended += 1;
+    if let (Some(e), None) = (error, &c.children.failed) {
+        c.children.failed = Some((flow, child, e.to_owned()));
     }
 }
 

@@ -28,8 +28,10 @@ use sim_core::{SimDuration, SimTime};
 
 use crate::cpumask::LogicalCpu;
 
-pub use engine::{Begun, Engine, Flow, Input, Next, Op};
-pub(crate) use engine::{advance, enqueue, finish_step, kick, on_event, queue_only, schedule};
+pub use engine::{Begun, Completion, Engine, Flow, Input, Next, Op};
+pub(crate) use engine::{
+    adopt, advance, child_ended, enqueue, finish_step, kick, on_event, queue_only, schedule,
+};
 
 /// The kinds of operation the engine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
