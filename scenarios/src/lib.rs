@@ -23,6 +23,7 @@
 //!
 //! The `sim` binary (`src/bin/sim.rs`) is a thin command line over these modules.
 
+pub mod action;
 pub mod figures;
 pub mod generate;
 pub mod io_driver;

@@ -546,7 +546,7 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
                     Ok(s) | Err(s) => s.clone(),
                 },
                 errno: a.errno,
-                expected: a.expected.as_ref().map(|(e, _)| e.clone()),
+                expected: a.expected.as_ref().map(|(e, _)| e.to_string()),
                 as_expected: a.expected.as_ref().map(|(_, m)| *m),
                 changed_on_refusal: a.changed_on_refusal.clone(),
             })

@@ -9,18 +9,18 @@
 
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use cells::RandomTester;
+use cells::cell::CellEvent;
 use cells::cpu::CpuEvent;
-use cells::event::McaTarget;
 use io_subsystem::DeviceId;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerId, CpuId, EventQueue, IoSubsystemId, PhysAddr, RngStreams, SimDuration,
-    SimTime, SlotId, StableHasher, Trace, TraceHash, TraceLevel, TraceRecord, Violation,
-    Violations,
+    CheckerId, CpuId, EventQueue, RngStreams, SimDuration, SimTime, StableHasher, Trace, TraceHash,
+    TraceLevel, TraceRecord, Violation, Violations,
 };
 
+use crate::action::{Action, Expect, Timed};
 use crate::io_driver::{DRIVER, DriverStats, IoExerciser};
-use crate::scenario::{ActionKind, Scenario, TimelineEntry, WorkloadKind};
+use crate::scenario::{Scenario, WorkloadKind};
 use os_model::{Os, OsCheckers};
 
 /// How to run.
@@ -78,7 +78,7 @@ pub struct ActionRecord {
     /// The errno of a refusal by the OS.
     pub errno: Option<&'static str>,
     /// What the scenario said must come of it (`timeline[].expect`), and whether it did.
-    pub expected: Option<(String, bool)>,
+    pub expected: Option<(Expect, bool)>,
     /// The memory hot-plug operation it started (its outcome is the action's).
     pub mem_op: Option<u32>,
     /// The PCI hot-plug operation it started (its outcome is the action's).
@@ -100,19 +100,6 @@ impl ActionRecord {
                 Some((_, met)) => !met,
                 None => self.result.is_err(),
             }
-    }
-}
-
-/// Whether `expect` (a `timeline[].expect` outcome) is met by an action that ended with
-/// `result` and the OS's `errno`.
-pub fn outcome_met(expect: &str, result: &Result<String, String>, errno: Option<&str>) -> bool {
-    match expect {
-        "ok" => result.is_ok(),
-        "refused" => result.is_err(),
-        // Either, as long as a refusal gives a reason: a hung operation or an I/O error is
-        // no answer to the request.
-        "any" => result.is_ok() || !matches!(errno, Some("ETIMEDOUT" | "EIO")),
-        errno_name => errno == Some(errno_name),
     }
 }
 
@@ -475,8 +462,8 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         }
     }
     run.follow_up(SimTime::ZERO)?;
-    for (i, t) in f.timeline.iter().enumerate() {
-        run.q.schedule(SimTime::ZERO + t.at.0, Ev::Action(i))?;
+    for (i, t) in scn.timeline.iter().enumerate() {
+        run.q.schedule(SimTime::ZERO + t.at, Ev::Action(i))?;
     }
     let audit_every = f.checks.audit_interval.0;
     if SimTime::ZERO + audit_every < end {
@@ -567,7 +554,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                 }
             }
             Ev::Action(i) => {
-                let entry = &f.timeline[i];
+                let entry = &scn.timeline[i];
                 let before = request_state(&run);
                 let mut rec = act(now, entry, &mut run);
                 if rec.result.is_err() {
@@ -583,15 +570,19 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
                         rec.changed_on_refusal = Some(changed.join(", "));
                     }
                 }
-                if rec.result.is_ok() && entry.action.cpu_event() == Some(CpuEvent::Start) {
-                    if let (
-                        Some(c),
-                        Load::Tester {
-                            tester,
-                            step_pending,
-                            ..
-                        },
-                    ) = (entry.cpu.map(CpuId), &mut run.load)
+                if let (
+                    Ok(_),
+                    &Action::Cpu {
+                        cpu: c,
+                        event: CpuEvent::Start,
+                    },
+                ) = (&rec.result, &entry.action)
+                {
+                    if let Load::Tester {
+                        tester,
+                        step_pending,
+                        ..
+                    } = &mut run.load
                     {
                         if tester.is_active(c) && !step_pending[c.index()] {
                             step_pending[c.index()] = true;
@@ -785,33 +776,12 @@ fn violation_record(v: &Violation) -> TraceRecord {
     }
 }
 
-/// An action's operand. Validation guarantees the operands each action needs; this only guards
-/// the lookup.
-fn need<T>(o: Option<T>, what: &str) -> Result<T, String> {
-    o.ok_or_else(|| format!("needs a {what}"))
-}
-
-fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
-    let cpu = t.cpu.map(CpuId);
-    let cell = t.cell.map(CellId);
-    let slot = t.slot.map(SlotId);
-    let sub = t.subsystem.map(IoSubsystemId);
+fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
     let mut errno: Option<&'static str> = None;
     let mut mem_op: Option<u32> = None;
     let mut pci_op: Option<u32> = None;
     let mut notification: Option<acpi_model::NotifyId> = None;
-    let target = match (cpu, cell, slot, sub, &t.path, t.addr) {
-        _ if t.block.is_some() => format!("memory{}", t.block.unwrap_or(0)),
-        _ if t.name.is_some() => format!("\"{}\"", t.name.as_deref().unwrap_or("")),
-        _ if t.defect.is_some() => t.defect.map_or("", |d| d.name()).to_owned(),
-        (Some(c), ..) => c.to_string(),
-        (None, Some(c), ..) => c.to_string(),
-        (None, None, Some(s), ..) => format!("slot {}", s.0),
-        (None, None, None, Some(s), ..) => s.to_string(),
-        (None, None, None, None, Some(path), _) => path.clone(),
-        (None, None, None, None, None, Some(a)) => PhysAddr::new(a).to_string(),
-        (None, None, None, None, None, None) => "machine".into(),
-    };
+    let target = t.action.target();
     let (p, probe, load) = (&mut run.p, &mut run.probe, &mut run.load);
     let set_active = |load: &mut Load, c: CpuId, on: bool| {
         if let Load::Tester { tester, .. } = load {
@@ -823,10 +793,14 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             .cpu(c)
             .map_or(String::new(), |x| x.state.to_string())
     };
-    let result: Result<String, String> = match t.action {
-        ActionKind::HaltCpu => need(cpu, "cpu").and_then(|c| {
+    let os_refusal = |errno: &mut Option<&'static str>, e: &'static str, msg: String| {
+        *errno = Some(e);
+        format!("{e}: {msg}")
+    };
+    let result: Result<String, String> = match &t.action {
+        &Action::HaltCpu { cpu: c, flush } => (|| {
             set_active(load, c, false);
-            let flushed = if t.flush.unwrap_or(true) {
+            let flushed = if flush {
                 let f = p
                     .machine
                     .flush_cache(now, c, probe)
@@ -838,68 +812,55 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             p.cpu_event(now, c, CpuEvent::Halt, probe)
                 .map(|()| format!("{flushed}{}", cpu_state(p, c)))
                 .map_err(|e| e.to_string())
-        }),
-        ActionKind::StartCpu | ActionKind::PowerOnCpu | ActionKind::PowerOffCpu => {
-            need(cpu, "cpu").and_then(|c| {
-                let ev = t.action.cpu_event().ok_or("not a CPU event")?;
-                p.cpu_event(now, c, ev, probe).map_err(|e| e.to_string())?;
+        })(),
+        &Action::Cpu { cpu: c, event } => p
+            .cpu_event(now, c, event, probe)
+            .map(|()| {
                 // The workload runs exactly on the CPUs that are running.
-                set_active(load, c, ev == CpuEvent::Start);
-                Ok(cpu_state(p, c))
+                set_active(load, c, event == CpuEvent::Start);
+                cpu_state(p, c)
             })
-        }
-        ActionKind::FlushCache => need(cpu, "cpu").and_then(|c| {
-            p.machine
-                .flush_cache(now, c, probe)
-                .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
-                .map_err(|e| e.to_string())
-        }),
-        ActionKind::InsertCell
-        | ActionKind::PowerOnCell
-        | ActionKind::PowerOffCell
-        | ActionKind::RemoveCell => need(cell, "cell").and_then(|c| {
-            let ev = t.action.cell_event().ok_or("not a cell event")?;
+            .map_err(|e| e.to_string()),
+        &Action::FlushCache { cpu: c } => p
+            .machine
+            .flush_cache(now, c, probe)
+            .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
+            .map_err(|e| e.to_string()),
+        &Action::Cell {
+            cell: c,
+            event: ev,
+            if_off,
+        } => {
             let powered = p.machine.cell(c).is_some_and(|x| x.state.is_powered());
-            if t.if_off == Some(true) && powered {
+            if if_off && powered {
                 // The operator sees the power LED still on and leaves the board in.
-                return Ok(format!("skipped: {c} is still powered (if_off)"));
-            }
-            if matches!(
-                ev,
-                cells::cell::CellEvent::PowerOff | cells::cell::CellEvent::Remove
-            ) {
-                for id in p.machine.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
-                    set_active(load, id, false);
+                Ok(format!("skipped: {c} is still powered (if_off)"))
+            } else {
+                if matches!(ev, CellEvent::PowerOff | CellEvent::Remove) {
+                    for id in p.machine.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
+                        set_active(load, id, false);
+                    }
                 }
-            }
-            p.cell_event(now, c, ev, probe)
-                .map(|()| {
-                    p.machine
-                        .cell(c)
-                        .map_or(String::new(), |x| x.state.to_string())
-                })
-                .map_err(|e| e.to_string())
-        }),
-        ActionKind::InjectCorrectedError => {
-            let target = match (cpu, t.addr) {
-                (Some(c), _) => Ok(McaTarget::Cpu(c)),
-                (None, Some(a)) => Ok(McaTarget::Memory(PhysAddr::new(a))),
-                (None, None) => Err("needs a cpu or an addr".to_owned()),
-            };
-            target.and_then(|target| {
-                p.machine
-                    .inject_corrected_error(now, target, t.count.unwrap_or(1), probe)
-                    .map(|total| format!("total {total}"))
+                p.cell_event(now, c, ev, probe)
+                    .map(|()| {
+                        p.machine
+                            .cell(c)
+                            .map_or(String::new(), |x| x.state.to_string())
+                    })
                     .map_err(|e| e.to_string())
-            })
+            }
         }
-        ActionKind::InjectUncorrectedError => need(t.addr, "addr").and_then(|a| {
-            p.machine
-                .inject_uncorrected_error(now, PhysAddr::new(a), probe)
-                .map(|()| "poisoned".to_owned())
-                .map_err(|e| e.to_string())
-        }),
-        ActionKind::Audit => {
+        &Action::InjectCorrectedError { target, count } => p
+            .machine
+            .inject_corrected_error(now, target, count, probe)
+            .map(|total| format!("total {total}"))
+            .map_err(|e| e.to_string()),
+        &Action::InjectUncorrectedError { addr } => p
+            .machine
+            .inject_uncorrected_error(now, addr, probe)
+            .map(|()| "poisoned".to_owned())
+            .map_err(|e| e.to_string()),
+        Action::Audit => {
             let before = probe.violations.total();
             probe.audit(now, p);
             if let Load::Os { os, checks } = load {
@@ -908,82 +869,72 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             run.audits += 1;
             Ok(format!("{} findings", probe.violations.total() - before))
         }
-        ActionKind::CpuOffline | ActionKind::CpuOnline => need(t.cpu, "cpu").and_then(|c| {
-            let Load::Os { os, .. } = load else {
-                return Err("needs the OS".to_owned());
-            };
-            let kind = if t.action == ActionKind::CpuOffline {
-                os_model::OpKind::Down
-            } else {
-                os_model::OpKind::Up
-            };
-            os.request(now, kind, c, os_model::Trigger::User)
-                .map(|a| a.to_string())
-                .map_err(|e| {
-                    errno = Some(e.errno());
-                    format!("{}: {e}", e.errno())
-                })
-        }),
-        ActionKind::MemoryOffline | ActionKind::MemoryOnline => {
-            need(t.block, "block").and_then(|b| {
-                let Load::Os { os, .. } = load else {
-                    return Err("needs the OS".to_owned());
+        &Action::CpuOnline { cpu: c, online } => match load {
+            Load::Os { os, .. } => {
+                let kind = if online {
+                    os_model::OpKind::Up
+                } else {
+                    os_model::OpKind::Down
                 };
-                let online = t.action == ActionKind::MemoryOnline;
-                os.mem_request(now, b, online)
-                    .map(|op| {
-                        mem_op = Some(op);
-                        format!("queued as memory operation {op}")
-                    })
-                    .map_err(|e| {
-                        errno = Some(e.errno());
-                        format!("{}: {e}", e.errno())
-                    })
-            })
-        }
-        ActionKind::SpawnTasks => need(t.count, "count").and_then(|n| {
-            let Load::Os { os, .. } = load else {
-                return Err("needs the OS".to_owned());
-            };
-            if os.booted_at().is_none() {
-                errno = Some("EBUSY");
-                return Err("EBUSY: boot has not finished".to_owned());
+                os.request(now, kind, c, os_model::Trigger::User)
+                    .map(|a| a.to_string())
+                    .map_err(|e| os_refusal(&mut errno, e.errno(), e.to_string()))
             }
+            Load::Tester { .. } => Err("needs the OS".to_owned()),
+        },
+        &Action::MemoryOnline { block, online } => match load {
+            Load::Os { os, .. } => os
+                .mem_request(now, block, online)
+                .map(|op| {
+                    mem_op = Some(op);
+                    format!("queued as memory operation {op}")
+                })
+                .map_err(|e| os_refusal(&mut errno, e.errno(), e.to_string())),
+            Load::Tester { .. } => Err("needs the OS".to_owned()),
+        },
+        &Action::SpawnTasks { count: n } => match load {
+            Load::Os { os, .. } if os.booted_at().is_none() => Err(os_refusal(
+                &mut errno,
+                "EBUSY",
+                "boot has not finished".into(),
+            )),
             // Each task is a fork of its own: the job starts with those that got memory.
-            match os.spawn_tasks(now, n, p, probe) {
-                0 => {
-                    errno = Some("ENOMEM");
-                    Err(format!("ENOMEM: none of the {n} tasks got memory"))
-                }
+            Load::Os { os, .. } => match os.spawn_tasks(now, n, p, probe) {
+                0 => Err(os_refusal(
+                    &mut errno,
+                    "ENOMEM",
+                    format!("none of the {n} tasks got memory"),
+                )),
                 made if made < n => Ok(format!(
                     "{made} of {n} worker tasks created (ENOMEM for the rest)"
                 )),
                 made => Ok(format!("{made} worker tasks created")),
+            },
+            Load::Tester { .. } => Err("needs the OS".to_owned()),
+        },
+        &Action::InjectDefect { defect: d } => match (d.os(), &mut *load) {
+            (Some(od), Load::Os { os, .. }) => {
+                os.inject_defect(od);
+                Ok("injected from now on".to_owned())
             }
-        }),
-        ActionKind::InjectDefect => need(t.defect, "defect").and_then(|d| {
-            match (d.os(), &mut *load) {
-                (Some(od), Load::Os { os, .. }) => os.inject_defect(od),
-                (Some(_), Load::Tester { .. }) => return Err("needs the OS".to_owned()),
-                (None, _) => d.apply(p),
+            (Some(_), Load::Tester { .. }) => Err("needs the OS".to_owned()),
+            (None, _) => {
+                d.apply(p);
+                Ok("injected from now on".to_owned())
             }
-            Ok("injected from now on".to_owned())
-        }),
-        ActionKind::ExportSysfs => need(t.name.clone(), "name").and_then(|name| {
-            let Load::Os { os, .. } = load else {
-                return Err("needs the OS".to_owned());
-            };
-            let view = os.sysfs();
-            let n = view.entries.len();
-            run.sysfs.push((name, view));
-            Ok(format!("sysfs view taken ({n} entries)"))
-        }),
-        ActionKind::SlotPowerOff | ActionKind::SlotPowerOn if matches!(load, Load::Os { .. }) => {
-            need(slot, "slot").and_then(|s| {
-                let Load::Os { os, .. } = load else {
-                    return Err("needs the OS".to_owned());
-                };
-                let kind = if t.action == ActionKind::SlotPowerOn {
+        },
+        Action::ExportSysfs { name } => match load {
+            Load::Os { os, .. } => {
+                let view = os.sysfs();
+                let n = view.entries.len();
+                run.sysfs.push((name.clone(), view));
+                Ok(format!("sysfs view taken ({n} entries)"))
+            }
+            Load::Tester { .. } => Err("needs the OS".to_owned()),
+        },
+        &Action::SlotPower { slot: s, on } => match load {
+            Load::Os { os, .. } => {
+                let kind = if on {
                     os_model::pcihp::PciOpKind::Enable
                 } else {
                     os_model::pcihp::PciOpKind::Disable
@@ -994,50 +945,37 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                         Ok(format!("queued as PCI operation {op}"))
                     }
                     Ok(os_model::Accepted::NoChange) => Ok("nothing to do".to_owned()),
-                    Err(e) => {
-                        errno = Some(e.errno());
-                        Err(format!("{}: {e}", e.errno()))
-                    }
+                    Err(e) => Err(os_refusal(&mut errno, e.errno(), e.to_string())),
                 }
-            })
-        }
-        ActionKind::SlotPowerOff => need(slot, "slot").and_then(|s| {
-            let Load::Tester { driver, .. } = load else {
-                return Err("needs the I/O exerciser".to_owned());
-            };
-            let stopped = driver.quiesce(now, s, p, probe);
-            let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
-            p.evaluate(now, &format!("{path}._PS3"), &[], probe)
-                .map_err(|e| e.to_string())?;
-            Ok(format!("{stopped}; _PS3"))
-        }),
-        ActionKind::SlotPowerOn => need(slot, "slot").and_then(|s| {
-            let Load::Tester { driver, .. } = load else {
-                return Err("needs the I/O exerciser".to_owned());
-            };
-            let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
-            p.evaluate(now, &format!("{path}._PS0"), &[], probe)
-                .map_err(|e| e.to_string())?;
-            let up = if p.io.slot(s).is_some_and(|x| x.card.is_some()) {
-                driver.resume(now, s, p, probe)?
-            } else {
-                "empty slot".to_owned()
-            };
-            Ok(format!("_PS0; {up}"))
-        }),
-        ActionKind::MaskIrq | ActionKind::UnmaskIrq => need(slot, "slot").and_then(|s| {
-            let Load::Tester { driver, .. } = load else {
-                return Err("needs the I/O exerciser".to_owned());
-            };
-            driver.set_masked(now, s, t.action == ActionKind::MaskIrq, p, probe)
-        }),
-        ActionKind::InsertCard => need(slot, "slot").and_then(|s| {
-            let kind = need(t.kind, "kind")?;
-            p.insert_card(now, s, kind, probe)
-                .map(|d| format!("card {} ({})", d.0, kind.name()))
-                .map_err(|e| e.to_string())
-        }),
-        ActionKind::RemoveCard => need(slot, "slot").and_then(|s| {
+            }
+            Load::Tester { driver, .. } if on => (|| {
+                let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
+                p.evaluate(now, &format!("{path}._PS0"), &[], probe)
+                    .map_err(|e| e.to_string())?;
+                let up = if p.io.slot(s).is_some_and(|x| x.card.is_some()) {
+                    driver.resume(now, s, p, probe)?
+                } else {
+                    "empty slot".to_owned()
+                };
+                Ok(format!("_PS0; {up}"))
+            })(),
+            Load::Tester { driver, .. } => (|| {
+                let stopped = driver.quiesce(now, s, p, probe);
+                let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
+                p.evaluate(now, &format!("{path}._PS3"), &[], probe)
+                    .map_err(|e| e.to_string())?;
+                Ok(format!("{stopped}; _PS3"))
+            })(),
+        },
+        &Action::MaskIrq { slot: s, masked } => match load {
+            Load::Tester { driver, .. } => driver.set_masked(now, s, masked, p, probe),
+            Load::Os { .. } => Err("needs the I/O exerciser".to_owned()),
+        },
+        &Action::InsertCard { slot: s, kind } => p
+            .insert_card(now, s, kind, probe)
+            .map(|d| format!("card {} ({})", d.0, kind.name()))
+            .map_err(|e| e.to_string()),
+        &Action::RemoveCard { slot: s } => {
             let powered = p.io.slot(s).is_some_and(|x| x.powered);
             p.remove_card(now, s, probe)
                 .map(|d| {
@@ -1052,16 +990,15 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
                     )
                 })
                 .map_err(|e| e.to_string())
-        }),
-        ActionKind::PressAttention => need(slot, "slot").and_then(|s| {
-            p.press_attention(now, s, probe)
-                .map(|id| {
-                    notification = id;
-                    "eject request raised".to_owned()
-                })
-                .map_err(|e| e.to_string())
-        }),
-        ActionKind::Evaluate => need(t.path.as_ref(), "path").and_then(|path| {
+        }
+        &Action::PressAttention { slot: s } => p
+            .press_attention(now, s, probe)
+            .map(|id| {
+                notification = id;
+                "eject request raised".to_owned()
+            })
+            .map_err(|e| e.to_string()),
+        Action::Evaluate { path } => {
             let args = if path.to_ascii_uppercase().ends_with("_EJ0")
                 || path.to_ascii_uppercase().ends_with("_OST")
             {
@@ -1072,36 +1009,31 @@ fn act(now: SimTime, t: &TimelineEntry, run: &mut Run) -> ActionRecord {
             p.evaluate(now, path, &args, probe)
                 .map(|v| v.to_string())
                 .map_err(|e| e.to_string())
-        }),
-        ActionKind::Notify => need(t.path.as_ref(), "path").and_then(|path| {
-            let code = need(t.code, "code")?.code();
+        }
+        Action::Notify { path, code } => {
+            let code = code.code();
             p.notify(now, path, code, probe)
                 .map(|id| {
                     notification = Some(id);
                     format!("Notify {code}")
                 })
                 .map_err(|e| e.to_string())
-        }),
-        ActionKind::InsertIo
-        | ActionKind::PowerOnIo
-        | ActionKind::PowerOffIo
-        | ActionKind::RemoveIo => need(sub, "subsystem").and_then(|s| {
-            let ev = t.action.io_event().ok_or("not an I/O subsystem event")?;
-            p.subsystem_event(now, s, ev, probe)
-                .map(|()| {
-                    p.io.subsystem(s)
-                        .map_or(String::new(), |x| x.state.to_string())
-                })
-                .map_err(|e| e.to_string())
-        }),
+        }
+        &Action::Io {
+            subsystem: s,
+            event,
+        } => p
+            .subsystem_event(now, s, event, probe)
+            .map(|()| {
+                p.io.subsystem(s)
+                    .map_or(String::new(), |x| x.state.to_string())
+            })
+            .map_err(|e| e.to_string()),
     };
-    let expected = t
-        .expect
-        .as_ref()
-        .map(|e| (e.clone(), outcome_met(e, &result, errno)));
+    let expected = t.expect.map(|e| (e, e.met(&result, errno)));
     ActionRecord {
         time: now,
-        action: t.action.name(),
+        action: t.kind.name(),
         target,
         result,
         errno,
@@ -1212,7 +1144,7 @@ fn settle(rec: &mut ActionRecord, what: &str, outcome: Option<Result<(), (&'stat
 /// Judges the action's `expect` by its (final) outcome.
 fn judge_expected(rec: &mut ActionRecord) {
     if let Some((e, met)) = &mut rec.expected {
-        *met = outcome_met(e, &rec.result, rec.errno);
+        *met = e.met(&rec.result, rec.errno);
     }
 }
 

@@ -17,6 +17,7 @@ use os_model::{OsConfig, OsDefect};
 use serde::{Deserialize, Deserializer};
 use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
 
+use crate::action::Timed;
 use crate::locate::{LineCol, line_col, locate};
 
 /// A simulated time or duration written as `"5ms"`, `"250us"`, `"1.5s"`, `"800ns"` or an
@@ -802,6 +803,8 @@ pub struct Scenario {
     pub file: ScenarioFile,
     /// CPUs running the workload, resolved.
     pub workload_cpus: Vec<CpuId>,
+    /// The timeline, each action with exactly its operands.
+    pub timeline: Vec<Timed>,
 }
 
 /// A scenario that cannot be run, with where and why.
@@ -930,12 +933,13 @@ impl Scenario {
             let at = locate(text, &field);
             err(at, Some(field), message)
         };
-        let workload_cpus = validate(&file).map_err(|(f, m)| at_field(f, m))?;
+        let (workload_cpus, timeline) = validate(&file).map_err(|(f, m)| at_field(f, m))?;
         Ok(Scenario {
             path: path.to_owned(),
             name,
             file,
             workload_cpus,
+            timeline,
         })
     }
 
@@ -955,8 +959,8 @@ impl ScenarioFile {
     }
 }
 
-/// Semantic checks; returns the workload CPUs or `(field, message)`.
-fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
+/// Semantic checks; returns the workload CPUs and the typed timeline, or `(field, message)`.
+fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, String)> {
     let geo = f
         .machine
         .validate()
@@ -1190,6 +1194,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
     let nslots = p.io.slots().len();
     let nsubs = p.io.subsystems().len();
     let mut last = SimDuration::ZERO;
+    let mut timeline = Vec::with_capacity(f.timeline.len());
     for (i, t) in f.timeline.iter().enumerate() {
         let field = |k: &str| format!("timeline[{i}].{k}");
         if t.at.0 < last {
@@ -1241,48 +1246,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
                 ));
             }
         }
-        let (required, optional) = t.action.operands();
-        let given = [
-            ("cpu", t.cpu.is_some()),
-            ("cell", t.cell.is_some()),
-            ("addr", t.addr.is_some()),
-            ("count", t.count.is_some()),
-            ("flush", t.flush.is_some()),
-            ("slot", t.slot.is_some()),
-            ("subsystem", t.subsystem.is_some()),
-            ("path", t.path.is_some()),
-            ("kind", t.kind.is_some()),
-            ("code", t.code.is_some()),
-            ("block", t.block.is_some()),
-            ("name", t.name.is_some()),
-            ("defect", t.defect.is_some()),
-            ("if_off", t.if_off.is_some()),
-        ];
-        for (k, present) in given {
-            if !present && required.contains(&k) {
-                return Err((field(k), format!("`{name}` needs a {k}")));
-            }
-            if present && !required.contains(&k) && !optional.contains(&k) {
-                return Err((field(k), format!("`{name}` does not take a {k}")));
-            }
-        }
-        if t.action == ActionKind::InjectCorrectedError {
-            match (t.cpu, t.addr) {
-                (None, None) => {
-                    return Err((
-                        field("action"),
-                        "`inject_corrected_error` needs a cpu or an addr".into(),
-                    ));
-                }
-                (Some(_), Some(_)) => {
-                    return Err((
-                        field("addr"),
-                        "give either a cpu or an addr, not both".into(),
-                    ));
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-            }
-        }
+        timeline.push(Timed::from_entry(t).map_err(|(k, m)| (field(k), m))?);
         if let Some(c) = t.cpu.filter(|&c| c >= ncpus && !t.action.is_os()) {
             return Err((
                 field("cpu"),
@@ -1398,7 +1362,7 @@ fn validate(f: &ScenarioFile) -> Result<Vec<CpuId>, (String, String)> {
             }
         }
     }
-    Ok(cpus)
+    Ok((cpus, timeline))
 }
 
 fn normalise_name(m: &str) -> String {
