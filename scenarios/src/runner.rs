@@ -334,6 +334,15 @@ impl Run {
 
 /// Runs `scn` once.
 pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
+    let (mut run, checkers) = setup(scn, opts)?;
+    main_loop(scn, opts, &mut run)?;
+    Ok(judge(scn, opts, run, checkers))
+}
+
+/// The machine built, its firmware defects applied, the checkers attached, the workload
+/// booted (the OS, or the tester and the I/O exerciser), and the first events queued: the
+/// timeline's actions, the first audit, the end.
+fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), RunError> {
     let f = &scn.file;
     let seed = scn.seed(opts.seed);
     let streams = RngStreams::new(seed);
@@ -470,7 +479,16 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         run.q.schedule(SimTime::ZERO + audit_every, Ev::Audit)?;
     }
     run.q.schedule(end, Ev::End)?;
+    Ok((run, checkers))
+}
 
+/// Runs the events — the runner's (tester steps, card ticks, actions, audits) and the OS's
+/// own queue — in time order until the end; the OS's event goes first only if strictly
+/// earlier. Ends with the last audit.
+fn main_loop(scn: &Scenario, opts: &RunOptions, run: &mut Run) -> Result<(), RunError> {
+    let f = &scn.file;
+    let end = SimTime::ZERO + f.duration.0;
+    let audit_every = f.checks.audit_interval.0;
     let budget = f.workload.max_accesses.unwrap_or(u64::MAX);
     let mut issued = 0u64;
     let mut events = 0u64;
@@ -555,11 +573,11 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
             }
             Ev::Action(i) => {
                 let entry = &scn.timeline[i];
-                let before = request_state(&run);
-                let mut rec = act(now, entry, &mut run);
+                let before = request_state(run);
+                let mut rec = act(now, entry, run);
                 if rec.result.is_err() {
                     // A refusal changes nothing: not the hardware, not the OS.
-                    let after = request_state(&run);
+                    let after = request_state(run);
                     let changed: Vec<&str> = before
                         .iter()
                         .zip(&after)
@@ -628,6 +646,16 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
         run.follow_up(now)?;
     }
     run.audit(end);
+    Ok(())
+}
+
+/// What came of the run: the actions judged by the operations they started, the trace
+/// hash, every expectation of the scenario (checkers that must fire or stay silent,
+/// reports, figures).
+fn judge(scn: &Scenario, opts: &RunOptions, run: Run, checkers: Vec<CheckerId>) -> RunResult {
+    let f = &scn.file;
+    let seed = scn.seed(opts.seed);
+    let end = SimTime::ZERO + f.duration.0;
     let Run {
         p,
         mut probe,
@@ -755,7 +783,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> Result<RunResult, RunError> {
     };
     let judged = crate::figures::judge(&f.expect.figures, &res);
     res.expectations.extend(judged);
-    Ok(res)
+    res
 }
 
 fn violation_record(v: &Violation) -> TraceRecord {
