@@ -216,24 +216,24 @@ pub mod migration {
             let mut rig = Rig { p, probe, os };
             // Every used page of the block gets a full page of data.
             let frames = rig.frames();
-            let words = rig.p.machine.geometry().words_per_page;
+            let words = rig.p.machine().geometry().words_per_page;
             let now = SimTime::from_nanos(1_000_000);
             for (k, a) in frames.iter().enumerate() {
                 let data: Vec<u64> = (0..words as u64).map(|w| (k as u64) << 32 | w).collect();
-                let _ = rig
-                    .p
-                    .machine
-                    .dma_write(now, &Entity::Tester, *a, &data, &mut rig.probe);
+                let _ =
+                    rig.p
+                        .machine_mut()
+                        .dma_write(now, &Entity::Tester, *a, &data, &mut rig.probe);
             }
             // The next block, where the pages will go, has held data before (its host memory
             // exists, as a running machine's DRAM does): the copy then costs what copying
             // costs, not the host's first-touch page faults of the lazily allocated store.
-            let shift = rig.p.machine.geometry().page_shift;
+            let shift = rig.p.machine().geometry().page_shift;
             let block_pages = rig.os.vm().map_or(0, |vm| vm.phys.block_pages);
             let zeros = vec![0u64; words];
             for f in 0..block_pages {
                 let a = (u64::from((BLOCK + 1) * block_pages + f)) << shift;
-                let _ = rig.p.machine.dma_write(
+                let _ = rig.p.machine_mut().dma_write(
                     now,
                     &Entity::Tester,
                     PhysAddr::new(a),

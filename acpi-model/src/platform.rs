@@ -222,9 +222,9 @@ impl IoObserver for Env<'_> {
 /// The platform (see the module docs).
 pub struct Platform {
     /// Cells, CPUs, caches, memory.
-    pub machine: Machine,
+    machine: Machine,
     /// I/O subsystems, cards, IO SAPICs.
-    pub io: IoFabric,
+    io: IoFabric,
     firmware: Firmware,
     namespace: Namespace,
     mailbox_base: u64,
@@ -270,6 +270,28 @@ fn kind_of_code(code: u32) -> Option<NodeKind> {
 const PRESENT: u64 = 0x0F;
 
 impl Platform {
+    /// The machine (cells, CPUs, caches, memory), for harnesses, checkers and tests; the OS
+    /// reaches it only through the named operations of `Platform`.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The machine, to drive it (harnesses and tests: hardware events, error injection).
+    pub fn machine_mut(&mut self) -> &mut Machine {
+        &mut self.machine
+    }
+
+    /// The I/O fabric (subsystems, slots, cards, IO SAPICs), for harnesses, checkers and
+    /// tests.
+    pub fn io(&self) -> &IoFabric {
+        &self.io
+    }
+
+    /// The I/O fabric, to drive it (harnesses and tests).
+    pub fn io_mut(&mut self) -> &mut IoFabric {
+        &mut self.io
+    }
+
     /// Builds the hardware and firmware of `cfg`, every present CPU present-halted.
     pub fn new(cfg: &PlatformConfig) -> Result<Platform, PlatformError> {
         let geo = cfg
@@ -522,6 +544,82 @@ impl Platform {
         probe: &mut PlatformProbe,
     ) -> Result<(), CpuError> {
         self.cpu_event(now, cpu, CpuEvent::Halt, probe)
+    }
+
+    /// `PAL_CACHE_FLUSH` on `cpu`: every line written back (if dirty) and invalidated; what an
+    /// OS does before it halts a CPU or lets memory leave.
+    pub fn pal_cache_flush(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        probe: &mut PlatformProbe,
+    ) -> Result<cells::machine::FlushReport, CpuError> {
+        self.machine.flush_cache(now, cpu, probe)
+    }
+
+    /// A bus-master device's DMA read of memory (the OS's disk and swap device): coherent,
+    /// every cached copy consulted.
+    pub fn dma_read(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        buf: &mut [u64],
+        probe: &mut PlatformProbe,
+    ) -> Result<SimDuration, AccessError> {
+        self.machine.dma_read(now, agent, addr, buf, probe)
+    }
+
+    /// A bus-master device's DMA write to memory: every cached copy invalidated.
+    pub fn dma_write(
+        &mut self,
+        now: SimTime,
+        agent: &Entity,
+        addr: PhysAddr,
+        data: &[u64],
+        probe: &mut PlatformProbe,
+    ) -> Result<SimDuration, AccessError> {
+        self.machine.dma_write(now, agent, addr, data, probe)
+    }
+
+    /// Page copies issued by `cpu` (a block-copy engine driven by the kernel: page migration,
+    /// zeroing from the zero page): `pairs` of (source, destination) page addresses;
+    /// `coherent` fetches dirty lines from caches and invalidates stale copies; `parallel`
+    /// copies the pages side by side on the host (same result).
+    pub fn copy_pages(
+        &mut self,
+        now: SimTime,
+        cpu: CpuId,
+        pairs: &[(PhysAddr, PhysAddr)],
+        coherent: bool,
+        parallel: bool,
+        probe: &mut PlatformProbe,
+    ) -> Result<SimDuration, AccessError> {
+        self.machine
+            .copy_pages(now, cpu, pairs, coherent, parallel, probe)
+    }
+
+    /// Whether `cpu` is running and has interrupts pending at its local SAPIC (the signal an
+    /// idle CPU wakes on).
+    pub fn interrupt_pending(&self, cpu: CpuId) -> bool {
+        self.machine
+            .cpu(cpu)
+            .is_some_and(|c| c.state.is_running() && c.pending_interrupts() > 0)
+    }
+
+    /// Whether `cpu` is running (executes instructions; not halted, not powered off).
+    pub fn cpu_running(&self, cpu: CpuId) -> bool {
+        self.machine.cpu(cpu).is_some_and(|c| c.state.is_running())
+    }
+
+    /// Interrupts the hardware has delivered to any CPU so far (a cheap "anything new?").
+    pub fn interrupts_delivered(&self) -> u64 {
+        self.machine.stats().interrupts_delivered
+    }
+
+    /// The machine's geometry (cells, page and line sizes, memory per cell).
+    pub fn geometry(&self) -> &cells::config::Geometry {
+        self.machine.geometry()
     }
 
     /// Firmware boot for an OS: starts the boot CPU — the first present one — and leaves the

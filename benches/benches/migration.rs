@@ -29,7 +29,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn bench(c: &mut Criterion) {
     let probe_rig = Rig::new(PAGES_PER_TASK);
     let pages = probe_rig.frames().len();
-    let words = probe_rig.p.machine.geometry().words_per_page;
+    let words = probe_rig.p.machine().geometry().words_per_page;
     drop(probe_rig);
     let bytes = (pages * words * 8) as u64;
     let pools = [pool(1), pool(2)];

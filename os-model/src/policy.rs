@@ -162,7 +162,7 @@ impl Policies {
             return;
         };
         let log = p.sal_corrected_errors(os.hw(ctl));
-        let cells = p.machine.geometry().cells;
+        let cells = p.geometry().cells;
         let pol = &mut os.policy;
         pol.cpu_errors.resize(os.nr, 0);
         pol.cell_errors.resize(cells, 0);

@@ -130,8 +130,8 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// The value of figure `name` in run `r` (`None`: no such figure).
 pub fn value(r: &RunResult, name: &str) -> Option<f64> {
-    let m = r.platform.machine.stats();
-    let io = r.platform.io.stats();
+    let m = r.platform.machine().stats();
+    let io = r.platform.io().stats();
     let os = r.os.as_ref();
     let os_stat = |f: fn(&os_model::OsStats) -> u64| os.map_or(0, |o| f(o.stats())) as f64;
     // CPU operations after boot (boot's bring-up of the secondaries takes the same path,

@@ -67,12 +67,13 @@ impl IoExerciser {
         if !enabled {
             return Ok(ex);
         }
-        let live: Vec<SlotId> =
-            p.io.devices()
-                .iter()
-                .filter(|d| d.is_live())
-                .map(|d| d.slot)
-                .collect();
+        let live: Vec<SlotId> = p
+            .io()
+            .devices()
+            .iter()
+            .filter(|d| d.is_live())
+            .map(|d| d.slot)
+            .collect();
         for slot in live {
             ex.plan(p, slot)?;
         }
@@ -85,19 +86,21 @@ impl IoExerciser {
             field: "enabled",
             message,
         };
-        let dev =
-            p.io.slot(slot)
-                .and_then(|s| s.card)
-                .and_then(|c| p.io.device(c))
-                .ok_or_else(|| bad(format!("slot {} holds no card", slot.0)))?
-                .clone();
-        let sub =
-            p.io.subsystem(dev.subsystem)
-                .ok_or_else(|| bad(format!("{} does not exist", dev.subsystem)))?;
-        let g = p.machine.geometry();
+        let dev = p
+            .io()
+            .slot(slot)
+            .and_then(|s| s.card)
+            .and_then(|c| p.io().device(c))
+            .ok_or_else(|| bad(format!("slot {} holds no card", slot.0)))?
+            .clone();
+        let sub = p
+            .io()
+            .subsystem(dev.subsystem)
+            .ok_or_else(|| bad(format!("{} does not exist", dev.subsystem)))?;
+        let g = p.machine().geometry();
         let cell = sim_core::CellId(sub.attached_cell);
         let (base, len) = p
-            .machine
+            .machine()
             .address_map()
             .cell_range(cell)
             .map_or((0, g.total_bytes), |(b, l)| (b.raw(), l));

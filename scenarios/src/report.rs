@@ -563,8 +563,8 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
             })
             .collect(),
         stats: JsonStats {
-            machine: r.platform.machine.stats(),
-            io: r.platform.io.stats(),
+            machine: r.platform.machine().stats(),
+            io: r.platform.io().stats(),
             driver: &r.driver,
             firmware: JsonFirmware {
                 notifications: r.platform.firmware().notified(),
@@ -574,7 +574,7 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
             tester: &r.tester,
             audits: r.audits,
             trace_events: r.trace_events,
-            hit_rate: (r.platform.machine.stats().hit_rate() * 1e6).round() / 1e6,
+            hit_rate: (r.platform.machine().stats().hit_rate() * 1e6).round() / 1e6,
         },
         os: r.os.as_ref().map(json_os),
         figures: crate::figures::all(r),
@@ -883,9 +883,9 @@ fn mem_ops_summary(o: &mut String, os: &os_model::Os) {
 /// The human summary printed at the end of a run (deterministic: no host time in it).
 pub fn summary(scn: &Scenario, r: &RunResult) -> String {
     let mut o = String::new();
-    let g = r.platform.machine.geometry();
-    let cfg = r.platform.machine.config();
-    let st = r.platform.machine.stats();
+    let g = r.platform.machine().geometry();
+    let cfg = r.platform.machine().config();
+    let st = r.platform.machine().stats();
     let _ = writeln!(o, "cellsim: {} (seed {})", r.scenario, r.seed);
     if let Some(d) = &scn.file.description {
         let _ = writeln!(
@@ -947,7 +947,7 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
         thousands(st.clean_evictions),
         thousands(st.unanswered_snoops)
     );
-    let io = r.platform.io.stats();
+    let io = r.platform.io().stats();
     if r.driver.cards > 0 || io.mmio + io.config > 0 {
         let _ = writeln!(
             o,

@@ -107,7 +107,7 @@ impl ActionRecord {
 /// states (cells, CPUs, memory controllers, I/O subsystems, slots and cards), and the
 /// OS's [`Os::request_state`].
 fn request_state(run: &Run) -> Vec<(&'static str, u64)> {
-    let m = &run.p.machine;
+    let m = run.p.machine();
     let mut hw = StableHasher::new();
     for c in m.cells() {
         hw.word(c.state as u64 | u64::from(c.memory_enabled) << 8 | u64::from(c.generation) << 16);
@@ -115,10 +115,10 @@ fn request_state(run: &Run) -> Vec<(&'static str, u64)> {
     for c in m.cpus() {
         hw.word(c.state as u64);
     }
-    for sub in run.p.io.subsystems() {
+    for sub in run.p.io().subsystems() {
         hw.word(sub.state as u64);
     }
-    for sl in run.p.io.slots() {
+    for sl in run.p.io().slots() {
         hw.word(u64::from(sl.powered) | sl.card.map_or(0, |d| u64::from(d.0) + 1) << 1);
     }
     let mut v = vec![("hardware", hw.finish())];
@@ -294,7 +294,7 @@ impl Run {
                 for c in driver.irq_cpus() {
                     let pending = self
                         .p
-                        .machine
+                        .machine()
                         .cpu(c)
                         .is_some_and(|x| x.pending_interrupts() > 0);
                     if pending && !irq_pending[c.index()] {
@@ -357,12 +357,12 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
     };
     let mut probe = PlatformProbe::with_checkers(
         Trace::new(level, f.trace.max_records),
-        &p.machine,
+        p.machine(),
         f.checks.deep,
     );
     probe.violations = Violations::with_cap(f.checks.max_violations);
     let mut checkers = probe.checker_ids();
-    let ncpus = p.machine.cpus().len();
+    let ncpus = p.machine().cpus().len();
 
     let load = match f.workload.kind {
         WorkloadKind::Os => {
@@ -381,7 +381,7 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
             )?;
             let checks = OsCheckers::default();
             checkers.extend(checks.ids());
-            if f.workload.io.enabled && p.io.devices().iter().any(|d| d.is_live()) {
+            if f.workload.io.enabled && p.io().devices().iter().any(|d| d.is_live()) {
                 checkers.push(DRIVER);
             }
             Load::Os {
@@ -401,7 +401,7 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
             }
             // Firmware boot: start every present CPU.
             let boot: Vec<CpuId> = p
-                .machine
+                .machine()
                 .cpus()
                 .iter()
                 .filter(|c| c.state == cells::CpuState::PresentHalted)
@@ -419,7 +419,7 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
             let tester = RandomTester::new(
                 f.workload.tester.clone(),
                 &scn.workload_cpus,
-                &p.machine,
+                p.machine(),
                 &streams,
             )?;
             Load::Tester {
@@ -518,7 +518,7 @@ fn main_loop(scn: &Scenario, opts: &RunOptions, run: &mut Run) -> Result<(), Run
             Ev::Step(c) => {
                 // A CPU that is not running executes nothing (firmware may have halted or
                 // powered it off behind the workload's back, e.g. by an eject).
-                let running = run.p.machine.cpu(c).is_some_and(|x| x.state.is_running());
+                let running = run.p.machine().cpu(c).is_some_and(|x| x.state.is_running());
                 let Load::Tester {
                     tester,
                     step_pending,
@@ -535,7 +535,7 @@ fn main_loop(scn: &Scenario, opts: &RunOptions, run: &mut Run) -> Result<(), Run
                     continue;
                 }
                 issued += 1;
-                let (dt, bad) = tester.step(now, c, &mut run.p.machine, &mut run.probe)?;
+                let (dt, bad) = tester.step(now, c, run.p.machine_mut(), &mut run.probe)?;
                 if let Some(v) = bad {
                     run.push(v);
                 }
@@ -817,7 +817,7 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
         }
     };
     let cpu_state = |p: &Platform, c: CpuId| {
-        p.machine
+        p.machine()
             .cpu(c)
             .map_or(String::new(), |x| x.state.to_string())
     };
@@ -830,7 +830,7 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
             set_active(load, c, false);
             let flushed = if flush {
                 let f = p
-                    .machine
+                    .machine_mut()
                     .flush_cache(now, c, probe)
                     .map_err(|e| e.to_string())?;
                 format!("flushed {} lines ({} dirty), ", f.lines, f.dirty)
@@ -850,7 +850,7 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
             })
             .map_err(|e| e.to_string()),
         &Action::FlushCache { cpu: c } => p
-            .machine
+            .machine_mut()
             .flush_cache(now, c, probe)
             .map(|f| format!("{} lines ({} dirty)", f.lines, f.dirty))
             .map_err(|e| e.to_string()),
@@ -859,19 +859,19 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
             event: ev,
             if_off,
         } => {
-            let powered = p.machine.cell(c).is_some_and(|x| x.state.is_powered());
+            let powered = p.machine().cell(c).is_some_and(|x| x.state.is_powered());
             if if_off && powered {
                 // The operator sees the power LED still on and leaves the board in.
                 Ok(format!("skipped: {c} is still powered (if_off)"))
             } else {
                 if matches!(ev, CellEvent::PowerOff | CellEvent::Remove) {
-                    for id in p.machine.cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
+                    for id in p.machine().cpus_of(c).map(|x| x.id).collect::<Vec<_>>() {
                         set_active(load, id, false);
                     }
                 }
                 p.cell_event(now, c, ev, probe)
                     .map(|()| {
-                        p.machine
+                        p.machine()
                             .cell(c)
                             .map_or(String::new(), |x| x.state.to_string())
                     })
@@ -879,12 +879,12 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
             }
         }
         &Action::InjectCorrectedError { target, count } => p
-            .machine
+            .machine_mut()
             .inject_corrected_error(now, target, count, probe)
             .map(|total| format!("total {total}"))
             .map_err(|e| e.to_string()),
         &Action::InjectUncorrectedError { addr } => p
-            .machine
+            .machine_mut()
             .inject_uncorrected_error(now, addr, probe)
             .map(|()| "poisoned".to_owned())
             .map_err(|e| e.to_string()),
@@ -980,7 +980,7 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
                 let path = driver.slot_path(s).ok_or("the slot has no ACPI node")?;
                 p.evaluate(now, &format!("{path}._PS0"), &[], probe)
                     .map_err(|e| e.to_string())?;
-                let up = if p.io.slot(s).is_some_and(|x| x.card.is_some()) {
+                let up = if p.io().slot(s).is_some_and(|x| x.card.is_some()) {
                     driver.resume(now, s, p, probe)?
                 } else {
                     "empty slot".to_owned()
@@ -1004,7 +1004,7 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
             .map(|d| format!("card {} ({})", d.0, kind.name()))
             .map_err(|e| e.to_string()),
         &Action::RemoveCard { slot: s } => {
-            let powered = p.io.slot(s).is_some_and(|x| x.powered);
+            let powered = p.io().slot(s).is_some_and(|x| x.powered);
             p.remove_card(now, s, probe)
                 .map(|d| {
                     format!(
@@ -1053,7 +1053,8 @@ fn act(now: SimTime, t: &Timed, run: &mut Run) -> ActionRecord {
         } => p
             .subsystem_event(now, s, event, probe)
             .map(|()| {
-                p.io.subsystem(s)
+                p.io()
+                    .subsystem(s)
                     .map_or(String::new(), |x| x.state.to_string())
             })
             .map_err(|e| e.to_string()),

@@ -593,14 +593,16 @@ impl Defect {
     /// Switches the defect on in the platform.
     pub fn apply(self, p: &mut Platform) {
         match self {
-            Defect::StoreSkipsInvalidate => {
-                p.machine.inject_defect(CacheDefect::StoreSkipsInvalidate)
-            }
-            Defect::EvictionDropsDirty => p.machine.inject_defect(CacheDefect::EvictionDropsDirty),
-            Defect::ReadSkipsOwner => p.machine.inject_defect(CacheDefect::ReadSkipsOwner),
-            Defect::SapicIgnoresMask => p.io.inject_defect(IoDefect::SapicIgnoresMask),
-            Defect::SapicIgnoresEoi => p.io.inject_defect(IoDefect::SapicIgnoresEoi),
-            Defect::SapicLosesHeld => p.io.inject_defect(IoDefect::SapicLosesHeld),
+            Defect::StoreSkipsInvalidate => p
+                .machine_mut()
+                .inject_defect(CacheDefect::StoreSkipsInvalidate),
+            Defect::EvictionDropsDirty => p
+                .machine_mut()
+                .inject_defect(CacheDefect::EvictionDropsDirty),
+            Defect::ReadSkipsOwner => p.machine_mut().inject_defect(CacheDefect::ReadSkipsOwner),
+            Defect::SapicIgnoresMask => p.io_mut().inject_defect(IoDefect::SapicIgnoresMask),
+            Defect::SapicIgnoresEoi => p.io_mut().inject_defect(IoDefect::SapicIgnoresEoi),
+            Defect::SapicLosesHeld => p.io_mut().inject_defect(IoDefect::SapicLosesHeld),
             Defect::SkipRcuGracePeriod
             | Defect::SkipIrqReroute
             | Defect::SkipTaskMigration
@@ -1174,7 +1176,7 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
         RandomTester::new(
             f.workload.tester.clone(),
             &cpus,
-            &p.machine,
+            p.machine(),
             &RngStreams::new(0),
         )
         .map_err(|e| match e {
@@ -1191,8 +1193,8 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
         IoExerciser::new(f.workload.io.clone(), &p)
             .map_err(|e| (format!("workload.io.{}", e.field), e.message))?;
     }
-    let nslots = p.io.slots().len();
-    let nsubs = p.io.subsystems().len();
+    let nslots = p.io().slots().len();
+    let nsubs = p.io().subsystems().len();
     let mut last = SimDuration::ZERO;
     let mut timeline = Vec::with_capacity(f.timeline.len());
     for (i, t) in f.timeline.iter().enumerate() {

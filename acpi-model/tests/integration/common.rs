@@ -34,8 +34,8 @@ pub(crate) fn config() -> PlatformConfig {
 pub(crate) fn booted() -> (Platform, PlatformProbe) {
     let mut p = Platform::new(&config()).unwrap();
     let mut probe =
-        PlatformProbe::with_checkers(Trace::new(TraceLevel::Info, 10_000), &p.machine, true);
-    let cpus: Vec<CpuId> = p.machine.cpus().iter().map(|c| c.id).collect();
+        PlatformProbe::with_checkers(Trace::new(TraceLevel::Info, 10_000), p.machine(), true);
+    let cpus: Vec<CpuId> = p.machine().cpus().iter().map(|c| c.id).collect();
     for c in cpus {
         p.cpu_event(SimTime::ZERO, c, CpuEvent::Start, &mut probe)
             .unwrap();

@@ -68,7 +68,9 @@ fn the_chipset_function_follows_its_cell() {
         6
     );
     for c in 24..28 {
-        p.machine.flush_cache(t(1), CpuId(c), &mut probe).unwrap();
+        p.machine_mut()
+            .flush_cache(t(1), CpuId(c), &mut probe)
+            .unwrap();
         p.cpu_event(t(1), CpuId(c), cells::cpu::CpuEvent::Halt, &mut probe)
             .unwrap();
     }

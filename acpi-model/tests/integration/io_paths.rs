@@ -15,10 +15,10 @@ use crate::common::*;
 const CPU: CpuId = CpuId(0);
 
 fn route(p: &mut Platform, probe: &mut PlatformProbe, d: DeviceId, vector: u8, dest: CpuId) {
-    let dev = p.io.device(d).unwrap().clone();
-    let (sid, e) = p.io.gsi_entry(dev.gsi).unwrap();
-    let base = p.io.subsystem(sid).unwrap().sapic.base;
-    let l = p.machine.cpu(dest).unwrap().lsapic;
+    let dev = p.io().device(d).unwrap().clone();
+    let (sid, e) = p.io().gsi_entry(dev.gsi).unwrap();
+    let base = p.io().subsystem(sid).unwrap().sapic.base;
+    let l = p.machine().cpu(dest).unwrap().lsapic;
     let r = |o: u64| PhysAddr::new(base + o);
     p.store(t(0), CPU, r(sapic::IOREGSEL), 0x11 + 2 * e as u64, probe)
         .unwrap();
@@ -43,12 +43,12 @@ fn route(p: &mut Platform, probe: &mut PlatformProbe, d: DeviceId, vector: u8, d
 }
 
 fn bar(p: &Platform, d: DeviceId) -> u64 {
-    let dev = p.io.device(d).unwrap();
+    let dev = p.io().device(d).unwrap();
     dev.config().bar_address(&dev.config().bar_defs()[0])
 }
 
 fn start(p: &mut Platform, probe: &mut PlatformProbe, d: DeviceId, ring: u64) {
-    let bdf = p.io.device(d).unwrap().bdf;
+    let bdf = p.io().device(d).unwrap().bdf;
     let b = bar(p, d);
     p.config_write(
         t(0),
@@ -94,7 +94,7 @@ fn records_reach_memory_coherently_and_interrupts_reach_the_cpu() {
     assert_eq!(wake.len(), 1);
     let next = p.device_tick(wake[0].1, d, &mut probe).unwrap();
     assert!(next > wake[0].1);
-    let serial = p.io.device(d).unwrap().serial;
+    let serial = p.io().device(d).unwrap().serial;
     for i in 0..RECORD_WORDS {
         let (v, _) = p
             .load(
@@ -119,7 +119,9 @@ fn a_device_interrupt_routed_to_a_halted_cpu_is_reported() {
     let (mut p, mut probe) = booted();
     let d = DeviceId(1);
     route(&mut p, &mut probe, d, 0x42, CpuId(5));
-    p.machine.flush_cache(t(0), CpuId(5), &mut probe).unwrap();
+    p.machine_mut()
+        .flush_cache(t(0), CpuId(5), &mut probe)
+        .unwrap();
     p.cpu_event(t(0), CpuId(5), CpuEvent::Halt, &mut probe)
         .unwrap();
     start(&mut p, &mut probe, d, 0x20_0000);
@@ -152,7 +154,9 @@ fn dma_into_a_removed_cells_memory_is_reported() {
     assert!(probe.violations.is_empty(), "{:?}", probe.violations.kept());
     // Cell 3 goes away under the card's ring (nobody moved the buffer).
     for c in 12..16 {
-        p.machine.flush_cache(at, CpuId(c), &mut probe).unwrap();
+        p.machine_mut()
+            .flush_cache(at, CpuId(c), &mut probe)
+            .unwrap();
         p.cpu_event(at, CpuId(c), CpuEvent::Halt, &mut probe)
             .unwrap();
     }
@@ -168,7 +172,7 @@ fn dma_into_a_removed_cells_memory_is_reported() {
         .find(|v| v.message.contains("DMA write"))
         .unwrap();
     assert_eq!(v.checker.code, "CHK-1");
-    assert_eq!(v.agent, Entity::Pci(p.io.device(d).unwrap().bdf));
+    assert_eq!(v.agent, Entity::Pci(p.io().device(d).unwrap().bdf));
     assert!(
         v.message.contains("its home cell3 is absent"),
         "{}",
@@ -195,7 +199,7 @@ fn mmio_to_a_powered_off_slot_is_reported() {
         "{}",
         x.message
     );
-    assert!(!p.io.slot(SlotId(2)).unwrap().powered);
+    assert!(!p.io().slot(SlotId(2)).unwrap().powered);
 }
 
 #[test]
@@ -203,7 +207,7 @@ fn an_overlapping_bar_is_reported() {
     let (mut p, mut probe) = booted();
     let a = bar(&p, DeviceId(0));
     // Move the disk's BAR (bridge of subsystem 1) onto the NIC's (subsystem 0).
-    let bdf = p.io.device(DeviceId(1)).unwrap().bdf;
+    let bdf = p.io().device(DeviceId(1)).unwrap().bdf;
     p.config_write(t(0), CPU, bdf, reg::BAR0 + 4, (a >> 32) as u32, &mut probe)
         .unwrap();
     p.config_write(t(0), CPU, bdf, reg::BAR0, a as u32, &mut probe)
@@ -226,13 +230,15 @@ fn an_overlapping_bar_is_reported() {
 fn an_mmio_access_by_a_halted_cpu_goes_nowhere() {
     let (mut p, mut probe) = booted();
     let b = bar(&p, DeviceId(0));
-    p.machine.flush_cache(t(0), CpuId(7), &mut probe).unwrap();
+    p.machine_mut()
+        .flush_cache(t(0), CpuId(7), &mut probe)
+        .unwrap();
     p.cpu_event(t(0), CpuId(7), CpuEvent::Halt, &mut probe)
         .unwrap();
-    let before = p.io.stats().mmio;
+    let before = p.io().stats().mmio;
     p.store(t(1), CpuId(7), PhysAddr::new(b + regs::CTRL), 1, &mut probe)
         .unwrap();
-    assert_eq!(p.io.stats().mmio, before);
+    assert_eq!(p.io().stats().mmio, before);
     assert!(
         probe.violations.kept()[0]
             .message

@@ -51,7 +51,7 @@ fn a_cells_sta_follows_its_power_and_ej0_powers_it_off() {
             .unwrap()),
         0
     );
-    assert_eq!(p.machine.cpu(CpuId(9)).unwrap().state, CpuState::Absent);
+    assert_eq!(p.machine().cpu(CpuId(9)).unwrap().state, CpuState::Absent);
     // Ejecting running CPUs is allowed (real firmware does it) and noted; the checkers see
     // what was lost.
     let note = probe
@@ -88,8 +88,10 @@ fn memory_and_processor_devices_eject_on_their_own() {
             .unwrap()),
         0x0F
     );
-    assert!(!p.machine.cell(CellId(5)).unwrap().memory_online());
-    p.machine.flush_cache(t(2), CpuId(3), &mut probe).unwrap();
+    assert!(!p.machine().cell(CellId(5)).unwrap().memory_online());
+    p.machine_mut()
+        .flush_cache(t(2), CpuId(3), &mut probe)
+        .unwrap();
     p.evaluate(
         t(3),
         "\\_SB_.CL00.CP03._EJ0",
@@ -201,7 +203,7 @@ fn slot_power_goes_through_ps0_and_ps3() {
     );
     p.evaluate(t(1), "\\_SB_.IO00.PCI0.SL02._PS3", &[], &mut probe)
         .unwrap();
-    assert!(!p.io.slot(SlotId(2)).unwrap().powered);
+    assert!(!p.io().slot(SlotId(2)).unwrap().powered);
     assert_eq!(
         int(p
             .evaluate(t(2), "\\_SB_.IO00.PCI0.SL02._STA", &[], &mut probe)
@@ -210,7 +212,7 @@ fn slot_power_goes_through_ps0_and_ps3() {
     );
     p.evaluate(t(3), "\\_SB_.IO00.PCI0.SL02._PS0", &[], &mut probe)
         .unwrap();
-    assert!(p.io.slot(SlotId(2)).unwrap().powered);
+    assert!(p.io().slot(SlotId(2)).unwrap().powered);
     assert!(probe.violations.is_empty(), "{:?}", probe.violations.kept());
 }
 

@@ -85,14 +85,16 @@ impl AllocChecker {
             let Some(((bar, size), _)) = s.bars else {
                 continue;
             };
-            let decodes =
-                p.io.slot(s.sun)
-                    .and_then(|x| x.card)
-                    .and_then(|d| p.io.device(d))
-                    .is_some_and(|d| d.decoded().iter().any(|&(_, b, z)| b == bar && z == size));
-            let present =
-                p.io.slot(s.sun)
-                    .is_some_and(|x| x.card.is_some() && x.powered);
+            let decodes = p
+                .io()
+                .slot(s.sun)
+                .and_then(|x| x.card)
+                .and_then(|d| p.io().device(d))
+                .is_some_and(|d| d.decoded().iter().any(|&(_, b, z)| b == bar && z == size));
+            let present = p
+                .io()
+                .slot(s.sun)
+                .is_some_and(|x| x.card.is_some() && x.powered);
             if present && !decodes {
                 report(
                     Entity::Pci(s.bdf),
@@ -109,7 +111,7 @@ impl AllocChecker {
             }
             let hit = (0..buf.len / 8).find_map(|w| {
                 let a = buf.addr + 8 * w;
-                p.machine
+                p.machine()
                     .coherent_peek(sim_core::PhysAddr::new(a))
                     .ok()
                     .filter(|&v| v != crate::kernel::POISON)

@@ -12,7 +12,7 @@ use crate::kernel::Os;
 /// Whether `vector` is pending in some running CPU's IRR.
 fn vector_pending(p: &Platform, vector: u8) -> bool {
     let bit = 1u64 << (vector % 64);
-    p.machine
+    p.machine()
         .cpus()
         .iter()
         .any(|c| c.state.is_running() && c.irr[usize::from(vector / 64)] & bit != 0)
@@ -45,14 +45,15 @@ impl OsChecker for IrqChecker {
             gsi, from: None, ..
         } = ev
         {
-            let pending = p.io.gsi_entry(Gsi(*gsi)).is_some_and(|(sid, e)| {
-                p.io.subsystem(sid)
+            let pending = p.io().gsi_entry(Gsi(*gsi)).is_some_and(|(sid, e)| {
+                p.io()
+                    .subsystem(sid)
                     .and_then(|s| s.sapic.entries().get(e))
                     .is_some_and(|r| vector_pending(p, r.vector))
             });
             let handled = self.handled.get(gsi).copied().unwrap_or(0);
             self.since
-                .insert(*gsi, (p.io.gsi_deliveries(Gsi(*gsi)), handled, pending));
+                .insert(*gsi, (p.io().gsi_deliveries(Gsi(*gsi)), handled, pending));
         }
     }
 
@@ -129,13 +130,14 @@ impl OsChecker for IrqChecker {
             };
             let gsi = os.driver.cards()[k].gsi;
             let routed = os.irqs.descs().iter().any(|d| d.gsi == gsi && !d.freed);
-            let Some((sid, e)) = p.io.gsi_entry(Gsi(gsi)) else {
+            let Some((sid, e)) = p.io().gsi_entry(Gsi(gsi)) else {
                 continue;
             };
-            let held =
-                p.io.subsystem(sid)
-                    .and_then(|x| x.sapic.entries().get(e))
-                    .is_some_and(|r| r.asserted > 0 && r.masked);
+            let held = p
+                .io()
+                .subsystem(sid)
+                .and_then(|x| x.sapic.entries().get(e))
+                .is_some_and(|r| r.asserted > 0 && r.masked);
             if held && !routed && !self.unrouted_reported.contains(&gsi) {
                 self.unrouted_reported.push(gsi);
                 out.push(violation(
@@ -151,10 +153,10 @@ impl OsChecker for IrqChecker {
             }
         }
         for (&gsi, &handled) in &self.handled {
-            let Some((sid, e)) = p.io.gsi_entry(Gsi(gsi)) else {
+            let Some((sid, e)) = p.io().gsi_entry(Gsi(gsi)) else {
                 continue;
             };
-            let Some(sub) = p.io.subsystem(sid).filter(|s| s.state.is_powered()) else {
+            let Some(sub) = p.io().subsystem(sid).filter(|s| s.state.is_powered()) else {
                 continue;
             };
             let Some(rte) = sub.sapic.entries().get(e) else {
@@ -163,7 +165,7 @@ impl OsChecker for IrqChecker {
             // Counted on the line (the entry's own counter starts again when its IO SAPIC
             // is powered on anew), since the kernel last routed the GSI afresh.
             let (d0, h0, stale) = self.since.get(&gsi).copied().unwrap_or((0, 0, false));
-            let delivered = p.io.gsi_deliveries(Gsi(gsi)) - d0;
+            let delivered = p.io().gsi_deliveries(Gsi(gsi)) - d0;
             let handled = handled - h0;
             // Vectors are per IRQ: pending in any running CPU's IRR means on its way.
             let in_flight = vector_pending(p, rte.vector);
@@ -182,7 +184,7 @@ impl OsChecker for IrqChecker {
             let already = self.lost_reported.get(&gsi).copied().unwrap_or(0);
             if missing > already {
                 let dest = p
-                    .machine
+                    .machine()
                     .cpu_by_lsapic(rte.dest)
                     .map_or_else(|| rte.dest.to_string(), |c| c.to_string());
                 out.push(violation(

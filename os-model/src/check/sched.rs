@@ -390,7 +390,7 @@ impl OsChecker for SchedChecker {
             if let Some(c) = runnable_on {
                 let hw_running = os.per_cpu()[c.index()]
                     .hw
-                    .and_then(|h| p.machine.cpu(h))
+                    .and_then(|h| p.machine().cpu(h))
                     .is_some_and(|x| x.state.is_running());
                 if !hw_running && !self.reported.contains(&(id, c)) {
                     out.push(violation(

@@ -138,7 +138,7 @@ impl OsChecker for TaskDataChecker {
                 let got = match &src {
                     crate::mm::manager::Where::Frame(pfn) => {
                         let a = vm.phys.addr(*pfn) + 8 * u64::from(w);
-                        match p.machine.coherent_peek(sim_core::PhysAddr::new(a)) {
+                        match p.machine().coherent_peek(sim_core::PhysAddr::new(a)) {
                             Ok(v) => v,
                             Err(_) => continue,
                         }

@@ -46,7 +46,7 @@ impl Os {
     /// After the hardware raised interrupts: CPUs with an interrupt pending take it.
     pub fn interrupts_raised(&mut self, now: SimTime, p: &Platform) {
         // Nothing to look at unless the hardware delivered an interrupt since the last time.
-        let delivered = p.machine.stats().interrupts_delivered;
+        let delivered = p.interrupts_delivered();
         if delivered == self.seen_deliveries {
             return;
         }
@@ -56,10 +56,7 @@ impl Os {
             if pc.life != CpuLife::Up {
                 continue;
             }
-            let pending = pc
-                .hw
-                .and_then(|h| p.machine.cpu(h))
-                .is_some_and(|x| x.state.is_running() && x.pending_interrupts() > 0);
+            let pending = pc.hw.is_some_and(|h| p.interrupt_pending(h));
             if pending {
                 self.kick(LogicalCpu(i as u32), now);
             }

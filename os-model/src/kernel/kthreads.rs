@@ -389,7 +389,7 @@ impl Os {
         let (lines, dirty) = if self.defects.has(OsDefect::SkipCacheFlushOnCpuRemove) {
             (0, 0)
         } else {
-            let r = p.machine.flush_cache(t, hw, probe);
+            let r = p.pal_cache_flush(t, hw, probe);
             match r {
                 Ok(f) => {
                     t += f.latency;

@@ -299,10 +299,7 @@ impl Os {
     }
 
     pub(crate) fn hw_running(&self, c: LogicalCpu, p: &Platform) -> bool {
-        self.pcpu[c.index()]
-            .hw
-            .and_then(|h| p.machine.cpu(h))
-            .is_some_and(|x| x.state.is_running())
+        self.pcpu[c.index()].hw.is_some_and(|h| p.cpu_running(h))
     }
 
     /// Makes sure `c` runs a step no later than `at` (and not before it is free).

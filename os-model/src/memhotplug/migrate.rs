@@ -362,7 +362,7 @@ impl MemFlow {
                     let vm = os.vmm();
                     let addr = PhysAddr::new(vm.phys.addr(m.pfn));
                     let mut buf = vec![0u64; vm.wpp as usize];
-                    let _ = p.machine.dma_read(t, &SWAP_DEVICE, addr, &mut buf, probe);
+                    let _ = p.dma_read(t, &SWAP_DEVICE, addr, &mut buf, probe);
                     let vm = os.vmm();
                     vm.swap.write(slot, buf.into_boxed_slice());
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
@@ -457,10 +457,7 @@ impl MemFlow {
             .collect();
         let bytes = (pairs.len() as u64) << vm.phys.page_shift;
         let parallel = os.cfg.memory.parallel_copy;
-        if let Ok(lat) = p
-            .machine
-            .copy_pages(t, hw, &pairs, coherent, parallel, probe)
-        {
+        if let Ok(lat) = p.copy_pages(t, hw, &pairs, coherent, parallel, probe) {
             t += lat;
         }
         if let Some(c) = os.memhp.running_mut() {

@@ -235,7 +235,7 @@ impl MemFlow {
                 let mut end = t;
                 for c in cpus {
                     let hw = os.hw(c);
-                    if let Ok(r) = p.machine.flush_cache(t, hw, probe) {
+                    if let Ok(r) = p.pal_cache_flush(t, hw, probe) {
                         lines += r.lines as u64;
                         end = end.max(t + r.latency);
                     }

@@ -30,7 +30,7 @@ impl Mm {
             None => (0..vm.wpp).map(|w| file_word(file, page, w)).collect(),
         };
         let addr = PhysAddr::new(vm.phys.addr(pfn));
-        let _ = p.machine.dma_write(now, &DISK, addr, &data, probe);
+        let _ = p.dma_write(now, &DISK, addr, &data, probe);
     }
 
     pub(crate) fn start_io(os: &mut Os, now: SimTime, io: Io) {
@@ -67,7 +67,7 @@ impl Mm {
                 let data: Option<Box<[u64]>> = vm.swap.read(slot).map(Into::into);
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 if let Some(d) = data {
-                    let _ = p.machine.dma_write(now, &SWAP_DEVICE, addr, &d, probe);
+                    let _ = p.dma_write(now, &SWAP_DEVICE, addr, &d, probe);
                 }
                 os.vmm().swap.release(slot);
                 let set = flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED;
@@ -100,7 +100,7 @@ impl Mm {
                 let vm = os.vmm();
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = p.machine.dma_read(now, &DISK, addr, &mut buf, probe);
+                let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
                 let vm = os.vmm();
                 vm.disk.insert((file, page), buf.into_boxed_slice());
                 vm.stats.writebacks += 1;
@@ -117,7 +117,7 @@ impl Mm {
                 let vm = os.vmm();
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = p.machine.dma_read(now, &DISK, addr, &mut buf, probe);
+                let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
                 let vm = os.vmm();
                 vm.phys.map.pins[pfn as usize] = vm.phys.map.pins[pfn as usize].saturating_sub(1);
             }
@@ -231,7 +231,7 @@ impl Mm {
         };
         let addr = PhysAddr::new(vm.phys.addr(pfn));
         let mut buf = vec![0u64; vm.wpp as usize];
-        let _ = p.machine.dma_read(now, &DISK, addr, &mut buf, probe);
+        let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
         let vm = os.vmm();
         vm.disk.insert((file, page), buf.into_boxed_slice());
         vm.stats.writebacks += 1;

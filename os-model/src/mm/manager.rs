@@ -293,8 +293,7 @@ impl Mm {
     /// firmware's first megabyte and gets the normal zone, the other nodes are movable unless
     /// configured otherwise. Then the zero page and the boot slab pages.
     pub(crate) fn mm_boot(os: &mut Os, boot_node: u32, p: &Platform) -> Result<(), OsError> {
-        let m = &p.machine;
-        let g = m.geometry();
+        let g = p.geometry();
         let mc: &MemConfig = &os.cfg.memory;
         let block_pages = (mc.block_size.0 >> g.page_shift) as u32;
         let cell_frames = (g.cell_bytes >> g.page_shift) as u32;

@@ -307,10 +307,14 @@ impl Mm {
         let hw = os.hw(c);
         let vm = os.vmm();
         let (src, dst) = (vm.phys.addr(vm.zero_pfn), vm.phys.addr(pfn));
-        if let Ok(lat) =
-            p.machine
-                .copy_page(*t, hw, PhysAddr::new(src), PhysAddr::new(dst), true, probe)
-        {
+        if let Ok(lat) = p.copy_pages(
+            *t,
+            hw,
+            &[(PhysAddr::new(src), PhysAddr::new(dst))],
+            true,
+            false,
+            probe,
+        ) {
             *t += lat;
         }
     }

@@ -57,7 +57,7 @@ impl Sim {
         let cfg = PlatformConfig { machine, io };
         let mut p = Platform::new(&cfg).unwrap();
         let mut probe =
-            PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), &p.machine, false);
+            PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
         let bsp = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
         let os = Os::boot(
             os,
@@ -176,6 +176,6 @@ impl Sim {
     }
 
     pub(crate) fn cpu_state(&self, c: u32) -> acpi_model::hw::CpuState {
-        self.p.machine.cpu(CpuId(c)).unwrap().state
+        self.p.machine().cpu(CpuId(c)).unwrap().state
     }
 }

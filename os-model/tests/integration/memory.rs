@@ -268,7 +268,7 @@ proptest! {
                 }
                 Act::SwapCell => {
                     let cell = CellId(2);
-                    if !s.p.machine.cell(cell).is_some_and(|c| c.memory_online()) {
+                    if !s.p.machine().cell(cell).is_some_and(|c| c.memory_online()) {
                         continue;
                     }
                     s.p.notify(now, "\\_SB_.CL02", NotifyCode::EjectRequest, &mut s.probe).unwrap();

@@ -122,7 +122,7 @@ fn a_slot_goes_down_and_up_again_under_load() {
     );
     let off = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
     assert!(!off.enabled && off.bars.is_none() && off.irq.is_none());
-    assert!(!s.p.io.slot(SlotId(5)).unwrap().powered);
+    assert!(!s.p.io().slot(SlotId(5)).unwrap().powered);
     windows_match_devices(&s).unwrap();
     clean(&mut s).unwrap();
 
@@ -204,7 +204,7 @@ fn an_exhausted_window_refuses_the_card_and_leaves_the_slot_off() {
     let slot = s.os.pci_hotplug().slot(SlotId(3)).cloned().unwrap();
     assert!(!slot.enabled && slot.bars.is_none() && slot.irq.is_none());
     assert!(
-        !s.p.io.slot(SlotId(3)).unwrap().powered,
+        !s.p.io().slot(SlotId(3)).unwrap().powered,
         "powered off again"
     );
     let after: Vec<Vec<(u64, u64)>> =
@@ -294,13 +294,13 @@ proptest! {
                 }
                 Act::Pull(slot) => {
                     // Only a card whose slot is off: a surprise removal is another test.
-                    if !s.p.io.slot(SlotId(slot)).is_some_and(|x| x.powered) {
+                    if !s.p.io().slot(SlotId(slot)).is_some_and(|x| x.powered) {
                         let _ = s.p.remove_card(t, SlotId(slot), &mut s.probe);
                     }
                 }
                 Act::Push(slot, nic) => {
                     let kind = if nic { DeviceKind::Nic } else { DeviceKind::Disk };
-                    if !s.p.io.slot(SlotId(slot)).is_some_and(|x| x.powered) {
+                    if !s.p.io().slot(SlotId(slot)).is_some_and(|x| x.powered) {
                         let _ = s.p.insert_card(t, SlotId(slot), kind, &mut s.probe);
                     }
                 }
@@ -401,7 +401,7 @@ fn a_hot_added_subsystem_gets_its_io_sapic_masked_before_its_devices_and_leaves_
         assert!(en.started >= init_end);
         assert!(s.os.pci_hotplug().slot(SlotId(sun)).unwrap().enabled);
     }
-    let sub = s.p.io.subsystem(sim_core::IoSubsystemId(2)).unwrap();
+    let sub = s.p.io().subsystem(sim_core::IoSubsystemId(2)).unwrap();
     let unmasked: Vec<usize> = (0..sub.sapic.entries().len())
         .filter(|&e| !sub.sapic.entries()[e].masked)
         .collect();
@@ -419,7 +419,7 @@ fn a_hot_added_subsystem_gets_its_io_sapic_masked_before_its_devices_and_leaves_
     assert_eq!(last.kind, PciOpKind::EjectSubsystem);
     assert_eq!(last.result, Some(Ok(())), "{last:?}");
     assert!(
-        !s.p.io
+        !s.p.io()
             .subsystem(sim_core::IoSubsystemId(2))
             .unwrap()
             .state
@@ -443,8 +443,8 @@ fn a_subsystem_whose_gsis_overlap_is_refused_and_nothing_changes() {
     assert!(e.to_string().contains("overlap"), "{e}");
     // Nothing was enabled behind it and its IO SAPIC was never touched by the kernel.
     assert_eq!(s.os.pci_hotplug().slots, slots);
-    assert!(!s.p.io.slot(SlotId(13)).unwrap().powered);
-    let sub = s.p.io.subsystem(sim_core::IoSubsystemId(3)).unwrap();
+    assert!(!s.p.io().slot(SlotId(13)).unwrap().powered);
+    let sub = s.p.io().subsystem(sim_core::IoSubsystemId(3)).unwrap();
     assert!(
         sub.sapic
             .entries()

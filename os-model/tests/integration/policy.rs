@@ -33,7 +33,7 @@ fn ras_sim() -> Sim {
 
 fn inject(s: &mut Sim, target: McaTarget, n: u32) {
     let t = s.now;
-    s.p.machine
+    s.p.machine_mut()
         .inject_corrected_error(t, target, n, &mut s.probe)
         .unwrap();
 }
@@ -83,7 +83,7 @@ fn a_cell_over_its_threshold_is_swapped_and_the_new_board_starts_afresh() {
     let r = s.os.mem_hotplug().done().last().cloned().unwrap();
     assert_eq!(r.kind, MemOpKind::CellRemove);
     assert_eq!(r.result, Some(Ok(())), "{r:?}");
-    assert!(!s.p.machine.cell(CellId(2)).unwrap().state.is_powered());
+    assert!(!s.p.machine().cell(CellId(2)).unwrap().state.is_powered());
     // The operator replaces the board.
     let t = s.now;
     for ev in [CellEvent::Remove, CellEvent::Insert, CellEvent::PowerOn] {

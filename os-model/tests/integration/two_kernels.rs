@@ -21,7 +21,7 @@ fn online_hw(os: &Os) -> Vec<CpuId> {
 fn cells_of(p: &Platform, cpus: &[CpuId]) -> Vec<u16> {
     let mut v: Vec<u16> = cpus
         .iter()
-        .map(|&c| p.machine.cpu(c).unwrap().cell.0)
+        .map(|&c| p.machine().cpu(c).unwrap().cell.0)
         .collect();
     v.sort_unstable();
     v.dedup();
@@ -35,7 +35,8 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
         io: IoConfig::default(),
     };
     let mut p = Platform::new(&cfg).unwrap();
-    let mut probe = PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), &p.machine, false);
+    let mut probe =
+        PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
     let (a_hw, a_bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
     let part = |cells: &[u32]| OsConfig {
         nr_cpus: 32,
@@ -58,7 +59,7 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
     // The first kernel hands the first CPU of cell 4 to the second through firmware (the
     // wakeup a multi-kernel's loader sends), and the second boots on it.
     let b_bsp = p
-        .machine
+        .machine()
         .cpus()
         .iter()
         .find(|c| c.cell.0 == 4)
@@ -143,7 +144,8 @@ fn a_kernel_cannot_boot_on_a_cpu_outside_its_cells() {
         io: IoConfig::default(),
     };
     let mut p = Platform::new(&cfg).unwrap();
-    let mut probe = PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), &p.machine, false);
+    let mut probe =
+        PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
     let (_, bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
     let cfg = OsConfig {
         cells: Some(vec![4]),
