@@ -541,138 +541,69 @@ impl NotifyName {
     }
 }
 
-/// Every injectable defect, by the name used in files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Every injectable defect, by the name used in files: the cache model's, the IO SAPIC's
+/// or the OS model's own enum (one list each, kept by its crate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Defect {
-    /// Cache model: see [`CacheDefect::StoreSkipsInvalidate`].
-    StoreSkipsInvalidate,
-    /// Cache model: see [`CacheDefect::EvictionDropsDirty`].
-    EvictionDropsDirty,
-    /// Cache model: see [`CacheDefect::ReadSkipsOwner`].
-    ReadSkipsOwner,
-    /// IO SAPIC: see [`IoDefect::SapicIgnoresMask`].
-    SapicIgnoresMask,
-    /// IO SAPIC: see [`IoDefect::SapicIgnoresEoi`].
-    SapicIgnoresEoi,
-    /// IO SAPIC: see [`IoDefect::SapicLosesHeld`].
-    SapicLosesHeld,
-    /// OS: see [`OsDefect::SkipRcuGracePeriod`].
-    SkipRcuGracePeriod,
-    /// OS: see [`OsDefect::SkipIrqReroute`].
-    SkipIrqReroute,
-    /// OS: see [`OsDefect::SkipTaskMigration`].
-    SkipTaskMigration,
-    /// OS: see [`OsDefect::SkipCacheFlushOnCpuRemove`].
-    SkipCacheFlushOnCpuRemove,
-    /// OS: see [`OsDefect::HaltBeforeOffline`].
-    HaltBeforeOffline,
-    /// OS: see [`OsDefect::SkipTlbShootdown`].
-    SkipTlbShootdown,
-    /// OS: see [`OsDefect::CopyNoncoherent`].
-    CopyNoncoherent,
-    /// OS: see [`OsDefect::FreeBeforeCopy`].
-    FreeBeforeCopy,
-    /// OS: see [`OsDefect::IgnoreWriteback`].
-    IgnoreWriteback,
-    /// OS: see [`OsDefect::SkipUnmovableCheck`].
-    SkipUnmovableCheck,
-    /// OS: see [`OsDefect::EjectBeforeOffline`].
-    EjectBeforeOffline,
-    /// OS: see [`OsDefect::AllocFromIsolated`].
-    AllocFromIsolated,
-    /// OS: see [`OsDefect::SkipDriverQuiesce`].
-    SkipDriverQuiesce,
-    /// OS: see [`OsDefect::LeakBarOnRemove`].
-    LeakBarOnRemove,
-    /// OS: see [`OsDefect::SkipSapicInitOnHotAdd`].
-    SkipSapicInitOnHotAdd,
+    /// A defect of the cache model.
+    Cache(CacheDefect),
+    /// A defect of the IO SAPIC model.
+    Io(IoDefect),
+    /// A defect of the OS model.
+    Os(OsDefect),
 }
 
+/// Every defect's name, in the order of [`Defect`]'s lists.
+static DEFECT_NAMES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| Defect::all().map(Defect::name).collect());
+
 impl Defect {
-    /// Switches the defect on in the platform.
+    /// Every defect.
+    pub fn all() -> impl Iterator<Item = Defect> {
+        CacheDefect::ALL
+            .into_iter()
+            .map(Defect::Cache)
+            .chain(IoDefect::ALL.into_iter().map(Defect::Io))
+            .chain(OsDefect::ALL.into_iter().map(Defect::Os))
+    }
+
+    /// The defect called `name` in files.
+    pub fn from_name(name: &str) -> Option<Defect> {
+        Defect::all().find(|d| d.name() == name)
+    }
+
+    /// Switches the defect on in the platform (an OS defect is the OS's to switch on).
     pub fn apply(self, p: &mut Platform) {
         match self {
-            Defect::StoreSkipsInvalidate => p
-                .machine_mut()
-                .inject_defect(CacheDefect::StoreSkipsInvalidate),
-            Defect::EvictionDropsDirty => p
-                .machine_mut()
-                .inject_defect(CacheDefect::EvictionDropsDirty),
-            Defect::ReadSkipsOwner => p.machine_mut().inject_defect(CacheDefect::ReadSkipsOwner),
-            Defect::SapicIgnoresMask => p.io_mut().inject_defect(IoDefect::SapicIgnoresMask),
-            Defect::SapicIgnoresEoi => p.io_mut().inject_defect(IoDefect::SapicIgnoresEoi),
-            Defect::SapicLosesHeld => p.io_mut().inject_defect(IoDefect::SapicLosesHeld),
-            Defect::SkipRcuGracePeriod
-            | Defect::SkipIrqReroute
-            | Defect::SkipTaskMigration
-            | Defect::SkipCacheFlushOnCpuRemove
-            | Defect::HaltBeforeOffline
-            | Defect::SkipTlbShootdown
-            | Defect::CopyNoncoherent
-            | Defect::FreeBeforeCopy
-            | Defect::IgnoreWriteback
-            | Defect::SkipUnmovableCheck
-            | Defect::EjectBeforeOffline
-            | Defect::AllocFromIsolated
-            | Defect::SkipDriverQuiesce
-            | Defect::LeakBarOnRemove
-            | Defect::SkipSapicInitOnHotAdd => {}
+            Defect::Cache(d) => p.machine_mut().inject_defect(d),
+            Defect::Io(d) => p.io_mut().inject_defect(d),
+            Defect::Os(_) => {}
         }
     }
 
     /// The OS defect this is, if it is one.
     pub fn os(self) -> Option<OsDefect> {
         match self {
-            Defect::SkipRcuGracePeriod => Some(OsDefect::SkipRcuGracePeriod),
-            Defect::SkipIrqReroute => Some(OsDefect::SkipIrqReroute),
-            Defect::SkipTaskMigration => Some(OsDefect::SkipTaskMigration),
-            Defect::SkipCacheFlushOnCpuRemove => Some(OsDefect::SkipCacheFlushOnCpuRemove),
-            Defect::HaltBeforeOffline => Some(OsDefect::HaltBeforeOffline),
-            Defect::SkipTlbShootdown => Some(OsDefect::SkipTlbShootdown),
-            Defect::CopyNoncoherent => Some(OsDefect::CopyNoncoherent),
-            Defect::FreeBeforeCopy => Some(OsDefect::FreeBeforeCopy),
-            Defect::IgnoreWriteback => Some(OsDefect::IgnoreWriteback),
-            Defect::SkipUnmovableCheck => Some(OsDefect::SkipUnmovableCheck),
-            Defect::EjectBeforeOffline => Some(OsDefect::EjectBeforeOffline),
-            Defect::AllocFromIsolated => Some(OsDefect::AllocFromIsolated),
-            Defect::SkipDriverQuiesce => Some(OsDefect::SkipDriverQuiesce),
-            Defect::LeakBarOnRemove => Some(OsDefect::LeakBarOnRemove),
-            Defect::SkipSapicInitOnHotAdd => Some(OsDefect::SkipSapicInitOnHotAdd),
-            Defect::StoreSkipsInvalidate
-            | Defect::EvictionDropsDirty
-            | Defect::ReadSkipsOwner
-            | Defect::SapicIgnoresMask
-            | Defect::SapicIgnoresEoi
-            | Defect::SapicLosesHeld => None,
+            Defect::Os(d) => Some(d),
+            Defect::Cache(_) | Defect::Io(_) => None,
         }
     }
 
     /// The name used in files.
     pub fn name(self) -> &'static str {
         match self {
-            Defect::StoreSkipsInvalidate => CacheDefect::StoreSkipsInvalidate.name(),
-            Defect::EvictionDropsDirty => CacheDefect::EvictionDropsDirty.name(),
-            Defect::ReadSkipsOwner => CacheDefect::ReadSkipsOwner.name(),
-            Defect::SapicIgnoresMask => IoDefect::SapicIgnoresMask.name(),
-            Defect::SapicIgnoresEoi => IoDefect::SapicIgnoresEoi.name(),
-            Defect::SapicLosesHeld => IoDefect::SapicLosesHeld.name(),
-            Defect::SkipRcuGracePeriod
-            | Defect::SkipIrqReroute
-            | Defect::SkipTaskMigration
-            | Defect::SkipCacheFlushOnCpuRemove
-            | Defect::HaltBeforeOffline
-            | Defect::SkipTlbShootdown
-            | Defect::CopyNoncoherent
-            | Defect::FreeBeforeCopy
-            | Defect::IgnoreWriteback
-            | Defect::SkipUnmovableCheck
-            | Defect::EjectBeforeOffline
-            | Defect::AllocFromIsolated
-            | Defect::SkipDriverQuiesce
-            | Defect::LeakBarOnRemove
-            | Defect::SkipSapicInitOnHotAdd => self.os().map_or("", OsDefect::name),
+            Defect::Cache(d) => d.name(),
+            Defect::Io(d) => d.name(),
+            Defect::Os(d) => d.name(),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Defect {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Defect, D::Error> {
+        let name = String::deserialize(de)?;
+        Defect::from_name(&name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &DEFECT_NAMES))
     }
 }
 
