@@ -1,17 +1,19 @@
 //! # os-model — the simplified Linux-like OS
 //!
 //! ```text
-//!   boot (ACPI scan) ── logical CPUs: possible / present / online / active
-//!        │                        (online + active published through RCU)
-//!        ├─ per-CPU runqueues, migration thread, ksoftirqd, ticks, load balancing
-//!        ├─ IRQ descriptors → IO SAPIC entries; IPIs (reschedule, cross-call)
-//!        ├─ card driver (top half / bottom half); ACPI PCI hot-plug of slots (crate::pcihp)
-//!        └─ CPU hot-remove / hot-add state machines (crate::hotplug)
-//!              │ every access: memory, MMIO, config, IPIs, HALT
+//!   boot (ACPI scan, restricted to the kernel's cells) ── logical CPUs: possible / present /
+//!        │                                                 online / active (RCU-published)
+//!        ├─ kernel/: the instance — event loop, per-CPU runqueues, migration thread,
+//!        │    ksoftirqd, ticks, IRQs and IPIs, the card driver, requests and views
+//!        ├─ ops/: the one hot-plug engine (queue, plan, steps, epochs, watchdog, _OST)
+//!        │    ├─ hotplug/    CPU hot-remove / hot-add            (CpuFlow)
+//!        │    ├─ memhotplug/ memory and whole-cell operations     (MemFlow)
+//!        │    └─ pcihp/      PCI slots and I/O subsystems         (PciFlow)
+//!        ├─ notify: ACPI notifications → the flows, by the device's _HID
+//!        └─ mm/: nodes, zones, buddy, mem_map, page tables, page cache, swap, faults
+//!              │ every access: memory, MMIO, config, IPIs, DMA, PAL calls
 //!              ▼
 //!        acpi_model::Platform (hardware + firmware) ── PlatformProbe (trace, hw checkers)
-//!   memory: nodes, zones, buddy, page tables, page cache, swap (crate::mm, crate::memory)
-//!        └─ memory and cell hot-remove / hot-add, page migration (crate::memhotplug)
 //!   OsEvent stream ──► OsCheckers: CHK-3 task data, CHK-4 scheduler, CHK-5 RCU, CHK-6 IRQs,
 //!                                  CHK-7 allocator
 //!   RAS policy (SAL corrected-error log) and power policy (crate::policy)
