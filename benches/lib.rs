@@ -254,7 +254,7 @@ pub mod migration {
                 .into_iter()
                 .filter(|&f| {
                     matches!(
-                        vm.phys.map.owner[f as usize],
+                        vm.phys.map.owner(f),
                         os_model::mm::Owner::Anon { .. }
                     )
                 })

@@ -254,14 +254,14 @@ impl OsChecker for AllocChecker {
                 let bad = if i >= map.len() {
                     Some("a frame that does not exist".to_owned())
                 } else if matches!(
-                    map.owner[i],
+                    map.owner(i as u32),
                     crate::mm::Owner::Free | crate::mm::Owner::Offline
                 ) {
-                    Some(format!("pfn {pfn:#x}, which is {}", map.owner[i]))
-                } else if !map.rmap[i].contains(&r) {
+                    Some(format!("pfn {pfn:#x}, which is {}", map.owner(i as u32)))
+                } else if !map.rmap(i as u32).contains(&r) {
                     Some(format!(
                         "pfn {pfn:#x} ({}), whose reverse map does not name it",
-                        map.owner[i]
+                        map.owner(i as u32)
                     ))
                 } else {
                     None
@@ -278,10 +278,10 @@ impl OsChecker for AllocChecker {
         for (what, addr) in os.kernel_objects() {
             let pfn = vm.phys.pfn(addr);
             let i = pfn as usize;
-            let ok = i < map.len() && map.owner[i].is_kernel();
+            let ok = i < map.len() && map.owner(i as u32).is_kernel();
             if !ok {
                 let owner = map
-                    .owner
+                    .owners()
                     .get(i)
                     .map_or("nothing".to_owned(), ToString::to_string);
                 report(

@@ -47,17 +47,17 @@ impl MemFlow {
         // pages are the batch until it is free.
         let frames: Vec<u32> = match compact {
             Some(pb) => (pb..pb + PAGEBLOCK_PAGES)
-                .filter(|&f| !matches!(vm.phys.map.owner[f as usize], Owner::Free | Owner::Offline))
+                .filter(|&f| !matches!(vm.phys.map.owner(f), Owner::Free | Owner::Offline))
                 .collect(),
             None => blocks.iter().flat_map(|&b| vm.phys.used_in(b)).collect(),
         };
         if let Some(pb) = compact {
             let blocked = frames.iter().any(|&f| {
                 let i = f as usize;
-                let o = vm.phys.map.owner[i];
+                let o = vm.phys.map.owner(i as u32);
                 !matches!(o, Owner::Anon { .. } | Owner::File { .. })
-                    || vm.phys.map.flags[i] & (flags::LOCKED | flags::WRITEBACK) != 0
-                    || vm.phys.map.pins[i] > 0
+                    || vm.phys.map.flags(i as u32) & (flags::LOCKED | flags::WRITEBACK) != 0
+                    || vm.phys.map.pins(i as u32) > 0
             });
             if frames.is_empty() {
                 // Done: a free huge page, kept isolated for the hugetlb page waiting for it.
@@ -82,8 +82,8 @@ impl MemFlow {
         'scan: for &pfn in &frames {
             {
                 let i = pfn as usize;
-                let owner = vm.phys.map.owner[i];
-                let f = vm.phys.map.flags[i];
+                let owner = vm.phys.map.owner(i as u32);
+                let f = vm.phys.map.flags(i as u32);
                 if f & flags::TAIL != 0 {
                     continue;
                 }
@@ -99,7 +99,7 @@ impl MemFlow {
                     busy.push((pfn, "under writeback"));
                     continue;
                 }
-                if vm.phys.map.pins[i] > 0 && f & flags::WRITEBACK == 0 {
+                if vm.phys.map.pins(i as u32) > 0 && f & flags::WRITEBACK == 0 {
                     busy.push((pfn, "pinned by DMA"));
                     continue;
                 }
@@ -157,11 +157,7 @@ impl MemFlow {
                 };
                 let mut ptes = Vec::new();
                 for k in 0..1u32 << order {
-                    ptes.extend(
-                        vm.phys.map.rmap[(pfn + k) as usize]
-                            .iter()
-                            .map(|&r| (r, pfn + k)),
-                    );
+                    ptes.extend(vm.phys.map.rmap(pfn + k).iter().map(|&r| (r, pfn + k)));
                 }
                 picked.push(Move {
                     pfn,
@@ -257,7 +253,7 @@ impl MemFlow {
         let vm = os.vmm();
         for m in &picked {
             if m.method != Method::Remap {
-                vm.phys.map.rmap[m.pfn as usize].clear();
+                vm.phys.map.clear_rmap(m.pfn);
             }
         }
         // The TLB shootdown: the CPUs that may cache these translations.
@@ -346,7 +342,7 @@ impl MemFlow {
             match m.method {
                 Method::Drop => {
                     let vm = os.vmm();
-                    if let Owner::File { file, page } = vm.phys.map.owner[m.pfn as usize] {
+                    if let Owner::File { file, page } = vm.phys.map.owner(m.pfn) {
                         vm.files[file as usize].cache[page as usize] = None;
                     }
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
@@ -367,7 +363,7 @@ impl MemFlow {
                     vm.swap.write(slot, buf.into_boxed_slice());
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     vm.phys.map.set(m.pfn, flags::WRITEBACK);
-                    vm.phys.map.pins[m.pfn as usize] += 1;
+                    vm.phys.map.pin(m.pfn);
                     vm.stats.swap_outs += 1;
                     Mm::start_io(os, t, Io::SwapOut { pfn: m.pfn, slot });
                     if let Some(c) = os.memhp.running_mut() {
@@ -376,7 +372,7 @@ impl MemFlow {
                 }
                 Method::Remap => {
                     let vm = os.vmm();
-                    let owner = vm.phys.map.owner[m.pfn as usize];
+                    let owner = vm.phys.map.owner(m.pfn);
                     let prefer = match owner {
                         Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => {
                             vm.spaces[mm as usize].node
@@ -478,16 +474,18 @@ impl MemFlow {
             let vm = os.vmm();
             for k in 0..1u32 << order {
                 let (o, n) = ((old + k) as usize, (new + k) as usize);
-                vm.phys.map.owner[n] = vm.phys.map.owner[o];
-                vm.phys.map.flags[n] = vm.phys.map.flags[o] & !flags::LOCKED;
-                vm.phys.map.order[n] = vm.phys.map.order[o];
-                let r = std::mem::take(&mut vm.phys.map.rmap[o]);
+                vm.phys.map.set_owner(n as u32, vm.phys.map.owner(o as u32));
+                vm.phys
+                    .map
+                    .set_flags(n as u32, vm.phys.map.flags(o as u32) & !flags::LOCKED);
+                vm.phys.map.set_order(n as u32, vm.phys.map.order(o as u32));
+                let r = vm.phys.map.take_rmap(o as u32);
                 for x in &r {
                     remaps.push((x.mm, x.vpn, old + k, new + k));
                 }
-                vm.phys.map.rmap[n] = r;
+                vm.phys.map.set_rmap(n as u32, r);
             }
-            let owner = vm.phys.map.owner[new as usize];
+            let owner = vm.phys.map.owner(new);
             let mlocked = vm.phys.map.has(new, flags::MLOCKED);
             if let Owner::File { file, page } = owner {
                 vm.files[file as usize].cache[page as usize] = Some(new);
@@ -509,8 +507,8 @@ impl MemFlow {
                 let vm = os.vmm();
                 for k in 0..1u32 << order {
                     let i = (old + k) as usize;
-                    vm.phys.map.owner[i] = owner;
-                    vm.phys.map.flags[i] &= !flags::LOCKED;
+                    vm.phys.map.set_owner(i as u32, owner);
+                    vm.phys.map.clear(i as u32, flags::LOCKED);
                 }
                 Mm::free_frame(os, t, old, order);
             }
@@ -568,12 +566,12 @@ impl MemFlow {
                 let mut movable = true;
                 for f in pb..pb + PAGEBLOCK_PAGES {
                     let k = f as usize;
-                    match vm.phys.map.owner[k] {
+                    match vm.phys.map.owner(k as u32) {
                         Owner::Free => {}
                         Owner::Anon { .. } | Owner::File { .. } => {
                             used += 1;
-                            if vm.phys.map.flags[k] & (flags::LOCKED | flags::WRITEBACK) != 0
-                                || vm.phys.map.pins[k] > 0
+                            if vm.phys.map.flags(k as u32) & (flags::LOCKED | flags::WRITEBACK) != 0
+                                || vm.phys.map.pins(k as u32) > 0
                             {
                                 movable = false;
                             }
@@ -629,7 +627,7 @@ impl MemFlow {
         _probe: &mut PlatformProbe,
     ) {
         let vm = os.vmm();
-        let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
+        let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;
         };
         if vm.phys.map.has(pfn, flags::WRITEBACK) {
@@ -637,7 +635,7 @@ impl MemFlow {
         }
         vm.phys.map.set(pfn, flags::WRITEBACK);
         vm.phys.map.clear(pfn, flags::DIRTY);
-        vm.phys.map.pins[pfn as usize] += 1;
+        vm.phys.map.pin(pfn);
         Mm::start_io(os, now, Io::Writeback { pfn, file, page });
     }
 }

@@ -162,9 +162,9 @@ impl MemFlow {
                         let used = vm.phys.used_in(b);
                         left += used.len();
                         for pfn in used {
-                            vm.phys.map.owner[pfn as usize] = Owner::Free;
-                            vm.phys.map.rmap[pfn as usize].clear();
-                            vm.phys.map.flags[pfn as usize] = 0;
+                            vm.phys.map.set_owner(pfn, Owner::Free);
+                            vm.phys.map.clear_rmap(pfn);
+                            vm.phys.map.set_flags(pfn, 0);
                             vm.phys.free(pfn, 0);
                         }
                     }
@@ -184,7 +184,7 @@ impl MemFlow {
                 }
                 let n_memmap = freed.len();
                 for pfn in freed {
-                    os.vmm().phys.map.owner[pfn as usize] = Owner::Free;
+                    os.vmm().phys.map.set_owner(pfn, Owner::Free);
                     Mm::free_frame(os, t, pfn, 0);
                 }
                 if let Some(cur) = os.memhp.running_mut() {
@@ -209,7 +209,7 @@ impl MemFlow {
                     if vm.phys.nodes[n as usize].online && vm.phys.node_blocks(n).is_empty() {
                         vm.phys.nodes[n as usize].online = false;
                         if let Some(pg) = vm.phys.nodes[n as usize].pgdat.take() {
-                            vm.phys.map.owner[pg as usize] = Owner::Free;
+                            vm.phys.map.set_owner(pg, Owner::Free);
                             notes.push((n, pg));
                         }
                     }
@@ -360,7 +360,7 @@ impl MemFlow {
                     }
                     if frames.len() < k as usize {
                         for f in frames {
-                            vm.phys.map.owner[f as usize] = Owner::Free;
+                            vm.phys.map.set_owner(f, Owner::Free);
                             vm.phys.free(f, 0);
                         }
                         return Next::Fail(now, MemError::NoMemory { pfn: blk.start });

@@ -90,7 +90,7 @@ impl Mm {
                 let vm = os.vmm();
                 vm.swap_cache.remove(&slot);
                 vm.phys.map.clear(pfn, flags::WRITEBACK | flags::SWAPCACHE);
-                vm.phys.map.pins[pfn as usize] = vm.phys.map.pins[pfn as usize].saturating_sub(1);
+                vm.phys.map.unpin(pfn);
                 Mm::free_frame(os, t, pfn, 0);
                 // A task that faulted on the swap entry meanwhile reads the slot now.
                 Mm::wake_page(os, &mut t, c, pfn, p, probe);
@@ -104,10 +104,9 @@ impl Mm {
                 let vm = os.vmm();
                 vm.disk.insert((file, page), buf.into_boxed_slice());
                 vm.stats.writebacks += 1;
-                if vm.phys.map.owner[pfn as usize] == (Owner::File { file, page }) {
+                if vm.phys.map.owner(pfn) == (Owner::File { file, page }) {
                     vm.phys.map.clear(pfn, flags::WRITEBACK | flags::PRIVATE);
-                    vm.phys.map.pins[pfn as usize] =
-                        vm.phys.map.pins[pfn as usize].saturating_sub(1);
+                    vm.phys.map.unpin(pfn);
                 } else {
                     // The page moved or went away while the device still had it.
                     vm.stats.stale_io += 1;
@@ -119,7 +118,7 @@ impl Mm {
                 let mut buf = vec![0u64; vm.wpp as usize];
                 let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
                 let vm = os.vmm();
-                vm.phys.map.pins[pfn as usize] = vm.phys.map.pins[pfn as usize].saturating_sub(1);
+                vm.phys.map.unpin(pfn);
             }
         }
     }
@@ -128,7 +127,7 @@ impl Mm {
     pub(crate) fn free_discarded(os: &mut Os, t: SimTime, pfn: u32) {
         let vm = os.vmm();
         let i = pfn as usize;
-        vm.phys.map.pins[i] = vm.phys.map.pins[i].saturating_sub(1);
+        vm.phys.map.unpin(i as u32);
         Mm::free_frame(os, t, pfn, 0);
     }
 
@@ -140,19 +139,19 @@ impl Mm {
         let mut busy = 0u8;
         for f in pfn..pfn + (1 << order) {
             let i = f as usize;
-            mapped += vm.phys.map.rmap[i].len() as u32;
-            let fl = vm.phys.map.flags[i];
+            mapped += vm.phys.map.rmap(i as u32).len() as u32;
+            let fl = vm.phys.map.flags(i as u32);
             if fl & flags::LOCKED != 0 {
                 busy |= crate::mm::page::busy::LOCKED;
             }
             if fl & flags::WRITEBACK != 0 {
                 busy |= crate::mm::page::busy::WRITEBACK;
             }
-            if vm.phys.map.pins[i] > 0 {
+            if vm.phys.map.pins(i as u32) > 0 {
                 busy |= crate::mm::page::busy::PINNED;
             }
         }
-        let owner = vm.phys.map.owner[pfn as usize];
+        let owner = vm.phys.map.owner(pfn);
         if mapped > 0 || busy != 0 {
             vm.stats.bad_frees += 1;
         }
@@ -194,15 +193,17 @@ impl Mm {
         };
         let i = pfn as usize;
         if i >= vm.phys.map.len()
-            || vm.phys.map.flags[i] & (flags::LOCKED | flags::WRITEBACK) != 0
-            || vm.phys.map.pins[i] > 0
+            || vm.phys.map.flags(i as u32) & (flags::LOCKED | flags::WRITEBACK) != 0
+            || vm.phys.map.pins(i as u32) > 0
         {
             return None;
         }
-        vm.phys.map.rmap[i].retain(|r| !(r.mm == mm && r.vpn == vpn));
+        vm.phys
+            .map
+            .retain_rmap(i as u32, |r| !(r.mm == mm && r.vpn == vpn));
         // Off the LRU, held by the shootdown until it frees it: nobody migrates it meanwhile.
         vm.phys.map.clear(pfn, flags::LRU);
-        vm.phys.map.pins[i] += 1;
+        vm.phys.map.pin(i as u32);
         vm.stats.discards += 1;
         Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::None, p, probe);
         os.vmm().tlbs[c.index()].invalidate(mm, vpn);
@@ -226,7 +227,7 @@ impl Mm {
         probe: &mut PlatformProbe,
     ) {
         let vm = os.vmm();
-        let Owner::File { file, page } = vm.phys.map.owner[pfn as usize] else {
+        let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;
         };
         let addr = PhysAddr::new(vm.phys.addr(pfn));
@@ -249,7 +250,7 @@ impl Mm {
         if (pfn as usize) >= vm.phys.map.len() {
             return;
         }
-        vm.phys.map.pins[pfn as usize] += 1;
+        vm.phys.map.pin(pfn);
         vm.stats.direct_ios += 1;
         Mm::start_io(os, now, Io::DirectWrite { pfn });
     }
@@ -265,9 +266,7 @@ impl Mm {
             return;
         }
         vm.next_flush = now + every;
-        for f in &mut vm.phys.map.flags {
-            *f &= !flags::REFERENCED;
-        }
+        vm.phys.map.clear_all(flags::REFERENCED);
         let batch = os.cfg.memory.writeback_batch as usize;
         let mut dirty = Vec::new();
         // Round robin over the files, starting where the last pass stopped.
@@ -280,7 +279,7 @@ impl Mm {
                 continue;
             }
             for pfn in file.cache.iter().flatten() {
-                let fl = vm.phys.map.flags[*pfn as usize];
+                let fl = vm.phys.map.flags(*pfn);
                 if fl & flags::DIRTY != 0 && fl & (flags::WRITEBACK | flags::LOCKED) == 0 {
                     dirty.push(*pfn);
                 }

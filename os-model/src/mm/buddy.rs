@@ -124,7 +124,7 @@ impl FreeArea {
 
     fn insert(&mut self, mm: &mut MemMap, pfn: u32, order: u8, mt: MigrateType) {
         mm.set(pfn, flags::BUDDY);
-        mm.order[pfn as usize] = order;
+        mm.set_order(pfn, order);
         self.lists[order as usize][mt.index()].insert(pfn);
         self.free_pages += 1 << order;
     }
@@ -134,7 +134,7 @@ impl FreeArea {
             return false;
         }
         mm.clear(pfn, flags::BUDDY);
-        mm.order[pfn as usize] = 0;
+        mm.set_order(pfn, 0);
         self.free_pages -= 1 << order;
         true
     }
@@ -143,15 +143,15 @@ impl FreeArea {
     /// type), merging with free buddies.
     pub fn free(&mut self, mm: &mut MemMap, mut pfn: u32, mut order: u8, mt: MigrateType) {
         for p in pfn..pfn + (1 << order) {
-            mm.owner[p as usize] = Owner::Free;
-            mm.flags[p as usize] = 0;
-            mm.pins[p as usize] = 0;
+            mm.set_owner(p, Owner::Free);
+            mm.set_flags(p, 0);
+            mm.set_pins(p, 0);
         }
         while order < PAGEBLOCK_ORDER {
             let buddy = pfn ^ (1 << order);
             let free_buddy = (buddy as usize) < mm.len()
                 && mm.has(buddy, flags::BUDDY)
-                && mm.order[buddy as usize] == order;
+                && mm.order(buddy) == order;
             if !free_buddy || !self.remove(mm, buddy, order, mt) {
                 break;
             }
@@ -191,10 +191,10 @@ impl FreeArea {
                     self.insert(mm, pfn + (1 << cur), cur, ty);
                 }
                 for p in pfn..pfn + (1 << order) {
-                    mm.owner[p as usize] = owner;
-                    mm.flags[p as usize] = 0;
+                    mm.set_owner(p, owner);
+                    mm.set_flags(p, 0);
                 }
-                mm.order[pfn as usize] = order;
+                mm.set_order(pfn, order);
                 return Some((pfn, ty));
             }
         }
@@ -214,7 +214,7 @@ impl FreeArea {
         let mut p = pb_pfn;
         while p < pb_pfn + PAGEBLOCK_PAGES {
             if mm.has(p, flags::BUDDY) {
-                let o = mm.order[p as usize];
+                let o = mm.order(p);
                 if self.remove(mm, p, o, from) {
                     self.insert(mm, p, o, to);
                     moved += 1 << o;
@@ -234,7 +234,7 @@ impl FreeArea {
         let mut p = pb_pfn;
         while p < pb_pfn + PAGEBLOCK_PAGES {
             if mm.has(p, flags::BUDDY) {
-                let o = mm.order[p as usize];
+                let o = mm.order(p);
                 if self.remove(mm, p, o, mt) {
                     taken += 1 << o;
                 }
@@ -274,11 +274,11 @@ impl FreeArea {
         for (pfn, order, mt) in self.blocks() {
             total += 1 << order;
             let mut fault = |message: String| out.push(BuddyFault { pfn, message });
-            if !mm.has(pfn, flags::BUDDY) || mm.order[pfn as usize] != order {
+            if !mm.has(pfn, flags::BUDDY) || mm.order(pfn) != order {
                 fault(format!(
                     "free list of order {order} holds pfn {pfn:#x}, whose mem_map says {} order {}",
                     mm.describe_flags(pfn),
-                    mm.order[pfn as usize]
+                    mm.order(pfn)
                 ));
             }
             if pfn % (1 << order) != 0 {
@@ -294,11 +294,11 @@ impl FreeArea {
             }
             for p in pfn..pfn + (1 << order) {
                 let i = p as usize;
-                if mm.owner[i] != Owner::Free || !mm.rmap[i].is_empty() {
+                if mm.owner(i as u32) != Owner::Free || !mm.rmap(i as u32).is_empty() {
                     fault(format!(
                         "pfn {p:#x} is in a free block but is {} with {} mappings",
-                        mm.owner[i],
-                        mm.rmap[i].len()
+                        mm.owner(i as u32),
+                        mm.rmap(i as u32).len()
                     ));
                     break;
                 }
@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn the_audit_bites() {
         let (mut mm, fa) = area(64);
-        mm.owner[3] = Owner::Anon { mm: 0, page: 0 };
+        mm.set_owner(3, Owner::Anon { mm: 0, page: 0 });
         let mut out = Vec::new();
         fa.audit(&mm, |_| MigrateType::Movable, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");

@@ -58,8 +58,8 @@ impl Mm {
                     Ok(pfn) => {
                         Mm::clear_page(os, t, c, pfn, p, probe);
                         let vm = os.vmm();
-                        vm.phys.map.flags[pfn as usize] |= flags::LRU | flags::UPTODATE;
-                        vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
+                        vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE);
+                        vm.phys.map.add_rmap(pfn, PteRef { mm, vpn });
                         Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
                         os.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
                         Ok(pfn)
@@ -108,8 +108,8 @@ impl Mm {
             return u32::MAX;
         };
         let vm = os.vmm();
-        vm.phys.map.flags[pfn as usize] |= flags::LOCKED | flags::SWAPCACHE;
-        vm.phys.map.pins[pfn as usize] += 1;
+        vm.phys.map.set(pfn, flags::LOCKED | flags::SWAPCACHE);
+        vm.phys.map.pin(pfn);
         vm.stats.swap_ins += 1;
         Mm::start_io(os, *t, Io::SwapIn { pfn, slot, mm, vpn });
         pfn
@@ -136,7 +136,7 @@ impl Mm {
                 return Err(pfn);
             }
             vm.stats.minor_faults += 1;
-            vm.phys.map.rmap[pfn as usize].push(PteRef { mm, vpn });
+            vm.phys.map.add_rmap(pfn, PteRef { mm, vpn });
             Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
             os.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
             return Ok(pfn);
@@ -148,8 +148,8 @@ impl Mm {
         else {
             return Err(u32::MAX);
         };
-        vm.phys.map.flags[pfn as usize] |= flags::LOCKED;
-        vm.phys.map.pins[pfn as usize] += 1;
+        vm.phys.map.set(pfn, flags::LOCKED);
+        vm.phys.map.pin(pfn);
         vm.files[file as usize].cache[page as usize] = Some(pfn);
         vm.stats.file_reads += 1;
         Mm::start_io(
@@ -183,8 +183,8 @@ impl Mm {
         let map = &mut os.vmm().phys.map;
         map.clear(pfn, flags::LOCKED | clear);
         map.set(pfn, set);
-        map.pins[pfn as usize] -= 1;
-        map.rmap[pfn as usize].push(at);
+        map.unpin(pfn);
+        map.add_rmap(pfn, at);
         Mm::write_pte(os, t, c, at, Pte::Present { pfn }, p, probe);
         Mm::wake_page(os, t, c, pfn, p, probe);
     }

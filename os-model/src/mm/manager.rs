@@ -178,15 +178,18 @@ impl Vm {
         }
         let m = &self.phys.map;
         for i in 0..m.len() {
-            let o = m.owner[i];
+            let o = m.owner(i as u32);
             // Free frames are in the free lists hashed above.
             if matches!(o, Owner::Offline | Owner::Free) {
                 continue;
             }
             h.word(i as u64);
             h.word(owner_word(o));
-            h.word(u64::from(m.flags[i] & !flags::REFERENCED) | u64::from(m.pins[i]) << 16);
-            for r in &m.rmap[i] {
+            h.word(
+                u64::from(m.flags(i as u32) & !flags::REFERENCED)
+                    | u64::from(m.pins(i as u32)) << 16,
+            );
+            for r in m.rmap(i as u32) {
                 h.word(u64::from(r.mm) << 32 | u64::from(r.vpn));
             }
         }
@@ -444,7 +447,7 @@ impl Mm {
             .alloc(node, order, Gfp::Kernel, Owner::Slab { slab })
             .map_err(|_| crate::mm::bootmem::OutOfMemory { bytes })?;
         for k in 1..1u32 << order {
-            vm.phys.map.owner[(pfn + k) as usize] = Owner::Slab { slab };
+            vm.phys.map.set_owner(pfn + k, Owner::Slab { slab });
         }
         let base = vm.phys.addr(pfn);
         let real_node = vm.phys.blocks[vm.phys.block_of(pfn) as usize].node;

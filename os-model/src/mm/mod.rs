@@ -405,10 +405,10 @@ impl PhysMem {
         }
         area.take_pageblock(&mut self.map, pb, MigrateType::Isolate);
         for p in pb..pb + PAGEBLOCK_PAGES {
-            self.map.owner[p as usize] = owner;
-            self.map.flags[p as usize] = 0;
+            self.map.set_owner(p, owner);
+            self.map.set_flags(p, 0);
         }
-        self.map.order[pb as usize] = PAGEBLOCK_ORDER;
+        self.map.set_order(pb, PAGEBLOCK_ORDER);
         self.pb_type[(pb / PAGEBLOCK_PAGES) as usize] = MigrateType::Movable;
         self.stats.allocs += u64::from(PAGEBLOCK_PAGES);
         self.log.push(PhysLog::Isolation {
@@ -463,16 +463,17 @@ impl PhysMem {
         }
         for k in 0..blk.pages {
             let pfn = blk.start + k;
-            self.map.flags[pfn as usize] = 0;
-            self.map.owner[pfn as usize] = if k < skip {
-                self.map.flags[pfn as usize] = flags::RESERVED;
+            self.map.set_flags(pfn, 0);
+            let owner = if k < skip {
+                self.map.set_flags(pfn, flags::RESERVED);
                 Owner::MemMap { block: b }
             } else if k < skip + reserved {
-                self.map.flags[pfn as usize] = flags::RESERVED;
+                self.map.set_flags(pfn, flags::RESERVED);
                 Owner::Firmware
             } else {
                 Owner::Offline
             };
+            self.map.set_owner(pfn, owner);
         }
         // Whole free pageblocks go in at the top order; partly used ones page by page.
         let first_free = blk.start + skip + reserved;
@@ -504,7 +505,7 @@ impl PhysMem {
     pub fn unmovable_in(&self, b: u32) -> Option<(u32, Owner)> {
         let blk = &self.blocks[b as usize];
         (blk.start..blk.start + blk.pages).find_map(|pfn| {
-            let o = self.map.owner[pfn as usize];
+            let o = self.map.owner(pfn);
             let own_memmap = o == Owner::MemMap { block: b };
             let kernel = o.is_kernel() || matches!(o, Owner::MemMap { .. });
             (kernel && !own_memmap).then_some((pfn, o))
@@ -518,7 +519,7 @@ impl PhysMem {
         let mut first = None;
         let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
         for pfn in blk.start..blk.start + blk.pages {
-            let o = self.map.owner[pfn as usize];
+            let o = self.map.owner(pfn);
             let own_memmap = o == Owner::MemMap { block: b };
             if !(o.is_kernel() || matches!(o, Owner::MemMap { .. })) || own_memmap {
                 continue;
@@ -608,7 +609,7 @@ impl PhysMem {
         let blk = &self.blocks[b as usize];
         (blk.start..blk.start + blk.pages)
             .filter(|&pfn| {
-                let o = self.map.owner[pfn as usize];
+                let o = self.map.owner(pfn);
                 o != Owner::Free && o != Owner::MemMap { block: b } && o != Owner::Offline
             })
             .collect()
@@ -619,7 +620,7 @@ impl PhysMem {
     /// nothing, naming a frame still in use.
     pub fn offline_block(&mut self, b: u32) -> Result<Vec<u32>, (u32, Owner)> {
         if let Some(&pfn) = self.used_in(b).first() {
-            return Err((pfn, self.map.owner[pfn as usize]));
+            return Err((pfn, self.map.owner(pfn)));
         }
         let blk = self.blocks[b as usize].clone();
         let zi = Self::zone_index(blk.node, blk.zone);
@@ -638,8 +639,8 @@ impl PhysMem {
             self.pb_type[i] = MigrateType::Movable;
         }
         for pfn in blk.start..blk.start + blk.pages {
-            self.map.owner[pfn as usize] = Owner::Offline;
-            self.map.flags[pfn as usize] = 0;
+            self.map.set_owner(pfn, Owner::Offline);
+            self.map.set_flags(pfn, 0);
         }
         self.zones[zi as usize].present -= u64::from(blk.pages);
         let elsewhere = match blk.memmap {
@@ -687,7 +688,7 @@ impl PhysMem {
                 }
             }
         }
-        for (pfn, o) in self.map.owner.iter().enumerate() {
+        for (pfn, o) in self.map.owners().iter().enumerate() {
             if *o == Owner::Free && !covered[pfn] {
                 out.push(buddy::BuddyFault {
                     pfn: pfn as u32,
@@ -755,7 +756,7 @@ mod tests {
         m.isolate_block(b);
         assert!(m.offline_block(b).is_err());
         m.undo_isolation(b);
-        m.map.owner[pfn as usize] = Owner::Free;
+        m.map.set_owner(pfn, Owner::Free);
         m.free(pfn, 0);
         let after: Vec<_> = m.zones.iter().map(|z| z.area.buddyinfo()).collect();
         assert_eq!(before, after);

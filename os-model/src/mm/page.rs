@@ -186,19 +186,21 @@ pub struct PteRef {
     pub vpn: u32,
 }
 
-/// The page descriptors of every frame.
+/// The page descriptors of every frame: dense arrays indexed by frame number, reached only
+/// through these methods (a frame given back is left with no owner, flags, pins or
+/// mappings; a pin count never goes below zero).
 #[derive(Clone, Debug, Default)]
 pub struct MemMap {
-    /// Flags.
-    pub flags: Vec<u16>,
-    /// Owner.
-    pub owner: Vec<Owner>,
+    /// Page flags ([`flags`]).
+    flags: Vec<u16>,
+    /// What each frame is used for.
+    owner: Vec<Owner>,
     /// Buddy order of a free head; compound order of a head page.
-    pub order: Vec<u8>,
+    order: Vec<u8>,
     /// Extra references that keep a page where it is (DMA pins, I/O in flight).
-    pub pins: Vec<u16>,
+    pins: Vec<u16>,
     /// Reverse map: every PTE mapping the frame.
-    pub rmap: Vec<Vec<PteRef>>,
+    rmap: Vec<Vec<PteRef>>,
 }
 
 impl MemMap {
@@ -221,6 +223,120 @@ impl MemMap {
     /// Whether there are no frames.
     pub fn is_empty(&self) -> bool {
         self.flags.is_empty()
+    }
+
+    /// What `pfn` is used for.
+    #[inline]
+    pub fn owner(&self, pfn: u32) -> Owner {
+        self.owner[pfn as usize]
+    }
+
+    /// Gives `pfn` to `o`.
+    #[inline]
+    pub fn set_owner(&mut self, pfn: u32, o: Owner) {
+        self.owner[pfn as usize] = o;
+    }
+
+    /// Every frame's owner, in frame order.
+    pub fn owners(&self) -> &[Owner] {
+        &self.owner
+    }
+
+    /// The flags of `pfn`.
+    #[inline]
+    pub fn flags(&self, pfn: u32) -> u16 {
+        self.flags[pfn as usize]
+    }
+
+    /// Replaces the flags of `pfn`.
+    #[inline]
+    pub fn set_flags(&mut self, pfn: u32, f: u16) {
+        self.flags[pfn as usize] = f;
+    }
+
+    /// Clears flag `f` on every frame (the reclaim scan's pass over the referenced bits).
+    pub fn clear_all(&mut self, f: u16) {
+        for x in &mut self.flags {
+            *x &= !f;
+        }
+    }
+
+    /// The buddy order of a free head, or the compound order of a head page.
+    #[inline]
+    pub fn order(&self, pfn: u32) -> u8 {
+        self.order[pfn as usize]
+    }
+
+    /// Sets the order of `pfn`.
+    #[inline]
+    pub fn set_order(&mut self, pfn: u32, o: u8) {
+        self.order[pfn as usize] = o;
+    }
+
+    /// The pins on `pfn` (DMA, I/O in flight).
+    #[inline]
+    pub fn pins(&self, pfn: u32) -> u16 {
+        self.pins[pfn as usize]
+    }
+
+    /// One more pin on `pfn`.
+    #[inline]
+    pub fn pin(&mut self, pfn: u32) {
+        self.pins[pfn as usize] += 1;
+    }
+
+    /// One pin less on `pfn` (never below none).
+    #[inline]
+    pub fn unpin(&mut self, pfn: u32) {
+        let p = &mut self.pins[pfn as usize];
+        *p = p.saturating_sub(1);
+    }
+
+    /// Sets the pins on `pfn`.
+    #[inline]
+    pub fn set_pins(&mut self, pfn: u32, n: u16) {
+        self.pins[pfn as usize] = n;
+    }
+
+    /// Every PTE mapping `pfn`.
+    #[inline]
+    pub fn rmap(&self, pfn: u32) -> &[PteRef] {
+        &self.rmap[pfn as usize]
+    }
+
+    /// `pte` maps `pfn` now.
+    #[inline]
+    pub fn add_rmap(&mut self, pfn: u32, pte: PteRef) {
+        self.rmap[pfn as usize].push(pte);
+    }
+
+    /// Keeps the mappings of `pfn` for which `keep` holds.
+    pub fn retain_rmap(&mut self, pfn: u32, keep: impl FnMut(&PteRef) -> bool) {
+        self.rmap[pfn as usize].retain(keep);
+    }
+
+    /// No PTE maps `pfn` any more.
+    pub fn clear_rmap(&mut self, pfn: u32) {
+        self.rmap[pfn as usize].clear();
+    }
+
+    /// Takes the mappings of `pfn` (a page moving to another frame).
+    pub fn take_rmap(&mut self, pfn: u32) -> Vec<PteRef> {
+        std::mem::take(&mut self.rmap[pfn as usize])
+    }
+
+    /// Sets the mappings of `pfn` (a page arriving from another frame).
+    pub fn set_rmap(&mut self, pfn: u32, r: Vec<PteRef>) {
+        self.rmap[pfn as usize] = r;
+    }
+
+    /// Gives `pfn` back: free, no flags, no pins, no mappings.
+    pub fn release(&mut self, pfn: u32) {
+        let i = pfn as usize;
+        self.owner[i] = Owner::Free;
+        self.flags[i] = 0;
+        self.pins[i] = 0;
+        self.rmap[i].clear();
     }
 
     /// Whether `pfn` has flag `f`.

@@ -72,8 +72,10 @@ impl Mm {
                     continue;
                 };
                 let i = pfn as usize;
-                vm.phys.map.rmap[i].retain(|r| !(r.mm == id && r.vpn == vpn as u32));
-                match vm.phys.map.owner[i] {
+                vm.phys
+                    .map
+                    .retain_rmap(i as u32, |r| !(r.mm == id && r.vpn == vpn as u32));
+                match vm.phys.map.owner(i as u32) {
                     Owner::Anon { mm, .. } if mm == id => frees.push((pfn, 0)),
                     Owner::Huge { mm, sub: 0, .. } if mm == id => {
                         frees.push((pfn, PAGEBLOCK_ORDER));
@@ -206,8 +208,8 @@ impl Mm {
                         if v.kind == VmaKind::Mlocked {
                             f |= flags::MLOCKED;
                         }
-                        vm.phys.map.flags[pfn as usize] |= f;
-                        vm.phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
+                        vm.phys.map.set(pfn, f);
+                        vm.phys.map.add_rmap(pfn, PteRef { mm: id, vpn });
                         Mm::write_pte(
                             os,
                             t,
@@ -235,15 +237,21 @@ impl Mm {
                             let vpn = v.start + h * PAGEBLOCK_PAGES + sub;
                             Mm::clear_page(os, t, c, pfn, p, probe);
                             let vm = os.vmm();
-                            vm.phys.map.owner[pfn as usize] = Owner::Huge {
-                                mm: id,
-                                huge: (v.start / PAGEBLOCK_PAGES) + h,
-                                sub,
-                            };
-                            vm.phys.map.flags[pfn as usize] = flags::UPTODATE
-                                | flags::DIRTY
-                                | if sub == 0 { flags::HEAD } else { flags::TAIL };
-                            vm.phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
+                            vm.phys.map.set_owner(
+                                pfn,
+                                Owner::Huge {
+                                    mm: id,
+                                    huge: (v.start / PAGEBLOCK_PAGES) + h,
+                                    sub,
+                                },
+                            );
+                            vm.phys.map.set_flags(
+                                pfn,
+                                flags::UPTODATE
+                                    | flags::DIRTY
+                                    | if sub == 0 { flags::HEAD } else { flags::TAIL },
+                            );
+                            vm.phys.map.add_rmap(pfn, PteRef { mm: id, vpn });
                             Mm::write_pte(
                                 os,
                                 t,
@@ -266,7 +274,7 @@ impl Mm {
                             .filter(|&pfn| !vm.phys.map.has(pfn, flags::LOCKED));
                         match cached {
                             Some(pfn) => {
-                                os.vmm().phys.map.rmap[pfn as usize].push(PteRef { mm: id, vpn });
+                                os.vmm().phys.map.add_rmap(pfn, PteRef { mm: id, vpn });
                                 Mm::write_pte(
                                     os,
                                     t,
@@ -362,9 +370,9 @@ impl Mm {
                 };
                 Mm::disk_read(os, *t, f, page, pfn, p, probe);
                 let vm = os.vmm();
-                vm.phys.map.flags[pfn as usize] |= flags::LRU | flags::UPTODATE;
+                vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE);
                 if !fs.has_backing() {
-                    vm.phys.map.flags[pfn as usize] |= flags::DIRTY;
+                    vm.phys.map.set(pfn, flags::DIRTY);
                 }
                 vm.files[f as usize].cache[page as usize] = Some(pfn);
             }
