@@ -252,12 +252,7 @@ pub mod migration {
             vm.phys
                 .used_in(BLOCK)
                 .into_iter()
-                .filter(|&f| {
-                    matches!(
-                        vm.phys.map.owner(f),
-                        os_model::mm::Owner::Anon { .. }
-                    )
-                })
+                .filter(|&f| matches!(vm.phys.map.owner(f), os_model::mm::Owner::Anon { .. }))
                 .map(|f| PhysAddr::new(vm.phys.addr(f)))
                 .collect()
         }

@@ -35,9 +35,9 @@ pub struct OsConfig {
     /// The ACPI PCI hot-plug driver (`[os.pci]`).
     pub pci: PciConfig,
     /// The RAS policy (`[os.ras]`).
-    pub ras: crate::policy::RasConfig,
+    pub ras: RasConfig,
     /// The power-saving policy (`[os.power]`).
-    pub power: crate::policy::PowerConfig,
+    pub power: PowerConfig,
     /// Memory accesses per burst of a user task.
     pub burst: u32,
     /// Computation between bursts.
@@ -86,8 +86,8 @@ impl Default for OsConfig {
             tasks_per_cpu: 3,
             memory: MemConfig::default(),
             pci: PciConfig::default(),
-            ras: crate::policy::RasConfig::default(),
-            power: crate::policy::PowerConfig::default(),
+            ras: RasConfig::default(),
+            power: PowerConfig::default(),
             burst: 8,
             compute: SimDuration::from_nanos(400),
             store_ratio: 0.5,
@@ -103,6 +103,63 @@ impl Default for OsConfig {
             hung_timeout: SimDuration::from_millis(5),
             bound: Vec::new(),
             cells: None,
+        }
+    }
+}
+
+/// `[os.ras]`: the RAS policy.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RasConfig {
+    /// Run the policy.
+    pub enabled: bool,
+    /// Period of the firmware error-log poll.
+    pub poll_interval: SimDuration,
+    /// Corrected errors of one CPU after which it is taken offline (0: never).
+    pub cpu_threshold: u64,
+    /// Corrected errors in one memory block after which it is taken offline (0: never).
+    pub memory_threshold: u64,
+    /// Corrected errors in one cell (its CPUs and memory) after which the whole cell is
+    /// swapped (0: never).
+    pub cell_threshold: u64,
+}
+
+impl Default for RasConfig {
+    fn default() -> Self {
+        RasConfig {
+            enabled: false,
+            poll_interval: SimDuration::from_micros(500),
+            cpu_threshold: 10,
+            memory_threshold: 10,
+            cell_threshold: 40,
+        }
+    }
+}
+
+/// `[os.power]`: the power-saving policy.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowerConfig {
+    /// Run the policy.
+    pub enabled: bool,
+    /// Period of its decisions.
+    pub interval: SimDuration,
+    /// Runnable user tasks per online CPU below which an idle CPU goes offline.
+    pub low_load: f64,
+    /// Runnable user tasks per online CPU above which a CPU comes back.
+    pub high_load: f64,
+    /// CPUs always kept online.
+    pub min_online: u32,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig {
+            enabled: false,
+            interval: SimDuration::from_micros(500),
+            low_load: 0.5,
+            high_load: 1.5,
+            min_online: 2,
         }
     }
 }

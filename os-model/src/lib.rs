@@ -33,6 +33,7 @@ pub mod driver;
 pub mod event;
 pub mod hotplug;
 pub mod hw;
+pub mod ids;
 pub mod irq;
 pub mod kernel;
 pub mod memhotplug;

@@ -16,8 +16,8 @@
 //! Each decision is recorded (time, policy, target, why, what came of the request).
 
 use acpi_model::{Platform, PlatformProbe};
-use serde::{Deserialize, Serialize};
-use sim_core::{SimDuration, SimTime};
+use serde::Serialize;
+use sim_core::SimTime;
 
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{OpKind, Trigger};
@@ -25,62 +25,7 @@ use crate::kernel::{Os, OsEv};
 use crate::memhotplug::MemFlow;
 use crate::memhotplug::{MemOpKind, MemRequest};
 
-/// `[os.ras]`: the RAS policy.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RasConfig {
-    /// Run the policy.
-    pub enabled: bool,
-    /// Period of the firmware error-log poll.
-    pub poll_interval: SimDuration,
-    /// Corrected errors of one CPU after which it is taken offline (0: never).
-    pub cpu_threshold: u64,
-    /// Corrected errors in one memory block after which it is taken offline (0: never).
-    pub memory_threshold: u64,
-    /// Corrected errors in one cell (its CPUs and memory) after which the whole cell is
-    /// swapped (0: never).
-    pub cell_threshold: u64,
-}
-
-impl Default for RasConfig {
-    fn default() -> Self {
-        RasConfig {
-            enabled: false,
-            poll_interval: SimDuration::from_micros(500),
-            cpu_threshold: 10,
-            memory_threshold: 10,
-            cell_threshold: 40,
-        }
-    }
-}
-
-/// `[os.power]`: the power-saving policy.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PowerConfig {
-    /// Run the policy.
-    pub enabled: bool,
-    /// Period of its decisions.
-    pub interval: SimDuration,
-    /// Runnable user tasks per online CPU below which an idle CPU goes offline.
-    pub low_load: f64,
-    /// Runnable user tasks per online CPU above which a CPU comes back.
-    pub high_load: f64,
-    /// CPUs always kept online.
-    pub min_online: u32,
-}
-
-impl Default for PowerConfig {
-    fn default() -> Self {
-        PowerConfig {
-            enabled: false,
-            interval: SimDuration::from_micros(500),
-            low_load: 0.5,
-            high_load: 1.5,
-            min_online: 2,
-        }
-    }
-}
+pub use crate::config::{PowerConfig, RasConfig};
 
 /// One decision of a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

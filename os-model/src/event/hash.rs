@@ -2,9 +2,9 @@
 
 use sim_core::{StableHash, StableHasher};
 
+use super::OpTarget;
 use super::OsEvent;
 use crate::cpumask::CpuMask;
-use crate::ops::OpTarget;
 
 fn mask_hash(h: &mut StableHasher, m: &CpuMask) {
     h.str(&m.to_string());
@@ -106,7 +106,7 @@ impl StableHash for OsEvent {
                 h.word(41 | u64::from(*order) << 8 | u64::from(*pfn) << 32);
                 h.word(u64::from(*mapped));
                 h.word(u64::from(*busy));
-                h.word(crate::mm::manager::owner_word(*owner));
+                h.word(owner.word());
             }
             OsEvent::Enqueue {
                 task,

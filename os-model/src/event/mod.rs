@@ -14,18 +14,7 @@ use serde::Serialize;
 use sim_core::{CpuId, SimDuration, SimTime};
 
 use crate::cpumask::{CpuMask, LogicalCpu};
-use crate::ops::{FlowKind, OpTarget};
-
-/// A task (thread) id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct TaskId(pub u32);
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {}", self.0)
-    }
-}
+pub use crate::ids::{MemObj, TaskId};
 
 /// Why a task was put on a runqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -39,33 +28,66 @@ pub enum EnqueueWhy {
     Kthread,
 }
 
-/// A memory object whose contents the tasks use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// The kinds of operation the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MemObj {
-    /// The anonymous memory (and hugetlb pages) of an address space.
-    Anon(u32),
-    /// A file.
-    File(u32),
+pub enum FlowKind {
+    /// CPU hot-remove / hot-add ([`crate::hotplug`]).
+    Cpu,
+    /// Memory block and whole-cell operations ([`crate::memhotplug`]).
+    Memory,
+    /// PCI slot and I/O-subsystem operations ([`crate::pcihp`]).
+    Pci,
 }
 
-impl MemObj {
-    /// A word for the trace hash.
-    pub const fn word(self) -> u64 {
+impl FlowKind {
+    /// The trace's name of the flow's operations (`hotplug`, `memory hotplug`, …).
+    pub const fn label(self) -> &'static str {
         match self {
-            MemObj::Anon(m) => m as u64,
-            MemObj::File(f) => 1 << 32 | f as u64,
+            FlowKind::Cpu => "hotplug",
+            FlowKind::Memory => "memory hotplug",
+            FlowKind::Pci => "pci hotplug",
+        }
+    }
+
+    /// The trace's name of the flow's Start event.
+    pub const fn start_name(self) -> &'static str {
+        match self {
+            FlowKind::Cpu => "hotplug start",
+            FlowKind::Memory => "memory hotplug start",
+            FlowKind::Pci => "pci hotplug start",
+        }
+    }
+
+    /// The trace's name of the flow's End event.
+    pub const fn end_name(self) -> &'static str {
+        match self {
+            FlowKind::Cpu => "hotplug end",
+            FlowKind::Memory => "memory hotplug end",
+            FlowKind::Pci => "pci hotplug end",
+        }
+    }
+
+    /// The trace-hash tags of the flow's Start, Step and End events (fixed: the goldens
+    /// depend on them).
+    pub(crate) const fn tags(self) -> (u64, u64, u64) {
+        match self {
+            FlowKind::Cpu => (29, 30, 31),
+            FlowKind::Memory => (42, 43, 44),
+            FlowKind::Pci => (48, 49, 50),
         }
     }
 }
 
-impl std::fmt::Display for MemObj {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MemObj::Anon(m) => write!(f, "mm{m}"),
-            MemObj::File(x) => write!(f, "file{x}"),
-        }
-    }
+/// What an operation acts on, as its Start event names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum OpTarget {
+    /// A logical CPU.
+    Cpu(LogicalCpu),
+    /// Memory blocks (empty: a whole node).
+    Blocks(Vec<u32>),
+    /// A slot or an I/O subsystem (`slot 5`, `I/O subsystem \_SB_.IO06`).
+    Named(String),
 }
 
 /// The steps of CPU hot-remove and hot-add (SPEC OS-CPU-4, OS-CPU-5), in their order.

@@ -3,9 +3,9 @@
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{SimDuration, SimTime, TraceEvent, TraceLevel, TraceRecord};
 
+use super::OpTarget;
 use super::OsEvent;
 use crate::cpumask::LogicalCpu;
-use crate::ops::OpTarget;
 
 fn cpu_track(c: LogicalCpu) -> Track {
     Track {

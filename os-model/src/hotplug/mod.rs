@@ -30,10 +30,7 @@ use crate::event::{OsEvent, Step};
 use crate::kernel::{Os, OsEv};
 use crate::memhotplug::MemFlow;
 pub use crate::ops::{Accepted, Refusal, Trigger};
-use crate::ops::{
-    Begun, Engine, Flow, FlowKind, Input, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
-    StepName,
-};
+use crate::ops::{Begun, Engine, Flow, FlowKind, Input, Next, Op, OpTarget, OstStatus, Report};
 
 /// Down (hot-remove, offline) or up (hot-add, online).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -55,20 +52,7 @@ impl OpKind {
     }
 }
 
-impl KindName for OpKind {
-    fn name(self) -> &'static str {
-        OpKind::name(self)
-    }
-}
-
-impl StepName for Step {
-    fn name(self) -> &'static str {
-        Step::name(self)
-    }
-    fn index(self) -> u8 {
-        self as u8
-    }
-}
+crate::ops::flow_names!(OpKind, Step, HotplugError);
 
 /// Why a request was refused or an operation failed.
 #[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
@@ -172,12 +156,6 @@ impl HotplugError {
     }
 }
 
-impl OpError for HotplugError {
-    fn ost(&self) -> OstStatus {
-        self.ost_status()
-    }
-}
-
 /// A request waiting for the hot-plug lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -245,6 +223,7 @@ impl Flow for CpuFlow {
     type Detail = CpuOpDetail;
     const KIND: FlowKind = FlowKind::Cpu;
     const RECORD_FAILED_STEP: bool = false;
+    type Host = Os;
     type Request = Request;
     type Wait = Wait;
     type State = ();

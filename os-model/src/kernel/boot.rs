@@ -9,7 +9,7 @@ use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hotplug::{CpuFlow, Hotplug};
 use crate::irq::{self, IrqTable};
 use crate::mm::bootmem::BootMem;
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::ops::{self};
 use crate::pcihp::PciFlow;
 use crate::policy::Policies;

@@ -5,8 +5,7 @@ use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hotplug::CpuFlow;
 use crate::hw::store;
-use crate::mm::manager::Mm;
-use crate::ops::Input;
+use crate::mm::kernel::Mm;
 use crate::policy::Policies;
 use crate::sched::{CpuLife, Task, TaskKind, TaskState};
 use acpi_model::{Platform, PlatformProbe};
@@ -28,13 +27,7 @@ impl Os {
         match ev {
             OsEv::Run(c) => self.run(now, c, p, probe),
             OsEv::Tick(c) => self.tick(now, c, p, probe),
-            OsEv::OpStart(flow) => self.op_event(flow, now, None, 0, Input::Go, p, probe),
-            OsEv::OpStep { flow, op, epoch } => {
-                self.op_event(flow, now, Some(op), epoch, Input::Go, p, probe);
-            }
-            OsEv::OpWatchdog { flow, op, epoch } => {
-                self.op_event(flow, now, Some(op), epoch, Input::Timeout, p, probe);
-            }
+            OsEv::Op(ev) => self.op_event(ev, now, p, probe),
             OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, p, probe),
             OsEv::Io(id) => Mm::io_done(self, now, id, p, probe),
             OsEv::RasPoll => Policies::ras_poll(self, now, p, probe),

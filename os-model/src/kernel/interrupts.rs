@@ -5,7 +5,7 @@ use crate::cpumask::LogicalCpu;
 use crate::driver::TopHalf;
 use crate::event::OsEvent;
 use crate::irq::{self, CALL_FUNCTION_VECTOR, RESCHEDULE_VECTOR};
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
 use acpi_model::{Platform, PlatformProbe};

@@ -5,7 +5,7 @@ use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
 use crate::hotplug::CpuFlow;
 use crate::hw::{load, store};
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::rcu::Callback;
 use acpi_model::{Platform, PlatformProbe};
 use sim_core::SimTime;

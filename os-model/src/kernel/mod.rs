@@ -81,20 +81,8 @@ pub(crate) struct Csd {
 pub(crate) enum OsEv {
     Run(LogicalCpu),
     Tick(LogicalCpu),
-    /// Start the flow's next queued operation.
-    OpStart(FlowKind),
-    /// The flow's running operation `op` acts (or looks at its wait) at transition `epoch`.
-    OpStep {
-        flow: FlowKind,
-        op: u32,
-        epoch: u32,
-    },
-    /// The hung-op watchdog of the wait `epoch` of the flow's operation `op`.
-    OpWatchdog {
-        flow: FlowKind,
-        op: u32,
-        epoch: u32,
-    },
+    /// An event of the hot-plug engine.
+    Op(ops::OpEvent),
     /// A CPU operation's wait for a grace period (`grace`) or for its CPU is over.
     Resume {
         op: u32,
@@ -326,32 +314,24 @@ impl Os {
     /// it runs at, so a time in the past is the caller's bug: it stops a debug build (the
     /// queue's error names both times); a release build goes on without the event, as the
     /// queue refused it.
-    /// An engine event of `flow`, handed to that flow's engine.
-    #[allow(clippy::too_many_arguments)]
-    fn op_event(
+    /// An engine event, handed to its flow's engine.
+    pub(super) fn op_event(
         &mut self,
-        flow: FlowKind,
+        ev: ops::OpEvent,
         now: SimTime,
-        op: Option<u32>,
-        epoch: u32,
-        input: Input,
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) {
+        let (flow, op, epoch, input) = match ev {
+            ops::OpEvent::Start(flow) => (flow, None, 0, Input::Go),
+            ops::OpEvent::Step { flow, op, epoch } => (flow, Some(op), epoch, Input::Go),
+            ops::OpEvent::Watchdog { flow, op, epoch } => (flow, Some(op), epoch, Input::Timeout),
+        };
         match flow {
             FlowKind::Cpu => ops::on_event::<CpuFlow>(self, now, op, epoch, input, p, probe),
             FlowKind::Memory => ops::on_event::<MemFlow>(self, now, op, epoch, input, p, probe),
             FlowKind::Pci => ops::on_event::<PciFlow>(self, now, op, epoch, input, p, probe),
         }
-    }
-
-    /// Operation `id` of `flow` ended (`error`: how it failed): the operation waiting for
-    /// it as a child, in any flow, hears of it.
-    pub(crate) fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>) {
-        let e = error.as_deref();
-        ops::child_ended::<CpuFlow>(self, flow, id, e);
-        ops::child_ended::<MemFlow>(self, flow, id, e);
-        ops::child_ended::<PciFlow>(self, flow, id, e);
     }
 
     pub(crate) fn post(&mut self, at: SimTime, ev: OsEv) -> Option<sim_core::EventId> {
@@ -504,5 +484,43 @@ impl Os {
             ("PCI slots and operations", self.pcihp.state_word()),
             ("tasks", tasks.finish()),
         ]
+    }
+}
+
+impl ops::Host for Os {
+    fn post_op(&mut self, at: SimTime, ev: ops::OpEvent) {
+        self.post(at, OsEv::Op(ev));
+    }
+
+    fn emit(&mut self, t: SimTime, ev: OsEvent) {
+        Os::emit(self, t, ev);
+    }
+
+    fn step_cost(&self) -> SimDuration {
+        self.cfg.step_cost
+    }
+
+    fn hung_timeout(&self) -> SimDuration {
+        self.cfg.hung_timeout
+    }
+
+    fn acpi_eval(
+        &mut self,
+        now: SimTime,
+        cpu: LogicalCpu,
+        path: &str,
+        args: &[AcpiValue],
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<AcpiValue, String> {
+        Os::acpi_eval(self, now, cpu, path, args, p, probe)
+    }
+
+    /// The operation waiting for it as a child, in any flow, hears of it.
+    fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>) {
+        let e = error.as_deref();
+        ops::child_ended::<CpuFlow>(self, flow, id, e);
+        ops::child_ended::<MemFlow>(self, flow, id, e);
+        ops::child_ended::<PciFlow>(self, flow, id, e);
     }
 }

@@ -6,7 +6,7 @@ use crate::event::{OsEvent, TaskId};
 use crate::hw::{load, store};
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::mm::PteRef;
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::sched::{CpuLife, TaskKind, TaskState, Work};
 use acpi_model::{Platform, PlatformProbe};
 use sim_core::SimTime;

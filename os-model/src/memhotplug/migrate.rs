@@ -8,7 +8,7 @@ use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::kernel::Os;
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::mm::manager::{Io, SWAP_DEVICE};
 use crate::mm::vm::Pte;
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, flags};

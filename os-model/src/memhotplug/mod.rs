@@ -33,10 +33,7 @@ use crate::event::OsEvent;
 use crate::hotplug::{CpuFlow, OpKind, Trigger};
 use crate::kernel::Os;
 use crate::mm::{BlockState, PteRef};
-use crate::ops::{
-    Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
-    StepName,
-};
+use crate::ops::{Begun, Engine, Flow, FlowKind, Next, Op, OpTarget, OstStatus, Report};
 use crate::policy::Policies;
 
 /// What a memory operation does.
@@ -397,26 +394,7 @@ pub struct MemState {
     stalled: (u32, u32),
 }
 
-impl KindName for MemOpKind {
-    fn name(self) -> &'static str {
-        MemOpKind::name(self)
-    }
-}
-
-impl StepName for MemStep {
-    fn name(self) -> &'static str {
-        MemStep::name(self)
-    }
-    fn index(self) -> u8 {
-        self as u8
-    }
-}
-
-impl OpError for MemError {
-    fn ost(&self) -> OstStatus {
-        self.ost_status()
-    }
-}
+crate::ops::flow_names!(MemOpKind, MemStep, MemError);
 
 impl Flow for MemFlow {
     type Kind = MemOpKind;
@@ -425,6 +403,7 @@ impl Flow for MemFlow {
     type Detail = MemOpDetail;
     const KIND: FlowKind = FlowKind::Memory;
     const RECORD_FAILED_STEP: bool = true;
+    type Host = Os;
     type Request = MemRequest;
     type Wait = MemWait;
     type State = MemState;

@@ -6,7 +6,7 @@ use crate::config::{MemmapOn, OsDefect};
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{Accepted, OpKind, Trigger};
 use crate::kernel::Os;
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::mm::{BlockState, Gfp, Owner, PAGEBLOCK_PAGES, ZoneKind};
 use crate::ops::{FlowKind, Next};
 use crate::pcihp::PciFlow;

@@ -13,13 +13,13 @@
 //!   address spaces: VMAs, PTEs (mirror of the page-table pages in simulated memory)
 //! ```
 
-mod blockdev;
 pub mod bootmem;
 pub mod buddy;
-mod fault;
+
+pub mod kernel;
 pub mod manager;
 pub mod page;
-mod space;
+
 pub mod vm;
 
 use std::collections::BTreeMap;

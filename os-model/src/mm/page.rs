@@ -136,6 +136,25 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// A word naming the owner, for digests and the trace hash.
+    pub fn word(self) -> u64 {
+        let (tag, a, b): (u64, u32, u32) = match self {
+            Owner::Offline => (0, 0, 0),
+            Owner::Free => (1, 0, 0),
+            Owner::Firmware => (2, 0, 0),
+            Owner::MemMap { block } => (3, block, 0),
+            Owner::NodeData { node } => (4, node, 0),
+            Owner::Slab { slab } => (5, slab, 0),
+            Owner::PageTable { mm, index } => (6, mm, index),
+            Owner::DmaBuffer { buf } => (7, buf, 0),
+            Owner::ZeroPage => (8, 0, 0),
+            Owner::Anon { mm, page } => (9, mm, page),
+            Owner::File { file, page } => (10, file, page),
+            Owner::Huge { mm, huge, sub } => (11, mm, huge << 8 | sub),
+        };
+        tag | u64::from(a) << 8 | u64::from(b) << 36
+    }
+
     /// Pages the migration code can move (user pages).
     pub const fn is_movable(self) -> bool {
         matches!(

@@ -9,8 +9,58 @@ use serde::Serialize;
 use sim_core::{SimDuration, SimTime};
 
 use super::{FlowKind, KindName, OpError, OpTarget, Report, StepName, StepRecord};
+use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
-use crate::kernel::{Os, OsEv};
+
+/// An event of the engine on its kernel's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpEvent {
+    /// Start the flow's next queued operation (if none runs).
+    Start(FlowKind),
+    /// The flow's running operation `op` acts (or looks at its wait) at transition `epoch`.
+    Step {
+        /// The flow.
+        flow: FlowKind,
+        /// The operation.
+        op: u32,
+        /// The transition.
+        epoch: u32,
+    },
+    /// The hung-op watchdog of the wait `epoch` of the flow's operation `op`.
+    Watchdog {
+        /// The flow.
+        flow: FlowKind,
+        /// The operation.
+        op: u32,
+        /// The wait's transition.
+        epoch: u32,
+    },
+}
+
+/// What the engine needs of the kernel it runs in (the engine never names the kernel).
+pub trait Host {
+    /// Schedules `ev` at `at` on the kernel's queue.
+    fn post_op(&mut self, at: SimTime, ev: OpEvent);
+    /// Emits `ev` to the trace and the checkers.
+    fn emit(&mut self, t: SimTime, ev: OsEvent);
+    /// The bookkeeping time every step ends with.
+    fn step_cost(&self) -> SimDuration;
+    /// How long a wait may last before the operation is reported hung and abandoned.
+    fn hung_timeout(&self) -> SimDuration;
+    /// Evaluates ACPI method `path` with `args` as CPU `cpu`.
+    fn acpi_eval(
+        &mut self,
+        now: SimTime,
+        cpu: LogicalCpu,
+        path: &str,
+        args: &[AcpiValue],
+        p: &mut Platform,
+        probe: &mut PlatformProbe,
+    ) -> Result<AcpiValue, String>;
+    /// Operation `id` of `flow` ended (`error`: how it failed): whichever operation waits
+    /// for it as a child hears of it.
+    fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>);
+}
 
 /// A flow: how one kind of operation is planned and carried out. The engine calls these;
 /// each works on the kernel (`os`) it runs in.
@@ -27,6 +77,8 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     const KIND: FlowKind;
     /// Whether a failed step gets a record (`failed: …`) before the operation ends.
     const RECORD_FAILED_STEP: bool;
+    /// The kernel it runs in.
+    type Host: Host;
     /// A request as queued.
     type Request: Clone + fmt::Debug;
     /// What a waiting step waits for.
@@ -35,23 +87,23 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     type State: Clone + fmt::Debug;
 
     /// This flow's engine in `os`.
-    fn engine(os: &Os) -> &Engine<Self>;
+    fn engine(os: &Self::Host) -> &Engine<Self>;
     /// This flow's engine in `os`, to change.
-    fn engine_mut(os: &mut Os) -> &mut Engine<Self>;
+    fn engine_mut(os: &mut Self::Host) -> &mut Engine<Self>;
 
     /// Starts request `id`: its report, plan and working state, or why it cannot run now
     /// (the machine changed since it was queued).
-    fn begin(os: &mut Os, now: SimTime, id: u32, req: &Self::Request) -> Begun<Self>;
+    fn begin(os: &mut Self::Host, now: SimTime, id: u32, req: &Self::Request) -> Begun<Self>;
 
     /// What the Start event names as the target.
     fn target(op: &Op<Self>) -> OpTarget;
 
     /// Before each step or look: the flow may move the operation to another controller.
-    fn refresh(_os: &mut Os) {}
+    fn refresh(_os: &mut Self::Host) {}
 
     /// Carries out `step` of the running operation at `now`.
     fn act(
-        os: &mut Os,
+        os: &mut Self::Host,
         now: SimTime,
         step: Self::Step,
         p: &mut Platform,
@@ -61,7 +113,7 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     /// The wait `wait` of the running operation is looked at again (an event the step
     /// scheduled, or a signal): what comes next, or `None` to keep waiting for a signal.
     fn resume(
-        os: &mut Os,
+        os: &mut Self::Host,
         now: SimTime,
         wait: Self::Wait,
         p: &mut Platform,
@@ -72,21 +124,32 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     fn hung(op: &Op<Self>, step: Self::Step, waited: SimDuration) -> Self::Error;
 
     /// A step failed: gives back what the operation took; returns when that ended.
-    fn undo(_os: &mut Os, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) -> SimTime {
+    fn undo(
+        _os: &mut Self::Host,
+        t: SimTime,
+        _p: &mut Platform,
+        _probe: &mut PlatformProbe,
+    ) -> SimTime {
         t
     }
 
     /// The operation is ending with `result` (before the End event).
-    fn ending(_os: &mut Os, _now: SimTime, _op: &mut Op<Self>, _result: &Result<(), Self::Error>) {}
+    fn ending(
+        _os: &mut Self::Host,
+        _now: SimTime,
+        _op: &mut Op<Self>,
+        _result: &Result<(), Self::Error>,
+    ) {
+    }
 
     /// The device `_OST` reports to, for an operation firmware asked for.
-    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String>;
+    fn acpi_path(os: &Self::Host, op: &Op<Self>) -> Option<String>;
 
     /// The operation has ended and its report is in the history.
-    fn ended(_os: &mut Os, _now: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {}
+    fn ended(_os: &mut Self::Host, _now: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {}
 
     /// The delay before the next queued request starts after one ended.
-    fn restart_delay(os: &Os) -> SimDuration;
+    fn restart_delay(os: &Self::Host) -> SimDuration;
 }
 
 /// What [`Flow::begin`] gives.
@@ -241,13 +304,13 @@ impl<F: Flow> Engine<F> {
 
 /// Queues `req` (asked at `at`); the engine starts it when those before it are done.
 /// Returns its operation number.
-pub(crate) fn enqueue<F: Flow>(os: &mut Os, at: SimTime, req: F::Request) -> u32 {
+pub(crate) fn enqueue<F: Flow>(os: &mut F::Host, at: SimTime, req: F::Request) -> u32 {
     let e = F::engine_mut(os);
     let id = e.next_id;
     e.next_id += 1;
     e.queue.push_back((id, req));
     if e.current.is_none() {
-        os.post(at, OsEv::OpStart(F::KIND));
+        os.post_op(at, OpEvent::Start(F::KIND));
     }
     id
 }
@@ -255,7 +318,7 @@ pub(crate) fn enqueue<F: Flow>(os: &mut Os, at: SimTime, req: F::Request) -> u32
 /// An engine event: `op: None` starts the next queued request (if none runs); otherwise
 /// the event belongs to operation `op` at transition `epoch` and is dropped if stale.
 pub(crate) fn on_event<F: Flow>(
-    os: &mut Os,
+    os: &mut F::Host,
     now: SimTime,
     op: Option<u32>,
     epoch: u32,
@@ -272,7 +335,12 @@ pub(crate) fn on_event<F: Flow>(
     }
 }
 
-fn start_next<F: Flow>(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+fn start_next<F: Flow>(
+    os: &mut F::Host,
+    now: SimTime,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) {
     let Some((id, req)) = F::engine_mut(os).queue.pop_front() else {
         return;
     };
@@ -313,7 +381,7 @@ fn start_next<F: Flow>(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut 
 
 /// Moves the running operation on: its next step acts, or its wait is looked at again.
 pub(crate) fn advance<F: Flow>(
-    os: &mut Os,
+    os: &mut F::Host,
     now: SimTime,
     input: Input,
     p: &mut Platform,
@@ -352,7 +420,7 @@ pub(crate) fn advance<F: Flow>(
     };
     match next {
         Next::Done(t, note) => {
-            let end = t + os.cfg.step_cost;
+            let end = t + os.step_cost();
             finish_step::<F>(os, end, note);
             schedule::<F>(os, end);
         }
@@ -376,15 +444,15 @@ pub(crate) fn advance<F: Flow>(
             schedule::<F>(os, at);
         }
         Next::Wait(w, note) => {
-            let timeout = os.cfg.hung_timeout;
+            let timeout = os.hung_timeout();
             if let Some(c) = F::engine_mut(os).current.as_mut() {
                 c.note = note;
                 c.wait = Some(w);
                 c.epoch = c.epoch.wrapping_add(1);
                 let (op, epoch) = (c.report.id, c.epoch);
-                os.post(
+                os.post_op(
                     now + timeout,
-                    OsEv::OpWatchdog {
+                    OpEvent::Watchdog {
                         flow: F::KIND,
                         op,
                         epoch,
@@ -404,7 +472,7 @@ pub(crate) fn advance<F: Flow>(
 
 /// Records the running step as finished at `end` (with `note`, or the note the step left)
 /// and moves to the next one.
-pub(crate) fn finish_step<F: Flow>(os: &mut Os, end: SimTime, note: String) {
+pub(crate) fn finish_step<F: Flow>(os: &mut F::Host, end: SimTime, note: String) {
     let Some(cur) = F::engine_mut(os).current.as_mut() else {
         return;
     };
@@ -444,13 +512,13 @@ pub(crate) fn finish_step<F: Flow>(os: &mut Os, end: SimTime, note: String) {
 }
 
 /// Schedules the running operation's next action at `at`.
-pub(crate) fn schedule<F: Flow>(os: &mut Os, at: SimTime) {
+pub(crate) fn schedule<F: Flow>(os: &mut F::Host, at: SimTime) {
     if let Some(c) = F::engine_mut(os).current.as_mut() {
         c.epoch = c.epoch.wrapping_add(1);
         let (op, epoch) = (c.report.id, c.epoch);
-        os.post(
+        os.post_op(
             at,
-            OsEv::OpStep {
+            OpEvent::Step {
                 flow: F::KIND,
                 op,
                 epoch,
@@ -462,7 +530,7 @@ pub(crate) fn schedule<F: Flow>(os: &mut Os, at: SimTime) {
 /// Ends the running operation with `result`: its report goes to the history, firmware
 /// gets `_OST` if it asked, and the next queued request is started.
 pub(crate) fn end<F: Flow>(
-    os: &mut Os,
+    os: &mut F::Host,
     now: SimTime,
     result: Result<(), F::Error>,
     p: &mut Platform,
@@ -507,7 +575,7 @@ pub(crate) fn end<F: Flow>(
     os.op_ended(F::KIND, id, error);
     if !F::engine(os).queue.is_empty() {
         let at = now + F::restart_delay(os);
-        os.post(at, OsEv::OpStart(F::KIND));
+        os.post_op(at, OpEvent::Start(F::KIND));
     }
 }
 
@@ -538,7 +606,7 @@ impl Completion {
 }
 
 /// The running operation of `F` waits for operation `child` (of flow `flow`) to end.
-pub(crate) fn adopt<F: Flow>(os: &mut Os, flow: FlowKind, child: u32) {
+pub(crate) fn adopt<F: Flow>(os: &mut F::Host, flow: FlowKind, child: u32) {
     if let Some(c) = F::engine_mut(os).current.as_mut() {
         c.children.waiting.push((flow, child));
     }
@@ -546,7 +614,12 @@ pub(crate) fn adopt<F: Flow>(os: &mut Os, flow: FlowKind, child: u32) {
 
 /// Operation `child` of flow `flow` ended (`error`: how it failed): the running operation of
 /// `F`, if it waits for it, records it.
-pub(crate) fn child_ended<F: Flow>(os: &mut Os, flow: FlowKind, child: u32, error: Option<&str>) {
+pub(crate) fn child_ended<F: Flow>(
+    os: &mut F::Host,
+    flow: FlowKind,
+    child: u32,
+    error: Option<&str>,
+) {
     let Some(c) = F::engine_mut(os).current.as_mut() else {
         return;
     };
@@ -561,7 +634,7 @@ pub(crate) fn child_ended<F: Flow>(os: &mut Os, flow: FlowKind, child: u32, erro
 }
 
 /// Queues `req` without starting anything (boot queues every bring-up, then [`kick`]s once).
-pub(crate) fn queue_only<F: Flow>(os: &mut Os, req: F::Request) -> u32 {
+pub(crate) fn queue_only<F: Flow>(os: &mut F::Host, req: F::Request) -> u32 {
     let e = F::engine_mut(os);
     let id = e.next_id;
     e.next_id += 1;
@@ -570,6 +643,6 @@ pub(crate) fn queue_only<F: Flow>(os: &mut Os, req: F::Request) -> u32 {
 }
 
 /// Starts the next queued request at `at` (if none runs then).
-pub(crate) fn kick<F: Flow>(os: &mut Os, at: SimTime) {
-    os.post(at, OsEv::OpStart(F::KIND));
+pub(crate) fn kick<F: Flow>(os: &mut F::Host, at: SimTime) {
+    os.post_op(at, OpEvent::Start(F::KIND));
 }

@@ -28,61 +28,12 @@ use sim_core::{SimDuration, SimTime};
 
 use crate::cpumask::LogicalCpu;
 
-pub use engine::{Begun, Completion, Engine, Flow, Input, Next, Op};
+pub use engine::{Begun, Completion, Engine, Flow, Host, Input, Next, Op, OpEvent};
 pub(crate) use engine::{
     adopt, advance, child_ended, enqueue, finish_step, kick, on_event, queue_only, schedule,
 };
 
-/// The kinds of operation the engine runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FlowKind {
-    /// CPU hot-remove / hot-add ([`crate::hotplug`]).
-    Cpu,
-    /// Memory block and whole-cell operations ([`crate::memhotplug`]).
-    Memory,
-    /// PCI slot and I/O-subsystem operations ([`crate::pcihp`]).
-    Pci,
-}
-
-impl FlowKind {
-    /// The trace's name of the flow's operations (`hotplug`, `memory hotplug`, …).
-    pub const fn label(self) -> &'static str {
-        match self {
-            FlowKind::Cpu => "hotplug",
-            FlowKind::Memory => "memory hotplug",
-            FlowKind::Pci => "pci hotplug",
-        }
-    }
-
-    /// The trace's name of the flow's Start event.
-    pub const fn start_name(self) -> &'static str {
-        match self {
-            FlowKind::Cpu => "hotplug start",
-            FlowKind::Memory => "memory hotplug start",
-            FlowKind::Pci => "pci hotplug start",
-        }
-    }
-
-    /// The trace's name of the flow's End event.
-    pub const fn end_name(self) -> &'static str {
-        match self {
-            FlowKind::Cpu => "hotplug end",
-            FlowKind::Memory => "memory hotplug end",
-            FlowKind::Pci => "pci hotplug end",
-        }
-    }
-
-    /// The trace-hash tags of the flow's Start, Step and End events (fixed: the goldens
-    /// depend on them).
-    pub(crate) const fn tags(self) -> (u64, u64, u64) {
-        match self {
-            FlowKind::Cpu => (29, 30, 31),
-            FlowKind::Memory => (42, 43, 44),
-            FlowKind::Pci => (48, 49, 50),
-        }
-    }
-}
+pub use crate::event::{FlowKind, OpTarget};
 
 /// What asked for an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -230,17 +181,6 @@ pub struct StepRecord<S> {
     pub note: String,
 }
 
-/// What an operation acts on, as its Start event names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum OpTarget {
-    /// A logical CPU.
-    Cpu(LogicalCpu),
-    /// Memory blocks (empty: a whole node).
-    Blocks(Vec<u32>),
-    /// A slot or an I/O subsystem (`slot 5`, `I/O subsystem \_SB_.IO06`).
-    Named(String),
-}
-
 /// The report of one operation: what every flow records, and the flow's own `detail`
 /// (reachable directly: `report.cpu` reads `report.detail.cpu`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -289,6 +229,35 @@ impl<F: Flow> std::ops::DerefMut for Report<F> {
         &mut self.detail
     }
 }
+
+/// Gives a flow's kind, step and error enums the engine's naming traits from their own
+/// inherent methods: `name()` for the kind and the step (the step's number is its
+/// discriminant), `ost_status()` for the error.
+macro_rules! flow_names {
+    ($kind:ty, $step:ty, $error:ty) => {
+        impl $crate::ops::KindName for $kind {
+            fn name(self) -> &'static str {
+                <$kind>::name(self)
+            }
+        }
+
+        impl $crate::ops::StepName for $step {
+            fn name(self) -> &'static str {
+                <$step>::name(self)
+            }
+            fn index(self) -> u8 {
+                self as u8
+            }
+        }
+
+        impl $crate::ops::OpError for $error {
+            fn ost(&self) -> $crate::ops::OstStatus {
+                self.ost_status()
+            }
+        }
+    };
+}
+pub(crate) use flow_names;
 
 /// A step type's name in reports and the trace, and its number in the trace hash.
 pub trait StepName: Copy {

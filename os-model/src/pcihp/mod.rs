@@ -32,10 +32,7 @@ use thiserror::Error;
 use crate::driver::CardDriver;
 use crate::hotplug::{Accepted, CpuFlow, Trigger};
 use crate::kernel::Os;
-use crate::ops::{
-    Begun, Engine, Flow, FlowKind, KindName, Next, Op, OpError, OpTarget, OstStatus, Report,
-    StepName,
-};
+use crate::ops::{Begun, Engine, Flow, FlowKind, Next, Op, OpTarget, OstStatus, Report};
 
 /// What an operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -426,26 +423,7 @@ pub struct PciState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PciWait {}
 
-impl KindName for PciOpKind {
-    fn name(self) -> &'static str {
-        PciOpKind::name(self)
-    }
-}
-
-impl StepName for PciStep {
-    fn name(self) -> &'static str {
-        PciStep::name(self)
-    }
-    fn index(self) -> u8 {
-        self as u8
-    }
-}
-
-impl OpError for PciError {
-    fn ost(&self) -> OstStatus {
-        self.ost_status()
-    }
-}
+crate::ops::flow_names!(PciOpKind, PciStep, PciError);
 
 impl Flow for PciFlow {
     type Kind = PciOpKind;
@@ -454,6 +432,7 @@ impl Flow for PciFlow {
     type Detail = PciOpDetail;
     const KIND: FlowKind = FlowKind::Pci;
     const RECORD_FAILED_STEP: bool = true;
+    type Host = Os;
     type Request = PciRequest;
     type Wait = PciWait;
     type State = PciState;

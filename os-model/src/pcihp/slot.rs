@@ -9,7 +9,7 @@ use crate::event::OsEvent;
 use crate::irq::{self, IrqDesc};
 use crate::kernel::Os;
 use crate::kernel::POISON;
-use crate::mm::manager::Mm;
+use crate::mm::kernel::Mm;
 use crate::ops::Next;
 use acpi_model::{AcpiValue, Platform, PlatformProbe};
 use sim_core::SimTime;

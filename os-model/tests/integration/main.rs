@@ -5,6 +5,7 @@
 mod common;
 mod defects;
 mod hotplug;
+mod layering;
 mod memory;
 mod pci;
 mod policy;

@@ -1,7 +1,7 @@
 //! Process address spaces: page tables written through the machine, populated at fork
 //! (anonymous, hugetlb, file mappings), unwound on failure; the files of the page cache.
 
-use super::manager::Mm;
+use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{MemObj, OsEvent, TaskId};
 use crate::hw::store;

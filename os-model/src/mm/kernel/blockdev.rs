@@ -2,12 +2,13 @@
 //! reads, swap-in and swap-out, write-back (the flusher, direct I/O), discarded and freed
 //! frames.
 
-use super::manager::DISK;
-use super::manager::{Io, Mm, SWAP_DEVICE};
+use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{MemObj, OsEvent, TaskId};
 use crate::kernel::{Os, OsEv};
 use crate::memhotplug::MemFlow;
+use crate::mm::manager::DISK;
+use crate::mm::manager::{Io, SWAP_DEVICE};
 use crate::mm::vm::{Pte, VmaKind, file_word};
 use crate::mm::{Owner, PteRef, flags};
 use acpi_model::{Platform, PlatformProbe};

@@ -1,11 +1,12 @@
 //! The hardware page walk on a TLB miss and the page faults behind it: swap-in, file read,
 //! waiting on a page locked under I/O or migration.
 
-use super::manager::{Io, Mm};
+use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hw::load;
 use crate::kernel::Os;
+use crate::mm::manager::Io;
 use crate::mm::vm::{Pte, VmaKind};
 use crate::mm::{Gfp, Owner, PteRef, flags};
 use crate::sched::TaskState;
