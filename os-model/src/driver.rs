@@ -14,7 +14,7 @@
 //! and checks the card's checksum of it. Where the interrupt is routed and who EOIs the IO
 //! SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform exerciser).
 
-use acpi_model::{Platform, PlatformProbe};
+use crate::hw::Cx;
 use serde::{Deserialize, Serialize};
 use sim_core::abi::ALL_ONES;
 use sim_core::abi::device::{RECORD_BYTES, RECORD_WORDS, record_word, regs};
@@ -256,8 +256,7 @@ impl CardDriver {
         t: &mut SimTime,
         cpu: CpuId,
         scan: &AcpiScan,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<(u64, u64, u64), String> {
         let c = &self.cards[k];
         let bridge = scan
@@ -273,14 +272,14 @@ impl CardDriver {
             }
         }
         let bdf = c.bdf;
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0, u32::MAX);
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, u32::MAX);
-        let lo = cfg_read(p, probe, t, cpu, bdf, reg::BAR0);
-        let hi = cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 4);
+        cfg_write(cx, t, cpu, bdf, reg::BAR0, u32::MAX);
+        cfg_write(cx, t, cpu, bdf, reg::BAR0 + 4, u32::MAX);
+        let lo = cfg_read(cx, t, cpu, bdf, reg::BAR0);
+        let hi = cfg_read(cx, t, cpu, bdf, reg::BAR0 + 4);
         let mask = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
         let mem_size = (!mask).wrapping_add(1);
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, u32::MAX);
-        let io_size = u64::from(!(cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC))
+        cfg_write(cx, t, cpu, bdf, reg::BAR0 + 8, u32::MAX);
+        let io_size = u64::from(!(cfg_read(cx, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC))
             .wrapping_add(1)
             & 0xFFFF;
         let bar = mem.alloc(mem_size, mem_size).map_err(|e| e.to_string())?;
@@ -299,35 +298,33 @@ impl CardDriver {
         cpu: CpuId,
         new_bars: bool,
         scan: &AcpiScan,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<(), String> {
         let bdf = self.cards[k].bdf;
-        let id = cfg_read(p, probe, t, cpu, bdf, reg::ID);
+        let id = cfg_read(cx, t, cpu, bdf, reg::ID);
         if id == u32::MAX {
             return Err(format!("no card answers at {bdf}"));
         }
         if new_bars {
-            let (bar, size, io_bar) = self.assign_bars(k, t, cpu, scan, p, probe)?;
-            cfg_write(p, probe, t, cpu, bdf, reg::BAR0, bar as u32);
-            cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
-            cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
+            let (bar, size, io_bar) = self.assign_bars(k, t, cpu, scan, cx)?;
+            cfg_write(cx, t, cpu, bdf, reg::BAR0, bar as u32);
+            cfg_write(cx, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
+            cfg_write(cx, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
             self.cards[k].bar_size = size;
         }
-        let lo = cfg_read(p, probe, t, cpu, bdf, reg::BAR0);
-        let hi = cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 4);
-        let io_bar = u64::from(cfg_read(p, probe, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC);
+        let lo = cfg_read(cx, t, cpu, bdf, reg::BAR0);
+        let hi = cfg_read(cx, t, cpu, bdf, reg::BAR0 + 4);
+        let io_bar = u64::from(cfg_read(cx, t, cpu, bdf, reg::BAR0 + 8) & 0xFFFF_FFFC);
         let bar = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
         cfg_write(
-            p,
-            probe,
+            cx,
             t,
             cpu,
             bdf,
             reg::COMMAND,
             cmd::MEMORY | cmd::IO | cmd::BUS_MASTER,
         );
-        let serial = load(p, probe, t, cpu, bar + regs::SERIAL);
+        let serial = load(cx, t, cpu, bar + regs::SERIAL);
         let c = &mut self.cards[k];
         c.bar = bar;
         c.io_bar = io_bar;
@@ -336,11 +333,10 @@ impl CardDriver {
         c.tx_expected = None;
         c.interrupts = 0;
         let (ring, ring_bytes) = (c.ring, c.ring_bytes);
-        store(p, probe, t, cpu, bar + regs::RING_BASE, ring);
-        store(p, probe, t, cpu, bar + regs::RING_SIZE, ring_bytes);
+        store(cx, t, cpu, bar + regs::RING_BASE, ring);
+        store(cx, t, cpu, bar + regs::RING_SIZE, ring_bytes);
         store(
-            p,
-            probe,
+            cx,
             t,
             cpu,
             bar + regs::CTRL,
@@ -352,26 +348,19 @@ impl CardDriver {
     }
 
     /// The interrupt's top half for card `k`, run by `cpu`: read the status and acknowledge it.
-    pub fn top_half(
-        &mut self,
-        t: &mut SimTime,
-        k: usize,
-        cpu: CpuId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> TopHalf {
+    pub fn top_half(&mut self, t: &mut SimTime, k: usize, cpu: CpuId, cx: &mut Cx<'_>) -> TopHalf {
         let Some(c) = self.cards.get(k).filter(|c| c.active) else {
             self.stats.spurious += 1;
             return TopHalf::Inactive;
         };
         let bar = c.bar;
-        let status = load(p, probe, t, cpu, bar + regs::STATUS);
+        let status = load(cx, t, cpu, bar + regs::STATUS);
         if status == ALL_ONES {
             self.gone(k);
             return TopHalf::Gone;
         }
         self.stats.interrupts += 1;
-        store(p, probe, t, cpu, bar + regs::STATUS, status);
+        store(cx, t, cpu, bar + regs::STATUS, status);
         TopHalf::Status(status)
     }
 
@@ -389,8 +378,7 @@ impl CardDriver {
         k: usize,
         cpu: CpuId,
         status: u64,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
         out: &mut Vec<Violation>,
     ) {
         if !self.cards.get(k).is_some_and(|c| c.active) {
@@ -398,7 +386,7 @@ impl CardDriver {
         }
         let c = self.cards[k].clone();
         if status & regs::STATUS_RX != 0 {
-            let head = load(p, probe, t, cpu, c.bar + regs::HEAD);
+            let head = load(cx, t, cpu, c.bar + regs::HEAD);
             if head == ALL_ONES {
                 self.gone(k);
                 return;
@@ -409,7 +397,7 @@ impl CardDriver {
                 let addr = c.ring + tail % c.ring_bytes;
                 for i in 0..RECORD_WORDS {
                     let a = addr + 8 * i as u64;
-                    let v = load(p, probe, t, cpu, a);
+                    let v = load(cx, t, cpu, a);
                     let want = record_word(c.serial, seq, i);
                     if v != want {
                         self.stats.mismatches += 1;
@@ -429,10 +417,10 @@ impl CardDriver {
                 tail += RECORD_BYTES;
             }
             self.cards[k].tail = tail;
-            store(p, probe, t, cpu, c.bar + regs::TAIL, tail);
+            store(cx, t, cpu, c.bar + regs::TAIL, tail);
         }
         if status & regs::STATUS_TX_DONE != 0 {
-            let sum = load(p, probe, t, cpu, c.bar + regs::TX_SUM);
+            let sum = load(cx, t, cpu, c.bar + regs::TX_SUM);
             if sum == ALL_ONES {
                 // Pulled out since the top half read its status: gone, not a bad checksum.
                 self.gone(k);
@@ -465,19 +453,18 @@ impl CardDriver {
             for i in 0..u64::from(self.cfg.transmit_words) {
                 let v = c.serial.rotate_left(i as u32) ^ (n << 20) ^ i;
                 sum = sum.wrapping_add(v);
-                store(p, probe, t, cpu, c.tx_buf + 8 * i, v);
+                store(cx, t, cpu, c.tx_buf + 8 * i, v);
             }
             self.cards[k].tx_expected = Some(sum);
-            store(p, probe, t, cpu, c.bar + regs::TX_ADDR, c.tx_buf);
+            store(cx, t, cpu, c.bar + regs::TX_ADDR, c.tx_buf);
             store(
-                p,
-                probe,
+                cx,
                 t,
                 cpu,
                 c.bar + regs::TX_LEN,
                 8 * u64::from(self.cfg.transmit_words),
             );
-            store(p, probe, t, cpu, c.bar + regs::TX_GO, 1);
+            store(cx, t, cpu, c.bar + regs::TX_GO, 1);
         }
     }
 
@@ -489,16 +476,14 @@ impl CardDriver {
         t: &mut SimTime,
         cpu: CpuId,
         bdf: Bdf,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> ((u64, u64), (u64, u64)) {
-        let command = cfg_read(p, probe, t, cpu, bdf, reg::COMMAND);
+        let command = cfg_read(cx, t, cpu, bdf, reg::COMMAND);
         if command == u32::MAX {
             return ((0, 0), (0, 0));
         }
         cfg_write(
-            p,
-            probe,
+            cx,
             t,
             cpu,
             bdf,
@@ -507,16 +492,16 @@ impl CardDriver {
         );
         let mut saved = [0u32; 3];
         let mut probe_bar = |i: usize, off: u16| {
-            saved[i] = cfg_read(p, probe, t, cpu, bdf, off);
-            cfg_write(p, probe, t, cpu, bdf, off, u32::MAX);
-            let v = cfg_read(p, probe, t, cpu, bdf, off);
-            cfg_write(p, probe, t, cpu, bdf, off, saved[i]);
+            saved[i] = cfg_read(cx, t, cpu, bdf, off);
+            cfg_write(cx, t, cpu, bdf, off, u32::MAX);
+            let v = cfg_read(cx, t, cpu, bdf, off);
+            cfg_write(cx, t, cpu, bdf, off, saved[i]);
             v
         };
         let lo = probe_bar(0, reg::BAR0);
         let hi = probe_bar(1, reg::BAR0 + 4);
         let io = probe_bar(2, reg::BAR0 + 8);
-        cfg_write(p, probe, t, cpu, bdf, reg::COMMAND, command);
+        cfg_write(cx, t, cpu, bdf, reg::COMMAND, command);
         let mask = u64::from(hi) << 32 | u64::from(lo & 0xFFFF_FFF0);
         let mem = (!mask).wrapping_add(1);
         let io_size = u64::from(!(io & 0xFFFF_FFFC)).wrapping_add(1) & 0xFFFF;
@@ -533,13 +518,12 @@ impl CardDriver {
         bdf: Bdf,
         bar: u64,
         io_bar: u64,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
-        cfg_write(p, probe, t, cpu, bdf, reg::COMMAND, 0);
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0, bar as u32);
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
-        cfg_write(p, probe, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
+        cfg_write(cx, t, cpu, bdf, reg::COMMAND, 0);
+        cfg_write(cx, t, cpu, bdf, reg::BAR0, bar as u32);
+        cfg_write(cx, t, cpu, bdf, reg::BAR0 + 4, (bar >> 32) as u32);
+        cfg_write(cx, t, cpu, bdf, reg::BAR0 + 8, io_bar as u32);
     }
 
     /// Gives card `k` its receive ring (and transmit buffer behind it) at `ring`.
@@ -560,43 +544,23 @@ impl CardDriver {
     }
 
     /// Stops card `k` as `cpu` before its slot loses power: engine off, bus mastering off.
-    pub fn quiesce(
-        &mut self,
-        t: &mut SimTime,
-        k: usize,
-        cpu: CpuId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub fn quiesce(&mut self, t: &mut SimTime, k: usize, cpu: CpuId, cx: &mut Cx<'_>) {
         let c = self.cards[k].clone();
-        store(p, probe, t, cpu, c.bar + regs::CTRL, 0);
-        cfg_write(p, probe, t, cpu, c.bdf, reg::COMMAND, cmd::MEMORY | cmd::IO);
+        store(cx, t, cpu, c.bar + regs::CTRL, 0);
+        cfg_write(cx, t, cpu, c.bdf, reg::COMMAND, cmd::MEMORY | cmd::IO);
         self.cards[k].active = false;
     }
 
     /// The watchdog: `cpu_of(k)` reads every active card's status; a card answering
     /// all-ones is gone.
-    pub fn poll(
-        &mut self,
-        now: SimTime,
-        cpu_of: impl Fn(usize) -> CpuId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub fn poll(&mut self, now: SimTime, cpu_of: impl Fn(usize) -> CpuId, cx: &mut Cx<'_>) {
         for k in 0..self.cards.len() {
             if !self.cards[k].active {
                 continue;
             }
             let mut t = now;
             self.stats.polls += 1;
-            if load(
-                p,
-                probe,
-                &mut t,
-                cpu_of(k),
-                self.cards[k].bar + regs::STATUS,
-            ) == ALL_ONES
-            {
+            if load(cx, &mut t, cpu_of(k), self.cards[k].bar + regs::STATUS) == ALL_ONES {
                 self.gone(k);
             }
         }

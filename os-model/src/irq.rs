@@ -7,7 +7,7 @@
 //! platform (`IOREGSEL`/`IOWIN`), as the CPU doing it; the handler EOIs through the SAPIC's
 //! EOI register.
 
-use acpi_model::{Platform, PlatformProbe};
+use crate::hw::Cx;
 use sim_core::abi::sapic;
 use sim_core::{CpuId, LsapicId, SimTime};
 
@@ -25,15 +25,9 @@ pub const CALL_FUNCTION_VECTOR: u8 = 0xFE;
 
 /// Number of redirection entries of the IO SAPIC at `base` (version register, bits 23:16
 /// hold the highest entry), read by `cpu`.
-pub fn sapic_entries(
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
-    t: &mut SimTime,
-    cpu: CpuId,
-    base: u64,
-) -> u32 {
-    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x01);
-    let v = load(p, probe, t, cpu, base + sapic::IOWIN);
+pub fn sapic_entries(cx: &mut Cx<'_>, t: &mut SimTime, cpu: CpuId, base: u64) -> u32 {
+    store(cx, t, cpu, base + sapic::IOREGSEL, 0x01);
+    let v = load(cx, t, cpu, base + sapic::IOWIN);
     if v == u64::MAX {
         0
     } else {
@@ -45,8 +39,7 @@ pub fn sapic_entries(
 /// then vector, level trigger and mask (low word).
 #[allow(clippy::too_many_arguments)]
 pub fn program_rte(
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
+    cx: &mut Cx<'_>,
     t: &mut SimTime,
     cpu: CpuId,
     base: u64,
@@ -56,24 +49,22 @@ pub fn program_rte(
     masked: bool,
 ) {
     let e = u64::from(entry);
-    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x11 + 2 * e);
+    store(cx, t, cpu, base + sapic::IOREGSEL, 0x11 + 2 * e);
     store(
-        p,
-        probe,
+        cx,
         t,
         cpu,
         base + sapic::IOWIN,
         u64::from(dest.id) << 24 | u64::from(dest.eid) << 16,
     );
-    store(p, probe, t, cpu, base + sapic::IOREGSEL, 0x10 + 2 * e);
+    store(cx, t, cpu, base + sapic::IOREGSEL, 0x10 + 2 * e);
     let mask = if masked {
         u64::from(sapic::rte::MASK)
     } else {
         0
     };
     store(
-        p,
-        probe,
+        cx,
         t,
         cpu,
         base + sapic::IOWIN,
@@ -82,15 +73,8 @@ pub fn program_rte(
 }
 
 /// `cpu` signals end of interrupt for `vector` to the IO SAPIC at `base`.
-pub fn eoi(
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
-    t: &mut SimTime,
-    cpu: CpuId,
-    base: u64,
-    vector: u8,
-) {
-    store(p, probe, t, cpu, base + sapic::EOI, u64::from(vector));
+pub fn eoi(cx: &mut Cx<'_>, t: &mut SimTime, cpu: CpuId, base: u64, vector: u8) {
+    store(cx, t, cpu, base + sapic::EOI, u64::from(vector));
 }
 
 /// One device interrupt.

@@ -14,7 +14,8 @@
 //! Every operation a notification starts, and every refusal, carries the notification's
 //! number ([`acpi_model::NotifyId`]), so whoever sent it learns what came of it.
 
-use acpi_model::{AcpiValue, Notification, NotifyCode, Platform, PlatformProbe};
+use crate::hw::Cx;
+use acpi_model::{AcpiValue, Notification, NotifyCode};
 use sim_core::SimTime;
 
 use crate::cpumask::LogicalCpu;
@@ -27,19 +28,17 @@ use crate::pcihp::{PciFlow, PciOpKind};
 use crate::sched::CpuLife;
 
 /// Where a handler runs: the time, the CPU taking the SCI, the machine.
-pub(crate) struct Cx<'a> {
+pub(crate) struct Sci<'a, 'b> {
     /// Now.
     pub now: SimTime,
     /// The CPU running the handler (its `_OST` evaluations are this CPU's accesses).
     pub cpu: LogicalCpu,
-    /// The machine and firmware.
-    pub p: &'a mut Platform,
-    /// What watches the machine.
-    pub probe: &'a mut PlatformProbe,
+    /// The machine.
+    pub hw: &'a mut Cx<'b>,
 }
 
 /// What the OS does with a notification of one kind of device.
-type Handler = fn(&mut Os, &mut Cx<'_>, &Notification);
+type Handler = fn(&mut Os, &mut Sci<'_, '_>, &Notification);
 
 /// The handlers, by the `_HID` of the device notified.
 const BY_HID: [(&str, Handler); 3] = [
@@ -49,15 +48,9 @@ const BY_HID: [(&str, Handler); 3] = [
 ];
 
 /// Handles firmware's pending notifications, on CPU `cpu`.
-pub(crate) fn take_all(
-    os: &mut Os,
-    now: SimTime,
-    cpu: LogicalCpu,
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
-) {
-    let mut cx = Cx { now, cpu, p, probe };
-    for n in cx.p.take_notifications() {
+pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'_>) {
+    let mut sci = Sci { now, cpu, hw: cx };
+    for n in sci.hw.p.take_notifications() {
         os.emit(
             now,
             OsEvent::AcpiNotify {
@@ -65,7 +58,7 @@ pub(crate) fn take_all(
                 code: n.code.code(),
             },
         );
-        let by_hid = crate::acpi::hid(cx.p, &n.path)
+        let by_hid = crate::acpi::hid(sci.hw.p, &n.path)
             .and_then(|h| BY_HID.iter().find(|(x, _)| *x == h).map(|&(_, f)| f));
         let handler = by_hid.or_else(|| {
             os.pcihp
@@ -75,11 +68,11 @@ pub(crate) fn take_all(
                 .then_some(slot as Handler)
         });
         match handler {
-            Some(f) => f(os, &mut cx, &n),
+            Some(f) => f(os, &mut sci, &n),
             // Not a device this OS handles: firmware hears it is not supported.
             None => ost(
                 os,
-                &mut cx,
+                &mut sci,
                 &n.path,
                 u64::from(n.code.code()),
                 OstStatus::NotSupported,
@@ -89,31 +82,30 @@ pub(crate) fn take_all(
 }
 
 /// Reports `status` for the notification (source `source`) on `path` to firmware.
-fn ost(os: &mut Os, cx: &mut Cx<'_>, path: &str, source: u64, status: OstStatus) {
+fn ost(os: &mut Os, sci: &mut Sci<'_, '_>, path: &str, source: u64, status: OstStatus) {
     let _ = os.acpi_eval(
-        cx.now,
-        cx.cpu,
+        sci.now,
+        sci.cpu,
         &format!("{path}._OST"),
         &[
             AcpiValue::Integer(source),
             AcpiValue::Integer(status.code()),
         ],
-        cx.p,
-        cx.probe,
+        sci.hw,
     );
 }
 
 /// Refuses notification `n` (nothing changes): recorded as a refusal, and firmware hears why.
-fn refuse(os: &mut Os, cx: &mut Cx<'_>, n: &Notification, e: &MemError) {
+fn refuse(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification, e: &MemError) {
     CpuFlow::refuse_for(
         os,
-        cx.now,
+        sci.now,
         n.path.clone(),
         e.errno(),
         e.to_string(),
         Some(n.id),
     );
-    ost(os, cx, &n.path, u64::from(n.code.code()), e.ost());
+    ost(os, sci, &n.path, u64::from(n.code.code()), e.ost());
 }
 
 /// Whether `path` is `module` or a device below it.
@@ -133,24 +125,24 @@ fn trigger_of(code: NotifyCode) -> Trigger {
 
 /// A module device (ACPI0004): a cell board (it holds memory: the cell flow), an I/O
 /// subsystem (it holds host bridges), or a module of processors only.
-fn module(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+fn module(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     if os.scan.memory.iter().any(|m| within(&m.path, &n.path)) {
-        memory(os, cx, n);
+        memory(os, sci, n);
     } else if !PciFlow::subsystem_bridges(os, &n.path).is_empty() {
-        io_subsystem(os, cx, n);
+        io_subsystem(os, sci, n);
     } else {
-        processor(os, cx, n);
+        processor(os, sci, n);
     }
 }
 
 /// A memory device (PNP0C80) on its own.
-fn memory_device(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
-    memory(os, cx, n);
+fn memory_device(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
+    memory(os, sci, n);
 }
 
 /// Memory: a memory device (offline / online) or the cell module holding it (cell remove /
 /// add, CPUs and chipset included).
-fn memory(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+fn memory(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let Some((mpath, node)) = os
         .scan
         .memory
@@ -160,7 +152,7 @@ fn memory(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
     else {
         return ost(
             os,
-            cx,
+            sci,
             &n.path,
             u64::from(n.code.code()),
             OstStatus::NotSupported,
@@ -175,14 +167,14 @@ fn memory(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
         (true, false) => MemOpKind::Online,
     };
     if let Err(e) = MemFlow::check_cell_request(os, &n.path, node, !add) {
-        return refuse(os, cx, n, &e);
+        return refuse(os, sci, n, &e);
     }
     if add {
         // Firmware says something arrived: re-read presence of its processors.
         for x in os.possible.iter().collect::<Vec<_>>() {
             let path = os.pcpu[x.index()].path.clone();
             if path.starts_with(&format!("{}.", n.path))
-                && crate::acpi::is_present(cx.p, &path)
+                && crate::acpi::is_present(sci.hw.p, &path)
                 && !os.present.contains(x)
             {
                 os.present.set(x);
@@ -198,14 +190,14 @@ fn memory(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
             node: Some(node),
             trigger: trigger_of(n.code),
             acpi_path: Some(n.path.clone()),
-            requested: cx.now,
+            requested: sci.now,
             cause: Some(n.id),
         },
     );
 }
 
 /// A hot-plug slot: the ACPI PCI hot-plug driver.
-fn slot(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let Some((sun, enabled)) = os
         .pcihp
         .slots
@@ -215,7 +207,7 @@ fn slot(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
     else {
         return;
     };
-    let card = crate::acpi::is_present(cx.p, &n.path);
+    let card = crate::acpi::is_present(sci.hw.p, &n.path);
     let op = match n.code {
         NotifyCode::EjectRequest => Some(PciOpKind::Eject),
         // A device or bus check: bring up what arrived; what is gone goes.
@@ -228,7 +220,7 @@ fn slot(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
     let status = match op {
         None => Some(OstStatus::Success),
         Some(kind) => {
-            match PciFlow::request(os, cx.now, sun, kind, trigger_of(n.code), Some(n.id)) {
+            match PciFlow::request(os, sci.now, sun, kind, trigger_of(n.code), Some(n.id)) {
                 Ok(Accepted::Queued { .. }) => None,
                 Ok(Accepted::NoChange) => Some(OstStatus::Success),
                 Err(e) => Some(e.ost()),
@@ -236,17 +228,17 @@ fn slot(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
         }
     };
     if let Some(status) = status {
-        ost(os, cx, &n.path, u64::from(n.code.code()), status);
+        ost(os, sci, &n.path, u64::from(n.code.code()), status);
     }
 }
 
 /// An I/O subsystem's module device: the whole subsystem comes or goes.
-fn io_subsystem(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
-    let present = crate::acpi::is_present(cx.p, &n.path);
+    let present = crate::acpi::is_present(sci.hw.p, &n.path);
     let r = PciFlow::subsystem_request(
         os,
-        cx.now,
+        sci.now,
         &n.path,
         add,
         present,
@@ -254,12 +246,12 @@ fn io_subsystem(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
         Some(n.id),
     );
     if let Err(e) = r {
-        ost(os, cx, &n.path, u64::from(n.code.code()), e.ost());
+        ost(os, sci, &n.path, u64::from(n.code.code()), e.ost());
     }
 }
 
 /// A processor (ACPI0007), or a module holding processors: each goes down or comes up.
-fn processor(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
+fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let cpus: Vec<LogicalCpu> = os
         .possible
         .iter()
@@ -269,7 +261,7 @@ fn processor(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
         // Not a processor of this OS nor a module holding some.
         return ost(
             os,
-            cx,
+            sci,
             &n.path,
             u64::from(n.code.code()),
             OstStatus::NotSupported,
@@ -285,14 +277,14 @@ fn processor(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
             path: n.path.clone(),
             memory: m.path.clone(),
         };
-        return refuse(os, cx, n, &e);
+        return refuse(os, sci, n, &e);
     }
     for x in cpus {
         let path = os.pcpu[x.index()].path.clone();
         let kind = match n.code {
             NotifyCode::EjectRequest => OpKind::Down,
             NotifyCode::DeviceCheck | NotifyCode::BusCheck => {
-                if crate::acpi::is_present(cx.p, &path) && !os.present.contains(x) {
+                if crate::acpi::is_present(sci.hw.p, &path) && !os.present.contains(x) {
                     os.present.set(x);
                     os.pcpu[x.index()].life = CpuLife::Offline;
                 }
@@ -306,11 +298,12 @@ fn processor(os: &mut Os, cx: &mut Cx<'_>, n: &Notification) {
         if kind == OpKind::Up && !os.present.contains(x) {
             continue;
         }
-        let status = match CpuFlow::request(os, cx.now, kind, x.0, trigger_of(n.code), Some(n.id)) {
+        let status = match CpuFlow::request(os, sci.now, kind, x.0, trigger_of(n.code), Some(n.id))
+        {
             Ok(Accepted::Queued { .. }) => continue,
             Ok(Accepted::NoChange) => OstStatus::Success,
             Err(e) => e.ost(),
         };
-        ost(os, cx, &path, source.code(), status);
+        ost(os, sci, &path, source.code(), status);
     }
 }

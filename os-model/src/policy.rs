@@ -15,7 +15,7 @@
 //!
 //! Each decision is recorded (time, policy, target, why, what came of the request).
 
-use acpi_model::{Platform, PlatformProbe};
+use crate::hw::Cx;
 use serde::Serialize;
 use sim_core::SimTime;
 
@@ -63,10 +63,10 @@ impl Policies {
     /// Starts the enabled policies' timers (at the end of boot).
     pub(crate) fn policies_start(os: &mut Os, now: SimTime) {
         if os.cfg.ras.enabled {
-            let _ = os.q.schedule(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
+            os.post(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
         }
         if os.cfg.power.enabled {
-            let _ = os.q.schedule(now + os.cfg.power.interval, OsEv::PowerPoll);
+            os.post(now + os.cfg.power.interval, OsEv::PowerPoll);
         }
     }
 
@@ -96,18 +96,13 @@ impl Policies {
     }
 
     /// The RAS daemon's poll: read firmware's corrected-error log, count, decide.
-    pub(crate) fn ras_poll(
-        os: &mut Os,
-        now: SimTime,
-        p: &mut Platform,
-        _probe: &mut PlatformProbe,
-    ) {
-        let _ = os.q.schedule(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
+    pub(crate) fn ras_poll(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
+        os.post(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
         let Some(ctl) = os.cur_maps().online.first() else {
             return;
         };
-        let log = p.sal_corrected_errors(os.hw(ctl));
-        let cells = p.geometry().cells;
+        let log = cx.p.sal_corrected_errors(os.hw(ctl));
+        let cells = cx.p.geometry().cells;
         let pol = &mut os.policy;
         pol.cpu_errors.resize(os.nr, 0);
         pol.cell_errors.resize(cells, 0);
@@ -279,7 +274,7 @@ impl Policies {
     /// The power policy's decision: park an idle CPU under low load, bring one back under
     /// load.
     pub(crate) fn power_poll(os: &mut Os, now: SimTime) {
-        let _ = os.q.schedule(now + os.cfg.power.interval, OsEv::PowerPoll);
+        os.post(now + os.cfg.power.interval, OsEv::PowerPoll);
         let cfg = os.cfg.power.clone();
         let online: Vec<LogicalCpu> = os.cur_maps().online.iter().collect();
         if online.is_empty() || !os.hp.is_idle() {

@@ -9,6 +9,7 @@
 //! and EOIs the IO SAPIC. Quiescing a card (before its slot is powered off) stops its engine
 //! and bus mastering and masks its entry; bringing it up again reprograms everything.
 
+use os_model::hw::Cx;
 use std::collections::BTreeMap;
 
 use acpi_model::{Platform, PlatformProbe};
@@ -179,7 +180,7 @@ impl IoExerciser {
         let mut t = now;
         let cpu = self.cpus[k];
         self.driver
-            .bring_up(&mut t, k, cpu, new_bars, &self.scan, p, probe)?;
+            .bring_up(&mut t, k, cpu, new_bars, &self.scan, &mut Cx::new(p, probe))?;
         let gsi = self.driver.cards()[k].gsi;
         let lsapic = self
             .scan
@@ -192,7 +193,12 @@ impl IoExerciser {
                 let mut sizes = std::mem::take(&mut self.sizes);
                 for s in self.scan.sapics.iter().filter(|s| s.present) {
                     if let std::collections::btree_map::Entry::Vacant(e) = sizes.entry(s.base) {
-                        e.insert(irq::sapic_entries(p, probe, &mut t, cpu, s.base));
+                        e.insert(irq::sapic_entries(
+                            &mut Cx::new(p, probe),
+                            &mut t,
+                            cpu,
+                            s.base,
+                        ));
                     }
                 }
                 let found = self
@@ -218,8 +224,7 @@ impl IoExerciser {
         self.routes[k] = Some(route);
         self.by_vector.insert(route.vector, k);
         irq::program_rte(
-            p,
-            probe,
+            &mut Cx::new(p, probe),
             &mut t,
             cpu,
             route.sapic_base,
@@ -249,11 +254,19 @@ impl IoExerciser {
             let Some(route) = self.routes[k] else {
                 continue;
             };
-            if let TopHalf::Status(status) = self.driver.top_half(&mut t, k, cpu, p, probe) {
+            if let TopHalf::Status(status) =
+                self.driver.top_half(&mut t, k, cpu, &mut Cx::new(p, probe))
+            {
                 self.driver
-                    .bottom_half(&mut t, k, cpu, status, p, probe, &mut out);
+                    .bottom_half(&mut t, k, cpu, status, &mut Cx::new(p, probe), &mut out);
             }
-            irq::eoi(p, probe, &mut t, cpu, route.sapic_base, vector);
+            irq::eoi(
+                &mut Cx::new(p, probe),
+                &mut t,
+                cpu,
+                route.sapic_base,
+                vector,
+            );
         }
         out
     }
@@ -267,7 +280,7 @@ impl IoExerciser {
     /// The watchdog: reads every active card's status; a card answering all-ones is gone.
     pub fn poll(&mut self, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
         let cpus = self.cpus.clone();
-        self.driver.poll(now, |k| cpus[k], p, probe);
+        self.driver.poll(now, |k| cpus[k], &mut Cx::new(p, probe));
     }
 
     /// Masks or unmasks the IO SAPIC entry of the card in `slot` (`disable_irq` /
@@ -288,8 +301,7 @@ impl IoExerciser {
         let r = self.routes[k].ok_or("the card has no interrupt route")?;
         let mut t = now;
         irq::program_rte(
-            p,
-            probe,
+            &mut Cx::new(p, probe),
             &mut t,
             r.cpu,
             r.sapic_base,
@@ -324,11 +336,10 @@ impl IoExerciser {
         };
         let mut t = now;
         let cpu = self.cpus[k];
-        self.driver.quiesce(&mut t, k, cpu, p, probe);
+        self.driver.quiesce(&mut t, k, cpu, &mut Cx::new(p, probe));
         if let Some(r) = self.routes[k] {
             irq::program_rte(
-                p,
-                probe,
+                &mut Cx::new(p, probe),
                 &mut t,
                 cpu,
                 r.sapic_base,

@@ -19,7 +19,8 @@
 
 mod steps;
 
-use acpi_model::{NotifyId, Platform, PlatformProbe};
+use crate::hw::Cx;
+use acpi_model::NotifyId;
 use serde::Serialize;
 use sim_core::{CpuId, SimDuration, SimTime};
 use thiserror::Error;
@@ -285,23 +286,11 @@ impl Flow for CpuFlow {
         OpTarget::Cpu(op.report.cpu)
     }
 
-    fn act(
-        os: &mut Os,
-        now: SimTime,
-        step: Step,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Next<Self> {
-        CpuFlow::step(os, now, step, p, probe)
+    fn act(os: &mut Os, now: SimTime, step: Step, cx: &mut Cx<'_>) -> Next<Self> {
+        CpuFlow::step(os, now, step, cx)
     }
 
-    fn resume(
-        _os: &mut Os,
-        now: SimTime,
-        wait: Wait,
-        _p: &mut Platform,
-        _probe: &mut PlatformProbe,
-    ) -> Option<Next<Self>> {
+    fn resume(_os: &mut Os, now: SimTime, wait: Wait, _cx: &mut Cx<'_>) -> Option<Next<Self>> {
         match wait {
             // The dying CPU reports itself (`died`), with the times of its flush and halt.
             Wait::Died => None,
@@ -321,7 +310,7 @@ impl Flow for CpuFlow {
         Some(os.pcpu[op.report.cpu.index()].path.clone())
     }
 
-    fn ended(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+    fn ended(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
         let boot = os
             .hp
             .done()
@@ -330,7 +319,7 @@ impl Flow for CpuFlow {
         if boot {
             os.boot_ops = os.boot_ops.saturating_sub(1);
             if os.boot_ops == 0 && os.booted_at.is_none() {
-                os.finish_boot(now, p, probe);
+                os.finish_boot(now, cx);
             }
         }
     }
@@ -593,21 +582,14 @@ impl CpuFlow {
     }
 
     /// The wait of `op` for a grace period (`grace`) or for its CPU is over.
-    pub(crate) fn hp_wait_over(
-        os: &mut Os,
-        now: SimTime,
-        op: u32,
-        grace: bool,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn hp_wait_over(os: &mut Os, now: SimTime, op: u32, grace: bool, cx: &mut Cx<'_>) {
         let want = if grace { Wait::GracePeriod } else { Wait::Cpu };
         let waiting = os
             .hp
             .running()
             .is_some_and(|c| c.report.id == op && c.wait == Some(want));
         if waiting {
-            crate::ops::advance::<CpuFlow>(os, now, Input::Go, p, probe);
+            crate::ops::advance::<CpuFlow>(os, now, Input::Go, cx);
         }
     }
 

@@ -1,7 +1,8 @@
 //! The steps of CPU hot-remove and hot-add: one arm per step, each returning what comes
 //! next.
 
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use crate::hw::Cx;
+use acpi_model::AcpiValue;
 use sim_core::SimTime;
 
 use super::{CpuFlow, HotplugError, Wait};
@@ -22,12 +23,11 @@ impl CpuFlow {
         t: &mut SimTime,
         from: LogicalCpu,
         to: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
-        let v = os.reader_begin(t, from, "hotplug", p, probe);
-        os.reader_use(t, from, v, to, p, probe);
-        os.send_ipi(*t, from, to, irq::RESCHEDULE_VECTOR, p, probe);
+        let v = os.reader_begin(t, from, "hotplug", cx);
+        os.reader_use(t, from, v, to, cx);
+        os.send_ipi(*t, from, to, irq::RESCHEDULE_VECTOR, cx);
         os.reader_end(*t, from);
     }
 
@@ -38,22 +38,15 @@ impl CpuFlow {
         controller: LogicalCpu,
         c: LogicalCpu,
         req: MigReq,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         os.pcpu[c.index()].mig.push_back(req);
         let m = os.pcpu[c.index()].migration;
         os.wake_kthread(*t, c, m);
-        CpuFlow::hp_ipi(os, t, controller, c, p, probe);
+        CpuFlow::hp_ipi(os, t, controller, c, cx);
     }
 
-    pub(crate) fn step(
-        os: &mut Os,
-        now: SimTime,
-        step: Step,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Next<CpuFlow> {
+    pub(crate) fn step(os: &mut Os, now: SimTime, step: Step, cx: &mut Cx<'_>) -> Next<CpuFlow> {
         let Some(cur) = os.hp.running() else {
             return Next::Done(now, String::new());
         };
@@ -65,10 +58,10 @@ impl CpuFlow {
                 let mut maps = os.cur_maps().clone();
                 maps.active.clear(c);
                 let note = format!("active {}", maps.active);
-                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                match os.publish_maps(&mut t, ctl, maps, cx) {
                     Ok(old) => {
-                        os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
-                        os.call_rcu(t, ctl, Callback::Wake(op), p, probe);
+                        os.call_rcu(t, ctl, Callback::FreeMaps(old), cx);
+                        os.call_rcu(t, ctl, Callback::Wake(op), cx);
                         Next::Wait(Wait::GracePeriod, note)
                     }
                     Err(e) => Next::Done(t, e.to_string()),
@@ -79,7 +72,7 @@ impl CpuFlow {
                     return Next::Done(t, "skipped (defect skip_task_migration)".into());
                 }
                 let n = os.pcpu[c.index()].load(&os.tasks);
-                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Evacuate { op }, p, probe);
+                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Evacuate { op }, cx);
                 Next::Wait(Wait::Cpu, format!("{n} user tasks on its runqueue"))
             }
             Step::MigrateIrqs => {
@@ -90,26 +83,18 @@ impl CpuFlow {
                         format!("skipped (defect skip_irq_reroute): {n} IRQs still on {c}"),
                     );
                 }
-                let n = CpuFlow::migrate_irqs(os, &mut t, c, ctl, p, probe);
+                let n = CpuFlow::migrate_irqs(os, &mut t, c, ctl, cx);
                 if let Some(cur) = os.hp.running_mut() {
                     cur.report.irqs_rerouted = n;
                 }
                 Next::Done(t, format!("{n} IRQs re-routed"))
             }
             Step::MigrateWork => {
-                CpuFlow::hp_ask_migration(
-                    os,
-                    &mut t,
-                    ctl,
-                    c,
-                    MigReq::Takeover { op, to: ctl },
-                    p,
-                    probe,
-                );
+                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Takeover { op, to: ctl }, cx);
                 Next::Wait(Wait::Cpu, format!("timers and softirq work to {ctl}"))
             }
             Step::StopKthreads => {
-                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Park { op }, p, probe);
+                CpuFlow::hp_ask_migration(os, &mut t, ctl, c, MigReq::Park { op }, cx);
                 Next::Wait(Wait::Cpu, "ksoftirqd and migration thread parked".into())
             }
             Step::PublishOffline => {
@@ -117,12 +102,12 @@ impl CpuFlow {
                 maps.online.clear(c);
                 maps.active.clear(c);
                 let note = format!("online {}", maps.online);
-                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                match os.publish_maps(&mut t, ctl, maps, cx) {
                     Ok(old) => {
                         if os.defects.has(OsDefect::SkipRcuGracePeriod) {
-                            os.free_maps(&mut t, old, ctl, p, probe);
+                            os.free_maps(&mut t, old, ctl, cx);
                         } else {
-                            os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
+                            os.call_rcu(t, ctl, Callback::FreeMaps(old), cx);
                         }
                         Next::Done(t, note)
                     }
@@ -133,7 +118,7 @@ impl CpuFlow {
                 if os.defects.has(OsDefect::SkipRcuGracePeriod) {
                     return Next::Done(now, "skipped (defect skip_rcu_grace_period)".into());
                 }
-                os.call_rcu(now, ctl, Callback::Wake(op), p, probe);
+                os.call_rcu(now, ctl, Callback::Wake(op), cx);
                 Next::Wait(Wait::GracePeriod, "synchronize_rcu".into())
             }
             Step::FlushCache => {
@@ -149,10 +134,9 @@ impl CpuFlow {
                     ctl,
                     &format!("{path}._EJ0"),
                     &[AcpiValue::Integer(1)],
-                    p,
-                    probe,
+                    cx,
                 );
-                let gone = !crate::acpi::is_present(p, &path);
+                let gone = !crate::acpi::is_present(cx.p, &path);
                 if gone {
                     os.present.clear(c);
                     os.pcpu[c.index()].life = CpuLife::NotPresent;
@@ -166,7 +150,7 @@ impl CpuFlow {
             }
             Step::Wake => {
                 let dest = os.pcpu[c.index()].lsapic;
-                match p.wake_cpu(now, os.hw(ctl), dest, probe) {
+                match cx.p.wake_cpu(now, os.hw(ctl), dest, cx.probe) {
                     Ok(_) => {
                         os.pcpu[c.index()].life = CpuLife::Coming;
                         Next::Done(t, format!("woken by {ctl}"))
@@ -181,7 +165,7 @@ impl CpuFlow {
                 }
             }
             Step::InitCpu => {
-                os.init_cpu(&mut t, c, p, probe);
+                os.init_cpu(&mut t, c, cx);
                 Next::Done(
                     t.max(now + os.cfg.init_cost),
                     "idle task, timer, interrupts, per-CPU area, RCU".into(),
@@ -195,9 +179,9 @@ impl CpuFlow {
                 let mut maps = os.cur_maps().clone();
                 maps.online.set(c);
                 let note = format!("online {}", maps.online);
-                match os.publish_maps(&mut t, c, maps, p, probe) {
+                match os.publish_maps(&mut t, c, maps, cx) {
                     Ok(old) => {
-                        os.call_rcu(t, c, Callback::FreeMaps(old), p, probe);
+                        os.call_rcu(t, c, Callback::FreeMaps(old), cx);
                         Next::Done(t, note)
                     }
                     Err(e) => Next::Done(t, e.to_string()),
@@ -207,9 +191,9 @@ impl CpuFlow {
                 let mut maps = os.cur_maps().clone();
                 maps.active.set(c);
                 let note = format!("active {}", maps.active);
-                match os.publish_maps(&mut t, ctl, maps, p, probe) {
+                match os.publish_maps(&mut t, ctl, maps, cx) {
                     Ok(old) => {
-                        os.call_rcu(t, ctl, Callback::FreeMaps(old), p, probe);
+                        os.call_rcu(t, ctl, Callback::FreeMaps(old), cx);
                         os.kick(c, t);
                         Next::Done(t, note)
                     }
@@ -226,14 +210,13 @@ impl CpuFlow {
         t: &mut SimTime,
         c: LogicalCpu,
         ctl: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> u32 {
         let list = os.irqs.routed_to(c);
         let hw = os.hw(ctl);
         let mut n = 0;
         for i in list {
-            let v = os.reader_begin(t, ctl, "irq affinity", p, probe);
+            let v = os.reader_begin(t, ctl, "irq affinity", cx);
             let maps = os.maps_version(v).clone();
             let d = os.irqs.descs()[i].clone();
             let count = |x: LogicalCpu| os.irqs.descs().iter().filter(|e| e.target == x).count();
@@ -247,19 +230,9 @@ impl CpuFlow {
                 os.reader_end(*t, ctl);
                 continue;
             };
-            os.reader_use(t, ctl, v, to, p, probe);
+            os.reader_use(t, ctl, v, to, cx);
             let dest = os.pcpu[to.index()].lsapic;
-            irq::program_rte(
-                p,
-                probe,
-                t,
-                hw,
-                d.sapic_base,
-                d.entry,
-                d.vector,
-                dest,
-                false,
-            );
+            irq::program_rte(cx, t, hw, d.sapic_base, d.entry, d.vector, dest, false);
             os.reader_end(*t, ctl);
             if let Some(e) = os.irqs.get_mut(i) {
                 e.target = to;

@@ -7,6 +7,7 @@ use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::driver::{CardDriver, DriverConfig};
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hotplug::{CpuFlow, Hotplug};
+use crate::hw::Cx;
 use crate::irq::{self, IrqTable};
 use crate::mm::bootmem::BootMem;
 use crate::mm::kernel::Mm;
@@ -37,8 +38,9 @@ impl Os {
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> Result<Os, OsError> {
+        let cx = &mut Cx { p, probe };
         cfg.validate().map_err(|e| cfg_err(e.field, e.message))?;
-        let mut scan = acpi::scan(p);
+        let mut scan = acpi::scan(cx.p);
         if let Some(cells) = &cfg.cells {
             scan.restrict(cells);
         }
@@ -111,7 +113,7 @@ impl Os {
         };
         PciFlow::pci_init(&mut os);
         let boot_node = os.scan.processors[bsp_index].node;
-        Mm::mm_boot(&mut os, boot_node, p)?;
+        Mm::mm_boot(&mut os, boot_node, cx.p)?;
         for (logical, &i) in order.iter().enumerate().take(nr) {
             let info = os.scan.processors[i].clone();
             let c = LogicalCpu(logical as u32);
@@ -150,7 +152,7 @@ impl Os {
         let b = LogicalCpu(0);
         let mut t = now;
         os.pcpu[0].life = CpuLife::Up;
-        os.init_cpu(&mut t, b, p, probe);
+        os.init_cpu(&mut t, b, cx);
         os.start_kthreads(t, b);
         let mut first = CpuMaps {
             online: CpuMask::new(nr),
@@ -158,8 +160,8 @@ impl Os {
         };
         first.online.set(b);
         first.active.set(b);
-        os.publish_maps(&mut t, b, first, p, probe)?;
-        os.init_sapics(&mut t, b, p, probe);
+        os.publish_maps(&mut t, b, first, cx)?;
+        os.init_sapics(&mut t, b, cx);
         // Every other present CPU comes up through the hot-add path.
         for c in os.present.iter().filter(|&c| c != b).collect::<Vec<_>>() {
             os.boot_ops += 1;
@@ -176,7 +178,7 @@ impl Os {
             );
         }
         if os.boot_ops == 0 {
-            os.finish_boot(t, p, probe);
+            os.finish_boot(t, cx);
         } else {
             ops::kick::<CpuFlow>(&mut os, t);
         }
@@ -184,13 +186,7 @@ impl Os {
     }
 
     /// Masks every entry of every present IO SAPIC (before any device is enabled).
-    pub(super) fn init_sapics(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn init_sapics(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let hw = self.hw(c);
         let sapics: Vec<u64> = self
             .scan
@@ -200,36 +196,21 @@ impl Os {
             .map(|s| s.base)
             .collect();
         for base in sapics {
-            let n = irq::sapic_entries(p, probe, t, hw, base);
+            let n = irq::sapic_entries(cx, t, hw, base);
             self.sapic_sizes.insert(base, n);
             for e in 0..n {
-                irq::program_rte(
-                    p,
-                    probe,
-                    t,
-                    hw,
-                    base,
-                    e,
-                    0,
-                    LsapicId { id: 0, eid: 0 },
-                    true,
-                );
+                irq::program_rte(cx, t, hw, base, e, 0, LsapicId { id: 0, eid: 0 }, true);
             }
         }
     }
 
     /// Boot is over: start the user tasks and the drivers.
-    pub(crate) fn finish_boot(
-        &mut self,
-        now: SimTime,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn finish_boot(&mut self, now: SimTime, cx: &mut Cx<'_>) {
         let mut t = now;
         let online: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
         let b0 = self.bsp;
-        Mm::mm_boot_slabs(self, &mut t, b0, p, probe);
-        Mm::create_files(self, &mut t, p, probe);
+        Mm::mm_boot_slabs(self, &mut t, b0, cx);
+        Mm::create_files(self, &mut t, cx);
         // Each task is created, and its memory populated (its page faults at start-up), on
         // its own CPU, so the CPUs do it side by side: the few hard-bound tasks here (a CPU
         // cannot go offline under them, so they must exist before any request is taken),
@@ -239,7 +220,7 @@ impl Os {
         for b in self.cfg.bound.clone() {
             let c = LogicalCpu(b.cpu);
             let mut tc = t.max(self.busy_until[c.index()]);
-            if self.spawn_user(&mut tc, c, Some(c), p, probe).is_err() {
+            if self.spawn_user(&mut tc, c, Some(c), cx).is_err() {
                 self.stats.spawn_failures += 1;
             }
             self.busy_until[c.index()] = tc;
@@ -252,9 +233,9 @@ impl Os {
             }
         }
         // Enumeration of the slotless chipset functions, then the cards.
-        let _ = PciFlow::chipset_add(self, &mut t, b0, None, p, probe);
+        let _ = PciFlow::chipset_add(self, &mut t, b0, None, cx);
         if self.driver.config().enabled {
-            self.start_drivers(&mut t, p, probe);
+            self.start_drivers(&mut t, cx);
         }
         self.booted_at = Some(t);
         Policies::policies_start(self, t);
@@ -278,12 +259,11 @@ impl Os {
         tm: &mut SimTime,
         c: LogicalCpu,
         bound: Option<LogicalCpu>,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<TaskId, crate::mm::NoMemory> {
         let id = TaskId(self.tasks.len() as u32);
         let node = self.pcpu[c.index()].node;
-        let mm = Mm::create_space(self, tm, c, id, node, p, probe)?;
+        let mm = Mm::create_space(self, tm, c, id, node, cx)?;
         let t = *tm;
         let affinity = match bound {
             Some(b) => {
@@ -325,12 +305,7 @@ impl Os {
         Ok(id)
     }
 
-    pub(super) fn start_drivers(
-        &mut self,
-        t: &mut SimTime,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn start_drivers(&mut self, t: &mut SimTime, cx: &mut Cx<'_>) {
         let b = self.bsp;
         let hw = self.hw(b);
         let span = self.driver.config().card_span();
@@ -357,12 +332,12 @@ impl Os {
                 device,
                 function: 0,
             };
-            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
+            let id = crate::hw::cfg_read(cx, t, hw, bdf, sim_core::abi::pci::reg::ID);
             if id == u32::MAX {
                 continue;
             }
             // Enumeration: the BARs firmware gave it, sized and claimed in the windows.
-            if !PciFlow::pci_claim(self, t, slot, p, probe) {
+            if !PciFlow::pci_claim(self, t, slot, cx) {
                 continue;
             }
             let Ok(ring) = Mm::kmalloc(self, node, span, 4096) else {
@@ -373,10 +348,10 @@ impl Os {
             };
             if self
                 .driver
-                .bring_up(t, k, hw, false, &self.scan, p, probe)
+                .bring_up(t, k, hw, false, &self.scan, cx)
                 .is_ok()
             {
-                let irq = PciFlow::route_irq(self, t, k, b, false, p, probe).ok();
+                let irq = PciFlow::route_irq(self, t, k, b, false, cx).ok();
                 PciFlow::pci_bound(self, slot, k, irq);
             }
         }

@@ -4,6 +4,7 @@ use super::{CONTEXT_SWITCH, Os, OsEv};
 use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hotplug::CpuFlow;
+use crate::hw::Cx;
 use crate::hw::store;
 use crate::mm::kernel::Mm;
 use crate::policy::Policies;
@@ -21,16 +22,17 @@ impl Os {
 
     /// Runs the OS's next event.
     pub fn step(&mut self, p: &mut Platform, probe: &mut PlatformProbe) {
+        let cx = &mut Cx { p, probe };
         let Some((now, ev)) = self.q.pop() else {
             return;
         };
         match ev {
-            OsEv::Run(c) => self.run(now, c, p, probe),
-            OsEv::Tick(c) => self.tick(now, c, p, probe),
-            OsEv::Op(ev) => self.op_event(ev, now, p, probe),
-            OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, p, probe),
-            OsEv::Io(id) => Mm::io_done(self, now, id, p, probe),
-            OsEv::RasPoll => Policies::ras_poll(self, now, p, probe),
+            OsEv::Run(c) => self.run(now, c, cx),
+            OsEv::Tick(c) => self.tick(now, c, cx),
+            OsEv::Op(ev) => self.op_event(ev, now, cx),
+            OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, cx),
+            OsEv::Io(id) => Mm::io_done(self, now, id, cx),
+            OsEv::RasPoll => Policies::ras_poll(self, now, cx),
             OsEv::PowerPoll => Policies::power_poll(self, now),
         }
         self.drain_phys_log(now);
@@ -66,47 +68,42 @@ impl Os {
         std::mem::take(&mut self.violations)
     }
 
-    pub(super) fn run(
-        &mut self,
-        now: SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn run(&mut self, now: SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let i = c.index();
         self.pcpu[i].next_run = None;
-        if !matches!(self.pcpu[i].life, CpuLife::Up | CpuLife::Coming) || !self.hw_running(c, p) {
+        if !matches!(self.pcpu[i].life, CpuLife::Up | CpuLife::Coming) || !self.hw_running(c, cx.p)
+        {
             // A halted CPU executes nothing, whatever the OS believes.
             return;
         }
         let mut t = now;
-        self.take_interrupts(&mut t, c, p, probe);
+        self.take_interrupts(&mut t, c, cx);
         // The dying CPU halts once it is out of any kernel operation (it never stops inside
         // a read-side section).
         if let Some(op) = self.pcpu[i].dying.filter(|_| self.pcpu[i].op.is_none()) {
-            self.die(t, c, op, p, probe);
+            self.die(t, c, op, cx);
             return;
         }
         if self.pcpu[i].op.is_some() {
-            self.continue_op(&mut t, c, p, probe);
+            self.continue_op(&mut t, c, cx);
             return;
         }
         let curr_runnable = self.pcpu[i]
             .curr
             .is_some_and(|tid| matches!(self.tasks[tid.0 as usize].state, TaskState::Running(_)));
         if self.pcpu[i].need_resched || !curr_runnable {
-            self.schedule(&mut t, c, p, probe);
+            self.schedule(&mut t, c, cx);
         }
         let Some(tid) = self.pcpu[i].curr else {
             // Idle: a quiescent state; wait for an interrupt or a wakeup.
             self.busy_until[i] = t;
-            self.rcu_qs(t, c, p, probe);
+            self.rcu_qs(t, c, cx);
             return;
         };
         match self.tasks[tid.0 as usize].kind {
-            TaskKind::User => self.user_burst(&mut t, c, tid, p, probe),
-            TaskKind::Migration(_) => self.migration_work(&mut t, c, tid, p, probe),
-            TaskKind::Ksoftirqd(_) => self.softirq_work(&mut t, c, tid, p, probe),
+            TaskKind::User => self.user_burst(&mut t, c, tid, cx),
+            TaskKind::Migration(_) => self.migration_work(&mut t, c, tid, cx),
+            TaskKind::Ksoftirqd(_) => self.softirq_work(&mut t, c, tid, cx),
         }
         self.finish_step(c, now, t);
     }
@@ -121,13 +118,7 @@ impl Os {
         }
     }
 
-    pub(super) fn schedule(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn schedule(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let i = c.index();
         self.pcpu[i].need_resched = false;
         if let Some(prev) = self.pcpu[i].curr.take() {
@@ -171,7 +162,7 @@ impl Os {
             },
         );
         *t += CONTEXT_SWITCH;
-        self.rcu_qs(*t, c, p, probe);
+        self.rcu_qs(*t, c, cx);
     }
 
     /// Puts `tid` on `c`'s runqueue.
@@ -289,13 +280,7 @@ impl Os {
 
     /// The new CPU `c` sets itself up (idle task, registers, timer, interrupts, per-CPU
     /// area) and joins RCU.
-    pub(crate) fn init_cpu(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn init_cpu(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let i = c.index();
         let hw = self.hw(c);
         // Its per-CPU area lives on its own node.
@@ -304,7 +289,7 @@ impl Os {
         }
         if let Ok(area) = Mm::kmalloc(self, self.pcpu[i].node, 4096, 4096) {
             for w in 0..8 {
-                store(p, probe, t, hw, area + 8 * w, u64::from(c.0) << 32 | w);
+                store(cx, t, hw, area + 8 * w, u64::from(c.0) << 32 | w);
             }
             self.mem.free(area, 4096);
         }

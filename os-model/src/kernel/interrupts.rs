@@ -4,25 +4,19 @@ use super::{Csd, Os};
 use crate::cpumask::LogicalCpu;
 use crate::driver::TopHalf;
 use crate::event::OsEvent;
+use crate::hw::Cx;
 use crate::irq::{self, CALL_FUNCTION_VECTOR, RESCHEDULE_VECTOR};
 use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::{SimDuration, SimTime};
 
 impl Os {
     // ------------------------------------------------------------------ interrupts
 
-    pub(super) fn take_interrupts(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn take_interrupts(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let hw = self.hw(c);
-        while let Ok(Some(vector)) = p.take_interrupt(*t, hw, probe) {
+        while let Ok(Some(vector)) = cx.p.take_interrupt(*t, hw, cx.probe) {
             match vector {
                 RESCHEDULE_VECTOR => {
                     self.pcpu[c.index()].need_resched = true;
@@ -58,7 +52,7 @@ impl Os {
                         self.kick(from, *t);
                     }
                 }
-                _ => self.device_interrupt(t, c, vector, p, probe),
+                _ => self.device_interrupt(t, c, vector, cx),
             }
         }
     }
@@ -68,8 +62,7 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         vector: u8,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let Some(i) = self.irqs.by_vector(vector) else {
             self.stats.spurious += 1;
@@ -100,11 +93,11 @@ impl Os {
             // nothing is written (Linux: the vector has no irq any more, `ack_bad_irq`).
             self.driver.spurious();
             if self.sapic_sizes.contains_key(&base) {
-                irq::eoi(p, probe, t, hw, base, vector);
+                irq::eoi(cx, t, hw, base, vector);
             }
             return;
         }
-        let top = self.driver.top_half(t, card, hw, p, probe);
+        let top = self.driver.top_half(t, card, hw, cx);
         if top == TopHalf::Gone {
             PciFlow::pci_card_gone(self, *t, card);
         }
@@ -117,7 +110,7 @@ impl Os {
         if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
             // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
             let d = self.irqs.descs()[i].clone();
-            PciFlow::set_irq_masked(self, t, hw, &d, true, p, probe);
+            PciFlow::set_irq_masked(self, t, hw, &d, true, cx);
             self.irqs.free(i);
             self.emit(
                 *t,
@@ -142,7 +135,7 @@ impl Os {
             let k = self.pcpu[c.index()].ksoftirqd;
             self.wake_kthread(*t, c, k);
         }
-        irq::eoi(p, probe, t, hw, base, vector);
+        irq::eoi(cx, t, hw, base, vector);
     }
 
     // ------------------------------------------------------------------ IPIs
@@ -172,13 +165,7 @@ impl Os {
         });
     }
 
-    pub(super) fn continue_op(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn continue_op(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let i = c.index();
         let now = *t;
         let Some(op) = self.pcpu[i].op.clone() else {
@@ -186,7 +173,7 @@ impl Os {
         };
         if op.next < op.targets.len() {
             let to = op.targets[op.next];
-            self.reader_use(t, c, op.version, to, p, probe);
+            self.reader_use(t, c, op.version, to, cx);
             let mut csd = None;
             if op.wait {
                 let id = self.next_csd;
@@ -204,7 +191,7 @@ impl Os {
                 self.emit(*t, OsEvent::CsdQueued { id, from: c, to });
                 csd = Some(id);
             }
-            self.send_ipi(*t, c, to, op.vector, p, probe);
+            self.send_ipi(*t, c, to, op.vector, cx);
             *t += self.cfg.ipi_send;
             let send_done = op.next + 1 == op.targets.len();
             let deadline = *t + self.cfg.csd_timeout;
@@ -266,11 +253,10 @@ impl Os {
         c: LogicalCpu,
         to: LogicalCpu,
         vector: u8,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let dest = self.pcpu[to.index()].lsapic;
-        let _ = p.send_ipi(t, self.hw(c), dest, vector, probe);
+        let _ = cx.p.send_ipi(t, self.hw(c), dest, vector, cx.probe);
         self.stats.ipis_sent += 1;
         self.emit(
             t,

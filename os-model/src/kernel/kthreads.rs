@@ -5,10 +5,10 @@ use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
 use crate::hotplug::CpuFlow;
+use crate::hw::Cx;
 use crate::irq::RESCHEDULE_VECTOR;
 use crate::pcihp::PciFlow;
 use crate::sched::{CpuLife, MigReq, TaskKind, TaskState, Work};
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::{SimDuration, SimTime};
 
 impl Os {
@@ -24,27 +24,25 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         tid: TaskId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         // Between two work items a kernel thread holds nothing: a quiescent state
         // (`cond_resched`).
-        self.rcu_qs(*t, c, p, probe);
+        self.rcu_qs(*t, c, cx);
         let Some(w) = self.pcpu[c.index()].work.pop_front() else {
             self.block(*t, c, tid);
-            self.schedule(t, c, p, probe);
+            self.schedule(t, c, cx);
             return;
         };
         *t += SimDuration::from_nanos(200);
         match w {
-            Work::Wake(task) => self.wakeup(t, c, task, p, probe),
-            Work::Balance => self.balance(t, c, p, probe),
-            Work::Spawn => self.boot_spawn(t, c, p, probe),
+            Work::Wake(task) => self.wakeup(t, c, task, cx),
+            Work::Balance => self.balance(t, c, cx),
+            Work::Spawn => self.boot_spawn(t, c, cx),
             Work::Card { card, status } => {
                 let hw = self.hw(c);
                 let mut out = Vec::new();
-                self.driver
-                    .bottom_half(t, card, hw, status, p, probe, &mut out);
+                self.driver.bottom_half(t, card, hw, status, cx, &mut out);
                 self.violations.extend(out);
                 if !self.driver.cards()[card].active {
                     PciFlow::pci_card_gone(self, *t, card);
@@ -56,18 +54,12 @@ impl Os {
     /// One of the boot's worker tasks is created on `c` — if `c` is still active (read
     /// under RCU, like fork's placement); a CPU on its way offline hands the work to the
     /// least loaded active CPU instead (and tells it by IPI).
-    pub(super) fn boot_spawn(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        let v = self.reader_begin(t, c, "spawn", p, probe);
-        self.reader_use(t, c, v, c, p, probe);
+    pub(super) fn boot_spawn(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
+        let v = self.reader_begin(t, c, "spawn", cx);
+        self.reader_use(t, c, v, c, cx);
         if self.maps_version(v).active.contains(c) {
             self.reader_end(*t, c);
-            if self.spawn_user(t, c, None, p, probe).is_err() {
+            if self.spawn_user(t, c, None, cx).is_err() {
                 self.stats.spawn_failures += 1;
             }
             return;
@@ -78,7 +70,7 @@ impl Os {
             self.stats.spawn_failures += 1;
             return;
         };
-        self.reader_use(t, c, v, to, p, probe);
+        self.reader_use(t, c, v, to, cx);
         self.pcpu[to.index()].work.push_back(Work::Spawn);
         let k = self.pcpu[to.index()].ksoftirqd;
         self.wake_kthread(*t, to, k);
@@ -120,23 +112,16 @@ impl Os {
             .min_by_key(|x| (self.pcpu[x.index()].load(&self.tasks), x.0))
     }
 
-    pub(super) fn wakeup(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        tid: TaskId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn wakeup(&mut self, t: &mut SimTime, c: LogicalCpu, tid: TaskId, cx: &mut Cx<'_>) {
         if self.tasks[tid.0 as usize].state != TaskState::Waking(c) {
             return;
         }
-        let v = self.reader_begin(t, c, "wakeup", p, probe);
+        let v = self.reader_begin(t, c, "wakeup", cx);
         let Some(target) = self.select_task_rq(tid, v, c) else {
             self.reader_end(*t, c);
             return;
         };
-        self.reader_use(t, c, v, target, p, probe);
+        self.reader_use(t, c, v, target, cx);
         self.stats.wakeups += 1;
         if target != self.tasks[tid.0 as usize].cpu {
             self.stats.wakeups_moved += 1;
@@ -149,14 +134,8 @@ impl Os {
         }
     }
 
-    pub(super) fn balance(
-        &mut self,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
-        let v = self.reader_begin(t, c, "load balance", p, probe);
+    pub(super) fn balance(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
+        let v = self.reader_begin(t, c, "load balance", cx);
         let maps = self.maps_version(v).clone();
         if !maps.active.contains(c) {
             self.reader_end(*t, c);
@@ -186,7 +165,7 @@ impl Os {
             self.reader_end(*t, c);
             return;
         };
-        self.reader_use(t, c, v, b, p, probe);
+        self.reader_use(t, c, v, b, cx);
         self.pcpu[b.index()]
             .mig
             .push_back(MigReq::Pull { task, to: c });
@@ -225,20 +204,19 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         tid: TaskId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let i = c.index();
-        self.rcu_qs(*t, c, p, probe);
+        self.rcu_qs(*t, c, cx);
         let Some(&req) = self.pcpu[i].mig.front() else {
             self.block(*t, c, tid);
-            self.schedule(t, c, p, probe);
+            self.schedule(t, c, cx);
             return;
         };
         match req {
             MigReq::Pull { task, to } => {
                 self.pcpu[i].mig.pop_front();
-                let v = self.reader_begin(t, c, "migrate", p, probe);
+                let v = self.reader_begin(t, c, "migrate", cx);
                 let ok = self.tasks[task.0 as usize].state == TaskState::Queued(c)
                     && self.maps_version(v).active.contains(to)
                     && self.tasks[task.0 as usize].affinity.contains(to);
@@ -246,7 +224,7 @@ impl Os {
                     self.reader_end(*t, c);
                     return;
                 }
-                self.reader_use(t, c, v, to, p, probe);
+                self.reader_use(t, c, v, to, cx);
                 *t += self.cfg.migrate_cost;
                 self.move_task(*t, task, c, to, tid);
                 self.stats.balance_moves += 1;
@@ -267,7 +245,7 @@ impl Os {
                     CpuFlow::hp_signal(self, *t, op);
                     return;
                 };
-                let v = self.reader_begin(t, c, "evacuate", p, probe);
+                let v = self.reader_begin(t, c, "evacuate", cx);
                 let maps = self.maps_version(v).clone();
                 let allowed = self.tasks[task.0 as usize].affinity.clone();
                 let to = self
@@ -280,7 +258,7 @@ impl Os {
                     CpuFlow::hp_signal(self, *t, op);
                     return;
                 };
-                self.reader_use(t, c, v, to, p, probe);
+                self.reader_use(t, c, v, to, cx);
                 *t += self.cfg.migrate_cost;
                 self.move_task(*t, task, c, to, tid);
                 self.stats.evacuations += 1;
@@ -331,7 +309,7 @@ impl Os {
                 if nwork > 0 {
                     let k = self.pcpu[to.index()].ksoftirqd;
                     self.wake_kthread(*t, to, k);
-                    let v = self.reader_begin(t, c, "takeover", p, probe);
+                    let v = self.reader_begin(t, c, "takeover", cx);
                     self.start_ipis(c, v, "takeover", RESCHEDULE_VECTOR, vec![to], false);
                 }
                 CpuFlow::hp_signal(self, *t, op);
@@ -361,7 +339,7 @@ impl Os {
                     },
                 );
                 CpuFlow::hp_signal(self, *t, op);
-                self.schedule(t, c, p, probe);
+                self.schedule(t, c, cx);
             }
         }
     }
@@ -370,14 +348,7 @@ impl Os {
 
     /// The last thing a CPU going down does: take what is pending, leave RCU, flush and
     /// invalidate its cache, HALT.
-    pub(super) fn die(
-        &mut self,
-        now: SimTime,
-        c: LogicalCpu,
-        op: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn die(&mut self, now: SimTime, c: LogicalCpu, op: u32, cx: &mut Cx<'_>) {
         let i = c.index();
         let mut t = now;
         self.pcpu[i].dying = None;
@@ -389,7 +360,7 @@ impl Os {
         let (lines, dirty) = if self.defects.has(OsDefect::SkipCacheFlushOnCpuRemove) {
             (0, 0)
         } else {
-            let r = p.pal_cache_flush(t, hw, probe);
+            let r = cx.p.pal_cache_flush(t, hw, cx.probe);
             match r {
                 Ok(f) => {
                     t += f.latency;
@@ -399,7 +370,7 @@ impl Os {
             }
         };
         let flushed_at = t;
-        let _ = p.pal_halt(t, hw, probe);
+        let _ = cx.p.pal_halt(t, hw, cx.probe);
         t += SimDuration::from_nanos(100);
         self.pcpu[i].life = CpuLife::Dead;
         self.pcpu[i].ticking = false;
@@ -411,8 +382,8 @@ impl Os {
                 dirty_lines: dirty,
             },
         );
-        let by = self.any_running_cpu(p);
-        self.run_callbacks(t, by, cbs, p, probe);
+        let by = self.any_running_cpu(cx.p);
+        self.run_callbacks(t, by, cbs, cx);
         CpuFlow::hp_died(self, op, flushed_at, t, lines, dirty);
     }
 }

@@ -4,10 +4,10 @@ use super::{CpuMaps, MAPS_BYTES, MapsObj, Os, POISON};
 use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
 use crate::hotplug::CpuFlow;
+use crate::hw::Cx;
 use crate::hw::{load, store};
 use crate::mm::kernel::Mm;
 use crate::rcu::Callback;
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::SimTime;
 
 impl Os {
@@ -20,13 +20,12 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         purpose: &'static str,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> u64 {
         let v = self.maps_cur;
         self.rcu.read_lock(c);
         if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
-            load(p, probe, t, self.hw(c), addr);
+            load(cx, t, self.hw(c), addr);
         }
         self.emit(
             *t,
@@ -46,17 +45,10 @@ impl Os {
         c: LogicalCpu,
         v: u64,
         about: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
-            load(
-                p,
-                probe,
-                t,
-                self.hw(c),
-                addr + 8 + 8 * u64::from(about.0 / 64),
-            );
+            load(cx, t, self.hw(c), addr + 8 + 8 * u64::from(about.0 / 64));
         }
         self.emit(
             *t,
@@ -82,15 +74,14 @@ impl Os {
         t: &mut SimTime,
         by: LogicalCpu,
         maps: CpuMaps,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<u64, crate::mm::bootmem::OutOfMemory> {
         let node = self.pcpu[by.index()].node;
         let addr = Mm::kmalloc(self, node, MAPS_BYTES, MAPS_BYTES)?;
         let v = self.next_maps;
         self.next_maps += 1;
         let hw = self.hw(by);
-        store(p, probe, t, hw, addr, v);
+        store(cx, t, hw, addr, v);
         let words = self.nr.div_ceil(64).min(7) as u64;
         for w in 0..words {
             let bits = maps
@@ -98,7 +89,7 @@ impl Os {
                 .iter()
                 .filter(|c| u64::from(c.0) / 64 == w)
                 .fold(0u64, |acc, c| acc | 1 << (c.0 % 64));
-            store(p, probe, t, hw, addr + 8 + 8 * w, bits);
+            store(cx, t, hw, addr + 8 + 8 * w, bits);
         }
         let old = self.maps_cur;
         self.maps.insert(
@@ -123,19 +114,12 @@ impl Os {
     }
 
     /// Frees version `v` of the maps (`by` poisons it).
-    pub(crate) fn free_maps(
-        &mut self,
-        t: &mut SimTime,
-        v: u64,
-        by: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn free_maps(&mut self, t: &mut SimTime, v: u64, by: LogicalCpu, cx: &mut Cx<'_>) {
         if v == self.maps_cur {
             return;
         }
         if let Some(o) = self.maps.remove(&v) {
-            store(p, probe, t, self.hw(by), o.addr, POISON);
+            store(cx, t, self.hw(by), o.addr, POISON);
             self.mem.free(o.addr, MAPS_BYTES);
             self.emit(*t, OsEvent::MapsFreed { version: v, by });
         }
@@ -147,8 +131,7 @@ impl Os {
         t: SimTime,
         c: LogicalCpu,
         cbs: Vec<Callback>,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let mut t = t;
         for cb in cbs {
@@ -156,12 +139,12 @@ impl Os {
                 Callback::FreeMaps(v) => {
                     // Callbacks run on a CPU that is up (the one that ended the grace period,
                     // or the boot CPU when the ending one is going away).
-                    let by = if self.hw_running(c, p) {
+                    let by = if self.hw_running(c, cx.p) {
                         c
                     } else {
-                        self.any_running_cpu(p)
+                        self.any_running_cpu(cx.p)
                     };
-                    self.free_maps(&mut t, v, by, p, probe);
+                    self.free_maps(&mut t, v, by, cx);
                 }
                 Callback::Wake(op) => CpuFlow::hp_resume(self, t, op),
             }
@@ -169,13 +152,7 @@ impl Os {
     }
 
     /// `c` passed a quiescent state.
-    pub(crate) fn rcu_qs(
-        &mut self,
-        t: SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn rcu_qs(&mut self, t: SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         if self.rcu.grace_period().is_none() {
             return;
         }
@@ -183,22 +160,15 @@ impl Os {
         let mut ev = Vec::new();
         let cbs = self.rcu.quiescent(t, c, &idle, &mut ev);
         self.events.extend(ev);
-        self.run_callbacks(t, c, cbs, p, probe);
+        self.run_callbacks(t, c, cbs, cx);
     }
 
     /// Queues `cb` after a grace period.
-    pub(crate) fn call_rcu(
-        &mut self,
-        t: SimTime,
-        c: LogicalCpu,
-        cb: Callback,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn call_rcu(&mut self, t: SimTime, c: LogicalCpu, cb: Callback, cx: &mut Cx<'_>) {
         let idle = self.idle_mask();
         let mut ev = Vec::new();
         let cbs = self.rcu.call(t, cb, &idle, &mut ev);
         self.events.extend(ev);
-        self.run_callbacks(t, c, cbs, p, probe);
+        self.run_callbacks(t, c, cbs, cx);
     }
 }

@@ -13,9 +13,10 @@
 //! CPU executes nothing, whatever the OS believes. Every memory access, MMIO write, IPI and
 //! HALT goes through the platform as the hardware CPU executing it.
 
+use crate::hw::Cx;
 use std::collections::BTreeMap;
 
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use acpi_model::{AcpiValue, Platform};
 use sim_core::{CpuId, EventQueue, LsapicId, RngStreams, SimDuration, SimTime, Violation};
 use thiserror::Error;
 
@@ -315,22 +316,16 @@ impl Os {
     /// queue's error names both times); a release build goes on without the event, as the
     /// queue refused it.
     /// An engine event, handed to its flow's engine.
-    pub(super) fn op_event(
-        &mut self,
-        ev: ops::OpEvent,
-        now: SimTime,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn op_event(&mut self, ev: ops::OpEvent, now: SimTime, cx: &mut Cx<'_>) {
         let (flow, op, epoch, input) = match ev {
             ops::OpEvent::Start(flow) => (flow, None, 0, Input::Go),
             ops::OpEvent::Step { flow, op, epoch } => (flow, Some(op), epoch, Input::Go),
             ops::OpEvent::Watchdog { flow, op, epoch } => (flow, Some(op), epoch, Input::Timeout),
         };
         match flow {
-            FlowKind::Cpu => ops::on_event::<CpuFlow>(self, now, op, epoch, input, p, probe),
-            FlowKind::Memory => ops::on_event::<MemFlow>(self, now, op, epoch, input, p, probe),
-            FlowKind::Pci => ops::on_event::<PciFlow>(self, now, op, epoch, input, p, probe),
+            FlowKind::Cpu => ops::on_event::<CpuFlow>(self, now, op, epoch, input, cx),
+            FlowKind::Memory => ops::on_event::<MemFlow>(self, now, op, epoch, input, cx),
+            FlowKind::Pci => ops::on_event::<PciFlow>(self, now, op, epoch, input, cx),
         }
     }
 
@@ -370,10 +365,9 @@ impl Os {
         c: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String> {
-        p.evaluate_as(now, Some(self.hw(c)), path, args, probe)
+        cx.p.evaluate_as(now, Some(self.hw(c)), path, args, cx.probe)
             .map_err(|e| e.to_string())
     }
 
@@ -510,10 +504,9 @@ impl ops::Host for Os {
         cpu: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String> {
-        Os::acpi_eval(self, now, cpu, path, args, p, probe)
+        Os::acpi_eval(self, now, cpu, path, args, cx)
     }
 
     /// The operation waiting for it as a child, in any flow, hears of it.

@@ -3,6 +3,7 @@
 use super::{Os, OsEv};
 use crate::cpumask::LogicalCpu;
 use crate::event::{OsEvent, TaskId};
+use crate::hw::Cx;
 use crate::hw::{load, store};
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::mm::PteRef;
@@ -14,15 +15,9 @@ use sim_core::SimTime;
 impl Os {
     // ------------------------------------------------------------------ the tick
 
-    pub(super) fn tick(
-        &mut self,
-        now: SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(super) fn tick(&mut self, now: SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let i = c.index();
-        if self.pcpu[i].life != CpuLife::Up || !self.hw_running(c, p) {
+        if self.pcpu[i].life != CpuLife::Up || !self.hw_running(c, cx.p) {
             // The local timer of a CPU that is not running does not interrupt it.
             self.pcpu[i].ticking = false;
             return;
@@ -33,7 +28,7 @@ impl Os {
         let user = curr.is_some_and(|t| self.tasks[t.0 as usize].kind == TaskKind::User);
         let in_kernel = self.pcpu[i].op.is_some() || self.rcu.in_reader(c);
         if (curr.is_none() || user) && !in_kernel {
-            self.rcu_qs(now, c, p, probe);
+            self.rcu_qs(now, c, cx);
         }
         let fair = curr.is_some_and(|t| !self.tasks[t.0 as usize].kind.is_stopper());
         if let Some(tid) = curr.filter(|_| fair) {
@@ -68,11 +63,11 @@ impl Os {
             let k = (self.pcpu[i].ticks as usize + i) % self.slab_objs.len();
             let a = self.slab_objs[k];
             let mut t = now;
-            load(p, probe, &mut t, self.hw(c), a);
+            load(cx, &mut t, self.hw(c), a);
         }
         // The flusher runs on the lowest online CPU.
         if self.cur_maps().online.first() == Some(c) {
-            Mm::flusher(self, now, p, probe);
+            Mm::flusher(self, now, cx);
         }
         // The SCI: the lowest online CPU looks at firmware's notifications — once boot is
         // over. As in Linux, where the ACPI scan handlers attach after SMP bring-up (and the
@@ -80,9 +75,9 @@ impl Os {
         // firmware until then: no eject races the bring-up of the CPUs it would take away.
         if self.booted_at.is_some()
             && self.cur_maps().online.first() == Some(c)
-            && p.firmware().pending().next().is_some()
+            && cx.p.firmware().pending().next().is_some()
         {
-            crate::notify::take_all(self, now, c, p, probe);
+            crate::notify::take_all(self, now, c, cx);
         }
         let _ = self.post(now + self.cfg.tick, OsEv::Tick(c));
         let pc = &self.pcpu[i];
@@ -98,8 +93,7 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         tid: TaskId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let hw = self.hw(c);
         let burst = self.cfg.burst as usize;
@@ -153,13 +147,13 @@ impl Os {
             {
                 continue;
             }
-            let pfn = match Mm::translate(self, t, c, tid, PteRef { mm, vpn }, p, probe) {
+            let pfn = match Mm::translate(self, t, c, tid, PteRef { mm, vpn }, cx) {
                 Ok(pfn) => pfn,
                 Err(u32::MAX) => continue,
                 Err(wait) => {
                     // A page under migration or I/O: sleep until it is ready.
                     Mm::wait_page(self, *t, c, tid, wait);
-                    self.schedule(t, c, p, probe);
+                    self.schedule(t, c, cx);
                     return;
                 }
             };
@@ -193,13 +187,13 @@ impl Os {
             }
             let value = match st {
                 Some(value) => {
-                    store(p, probe, t, hw, addr, value);
+                    store(cx, t, hw, addr, value);
                     self.stats.task_stores += 1;
                     value
                 }
                 None => {
                     self.stats.task_loads += 1;
-                    load(p, probe, t, hw, addr)
+                    load(cx, t, hw, addr)
                 }
             };
             self.emit(
@@ -236,8 +230,8 @@ impl Os {
             // madvise(MADV_DONTNEED) of one anonymous page: the PTE is cleared, the TLBs of
             // every other online CPU are shot down, and the frame is freed once all have
             // acknowledged.
-            let discarded = Mm::discard_page(self, t, c, tid, mm, p, probe);
-            let v = self.reader_begin(t, c, "tlb shootdown", p, probe);
+            let discarded = Mm::discard_page(self, t, c, tid, mm, cx);
+            let v = self.reader_begin(t, c, "tlb shootdown", cx);
             let targets: Vec<LogicalCpu> = self
                 .maps_version(v)
                 .online
@@ -278,7 +272,7 @@ impl Os {
                     until,
                 },
             );
-            self.schedule(t, c, p, probe);
+            self.schedule(t, c, cx);
         }
     }
 
@@ -294,15 +288,16 @@ impl Os {
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> Result<usize, String> {
+        let cx = &mut Cx { p, probe };
         let i = cpu.index();
-        if i >= self.nr || self.pcpu[i].life != CpuLife::Up || !self.hw_running(cpu, p) {
+        if i >= self.nr || self.pcpu[i].life != CpuLife::Up || !self.hw_running(cpu, cx.p) {
             return Err(format!("{cpu} is not up"));
         }
         if self.pcpu[i].op.is_some() {
             return Err(format!("{cpu} is already in a kernel operation"));
         }
         let mut t = now.max(self.busy_until[i]);
-        let v = self.reader_begin(&mut t, cpu, "tlb shootdown", p, probe);
+        let v = self.reader_begin(&mut t, cpu, "tlb shootdown", cx);
         let targets: Vec<LogicalCpu> = self
             .maps_version(v)
             .online

@@ -1,6 +1,7 @@
 //! What the kernel shows of itself: its memory manager, kernel objects, the sysfs view and
 //! the policies' decisions; and jobs the harness starts.
 
+use crate::hw::Cx;
 use acpi_model::{Platform, PlatformProbe};
 use sim_core::SimTime;
 
@@ -82,6 +83,7 @@ impl Os {
         p: &mut Platform,
         probe: &mut PlatformProbe,
     ) -> u32 {
+        let cx = &mut Cx { p, probe };
         let active: Vec<LogicalCpu> = self.cur_maps().active.iter().collect();
         if active.is_empty() || self.booted_at.is_none() {
             return 0;
@@ -90,7 +92,7 @@ impl Os {
         for k in 0..n as usize {
             let c = active[k % active.len()];
             let mut tc = now.max(self.busy_until[c.index()]);
-            match self.spawn_user(&mut tc, c, None, p, probe) {
+            match self.spawn_user(&mut tc, c, None, cx) {
                 Ok(_) => created += 1,
                 Err(_) => self.stats.spawn_failures += 1,
             }

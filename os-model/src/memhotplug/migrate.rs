@@ -6,6 +6,7 @@ use super::{MemError, MemFlow, MemWait, Method, Move};
 use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
 use crate::event::OsEvent;
+use crate::hw::Cx;
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::kernel::Os;
 use crate::mm::kernel::Mm;
@@ -13,7 +14,6 @@ use crate::mm::manager::{Io, SWAP_DEVICE};
 use crate::mm::vm::Pte;
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, flags};
 use crate::ops::Next;
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::{PhysAddr, SimTime};
 
 impl MemFlow {
@@ -23,8 +23,7 @@ impl MemFlow {
         os: &mut Os,
         t: &mut SimTime,
         ctl: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Next<MemFlow> {
         let now = *t;
         let blocks = MemFlow::isolated_blocks(os);
@@ -242,7 +241,7 @@ impl MemFlow {
                     Method::Swap(slot) => Pte::Swap { slot },
                     Method::Drop => Pte::FileHole,
                 };
-                Mm::write_pte(os, t, ctl, r, entry, p, probe);
+                Mm::write_pte(os, t, ctl, r, entry, cx);
                 mms.push(r.mm);
             }
             *t += mc.page_cost;
@@ -268,7 +267,7 @@ impl MemFlow {
         targets.dedup();
         let mut csds = Vec::new();
         if !os.has_defect(OsDefect::SkipTlbShootdown) {
-            let v = os.reader_begin(t, ctl, "memory offline shootdown", p, probe);
+            let v = os.reader_begin(t, ctl, "memory offline shootdown", cx);
             let online: Vec<LogicalCpu> = os
                 .maps_version(v)
                 .online
@@ -276,7 +275,7 @@ impl MemFlow {
                 .filter(|c| *c != ctl && targets.contains(c))
                 .collect();
             for to in online {
-                os.reader_use(t, ctl, v, to, p, probe);
+                os.reader_use(t, ctl, v, to, cx);
                 let id = os.next_csd;
                 os.next_csd += 1;
                 os.csds.insert(
@@ -290,7 +289,7 @@ impl MemFlow {
                 );
                 os.pcpu[to.index()].csd.push_back(id);
                 os.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
-                os.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, p, probe);
+                os.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, cx);
                 *t += os.cfg.ipi_send;
                 csds.push(id);
             }
@@ -307,12 +306,7 @@ impl MemFlow {
     }
 
     /// The second half of a batch, after every TLB acknowledged: copy, update, remap, free.
-    pub(crate) fn mem_copy_batch(
-        os: &mut Os,
-        now: SimTime,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> SimTime {
+    pub(crate) fn mem_copy_batch(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) -> SimTime {
         let Some(cur) = os.memhp.running_mut() else {
             return now;
         };
@@ -329,7 +323,7 @@ impl MemFlow {
         // locked and unmapped: nobody can dirty them again).
         if !writeback.is_empty() {
             for &pfn in &writeback {
-                Mm::write_back_now(os, t, pfn, p, probe);
+                Mm::write_back_now(os, t, pfn, cx);
             }
             t += os.cfg.memory.disk_latency;
             if let Some(c) = os.memhp.running_mut() {
@@ -348,7 +342,7 @@ impl MemFlow {
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     Mm::free_frame(os, t, m.pfn, 0);
                     // A task that faulted on the page meanwhile reads it from the disk now.
-                    Mm::wake_page(os, &mut t, ctl, m.pfn, p, probe);
+                    Mm::wake_page(os, &mut t, ctl, m.pfn, cx);
                     if let Some(c) = os.memhp.running_mut() {
                         c.report.moved.dropped += 1;
                     }
@@ -358,7 +352,7 @@ impl MemFlow {
                     let vm = os.vmm();
                     let addr = PhysAddr::new(vm.phys.addr(m.pfn));
                     let mut buf = vec![0u64; vm.wpp as usize];
-                    let _ = p.dma_read(t, &SWAP_DEVICE, addr, &mut buf, probe);
+                    let _ = cx.p.dma_read(t, &SWAP_DEVICE, addr, &mut buf, cx.probe);
                     let vm = os.vmm();
                     vm.swap.write(slot, buf.into_boxed_slice());
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
@@ -414,18 +408,10 @@ impl MemFlow {
                             let vm = os.vmm();
                             vm.phys.map.clear(m.pfn, flags::LOCKED);
                             for (r, sub) in m.ptes.clone() {
-                                Mm::write_pte(
-                                    os,
-                                    &mut t,
-                                    ctl,
-                                    r,
-                                    Pte::Present { pfn: sub },
-                                    p,
-                                    probe,
-                                );
+                                Mm::write_pte(os, &mut t, ctl, r, Pte::Present { pfn: sub }, cx);
                             }
                             for k in 0..1u32 << m.order {
-                                Mm::wake_page(os, &mut t, ctl, m.pfn + k, p, probe);
+                                Mm::wake_page(os, &mut t, ctl, m.pfn + k, cx);
                             }
                         }
                     }
@@ -453,7 +439,7 @@ impl MemFlow {
             .collect();
         let bytes = (pairs.len() as u64) << vm.phys.page_shift;
         let parallel = os.cfg.memory.parallel_copy;
-        if let Ok(lat) = p.copy_pages(t, hw, &pairs, coherent, parallel, probe) {
+        if let Ok(lat) = cx.p.copy_pages(t, hw, &pairs, coherent, parallel, cx.probe) {
             t += lat;
         }
         if let Some(c) = os.memhp.running_mut() {
@@ -497,8 +483,7 @@ impl MemFlow {
                     ctl,
                     PteRef { mm, vpn },
                     Pte::Present { pfn: to },
-                    p,
-                    probe,
+                    cx,
                 );
             }
             if !free_first {
@@ -527,7 +512,7 @@ impl MemFlow {
                 }
             }
             for k in 0..1u32 << order {
-                Mm::wake_page(os, &mut t, ctl, old + k, p, probe);
+                Mm::wake_page(os, &mut t, ctl, old + k, cx);
             }
         }
         t
@@ -619,13 +604,7 @@ impl MemFlow {
     }
 
     /// Starts writing dirty file page `pfn` back to the disk.
-    pub(crate) fn start_writeback(
-        os: &mut Os,
-        now: SimTime,
-        pfn: u32,
-        _p: &mut Platform,
-        _probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn start_writeback(os: &mut Os, now: SimTime, pfn: u32, _cx: &mut Cx<'_>) {
         let vm = os.vmm();
         let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;

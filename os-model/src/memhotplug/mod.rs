@@ -22,7 +22,7 @@
 mod migrate;
 mod steps;
 
-use acpi_model::{Platform, PlatformProbe};
+use crate::hw::Cx;
 use serde::Serialize;
 use sim_core::{SimDuration, SimTime};
 use thiserror::Error;
@@ -467,23 +467,11 @@ impl Flow for MemFlow {
         }
     }
 
-    fn act(
-        os: &mut Os,
-        now: SimTime,
-        step: MemStep,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Next<Self> {
-        MemFlow::mem_act(os, now, step, p, probe)
+    fn act(os: &mut Os, now: SimTime, step: MemStep, cx: &mut Cx<'_>) -> Next<Self> {
+        MemFlow::mem_act(os, now, step, cx)
     }
 
-    fn resume(
-        os: &mut Os,
-        now: SimTime,
-        wait: MemWait,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Option<Next<Self>> {
+    fn resume(os: &mut Os, now: SimTime, wait: MemWait, cx: &mut Cx<'_>) -> Option<Next<Self>> {
         Some(match wait {
             MemWait::Acks { csds, deadline } => {
                 let pending = csds
@@ -513,7 +501,7 @@ impl Flow for MemFlow {
                             }
                         }
                     }
-                    let t = MemFlow::mem_copy_batch(os, now, p, probe);
+                    let t = MemFlow::mem_copy_batch(os, now, cx);
                     Next::Again(t)
                 }
             }
@@ -550,7 +538,7 @@ impl Flow for MemFlow {
     }
 
     /// Restores what a failed offline changed: isolation undone, CPUs brought back.
-    fn undo(os: &mut Os, t: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) -> SimTime {
+    fn undo(os: &mut Os, t: SimTime, _cx: &mut Cx<'_>) -> SimTime {
         let Some(cur) = os.memhp.running_mut() else {
             return t;
         };

@@ -5,12 +5,13 @@ use super::{MemError, MemFlow, MemStep, MemWait};
 use crate::config::{MemmapOn, OsDefect};
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{Accepted, OpKind, Trigger};
+use crate::hw::Cx;
 use crate::kernel::Os;
 use crate::mm::kernel::Mm;
 use crate::mm::{BlockState, Gfp, Owner, PAGEBLOCK_PAGES, ZoneKind};
 use crate::ops::{FlowKind, Next};
 use crate::pcihp::PciFlow;
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use acpi_model::AcpiValue;
 use sim_core::SimTime;
 
 impl MemFlow {
@@ -18,8 +19,7 @@ impl MemFlow {
         os: &mut Os,
         now: SimTime,
         step: MemStep,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Next<MemFlow> {
         let Some(cur) = os.memhp.running() else {
             return Next::Done(now, String::new());
@@ -149,7 +149,7 @@ impl MemFlow {
                 );
                 Next::Done(now + os.cfg.memory.page_cost.saturating_mul(n), note)
             }
-            MemStep::Migrate => MemFlow::mem_migrate_pass(os, &mut t, ctl, p, probe),
+            MemStep::Migrate => MemFlow::mem_migrate_pass(os, &mut t, ctl, cx),
             MemStep::OfflineBlocks => {
                 let blocks = MemFlow::isolated_blocks(os);
                 let force = os.has_defect(OsDefect::SkipUnmovableCheck);
@@ -235,7 +235,7 @@ impl MemFlow {
                 let mut end = t;
                 for c in cpus {
                     let hw = os.hw(c);
-                    if let Ok(r) = p.pal_cache_flush(t, hw, probe) {
+                    if let Ok(r) = cx.p.pal_cache_flush(t, hw, cx.probe) {
                         lines += r.lines as u64;
                         end = end.max(t + r.latency);
                     }
@@ -255,10 +255,9 @@ impl MemFlow {
                     ctl,
                     &format!("{path}._EJ0"),
                     &[AcpiValue::Integer(1)],
-                    p,
-                    probe,
+                    cx,
                 );
-                let gone = !crate::acpi::is_present(p, &path);
+                let gone = !crate::acpi::is_present(cx.p, &path);
                 if gone {
                     if let Some(n) = node {
                         // Its memory block devices go with it.
@@ -267,7 +266,7 @@ impl MemFlow {
                         }
                         for c in os.possible.iter().collect::<Vec<_>>() {
                             if os.pcpu[c.index()].node == n
-                                && !crate::acpi::is_present(p, &os.pcpu[c.index()].path)
+                                && !crate::acpi::is_present(cx.p, &os.pcpu[c.index()].path)
                             {
                                 os.present.clear(c);
                                 os.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
@@ -288,12 +287,12 @@ impl MemFlow {
             },
             MemStep::AddChipset => match node {
                 Some(n) => {
-                    let note = PciFlow::chipset_add(os, &mut t, ctl, Some(n), p, probe);
+                    let note = PciFlow::chipset_add(os, &mut t, ctl, Some(n), cx);
                     Next::Done(t, note)
                 }
                 None => Next::Done(t, "no cell".into()),
             },
-            MemStep::OnlineBlocks => MemFlow::mem_online_blocks(os, now, ctl, p, probe),
+            MemStep::OnlineBlocks => MemFlow::mem_online_blocks(os, now, ctl, cx),
             MemStep::Zonelists => {
                 let vm = os.vmm();
                 vm.phys.rebuild_zonelists();
@@ -307,8 +306,7 @@ impl MemFlow {
         os: &mut Os,
         now: SimTime,
         _ctl: LogicalCpu,
-        p: &mut Platform,
-        _probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Next<MemFlow> {
         let blocks = MemFlow::cur_blocks(os);
         let policy = os.cfg.memory.memmap_on;
@@ -337,7 +335,7 @@ impl MemFlow {
                 .iter()
                 .find(|m| m.node == blk.node)
                 .map(|m| m.path.clone());
-            if !device.is_some_and(|d| crate::acpi::is_present(p, &d)) {
+            if !device.is_some_and(|d| crate::acpi::is_present(cx.p, &d)) {
                 return Next::Fail(now, MemError::NotPresent { block: b });
             }
             let vm = os.vmm();

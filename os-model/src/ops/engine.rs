@@ -1,10 +1,11 @@
 //! The engine's state ([`Engine`]), the contract of a flow ([`Flow`]) and the functions that
 //! drive an operation through its plan.
 
+use crate::hw::Cx;
 use std::collections::VecDeque;
 use std::fmt;
 
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use acpi_model::AcpiValue;
 use serde::Serialize;
 use sim_core::{SimDuration, SimTime};
 
@@ -54,8 +55,7 @@ pub trait Host {
         cpu: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String>;
     /// Operation `id` of `flow` ended (`error`: how it failed): whichever operation waits
     /// for it as a child hears of it.
@@ -102,13 +102,7 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     fn refresh(_os: &mut Self::Host) {}
 
     /// Carries out `step` of the running operation at `now`.
-    fn act(
-        os: &mut Self::Host,
-        now: SimTime,
-        step: Self::Step,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Next<Self>;
+    fn act(os: &mut Self::Host, now: SimTime, step: Self::Step, cx: &mut Cx<'_>) -> Next<Self>;
 
     /// The wait `wait` of the running operation is looked at again (an event the step
     /// scheduled, or a signal): what comes next, or `None` to keep waiting for a signal.
@@ -116,20 +110,14 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
         os: &mut Self::Host,
         now: SimTime,
         wait: Self::Wait,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Option<Next<Self>>;
 
     /// The hung-op watchdog fired in `step` after `waited`.
     fn hung(op: &Op<Self>, step: Self::Step, waited: SimDuration) -> Self::Error;
 
     /// A step failed: gives back what the operation took; returns when that ended.
-    fn undo(
-        _os: &mut Self::Host,
-        t: SimTime,
-        _p: &mut Platform,
-        _probe: &mut PlatformProbe,
-    ) -> SimTime {
+    fn undo(_os: &mut Self::Host, t: SimTime, _cx: &mut Cx<'_>) -> SimTime {
         t
     }
 
@@ -146,7 +134,7 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     fn acpi_path(os: &Self::Host, op: &Op<Self>) -> Option<String>;
 
     /// The operation has ended and its report is in the history.
-    fn ended(_os: &mut Self::Host, _now: SimTime, _p: &mut Platform, _probe: &mut PlatformProbe) {}
+    fn ended(_os: &mut Self::Host, _now: SimTime, _cx: &mut Cx<'_>) {}
 
     /// The delay before the next queued request starts after one ended.
     fn restart_delay(os: &Self::Host) -> SimDuration;
@@ -323,24 +311,18 @@ pub(crate) fn on_event<F: Flow>(
     op: Option<u32>,
     epoch: u32,
     input: Input,
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
+    cx: &mut Cx<'_>,
 ) {
     match (F::engine(os).current.as_ref(), op) {
-        (None, None) => start_next::<F>(os, now, p, probe),
+        (None, None) => start_next::<F>(os, now, cx),
         (Some(cur), Some(op)) if cur.report.id == op && cur.epoch == epoch => {
-            advance::<F>(os, now, input, p, probe);
+            advance::<F>(os, now, input, cx);
         }
         (None | Some(_), _) => {}
     }
 }
 
-fn start_next<F: Flow>(
-    os: &mut F::Host,
-    now: SimTime,
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
-) {
+fn start_next<F: Flow>(os: &mut F::Host, now: SimTime, cx: &mut Cx<'_>) {
     let Some((id, req)) = F::engine_mut(os).queue.pop_front() else {
         return;
     };
@@ -374,19 +356,13 @@ fn start_next<F: Flow>(
     );
     F::engine_mut(os).current = Some(op);
     match refused {
-        Some(e) => end::<F>(os, now, Err(e), p, probe),
-        None => advance::<F>(os, now, Input::Go, p, probe),
+        Some(e) => end::<F>(os, now, Err(e), cx),
+        None => advance::<F>(os, now, Input::Go, cx),
     }
 }
 
 /// Moves the running operation on: its next step acts, or its wait is looked at again.
-pub(crate) fn advance<F: Flow>(
-    os: &mut F::Host,
-    now: SimTime,
-    input: Input,
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
-) {
+pub(crate) fn advance<F: Flow>(os: &mut F::Host, now: SimTime, input: Input, cx: &mut Cx<'_>) {
     if F::engine(os).current.is_none() {
         return;
     }
@@ -397,13 +373,13 @@ pub(crate) fn advance<F: Flow>(
     let next = match (cur.wait.clone(), input) {
         (None, Input::Go) => match cur.step() {
             None => {
-                end::<F>(os, now, Ok(()), p, probe);
+                end::<F>(os, now, Ok(()), cx);
                 return;
             }
-            Some(step) => F::act(os, now, step, p, probe),
+            Some(step) => F::act(os, now, step, cx),
         },
         (None, Input::Timeout) => return,
-        (Some(w), Input::Go) => match F::resume(os, now, w, p, probe) {
+        (Some(w), Input::Go) => match F::resume(os, now, w, cx) {
             Some(next) => next,
             None => return,
         },
@@ -414,7 +390,7 @@ pub(crate) fn advance<F: Flow>(
             let waited = now - cur.step_start;
             let e = F::hung(cur, step, waited);
             finish_step::<F>(os, now, format!("hung: waited {waited}"));
-            end::<F>(os, now, Err(e), p, probe);
+            end::<F>(os, now, Err(e), cx);
             return;
         }
     };
@@ -461,11 +437,11 @@ pub(crate) fn advance<F: Flow>(
             }
         }
         Next::Fail(t, e) => {
-            let t = F::undo(os, t, p, probe);
+            let t = F::undo(os, t, cx);
             if F::RECORD_FAILED_STEP {
                 finish_step::<F>(os, t, format!("failed: {e}"));
             }
-            end::<F>(os, t, Err(e), p, probe);
+            end::<F>(os, t, Err(e), cx);
         }
     }
 }
@@ -533,8 +509,7 @@ pub(crate) fn end<F: Flow>(
     os: &mut F::Host,
     now: SimTime,
     result: Result<(), F::Error>,
-    p: &mut Platform,
-    probe: &mut PlatformProbe,
+    cx: &mut Cx<'_>,
 ) {
     let Some(mut cur) = F::engine_mut(os).current.take() else {
         return;
@@ -564,14 +539,13 @@ pub(crate) fn end<F: Flow>(
                     AcpiValue::Integer(source.code()),
                     AcpiValue::Integer(status.code()),
                 ],
-                p,
-                probe,
+                cx,
             );
         }
     }
     let (id, error) = (cur.report.id, result.err().map(|e| e.to_string()));
     F::engine_mut(os).done.push(cur.report);
-    F::ended(os, now, p, probe);
+    F::ended(os, now, cx);
     os.op_ended(F::KIND, id, error);
     if !F::engine(os).queue.is_empty() {
         let at = now + F::restart_delay(os);

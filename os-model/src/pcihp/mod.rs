@@ -23,7 +23,8 @@
 mod slot;
 mod subsystem;
 
-use acpi_model::{NotifyId, Platform, PlatformProbe};
+use crate::hw::Cx;
+use acpi_model::NotifyId;
 use serde::Serialize;
 use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, SimDuration, SimTime, SlotId};
@@ -491,23 +492,11 @@ impl Flow for PciFlow {
         }
     }
 
-    fn act(
-        os: &mut Os,
-        now: SimTime,
-        step: PciStep,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> Next<Self> {
-        PciFlow::pci_act(os, now, step, p, probe)
+    fn act(os: &mut Os, now: SimTime, step: PciStep, cx: &mut Cx<'_>) -> Next<Self> {
+        PciFlow::pci_act(os, now, step, cx)
     }
 
-    fn resume(
-        _os: &mut Os,
-        _now: SimTime,
-        wait: PciWait,
-        _p: &mut Platform,
-        _probe: &mut PlatformProbe,
-    ) -> Option<Next<Self>> {
+    fn resume(_os: &mut Os, _now: SimTime, wait: PciWait, _cx: &mut Cx<'_>) -> Option<Next<Self>> {
         match wait {}
     }
 
@@ -516,7 +505,7 @@ impl Flow for PciFlow {
     }
 
     /// A failed enable gives back what it took: interrupt, BARs, the card, power.
-    fn undo(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) -> SimTime {
+    fn undo(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) -> SimTime {
         let Some(cur) = os.pcihp.ops.running() else {
             return now;
         };
@@ -531,7 +520,7 @@ impl Flow for PciFlow {
         let hw = os.hw(ctl);
         if let Some(d) = os.pcihp.slots[i].irq.take() {
             let desc = os.irqs.descs()[d].clone();
-            PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, p, probe);
+            PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, cx);
             os.irqs.free(d);
         }
         PciFlow::pci_release_bars(os, i);
@@ -540,7 +529,7 @@ impl Flow for PciFlow {
         }
         if powered {
             let path = os.pcihp.slots[i].path.clone();
-            let _ = os.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], p, probe);
+            let _ = os.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], cx);
         }
         t
     }
@@ -695,19 +684,13 @@ impl PciFlow {
     /// At boot, enumeration of the card firmware configured in slot `sun`: its BARs sized
     /// and claimed in its bridge's windows (as `pci_claim_resource`). `false` if they do not
     /// fit (firmware placed them outside the window, or over another card's).
-    pub(crate) fn pci_claim(
-        os: &mut Os,
-        t: &mut SimTime,
-        sun: SlotId,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) -> bool {
+    pub(crate) fn pci_claim(os: &mut Os, t: &mut SimTime, sun: SlotId, cx: &mut Cx<'_>) -> bool {
         let Some(i) = os.pcihp.slots.iter().position(|s| s.sun == sun) else {
             return false;
         };
         let hw = os.hw(os.bsp);
         let bdf = os.pcihp.slots[i].bdf;
-        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, p, probe);
+        let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, cx);
         let br = &mut os.pcihp.bridges[os.pcihp.slots[i].bridge];
         if br.mmio.reserve(bar, mem_size).is_err() {
             return false;

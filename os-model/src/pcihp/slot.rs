@@ -6,12 +6,13 @@ use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
 use crate::driver::CardDriver;
 use crate::event::OsEvent;
+use crate::hw::Cx;
 use crate::irq::{self, IrqDesc};
 use crate::kernel::Os;
 use crate::kernel::POISON;
 use crate::mm::kernel::Mm;
 use crate::ops::Next;
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use acpi_model::AcpiValue;
 use sim_core::SimTime;
 
 impl PciFlow {
@@ -19,8 +20,7 @@ impl PciFlow {
         os: &mut Os,
         now: SimTime,
         step: PciStep,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Next<PciFlow> {
         let Some(cur) = os.pcihp.ops.running() else {
             return Next::Done(now, String::new());
@@ -30,7 +30,7 @@ impl PciFlow {
             let PciTarget::Subsystem(path) = cur.report.target.clone() else {
                 return Next::Done(now, "no such slot".into());
             };
-            return PciFlow::pci_subsystem_act(os, now, step, &path, ctl, p, probe);
+            return PciFlow::pci_subsystem_act(os, now, step, &path, ctl, cx);
         };
         let hw = os.hw(ctl);
         let slot = os.pcihp.slots[i].clone();
@@ -43,9 +43,7 @@ impl PciFlow {
             | PciStep::CheckStopped
             | PciStep::Forget => Next::Done(t, "not a slot step".into()),
             PciStep::PowerOn => {
-                if let Err(why) =
-                    os.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], p, probe)
-                {
+                if let Err(why) = os.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], cx) {
                     return Next::Fail(
                         t,
                         PciError::Firmware {
@@ -64,14 +62,7 @@ impl PciFlow {
                 )
             }
             PciStep::Scan => {
-                let id = crate::hw::cfg_read(
-                    p,
-                    probe,
-                    &mut t,
-                    hw,
-                    slot.bdf,
-                    sim_core::abi::pci::reg::ID,
-                );
+                let id = crate::hw::cfg_read(cx, &mut t, hw, slot.bdf, sim_core::abi::pci::reg::ID);
                 if id == u32::MAX {
                     return Next::Fail(
                         t,
@@ -92,8 +83,7 @@ impl PciFlow {
                 )
             }
             PciStep::Assign => {
-                let ((_, mem_size), (_, io_size)) =
-                    CardDriver::size_bars(&mut t, hw, slot.bdf, p, probe);
+                let ((_, mem_size), (_, io_size)) = CardDriver::size_bars(&mut t, hw, slot.bdf, cx);
                 let br = &mut os.pcihp.bridges[slot.bridge];
                 let bar = match br.mmio.alloc(mem_size, mem_size) {
                     Ok(b) => b,
@@ -127,7 +117,7 @@ impl PciFlow {
                     }
                 };
                 os.pcihp.slots[i].bars = Some(((bar, mem_size), (io_bar, io_size)));
-                CardDriver::program_bars(&mut t, hw, slot.bdf, bar, io_bar, p, probe);
+                CardDriver::program_bars(&mut t, hw, slot.bdf, bar, io_bar, cx);
                 Next::Done(
                     t,
                     format!(
@@ -140,7 +130,7 @@ impl PciFlow {
                 let Some(k) = os.pcihp.slots[i].card else {
                     return Next::Done(t, "no card".into());
                 };
-                match PciFlow::route_irq(os, &mut t, k, ctl, true, p, probe) {
+                match PciFlow::route_irq(os, &mut t, k, ctl, true, cx) {
                     Ok(d) => {
                         os.pcihp.slots[i].irq = Some(d);
                         let desc = &os.irqs.descs()[d];
@@ -167,7 +157,7 @@ impl PciFlow {
                 let (Some(k), Some(((_, mem_size), _))) =
                     (os.pcihp.slots[i].card, os.pcihp.slots[i].bars)
                 else {
-                    return Next::Done(t, "nothing to probe".into());
+                    return Next::Done(t, "nothing to cx.probe".into());
                 };
                 let irq = os.pcihp.slots[i].irq;
                 let node = os.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
@@ -182,14 +172,14 @@ impl PciFlow {
                     );
                 };
                 os.driver.set_ring(k, ring, mem_size);
-                if let Err(why) = os.driver.bring_up(&mut t, k, hw, false, &os.scan, p, probe) {
+                if let Err(why) = os.driver.bring_up(&mut t, k, hw, false, &os.scan, cx) {
                     Mm::kfree(os, ring, span);
                     return Next::Fail(t, PciError::Probe { slot: sun, why });
                 }
                 let unmasked = match irq {
                     Some(d) => {
                         let desc = os.irqs.descs()[d].clone();
-                        PciFlow::set_irq_masked(os, &mut t, hw, &desc, false, p, probe);
+                        PciFlow::set_irq_masked(os, &mut t, hw, &desc, false, cx);
                         format!("gsi{} unmasked", desc.gsi)
                     }
                     None => "no interrupt".to_owned(),
@@ -208,7 +198,7 @@ impl PciFlow {
                 os.pcihp.slots[i].enabled = false;
                 // Presence first (`_STA`, firmware, not the card): a card pulled out by
                 // surprise, or behind a subsystem that is gone, is not touched again.
-                if !crate::acpi::is_present(p, &slot.path) {
+                if !crate::acpi::is_present(cx.p, &slot.path) {
                     if let Some(c) = os.pcihp.ops.running_mut() {
                         c.state.gone = true;
                     }
@@ -223,7 +213,7 @@ impl PciFlow {
                     os.driver.detach(k);
                     return Next::Done(t, "card left running (defect skip_driver_quiesce)".into());
                 }
-                os.driver.quiesce(&mut t, k, hw, p, probe);
+                os.driver.quiesce(&mut t, k, hw, cx);
                 Next::Done(
                     t + os.cfg.pci.quiesce_delay,
                     format!(
@@ -243,14 +233,14 @@ impl PciFlow {
                     .iter()
                     .find(|x| x.base == desc.sapic_base)
                     .map(|x| x.path.clone());
-                if !sapic.is_some_and(|x| crate::acpi::is_present(p, &x)) {
+                if !sapic.is_some_and(|x| crate::acpi::is_present(cx.p, &x)) {
                     os.irqs.free(d);
                     return Next::Done(
                         t,
                         format!("gsi{} freed; its IO SAPIC is gone: not touched", desc.gsi),
                     );
                 }
-                PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, p, probe);
+                PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, cx);
                 os.irqs.free(d);
                 Next::Done(
                     t + os.cfg.pci.quiesce_delay,
@@ -271,7 +261,7 @@ impl PciFlow {
                 }
                 if os.cfg.pci.poison_freed_buffers {
                     for w in 0..span / 8 {
-                        crate::hw::store(p, probe, &mut t, hw, c.ring + 8 * w, POISON);
+                        crate::hw::store(cx, &mut t, hw, c.ring + 8 * w, POISON);
                     }
                     os.pcihp.poisoned.push(PoisonedBuffer {
                         addr: c.ring,
@@ -318,8 +308,7 @@ impl PciFlow {
                     return Next::Done(t, note);
                 }
                 crate::hw::cfg_write(
-                    p,
-                    probe,
+                    cx,
                     &mut t,
                     hw,
                     slot.bdf,
@@ -344,10 +333,10 @@ impl PciFlow {
             }
             PciStep::PowerOff => {
                 let bridge = os.scan.bridges.get(slot.bridge).map(|b| b.path.clone());
-                if !bridge.is_some_and(|b| crate::acpi::is_present(p, &b)) {
+                if !bridge.is_some_and(|b| crate::acpi::is_present(cx.p, &b)) {
                     return Next::Done(t, "the I/O subsystem is gone: nothing to power off".into());
                 }
-                match os.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], p, probe) {
+                match os.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], cx) {
                     Ok(_) => Next::Done(t, "_PS3".into()),
                     Err(why) => Next::Fail(
                         t,
@@ -365,8 +354,7 @@ impl PciFlow {
                     ctl,
                     &format!("{}._EJ0", slot.path),
                     &[AcpiValue::Integer(1)],
-                    p,
-                    probe,
+                    cx,
                 ) {
                     Ok(_) => Next::Done(t, "_EJ0: the card may be pulled out".into()),
                     Err(why) => Next::Fail(
@@ -390,13 +378,11 @@ impl PciFlow {
         hw: sim_core::CpuId,
         desc: &IrqDesc,
         masked: bool,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let dest = os.pcpu[desc.target.index()].lsapic;
         irq::program_rte(
-            p,
-            probe,
+            cx,
             t,
             hw,
             desc.sapic_base,
@@ -417,8 +403,7 @@ impl PciFlow {
         k: usize,
         by: LogicalCpu,
         masked: bool,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<usize, String> {
         let gsi = os.driver.cards()[k].gsi;
         let hw = os.hw(by);
@@ -437,13 +422,13 @@ impl PciFlow {
                 .ok_or_else(|| format!("no interrupt vector left for gsi{gsi}"))?,
         };
         // Spread IRQs over the online CPUs (reading the map under RCU).
-        let v = os.reader_begin(t, by, "irq affinity", p, probe);
+        let v = os.reader_begin(t, by, "irq affinity", cx);
         let online: Vec<LogicalCpu> = os.maps_version(v).online.iter().collect();
         let target = online[os.irqs.live() % online.len().max(1)];
-        os.reader_use(t, by, v, target, p, probe);
+        os.reader_use(t, by, v, target, cx);
         os.reader_end(*t, by);
         let dest = os.pcpu[target.index()].lsapic;
-        irq::program_rte(p, probe, t, hw, base, entry, vector, dest, masked);
+        irq::program_rte(cx, t, hw, base, entry, vector, dest, masked);
         let desc = IrqDesc {
             gsi,
             vector,

@@ -5,10 +5,11 @@ use super::{ChipsetDev, PciError, PciFlow, PciOpKind, PciStep, PciTarget};
 use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::Trigger;
+use crate::hw::Cx;
 use crate::irq::{self};
 use crate::kernel::Os;
 use crate::ops::Next;
-use acpi_model::{AcpiValue, Platform, PlatformProbe};
+use acpi_model::AcpiValue;
 use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, SimTime, SlotId};
 
@@ -21,8 +22,7 @@ impl PciFlow {
         t: &mut SimTime,
         ctl: LogicalCpu,
         node: Option<u32>,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> String {
         let hw = os.hw(ctl);
         let mut added = Vec::new();
@@ -31,7 +31,7 @@ impl PciFlow {
             .chipset
             .iter()
             .filter(|f| node.is_none_or(|n| f.node == n))
-            .filter(|f| crate::acpi::is_present(p, &f.path))
+            .filter(|f| crate::acpi::is_present(cx.p, &f.path))
             .cloned()
             .collect();
         for f in funcs {
@@ -44,7 +44,7 @@ impl PciFlow {
                 device: f.device,
                 function: 0,
             };
-            let id = crate::hw::cfg_read(p, probe, t, hw, bdf, sim_core::abi::pci::reg::ID);
+            let id = crate::hw::cfg_read(cx, t, hw, bdf, sim_core::abi::pci::reg::ID);
             if id == u32::MAX {
                 continue;
             }
@@ -88,8 +88,7 @@ impl PciFlow {
         step: PciStep,
         path: &str,
         ctl: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Next<PciFlow> {
         let hw = os.hw(ctl);
         let mut t = now;
@@ -101,11 +100,11 @@ impl PciFlow {
         };
         match step {
             PciStep::Rescan => {
-                if !crate::acpi::is_present(p, path) {
+                if !crate::acpi::is_present(cx.p, path) {
                     return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
                 }
                 // The namespace is the same tree; what is present and what it holds changed.
-                let fresh = crate::acpi::scan(p);
+                let fresh = crate::acpi::scan(cx.p);
                 os.scan.bridges = fresh.bridges;
                 os.scan.sapics = fresh.sapics;
                 os.scan.slots = fresh.slots;
@@ -163,7 +162,7 @@ impl PciFlow {
                 }
                 let mut notes = Vec::new();
                 for (spath, base, gsb) in new {
-                    let n = irq::sapic_entries(p, probe, &mut t, hw, base);
+                    let n = irq::sapic_entries(cx, &mut t, hw, base);
                     let (first, end) = (gsb, gsb + n);
                     let clash = os.scan.sapics.iter().find_map(|o| {
                         let m = *os.sapic_sizes.get(&o.base)?;
@@ -185,8 +184,7 @@ impl PciFlow {
                     }
                     for e in 0..n {
                         irq::program_rte(
-                            p,
-                            probe,
+                            cx,
                             &mut t,
                             hw,
                             base,
@@ -208,7 +206,7 @@ impl PciFlow {
                         let s = &os.pcihp.slots[i];
                         bridges.contains(&s.bridge)
                             && !os.pcihp.will_be_enabled(i)
-                            && crate::acpi::is_present(p, &s.path)
+                            && crate::acpi::is_present(cx.p, &s.path)
                     })
                     .map(|i| os.pcihp.slots[i].sun)
                     .collect();
@@ -244,7 +242,7 @@ impl PciFlow {
                 Next::Done(t, "every device stopped".into())
             }
             PciStep::Eject => {
-                if !crate::acpi::is_present(p, path) {
+                if !crate::acpi::is_present(cx.p, path) {
                     return Next::Done(t, format!("{path} is gone already (surprise removal)"));
                 }
                 match os.acpi_eval(
@@ -252,8 +250,7 @@ impl PciFlow {
                     ctl,
                     &format!("{path}._EJ0"),
                     &[AcpiValue::Integer(1)],
-                    p,
-                    probe,
+                    cx,
                 ) {
                     Ok(_) => Next::Done(t, format!("_EJ0: firmware powered {path} off")),
                     Err(why) => Next::Fail(t, firmware("_EJ0", why)),
@@ -270,7 +267,7 @@ impl PciFlow {
                 for base in &gone {
                     os.sapic_sizes.remove(base);
                 }
-                let fresh = crate::acpi::scan(p);
+                let fresh = crate::acpi::scan(cx.p);
                 os.scan.bridges = fresh.bridges;
                 os.scan.sapics = fresh.sapics;
                 os.scan.slots = fresh.slots;

@@ -5,13 +5,13 @@
 use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{MemObj, OsEvent, TaskId};
+use crate::hw::Cx;
 use crate::kernel::{Os, OsEv};
 use crate::memhotplug::MemFlow;
 use crate::mm::manager::DISK;
 use crate::mm::manager::{Io, SWAP_DEVICE};
 use crate::mm::vm::{Pte, VmaKind, file_word};
 use crate::mm::{Owner, PteRef, flags};
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::{PhysAddr, SimTime};
 
 impl Mm {
@@ -22,8 +22,7 @@ impl Mm {
         file: u32,
         page: u32,
         pfn: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let vm = os.vmm();
         let data: Box<[u64]> = match vm.disk.get(&(file, page)) {
@@ -31,7 +30,7 @@ impl Mm {
             None => (0..vm.wpp).map(|w| file_word(file, page, w)).collect(),
         };
         let addr = PhysAddr::new(vm.phys.addr(pfn));
-        let _ = p.dma_write(now, &DISK, addr, &data, probe);
+        let _ = cx.p.dma_write(now, &DISK, addr, &data, cx.probe);
     }
 
     pub(crate) fn start_io(os: &mut Os, now: SimTime, io: Io) {
@@ -50,17 +49,11 @@ impl Mm {
 
     /// A block-device transfer finished: the data moves by DMA, the page is mapped and its
     /// waiters woken.
-    pub(crate) fn io_done(
-        os: &mut Os,
-        now: SimTime,
-        id: u64,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn io_done(os: &mut Os, now: SimTime, id: u64, cx: &mut Cx<'_>) {
         let Some(io) = os.vmm().io.remove(&id) else {
             return;
         };
-        let c = os.any_running_cpu(p);
+        let c = os.any_running_cpu(cx.p);
         let mut t = now;
         match io {
             Io::SwapIn { pfn, slot, mm, vpn } => {
@@ -68,12 +61,12 @@ impl Mm {
                 let data: Option<Box<[u64]>> = vm.swap.read(slot).map(Into::into);
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 if let Some(d) = data {
-                    let _ = p.dma_write(now, &SWAP_DEVICE, addr, &d, probe);
+                    let _ = cx.p.dma_write(now, &SWAP_DEVICE, addr, &d, cx.probe);
                 }
                 os.vmm().swap.release(slot);
                 let set = flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED;
                 let at = PteRef { mm, vpn };
-                Mm::map_read_page(os, &mut t, c, pfn, flags::SWAPCACHE, set, at, p, probe);
+                Mm::map_read_page(os, &mut t, c, pfn, flags::SWAPCACHE, set, at, cx);
             }
             Io::FileRead {
                 pfn,
@@ -82,10 +75,10 @@ impl Mm {
                 mm,
                 vpn,
             } => {
-                Mm::disk_read(os, now, file, page, pfn, p, probe);
+                Mm::disk_read(os, now, file, page, pfn, cx);
                 let set = flags::LRU | flags::UPTODATE | flags::REFERENCED;
                 let at = PteRef { mm, vpn };
-                Mm::map_read_page(os, &mut t, c, pfn, 0, set, at, p, probe);
+                Mm::map_read_page(os, &mut t, c, pfn, 0, set, at, cx);
             }
             Io::SwapOut { pfn, slot } => {
                 let vm = os.vmm();
@@ -94,14 +87,14 @@ impl Mm {
                 vm.phys.map.unpin(pfn);
                 Mm::free_frame(os, t, pfn, 0);
                 // A task that faulted on the swap entry meanwhile reads the slot now.
-                Mm::wake_page(os, &mut t, c, pfn, p, probe);
+                Mm::wake_page(os, &mut t, c, pfn, cx);
             }
             Io::Writeback { pfn, file, page } => {
                 // The disk reads the page now (DMA) and keeps it.
                 let vm = os.vmm();
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
+                let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
                 let vm = os.vmm();
                 vm.disk.insert((file, page), buf.into_boxed_slice());
                 vm.stats.writebacks += 1;
@@ -117,7 +110,7 @@ impl Mm {
                 let vm = os.vmm();
                 let addr = PhysAddr::new(vm.phys.addr(pfn));
                 let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
+                let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
                 let vm = os.vmm();
                 vm.phys.map.unpin(pfn);
             }
@@ -178,8 +171,7 @@ impl Mm {
         c: LogicalCpu,
         tid: TaskId,
         mm: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Option<u32> {
         let anon = os.vm.as_ref()?.spaces[mm as usize]
             .vmas
@@ -206,7 +198,7 @@ impl Mm {
         vm.phys.map.clear(pfn, flags::LRU);
         vm.phys.map.pin(i as u32);
         vm.stats.discards += 1;
-        Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::None, p, probe);
+        Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::None, cx);
         os.vmm().tlbs[c.index()].invalidate(mm, vpn);
         os.emit(
             *t,
@@ -220,20 +212,14 @@ impl Mm {
 
     /// The disk reads file page `pfn` now (synchronous writeback under the page lock): its
     /// contents go to the disk, the page is clean and has no private data left.
-    pub(crate) fn write_back_now(
-        os: &mut Os,
-        now: SimTime,
-        pfn: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn write_back_now(os: &mut Os, now: SimTime, pfn: u32, cx: &mut Cx<'_>) {
         let vm = os.vmm();
         let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;
         };
         let addr = PhysAddr::new(vm.phys.addr(pfn));
         let mut buf = vec![0u64; vm.wpp as usize];
-        let _ = p.dma_read(now, &DISK, addr, &mut buf, probe);
+        let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
         let vm = os.vmm();
         vm.disk.insert((file, page), buf.into_boxed_slice());
         vm.stats.writebacks += 1;
@@ -258,7 +244,7 @@ impl Mm {
 
     /// The flusher: every `writeback_interval`, starts writeback of the oldest dirty file
     /// pages and clears every page's referenced bit (what is not touched again is cold).
-    pub(crate) fn flusher(os: &mut Os, now: SimTime, p: &mut Platform, probe: &mut PlatformProbe) {
+    pub(crate) fn flusher(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
         let every = os.cfg.memory.writeback_interval;
         let Some(vm) = os.vm.as_mut() else {
             return;
@@ -287,7 +273,7 @@ impl Mm {
             }
         }
         for pfn in dirty.into_iter().take(batch) {
-            MemFlow::start_writeback(os, now, pfn, p, probe);
+            MemFlow::start_writeback(os, now, pfn, cx);
         }
     }
 }

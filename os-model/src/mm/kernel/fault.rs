@@ -4,13 +4,13 @@
 use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{EnqueueWhy, OsEvent, TaskId};
+use crate::hw::Cx;
 use crate::hw::load;
 use crate::kernel::Os;
 use crate::mm::manager::Io;
 use crate::mm::vm::{Pte, VmaKind};
 use crate::mm::{Gfp, Owner, PteRef, flags};
 use crate::sched::TaskState;
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::SimTime;
 
 impl Mm {
@@ -22,8 +22,7 @@ impl Mm {
         c: LogicalCpu,
         tid: TaskId,
         at: PteRef,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<u32, u32> {
         let PteRef { mm, vpn } = at;
         let hw = os.hw(c);
@@ -38,7 +37,7 @@ impl Mm {
         space.note_cpu(c.0);
         let pt = space.pt_pages[(vpn / ppp) as usize];
         let addr = vm.phys.addr(pt) + 8 * u64::from(vpn % ppp);
-        let word = load(p, probe, t, hw, addr);
+        let word = load(cx, t, hw, addr);
         match Pte::decode(word) {
             Pte::Present { pfn } => {
                 os.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
@@ -48,8 +47,8 @@ impl Mm {
                 os.vmm().stats.migration_waits += 1;
                 Err(pfn)
             }
-            Pte::Swap { slot } => Err(Mm::swap_in(os, t, c, tid, mm, vpn, slot, p, probe)),
-            Pte::FileHole => Mm::file_fault(os, t, c, mm, vpn, p, probe),
+            Pte::Swap { slot } => Err(Mm::swap_in(os, t, c, tid, mm, vpn, slot, cx)),
+            Pte::FileHole => Mm::file_fault(os, t, c, mm, vpn, cx),
             Pte::None => {
                 // A discarded page touched again: a cleared page on this CPU's node.
                 let node = os.pcpu[c.index()].node;
@@ -57,11 +56,11 @@ impl Mm {
                 let owner = Owner::Anon { mm, page: vpn };
                 match os.vmm().phys.alloc(node, 0, Gfp::Movable, owner) {
                     Ok(pfn) => {
-                        Mm::clear_page(os, t, c, pfn, p, probe);
+                        Mm::clear_page(os, t, c, pfn, cx);
                         let vm = os.vmm();
                         vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE);
                         vm.phys.map.add_rmap(pfn, PteRef { mm, vpn });
-                        Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
+                        Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, cx);
                         os.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
                         Ok(pfn)
                     }
@@ -80,8 +79,7 @@ impl Mm {
         mm: u32,
         vpn: u32,
         slot: u32,
-        _p: &mut Platform,
-        _probe: &mut PlatformProbe,
+        _cx: &mut Cx<'_>,
     ) -> u32 {
         // A fault on an entry already being read in waits for that read.
         let pending = os.vmm().io.values().find_map(|io| match *io {
@@ -122,8 +120,7 @@ impl Mm {
         c: LogicalCpu,
         mm: u32,
         vpn: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<u32, u32> {
         let vm = os.vmm();
         let Some(VmaKind::File { file }) = vm.spaces[mm as usize].vma_of(vpn).map(|v| v.kind)
@@ -138,7 +135,7 @@ impl Mm {
             }
             vm.stats.minor_faults += 1;
             vm.phys.map.add_rmap(pfn, PteRef { mm, vpn });
-            Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, p, probe);
+            Mm::write_pte(os, t, c, PteRef { mm, vpn }, Pte::Present { pfn }, cx);
             os.vmm().tlbs[c.index()].fill(mm, vpn, pfn);
             return Ok(pfn);
         }
@@ -178,16 +175,15 @@ impl Mm {
         clear: u16,
         set: u16,
         at: PteRef,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let map = &mut os.vmm().phys.map;
         map.clear(pfn, flags::LOCKED | clear);
         map.set(pfn, set);
         map.unpin(pfn);
         map.add_rmap(pfn, at);
-        Mm::write_pte(os, t, c, at, Pte::Present { pfn }, p, probe);
-        Mm::wake_page(os, t, c, pfn, p, probe);
+        Mm::write_pte(os, t, c, at, Pte::Present { pfn }, cx);
+        Mm::wake_page(os, t, c, pfn, cx);
     }
 
     /// Wakes every task waiting for frame `pfn`; `by` places them (a reader of the CPU
@@ -197,8 +193,7 @@ impl Mm {
         t: &mut SimTime,
         by: LogicalCpu,
         pfn: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let Some(list) = os.vmm().waiters.remove(&pfn) else {
             return;
@@ -207,9 +202,9 @@ impl Mm {
             if os.tasks[tid.0 as usize].state != TaskState::Blocked {
                 continue;
             }
-            let v = os.reader_begin(t, by, "page wakeup", p, probe);
+            let v = os.reader_begin(t, by, "page wakeup", cx);
             if let Some(target) = os.select_task_rq(tid, v, by) {
-                os.reader_use(t, by, v, target, p, probe);
+                os.reader_use(t, by, v, target, cx);
                 os.stats.wakeups += 1;
                 os.enqueue(*t, tid, target, EnqueueWhy::Wakeup);
                 os.kick(target, *t);

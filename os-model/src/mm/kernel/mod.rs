@@ -9,9 +9,10 @@ mod blockdev;
 mod fault;
 mod space;
 
+use crate::hw::Cx;
 use std::collections::BTreeMap;
 
-use acpi_model::{Platform, PlatformProbe};
+use acpi_model::Platform;
 use sim_core::SimTime;
 
 use crate::config::{MemConfig, OsDefect};
@@ -199,13 +200,7 @@ impl Mm {
     }
 
     /// Boot-time kernel pages (slab caches that never shrink): unmovable, in normal zones.
-    pub(crate) fn mm_boot_slabs(
-        os: &mut Os,
-        t: &mut SimTime,
-        c: LogicalCpu,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn mm_boot_slabs(os: &mut Os, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let n = os.cfg.memory.slab_pages;
         let hw = os.hw(c);
         let page = 1u64 << os.vmm().phys.page_shift;
@@ -223,7 +218,7 @@ impl Mm {
                 .copied()
                 .unwrap_or(0);
             if let Ok(a) = Mm::kmalloc(os, node, page, page) {
-                store(p, probe, t, hw, a, 0x51AB_0000 | u64::from(k));
+                store(cx, t, hw, a, 0x51AB_0000 | u64::from(k));
                 os.slab_objs.push(a);
             }
         }

@@ -4,11 +4,11 @@
 use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{MemObj, OsEvent, TaskId};
+use crate::hw::Cx;
 use crate::hw::store;
 use crate::kernel::Os;
 use crate::mm::vm::{AddressSpace, File, Pte, Vma, VmaKind};
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, flags};
-use acpi_model::{Platform, PlatformProbe};
 use sim_core::{PhysAddr, SimTime};
 
 impl Mm {
@@ -20,8 +20,7 @@ impl Mm {
         c: LogicalCpu,
         at: PteRef,
         pte: Pte,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let PteRef { mm, vpn } = at;
         let hw = os.hw(c);
@@ -32,7 +31,7 @@ impl Mm {
         let pt = space.pt_pages[(vpn / ppp) as usize];
         let addr = vm.phys.addr(pt) + 8 * u64::from(vpn % ppp);
         vm.stats.pte_writes += 1;
-        store(p, probe, t, hw, addr, pte.encode());
+        store(cx, t, hw, addr, pte.encode());
     }
 
     /// Creates the address space of user task `task` on `node`: page-table pages, the VMAs
@@ -46,13 +45,12 @@ impl Mm {
         c: LogicalCpu,
         task: TaskId,
         node: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<u32, crate::mm::NoMemory> {
         let vm = os.vmm();
         let id = vm.spaces.len() as u32;
         let types = vm.phys.pb_type.clone();
-        let r = Mm::populate_space(os, t, c, task, node, p, probe);
+        let r = Mm::populate_space(os, t, c, task, node, cx);
         if r.is_err() {
             Mm::unwind_space(os, *t, id, &types);
         }
@@ -115,8 +113,7 @@ impl Mm {
         c: LogicalCpu,
         task: TaskId,
         node: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) -> Result<u32, crate::mm::NoMemory> {
         let mc = os.cfg.memory.clone();
         let vm = os.vmm();
@@ -168,7 +165,7 @@ impl Mm {
         // Page-table pages start cleared (every entry "nothing mapped"), as pte_alloc's
         // zeroed pages do: a frame freed by someone else holds their data.
         for &pt in &pt_pages {
-            Mm::clear_page(os, t, c, pt, p, probe);
+            Mm::clear_page(os, t, c, pt, cx);
         }
         let vm = os.vmm();
         vm.spaces.push(AddressSpace {
@@ -202,7 +199,7 @@ impl Mm {
                     for vpn in v.start..v.start + v.pages {
                         let owner = Owner::Anon { mm: id, page: vpn };
                         let pfn = os.vmm().phys.alloc(node, 0, Gfp::Movable, owner)?;
-                        Mm::clear_page(os, t, c, pfn, p, probe);
+                        Mm::clear_page(os, t, c, pfn, cx);
                         let vm = os.vmm();
                         let mut f = flags::LRU | flags::UPTODATE | flags::DIRTY;
                         if v.kind == VmaKind::Mlocked {
@@ -210,15 +207,7 @@ impl Mm {
                         }
                         vm.phys.map.set(pfn, f);
                         vm.phys.map.add_rmap(pfn, PteRef { mm: id, vpn });
-                        Mm::write_pte(
-                            os,
-                            t,
-                            c,
-                            PteRef { mm: id, vpn },
-                            Pte::Present { pfn },
-                            p,
-                            probe,
-                        );
+                        Mm::write_pte(os, t, c, PteRef { mm: id, vpn }, Pte::Present { pfn }, cx);
                     }
                 }
                 VmaKind::Huge => {
@@ -235,7 +224,7 @@ impl Mm {
                         for sub in 0..PAGEBLOCK_PAGES {
                             let pfn = head + sub;
                             let vpn = v.start + h * PAGEBLOCK_PAGES + sub;
-                            Mm::clear_page(os, t, c, pfn, p, probe);
+                            Mm::clear_page(os, t, c, pfn, cx);
                             let vm = os.vmm();
                             vm.phys.map.set_owner(
                                 pfn,
@@ -258,8 +247,7 @@ impl Mm {
                                 c,
                                 PteRef { mm: id, vpn },
                                 Pte::Present { pfn },
-                                p,
-                                probe,
+                                cx,
                             );
                         }
                     }
@@ -281,19 +269,12 @@ impl Mm {
                                     c,
                                     PteRef { mm: id, vpn },
                                     Pte::Present { pfn },
-                                    p,
-                                    probe,
+                                    cx,
                                 );
                             }
-                            None => Mm::write_pte(
-                                os,
-                                t,
-                                c,
-                                PteRef { mm: id, vpn },
-                                Pte::FileHole,
-                                p,
-                                probe,
-                            ),
+                            None => {
+                                Mm::write_pte(os, t, c, PteRef { mm: id, vpn }, Pte::FileHole, cx)
+                            }
                         }
                     }
                 }
@@ -309,31 +290,25 @@ impl Mm {
         t: &mut SimTime,
         c: LogicalCpu,
         pfn: u32,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
+        cx: &mut Cx<'_>,
     ) {
         let hw = os.hw(c);
         let vm = os.vmm();
         let (src, dst) = (vm.phys.addr(vm.zero_pfn), vm.phys.addr(pfn));
-        if let Ok(lat) = p.copy_pages(
+        if let Ok(lat) = cx.p.copy_pages(
             *t,
             hw,
             &[(PhysAddr::new(src), PhysAddr::new(dst))],
             true,
             false,
-            probe,
+            cx.probe,
         ) {
             *t += lat;
         }
     }
 
     /// Creates the configured files, their page cache filled from the disk (device DMA).
-    pub(crate) fn create_files(
-        os: &mut Os,
-        t: &mut SimTime,
-        p: &mut Platform,
-        probe: &mut PlatformProbe,
-    ) {
+    pub(crate) fn create_files(os: &mut Os, t: &mut SimTime, cx: &mut Cx<'_>) {
         let mc = os.cfg.memory.clone();
         let nodes: Vec<u32> = os
             .vmm()
@@ -368,7 +343,7 @@ impl Mm {
                 let Ok(pfn) = os.vmm().phys.alloc(node, 0, Gfp::Movable, owner) else {
                     continue;
                 };
-                Mm::disk_read(os, *t, f, page, pfn, p, probe);
+                Mm::disk_read(os, *t, f, page, pfn, cx);
                 let vm = os.vmm();
                 vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE);
                 if !fs.has_backing() {
