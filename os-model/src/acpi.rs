@@ -17,7 +17,7 @@ const STA_PRESENT: u64 = 0x01;
 /// A processor object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessorInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_UID` (the ACPI processor id).
     pub uid: u32,
@@ -34,7 +34,7 @@ pub struct ProcessorInfo {
 /// A memory device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_STA` says present.
     pub present: bool,
@@ -53,7 +53,7 @@ pub struct MemoryInfo {
 /// An IO SAPIC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SapicInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_STA` says present.
     pub present: bool,
@@ -68,7 +68,7 @@ pub struct SapicInfo {
 /// A PCI host bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BridgeInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_STA` says present.
     pub present: bool,
@@ -87,7 +87,7 @@ pub struct BridgeInfo {
 /// A hot-plug slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_SUN`.
     pub sun: SlotId,
@@ -101,7 +101,7 @@ pub struct SlotInfo {
 /// bridge: configuration space, no slot, no power control.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChipsetInfo {
-    /// Its path.
+    /// The ACPI device path (`\_SB_.CL03`).
     pub path: String,
     /// `_STA` says present.
     pub present: bool,

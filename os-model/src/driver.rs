@@ -66,7 +66,7 @@ impl Default for DriverConfig {
 /// A driver setting that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriverConfigError {
-    /// Field.
+    /// The driver setting at fault.
     pub field: &'static str,
     /// Why.
     pub message: String,
@@ -125,7 +125,7 @@ pub struct DriverStats {
 /// What the driver knows of one card.
 #[derive(Clone, Debug)]
 pub struct Card {
-    /// Its slot.
+    /// The slot, by `_SUN`.
     pub slot: SlotId,
     /// Its configuration address.
     pub bdf: Bdf,

@@ -82,7 +82,7 @@ pub fn eoi(cx: &mut Cx<'_>, t: &mut SimTime, cpu: CpuId, base: u64, vector: u8) 
 pub struct IrqDesc {
     /// Its GSI (the IRQ number).
     pub gsi: u32,
-    /// Its vector.
+    /// The interrupt vector the CPU takes it on.
     pub vector: u8,
     /// Register block of its IO SAPIC.
     pub sapic_base: u64,

@@ -29,7 +29,7 @@ use crate::sched::CpuLife;
 
 /// Where a handler runs: the time, the CPU taking the SCI, the machine.
 pub(crate) struct Sci<'a, 'b> {
-    /// Now.
+    /// When the SCI is taken.
     pub now: SimTime,
     /// The CPU running the handler (its `_OST` evaluations are this CPU's accesses).
     pub cpu: LogicalCpu,

@@ -36,7 +36,7 @@ pub struct PolicyAction {
     pub policy: &'static str,
     /// What it acts on (`cpu5`, `memory40`, `cell3`).
     pub target: String,
-    /// Why.
+    /// Why, in words.
     pub why: String,
     /// What the request gave (`queued as …`, or the refusal).
     pub outcome: String,

@@ -69,7 +69,7 @@ pub enum TaskState {
 /// One task.
 #[derive(Clone, Debug)]
 pub struct Task {
-    /// Its id.
+    /// The task's id (unique for the run).
     pub id: TaskId,
     /// Name as `ps` shows it (`worker/3`, `migration/5`, `ksoftirqd/5`).
     pub name: String,
@@ -108,7 +108,7 @@ pub enum Work {
     Card {
         /// Card index.
         card: usize,
-        /// Status.
+        /// The status word the top half read and acknowledged.
         status: u64,
     },
     /// Start one of the user tasks the boot asked for (its fork and first page faults). One
@@ -201,7 +201,7 @@ pub struct PerCpu {
     pub node: u32,
     /// Processor object path.
     pub path: String,
-    /// Life.
+    /// Where the CPU is in its hot-plug life (not present, offline, coming, up, going).
     pub life: CpuLife,
     /// The migration thread when it is ready to run.
     pub kq: VecDeque<TaskId>,

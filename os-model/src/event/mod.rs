@@ -179,7 +179,7 @@ pub enum OsEvent {
     },
     /// A new version of the CPU maps was published (RCU).
     MapsPublished {
-        /// Version.
+        /// The version of the CPU maps (published in order, from 1).
         version: u64,
         /// Online CPUs in it.
         online: CpuMask,
@@ -190,7 +190,7 @@ pub enum OsEvent {
     },
     /// A version of the maps was freed.
     MapsFreed {
-        /// Version.
+        /// The version of the CPU maps (published in order, from 1).
         version: u64,
         /// Who freed it.
         by: LogicalCpu,
@@ -220,7 +220,7 @@ pub enum OsEvent {
     },
     /// A CPU passed a quiescent state.
     QuiescentState {
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// Grace period it reported to.
         seq: u64,
@@ -241,7 +241,7 @@ pub enum OsEvent {
     },
     /// A CPU left RCU (it is going down) or joined it.
     RcuCpu {
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// Joined (true) or left.
         online: bool,
@@ -250,7 +250,7 @@ pub enum OsEvent {
     TaskCreated {
         /// The task.
         task: TaskId,
-        /// Its name.
+        /// Its name in reports.
         name: String,
         /// `"user"`, `"migration"` or `"ksoftirqd"`.
         kind: &'static str,
@@ -262,7 +262,7 @@ pub enum OsEvent {
     MemObject {
         /// The object.
         obj: MemObj,
-        /// Pages.
+        /// How many pages.
         pages: u32,
         /// Words per page the tasks work on.
         slots: u32,
@@ -271,14 +271,14 @@ pub enum OsEvent {
     PageDiscarded {
         /// The object.
         obj: MemObj,
-        /// The page.
+        /// The page's index in its object.
         page: u32,
     },
     /// The buddy allocator handed out frames.
     PageAllocated {
         /// Head frame.
         pfn: u32,
-        /// Order.
+        /// The buddy order (2^order contiguous pages).
         order: u8,
     },
     /// A pageblock became isolated (nothing may be allocated from it) or stopped being so.
@@ -292,7 +292,7 @@ pub enum OsEvent {
     PageFreed {
         /// First frame.
         pfn: u32,
-        /// Order.
+        /// The buddy order (2^order contiguous pages).
         order: u8,
         /// PTEs still mapping them (must be 0).
         mapped: u32,
@@ -307,7 +307,7 @@ pub enum OsEvent {
         task: TaskId,
         /// The runqueue's CPU.
         cpu: LogicalCpu,
-        /// Why.
+        /// Why it was queued (fork, wakeup, kernel thread).
         why: EnqueueWhy,
         /// Whether it is a per-CPU kernel thread of `cpu`.
         kthread: bool,
@@ -325,7 +325,7 @@ pub enum OsEvent {
     },
     /// A CPU switched to a task (`None`: to idle).
     Switch {
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// The task now running.
         task: Option<TaskId>,
@@ -338,7 +338,7 @@ pub enum OsEvent {
     Sleep {
         /// The task.
         task: TaskId,
-        /// Its CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// The CPU whose timer wakes it.
         timer_cpu: LogicalCpu,
@@ -349,23 +349,23 @@ pub enum OsEvent {
     Block {
         /// The thread.
         task: TaskId,
-        /// Its CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
     },
     /// A kernel thread was parked (stopped) or unparked.
     Park {
         /// The thread.
         task: TaskId,
-        /// Its CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// Parked (true) or unparked.
         parked: bool,
     },
     /// Timers were moved from a CPU to another.
     TimersMoved {
-        /// From.
+        /// The CPU that sent it.
         from: LogicalCpu,
-        /// To.
+        /// The CPU it was sent to.
         to: LogicalCpu,
         /// The sleeping tasks whose wakeup timers moved.
         tasks: Vec<TaskId>,
@@ -374,7 +374,7 @@ pub enum OsEvent {
     TaskAccess {
         /// The task.
         task: TaskId,
-        /// Its CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// The memory object and page the virtual address maps.
         obj: MemObj,
@@ -397,14 +397,14 @@ pub enum OsEvent {
         from: LogicalCpu,
         /// Destination.
         to: LogicalCpu,
-        /// Vector.
+        /// The interrupt vector the CPU takes it on.
         vector: u8,
     },
     /// A CPU handled an IPI vector.
     IpiHandled {
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
-        /// Vector.
+        /// The interrupt vector the CPU takes it on.
         vector: u8,
     },
     /// A cross-call request was queued for a CPU.
@@ -420,7 +420,7 @@ pub enum OsEvent {
     CsdDone {
         /// Request id.
         id: u64,
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
     },
     /// A cross-call was never acknowledged (the sender gave up).
@@ -436,9 +436,9 @@ pub enum OsEvent {
     },
     /// An IRQ was set up: IO SAPIC entry programmed.
     IrqRouted {
-        /// The GSI.
+        /// The global system interrupt (the IO SAPIC input, `_PRT`'s number).
         gsi: u32,
-        /// Its vector.
+        /// The interrupt vector the CPU takes it on.
         vector: u8,
         /// Destination CPU.
         cpu: LogicalCpu,
@@ -447,25 +447,25 @@ pub enum OsEvent {
     },
     /// A device interrupt handler ran.
     IrqHandled {
-        /// The GSI.
+        /// The global system interrupt (the IO SAPIC input, `_PRT`'s number).
         gsi: u32,
-        /// Vector.
+        /// The interrupt vector the CPU takes it on.
         vector: u8,
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
     },
     /// The kernel disabled an interrupt line no handler claimed ("nobody cared").
     IrqDisabled {
-        /// The GSI.
+        /// The global system interrupt (the IO SAPIC input, `_PRT`'s number).
         gsi: u32,
-        /// Vector.
+        /// The interrupt vector the CPU takes it on.
         vector: u8,
         /// Unclaimed interrupts in a row.
         unhandled: u32,
     },
     /// The OS executed HALT on a CPU (hot-remove's last step on the CPU).
     CpuHalted {
-        /// The CPU.
+        /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
         /// Lines flushed first.
         flushed_lines: u32,
@@ -474,7 +474,7 @@ pub enum OsEvent {
     },
     /// A hot-plug operation (CPU, memory / cell or PCI) started.
     OpStart {
-        /// Its flow.
+        /// The flow the operation belongs to (CPU, memory, PCI).
         flow: FlowKind,
         /// Operation number (per flow).
         op: u32,
@@ -487,7 +487,7 @@ pub enum OsEvent {
     },
     /// A step of a hot-plug operation finished.
     OpStep {
-        /// Its flow.
+        /// The flow the operation belongs to (CPU, memory, PCI).
         flow: FlowKind,
         /// Operation number.
         op: u32,
@@ -504,7 +504,7 @@ pub enum OsEvent {
     },
     /// A hot-plug operation ended.
     OpEnd {
-        /// Its flow.
+        /// The flow the operation belongs to (CPU, memory, PCI).
         flow: FlowKind,
         /// Operation number.
         op: u32,
@@ -517,7 +517,7 @@ pub enum OsEvent {
         cpu: u32,
         /// `"down"` or `"up"`.
         kind: &'static str,
-        /// The error.
+        /// Why, as the kernel words it.
         error: String,
     },
     /// A memory, cell or PCI hot-plug request (a sysfs write, an ACPI notification) was
@@ -525,7 +525,7 @@ pub enum OsEvent {
     RequestRefused {
         /// What was asked for: a device path, `memoryN`, `slot N`.
         target: String,
-        /// The errno.
+        /// The errno a Linux system call would return (`EBUSY`, `EINVAL`, …).
         errno: &'static str,
         /// Why.
         error: String,

@@ -71,31 +71,31 @@ pub enum HotplugError {
     /// The CPU is not present.
     #[error("cpu{cpu} is not present")]
     NotPresent {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
     },
     /// It is the last online CPU.
     #[error("cpu{cpu} is the last online CPU")]
     LastOnline {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
     },
     /// A task is hard-bound to it.
     #[error("cpu{cpu} has task {task} ({name}) hard-bound to it")]
     BoundTask {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
-        /// The task.
+        /// The task's id.
         task: u32,
-        /// Its name.
+        /// Its name in reports.
         name: String,
     },
     /// A step waited too long (the operation was abandoned half done).
     #[error("step {step} for cpu{cpu} did not finish within {waited}")]
     Hung {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
-        /// The step.
+        /// The step that waited too long.
         step: Step,
         /// How long it waited.
         waited: SimDuration,
@@ -103,7 +103,7 @@ pub enum HotplugError {
     /// Firmware could not wake the CPU.
     #[error("firmware could not wake cpu{cpu}: {reason}")]
     WakeFailed {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
         /// Why.
         reason: String,
@@ -111,19 +111,19 @@ pub enum HotplugError {
     /// Boot is still bringing CPUs up: hot-plug requests are taken once it has finished.
     #[error("cpu{cpu}: boot has not finished (secondary CPUs are still being brought up)")]
     Booting {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
     },
     /// An operation on the CPU's cell is queued or running: it decides the CPU's state.
     #[error("cpu{cpu}: memory operation {op} ({what}) on its node{node} is in progress")]
     InProgress {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
         /// The operation's number.
         op: u32,
         /// What it does.
         what: &'static str,
-        /// The node.
+        /// The NUMA node (the cell, by `_PXM`).
         node: u32,
     },
 }
@@ -162,7 +162,7 @@ impl HotplugError {
 pub struct Request {
     /// Down or up.
     pub kind: OpKind,
-    /// The CPU.
+    /// The logical CPU (the kernel's number for it, not the hardware id).
     pub cpu: LogicalCpu,
     /// Who asked.
     pub trigger: Trigger,
@@ -177,7 +177,7 @@ pub struct Request {
 /// What a CPU operation's report records beyond the common fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CpuOpDetail {
-    /// The CPU.
+    /// The logical CPU (the kernel's number for it, not the hardware id).
     pub cpu: LogicalCpu,
     /// Its hardware id.
     pub hw: CpuId,

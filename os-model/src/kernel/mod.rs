@@ -97,7 +97,7 @@ pub(crate) enum OsEv {
 /// Counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OsStats {
-    /// Context switches.
+    /// Times a CPU switched from one task to another.
     pub context_switches: u64,
     /// Timer ticks.
     pub ticks: u64,
@@ -107,7 +107,7 @@ pub struct OsStats {
     pub task_stores: u64,
     /// Tasks put to sleep.
     pub sleeps: u64,
-    /// Wakeups.
+    /// Tasks woken from sleep.
     pub wakeups: u64,
     /// Wakeups placed on another CPU than the one the task last ran on.
     pub wakeups_moved: u64,
@@ -117,7 +117,7 @@ pub struct OsStats {
     pub evacuations: u64,
     /// TLB shootdowns (cross-call broadcasts).
     pub shootdowns: u64,
-    /// IPIs sent.
+    /// Inter-processor interrupts sent (reschedule and cross-call).
     pub ipis_sent: u64,
     /// IPI vectors handled.
     pub ipis_handled: u64,
@@ -141,7 +141,7 @@ pub enum OsError {
     /// A field of `[os]` cannot be used.
     #[error("os.{field}: {message}")]
     Config {
-        /// Field.
+        /// The `[os]` key at fault (`tick`, `bound[1].cpu`).
         field: String,
         /// Why.
         message: String,

@@ -125,7 +125,7 @@ pub enum MemError {
     /// No such block.
     #[error("memory{block} does not exist ({blocks} blocks)")]
     NoSuchBlock {
-        /// The block.
+        /// The memory block (`memoryN` in sysfs).
         block: u32,
         /// Blocks in all.
         blocks: u32,
@@ -133,21 +133,21 @@ pub enum MemError {
     /// The block is not in the state the request needs.
     #[error("memory{block} is {state}")]
     WrongState {
-        /// The block.
+        /// The memory block (`memoryN` in sysfs).
         block: u32,
-        /// Its state.
+        /// The block's state as sysfs spells it (`online`, `offline`, `going-offline`).
         state: &'static str,
     },
     /// No memory is present there.
     #[error("memory{block} is not present")]
     NotPresent {
-        /// The block.
+        /// The memory block (`memoryN` in sysfs).
         block: u32,
     },
     /// Kernel pages that nothing can move.
     #[error("memory{block} holds unmovable pages from pfn {pfn:#x}: {owner}")]
     Unmovable {
-        /// The block.
+        /// The memory block (`memoryN` in sysfs).
         block: u32,
         /// The first one.
         pfn: u32,
@@ -169,9 +169,9 @@ pub enum MemError {
     /// The CPU flow of a cell operation failed.
     #[error("cpu{cpu}: {error}")]
     Cpu {
-        /// The CPU.
+        /// The logical CPU number (`cpuN` in sysfs).
         cpu: u32,
-        /// Its error.
+        /// Why, as the kernel words it.
         error: String,
     },
     /// Memory ran out while moving pages.
@@ -216,7 +216,7 @@ pub enum MemError {
     Hung {
         /// The operation.
         op: u32,
-        /// The step.
+        /// The step that waited too long.
         step: MemStep,
         /// How long it waited.
         waited: SimDuration,
@@ -303,7 +303,7 @@ pub struct MoveCounts {
     pub batches: u32,
     /// TLB shootdown IPIs sent.
     pub shootdown_ipis: u32,
-    /// Bytes copied.
+    /// Bytes the page copies moved.
     pub bytes_copied: u64,
     /// Pageblocks compacted to make a free huge page (stage one of a hugetlb move).
     pub compactions: u32,
@@ -314,9 +314,9 @@ pub struct MoveCounts {
 /// What a memory operation's report records beyond the common fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MemOpDetail {
-    /// The blocks.
+    /// The memory blocks named (empty: the whole node).
     pub blocks: Vec<u32>,
-    /// The node.
+    /// The NUMA node (cell) it works on, if it names one.
     pub node: Option<u32>,
     /// The ACPI device it answers for.
     pub path: Option<String>,

@@ -54,7 +54,7 @@ pub(crate) enum Io {
 /// Memory counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VmStats {
-    /// TLB hits.
+    /// Task accesses whose translation the TLB held.
     pub tlb_hits: u64,
     /// TLB misses (page walks through the machine).
     pub page_walks: u64,
@@ -94,7 +94,7 @@ pub struct Vm {
     pub phys: PhysMem,
     /// Address spaces.
     pub spaces: Vec<AddressSpace>,
-    /// Files.
+    /// Every file of the page cache, by number.
     pub files: Vec<File>,
     /// The swap device.
     pub swap: BlockStore,

@@ -64,9 +64,9 @@ pub enum Gfp {
 /// One zone.
 #[derive(Clone, Debug)]
 pub struct Zone {
-    /// Node.
+    /// The NUMA node (the cell, by `_PXM`).
     pub node: u32,
-    /// Kind.
+    /// Normal (kernel allocations) or Movable (what hot-remove can empty).
     pub kind: ZoneKind,
     /// Free lists.
     pub area: FreeArea,
@@ -118,7 +118,7 @@ pub struct MemBlock {
     pub pages: u32,
     /// Node (cell) it belongs to.
     pub node: u32,
-    /// State.
+    /// Online, going offline (isolated) or offline.
     pub state: BlockState,
     /// Zone it is (or was last) online in.
     pub zone: ZoneKind,
@@ -161,14 +161,14 @@ pub struct MmStats {
     pub allocs: u64,
     /// Pages freed.
     pub frees: u64,
-    /// Zonelist rebuilds.
+    /// Times the zonelists were rebuilt (each memory add or remove).
     pub zonelist_rebuilds: u64,
 }
 
 /// The physical memory manager.
 #[derive(Clone, Debug)]
 pub struct PhysMem {
-    /// Page shift.
+    /// log2 of the page size.
     pub page_shift: u32,
     /// Frames per memory block.
     pub block_pages: u32,
@@ -180,7 +180,7 @@ pub struct PhysMem {
     pub pb_zone: Vec<u16>,
     /// Zones (`node * 2 + kind`).
     pub zones: Vec<Zone>,
-    /// Nodes.
+    /// Every node of the machine, by `_PXM`, present or not.
     pub nodes: Vec<Node>,
     /// Memory blocks covering the whole address space.
     pub blocks: Vec<MemBlock>,
@@ -205,7 +205,7 @@ pub enum PhysLog {
     Alloc {
         /// Head frame.
         pfn: u32,
-        /// Order.
+        /// The buddy order (2^order contiguous pages).
         order: u8,
     },
     /// The pageblock starting at `pb` became isolated (no allocation may come from it) or

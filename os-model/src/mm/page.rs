@@ -88,7 +88,7 @@ pub enum Owner {
     },
     /// The node descriptor (`pg_data`) of `node`.
     NodeData {
-        /// The node.
+        /// The NUMA node (the cell, by `_PXM`).
         node: u32,
     },
     /// A slab page of kernel objects (unmovable).
@@ -119,7 +119,7 @@ pub enum Owner {
     },
     /// Page-cache page `page` of file `file`.
     File {
-        /// File.
+        /// The file's number in the page cache.
         file: u32,
         /// Page index in the file.
         page: u32,

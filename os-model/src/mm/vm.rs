@@ -20,7 +20,7 @@ pub enum Pte {
     },
     /// Swapped out to a slot of the swap device.
     Swap {
-        /// The slot.
+        /// The swap slot that holds the page.
         slot: u32,
     },
     /// Being migrated away from `pfn`: an access waits until migration finishes.
@@ -75,7 +75,7 @@ pub enum VmaKind {
     Mlocked,
     /// A shared mapping of a whole file.
     File {
-        /// The file.
+        /// The file's number in the page cache.
         file: u32,
     },
     /// Hugetlb pages (one compound page per `PAGEBLOCK_PAGES` virtual pages).
@@ -87,7 +87,7 @@ pub enum VmaKind {
 pub struct Vma {
     /// First virtual page.
     pub start: u32,
-    /// Pages.
+    /// How many pages.
     pub pages: u32,
     /// What it maps.
     pub kind: VmaKind,
@@ -192,7 +192,7 @@ pub struct File {
     pub id: u32,
     /// File system.
     pub fs: FsKind,
-    /// Pages.
+    /// How many pages.
     pub pages: u32,
     /// Page cache: the frame of each cached page.
     pub cache: Vec<Option<u32>>,
@@ -206,7 +206,7 @@ pub struct File {
 #[derive(Clone, Debug)]
 pub struct Tlb {
     entries: Vec<(u32, u32, u32)>,
-    /// Hits.
+    /// Lookups this TLB answered.
     pub hits: u64,
     /// Misses (page walks).
     pub misses: u64,

@@ -20,7 +20,7 @@ pub enum OpEvent {
     Start(FlowKind),
     /// The flow's running operation `op` acts (or looks at its wait) at transition `epoch`.
     Step {
-        /// The flow.
+        /// The flow the operation belongs to (CPU, memory, PCI).
         flow: FlowKind,
         /// The operation.
         op: u32,
@@ -29,7 +29,7 @@ pub enum OpEvent {
     },
     /// The hung-op watchdog of the wait `epoch` of the flow's operation `op`.
     Watchdog {
-        /// The flow.
+        /// The flow the operation belongs to (CPU, memory, PCI).
         flow: FlowKind,
         /// The operation.
         op: u32,

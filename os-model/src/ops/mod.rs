@@ -139,7 +139,7 @@ pub struct Refusal {
     /// What was asked for: `cpuN`, `memoryN`, `slot N`, or the device path of an ACPI
     /// notification.
     pub target: String,
-    /// The errno.
+    /// The errno a Linux system call would return (`EBUSY`, `EINVAL`, …).
     pub errno: &'static str,
     /// The reason.
     pub error: String,
@@ -171,7 +171,7 @@ impl fmt::Display for Accepted {
 /// One finished step of an operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StepRecord<S> {
-    /// The step.
+    /// Which step of its flow.
     pub step: S,
     /// When it started.
     pub start: SimTime,

@@ -171,13 +171,13 @@ pub enum PciError {
     /// Disable or eject of a slot whose device is not enabled.
     #[error("slot {slot} has no enabled device: nothing to power off or eject")]
     NotEnabled {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
     },
     /// Nothing answers in the slot once powered.
     #[error("slot {slot}: no card answers at {bdf} after power-on")]
     NoDevice {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
         /// Where it was looked for.
         bdf: Bdf,
@@ -187,11 +187,11 @@ pub enum PciError {
         "slot {slot}: the {what} window of {bridge} has no room for a {size:#x}-byte BAR: {why}"
     )]
     NoSpace {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
         /// `MMIO` or `I/O`.
         what: &'static str,
-        /// The bridge.
+        /// The host bridge's ACPI path.
         bridge: String,
         /// BAR size.
         size: u64,
@@ -201,31 +201,31 @@ pub enum PciError {
     /// No interrupt route or vector.
     #[error("slot {slot}: {why}")]
     NoIrq {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
-        /// Why.
+        /// Why, in words.
         why: String,
     },
     /// Kernel memory for the DMA ring ran out.
     #[error("slot {slot}: no memory for the DMA ring ({bytes} bytes)")]
     NoMemory {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
-        /// Bytes.
+        /// Bytes of ring asked for.
         bytes: u64,
     },
     /// The driver could not bring the card up.
     #[error("slot {slot}: the driver's probe failed: {why}")]
     Probe {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
-        /// Why.
+        /// Why, in words.
         why: String,
     },
     /// The path names no I/O subsystem.
     #[error("{path} is not an I/O subsystem's module device")]
     NoSuchSubsystem {
-        /// The path.
+        /// The ACPI device path (`\_SB_.CL03`).
         path: String,
     },
     /// A new IO SAPIC's GSI range overlaps one already in use.
@@ -257,7 +257,7 @@ pub enum PciError {
     /// The slot's I/O subsystem is not in the machine (as far as the OS knows).
     #[error("slot {slot}: its I/O subsystem ({bridge}) is not present")]
     SubsystemAbsent {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
         /// Its host bridge.
         bridge: String,
@@ -265,15 +265,15 @@ pub enum PciError {
     /// Boot is still bringing CPUs up (the slots are not registered yet).
     #[error("slot {slot}: boot has not finished (secondary CPUs are still being brought up)")]
     Booting {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
     },
     /// A firmware method failed.
     #[error("slot {slot}: {method} failed: {why}")]
     Firmware {
-        /// The slot.
+        /// The slot's `_SUN` (numbered from 1).
         slot: u16,
-        /// The method.
+        /// The method (`_PS0`, `_PS3`, `_EJ0`).
         method: &'static str,
         /// Its error.
         why: String,
