@@ -31,7 +31,7 @@ struct Cli {
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
 
-    /// Where minimal failing scenarios go (gen-<case>.toml).
+    /// Where minimal failing scenarios go (`gen-<case>.toml`).
     #[arg(long, value_name = "DIR", default_value = "gentest-failures")]
     out: PathBuf,
 

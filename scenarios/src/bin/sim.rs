@@ -44,7 +44,7 @@ struct Cli {
 
     /// Write the OS's sysfs view at the end of the run to DIR as a system root
     /// (DIR/sys/devices/system/…, DIR/proc/cpuinfo: `lsmem --sysroot DIR`, `lscpu --sysroot
-    /// DIR`), and each view the timeline's `export_sysfs` took to DIR/<name>/.
+    /// DIR`), and each view the timeline's `export_sysfs` took to `DIR/<name>/`.
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
 

@@ -1,7 +1,7 @@
 //! The kernel's memory management at work: the page allocator booted from the ACPI memory
 //! devices and the SLIT, kernel allocations (boot slabs, kmalloc), and — in the submodules —
-//! address spaces ([`space`]), page faults ([`fault`]) and the block device behind swap and
-//! files ([`blockdev`]). Everything here runs as the kernel (`Os`) and reaches memory through
+//! address spaces (`space`), page faults (`fault`) and the block device behind swap and
+//! files (`blockdev`). Everything here runs as the kernel (`Os`) and reaches memory through
 //! the platform; the state it works on is [`crate::mm::manager::Vm`], kept by the
 //! bookkeeping below it, which never names the kernel.
 
