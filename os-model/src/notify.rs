@@ -126,7 +126,7 @@ fn trigger_of(code: NotifyCode) -> Trigger {
 /// A module device (ACPI0004): a cell board (it holds memory: the cell flow), an I/O
 /// subsystem (it holds host bridges), or a module of processors only.
 fn module(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
-    if os.scan.memory.iter().any(|m| within(&m.path, &n.path)) {
+    if os.scan().memory.iter().any(|m| within(&m.path, &n.path)) {
         memory(os, sci, n);
     } else if !PciFlow::subsystem_bridges(os, &n.path).is_empty() {
         io_subsystem(os, sci, n);
@@ -144,7 +144,7 @@ fn memory_device(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
 /// add, CPUs and chipset included).
 fn memory(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let Some((mpath, node)) = os
-        .scan
+        .scan()
         .memory
         .iter()
         .find(|m| within(&m.path, &n.path))
@@ -271,7 +271,7 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     // board holds lines of every page).
     let module = cpus.iter().all(|x| os.pcpu[x.index()].path != n.path);
     if let (NotifyCode::EjectRequest, true, Some(m)) =
-        (n.code, module, os.scan.interleaved_memory())
+        (n.code, module, os.scan().interleaved_memory())
     {
         let e = MemError::Interleaved {
             path: n.path.clone(),

@@ -62,11 +62,11 @@ pub struct Policies {
 impl Policies {
     /// Starts the enabled policies' timers (at the end of boot).
     pub(crate) fn policies_start(os: &mut Os, now: SimTime) {
-        if os.cfg.ras.enabled {
-            os.post(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
+        if os.config().ras.enabled {
+            os.post(now + os.config().ras.poll_interval, OsEv::RasPoll);
         }
-        if os.cfg.power.enabled {
-            os.post(now + os.cfg.power.interval, OsEv::PowerPoll);
+        if os.config().power.enabled {
+            os.post(now + os.config().power.interval, OsEv::PowerPoll);
         }
     }
 
@@ -97,14 +97,15 @@ impl Policies {
 
     /// The RAS daemon's poll: read firmware's corrected-error log, count, decide.
     pub(crate) fn ras_poll(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
-        os.post(now + os.cfg.ras.poll_interval, OsEv::RasPoll);
+        os.post(now + os.config().ras.poll_interval, OsEv::RasPoll);
         let Some(ctl) = os.cur_maps().online.first() else {
             return;
         };
         let log = cx.p.sal_corrected_errors(os.hw(ctl));
         let cells = cx.p.geometry().cells;
+        let nr = os.nr_cpus();
         let pol = &mut os.policy;
-        pol.cpu_errors.resize(os.nr, 0);
+        pol.cpu_errors.resize(nr, 0);
         pol.cell_errors.resize(cells, 0);
         if let Some(vm) = os.vm.as_ref() {
             pol.block_errors.resize(vm.phys.blocks.len(), 0);
@@ -132,7 +133,7 @@ impl Policies {
                 *x += n;
             }
         }
-        let cfg = os.cfg.ras.clone();
+        let cfg = os.config().ras.clone();
         // A cell over its threshold is swapped as a whole (which takes its CPUs and memory).
         for cell in 0..os.policy.cell_errors.len() {
             let n = os.policy.cell_errors[cell];
@@ -144,7 +145,7 @@ impl Policies {
                 continue;
             }
             let module = os
-                .scan
+                .scan()
                 .memory
                 .iter()
                 .find(|m| m.node == cell as u32)
@@ -274,8 +275,8 @@ impl Policies {
     /// The power policy's decision: park an idle CPU under low load, bring one back under
     /// load.
     pub(crate) fn power_poll(os: &mut Os, now: SimTime) {
-        os.post(now + os.cfg.power.interval, OsEv::PowerPoll);
-        let cfg = os.cfg.power.clone();
+        os.post(now + os.config().power.interval, OsEv::PowerPoll);
+        let cfg = os.config().power.clone();
         let online: Vec<LogicalCpu> = os.cur_maps().online.iter().collect();
         if online.is_empty() || !os.hp.is_idle() {
             return;
@@ -292,7 +293,7 @@ impl Policies {
             // The highest-numbered idle CPU that may go (not the boot CPU).
             let pick = online.iter().rev().copied().find(|c| {
                 let pc = &os.pcpu[c.index()];
-                *c != os.bsp
+                *c != os.boot_cpu()
                     && pc.rq.is_empty()
                     && !pc.curr.is_some_and(|t| Policies::is_user(os, t))
             });

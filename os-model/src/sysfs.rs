@@ -164,7 +164,7 @@ impl SysfsView {
         );
         t.file(
             format!("{CPU}/kernel_max"),
-            format!("{}\n", os.nr.saturating_sub(1)),
+            format!("{}\n", os.nr_cpus().saturating_sub(1)),
         );
         let bits = SysfsView::nr_cpu_ids(os);
         for c in os.present.iter() {

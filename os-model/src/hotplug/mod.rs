@@ -244,7 +244,7 @@ impl Flow for CpuFlow {
             .iter()
             .find(|&x| x != c)
             .or_else(|| online.first())
-            .unwrap_or(os.bsp);
+            .unwrap_or(os.boot_cpu());
         let report = Report {
             id,
             kind: r.kind,
@@ -318,14 +318,14 @@ impl Flow for CpuFlow {
             .is_some_and(|r| r.trigger == Trigger::Boot);
         if boot {
             os.boot_ops = os.boot_ops.saturating_sub(1);
-            if os.boot_ops == 0 && os.booted_at.is_none() {
+            if os.boot_ops == 0 && os.booted_at().is_none() {
                 os.finish_boot(now, cx);
             }
         }
     }
 
     fn restart_delay(os: &Os) -> SimDuration {
-        os.cfg.step_cost
+        os.config().step_cost
     }
 }
 
@@ -334,7 +334,7 @@ impl CpuFlow {
     fn plan(os: &Os, r: &Request, online: bool) -> Vec<Step> {
         match (r.kind, online) {
             (OpKind::Down, true) => {
-                let mut v = if os.defects.has(OsDefect::HaltBeforeOffline) {
+                let mut v = if os.has_defect(OsDefect::HaltBeforeOffline) {
                     vec![
                         Step::MarkInactive,
                         Step::FlushCache,
@@ -451,10 +451,10 @@ impl CpuFlow {
 
     pub(crate) fn check_possible_present(os: &Os, cpu: u32) -> Result<LogicalCpu, HotplugError> {
         let c = LogicalCpu(cpu);
-        if cpu as usize >= os.nr || !os.possible.contains(c) {
+        if cpu as usize >= os.nr_cpus() || !os.possible.contains(c) {
             return Err(HotplugError::NotPossible {
                 cpu,
-                nr: os.nr as u32,
+                nr: os.nr_cpus() as u32,
                 possible: os.possible.weight() as u32,
             });
         }
@@ -493,10 +493,14 @@ impl CpuFlow {
             | Trigger::Ras
             | Trigger::Power => {}
         }
-        if os.booted_at.is_none() {
+        if os.booted_at().is_none() {
             return Err(HotplugError::Booting { cpu });
         }
-        let Some(pc) = os.pcpu.get(cpu as usize).filter(|_| (cpu as usize) < os.nr) else {
+        let Some(pc) = os
+            .pcpu
+            .get(cpu as usize)
+            .filter(|_| (cpu as usize) < os.nr_cpus())
+        else {
             return Ok(());
         };
         match MemFlow::cell_op_on(os, pc.node) {
@@ -615,7 +619,7 @@ impl CpuFlow {
         lines: u32,
         dirty: u32,
     ) {
-        let skipped = os.defects.has(OsDefect::SkipCacheFlushOnCpuRemove);
+        let skipped = os.has_defect(OsDefect::SkipCacheFlushOnCpuRemove);
         let Some(cur) = os.hp.running_op(op).filter(|c| c.wait == Some(Wait::Died)) else {
             return;
         };

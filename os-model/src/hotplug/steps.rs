@@ -68,7 +68,7 @@ impl CpuFlow {
                 }
             }
             Step::MigrateTasks => {
-                if os.defects.has(OsDefect::SkipTaskMigration) {
+                if os.has_defect(OsDefect::SkipTaskMigration) {
                     return Next::Done(t, "skipped (defect skip_task_migration)".into());
                 }
                 let n = os.pcpu[c.index()].load(&os.tasks);
@@ -76,7 +76,7 @@ impl CpuFlow {
                 Next::Wait(Wait::Cpu, format!("{n} user tasks on its runqueue"))
             }
             Step::MigrateIrqs => {
-                if os.defects.has(OsDefect::SkipIrqReroute) {
+                if os.has_defect(OsDefect::SkipIrqReroute) {
                     let n = os.irqs.routed_to(c).len();
                     return Next::Done(
                         t,
@@ -104,7 +104,7 @@ impl CpuFlow {
                 let note = format!("online {}", maps.online);
                 match os.publish_maps(&mut t, ctl, maps, cx) {
                     Ok(old) => {
-                        if os.defects.has(OsDefect::SkipRcuGracePeriod) {
+                        if os.has_defect(OsDefect::SkipRcuGracePeriod) {
                             os.free_maps(&mut t, old, ctl, cx);
                         } else {
                             os.call_rcu(t, ctl, Callback::FreeMaps(old), cx);
@@ -115,7 +115,7 @@ impl CpuFlow {
                 }
             }
             Step::GracePeriod => {
-                if os.defects.has(OsDefect::SkipRcuGracePeriod) {
+                if os.has_defect(OsDefect::SkipRcuGracePeriod) {
                     return Next::Done(now, "skipped (defect skip_rcu_grace_period)".into());
                 }
                 os.call_rcu(now, ctl, Callback::Wake(op), cx);
@@ -167,7 +167,7 @@ impl CpuFlow {
             Step::InitCpu => {
                 os.init_cpu(&mut t, c, cx);
                 Next::Done(
-                    t.max(now + os.cfg.init_cost),
+                    t.max(now + os.config().init_cost),
                     "idle task, timer, interrupts, per-CPU area, RCU".into(),
                 )
             }

@@ -162,23 +162,23 @@ pub enum OsError {
 
 /// The OS (see the module docs).
 pub struct Os {
-    pub(crate) cfg: OsConfig,
-    pub(crate) defects: OsDefects,
-    pub(crate) q: EventQueue<OsEv>,
-    pub(crate) events: Vec<(SimTime, OsEvent)>,
-    pub(crate) violations: Vec<Violation>,
+    cfg: OsConfig,
+    defects: OsDefects,
+    q: EventQueue<OsEv>,
+    events: Vec<(SimTime, OsEvent)>,
+    violations: Vec<Violation>,
     pub(crate) scan: AcpiScan,
     pub(crate) mem: BootMem,
-    pub(crate) nr: usize,
+    nr: usize,
     pub(crate) possible: CpuMask,
     pub(crate) present: CpuMask,
-    pub(crate) maps_cur: u64,
-    pub(crate) maps: BTreeMap<u64, MapsObj>,
+    maps_cur: u64,
+    maps: BTreeMap<u64, MapsObj>,
     no_maps: CpuMaps,
-    pub(crate) next_maps: u64,
-    pub(crate) rcu: Rcu,
+    next_maps: u64,
+    rcu: Rcu,
     pub(crate) pcpu: Vec<PerCpu>,
-    pub(crate) busy_until: Vec<SimTime>,
+    busy_until: Vec<SimTime>,
     pub(crate) tasks: Vec<Task>,
     pub(crate) irqs: IrqTable,
     pub(crate) driver: CardDriver,
@@ -187,9 +187,9 @@ pub struct Os {
     pub(crate) hp: Hotplug,
     pub(crate) stats: OsStats,
     streams: RngStreams,
-    pub(crate) bsp: LogicalCpu,
+    bsp: LogicalCpu,
     pub(crate) boot_ops: u32,
-    pub(crate) booted_at: Option<SimTime>,
+    booted_at: Option<SimTime>,
     pub(crate) sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
     pub(crate) vm: Option<crate::mm::manager::Vm>,
@@ -372,6 +372,16 @@ impl Os {
     }
 
     // ------------------------------------------------------------------ views
+
+    /// The boot CPU (logical CPU 0 unless it went offline).
+    pub fn boot_cpu(&self) -> LogicalCpu {
+        self.bsp
+    }
+
+    /// `NR_CPUS`: the size of every CPU mask and per-CPU area.
+    pub fn nr_cpus(&self) -> usize {
+        self.nr
+    }
 
     /// The configuration.
     pub fn config(&self) -> &OsConfig {

@@ -27,7 +27,7 @@ impl MemFlow {
     ) -> Next<MemFlow> {
         let now = *t;
         let blocks = MemFlow::isolated_blocks(os);
-        let mc = os.cfg.memory.clone();
+        let mc = os.config().memory.clone();
         let defect_wb = os.has_defect(OsDefect::IgnoreWriteback);
         let compact = os.memhp.running().and_then(|c| c.state.compact);
         // Batch after batch finding no memory to move to: give up (isolation is undone).
@@ -290,7 +290,7 @@ impl MemFlow {
                 os.pcpu[to.index()].csd.push_back(id);
                 os.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
                 os.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, cx);
-                *t += os.cfg.ipi_send;
+                *t += os.config().ipi_send;
                 csds.push(id);
             }
             os.reader_end(*t, ctl);
@@ -301,7 +301,7 @@ impl MemFlow {
             c.state.batch = picked;
             c.state.writeback = writeback;
         }
-        let deadline = *t + os.cfg.csd_timeout;
+        let deadline = *t + os.config().csd_timeout;
         Next::Poll(MemWait::Acks { csds, deadline }, *t, String::new())
     }
 
@@ -318,14 +318,14 @@ impl MemFlow {
         let hw = os.hw(ctl);
         let coherent = !os.has_defect(OsDefect::CopyNoncoherent);
         let free_first = os.has_defect(OsDefect::FreeBeforeCopy);
-        let page_cost = os.cfg.memory.page_cost;
+        let page_cost = os.config().memory.page_cost;
         // Pages whose file system has no migrate_page are written back first (they are
         // locked and unmapped: nobody can dirty them again).
         if !writeback.is_empty() {
             for &pfn in &writeback {
                 Mm::write_back_now(os, t, pfn, cx);
             }
-            t += os.cfg.memory.disk_latency;
+            t += os.config().memory.disk_latency;
             if let Some(c) = os.memhp.running_mut() {
                 c.report.moved.written_back += writeback.len() as u32;
             }
@@ -438,7 +438,7 @@ impl MemFlow {
             })
             .collect();
         let bytes = (pairs.len() as u64) << vm.phys.page_shift;
-        let parallel = os.cfg.memory.parallel_copy;
+        let parallel = os.config().memory.parallel_copy;
         if let Ok(lat) = cx.p.copy_pages(t, hw, &pairs, coherent, parallel, cx.probe) {
             t += lat;
         }

@@ -424,7 +424,7 @@ impl Flow for MemFlow {
                 .iter()
                 .find(|&c| Some(os.pcpu[c.index()].node) != node_of_req)
                 .or_else(|| online.first())
-                .unwrap_or(os.bsp)
+                .unwrap_or(os.boot_cpu())
         };
         let report = Report {
             id,
@@ -480,7 +480,7 @@ impl Flow for MemFlow {
                 if pending && now < deadline {
                     Next::Poll(
                         MemWait::Acks { csds, deadline },
-                        now + os.cfg.ipi_handler,
+                        now + os.config().ipi_handler,
                         String::new(),
                     )
                 } else {
@@ -495,7 +495,7 @@ impl Flow for MemFlow {
                                         id: *id,
                                         from: x.from,
                                         to: x.to,
-                                        waited: os.cfg.csd_timeout,
+                                        waited: os.config().csd_timeout,
                                     },
                                 );
                             }
@@ -512,7 +512,7 @@ impl Flow for MemFlow {
                     // when the last child ends instead is a change of behaviour).
                     return Some(Next::Poll(
                         MemWait::Children,
-                        now + os.cfg.step_cost,
+                        now + os.config().step_cost,
                         String::new(),
                     ));
                 }
@@ -576,7 +576,7 @@ impl Flow for MemFlow {
     }
 
     fn restart_delay(os: &Os) -> SimDuration {
-        os.cfg.step_cost
+        os.config().step_cost
     }
 }
 
@@ -667,7 +667,7 @@ impl MemFlow {
 
     /// The refusals of a request for block `block` to go offline or online.
     pub(crate) fn check_mem_request(os: &Os, block: u32, online: bool) -> Result<(), MemError> {
-        if os.booted_at.is_none() {
+        if os.booted_at().is_none() {
             return Err(MemError::Booting);
         }
         let vm = os.vm.as_ref().ok_or(MemError::Booting)?;
@@ -725,7 +725,7 @@ impl MemFlow {
         if !remove {
             return Ok(());
         }
-        if let Some(m) = os.scan.interleaved_memory() {
+        if let Some(m) = os.scan().interleaved_memory() {
             return Err(MemError::Interleaved {
                 path: path.to_owned(),
                 memory: m.path.clone(),

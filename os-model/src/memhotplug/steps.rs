@@ -61,7 +61,7 @@ impl MemFlow {
                     crate::ops::adopt::<MemFlow>(os, FlowKind::Cpu, op);
                 }
                 let note = format!("{} CPUs of node{n} queued for hot-remove", cpus.len());
-                Next::Poll(MemWait::Children, now + os.cfg.step_cost, note)
+                Next::Poll(MemWait::Children, now + os.config().step_cost, note)
             }
             MemStep::CpusUp => {
                 let Some(n) = node else {
@@ -84,7 +84,7 @@ impl MemFlow {
                 for op in ids {
                     crate::ops::adopt::<MemFlow>(os, FlowKind::Cpu, op);
                 }
-                Next::Poll(MemWait::Children, now + os.cfg.step_cost, note)
+                Next::Poll(MemWait::Children, now + os.config().step_cost, note)
             }
             MemStep::Isolate => {
                 // As start_isolate_page_range: block by block, each checked for unmovable
@@ -147,7 +147,7 @@ impl MemFlow {
                         "; unmovable check skipped (defect skip_unmovable_check)"
                     }
                 );
-                Next::Done(now + os.cfg.memory.page_cost.saturating_mul(n), note)
+                Next::Done(now + os.config().memory.page_cost.saturating_mul(n), note)
             }
             MemStep::Migrate => MemFlow::mem_migrate_pass(os, &mut t, ctl, cx),
             MemStep::OfflineBlocks => {
@@ -198,7 +198,11 @@ impl MemFlow {
                     note.push_str(&format!("; {left} unmovable pages dropped with the blocks"));
                 }
                 Next::Done(
-                    t + os.cfg.memory.page_cost.saturating_mul(blocks.len() as u64),
+                    t + os
+                        .config()
+                        .memory
+                        .page_cost
+                        .saturating_mul(blocks.len() as u64),
                     note,
                 )
             }
@@ -309,7 +313,7 @@ impl MemFlow {
         cx: &mut Cx<'_>,
     ) -> Next<MemFlow> {
         let blocks = MemFlow::cur_blocks(os);
-        let policy = os.cfg.memory.memmap_on;
+        let policy = os.config().memory.memmap_on;
         let node_req = os.memhp.running().and_then(|c| c.req.node);
         let mut onlined = Vec::new();
         let mut t = now;
@@ -330,7 +334,7 @@ impl MemFlow {
             }
             // The memory must be there: its memory device's _STA says present.
             let device = os
-                .scan
+                .scan()
                 .memory
                 .iter()
                 .find(|m| m.node == blk.node)
@@ -386,7 +390,7 @@ impl MemFlow {
                 }
             }
             t += os
-                .cfg
+                .config()
                 .memory
                 .page_cost
                 .saturating_mul(u64::from(blk.pages / PAGEBLOCK_PAGES));

@@ -451,7 +451,7 @@ impl Flow for PciFlow {
             .target
             .slot()
             .and_then(|sun| os.pcihp.slots.iter().position(|s| s.sun == sun));
-        let controller = os.cur_maps().online.first().unwrap_or(os.bsp);
+        let controller = os.cur_maps().online.first().unwrap_or(os.boot_cpu());
         Begun {
             report: Report {
                 id,
@@ -645,7 +645,7 @@ impl PciFlow {
     /// Learns the slots and the bridges' windows from the namespace scan (at boot).
     pub(crate) fn pci_init(os: &mut Os) {
         os.pcihp.bridges = os
-            .scan
+            .scan()
             .bridges
             .iter()
             .map(|b| BridgeResources {
@@ -655,11 +655,11 @@ impl PciFlow {
             })
             .collect();
         let mut slots: Vec<PciSlot> = os
-            .scan
+            .scan()
             .slots
             .iter()
             .filter_map(|s| {
-                let bus = os.scan.bridges.get(s.bridge)?.bus;
+                let bus = os.scan().bridges.get(s.bridge)?.bus;
                 Some(PciSlot {
                     sun: s.sun,
                     path: s.path.clone(),
@@ -688,7 +688,7 @@ impl PciFlow {
         let Some(i) = os.pcihp.slots.iter().position(|s| s.sun == sun) else {
             return false;
         };
-        let hw = os.hw(os.bsp);
+        let hw = os.hw(os.boot_cpu());
         let bdf = os.pcihp.slots[i].bdf;
         let ((bar, mem_size), (io_bar, io_size)) = CardDriver::size_bars(t, hw, bdf, cx);
         let br = &mut os.pcihp.bridges[os.pcihp.slots[i].bridge];
@@ -721,7 +721,7 @@ impl PciFlow {
         trigger: Trigger,
         cause: Option<NotifyId>,
     ) -> Result<Accepted, PciError> {
-        if trigger == Trigger::User && os.booted_at.is_none() {
+        if trigger == Trigger::User && os.booted_at().is_none() {
             return Err(PciError::Booting { slot: sun });
         }
         let slots = os.pcihp.slots.len();
@@ -858,7 +858,7 @@ impl PciFlow {
     /// Whether the OS has host bridge `b` (found present at boot or by a rescan, and not
     /// forgotten since) — or an operation queued or running is adding its subsystem.
     pub(crate) fn subsystem_known(os: &Os, b: usize) -> bool {
-        let Some(br) = os.scan.bridges.get(b) else {
+        let Some(br) = os.scan().bridges.get(b) else {
             return false;
         };
         br.present
@@ -871,8 +871,8 @@ impl PciFlow {
     /// The bridges (indices in the scan) of the I/O subsystem whose module device is `path`.
     pub(crate) fn subsystem_bridges(os: &Os, path: &str) -> Vec<usize> {
         let prefix = format!("{path}.");
-        (0..os.scan.bridges.len())
-            .filter(|&b| os.scan.bridges[b].path.starts_with(&prefix))
+        (0..os.scan().bridges.len())
+            .filter(|&b| os.scan().bridges[b].path.starts_with(&prefix))
             .collect()
     }
 

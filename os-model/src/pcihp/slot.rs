@@ -57,8 +57,8 @@ impl PciFlow {
                     c.state.powered = true;
                 }
                 Next::Done(
-                    t + os.cfg.pci.power_delay,
-                    format!("_PS0; {} for power to settle", os.cfg.pci.power_delay),
+                    t + os.config().pci.power_delay,
+                    format!("_PS0; {} for power to settle", os.config().pci.power_delay),
                 )
             }
             PciStep::Scan => {
@@ -160,7 +160,7 @@ impl PciFlow {
                     return Next::Done(t, "nothing to cx.probe".into());
                 };
                 let irq = os.pcihp.slots[i].irq;
-                let node = os.scan.bridges.get(slot.bridge).map_or(0, |b| b.node);
+                let node = os.scan().bridges.get(slot.bridge).map_or(0, |b| b.node);
                 let span = os.driver.config().card_span();
                 let Ok(ring) = Mm::kmalloc(os, node, span, 4096) else {
                     return Next::Fail(
@@ -215,10 +215,10 @@ impl PciFlow {
                 }
                 os.driver.quiesce(&mut t, k, hw, cx);
                 Next::Done(
-                    t + os.cfg.pci.quiesce_delay,
+                    t + os.config().pci.quiesce_delay,
                     format!(
                         "engine and bus mastering off; {} for DMA in flight",
-                        os.cfg.pci.quiesce_delay
+                        os.config().pci.quiesce_delay
                     ),
                 )
             }
@@ -228,7 +228,7 @@ impl PciFlow {
                 };
                 let desc = os.irqs.descs()[d].clone();
                 let sapic = os
-                    .scan
+                    .scan()
                     .sapics
                     .iter()
                     .find(|x| x.base == desc.sapic_base)
@@ -243,7 +243,7 @@ impl PciFlow {
                 PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, cx);
                 os.irqs.free(d);
                 Next::Done(
-                    t + os.cfg.pci.quiesce_delay,
+                    t + os.config().pci.quiesce_delay,
                     format!(
                         "gsi{} masked and freed (vector {:#04x})",
                         desc.gsi, desc.vector
@@ -259,7 +259,7 @@ impl PciFlow {
                 if c.ring == 0 {
                     return Next::Done(t, "no buffers".into());
                 }
-                if os.cfg.pci.poison_freed_buffers {
+                if os.config().pci.poison_freed_buffers {
                     for w in 0..span / 8 {
                         crate::hw::store(cx, &mut t, hw, c.ring + 8 * w, POISON);
                     }
@@ -277,7 +277,7 @@ impl PciFlow {
                     format!(
                         "DMA ring {:#x}+{span:#x} freed{}",
                         c.ring,
-                        if os.cfg.pci.poison_freed_buffers {
+                        if os.config().pci.poison_freed_buffers {
                             " (poisoned)"
                         } else {
                             ""
@@ -332,7 +332,7 @@ impl PciFlow {
                 Next::Done(t, note)
             }
             PciStep::PowerOff => {
-                let bridge = os.scan.bridges.get(slot.bridge).map(|b| b.path.clone());
+                let bridge = os.scan().bridges.get(slot.bridge).map(|b| b.path.clone());
                 if !bridge.is_some_and(|b| crate::acpi::is_present(cx.p, &b)) {
                     return Next::Done(t, "the I/O subsystem is gone: nothing to power off".into());
                 }
@@ -409,7 +409,7 @@ impl PciFlow {
         let hw = os.hw(by);
         let sizes = os.sapic_sizes.clone();
         let (base, entry) = os
-            .scan
+            .scan()
             .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
             .map(|(s, e)| (s.base, e))
             .ok_or_else(|| format!("no IO SAPIC serves gsi{gsi}"))?;

@@ -35,9 +35,9 @@ impl Mm {
 
     pub(crate) fn start_io(os: &mut Os, now: SimTime, io: Io) {
         let lat = match io {
-            Io::SwapIn { .. } | Io::SwapOut { .. } => os.cfg.memory.swap_latency,
+            Io::SwapIn { .. } | Io::SwapOut { .. } => os.config().memory.swap_latency,
             Io::FileRead { .. } | Io::Writeback { .. } | Io::DirectWrite { .. } => {
-                os.cfg.memory.disk_latency
+                os.config().memory.disk_latency
             }
         };
         let vm = os.vmm();
@@ -245,7 +245,8 @@ impl Mm {
     /// The flusher: every `writeback_interval`, starts writeback of the oldest dirty file
     /// pages and clears every page's referenced bit (what is not touched again is cold).
     pub(crate) fn flusher(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
-        let every = os.cfg.memory.writeback_interval;
+        let every = os.config().memory.writeback_interval;
+        let batch = os.config().memory.writeback_batch as usize;
         let Some(vm) = os.vm.as_mut() else {
             return;
         };
@@ -254,7 +255,6 @@ impl Mm {
         }
         vm.next_flush = now + every;
         vm.phys.map.clear_all(flags::REFERENCED);
-        let batch = os.cfg.memory.writeback_batch as usize;
         let mut dirty = Vec::new();
         // Round robin over the files, starting where the last pass stopped.
         let n = vm.files.len();

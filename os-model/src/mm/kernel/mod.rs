@@ -41,7 +41,7 @@ impl Mm {
     /// configured otherwise. Then the zero page and the boot slab pages.
     pub(crate) fn mm_boot(os: &mut Os, boot_node: u32, p: &Platform) -> Result<(), OsError> {
         let g = p.geometry();
-        let mc: &MemConfig = &os.cfg.memory;
+        let mc: &MemConfig = &os.config().memory;
         let block_pages = (mc.block_size.0 >> g.page_shift) as u32;
         let cell_frames = (g.cell_bytes >> g.page_shift) as u32;
         if block_pages < PAGEBLOCK_PAGES || cell_frames % block_pages != 0 {
@@ -84,7 +84,7 @@ impl Mm {
         );
         phys.alloc_from_isolated = os.has_defect(OsDefect::AllocFromIsolated);
         let reserved = (crate::mm::bootmem::RESERVED_PER_NODE >> g.page_shift) as u32;
-        for r in os.scan.memory.iter().filter(|r| r.present) {
+        for r in os.scan().memory.iter().filter(|r| r.present) {
             let first = (r.base >> g.page_shift) as u32;
             let last = ((r.base + r.len) >> g.page_shift) as u32;
             let mut b = first / block_pages;
@@ -129,7 +129,7 @@ impl Mm {
             files: Vec::new(),
             swap: BlockStore::new(mc.swap_slots),
             disk: BTreeMap::new(),
-            tlbs: (0..os.nr)
+            tlbs: (0..os.nr_cpus())
                 .map(|_| Tlb::new(mc.tlb_entries as usize))
                 .collect(),
             zero_pfn: zero,
@@ -201,7 +201,7 @@ impl Mm {
 
     /// Boot-time kernel pages (slab caches that never shrink): unmovable, in normal zones.
     pub(crate) fn mm_boot_slabs(os: &mut Os, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
-        let n = os.cfg.memory.slab_pages;
+        let n = os.config().memory.slab_pages;
         let hw = os.hw(c);
         let page = 1u64 << os.vmm().phys.page_shift;
         let normal: Vec<u32> = os

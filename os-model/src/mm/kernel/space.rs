@@ -115,7 +115,7 @@ impl Mm {
         node: u32,
         cx: &mut Cx<'_>,
     ) -> Result<u32, crate::mm::NoMemory> {
-        let mc = os.cfg.memory.clone();
+        let mc = os.config().memory.clone();
         let vm = os.vmm();
         let id = vm.spaces.len() as u32;
         let mut vmas = Vec::new();
@@ -309,7 +309,7 @@ impl Mm {
 
     /// Creates the configured files, their page cache filled from the disk (device DMA).
     pub(crate) fn create_files(os: &mut Os, t: &mut SimTime, cx: &mut Cx<'_>) {
-        let mc = os.cfg.memory.clone();
+        let mc = os.config().memory.clone();
         let nodes: Vec<u32> = os
             .vmm()
             .phys
