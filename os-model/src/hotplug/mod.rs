@@ -316,11 +316,9 @@ impl Flow for CpuFlow {
             .done()
             .last()
             .is_some_and(|r| r.trigger == Trigger::Boot);
-        if boot {
-            os.boot_ops = os.boot_ops.saturating_sub(1);
-            if os.boot_ops == 0 && os.booted_at().is_none() {
-                os.finish_boot(now, cx);
-            }
+        // Boot ends with its last bring-up.
+        if boot && os.boot_op_done() && os.booted_at().is_none() {
+            os.finish_boot(now, cx);
         }
     }
 
@@ -397,7 +395,7 @@ impl CpuFlow {
             .and_then(|()| CpuFlow::check_request(os, kind, cpu, eject));
         match &r {
             Err(e) => {
-                os.refusals.push(Refusal {
+                os.record_refusal(Refusal {
                     time: now,
                     target: format!("cpu{cpu}"),
                     errno: e.errno(),
@@ -556,7 +554,7 @@ impl CpuFlow {
         error: String,
         cause: Option<NotifyId>,
     ) {
-        os.refusals.push(Refusal {
+        os.record_refusal(Refusal {
             time: now,
             target: target.clone(),
             errno,

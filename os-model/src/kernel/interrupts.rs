@@ -174,23 +174,7 @@ impl Os {
         if op.next < op.targets.len() {
             let to = op.targets[op.next];
             self.reader_use(t, c, op.version, to, cx);
-            let mut csd = None;
-            if op.wait {
-                let id = self.next_csd;
-                self.next_csd += 1;
-                self.csds.insert(
-                    id,
-                    Csd {
-                        from: c,
-                        to,
-                        done: false,
-                        asid: op.asid,
-                    },
-                );
-                self.pcpu[to.index()].csd.push_back(id);
-                self.emit(*t, OsEvent::CsdQueued { id, from: c, to });
-                csd = Some(id);
-            }
+            let csd = op.wait.then(|| self.queue_csd(*t, c, to, op.asid));
             self.send_ipi(*t, c, to, op.vector, cx);
             *t += self.cfg.ipi_send;
             let send_done = op.next + 1 == op.targets.len();
@@ -211,32 +195,13 @@ impl Os {
             .copied()
             .filter(|id| self.csds.get(id).is_some_and(|x| !x.done))
             .collect();
-        if op.wait && !waiting.is_empty() {
-            if *t < op.deadline {
-                // Spin until the acknowledgements arrive (they kick this CPU) or time runs out.
-                self.busy_until[i] = *t;
-                self.run_by(c, op.deadline);
-                return;
-            }
-            for id in waiting {
-                if let Some(x) = self.csds.remove(&id) {
-                    self.stats.csd_timeouts += 1;
-                    self.pcpu[x.to.index()].csd.retain(|&q| q != id);
-                    self.emit(
-                        *t,
-                        OsEvent::CsdTimeout {
-                            id,
-                            from: c,
-                            to: x.to,
-                            waited: self.cfg.csd_timeout,
-                        },
-                    );
-                }
-            }
+        if op.wait && !waiting.is_empty() && *t < op.deadline {
+            // Spin until the acknowledgements arrive (they kick this CPU) or time runs out.
+            self.busy_until[i] = *t;
+            self.run_by(c, op.deadline);
+            return;
         }
-        for id in &op.csds {
-            self.csds.remove(id);
-        }
+        self.reap_csds(*t, &op.csds);
         self.pcpu[i].op = None;
         self.reader_end(*t, c);
         if let Some(pfn) = op.free_after {
@@ -244,6 +209,60 @@ impl Os {
             Mm::free_discarded(self, *t, pfn);
         }
         self.finish_step(c, now, *t);
+    }
+
+    /// Queues a cross-call from `from` on `to`'s list (`asid`: the address space whose
+    /// translations it drops, `None`: the whole TLB); returns its id. The caller sends the
+    /// IPI.
+    pub(crate) fn queue_csd(
+        &mut self,
+        t: SimTime,
+        from: LogicalCpu,
+        to: LogicalCpu,
+        asid: Option<u32>,
+    ) -> u64 {
+        let id = self.next_csd;
+        self.next_csd += 1;
+        self.csds.insert(
+            id,
+            Csd {
+                from,
+                to,
+                done: false,
+                asid,
+            },
+        );
+        self.pcpu[to.index()].csd.push_back(id);
+        self.emit(t, OsEvent::CsdQueued { id, from, to });
+        id
+    }
+
+    /// Whether cross-call `id` is still waiting for its target.
+    pub(crate) fn csd_pending(&self, id: u64) -> bool {
+        self.csds.get(&id).is_some_and(|x| !x.done)
+    }
+
+    /// The sender stops waiting for cross-calls `ids`: each one still unanswered is
+    /// reported (the CSD lock timeout) and taken off its target's list.
+    pub(crate) fn reap_csds(&mut self, t: SimTime, ids: &[u64]) {
+        for &id in ids {
+            let Some(x) = self.csds.remove(&id) else {
+                continue;
+            };
+            if !x.done {
+                self.stats.csd_timeouts += 1;
+                self.pcpu[x.to.index()].csd.retain(|&q| q != id);
+                self.emit(
+                    t,
+                    OsEvent::CsdTimeout {
+                        id,
+                        from: x.from,
+                        to: x.to,
+                        waited: self.cfg.csd_timeout,
+                    },
+                );
+            }
+        }
     }
 
     /// `c` sends an IPI with `vector` to `to` through the machine.

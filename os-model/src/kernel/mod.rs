@@ -182,13 +182,13 @@ pub struct Os {
     pub(crate) tasks: Vec<Task>,
     pub(crate) irqs: IrqTable,
     pub(crate) driver: CardDriver,
-    pub(crate) csds: BTreeMap<u64, Csd>,
-    pub(crate) next_csd: u64,
+    csds: BTreeMap<u64, Csd>,
+    next_csd: u64,
     pub(crate) hp: Hotplug,
     pub(crate) stats: OsStats,
     streams: RngStreams,
     bsp: LogicalCpu,
-    pub(crate) boot_ops: u32,
+    boot_ops: u32,
     booted_at: Option<SimTime>,
     pub(crate) sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
@@ -197,7 +197,7 @@ pub struct Os {
     pub(crate) memhp: crate::memhotplug::MemHotplug,
     pub(crate) pcihp: crate::pcihp::PciHotplug,
     pub(crate) policy: crate::policy::Policies,
-    pub(crate) refusals: Vec<crate::hotplug::Refusal>,
+    refusals: Vec<crate::hotplug::Refusal>,
 }
 
 fn cfg_err(field: impl Into<String>, message: impl Into<String>) -> OsError {

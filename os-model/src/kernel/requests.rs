@@ -26,6 +26,17 @@ impl Os {
         CpuFlow::request(self, now, kind, cpu, trigger, None)
     }
 
+    /// Records a refusal (nothing else changes).
+    pub(crate) fn record_refusal(&mut self, r: crate::ops::Refusal) {
+        self.refusals.push(r);
+    }
+
+    /// One bring-up of boot has ended; whether it was the last.
+    pub(crate) fn boot_op_done(&mut self) -> bool {
+        self.boot_ops = self.boot_ops.saturating_sub(1);
+        self.boot_ops == 0
+    }
+
     /// Every request refused so far, in order.
     pub fn refusals(&self) -> &[Refusal] {
         &self.refusals

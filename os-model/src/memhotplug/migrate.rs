@@ -5,7 +5,6 @@
 use super::{MemError, MemFlow, MemWait, Method, Move};
 use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
-use crate::event::OsEvent;
 use crate::hw::Cx;
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::kernel::Os;
@@ -276,19 +275,7 @@ impl MemFlow {
                 .collect();
             for to in online {
                 os.reader_use(t, ctl, v, to, cx);
-                let id = os.next_csd;
-                os.next_csd += 1;
-                os.csds.insert(
-                    id,
-                    crate::kernel::Csd {
-                        from: ctl,
-                        to,
-                        done: false,
-                        asid: None,
-                    },
-                );
-                os.pcpu[to.index()].csd.push_back(id);
-                os.emit(*t, OsEvent::CsdQueued { id, from: ctl, to });
+                let id = os.queue_csd(*t, ctl, to, None);
                 os.send_ipi(*t, ctl, to, CALL_FUNCTION_VECTOR, cx);
                 *t += os.config().ipi_send;
                 csds.push(id);

@@ -29,7 +29,6 @@ use thiserror::Error;
 
 use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
-use crate::event::OsEvent;
 use crate::hotplug::{CpuFlow, OpKind, Trigger};
 use crate::kernel::Os;
 use crate::mm::{BlockState, PteRef};
@@ -474,9 +473,7 @@ impl Flow for MemFlow {
     fn resume(os: &mut Os, now: SimTime, wait: MemWait, cx: &mut Cx<'_>) -> Option<Next<Self>> {
         Some(match wait {
             MemWait::Acks { csds, deadline } => {
-                let pending = csds
-                    .iter()
-                    .any(|id| os.csds.get(id).is_some_and(|x| !x.done));
+                let pending = csds.iter().any(|&id| os.csd_pending(id));
                 if pending && now < deadline {
                     Next::Poll(
                         MemWait::Acks { csds, deadline },
@@ -484,23 +481,7 @@ impl Flow for MemFlow {
                         String::new(),
                     )
                 } else {
-                    for id in &csds {
-                        if let Some(x) = os.csds.remove(id) {
-                            if !x.done {
-                                os.stats.csd_timeouts += 1;
-                                os.pcpu[x.to.index()].csd.retain(|q| q != id);
-                                os.emit(
-                                    now,
-                                    OsEvent::CsdTimeout {
-                                        id: *id,
-                                        from: x.from,
-                                        to: x.to,
-                                        waited: os.config().csd_timeout,
-                                    },
-                                );
-                            }
-                        }
-                    }
+                    os.reap_csds(now, &csds);
                     let t = MemFlow::mem_copy_batch(os, now, cx);
                     Next::Again(t)
                 }
