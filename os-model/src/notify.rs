@@ -15,6 +15,7 @@
 //! number ([`acpi_model::NotifyId`]), so whoever sent it learns what came of it.
 
 use crate::hw::Cx;
+use crate::ids::NodeId;
 use acpi_model::{AcpiValue, Notification, NotifyCode};
 use sim_core::SimTime;
 
@@ -187,7 +188,7 @@ fn memory(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         MemRequest {
             kind,
             blocks: Vec::new(),
-            node: Some(node),
+            node: Some(NodeId(node)),
             trigger: trigger_of(n.code),
             acpi_path: Some(n.path.clone()),
             requested: sci.now,

@@ -16,6 +16,7 @@
 //! Each decision is recorded (time, policy, target, why, what came of the request).
 
 use crate::hw::Cx;
+use crate::ids::NodeId;
 use serde::Serialize;
 use sim_core::SimTime;
 
@@ -161,7 +162,7 @@ impl Policies {
                         MemRequest {
                             kind: MemOpKind::CellRemove,
                             blocks: Vec::new(),
-                            node: Some(cell as u32),
+                            node: Some(NodeId(cell as u32)),
                             trigger: Trigger::Ras,
                             acpi_path: Some(path.clone()),
                             requested: now,

@@ -300,7 +300,7 @@ impl MemFlow {
         let batch = std::mem::take(&mut cur.state.batch);
         let writeback = std::mem::take(&mut cur.state.writeback);
         let ctl = cur.report.controller;
-        let home = cur.req.node;
+        let home = cur.req.node.map(|n| n.0);
         let mut t = now;
         let hw = os.hw(ctl);
         let coherent = !os.has_defect(OsDefect::CopyNoncoherent);

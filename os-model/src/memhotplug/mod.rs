@@ -30,6 +30,7 @@ use thiserror::Error;
 use crate::config::OsDefect;
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{CpuFlow, OpKind, Trigger};
+use crate::ids::{BlockId, NodeId};
 use crate::kernel::Os;
 use crate::mm::{BlockState, PteRef};
 use crate::ops::{Begun, Engine, Flow, FlowKind, Next, Op, OpTarget, OstStatus, Report};
@@ -125,7 +126,7 @@ pub enum MemError {
     #[error("memory{block} does not exist ({blocks} blocks)")]
     NoSuchBlock {
         /// The memory block (`memoryN` in sysfs).
-        block: u32,
+        block: BlockId,
         /// Blocks in all.
         blocks: u32,
     },
@@ -133,7 +134,7 @@ pub enum MemError {
     #[error("memory{block} is {state}")]
     WrongState {
         /// The memory block (`memoryN` in sysfs).
-        block: u32,
+        block: BlockId,
         /// The block's state as sysfs spells it (`online`, `offline`, `going-offline`).
         state: &'static str,
     },
@@ -141,13 +142,13 @@ pub enum MemError {
     #[error("memory{block} is not present")]
     NotPresent {
         /// The memory block (`memoryN` in sysfs).
-        block: u32,
+        block: BlockId,
     },
     /// Kernel pages that nothing can move.
     #[error("memory{block} holds unmovable pages from pfn {pfn:#x}: {owner}")]
     Unmovable {
         /// The memory block (`memoryN` in sysfs).
-        block: u32,
+        block: BlockId,
         /// The first one.
         pfn: u32,
         /// What they hold, by kind.
@@ -265,9 +266,9 @@ pub struct MemRequest {
     /// What to do.
     pub kind: MemOpKind,
     /// The blocks (offline / online).
-    pub blocks: Vec<u32>,
+    pub blocks: Vec<BlockId>,
     /// The node (cell operations, and node-wide offline).
-    pub node: Option<u32>,
+    pub node: Option<NodeId>,
     /// Who asked.
     pub trigger: Trigger,
     /// The ACPI device to `_EJ0` and to report `_OST` to.
@@ -314,9 +315,9 @@ pub struct MoveCounts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MemOpDetail {
     /// The memory blocks named (empty: the whole node).
-    pub blocks: Vec<u32>,
+    pub blocks: Vec<BlockId>,
     /// The NUMA node (cell) it works on, if it names one.
-    pub node: Option<u32>,
+    pub node: Option<NodeId>,
     /// The ACPI device it answers for.
     pub path: Option<String>,
     /// Whether a failed operation left allocator, mappings and block states exactly as they
@@ -416,7 +417,7 @@ impl Flow for MemFlow {
     }
 
     fn begin(os: &mut Os, now: SimTime, id: u32, req: &MemRequest) -> Begun<Self> {
-        let node_of_req = req.node;
+        let node_of_req = req.node.map(|n| n.0);
         let controller = {
             let online = &os.cur_maps().online;
             online
@@ -453,14 +454,14 @@ impl Flow for MemFlow {
     }
 
     fn target(op: &Op<Self>) -> OpTarget {
-        OpTarget::Blocks(op.req.blocks.clone())
+        OpTarget::Blocks(op.req.blocks.iter().map(|b| b.0).collect())
     }
 
     fn refresh(os: &mut Os) {
         let Some(cur) = os.memhp.running() else {
             return;
         };
-        let ctl = os.live_controller(cur.report.controller, cur.req.node);
+        let ctl = os.live_controller(cur.report.controller, cur.req.node.map(|n| n.0));
         if let Some(cur) = os.memhp.running_mut() {
             cur.report.controller = ctl;
         }
@@ -540,7 +541,7 @@ impl Flow for MemFlow {
 
     fn ending(os: &mut Os, now: SimTime, op: &mut Op<Self>, result: &Result<(), MemError>) {
         if let (MemOpKind::CellAdd, Ok(()), Some(n)) = (op.req.kind, result, op.req.node) {
-            Policies::policy_cell_replaced(os, n);
+            Policies::policy_cell_replaced(os, n.0);
         }
         // A refusal while isolating (same instant, nothing moved yet) must leave the memory
         // state exactly as it was: the digest taken when isolation began says whether it did.
@@ -636,7 +637,7 @@ impl MemFlow {
                 } else {
                     MemOpKind::Offline
                 },
-                blocks: vec![block],
+                blocks: vec![BlockId(block)],
                 node: None,
                 trigger,
                 acpi_path: None,
@@ -657,7 +658,10 @@ impl MemFlow {
             .phys
             .blocks
             .get(block as usize)
-            .ok_or(MemError::NoSuchBlock { block, blocks })?;
+            .ok_or(MemError::NoSuchBlock {
+                block: BlockId(block),
+                blocks,
+            })?;
         if let Some((op, kind)) = MemFlow::node_op_on(os, b.node) {
             return Err(MemError::InProgress {
                 op,
@@ -679,7 +683,7 @@ impl MemFlow {
         };
         if b.state != want {
             return Err(MemError::WrongState {
-                block,
+                block: BlockId(block),
                 state: b.state.name(),
             });
         }
@@ -721,7 +725,7 @@ impl MemFlow {
         for b in vm.phys.node_blocks(node) {
             if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
                 return Err(MemError::Unmovable {
-                    block: b,
+                    block: BlockId(b),
                     pfn,
                     owner,
                 });
@@ -735,7 +739,7 @@ impl MemFlow {
     pub(crate) fn node_op_on(os: &Os, node: u32) -> Option<(u32, MemOpKind)> {
         os.memhp
             .pending()
-            .find(|(_, r)| r.node == Some(node))
+            .find(|(_, r)| r.node == Some(NodeId(node)))
             .map(|(id, r)| (id, r.kind))
     }
 
@@ -750,7 +754,7 @@ impl MemFlow {
     pub(crate) fn mem_op_on_block(os: &Os, block: u32) -> Option<(u32, &'static str)> {
         os.memhp
             .pending()
-            .find(|(_, r)| r.blocks.contains(&block))
+            .find(|(_, r)| r.blocks.contains(&BlockId(block)))
             .map(|(id, r)| (id, r.kind.name()))
     }
 
@@ -779,12 +783,12 @@ impl MemFlow {
                     vm.phys
                         .blocks
                         .iter()
-                        .filter(|b| b.node == n)
+                        .filter(|b| b.node == n.0)
                         .map(|b| b.index)
                         .collect()
                 })
                 .unwrap_or_default(),
-            Some(_) | None => cur.req.blocks.clone(),
+            Some(_) | None => cur.req.blocks.iter().map(|b| b.0).collect(),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::config::{MemmapOn, OsDefect};
 use crate::cpumask::LogicalCpu;
 use crate::hotplug::{Accepted, OpKind, Trigger};
 use crate::hw::Cx;
+use crate::ids::BlockId;
 use crate::kernel::Os;
 use crate::mm::kernel::Mm;
 use crate::mm::{BlockState, Gfp, Owner, PAGEBLOCK_PAGES, ZoneKind};
@@ -25,7 +26,7 @@ impl MemFlow {
             return Next::Done(now, String::new());
         };
         let ctl = cur.report.controller;
-        let node = cur.req.node;
+        let node = cur.req.node.map(|n| n.0);
         let mut t = now;
         match step {
             MemStep::CpusDown => {
@@ -106,7 +107,7 @@ impl MemFlow {
                         BlockState::Offline if node.is_some() => continue,
                         BlockState::Offline | BlockState::GoingOffline => {
                             refusal = Some(MemError::WrongState {
-                                block: b,
+                                block: BlockId(b),
                                 state: blk.state.name(),
                             });
                             break;
@@ -115,7 +116,7 @@ impl MemFlow {
                     if check {
                         if let Some((pfn, owner)) = vm.phys.unmovable_summary(b) {
                             refusal = Some(MemError::Unmovable {
-                                block: b,
+                                block: BlockId(b),
                                 pfn,
                                 owner,
                             });
@@ -174,7 +175,7 @@ impl MemFlow {
                             return Next::Fail(
                                 now,
                                 MemError::Unmovable {
-                                    block: b,
+                                    block: BlockId(b),
                                     pfn,
                                     owner: owner.to_string(),
                                 },
@@ -314,7 +315,7 @@ impl MemFlow {
     ) -> Next<MemFlow> {
         let blocks = MemFlow::cur_blocks(os);
         let policy = os.config().memory.memmap_on;
-        let node_req = os.memhp.running().and_then(|c| c.req.node);
+        let node_req = os.memhp.running().and_then(|c| c.req.node).map(|n| n.0);
         let mut onlined = Vec::new();
         let mut t = now;
         for b in blocks {
@@ -327,7 +328,7 @@ impl MemFlow {
                 return Next::Fail(
                     now,
                     MemError::WrongState {
-                        block: b,
+                        block: BlockId(b),
                         state: blk.state.name(),
                     },
                 );
@@ -340,7 +341,7 @@ impl MemFlow {
                 .find(|m| m.node == blk.node)
                 .map(|m| m.path.clone());
             if !device.is_some_and(|d| crate::acpi::is_present(cx.p, &d)) {
-                return Next::Fail(now, MemError::NotPresent { block: b });
+                return Next::Fail(now, MemError::NotPresent { block: BlockId(b) });
             }
             let vm = os.vmm();
             let movable = vm.phys.nodes[blk.node as usize].movable;

@@ -60,7 +60,7 @@ fn errors_under_the_thresholds_change_nothing_and_over_them_the_policy_acts_once
     s.run_to(s.now + SimDuration::from_millis(4));
     let r = s.os.mem_hotplug().done().last().cloned().unwrap();
     assert_eq!(r.kind, MemOpKind::Offline);
-    assert_eq!(r.blocks, [9]);
+    assert_eq!(r.blocks, [os_model::ids::BlockId(9)]);
     assert_eq!(r.result, Some(Ok(())), "{r:?}");
     s.audit();
     assert!(s.probe.violations.is_empty(), "{}", s.violations());
