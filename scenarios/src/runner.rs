@@ -1099,47 +1099,68 @@ fn resolve_refusals(actions: &mut [ActionRecord], os: &Os) {
 /// firmware's notification started (the one that carries its number). Operations nothing
 /// asked about that failed become failed records of their own.
 fn resolve_mem_ops(actions: &mut Vec<ActionRecord>, os: &Os) {
-    let done = os.mem_hotplug().done();
+    resolve_ops(
+        actions,
+        os.mem_hotplug().done(),
+        |r| &mut r.mem_op,
+        |op| format!("memory operation {} ({})", op.id, op.kind.name()),
+        ("memory_operation", "memory operation"),
+    );
+}
+
+/// Judges each action by the operation of flow `F` it started (its number in `slot`, or
+/// the one its notification started), and adds a failed record for each failed operation
+/// nothing asked about (`kind`: the name of such a record and the flow's noun; `what`: how
+/// one operation is named).
+fn resolve_ops<F: os_model::ops::Flow>(
+    actions: &mut Vec<ActionRecord>,
+    done: &[os_model::ops::Report<F>],
+    slot: fn(&mut ActionRecord) -> &mut Option<u32>,
+    what: impl Fn(&os_model::ops::Report<F>) -> String,
+    (action, noun): (&'static str, &'static str),
+) {
+    use os_model::ops::OpError;
     let mut claimed: Vec<u32> = Vec::new();
     for rec in actions.iter_mut() {
-        let op = match (rec.mem_op, rec.notification) {
+        let op = match (*slot(rec), rec.notification) {
             (Some(op), _) => done.iter().find(|r| r.id == op),
             (None, Some(id)) if rec.result.is_ok() => done.iter().find(|r| r.cause == Some(id)),
             (None, None) | (None, Some(_)) => None,
         };
         let Some(op) = op else {
-            if rec.mem_op.is_some() {
-                rec.result = Err("the memory operation had not ended when the run did".into());
+            if slot(rec).is_some() {
+                rec.result = Err(format!("the {noun} had not ended when the run did"));
                 rec.expected = rec.expected.take().map(|(e, _)| (e, false));
             }
             continue;
         };
         claimed.push(op.id);
-        rec.mem_op = Some(op.id);
-        let what = format!("memory operation {} ({})", op.id, op.kind.name());
+        *slot(rec) = Some(op.id);
         let outcome = op
             .result
             .clone()
             .map(|r| r.map_err(|e| (e.errno(), e.to_string())));
-        settle(rec, &what, outcome);
+        settle(rec, &what(op), outcome);
     }
     for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
         if let Some(Err(e)) = &op.result {
             if policy_refusal(op.trigger, e.errno()) {
                 continue;
             }
-            actions.push(ActionRecord {
+            let mut rec = ActionRecord {
                 time: op.ended.unwrap_or(op.started),
-                action: "memory_operation",
-                target: format!("memory operation {} ({})", op.id, op.kind.name()),
+                action,
+                target: what(op),
                 result: Err(format!("{}: {e}", e.errno())),
                 errno: Some(e.errno()),
                 expected: None,
-                mem_op: Some(op.id),
+                mem_op: None,
                 pci_op: None,
                 changed_on_refusal: None,
                 notification: None,
-            });
+            };
+            *slot(&mut rec) = Some(op.id);
+            actions.push(rec);
         }
     }
 }
@@ -1182,47 +1203,11 @@ fn judge_expected(rec: &mut ActionRecord) {
 /// a `press_attention` by the operation its notification started. Operations
 /// nothing asked about that failed become failed records of their own.
 fn resolve_pci_ops(actions: &mut Vec<ActionRecord>, os: &Os) {
-    let done = os.pci_hotplug().done();
-    let mut claimed: Vec<u32> = Vec::new();
-    for rec in actions.iter_mut() {
-        let op = match (rec.pci_op, rec.notification) {
-            (Some(op), _) => done.iter().find(|r| r.id == op),
-            (None, Some(id)) if rec.result.is_ok() => done.iter().find(|r| r.cause == Some(id)),
-            (None, None) | (None, Some(_)) => None,
-        };
-        let Some(op) = op else {
-            if rec.pci_op.is_some() {
-                rec.result = Err("the PCI operation had not ended when the run did".into());
-                rec.expected = rec.expected.take().map(|(e, _)| (e, false));
-            }
-            continue;
-        };
-        claimed.push(op.id);
-        rec.pci_op = Some(op.id);
-        let what = format!("PCI operation {} ({} {})", op.id, op.kind.name(), op.target);
-        let outcome = op
-            .result
-            .clone()
-            .map(|r| r.map_err(|e| (e.errno(), e.to_string())));
-        settle(rec, &what, outcome);
-    }
-    for op in done.iter().filter(|r| !claimed.contains(&r.id)) {
-        if let Some(Err(e)) = &op.result {
-            if policy_refusal(op.trigger, e.errno()) {
-                continue;
-            }
-            actions.push(ActionRecord {
-                time: op.ended.unwrap_or(op.started),
-                action: "pci_operation",
-                target: format!("PCI operation {} ({} {})", op.id, op.kind.name(), op.target),
-                result: Err(format!("{}: {e}", e.errno())),
-                errno: Some(e.errno()),
-                expected: None,
-                mem_op: None,
-                pci_op: Some(op.id),
-                changed_on_refusal: None,
-                notification: None,
-            });
-        }
-    }
+    resolve_ops(
+        actions,
+        os.pci_hotplug().done(),
+        |r| &mut r.pci_op,
+        |op| format!("PCI operation {} ({} {})", op.id, op.kind.name(), op.target),
+        ("pci_operation", "PCI operation"),
+    );
 }

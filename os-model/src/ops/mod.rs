@@ -254,6 +254,9 @@ macro_rules! flow_names {
             fn ost(&self) -> $crate::ops::OstStatus {
                 self.ost_status()
             }
+            fn errno(&self) -> &'static str {
+                <$error>::errno(self)
+            }
         }
     };
 }
@@ -277,4 +280,6 @@ pub trait KindName: Copy {
 pub trait OpError: Clone + fmt::Display {
     /// The `_OST` status.
     fn ost(&self) -> OstStatus;
+    /// The errno (`EBUSY`, `EINVAL`, `ETIMEDOUT`, …).
+    fn errno(&self) -> &'static str;
 }

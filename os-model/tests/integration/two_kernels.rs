@@ -5,7 +5,7 @@
 use acpi_model::hw::{IoConfig, MachineConfig};
 use acpi_model::{Platform, PlatformConfig, PlatformProbe};
 use os_model::{DriverConfig, Os, OsCheckers, OsConfig};
-use sim_core::{CpuId, RngStreams, SimTime, Trace, TraceLevel};
+use sim_core::{CpuId, LsapicId, RngStreams, SimTime, Trace, TraceLevel};
 
 use crate::common::ms;
 
@@ -28,15 +28,40 @@ fn cells_of(p: &Platform, cpus: &[CpuId]) -> Vec<u16> {
     v
 }
 
-#[test]
-fn two_kernels_boot_on_their_own_cells_of_one_platform() {
+/// The default machine, every hardware checker attached.
+fn machine() -> (Platform, PlatformProbe) {
     let cfg = PlatformConfig {
         machine: MachineConfig::default(),
         io: IoConfig::default(),
     };
-    let mut p = Platform::new(&cfg).unwrap();
-    let mut probe =
-        PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
+    let p = Platform::new(&cfg).unwrap();
+    let probe = PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
+    (p, probe)
+}
+
+/// Boots a kernel with `cfg` on the CPU whose local SAPIC is `bsp`.
+fn boot(
+    cfg: &OsConfig,
+    bsp: LsapicId,
+    seed: u64,
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+) -> Result<Os, os_model::OsError> {
+    Os::boot(
+        cfg,
+        &DriverConfig::default(),
+        &[],
+        SimTime::ZERO,
+        bsp,
+        &RngStreams::new(seed),
+        p,
+        probe,
+    )
+}
+
+#[test]
+fn two_kernels_boot_on_their_own_cells_of_one_platform() {
+    let (mut p, mut probe) = machine();
     let (a_hw, a_bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
     let part = |cells: &[u32]| OsConfig {
         nr_cpus: 32,
@@ -44,18 +69,7 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
         cells: Some(cells.to_vec()),
         ..OsConfig::default()
     };
-    let streams = RngStreams::new(5);
-    let mut a = Os::boot(
-        &part(&[0, 1, 2, 3]),
-        &DriverConfig::default(),
-        &[],
-        SimTime::ZERO,
-        a_bsp,
-        &streams,
-        &mut p,
-        &mut probe,
-    )
-    .unwrap();
+    let mut a = boot(&part(&[0, 1, 2, 3]), a_bsp, 5, &mut p, &mut probe).unwrap();
     // The first kernel hands the first CPU of cell 4 to the second through firmware (the
     // wakeup a multi-kernel's loader sends), and the second boots on it.
     let b_bsp = p
@@ -66,17 +80,7 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
         .map(|c| c.lsapic)
         .unwrap();
     p.wake_cpu(SimTime::ZERO, a_hw, b_bsp, &mut probe).unwrap();
-    let mut b = Os::boot(
-        &part(&[4, 5, 6, 7]),
-        &DriverConfig::default(),
-        &[],
-        SimTime::ZERO,
-        b_bsp,
-        &RngStreams::new(6),
-        &mut p,
-        &mut probe,
-    )
-    .unwrap();
+    let mut b = boot(&part(&[4, 5, 6, 7]), b_bsp, 6, &mut p, &mut probe).unwrap();
     let mut checks = [OsCheckers::default(), OsCheckers::default()];
     // One timeline: the earlier kernel event goes first, the first kernel on a tie.
     let end = ms(4);
@@ -139,28 +143,13 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
 
 #[test]
 fn a_kernel_cannot_boot_on_a_cpu_outside_its_cells() {
-    let cfg = PlatformConfig {
-        machine: MachineConfig::default(),
-        io: IoConfig::default(),
-    };
-    let mut p = Platform::new(&cfg).unwrap();
-    let mut probe =
-        PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
+    let (mut p, mut probe) = machine();
     let (_, bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
     let cfg = OsConfig {
         cells: Some(vec![4]),
         ..OsConfig::default()
     };
-    let r = Os::boot(
-        &cfg,
-        &DriverConfig::default(),
-        &[],
-        SimTime::ZERO,
-        bsp,
-        &RngStreams::new(1),
-        &mut p,
-        &mut probe,
-    );
+    let r = boot(&cfg, bsp, 1, &mut p, &mut probe);
     assert!(
         matches!(r, Err(os_model::OsError::NoBootCpu { .. })),
         "{:?}",
