@@ -2,7 +2,6 @@
 //! next.
 
 use crate::hw::Cx;
-use acpi_model::AcpiValue;
 use sim_core::SimTime;
 
 use super::{CpuFlow, HotplugError, Wait};
@@ -129,23 +128,11 @@ impl CpuFlow {
             Step::Halt => Next::Done(now, "halted with the flush".into()),
             Step::Eject => {
                 let path = os.pcpu[c.index()].path.clone();
-                let r = os.acpi_eval(
-                    now,
-                    ctl,
-                    &format!("{path}._EJ0"),
-                    &[AcpiValue::Integer(1)],
-                    cx,
-                );
-                let gone = !crate::acpi::is_present(cx.p, &path);
+                let (gone, note) = os.eject(now, ctl, &path, "the processor", cx);
                 if gone {
                     os.present.clear(c);
                     os.pcpu[c.index()].life = CpuLife::NotPresent;
                 }
-                let note = match r {
-                    Ok(_) if gone => "_EJ0: firmware powered the processor off".to_owned(),
-                    Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
-                    Err(e) => format!("_EJ0 failed: {e}"),
-                };
                 Next::Done(t, note)
             }
             Step::Wake => {

@@ -315,6 +315,32 @@ impl Os {
     /// it runs at, so a time in the past is the caller's bug: it stops a debug build (the
     /// queue's error names both times); a release build goes on without the event, as the
     /// queue refused it.
+    /// `_EJ0` on `path` as `cpu`: whether `_STA` reads the device gone afterwards, and the
+    /// step's note (`what`: how the note names the device once firmware powered it off).
+    pub(crate) fn eject(
+        &mut self,
+        now: SimTime,
+        cpu: LogicalCpu,
+        path: &str,
+        what: &str,
+        cx: &mut Cx<'_>,
+    ) -> (bool, String) {
+        let r = self.acpi_eval(
+            now,
+            cpu,
+            &format!("{path}._EJ0"),
+            &[AcpiValue::Integer(1)],
+            cx,
+        );
+        let gone = !crate::acpi::is_present(cx.p, path);
+        let note = match r {
+            Ok(_) if gone => format!("_EJ0: firmware powered {what} off"),
+            Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
+            Err(e) => format!("_EJ0 failed: {e}"),
+        };
+        (gone, note)
+    }
+
     /// An engine event, handed to its flow's engine.
     pub(super) fn op_event(&mut self, ev: ops::OpEvent, now: SimTime, cx: &mut Cx<'_>) {
         let (flow, op, epoch, input) = match ev {

@@ -12,7 +12,6 @@ use crate::mm::kernel::Mm;
 use crate::mm::{BlockState, Gfp, Owner, PAGEBLOCK_PAGES, ZoneKind};
 use crate::ops::{FlowKind, Next};
 use crate::pcihp::PciFlow;
-use acpi_model::AcpiValue;
 use sim_core::SimTime;
 
 impl MemFlow {
@@ -255,14 +254,7 @@ impl MemFlow {
                 let Some(path) = os.memhp.running().and_then(|c| c.req.acpi_path.clone()) else {
                     return Next::Done(now, "nothing to eject".into());
                 };
-                let r = os.acpi_eval(
-                    now,
-                    ctl,
-                    &format!("{path}._EJ0"),
-                    &[AcpiValue::Integer(1)],
-                    cx,
-                );
-                let gone = !crate::acpi::is_present(cx.p, &path);
+                let (gone, note) = os.eject(now, ctl, &path, &path, cx);
                 if gone {
                     if let Some(n) = node {
                         // Its memory block devices go with it.
@@ -279,11 +271,6 @@ impl MemFlow {
                         }
                     }
                 }
-                let note = match r {
-                    Ok(_) if gone => format!("_EJ0: firmware powered {path} off"),
-                    Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
-                    Err(e) => format!("_EJ0 failed: {e}"),
-                };
                 Next::Done(now, note)
             }
             MemStep::RemoveChipset => match node {
