@@ -181,7 +181,7 @@ fn dsdt_out_writes_tables_that_iasl_disassembles() {
         .is_ok();
     if !iasl {
         assert!(
-            std::env::var_os("CI").is_none(),
+            std::env::var_os("CI").is_none() && std::env::var_os("CELLSIM_REQUIRE_TOOLS").is_none(),
             "iasl is missing; scripts/test.sh installs it"
         );
         eprintln!("skipping the iasl half: iasl not installed");
