@@ -12,7 +12,7 @@ use acpi_model::hw::{CellEvent, CpuEvent, McaTarget, SubsystemEvent};
 use io_subsystem::DeviceKind;
 use sim_core::{CellId, CpuId, IoSubsystemId, PhysAddr, SimDuration, SlotId};
 
-use crate::scenario::{ActionKind, Defect, NotifyName, TimelineEntry};
+use crate::scenario::{ActionKind, Defect, EXPECT_OUTCOMES, NotifyName, TimelineEntry};
 
 /// What an action does, with its operands.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,25 +183,28 @@ pub enum Expect {
     Errno(&'static str),
 }
 
-/// The errnos `expect` may name.
-pub const ERRNOS: [&str; 7] = [
-    "EINVAL",
-    "EBUSY",
-    "ENOMEM",
-    "ENODEV",
-    "ENOSPC",
-    "ETIMEDOUT",
-    "EIO",
-];
-
 impl Expect {
+    /// Reads an `expect` value; `Err` says what it may be.
+    pub fn read(s: &str) -> Result<Expect, String> {
+        Expect::parse(s).ok_or_else(|| {
+            format!(
+                "unknown outcome `{s}` (known: {})",
+                EXPECT_OUTCOMES.join(", ")
+            )
+        })
+    }
+
     /// Reads an `expect` value.
     pub fn parse(s: &str) -> Option<Expect> {
         match s {
             "ok" => Some(Expect::Ok),
             "refused" => Some(Expect::Refused),
             "any" => Some(Expect::Any),
-            e => ERRNOS.iter().find(|&&x| x == e).map(|&x| Expect::Errno(x)),
+            // The errnos: the rest of the list.
+            e => EXPECT_OUTCOMES
+                .iter()
+                .find(|&&x| x == e && x.starts_with('E'))
+                .map(|&x| Expect::Errno(x)),
         }
     }
 
@@ -242,9 +245,12 @@ pub struct Timed {
 }
 
 impl Timed {
-    /// The typed form of `t` (its operands checked against what the action takes): `Err`
-    /// names the offending key of the entry and says why.
-    pub fn from_entry(t: &TimelineEntry) -> Result<Timed, (&'static str, String)> {
+    /// The typed form of `t` (its operands checked against what the action takes), with its
+    /// `expect` already read: `Err` names the offending key of the entry and says why.
+    pub fn from_entry(
+        t: &TimelineEntry,
+        expect: Option<Expect>,
+    ) -> Result<Timed, (&'static str, String)> {
         let name = t.action.name();
         let (required, optional) = t.action.operands();
         let given = [
@@ -358,18 +364,6 @@ impl Timed {
                     .ok_or_else(|| need("subsystem"))?,
                 event: t.action.io_event().ok_or_else(|| need("subsystem"))?,
             },
-        };
-        let expect = match &t.expect {
-            None => None,
-            Some(e) => Some(Expect::parse(e).ok_or_else(|| {
-                (
-                    "expect",
-                    format!(
-                        "unknown outcome `{e}` (known: ok, refused, any, {})",
-                        ERRNOS.join(", ")
-                    ),
-                )
-            })?),
         };
         Ok(Timed {
             at: t.at.0,

@@ -17,7 +17,7 @@ use os_model::{OsConfig, OsDefect};
 use serde::{Deserialize, Deserializer};
 use sim_core::{CpuId, RngStreams, SimDuration, TraceLevel};
 
-use crate::action::Timed;
+use crate::action::{Expect, Timed};
 use crate::locate::{LineCol, line_col, locate};
 
 /// A simulated time or duration written as `"5ms"`, `"250us"`, `"1.5s"`, `"800ns"` or an
@@ -1162,24 +1162,21 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
                 ),
             ));
         }
-        if let Some(e) = &t.expect {
-            if !EXPECT_OUTCOMES.contains(&e.as_str()) {
-                return Err((
-                    field("expect"),
-                    format!(
-                        "unknown outcome `{e}` (known: {})",
-                        EXPECT_OUTCOMES.join(", ")
-                    ),
-                ));
-            }
-            if e.starts_with('E') && !t.action.answered_by_os(os_mode) {
+        let expect = t
+            .expect
+            .as_deref()
+            .map(Expect::read)
+            .transpose()
+            .map_err(|m| (field("expect"), m))?;
+        if let Some(e) = expect {
+            if matches!(e, Expect::Errno(_)) && !t.action.answered_by_os(os_mode) {
                 return Err((
                     field("expect"),
                     format!("`{name}` is refused without an errno; expect \"ok\" or \"refused\""),
                 ));
             }
         }
-        timeline.push(Timed::from_entry(t).map_err(|(k, m)| (field(k), m))?);
+        timeline.push(Timed::from_entry(t, expect).map_err(|(k, m)| (field(k), m))?);
         if let Some(c) = t.cpu.filter(|&c| c >= ncpus && !t.action.is_os()) {
             return Err((
                 field("cpu"),

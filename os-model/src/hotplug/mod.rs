@@ -298,7 +298,7 @@ impl Flow for CpuFlow {
         }
     }
 
-    fn hung(op: &Op<Self>, step: Step, waited: SimDuration) -> HotplugError {
+    fn hung(op: &Op<Self>, _wait: Wait, step: Step, waited: SimDuration) -> HotplugError {
         HotplugError::Hung {
             cpu: op.report.cpu.0,
             step,

@@ -488,7 +488,7 @@ impl Flow for MemFlow {
                 }
             }
             MemWait::Children => {
-                let children = os.memhp.running()?.children.clone();
+                let children = &os.memhp.running()?.children;
                 if !children.is_done() {
                     // Looked at again every step_cost (the goldens were recorded so; waking
                     // when the last child ends instead is a change of behaviour).
@@ -498,11 +498,10 @@ impl Flow for MemFlow {
                         String::new(),
                     ));
                 }
-                match children.failure() {
+                match children.failure().cloned() {
                     Some((_, op, error)) => {
-                        let cpu = os.hotplug().done().iter().find(|r| r.id == *op);
+                        let cpu = os.hotplug().done().iter().find(|r| r.id == op);
                         let cpu = cpu.map_or(u32::MAX, |r| r.cpu.0);
-                        let error = error.clone();
                         Next::Fail(now, MemError::Cpu { cpu, error })
                     }
                     None => Next::Done(now, format!("{} CPUs", children.ended())),
@@ -511,7 +510,7 @@ impl Flow for MemFlow {
         })
     }
 
-    fn hung(op: &Op<Self>, step: MemStep, waited: SimDuration) -> MemError {
+    fn hung(op: &Op<Self>, _wait: MemWait, step: MemStep, waited: SimDuration) -> MemError {
         MemError::Hung {
             op: op.report.id,
             step,

@@ -206,8 +206,7 @@ pub struct PteRef {
 }
 
 /// The page descriptors of every frame: dense arrays indexed by frame number, reached only
-/// through these methods (a frame given back is left with no owner, flags, pins or
-/// mappings; a pin count never goes below zero).
+/// through these methods (a pin count never goes below zero).
 #[derive(Clone, Debug, Default)]
 pub struct MemMap {
     /// Page flags ([`flags`]).
@@ -347,15 +346,6 @@ impl MemMap {
     /// Sets the mappings of `pfn` (a page arriving from another frame).
     pub fn set_rmap(&mut self, pfn: u32, r: Vec<PteRef>) {
         self.rmap[pfn as usize] = r;
-    }
-
-    /// Gives `pfn` back: free, no flags, no pins, no mappings.
-    pub fn release(&mut self, pfn: u32) {
-        let i = pfn as usize;
-        self.owner[i] = Owner::Free;
-        self.flags[i] = 0;
-        self.pins[i] = 0;
-        self.rmap[i].clear();
     }
 
     /// Whether `pfn` has flag `f`.

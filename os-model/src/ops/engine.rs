@@ -114,7 +114,7 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
     ) -> Option<Next<Self>>;
 
     /// The hung-op watchdog fired in `step` after `waited`.
-    fn hung(op: &Op<Self>, step: Self::Step, waited: SimDuration) -> Self::Error;
+    fn hung(op: &Op<Self>, wait: Self::Wait, step: Self::Step, waited: SimDuration) -> Self::Error;
 
     /// A step failed: gives back what the operation took; returns when that ended.
     fn undo(_os: &mut Self::Host, t: SimTime, _cx: &mut Cx<'_>) -> SimTime {
@@ -203,11 +203,6 @@ impl<F: Flow> Op<F> {
     pub fn step(&self) -> Option<F::Step> {
         self.plan.get(self.idx).copied()
     }
-
-    /// When the running step started.
-    pub fn step_start(&self) -> SimTime {
-        self.step_start
-    }
 }
 
 /// The hot-plug lock of one flow: the queue, the running operation and the history.
@@ -267,11 +262,6 @@ impl<F: Flow> Engine<F> {
             .map(|c| (c.report.id, &c.req))
             .into_iter()
             .chain(self.queue.iter().map(|(id, r)| (*id, r)))
-    }
-
-    /// Whether requests wait behind the running one.
-    pub fn has_queued(&self) -> bool {
-        !self.queue.is_empty()
     }
 
     /// A word for what is queued and running (a refused request must not change it).
@@ -383,12 +373,12 @@ pub(crate) fn advance<F: Flow>(os: &mut F::Host, now: SimTime, input: Input, cx:
             Some(next) => next,
             None => return,
         },
-        (Some(_), Input::Timeout) => {
+        (Some(w), Input::Timeout) => {
             let Some(step) = cur.step() else {
                 return;
             };
             let waited = now - cur.step_start;
-            let e = F::hung(cur, step, waited);
+            let e = F::hung(cur, w, step, waited);
             finish_step::<F>(os, now, format!("hung: waited {waited}"));
             end::<F>(os, now, Err(e), cx);
             return;

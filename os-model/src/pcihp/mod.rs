@@ -500,8 +500,9 @@ impl Flow for PciFlow {
         match wait {}
     }
 
-    fn hung(_op: &Op<Self>, _step: PciStep, _waited: SimDuration) -> PciError {
-        unreachable!("PCI steps never wait, so the watchdog is never armed")
+    fn hung(_op: &Op<Self>, wait: PciWait, _step: PciStep, _waited: SimDuration) -> PciError {
+        // A PCI step never waits: no value of PciWait exists, so the watchdog cannot fire.
+        match wait {}
     }
 
     /// A failed enable gives back what it took: interrupt, BARs, the card, power.

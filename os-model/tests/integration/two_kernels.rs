@@ -139,6 +139,41 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
     }
     let (ha, hb) = (online_hw(&a), online_hw(&b));
     assert!(ha.iter().all(|c| !hb.contains(c)), "no CPU is in both");
+    // What the hardware says: exactly the CPUs the two kernels hold are running, and every
+    // frame holding a kernel's task or file data is homed, by the machine's address map, in
+    // one of that kernel's cells.
+    let running: Vec<CpuId> = p
+        .machine()
+        .cpus()
+        .iter()
+        .filter(|c| c.state.is_running())
+        .map(|c| c.id)
+        .collect();
+    let mut both = [ha, hb].concat();
+    both.sort_unstable();
+    assert_eq!(
+        running, both,
+        "the machine runs exactly the two kernels' CPUs"
+    );
+    for (os, cells) in [(&a, 0..4u16), (&b, 4..8)] {
+        let vm = os.vm().unwrap();
+        let mut frames = 0;
+        for (pfn, o) in vm.phys.map.owners().iter().enumerate() {
+            if !matches!(
+                o,
+                os_model::mm::Owner::Anon { .. } | os_model::mm::Owner::File { .. }
+            ) {
+                continue;
+            }
+            let home = p
+                .machine()
+                .home_of(sim_core::PhysAddr::new(vm.phys.addr(pfn as u32)))
+                .unwrap();
+            assert!(cells.contains(&home.0), "pfn {pfn:#x} is homed in {home}");
+            frames += 1;
+        }
+        assert!(frames > 100, "{frames} data frames");
+    }
 }
 
 #[test]
