@@ -1,15 +1,17 @@
 //! The hardware checkers.
 //!
 //! * [`AccessChecker`] — **CHK-1**, hardware side: every access issued by a CPU that is not
-//!   running, every access to memory whose home cell is not powered, and every coherence request
-//!   sent to a CPU that is halted or absent is a violation naming both ends.
+//!   running, every access to memory whose home cell is not powered (a dirty line's write-back
+//!   included), every access to an address that decodes to no memory at all, and every
+//!   coherence request sent to a CPU that is halted or absent is a violation naming both ends.
 //! * [`CoherenceChecker`] — **CHK-2**: every coherent read returns the last value written (a
 //!   golden shadow memory, independent of the caches); after every miss or upgrade, no other
 //!   cache holds the line in a conflicting state (single writer / multiple readers, in *deep*
 //!   mode); CPUs never halt or lose power holding dirty data; and, at each audit, every directory
 //!   entry agrees with the caches it names and every cached line is recorded by its home
 //!   directory, with clean copies equal to memory (or to the owner's copy). DMA reads are
-//!   checked against the shadow too, and DMA writes update it.
+//!   checked against the shadow too, and DMA writes update it. A cache that gives up a dirty
+//!   line whose data memory does not take (its home offline, or a defect) is reported at once.
 //! * [`InterruptChecker`] — **CHK-6**, hardware side: no interrupt message reaches a halted or
 //!   absent CPU (or no CPU), and no CPU stops with interrupts pending in its local SAPIC.
 //!
@@ -164,7 +166,37 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                     );
                 }
             }
-            HwEvent::Flush { .. }
+            HwEvent::Unmapped {
+                agent,
+                addr,
+                write,
+                coherent,
+            } => {
+                let what = match (coherent, write) {
+                    (true, false) => "load",
+                    (true, true) => "store",
+                    (false, false) => "uncached read",
+                    (false, true) => "uncached write",
+                };
+                let end = PhysAddr::new(hw.address_map().total_bytes());
+                let message = format!(
+                    "{what} of {addr} by {agent} decodes to no memory (memory ends at {end}): \
+                     nothing answers it"
+                );
+                Self::report(now, *agent, Entity::Unclaimed(addr.raw()), message, out);
+            }
+            HwEvent::WriteBack {
+                cpu,
+                line,
+                cause,
+                dirty: true,
+                ..
+            } => {
+                let what = format!("write-back ({cause}) of line");
+                Self::home_powered(now, hw, &Entity::Cpu(*cpu), &what, *line, out);
+            }
+            HwEvent::WriteBack { dirty: false, .. }
+            | HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
             | HwEvent::CellTransition { .. }
             | HwEvent::CorrectedError { .. }
@@ -261,6 +293,8 @@ impl sim_core::Checker<HwEvent, Machine> for InterruptChecker {
             | HwEvent::Copy { .. }
             | HwEvent::InterruptTaken { .. }
             | HwEvent::MemoryEnable { .. }
+            | HwEvent::Unmapped { .. }
+            | HwEvent::WriteBack { .. }
             | HwEvent::Uncached { .. } => {}
         }
     }
@@ -540,7 +574,33 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                     self.shadow.write_words(dst.raw(), &ones);
                 }
             }
-            HwEvent::Copy { .. }
+            HwEvent::WriteBack {
+                cpu,
+                line,
+                home,
+                cause,
+                dirty: true,
+                written: false,
+            } => {
+                let why = match hw.cell(*home) {
+                    Some(c) if !c.memory_online() => {
+                        format!("its home {home} is offline ({})", c.state)
+                    }
+                    Some(_) | None => "memory did not take it".to_owned(),
+                };
+                out.push(Self::violation(
+                    now,
+                    Entity::Cpu(*cpu),
+                    Entity::Line(*line),
+                    format!(
+                        "{cpu} gave up dirty line {line} ({cause}) and its data never reached \
+                         memory: {why}; the last values written there are lost"
+                    ),
+                ));
+            }
+            HwEvent::WriteBack { .. }
+            | HwEvent::Unmapped { .. }
+            | HwEvent::Copy { .. }
             | HwEvent::NcRead { .. }
             | HwEvent::Snoop { .. }
             | HwEvent::Flush { .. }

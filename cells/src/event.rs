@@ -144,6 +144,37 @@ impl fmt::Display for McaTarget {
     }
 }
 
+/// Why a cache gave up a line's data ([`HwEvent::WriteBack`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WriteBackCause {
+    /// Replaced to make room for a miss.
+    Evict,
+    /// A whole-cache flush (PAL_CACHE_FLUSH).
+    Flush,
+    /// A MESI owner downgraded to shared by a read: memory is updated, the copy stays.
+    Downgrade,
+    /// A partial DMA write merged the owner's line into memory before writing its part.
+    DmaMerge,
+}
+
+impl WriteBackCause {
+    /// Lower-case name, as in messages and the trace.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteBackCause::Evict => "eviction",
+            WriteBackCause::Flush => "flush",
+            WriteBackCause::Downgrade => "downgrade",
+            WriteBackCause::DmaMerge => "DMA merge",
+        }
+    }
+}
+
+impl fmt::Display for WriteBackCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything the hardware reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HwEvent {
@@ -321,6 +352,34 @@ pub enum HwEvent {
         write: bool,
         /// Whether it went out (the CPU was running).
         performed: bool,
+    },
+    /// An access to an address that decodes to no memory: nothing answers it (a load reads
+    /// all-ones, a store is dropped). On the machines modelled this is a machine check.
+    Unmapped {
+        /// Who issued it (a CPU, or an agent of an uncached access).
+        agent: Entity,
+        /// The address.
+        addr: PhysAddr,
+        /// A store (or uncached write) rather than a load.
+        write: bool,
+        /// Through the caches (a coherent access) or around them.
+        coherent: bool,
+    },
+    /// A cache gave up a line's data: an eviction (to make room or in a flush; a clean line
+    /// has nothing to write), a MESI downgrade, or the merge before a partial DMA write.
+    WriteBack {
+        /// The cache's CPU.
+        cpu: CpuId,
+        /// First byte of the line.
+        line: PhysAddr,
+        /// Its home cell.
+        home: CellId,
+        /// Why the line left (or was copied out of) the cache.
+        cause: WriteBackCause,
+        /// The cache held it modified or owned: its data must reach memory.
+        dirty: bool,
+        /// Memory took the data (false for a clean line, and for dirty data that was lost).
+        written: bool,
     },
     /// Firmware enabled or disabled a cell's memory controller.
     MemoryEnable {
@@ -510,6 +569,33 @@ impl StableHash for HwEvent {
             HwEvent::MemoryEnable { cell, enabled } => {
                 h.word(15 | u64::from(*enabled) << 8 | u64::from(cell.0) << 16);
             }
+            HwEvent::Unmapped {
+                agent,
+                addr,
+                write,
+                coherent,
+            } => {
+                h.word(18 | u64::from(*write) << 8 | u64::from(*coherent) << 9);
+                entity_word(h, agent);
+                h.word(addr.raw());
+            }
+            HwEvent::WriteBack {
+                cpu,
+                line,
+                home,
+                cause,
+                dirty,
+                written,
+            } => {
+                h.word(
+                    19 | (*cause as u64) << 8
+                        | u64::from(*dirty) << 12
+                        | u64::from(*written) << 13
+                        | u64::from(home.0) << 16
+                        | u64::from(cpu.0) << 32,
+                );
+                h.word(line.raw());
+            }
             HwEvent::Uncached {
                 cpu,
                 space,
@@ -548,6 +634,7 @@ impl TraceEvent for HwEvent {
             | HwEvent::Copy { .. }
             | HwEvent::Interrupt { .. }
             | HwEvent::InterruptTaken { .. }
+            | HwEvent::WriteBack { .. }
             | HwEvent::Uncached { .. } => TraceLevel::Detail,
             HwEvent::Flush { .. }
             | HwEvent::CpuTransition { .. }
@@ -555,6 +642,7 @@ impl TraceEvent for HwEvent {
             | HwEvent::CorrectedError { .. }
             | HwEvent::UncorrectedError { .. }
             | HwEvent::MachineCheck { .. }
+            | HwEvent::Unmapped { .. }
             | HwEvent::MemoryEnable { .. } => TraceLevel::Info,
         }
     }
@@ -790,6 +878,44 @@ impl TraceEvent for HwEvent {
                     .into(),
                     Phase::Instant,
                     vec![],
+                ),
+                HwEvent::Unmapped {
+                    agent,
+                    addr,
+                    write,
+                    coherent,
+                } => (
+                    track("machine", 0),
+                    "access",
+                    format!(
+                        "{} {} of no memory",
+                        if *coherent { "coherent" } else { "uncached" },
+                        if *write { "write" } else { "read" }
+                    ),
+                    Phase::Instant,
+                    vec![
+                        ("agent", ArgValue::Str(agent.to_string())),
+                        ("addr", hex(*addr)),
+                    ],
+                ),
+                HwEvent::WriteBack {
+                    cpu,
+                    line,
+                    home,
+                    cause,
+                    dirty,
+                    written,
+                } => (
+                    track("cpu", cpu.0),
+                    "coherence",
+                    format!("write-back ({cause})"),
+                    Phase::Instant,
+                    vec![
+                        ("line", hex(*line)),
+                        ("home", ArgValue::Str(home.to_string())),
+                        ("dirty", (*dirty).into()),
+                        ("written", (*written).into()),
+                    ],
                 ),
             };
         TraceRecord {

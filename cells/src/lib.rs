@@ -49,6 +49,7 @@ pub use cpu::{CpuError, CpuState};
 pub use defect::CacheDefect;
 pub use event::{
     AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Probe, Served, SnoopKind, UncachedSpace,
+    WriteBackCause,
 };
 pub use machine::{Access, AccessError, Machine, MachineStats};
 pub use tester::{RandomTester, TesterConfig};

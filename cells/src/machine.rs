@@ -23,6 +23,7 @@ use crate::defect::{CacheDefect, Defects};
 use crate::directory::{CpuMask, DirEntry, Directory};
 use crate::event::{
     AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Served, SnoopKind, UncachedSpace,
+    WriteBackCause,
 };
 use crate::memory::Memory;
 use crate::topology::{AddressMap, Latency};
@@ -123,6 +124,8 @@ pub struct MachineStats {
     pub not_performed: u64,
     /// Dirty lines written back (evictions, flushes, MESI downgrades).
     pub writebacks: u64,
+    /// Of which the data never reached memory (its home was not online, or a defect).
+    pub writebacks_lost: u64,
     /// Clean lines dropped with a notice to the directory.
     pub clean_evictions: u64,
     /// Downgrade requests sent to owners.
@@ -163,6 +166,8 @@ pub struct MachineStats {
     pub flushed_lines: u64,
     /// Poisoned data consumed.
     pub machine_checks: u64,
+    /// Accesses to addresses that decode to no memory.
+    pub unmapped: u64,
 }
 
 impl MachineStats {
@@ -376,6 +381,35 @@ impl Machine {
         Ok((line, word, home))
     }
 
+    /// [`Machine::decode`] for an access by `agent`; an address that decodes to no memory is
+    /// reported ([`HwEvent::Unmapped`]) before the error is returned.
+    #[inline]
+    fn decode_for<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        agent: Entity,
+        addr: PhysAddr,
+        write: bool,
+        coherent: bool,
+        obs: &mut O,
+    ) -> Result<(u64, usize, CellId), AccessError> {
+        let d = self.decode(addr);
+        if let Err(AccessError::NoSuchMemory { .. }) = d {
+            self.stats.unmapped += 1;
+            obs.on_event(
+                now,
+                &HwEvent::Unmapped {
+                    agent,
+                    addr,
+                    write,
+                    coherent,
+                },
+                self,
+            );
+        }
+        d
+    }
+
     #[inline]
     fn pfn_of_line(&self, line: u64) -> usize {
         (line >> (self.geo.page_shift - self.geo.line_shift)) as usize
@@ -401,7 +435,7 @@ impl Machine {
         obs: &mut O,
     ) -> Result<Access, AccessError> {
         let ci = self.cpu_index(cpu)?;
-        let (line, word, home) = self.decode(addr)?;
+        let (line, word, home) = self.decode_for(now, Entity::Cpu(cpu), addr, false, true, obs)?;
         let a = self.access(now, ci, line, word, home, None, obs);
         obs.on_event(
             now,
@@ -430,7 +464,7 @@ impl Machine {
         obs: &mut O,
     ) -> Result<Access, AccessError> {
         let ci = self.cpu_index(cpu)?;
-        let (line, word, home) = self.decode(addr)?;
+        let (line, word, home) = self.decode_for(now, Entity::Cpu(cpu), addr, true, true, obs)?;
         let a = self.access(now, ci, line, word, home, Some(value), obs);
         obs.on_event(
             now,
@@ -703,7 +737,7 @@ impl Machine {
         let req_cell = self.cpus[ci].cell;
         let slot = self.caches[ci].victim(line);
         if self.caches[ci].state(slot).is_valid() {
-            self.evict(ci, slot);
+            self.evict(now, ci, slot, WriteBackCause::Evict, obs);
         }
         let h = home.index();
         self.msg(req_cell, home);
@@ -770,6 +804,18 @@ impl Machine {
                                         .write_words(line << self.geo.line_shift, &buf);
                                     self.stats.writebacks += 1;
                                     self.msg(oc, home);
+                                    obs.on_event(
+                                        now,
+                                        &HwEvent::WriteBack {
+                                            cpu: o,
+                                            line: self.line_addr(line),
+                                            home,
+                                            cause: WriteBackCause::Downgrade,
+                                            dirty: true,
+                                            written: true,
+                                        },
+                                        self,
+                                    );
                                     self.caches[oi].set_state(os, LineState::Shared);
                                     e.sharers.insert(o);
                                 }
@@ -843,8 +889,16 @@ impl Machine {
         (slot, lat.max(self.lat.hit() + slowest_inv), served)
     }
 
-    /// Drops the line in `slot` of `ci`'s cache: write back if dirty, tell the home directory.
-    fn evict(&mut self, ci: usize, slot: usize) {
+    /// Drops the line in `slot` of `ci`'s cache: write back if dirty, tell the home directory,
+    /// report the line ([`HwEvent::WriteBack`]: whether its data reached memory).
+    fn evict<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        ci: usize,
+        slot: usize,
+        cause: WriteBackCause,
+        obs: &mut O,
+    ) {
         let me = CpuId(ci as u32);
         let line = self.caches[ci].tag(slot);
         let st = self.caches[ci].state(slot);
@@ -854,12 +908,17 @@ impl Machine {
         };
         let h = home.index();
         let powered = self.cells[h].memory_online();
-        if st.is_dirty() {
+        let dirty = st.is_dirty();
+        let mut written = false;
+        if dirty {
             self.stats.writebacks += 1;
             if powered && !self.defects.has(CacheDefect::EvictionDropsDirty) {
                 self.mem
                     .store_mut()
                     .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
+                written = true;
+            } else {
+                self.stats.writebacks_lost += 1;
             }
         } else {
             self.stats.clean_evictions += 1;
@@ -874,6 +933,18 @@ impl Machine {
             }
         }
         self.caches[ci].invalidate(slot);
+        obs.on_event(
+            now,
+            &HwEvent::WriteBack {
+                cpu: me,
+                line: self.line_addr(line),
+                home,
+                cause,
+                dirty,
+                written,
+            },
+            self,
+        );
     }
 
     // ------------------------------------------------------------------ non-coherent path
@@ -887,7 +958,7 @@ impl Machine {
         addr: PhysAddr,
         obs: &mut O,
     ) -> Result<u64, AccessError> {
-        let (line, word, home) = self.decode(addr)?;
+        let (line, word, home) = self.decode_for(now, agent, addr, false, false, obs)?;
         let value = if self.cells[home.index()].memory_online() {
             self.mem.store().read(addr.raw())
         } else {
@@ -924,7 +995,7 @@ impl Machine {
         value: u64,
         obs: &mut O,
     ) -> Result<(), AccessError> {
-        let (_, _, home) = self.decode(addr)?;
+        let (_, _, home) = self.decode_for(now, agent, addr, true, false, obs)?;
         if self.cells[home.index()].memory_online() {
             self.mem.store_mut().write(addr.raw(), value);
         }
@@ -971,7 +1042,7 @@ impl Machine {
                 if st.is_dirty() {
                     dirty += 1;
                 }
-                self.evict(ci, slot);
+                self.evict(now, ci, slot, WriteBackCause::Flush, obs);
             }
         }
         self.stats.flushes += 1;
@@ -1348,6 +1419,18 @@ impl Machine {
                                         self.caches[o.index()].line_data(slot),
                                     );
                                     self.stats.writebacks += 1;
+                                    obs.on_event(
+                                        now,
+                                        &HwEvent::WriteBack {
+                                            cpu: o,
+                                            line: self.line_addr(line),
+                                            home,
+                                            cause: WriteBackCause::DmaMerge,
+                                            dirty: true,
+                                            written: true,
+                                        },
+                                        self,
+                                    );
                                 }
                                 self.caches[o.index()].invalidate(slot);
                             }

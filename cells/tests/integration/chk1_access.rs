@@ -157,3 +157,83 @@ fn flush_then_halt_then_power_off_is_clean() {
     p.audit(t(300), &m);
     assert!(p.violations.is_empty(), "{:?}", p.violations.kept());
 }
+
+#[test]
+fn an_access_that_decodes_to_no_memory_is_reported() {
+    // Before: `load` / `store` returned the decode error and sent no event, so a wild access
+    // (an all-ones PTE followed into nowhere) left no trace for any checker.
+    let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
+    let end = m.address_map().total_bytes();
+    let wild = sim_core::PhysAddr::new(0x3fff_ffff_f450);
+    assert!(wild.raw() >= end);
+    assert!(m.load(t(0), CpuId(1), wild, &mut p).is_err());
+    assert!(m.store(t(1), CpuId(2), wild, 7, &mut p).is_err());
+    assert!(
+        m.read_uncached(t(2), Entity::Firmware, wild, &mut p)
+            .is_err()
+    );
+    assert_eq!(p.violations.count("CHK-1"), 3);
+    let v = &p.violations.kept()[0];
+    assert_eq!(v.agent, Entity::Cpu(CpuId(1)));
+    assert_eq!(v.target, Entity::Unclaimed(wild.raw()));
+    assert!(
+        v.message.contains("load of") && v.message.contains("decodes to no memory"),
+        "{}",
+        v.message
+    );
+    assert!(p.violations.kept()[2].message.starts_with("uncached read"));
+    assert_eq!(m.stats().unmapped, 3);
+}
+
+#[test]
+fn a_dirty_line_written_back_to_a_removed_home_is_reported_and_its_loss_too() {
+    // Before: the eviction counted a write-back, dropped the data and told nobody, so a flush
+    // after the eject erased exactly the evidence an audit would have found.
+    let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
+    let a = addr_on(&m, 3, 0x200);
+    m.store(t(0), CpuId(0), a, 5, &mut p).unwrap();
+    m.cell_event(t(30), CellId(3), cells::cell::CellEvent::PowerOff, &mut p)
+        .unwrap();
+    p.violations = Default::default();
+    m.flush_cache(t(40), CpuId(0), &mut p).unwrap();
+    assert_eq!(m.stats().writebacks_lost, 1);
+    let chk1: Vec<_> = p
+        .violations
+        .kept()
+        .iter()
+        .filter(|v| v.checker.code == "CHK-1")
+        .collect();
+    assert_eq!(chk1.len(), 1, "{:?}", p.violations.kept());
+    assert_eq!(chk1[0].agent, Entity::Cpu(CpuId(0)));
+    assert!(
+        chk1[0].message.starts_with("write-back (flush) of line")
+            && chk1[0].message.contains("cell3"),
+        "{}",
+        chk1[0].message
+    );
+    let chk2: Vec<_> = p
+        .violations
+        .kept()
+        .iter()
+        .filter(|v| v.checker.code == "CHK-2")
+        .collect();
+    assert_eq!(chk2.len(), 1, "{:?}", p.violations.kept());
+    assert!(
+        chk2[0].message.contains("never reached memory") && chk2[0].message.contains("offline"),
+        "{}",
+        chk2[0].message
+    );
+}
+
+#[test]
+fn a_clean_eviction_and_a_good_write_back_are_silent_events() {
+    let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
+    let a = addr_on(&m, 1, 0x100);
+    let b = addr_on(&m, 1, 0x180);
+    m.store(t(0), CpuId(0), a, 1, &mut p).unwrap();
+    m.load(t(1), CpuId(0), b, &mut p).unwrap();
+    m.flush_cache(t(2), CpuId(0), &mut p).unwrap();
+    assert!(p.violations.is_empty(), "{:?}", p.violations.kept());
+    assert_eq!(m.coherent_peek(a).unwrap(), 1);
+    assert_eq!(m.stats().writebacks_lost, 0);
+}
