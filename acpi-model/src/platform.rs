@@ -28,8 +28,8 @@ use cells::{
     machine::ALL_ONES,
 };
 use io_subsystem::{
-    DeviceId, DeviceKind, IoConfig, IoError, IoEvent, IoFabric, IoObserver, SubsystemEvent,
-    SubsystemState, Surroundings,
+    DeviceId, DeviceKind, IoConfig, IoError, IoEvent, IoFabric, IoObserver, IoScope,
+    SubsystemEvent, SubsystemState, Surroundings,
 };
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -128,7 +128,7 @@ impl PlatformProbe {
         p.hw.add(Box::new(cells::check::AccessChecker));
         p.hw.add(Box::new(cells::check::InterruptChecker));
         p.hw.add(Box::new(cells::check::CoherenceChecker::new(machine, deep)));
-        p.io.add(Box::new(io_subsystem::check::IoAccessChecker));
+        p.io.add(Box::new(io_subsystem::check::IoAccessChecker::default()));
         p.io.add(Box::new(io_subsystem::check::IrqChecker));
         p.io.add(Box::new(io_subsystem::check::ResourceChecker));
         p
@@ -783,9 +783,37 @@ impl Platform {
         Ok(self.raise(now, p, code, probe))
     }
 
-    /// The OS takes the pending notifications, oldest first.
-    pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.firmware.pending.drain(..).collect()
+    /// The OS takes the pending notifications, oldest first, at `now`. A notification about a
+    /// slot or an I/O subsystem (or a part of one) is reported to the I/O side
+    /// ([`IoEvent::Announced`]): from now on software has been told about that hardware.
+    pub fn take_notifications(
+        &mut self,
+        now: SimTime,
+        probe: &mut PlatformProbe,
+    ) -> Vec<Notification> {
+        let taken: Vec<Notification> = self.firmware.pending.drain(..).collect();
+        for n in &taken {
+            let scope = self
+                .namespace
+                .find(&n.path)
+                .and_then(|node| match node.kind {
+                    NodeKind::Slot(s) => Some(IoScope::Slot(s)),
+                    NodeKind::IoModule(s) | NodeKind::HostBridge(s, _) | NodeKind::IoSapic(s) => {
+                        Some(IoScope::Subsystem(s))
+                    }
+                    NodeKind::SystemBus
+                    | NodeKind::Cell(_)
+                    | NodeKind::Processor(_)
+                    | NodeKind::Memory(_)
+                    | NodeKind::InterleavedMemory
+                    | NodeKind::ChipsetBridge(_)
+                    | NodeKind::ChipsetFn(_) => None,
+                });
+            if let Some(scope) = scope {
+                probe.io_event(now, &IoEvent::Announced { scope }, &self.io);
+            }
+        }
+        taken
     }
 
     /// Every `_OST` the OS reported.

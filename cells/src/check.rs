@@ -192,7 +192,7 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 dirty: true,
                 ..
             } => {
-                let what = format!("write-back ({cause}) of line");
+                let what = format!("write-back ({cause})");
                 Self::home_powered(now, hw, &Entity::Cpu(*cpu), &what, *line, out);
             }
             HwEvent::WriteBack { dirty: false, .. }

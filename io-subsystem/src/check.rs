@@ -5,16 +5,24 @@
 //!   function or nothing at all is a violation naming the agent and the target. The one
 //!   exemption is a configuration read of the vendor/device id register: that is how software
 //!   probes for a device. A card DMA-ing to an address that is not memory is reported too.
+//!   In a surprise removal (a card pulled from a powered slot, a subsystem lost under running
+//!   cards) some accesses are unavoidable: the first read, which finds the target gone (it
+//!   returns all-ones), and the posted writes before it, which tell software nothing. Those
+//!   are counted ([`DISCOVERIES`]), not reported; every later access is — after a read
+//!   already found the target gone, or after firmware's notification about its slot or
+//!   subsystem reached software.
 //! * [`IrqChecker`] — **CHK-6**, I/O side: an IO SAPIC delivers an asserted level interrupt
 //!   exactly once until its EOI, never while masked; an EOI clears remote IRR; at audits, no
 //!   asserted, unmasked entry is left undelivered and every card's line reaches its entry.
 //! * [`ResourceChecker`] — **CHK-7**: the BARs every working card decodes never overlap, and
 //!   each lies inside its bridge's window; the bridges' windows never overlap.
 
-use sim_core::{CheckerId, Entity, SimTime, Violation, Violations};
+use std::collections::BTreeMap;
+
+use sim_core::{CheckerId, Entity, IoSubsystemId, SimTime, SlotId, Violation, Violations};
 
 use crate::device::Device;
-use crate::event::{IoEvent, IoOutcome, IoTarget, Space};
+use crate::event::{IoEvent, IoOutcome, IoScope, IoTarget, Space};
 use crate::fabric::IoFabric;
 use crate::pci::{BarKind, ConfigSpace, reg};
 
@@ -60,9 +68,74 @@ fn target_entity(t: &IoTarget, addr: u64) -> Entity {
     }
 }
 
+/// A target software lost without being asked (a surprise removal), and whether it knows.
+#[derive(Clone, Copy, Debug)]
+struct Lost {
+    slot: Option<SlotId>,
+    subsystem: IoSubsystemId,
+    /// When and how software found out: the first access that found it gone, or the
+    /// notification firmware gave it.
+    known: Option<(SimTime, Knew)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Knew {
+    Found(Entity),
+    Told,
+}
+
+/// The name under which [`IoAccessChecker`] counts the accesses that discovered a surprise
+/// removal ([`Violations::tally`]).
+pub const DISCOVERIES: &str = "surprise discoveries";
+
 /// CHK-1, I/O side (see the module docs).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IoAccessChecker;
+#[derive(Clone, Debug, Default)]
+pub struct IoAccessChecker {
+    /// Cards and IO SAPICs removed by surprise, by target.
+    lost: BTreeMap<LostKey, Lost>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LostKey {
+    Card(u32),
+    Sapic(u16),
+}
+
+impl IoAccessChecker {
+    fn key(target: &IoTarget) -> Option<LostKey> {
+        match target {
+            IoTarget::Device(d, _) => Some(LostKey::Card(d.0)),
+            IoTarget::Sapic(s) => Some(LostKey::Sapic(s.0)),
+            IoTarget::Chipset(_) | IoTarget::Nothing => None,
+        }
+    }
+
+    /// Whether a failed access to `target` is the one that discovers its surprise removal
+    /// (recorded, not reported); otherwise what software already knew, for the message.
+    /// A read is what finds a target gone (it returns all-ones); a write is posted and tells
+    /// its issuer nothing, so writes before the first such read are unavoidable too.
+    fn discovery(
+        &mut self,
+        now: SimTime,
+        agent: Entity,
+        target: &IoTarget,
+        write: bool,
+    ) -> Result<(), String> {
+        let Some(l) = Self::key(target).and_then(|k| self.lost.get_mut(&k)) else {
+            return Err(String::new());
+        };
+        match l.known {
+            None => {
+                if !write {
+                    l.known = Some((now, Knew::Found(agent)));
+                }
+                Ok(())
+            }
+            Some((t, Knew::Found(who))) => Err(format!(" (after {who} found it gone at {t})")),
+            Some((t, Knew::Told)) => Err(format!(" (after software was told at {t})")),
+        }
+    }
+}
 
 impl sim_core::Checker<IoEvent, IoFabric> for IoAccessChecker {
     fn id(&self) -> CheckerId {
@@ -82,9 +155,21 @@ impl sim_core::Checker<IoEvent, IoFabric> for IoAccessChecker {
                 ..
             } => {
                 let probe = *space == Space::Config && !*write && *addr == u64::from(reg::ID);
-                if *outcome == IoOutcome::Ok || probe {
+                if *outcome == IoOutcome::Ok {
                     return;
                 }
+                let found = self.discovery(now, *agent, target, *write);
+                if probe {
+                    // How software looks for a device: never reported, but it found out.
+                    return;
+                }
+                let after = match found {
+                    Ok(()) => {
+                        out.tally(CHK_IO_ACCESS, DISCOVERIES);
+                        return;
+                    }
+                    Err(after) => after,
+                };
                 let what = match (space, bdf) {
                     (Space::Config, Some(b)) => {
                         format!("config {} of {b} offset {addr:#x}", rw(*write))
@@ -110,7 +195,7 @@ impl sim_core::Checker<IoEvent, IoFabric> for IoAccessChecker {
                     CHK_IO_ACCESS,
                     *agent,
                     target_entity(target, *addr),
-                    format!("{what} by {agent} reached {tgt}: {outcome}"),
+                    format!("{what} by {agent} reached {tgt}: {outcome}{after}"),
                 );
             }
             IoEvent::DmaFault {
@@ -125,6 +210,57 @@ impl sim_core::Checker<IoEvent, IoFabric> for IoAccessChecker {
                     format!("DMA by pci {bdf} to {addr:#x} failed: {reason}"),
                 );
             }
+            IoEvent::Card {
+                slot,
+                device,
+                inserted: false,
+                surprise: true,
+            } => {
+                let subsystem = io.device(*device).map_or(IoSubsystemId(0), |d| d.subsystem);
+                self.lost.insert(
+                    LostKey::Card(device.0),
+                    Lost {
+                        slot: Some(*slot),
+                        subsystem,
+                        known: None,
+                    },
+                );
+            }
+            IoEvent::Subsystem {
+                subsystem, lost, ..
+            } => {
+                if lost.is_empty() {
+                    if io
+                        .subsystem(*subsystem)
+                        .is_some_and(|s| s.state.is_powered())
+                    {
+                        self.lost.remove(&LostKey::Sapic(subsystem.0));
+                    }
+                    return;
+                }
+                let mut add = |k, slot| {
+                    self.lost.entry(k).or_insert(Lost {
+                        slot,
+                        subsystem: *subsystem,
+                        known: None,
+                    });
+                };
+                add(LostKey::Sapic(subsystem.0), None);
+                for d in lost.iter() {
+                    add(LostKey::Card(d.0), io.device(*d).map(|x| x.slot));
+                }
+            }
+            IoEvent::Announced { scope } => {
+                for l in self.lost.values_mut().filter(|l| l.known.is_none()) {
+                    let covered = match scope {
+                        IoScope::Slot(s) => l.slot == Some(*s),
+                        IoScope::Subsystem(s) => l.subsystem == *s,
+                    };
+                    if covered {
+                        l.known = Some((now, Knew::Told));
+                    }
+                }
+            }
             IoEvent::Line { .. }
             | IoEvent::SapicProgram { .. }
             | IoEvent::SapicDeliver { .. }
@@ -133,7 +269,6 @@ impl sim_core::Checker<IoEvent, IoFabric> for IoAccessChecker {
             | IoEvent::SapicEoi { .. }
             | IoEvent::SlotPower { .. }
             | IoEvent::Card { .. }
-            | IoEvent::Subsystem { .. }
             | IoEvent::Chipset { .. }
             | IoEvent::AttentionButton { .. } => {}
         }
@@ -222,6 +357,7 @@ impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
             | IoEvent::SlotPower { .. }
             | IoEvent::Card { .. }
             | IoEvent::Subsystem { .. }
+            | IoEvent::Announced { .. }
             | IoEvent::Chipset { .. }
             | IoEvent::AttentionButton { .. } => {}
         }
@@ -370,6 +506,7 @@ impl sim_core::Checker<IoEvent, IoFabric> for ResourceChecker {
             | IoEvent::SlotPower { .. }
             | IoEvent::Card { .. }
             | IoEvent::Subsystem { .. }
+            | IoEvent::Announced { .. }
             | IoEvent::Chipset { .. }
             | IoEvent::AttentionButton { .. } => false,
         };

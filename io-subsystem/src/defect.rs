@@ -33,6 +33,16 @@ impl IoDefect {
         }
     }
 
+    /// The codes of the checkers that report it on every seed of its scenario
+    /// (`scenarios/defects/io_<name>.toml`).
+    pub const fn caught_by(self) -> &'static [&'static str] {
+        match self {
+            IoDefect::SapicIgnoresMask | IoDefect::SapicIgnoresEoi | IoDefect::SapicLosesHeld => {
+                &["CHK-6"]
+            }
+        }
+    }
+
     const fn bit(self) -> u8 {
         1 << self as u8
     }

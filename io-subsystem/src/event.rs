@@ -80,6 +80,25 @@ impl fmt::Display for IoOutcome {
     }
 }
 
+/// A part of the I/O fabric named by a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoScope {
+    /// One hot-plug slot (and the card in it).
+    Slot(SlotId),
+    /// A whole I/O subsystem (its slots, cards and IO SAPIC).
+    Subsystem(IoSubsystemId),
+}
+
+impl fmt::Display for IoScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoScope::Slot(s) => write!(f, "slot {}", s.0),
+            IoScope::Subsystem(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 /// Everything the I/O hardware reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IoEvent {
@@ -215,6 +234,15 @@ pub enum IoEvent {
         from: SubsystemState,
         /// After.
         to: SubsystemState,
+        /// The cards that were running when it went down: non-empty for a surprise (the
+        /// subsystem pulled or switched off under working cards, software not asked).
+        lost: Box<[DeviceId]>,
+    },
+    /// Firmware's notification about a slot or an I/O subsystem (a bus check, device check or
+    /// eject request) reached software: from now on software knows to look.
+    Announced {
+        /// What it was about.
+        scope: IoScope,
     },
     /// A cell's chipset function appeared or disappeared with its cell.
     Chipset {
@@ -399,6 +427,7 @@ impl StableHash for IoEvent {
                 event,
                 from,
                 to,
+                lost,
             } => {
                 h.word(
                     0x10A
@@ -407,7 +436,15 @@ impl StableHash for IoEvent {
                         | (*to as u64) << 16
                         | u64::from(subsystem.0) << 32,
                 );
+                h.word(lost.len() as u64);
+                for d in lost.iter() {
+                    h.word(u64::from(d.0));
+                }
             }
+            IoEvent::Announced { scope } => match scope {
+                IoScope::Slot(s) => h.word(0x10D | u64::from(s.0) << 16),
+                IoScope::Subsystem(s) => h.word(0x20D | u64::from(s.0) << 16),
+            },
             IoEvent::Chipset { cell, present } => {
                 h.word(0x10B | u64::from(*present) << 8 | u64::from(*cell) << 16);
             }
@@ -436,6 +473,7 @@ impl TraceEvent for IoEvent {
             | IoEvent::SlotPower { .. }
             | IoEvent::Card { .. }
             | IoEvent::Subsystem { .. }
+            | IoEvent::Announced { .. }
             | IoEvent::Chipset { .. }
             | IoEvent::AttentionButton { .. } => TraceLevel::Info,
         }
@@ -568,9 +606,18 @@ impl TraceEvent for IoEvent {
                 event,
                 from,
                 to,
+                lost,
             } => (
                 t("iosub", u32::from(subsystem.0)),
                 format!("{event}: {from} -> {to}"),
+                vec![("cards_lost", (lost.len() as u64).into())],
+            ),
+            IoEvent::Announced { scope } => (
+                match scope {
+                    IoScope::Slot(s) => t("slot", u32::from(s.0)),
+                    IoScope::Subsystem(s) => t("iosub", u32::from(s.0)),
+                },
+                "notification taken".into(),
                 vec![],
             ),
             IoEvent::Chipset { cell, present } => (

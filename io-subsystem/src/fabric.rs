@@ -1309,6 +1309,14 @@ impl IoFabric {
             .iter()
             .flat_map(|b| b.slots.iter().copied())
             .collect();
+        let lost: Box<[DeviceId]> = match event {
+            SubsystemEvent::PowerOff | SubsystemEvent::Remove => slot_ids
+                .iter()
+                .filter_map(|s| self.slots[s.0 as usize - 1].card)
+                .filter(|d| self.devices[d.0 as usize].powered)
+                .collect(),
+            SubsystemEvent::Insert | SubsystemEvent::PowerOn => Box::default(),
+        };
         match event {
             SubsystemEvent::Insert => {}
             SubsystemEvent::PowerOn => self.subs[i].sapic.reset(),
@@ -1341,6 +1349,7 @@ impl IoFabric {
                 event,
                 from,
                 to,
+                lost,
             },
             self,
         );

@@ -30,6 +30,6 @@ pub mod state;
 pub use config::{DeviceConfig, DeviceKind, IoConfig, IoConfigError, Surroundings};
 pub use defect::IoDefect;
 pub use device::{Device, DeviceId};
-pub use event::{IoEnv, IoEvent, IoObserver, IoOutcome, IoTarget, Space};
+pub use event::{IoEnv, IoEvent, IoObserver, IoOutcome, IoScope, IoTarget, Space};
 pub use fabric::IoFabric;
 pub use state::{IoError, SubsystemEvent, SubsystemState};

@@ -527,7 +527,7 @@ pub enum OsDefect {
     /// moved off it (CHK-4, and CHK-6 for the interrupts that then reach it).
     HaltBeforeOffline,
     /// Memory offline unmaps pages without shooting down the TLBs: CPUs keep using the old
-    /// frames (CHK-3 sees the stores that went there; CHK-1 once the memory is gone).
+    /// frames (CHK-3 sees the stores that went there and the values read back from them).
     SkipTlbShootdown,
     /// Page migration copies with plain memory reads that bypass the caches: a dirty line
     /// is lost (CHK-2, CHK-3).
@@ -535,8 +535,8 @@ pub enum OsDefect {
     /// Page migration frees the old page before copying it (CHK-7: a page freed while
     /// mapped).
     FreeBeforeCopy,
-    /// Page migration moves pages under writeback without waiting (CHK-1: the disk reads
-    /// the old page after the memory is gone; CHK-7).
+    /// Page migration moves pages under writeback without waiting (CHK-7: pages freed while
+    /// locked or pinned by the I/O in flight, and the free lists that then disagree).
     IgnoreWriteback,
     /// Memory offline does not check for unmovable pages and drops them with the block
     /// (CHK-7: kernel objects in removed memory; CHK-1 when the kernel touches them).
@@ -597,6 +597,28 @@ impl OsDefect {
             OsDefect::SkipDriverQuiesce => "skip_driver_quiesce",
             OsDefect::LeakBarOnRemove => "leak_bar_on_remove",
             OsDefect::SkipSapicInitOnHotAdd => "skip_sapic_init_on_hot_add",
+        }
+    }
+
+    /// The codes of the checkers that report it on every seed of its scenario
+    /// (`scenarios/defects/os_<name>.toml`, which expects exactly these to fire).
+    pub const fn caught_by(self) -> &'static [&'static str] {
+        match self {
+            OsDefect::SkipRcuGracePeriod => &["CHK-5"],
+            OsDefect::SkipIrqReroute => &["CHK-6"],
+            OsDefect::SkipTaskMigration => &["CHK-4"],
+            OsDefect::SkipCacheFlushOnCpuRemove => &["CHK-2"],
+            OsDefect::HaltBeforeOffline => &["CHK-4", "CHK-6"],
+            OsDefect::SkipTlbShootdown => &["CHK-3"],
+            OsDefect::CopyNoncoherent => &["CHK-2", "CHK-3"],
+            OsDefect::FreeBeforeCopy => &["CHK-7"],
+            OsDefect::IgnoreWriteback => &["CHK-7"],
+            OsDefect::SkipUnmovableCheck => &["CHK-1", "CHK-2", "CHK-3", "CHK-7"],
+            OsDefect::EjectBeforeOffline => &["CHK-1", "CHK-2", "CHK-3"],
+            OsDefect::AllocFromIsolated => &["CHK-7"],
+            OsDefect::SkipDriverQuiesce => &["CHK-6", "CHK-7"],
+            OsDefect::LeakBarOnRemove => &["CHK-7"],
+            OsDefect::SkipSapicInitOnHotAdd => &["CHK-6"],
         }
     }
 }

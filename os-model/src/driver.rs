@@ -110,6 +110,8 @@ pub struct DriverStats {
     pub polls: u64,
     /// Cards the driver found gone (all-ones) and stopped using.
     pub gone: u64,
+    /// Cards firmware reported gone before the driver found out, and it stopped using.
+    pub disconnected: u64,
     /// Interrupts handled.
     pub interrupts: u64,
     /// Interrupt vectors no active card owned.
@@ -367,6 +369,17 @@ impl CardDriver {
     fn gone(&mut self, k: usize) {
         self.cards[k].active = false;
         self.stats.gone += 1;
+    }
+
+    /// Firmware said card `k` is gone (a bus check found its slot or subsystem empty): the
+    /// driver stops using it at once, before the hot-plug flow gets to it, so no interrupt
+    /// handler or bottom half on another CPU touches it again (Linux's
+    /// `pci_dev_set_disconnected`).
+    pub fn disconnect(&mut self, k: usize) {
+        if let Some(c) = self.cards.get_mut(k).filter(|c| c.active) {
+            c.active = false;
+            self.stats.disconnected += 1;
+        }
     }
 
     /// The bottom half for card `k` with the acknowledged `status`, run by `cpu`: check the

@@ -51,7 +51,7 @@ const BY_HID: [(&str, Handler); 3] = [
 /// Handles firmware's pending notifications, on CPU `cpu`.
 pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'_>) {
     let mut sci = Sci { now, cpu, hw: cx };
-    for n in sci.hw.p.take_notifications() {
+    for n in sci.hw.p.take_notifications(now, sci.hw.probe) {
         os.emit(
             now,
             OsEvent::AcpiNotify {
@@ -209,6 +209,9 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         return;
     };
     let card = crate::acpi::is_present(sci.hw.p, &n.path);
+    if !card {
+        disconnect_under(os, &n.path);
+    }
     let op = match n.code {
         NotifyCode::EjectRequest => Some(PciOpKind::Eject),
         // A device or bus check: bring up what arrived; what is gone goes.
@@ -233,10 +236,28 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     }
 }
 
+/// Firmware says the hardware at `path` is gone: the cards of the enabled slots at or under
+/// it are disconnected from their driver at once.
+fn disconnect_under(os: &mut Os, path: &str) {
+    let cards: Vec<usize> = os
+        .pcihp
+        .slots
+        .iter()
+        .filter(|s| s.enabled && within(&s.path, path))
+        .filter_map(|s| s.card)
+        .collect();
+    for k in cards {
+        os.driver.disconnect(k);
+    }
+}
+
 /// An I/O subsystem's module device: the whole subsystem comes or goes.
 fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
     let present = crate::acpi::is_present(sci.hw.p, &n.path);
+    if !present {
+        disconnect_under(os, &n.path);
+    }
     let r = PciFlow::subsystem_request(
         os,
         sci.now,

@@ -14,7 +14,7 @@ use crate::runner::{ExpectationResult, RunResult};
 use crate::scenario::ExpectedFigure;
 
 /// Every figure: its name and what it counts.
-pub const FIGURES: [(&str, &str); 45] = [
+pub const FIGURES: [(&str, &str); 48] = [
     ("sim_time_ns", "simulated time at the end of the run"),
     (
         "accesses",
@@ -29,7 +29,15 @@ pub const FIGURES: [(&str, &str); 45] = [
         "fraction of coherence messages that crossed the crossbar (0..1)",
     ),
     ("writebacks", "dirty lines written back to memory"),
+    (
+        "writebacks_lost",
+        "dirty lines given up whose data memory never took (home offline, or a defect)",
+    ),
     ("violations", "checker reports of every checker"),
+    (
+        "surprise_discoveries",
+        "accesses that found a surprise-removed card or IO SAPIC gone first (CHK-1 counts, not reports, them)",
+    ),
     ("audits", "full coherence audits run"),
     ("interrupts_sent", "device interrupts raised by cards"),
     ("dma_records", "records written into memory by card DMA"),
@@ -48,6 +56,10 @@ pub const FIGURES: [(&str, &str); 45] = [
         "CPU hot-plug operations that finished ok (boot's bring-up of the other CPUs not counted)",
     ),
     ("cpu_ops_failed", "CPU hot-plug operations that failed"),
+    (
+        "ops_unfinished",
+        "hot-plug operations (CPU, memory, PCI) still running or queued at the end",
+    ),
     ("cpu_op_max_ns", "longest CPU hot-plug operation"),
     ("tasks_migrated", "tasks moved off CPUs going down"),
     ("irqs_rerouted", "IRQs re-routed off CPUs going down"),
@@ -167,7 +179,17 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         "hit_rate" => m.hit_rate(),
         "remote_fraction" => ratio(m.remote_messages, m.messages),
         "writebacks" => m.writebacks as f64,
+        "writebacks_lost" => m.writebacks_lost as f64,
+        "ops_unfinished" => os.map_or(0, |o| {
+            o.hotplug().pending().count()
+                + o.mem_hotplug().pending().count()
+                + o.pci_hotplug().pending().count()
+        }) as f64,
         "violations" => r.violations.total() as f64,
+        "surprise_discoveries" => {
+            r.violations
+                .tally_of("CHK-1", io_subsystem::check::DISCOVERIES) as f64
+        }
         "audits" => r.audits as f64,
         "interrupts_sent" => io.interrupts_sent as f64,
         "dma_records" => io.dma_records as f64,

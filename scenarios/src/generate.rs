@@ -24,8 +24,8 @@
 //! The property is the exit status `sim FILE` gives: 0. Every action carries
 //! `expect = "any"` — it may succeed or be refused with a reason (an errno, or the hardware's
 //! refusal), and the runner fails any refusal that changed state — every checker must stay
-//! silent except for the accesses that discover a card or subsystem pulled out by surprise
-//! (`[[expect.reports]]` with `max`), and no scenario may be invalid. A failing case is shrunk
+//! silent (the accesses that discover a card or subsystem pulled out by surprise are CHK-1's
+//! discoveries, not reports), and no scenario may be invalid. A failing case is shrunk
 //! by proptest and written as a TOML file that `sim FILE` replays as it is.
 //!
 //! Cases are numbered: case `i` is drawn from its own stream (seeded by `i`), so a range of
@@ -341,8 +341,6 @@ const SETTLE_US: u64 = 6000;
 /// …and more for each memory or cell operation the timeline asks for (they run one at a
 /// time; a cell removal on a large machine takes several milliseconds).
 const SETTLE_PER_MEMORY_OP_US: u64 = 5000;
-/// Bus numbers firmware reserves per host bridge (the `[io]` default).
-const BUS_NUMBERS: u32 = 16;
 
 /// The machine's shape once the free numbers are fitted.
 struct Shape {
@@ -399,16 +397,6 @@ impl Shape {
     fn slot_path(&self, sun: u16) -> String {
         let (sub, idx) = self.slot_of(sun);
         format!("\\\\_SB_.IO{sub:02X}.PCI0.SL{:02X}", idx + 1)
-    }
-
-    /// The configuration address of the card in slot `sun` (as reports name it).
-    fn slot_bdf(&self, sun: u16) -> String {
-        let (sub, idx) = self.slot_of(sun);
-        format!(
-            "pci 0000:{:02x}:{:02x}.0",
-            u32::from(sub) * BUS_NUMBERS,
-            idx + 1
-        )
     }
 }
 
@@ -590,7 +578,6 @@ impl GenCase {
         // in by time below (equal times keep this order).
         let mut entries: Vec<(u64, String)> = Vec::new();
         let entry = |o: &mut Vec<(u64, String)>, at: u64, body: String| o.push((at, body));
-        let mut reports: Vec<(String, u16)> = Vec::new();
         let cell_path = |c: u16| format!("\\\\_SB_.CL{c:02X}");
         let io_path = |i: u16| format!("\\\\_SB_.IO{i:02X}");
         for st in steps {
@@ -696,7 +683,6 @@ impl GenCase {
                             s.slot_path(n)
                         ),
                     );
-                    reports.push((s.slot_bdf(n), 2));
                 }
                 GenAction::CardAdd(x, disk) if s.total_slots() > 0 => {
                     let n = sun(*x);
@@ -730,12 +716,6 @@ impl GenCase {
                             io_path(i)
                         ),
                     );
-                    for k in 0..s.slots {
-                        reports.push((s.slot_bdf(i * s.slots + k + 1), 2));
-                    }
-                    // A handler that found its card gone still ends with an EOI to the IO
-                    // SAPIC, which went with the subsystem: one per card at most, twice.
-                    reports.push((format!("iosub{i} iosapic"), 2 * s.slots));
                 }
                 GenAction::IoAdd(x) if s.subsystems > 0 => {
                     let i = sub(*x);
@@ -807,16 +787,6 @@ impl GenCase {
             let _ = writeln!(
                 o,
                 "\n[[timeline]]\nat = \"{at}us\"\n{body}\nexpect = \"any\""
-            );
-        }
-        // The accesses that discover a card or subsystem pulled out under the OS are what
-        // CHK-1 must report — and nothing else: at most a couple per card.
-        reports.sort();
-        reports.dedup_by(|a, b| a.0 == b.0);
-        for (r, max) in reports {
-            let _ = writeln!(
-                o,
-                "\n[[expect.reports]]\nchecker = \"CHK-1\"\ntarget = \"{r}\"\nmax = {max}"
             );
         }
     }
@@ -1060,7 +1030,6 @@ mod tests {
         };
         assert_eq!(s.slot_path(1), "\\\\_SB_.IO00.PCI0.SL01");
         assert_eq!(s.slot_path(9), "\\\\_SB_.IO02.PCI0.SL01");
-        assert_eq!(s.slot_bdf(1), "pci 0000:00:01.0");
-        assert_eq!(s.slot_bdf(14), "pci 0000:30:02.0");
+        assert_eq!(s.slot_path(14), "\\\\_SB_.IO03.PCI0.SL02");
     }
 }

@@ -15,6 +15,7 @@
 //!   "violations_total": 0,                    // all reported, even beyond the kept ones
 //!   "violations_unexpected": 0,               // those no [[expect.reports]] entry covers
 //!   "violations_per_checker": {"CHK-1": 0, "CHK-2": 0, "TESTER": 0},
+//!   "tallies": {"CHK-1 surprise discoveries": 3},
 //!   "violations": [ {"time_ns", "checker", "checker_name", "agent", "target", "message"} ],
 //!   "expectations": [ {"what": "CHK-2 fires", "met": true, "detail": "12 violations"} ],
 //!   "timeline": [ {"time_ns", "action", "target", "ok", "result", "errno", "expected",
@@ -471,6 +472,8 @@ struct JsonReport<'a> {
     violations_total: u64,
     violations_unexpected: u64,
     violations_per_checker: std::collections::BTreeMap<&'static str, u64>,
+    /// Observations a checker accounts for besides violations, as "CODE what".
+    tallies: std::collections::BTreeMap<String, u64>,
     violations: Vec<JsonViolation>,
     expectations: Vec<JsonExpectation>,
     timeline: Vec<JsonAction>,
@@ -482,7 +485,7 @@ struct JsonReport<'a> {
 
 /// `"clean"`, `"violations"`, `"refused_actions"` or `"unmet_expectations"`.
 pub fn verdict(r: &RunResult) -> &'static str {
-    if r.unexpected_violations > 0 {
+    if r.unexpected_violations > 0 || (r.shows_a_failure && !r.violations.is_empty()) {
         "violations"
     } else if r.failed_actions() > 0 {
         "refused_actions"
@@ -512,6 +515,12 @@ pub fn json(scn: &Scenario, r: &RunResult) -> String {
         violations_total: r.violations.total(),
         violations_unexpected: r.unexpected_violations,
         violations_per_checker: per,
+        tallies: r
+            .violations
+            .tallies()
+            .iter()
+            .map(|((id, what), n)| (format!("{} {what}", id.code), *n))
+            .collect(),
         violations: r
             .violations
             .kept()
@@ -1036,6 +1045,9 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
             _ => {
                 let _ = writeln!(o, "    {id}: {} violations{extra}", thousands(n));
             }
+        }
+        for ((_, what), n) in r.violations.tallies().iter().filter(|((c, _), _)| c == id) {
+            let _ = writeln!(o, "      and {} {what} (not violations)", thousands(*n));
         }
     }
     let shown = r.violations.kept().len().min(10);

@@ -151,6 +151,9 @@ pub struct RunResult {
     pub violations: Violations,
     /// Reports no `[[expect.reports]]` entry covers.
     pub unexpected_violations: u64,
+    /// The scenario demonstrates a failure: it injects defects, or expects checkers to fire
+    /// (`[expect] checkers`). Its reports, even expected ones, make `sim` exit 1.
+    pub shows_a_failure: bool,
     /// The checkers that ran.
     pub checkers: Vec<CheckerId>,
     /// The platform at the end (state, statistics, ACPI tables).
@@ -191,9 +194,12 @@ impl RunResult {
     pub fn expectations_met(&self) -> bool {
         self.expectations.iter().all(|e| e.met)
     }
-    /// The exit status `sim` gives this run.
+    /// The exit status `sim` gives this run: 0 when it is clean and met every expectation;
+    /// 1 otherwise — and always 1 when a scenario that demonstrates a failure (a defect, a
+    /// checker expected to fire) got reports, even expected ones: the failure was caught.
     pub fn exit_code(&self) -> u8 {
-        if self.is_clean() && self.expectations_met() {
+        let caught = self.shows_a_failure && !self.violations.is_empty();
+        if self.is_clean() && self.expectations_met() && !caught {
             0
         } else {
             1
@@ -361,6 +367,22 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
         f.checks.deep,
     );
     probe.violations = Violations::with_cap(f.checks.max_violations);
+    if !f.expect.reports.is_empty() {
+        // Every report is matched as it is made, so that a run with more reports than it
+        // keeps in full is still judged on all of them.
+        let expected = std::sync::Arc::new(f.expect.reports.clone());
+        let n = expected.len();
+        probe.violations.classify_with(
+            std::sync::Arc::new(move |v: &sim_core::Violation| {
+                expected
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.matches(v))
+                    .fold(0u64, |bits, (i, _)| bits | 1 << i)
+            }),
+            n,
+        );
+    }
     let mut checkers = probe.checker_ids();
     let ncpus = p.machine().cpus().len();
 
@@ -720,9 +742,8 @@ fn judge(scn: &Scenario, opts: &RunOptions, run: Run, checkers: Vec<CheckerId>) 
     }
     // Reports the scenario expects (and allows): each entry judged by its count; every
     // violation none of them covers is unexpected.
-    let kept = probe.violations.kept();
-    for r in &f.expect.reports {
-        let n = kept.iter().filter(|v| r.matches(v)).count() as u64;
+    for (i, r) in f.expect.reports.iter().enumerate() {
+        let n = probe.violations.matched(i);
         let what = format!(
             "{} reports{}{}",
             r.checker,
@@ -747,11 +768,10 @@ fn judge(scn: &Scenario, opts: &RunOptions, run: Run, checkers: Vec<CheckerId>) 
             what,
         });
     }
-    let covered = kept
-        .iter()
-        .filter(|v| f.expect.reports.iter().any(|r| r.matches(v)))
-        .count() as u64;
-    let unexpected_violations = probe.violations.total().saturating_sub(covered);
+    let unexpected_violations = probe
+        .violations
+        .total()
+        .saturating_sub(probe.violations.covered());
     let (tester, driver, os) = match load {
         Load::Tester { tester, driver, .. } => {
             (tester.stats().clone(), driver.stats().clone(), None)
@@ -778,6 +798,7 @@ fn judge(scn: &Scenario, opts: &RunOptions, run: Run, checkers: Vec<CheckerId>) 
         expectations,
         violations: probe.violations,
         unexpected_violations,
+        shows_a_failure: !f.defects.is_empty() || !f.expect.checkers.is_empty(),
         platform: p,
         sysfs_exports: sysfs,
     };

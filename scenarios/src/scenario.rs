@@ -597,6 +597,26 @@ impl Defect {
             Defect::Os(d) => d.name(),
         }
     }
+
+    /// The file of its scenario, relative to the repository root:
+    /// `scenarios/defects/{cache,io,os}_<name>.toml`.
+    pub fn scenario_file(self) -> String {
+        let layer = match self {
+            Defect::Cache(_) => "cache",
+            Defect::Io(_) => "io",
+            Defect::Os(_) => "os",
+        };
+        format!("scenarios/defects/{layer}_{}.toml", self.name())
+    }
+
+    /// The codes of the checkers that report it on every seed of its scenario.
+    pub fn caught_by(self) -> Vec<&'static str> {
+        match self {
+            Defect::Cache(d) => d.caught_by().iter().map(|c| c.code).collect(),
+            Defect::Io(d) => d.caught_by().to_vec(),
+            Defect::Os(d) => d.caught_by().to_vec(),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Defect {
@@ -917,6 +937,15 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
                 ),
             ));
         }
+    }
+    if f.expect.reports.len() > 64 {
+        return Err((
+            format!("expect.reports[{}]", f.expect.reports.len() - 1),
+            format!(
+                "{} expected reports: at most 64 (merge entries with a shorter message)",
+                f.expect.reports.len()
+            ),
+        ));
     }
     for (i, r) in f.expect.reports.iter().enumerate() {
         if !CHECKER_CODES.contains(&r.checker.as_str()) {

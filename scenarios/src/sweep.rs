@@ -26,7 +26,8 @@ pub struct SeedResult {
     pub exit_code: u8,
     /// Violations reported.
     pub violations_total: u64,
-    /// The first violation no `[[expect.reports]]` entry covers, formatted.
+    /// The first violation no `[[expect.reports]]` entry covers, formatted (in a scenario
+    /// that shows a failure — a defect, a checker expected to fire — the first violation).
     pub first_violation: Option<String>,
     /// The first action refused unexpectedly (or not as expected), formatted.
     pub first_refused_action: Option<String>,
@@ -121,7 +122,9 @@ pub fn sweep(
                     .violations
                     .kept()
                     .iter()
-                    .find(|v| !scn.file.expect.reports.iter().any(|e| e.matches(v)))
+                    .find(|v| {
+                        r.shows_a_failure || !scn.file.expect.reports.iter().any(|e| e.matches(v))
+                    })
                     .map(ToString::to_string),
                 first_refused_action: r.actions.iter().find(|a| a.failed()).map(|a| {
                     let (Ok(what) | Err(what)) = &a.result;

@@ -69,15 +69,36 @@ impl StableHash for Violation {
     }
 }
 
+/// Says which of up to 64 expected-report entries a violation matches, as a bit set (bit `i`
+/// for entry `i`): see [`Violations::classify_with`].
+pub type Classifier = std::sync::Arc<dyn Fn(&Violation) -> u64 + Send + Sync>;
+
 /// Collects violations. Keeps the first `cap` in full and counts all of them per checker, so a
-/// defect that breaks every access cannot exhaust memory.
-#[derive(Clone, Debug)]
+/// defect that breaks every access cannot exhaust memory. With a [`Classifier`], every
+/// violation (kept or not) is also matched against expected reports as it arrives.
+#[derive(Clone)]
 pub struct Violations {
     kept: Vec<Violation>,
     cap: usize,
     total: u64,
     per_checker: BTreeMap<CheckerId, u64>,
+    tallies: BTreeMap<(CheckerId, &'static str), u64>,
     hasher: StableHasher,
+    classifier: Option<Classifier>,
+    matched: Vec<u64>,
+    covered: u64,
+}
+
+impl fmt::Debug for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Violations")
+            .field("total", &self.total)
+            .field("per_checker", &self.per_checker)
+            .field("tallies", &self.tallies)
+            .field("covered", &self.covered)
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Violations {
@@ -94,8 +115,29 @@ impl Violations {
             cap,
             total: 0,
             per_checker: BTreeMap::new(),
+            tallies: BTreeMap::new(),
             hasher: StableHasher::new(),
+            classifier: None,
+            matched: Vec::new(),
+            covered: 0,
         }
+    }
+
+    /// Matches every violation reported from now on against `entries` (at most 64) expected
+    /// reports with `classify`: see [`Violations::matched`] and [`Violations::covered`].
+    pub fn classify_with(&mut self, classify: Classifier, entries: usize) {
+        self.classifier = Some(classify);
+        self.matched = vec![0; entries.min(64)];
+    }
+
+    /// How many violations matched expected-report entry `i`.
+    pub fn matched(&self, i: usize) -> u64 {
+        self.matched.get(i).copied().unwrap_or(0)
+    }
+
+    /// How many violations matched at least one expected-report entry.
+    pub fn covered(&self) -> u64 {
+        self.covered
     }
 
     /// Reports one violation.
@@ -103,6 +145,15 @@ impl Violations {
         self.total += 1;
         *self.per_checker.entry(v.checker).or_insert(0) += 1;
         v.stable_hash(&mut self.hasher);
+        if let Some(c) = &self.classifier {
+            let bits = c(&v);
+            if bits != 0 {
+                self.covered += 1;
+                for (i, m) in self.matched.iter_mut().enumerate() {
+                    *m += bits >> i & 1;
+                }
+            }
+        }
         if self.kept.len() < self.cap {
             self.kept.push(v);
         }
@@ -133,6 +184,27 @@ impl Violations {
         self.per_checker
             .iter()
             .filter(|(id, _)| id.code == code)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Counts one observation that is not a violation but that a checker accounts for on its
+    /// own (e.g. CHK-1's accesses that discovered a surprise removal, or an OS's own
+    /// diagnosis corroborating a checker): shown beside the violations, never added to them.
+    pub fn tally(&mut self, checker: CheckerId, what: &'static str) {
+        *self.tallies.entry((checker, what)).or_insert(0) += 1;
+    }
+
+    /// Every tally, by checker and name.
+    pub fn tallies(&self) -> &BTreeMap<(CheckerId, &'static str), u64> {
+        &self.tallies
+    }
+
+    /// The tally `what` summed over the checkers with `code`.
+    pub fn tally_of(&self, code: &str, what: &str) -> u64 {
+        self.tallies
+            .iter()
+            .filter(|((id, w), _)| id.code == code && *w == what)
             .map(|(_, n)| n)
             .sum()
     }

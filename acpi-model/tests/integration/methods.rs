@@ -222,14 +222,14 @@ fn ost_is_recorded_and_sci_notifications_queue_for_the_os() {
     p.notify(t(0), "\\_SB_.CL04", NotifyCode::EjectRequest, &mut probe)
         .unwrap();
     p.press_attention(t(1), SlotId(5), &mut probe).unwrap();
-    let n = p.take_notifications();
+    let n = p.take_notifications(t(1), &mut probe);
     assert_eq!(n.len(), 2);
     assert_eq!(
         (n[0].path.as_str(), n[0].code),
         ("\\_SB_.CL04", NotifyCode::EjectRequest)
     );
     assert_eq!(n[1].path, "\\_SB_.IO01.PCI0.SL01");
-    assert!(p.take_notifications().is_empty());
+    assert!(p.take_notifications(t(1), &mut probe).is_empty());
     p.evaluate(
         t(2),
         "\\_SB_.CL04._OST",

@@ -206,7 +206,7 @@ fn a_dirty_line_written_back_to_a_removed_home_is_reported_and_its_loss_too() {
     assert_eq!(chk1.len(), 1, "{:?}", p.violations.kept());
     assert_eq!(chk1[0].agent, Entity::Cpu(CpuId(0)));
     assert!(
-        chk1[0].message.starts_with("write-back (flush) of line")
+        chk1[0].message.starts_with("write-back (flush) of 0x")
             && chk1[0].message.contains("cell3"),
         "{}",
         chk1[0].message

@@ -33,7 +33,7 @@ pub(crate) struct Env {
 impl Env {
     pub(crate) fn new() -> Env {
         let mut checkers: CheckerSet<IoEvent, IoFabric> = CheckerSet::default();
-        checkers.add(Box::new(IoAccessChecker));
+        checkers.add(Box::new(IoAccessChecker::default()));
         checkers.add(Box::new(IrqChecker));
         checkers.add(Box::new(ResourceChecker));
         Env {

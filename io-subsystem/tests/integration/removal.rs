@@ -123,7 +123,18 @@ fn a_whole_subsystem_can_vanish() {
             ..
         })
     ));
+    // The card was running: the first read that finds it gone could not be avoided.
+    assert_eq!(env.violations.count("CHK-1"), 0);
+    assert_eq!(
+        env.violations
+            .tally_of("CHK-1", io_subsystem::check::DISCOVERIES),
+        1
+    );
+    // A second one could: software had already read all-ones there.
+    io.mmio_read(t(1), CPU, b, &mut env);
     assert_eq!(env.violations.count("CHK-1"), 1);
+    let m = &env.violations.kept()[0].message;
+    assert!(m.contains("its I/O subsystem is down (after cpu"), "{m}");
     assert!(io.set_slot_power(t(2), SlotId(9), true, &mut env).is_err());
     // Back in: SAPIC reset, slots unpowered, no cards.
     io.subsystem_event(t(3), IoSubsystemId(2), SubsystemEvent::Insert, &mut env)

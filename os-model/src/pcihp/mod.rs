@@ -614,6 +614,11 @@ impl PciHotplug {
         self.ops.done()
     }
 
+    /// The operation running and those queued: number and request.
+    pub fn pending(&self) -> impl Iterator<Item = (u32, &PciRequest)> {
+        self.ops.pending()
+    }
+
     /// Whether nothing runs or waits.
     pub fn is_idle(&self) -> bool {
         self.ops.is_idle()

@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod defects;
 mod determinism;
 mod expect;
 mod generative;
