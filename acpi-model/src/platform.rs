@@ -129,7 +129,7 @@ impl PlatformProbe {
         p.hw.add(Box::new(cells::check::InterruptChecker));
         p.hw.add(Box::new(cells::check::CoherenceChecker::new(machine, deep)));
         p.io.add(Box::new(io_subsystem::check::IoAccessChecker::default()));
-        p.io.add(Box::new(io_subsystem::check::IrqChecker));
+        p.io.add(Box::new(io_subsystem::check::IrqChecker::default()));
         p.io.add(Box::new(io_subsystem::check::ResourceChecker));
         p
     }

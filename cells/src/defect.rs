@@ -68,6 +68,9 @@ impl fmt::Display for CacheDefect {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Defects(u8);
 
+// One bit per defect.
+const _: () = assert!(CacheDefect::ALL.len() <= 8);
+
 impl Defects {
     /// Switches a defect on.
     pub fn insert(&mut self, d: CacheDefect) {

@@ -13,7 +13,9 @@
 //!   subsystem reached software.
 //! * [`IrqChecker`] — **CHK-6**, I/O side: an IO SAPIC delivers an asserted level interrupt
 //!   exactly once until its EOI, never while masked; an EOI clears remote IRR; at audits, no
-//!   asserted, unmasked entry is left undelivered and every card's line reaches its entry.
+//!   asserted, unmasked entry is left undelivered, no level entry stays in service (remote
+//!   IRR set) longer than [`REMOTE_IRR_BOUND`] after the delivery the checker saw start it,
+//!   and every card's line reaches its entry.
 //! * [`ResourceChecker`] — **CHK-7**: the BARs every working card decodes never overlap, and
 //!   each lies inside its bridge's window; the bridges' windows never overlap.
 
@@ -279,9 +281,19 @@ fn rw(write: bool) -> &'static str {
     if write { "write" } else { "read" }
 }
 
+/// How long a level entry may stay in service (remote IRR set) before its EOI: far longer
+/// than any handler runs; past it, the line is stuck for good.
+pub const REMOTE_IRR_BOUND: sim_core::SimDuration = sim_core::SimDuration::from_millis(1);
+
 /// CHK-6, I/O side (see the module docs).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IrqChecker;
+#[derive(Clone, Debug, Default)]
+pub struct IrqChecker {
+    /// When each level entry (subsystem, entry) last went into service: its own record,
+    /// from the deliveries it saw.
+    in_service_since: BTreeMap<(u16, u16), SimTime>,
+    /// Entries already reported stuck, with the delivery that started it.
+    stuck_reported: BTreeMap<(u16, u16), SimTime>,
+}
 
 impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
     fn id(&self) -> CheckerId {
@@ -292,6 +304,7 @@ impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
         match ev {
             IoEvent::SapicDeliver {
                 subsystem,
+                entry,
                 gsi,
                 vector,
                 masked,
@@ -299,6 +312,13 @@ impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
                 ..
             } => {
                 let me = Entity::IoSapic(*subsystem);
+                let level = io
+                    .subsystem(*subsystem)
+                    .and_then(|s| s.sapic.entries().get(usize::from(*entry)))
+                    .is_some_and(|r| r.level);
+                if level && !*was_in_service {
+                    self.in_service_since.insert((subsystem.0, *entry), now);
+                }
                 if *masked {
                     push(
                         out,
@@ -370,6 +390,27 @@ impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
             }
             for (e, r) in s.sapic.entries().iter().enumerate() {
                 let gsi = sim_core::Gsi(s.sapic.gsi_base + e as u32);
+                let key = (s.id.0, e as u16);
+                let since = self.in_service_since.get(&key).copied();
+                if let Some(since) =
+                    since.filter(|&t| r.level && r.remote_irr && now - t > REMOTE_IRR_BOUND)
+                {
+                    if self.stuck_reported.get(&key) != Some(&since) {
+                        self.stuck_reported.insert(key, since);
+                        push(
+                            out,
+                            now,
+                            CHK_IO_IRQ,
+                            Entity::IoSapic(s.id),
+                            Entity::Gsi(gsi),
+                            format!(
+                                "{gsi} (vector {:#04x}) has been in service since {since} with no EOI (remote IRR still set after {}): the line is stuck and no interrupt of it is delivered again",
+                                r.vector,
+                                now - since
+                            ),
+                        );
+                    }
+                }
                 if r.level && r.asserted > 0 && !r.masked && !r.remote_irr {
                     push(
                         out,

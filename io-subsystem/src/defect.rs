@@ -14,14 +14,18 @@ pub enum IoDefect {
     SapicIgnoresEoi,
     /// Unmasking an entry forgets an assertion held while it was masked.
     SapicLosesHeld,
+    /// A level entry in service (remote IRR set) delivers again while its line stays
+    /// asserted, before its EOI: an interrupt storm of one line.
+    SapicRedeliversInService,
 }
 
 impl IoDefect {
     /// Every defect.
-    pub const ALL: [IoDefect; 3] = [
+    pub const ALL: [IoDefect; 4] = [
         IoDefect::SapicIgnoresMask,
         IoDefect::SapicIgnoresEoi,
         IoDefect::SapicLosesHeld,
+        IoDefect::SapicRedeliversInService,
     ];
 
     /// The name used in scenario files.
@@ -30,6 +34,7 @@ impl IoDefect {
             IoDefect::SapicIgnoresMask => "sapic_ignores_mask",
             IoDefect::SapicIgnoresEoi => "sapic_ignores_eoi",
             IoDefect::SapicLosesHeld => "sapic_loses_held",
+            IoDefect::SapicRedeliversInService => "sapic_redelivers_in_service",
         }
     }
 
@@ -37,9 +42,10 @@ impl IoDefect {
     /// (`scenarios/defects/io_<name>.toml`).
     pub const fn caught_by(self) -> &'static [&'static str] {
         match self {
-            IoDefect::SapicIgnoresMask | IoDefect::SapicIgnoresEoi | IoDefect::SapicLosesHeld => {
-                &["CHK-6"]
-            }
+            IoDefect::SapicIgnoresMask
+            | IoDefect::SapicIgnoresEoi
+            | IoDefect::SapicLosesHeld
+            | IoDefect::SapicRedeliversInService => &["CHK-6"],
         }
     }
 
@@ -57,6 +63,9 @@ impl fmt::Display for IoDefect {
 /// The set of I/O defects switched on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoDefects(u8);
+
+// One bit per defect.
+const _: () = assert!(IoDefect::ALL.len() <= 8);
 
 impl IoDefects {
     /// Switches one on.

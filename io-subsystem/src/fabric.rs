@@ -1019,7 +1019,7 @@ impl IoFabric {
                 }
                 return;
             }
-            if r.remote_irr {
+            if r.remote_irr && !self.defects.has(IoDefect::SapicRedeliversInService) {
                 return;
             }
         } else {

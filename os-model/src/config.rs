@@ -557,11 +557,19 @@ pub enum OsDefect {
     /// registered nor masked, so the interrupts of the devices behind it are never routed
     /// (CHK-6: an enabled device's interrupt is never delivered).
     SkipSapicInitOnHotAdd,
+    /// `free_irq` forgets to mask the IO SAPIC entry: the line of a device that is gone (or
+    /// still running) keeps interrupting a vector nobody owns any more (CHK-6, read from the
+    /// entry itself).
+    FreeIrqLeavesUnmasked,
+    /// The interrupt handler writes its EOI with the vector of another line: the entry it
+    /// served stays in service (remote IRR set) and its line never interrupts again (CHK-6,
+    /// from the IO SAPIC's own state at audits).
+    EoiWrongLine,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 15] = [
+    pub const ALL: [OsDefect; 17] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -577,6 +585,8 @@ impl OsDefect {
         OsDefect::SkipDriverQuiesce,
         OsDefect::LeakBarOnRemove,
         OsDefect::SkipSapicInitOnHotAdd,
+        OsDefect::FreeIrqLeavesUnmasked,
+        OsDefect::EoiWrongLine,
     ];
 
     /// The name used in scenario files.
@@ -597,6 +607,8 @@ impl OsDefect {
             OsDefect::SkipDriverQuiesce => "skip_driver_quiesce",
             OsDefect::LeakBarOnRemove => "leak_bar_on_remove",
             OsDefect::SkipSapicInitOnHotAdd => "skip_sapic_init_on_hot_add",
+            OsDefect::FreeIrqLeavesUnmasked => "free_irq_leaves_unmasked",
+            OsDefect::EoiWrongLine => "eoi_wrong_line",
         }
     }
 
@@ -619,6 +631,8 @@ impl OsDefect {
             OsDefect::SkipDriverQuiesce => &["CHK-6", "CHK-7"],
             OsDefect::LeakBarOnRemove => &["CHK-7"],
             OsDefect::SkipSapicInitOnHotAdd => &["CHK-6"],
+            OsDefect::FreeIrqLeavesUnmasked => &["CHK-6"],
+            OsDefect::EoiWrongLine => &["CHK-6"],
         }
     }
 }
@@ -631,7 +645,10 @@ impl fmt::Display for OsDefect {
 
 /// The set of injected OS defects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OsDefects(u16);
+pub struct OsDefects(u32);
+
+// One bit per defect.
+const _: () = assert!(OsDefect::ALL.len() <= 32);
 
 impl OsDefects {
     /// Adds one.
@@ -674,6 +691,13 @@ mod tests {
         d.insert(OsDefect::SkipIrqReroute);
         assert!(d.has(OsDefect::SkipIrqReroute));
         assert!(!d.has(OsDefect::HaltBeforeOffline));
-        assert_eq!(OsDefect::ALL.len(), 15);
+        // The last defect has a bit of its own (the set once wrapped at 16).
+        let last = *OsDefect::ALL.last().unwrap();
+        assert!(!d.has(last));
+        d.insert(last);
+        assert!(d.has(last) && !d.has(OsDefect::SkipRcuGracePeriod));
+        for (i, x) in OsDefect::ALL.into_iter().enumerate() {
+            assert_eq!(x as usize, i, "ALL lists the defects in order");
+        }
     }
 }

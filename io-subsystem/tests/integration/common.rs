@@ -28,13 +28,15 @@ pub(crate) struct Env {
     pub(crate) checkers: CheckerSet<IoEvent, IoFabric>,
     pub(crate) violations: Violations,
     pub(crate) events: Vec<IoEvent>,
+    /// The time of the last event: audits run then.
+    pub(crate) last: SimTime,
 }
 
 impl Env {
     pub(crate) fn new() -> Env {
         let mut checkers: CheckerSet<IoEvent, IoFabric> = CheckerSet::default();
         checkers.add(Box::new(IoAccessChecker::default()));
-        checkers.add(Box::new(IrqChecker));
+        checkers.add(Box::new(IrqChecker::default()));
         checkers.add(Box::new(ResourceChecker));
         Env {
             mem: BTreeMap::new(),
@@ -43,12 +45,12 @@ impl Env {
             checkers,
             violations: Violations::default(),
             events: Vec::new(),
+            last: SimTime::ZERO,
         }
     }
 
     pub(crate) fn audit(&mut self, io: &IoFabric) {
-        self.checkers
-            .audit(SimTime::from_nanos(1 << 40), io, &mut self.violations);
+        self.checkers.audit(self.last, io, &mut self.violations);
     }
 }
 
@@ -115,6 +117,7 @@ impl InterruptPort for Env {
 impl IoObserver for Env {
     fn io_event(&mut self, now: SimTime, ev: &IoEvent, io: &IoFabric) {
         self.events.push(ev.clone());
+        self.last = self.last.max(now);
         self.checkers.observe(now, ev, io, &mut self.violations);
     }
 }

@@ -145,3 +145,58 @@ fn delivery_to_a_halted_cpu_is_reported_by_the_platform_not_the_sapic() {
         }
     )));
 }
+
+#[test]
+fn a_level_line_left_in_service_past_its_bound_is_reported_once() {
+    // Before: nothing audited remote IRR, so a lost EOI left a level line silent for ever.
+    let mut io = fabric();
+    let mut env = Env::new();
+    let d = DeviceId(0);
+    route(&mut io, &mut env, d, 0x61, DEST);
+    start(&mut io, &mut env, d, 0x10_0000, 512);
+    io.device_tick(t(1000), d, &mut env);
+    assert_eq!(env.delivered, vec![(DEST, 0x61)]);
+    // Within the bound: a handler may still be running.
+    env.audit(&io);
+    assert!(env.violations.is_empty(), "{:?}", env.violations.kept());
+    // Past it, with no EOI: stuck.
+    let late = 1000 + io_subsystem::check::REMOTE_IRR_BOUND.as_nanos() + 10;
+    io.mmio_read(t(late), CPU, sapic_reg(&io, sapic::IOWIN), &mut env);
+    env.audit(&io);
+    env.audit(&io);
+    assert_eq!(
+        env.violations.count("CHK-6"),
+        1,
+        "{:?}",
+        env.violations.kept()
+    );
+    assert!(env.violations.kept()[0].message.contains("no EOI"));
+    // The EOI frees it; a new delivery starts a new episode, judged afresh.
+    io.mmio_write(t(late + 1), CPU, sapic_reg(&io, sapic::EOI), 0x61, &mut env);
+    env.audit(&io);
+    assert_eq!(env.violations.count("CHK-6"), 1);
+}
+
+#[test]
+fn a_redelivery_before_the_eoi_is_reported() {
+    // Before: the IO SAPIC returned before the check could see it, so it could never fire.
+    let mut io = fabric();
+    let mut env = Env::new();
+    io.inject_defect(IoDefect::SapicRedeliversInService);
+    let d = DeviceId(0);
+    route(&mut io, &mut env, d, 0x61, DEST);
+    start(&mut io, &mut env, d, 0x10_0000, 512);
+    io.device_tick(t(1000), d, &mut env);
+    // Re-evaluated (an unmask) while still in service and still asserted.
+    mask(&mut io, &mut env, 1, 0x61, true);
+    mask(&mut io, &mut env, 1, 0x61, false);
+    assert_eq!(env.delivered.len(), 2, "{:?}", env.delivered);
+    assert!(
+        env.violations
+            .kept()
+            .iter()
+            .any(|v| v.message.contains("again before its EOI")),
+        "{:?}",
+        env.violations.kept()
+    );
+}

@@ -1,4 +1,5 @@
-//! CHK-6, OS side: interrupts handled where they may be, and every cross-call acknowledged.
+//! CHK-6, OS side: interrupts handled where they may be, every cross-call acknowledged, and
+//! the IO SAPIC entry of every IRQ the kernel frees masked (read from the entry itself).
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,9 @@ pub struct IrqChecker {
     lost_reported: BTreeMap<u32, u64>,
     /// GSIs of enabled devices already reported as never routed.
     unrouted_reported: Vec<u32>,
+    /// What the IO SAPIC entry of an IRQ the kernel just freed looked like then, read from
+    /// the hardware: `(gsi, vector, subsystem, entry, destination)` of one left unmasked.
+    freed_unmasked: Option<(u32, u8, sim_core::IoSubsystemId, usize, String)>,
 }
 
 impl OsChecker for IrqChecker {
@@ -41,6 +45,19 @@ impl OsChecker for IrqChecker {
     }
 
     fn sample(&mut self, _now: SimTime, ev: &OsEvent, p: &Platform) {
+        if let OsEvent::IrqFreed { gsi, vector } = ev {
+            // The entry itself, as the IO SAPIC holds it: a freed IRQ's line must not reach
+            // any CPU (unless its IO SAPIC is gone with it).
+            self.freed_unmasked = p.io().gsi_entry(Gsi(*gsi)).and_then(|(sid, e)| {
+                let sub = p.io().subsystem(sid).filter(|s| s.state.is_powered())?;
+                let rte = sub.sapic.entries().get(e).filter(|r| !r.masked)?;
+                let dest = p
+                    .machine()
+                    .cpu_by_lsapic(rte.dest)
+                    .map_or_else(|| rte.dest.to_string(), |c| c.to_string());
+                Some((*gsi, *vector, sid, e, dest))
+            });
+        }
         if let OsEvent::IrqRouted {
             gsi, from: None, ..
         } = ev
@@ -63,7 +80,17 @@ impl OsChecker for IrqChecker {
         let mut report = |agent: Entity, target: Entity, msg: String| {
             out.push(violation(now, CHK_OS_IRQ, agent, target, msg));
         };
-        if let OsEvent::IrqHandled { gsi, vector, cpu } = ev {
+        if let OsEvent::IrqFreed { .. } = ev {
+            if let Some((gsi, vector, sid, e, dest)) = self.freed_unmasked.take() {
+                report(
+                    Entity::Os(sim_core::OsId(0)),
+                    Entity::IoSapic(sid),
+                    format!(
+                        "gsi{gsi} (vector {vector:#04x}) was freed but its entry {e} of {sid} is still unmasked (destination {dest}): the line still interrupts a vector nobody owns"
+                    ),
+                );
+            }
+        } else if let OsEvent::IrqHandled { gsi, vector, cpu } = ev {
             *self.handled.entry(*gsi).or_default() += 1;
             if !self.maps.online(*cpu) {
                 report(

@@ -184,6 +184,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::IrqRouted { .. }
             | OsEvent::IrqHandled { .. }
             | OsEvent::IrqDisabled { .. }
+            | OsEvent::IrqFreed { .. }
             | OsEvent::CpuHalted { .. }
             | OsEvent::OpStart { .. }
             | OsEvent::OpStep { .. }

@@ -313,6 +313,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::IrqRouted { .. }
             | OsEvent::IrqHandled { .. }
             | OsEvent::IrqDisabled { .. }
+            | OsEvent::IrqFreed { .. }
             | OsEvent::OpStart { .. }
             | OsEvent::OpStep { .. }
             | OsEvent::OpEnd { .. }

@@ -216,6 +216,9 @@ impl StableHash for OsEvent {
                 h.word(51 | u64::from(*vector) << 8 | u64::from(*gsi) << 32);
                 h.word(u64::from(*unhandled));
             }
+            OsEvent::IrqFreed { gsi, vector } => {
+                h.word(53 | u64::from(*vector) << 8 | u64::from(*gsi) << 32);
+            }
             OsEvent::IrqHandled { gsi, vector, cpu } => {
                 h.word(27 | u64::from(cpu.0) << 8 | u64::from(*vector) << 24);
                 h.word(u64::from(*gsi));

@@ -454,6 +454,14 @@ pub enum OsEvent {
         /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
     },
+    /// The kernel freed an IRQ (`free_irq`): its IO SAPIC entry must be masked now, unless
+    /// its IO SAPIC is gone.
+    IrqFreed {
+        /// The global system interrupt (the IO SAPIC input, `_PRT`'s number).
+        gsi: u32,
+        /// The vector it was taken on.
+        vector: u8,
+    },
     /// The kernel disabled an interrupt line no handler claimed ("nobody cared").
     IrqDisabled {
         /// The global system interrupt (the IO SAPIC input, `_PRT`'s number).

@@ -99,6 +99,7 @@ impl TraceEvent for OsEvent {
             | OsEvent::OpStep { .. }
             | OsEvent::OpEnd { .. }
             | OsEvent::IrqDisabled { .. }
+            | OsEvent::IrqFreed { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => TraceLevel::Info,
@@ -424,6 +425,15 @@ impl TraceEvent for OsEvent {
                         "from",
                         s(from.map_or_else(|| "-".to_owned(), |c| c.to_string())),
                     ),
+                ],
+            ),
+            OsEvent::IrqFreed { gsi, vector } => (
+                os_track(),
+                "free_irq",
+                Phase::Instant,
+                vec![
+                    ("gsi", u(u64::from(*gsi))),
+                    ("vector", u(u64::from(*vector))),
                 ],
             ),
             OsEvent::IrqDisabled {

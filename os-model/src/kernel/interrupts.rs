@@ -110,8 +110,7 @@ impl Os {
         if self.irqs.descs()[i].unhandled >= irq::NOBODY_CARED {
             // "irq N: nobody cared": the line is disabled, the interrupt storm ends.
             let d = self.irqs.descs()[i].clone();
-            PciFlow::set_irq_masked(self, t, hw, &d, true, cx);
-            self.irqs.free(i);
+            PciFlow::free_irq(self, t, hw, i, false, cx);
             self.emit(
                 *t,
                 OsEvent::IrqDisabled {
@@ -135,7 +134,13 @@ impl Os {
             let k = self.pcpu[c.index()].ksoftirqd;
             self.wake_kthread(*t, c, k);
         }
-        irq::eoi(cx, t, hw, base, vector);
+        let eoi = if self.has_defect(crate::config::OsDefect::EoiWrongLine) {
+            // The defect: the EOI names another line's vector.
+            vector.wrapping_add(1)
+        } else {
+            vector
+        };
+        irq::eoi(cx, t, hw, base, eoi);
     }
 
     // ------------------------------------------------------------------ IPIs

@@ -520,9 +520,7 @@ impl Flow for PciFlow {
         let mut t = now;
         let hw = os.hw(ctl);
         if let Some(d) = os.pcihp.slots[i].irq.take() {
-            let desc = os.irqs.descs()[d].clone();
-            PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, cx);
-            os.irqs.free(d);
+            PciFlow::free_irq(os, &mut t, hw, d, false, cx);
         }
         PciFlow::pci_release_bars(os, i);
         if let Some(k) = os.pcihp.slots[i].card.take() {

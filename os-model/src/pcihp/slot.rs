@@ -234,14 +234,13 @@ impl PciFlow {
                     .find(|x| x.base == desc.sapic_base)
                     .map(|x| x.path.clone());
                 if !sapic.is_some_and(|x| crate::acpi::is_present(cx.p, &x)) {
-                    os.irqs.free(d);
+                    PciFlow::free_irq(os, &mut t, hw, d, true, cx);
                     return Next::Done(
                         t,
                         format!("gsi{} freed; its IO SAPIC is gone: not touched", desc.gsi),
                     );
                 }
-                PciFlow::set_irq_masked(os, &mut t, hw, &desc, true, cx);
-                os.irqs.free(d);
+                PciFlow::free_irq(os, &mut t, hw, d, false, cx);
                 Next::Done(
                     t + os.config().pci.quiesce_delay,
                     format!(
@@ -390,6 +389,30 @@ impl PciFlow {
             desc.vector,
             dest,
             masked,
+        );
+    }
+
+    /// `free_irq`: masks descriptor `d`'s entry (unless its IO SAPIC is gone, `sapic_gone`)
+    /// and frees the descriptor.
+    pub(crate) fn free_irq(
+        os: &mut Os,
+        t: &mut SimTime,
+        hw: sim_core::CpuId,
+        d: usize,
+        sapic_gone: bool,
+        cx: &mut Cx<'_>,
+    ) {
+        let desc = os.irqs.descs()[d].clone();
+        if !sapic_gone && !os.has_defect(OsDefect::FreeIrqLeavesUnmasked) {
+            PciFlow::set_irq_masked(os, t, hw, &desc, true, cx);
+        }
+        os.irqs.free(d);
+        os.emit(
+            *t,
+            OsEvent::IrqFreed {
+                gsi: desc.gsi,
+                vector: desc.vector,
+            },
         );
     }
 
