@@ -12,6 +12,9 @@
 //!   directory, with clean copies equal to memory (or to the owner's copy). DMA reads are
 //!   checked against the shadow too, and DMA writes update it. A cache that gives up a dirty
 //!   line whose data memory does not take (its home offline, or a defect) is reported at once.
+//!   Each audit also compares memory itself with the shadow, [`SWEEP_PAGES`] written pages at
+//!   a time in a rotating sweep: a line no cache holds must read in memory what was last
+//!   written there.
 //! * [`InterruptChecker`] — **CHK-6**, hardware side: no interrupt message reaches a halted or
 //!   absent CPU (or no CPU), and no CPU stops with interrupts pending in its local SAPIC.
 //!
@@ -309,7 +312,12 @@ pub struct CoherenceChecker {
     words_per_line: usize,
     max_per_audit: usize,
     audits: u64,
+    /// Next frame of the rotating memory sweep.
+    sweep: usize,
 }
+
+/// Written pages the memory sweep of one audit compares with the shadow.
+pub const SWEEP_PAGES: usize = 1024;
 
 impl CoherenceChecker {
     /// A checker whose golden shadow starts as the machine's current coherent contents.
@@ -334,6 +342,7 @@ impl CoherenceChecker {
             words_per_line: g.words_per_line,
             max_per_audit: 16,
             audits: 0,
+            sweep: 0,
         }
     }
 
@@ -802,6 +811,58 @@ impl sim_core::Checker<HwEvent, Machine> for CoherenceChecker {
                         ),
                     );
                 }
+            }
+        }
+
+        // Memory -> the golden shadow, a rotating sweep of written pages: a line no cache
+        // holds must read in memory what was last written there.
+        let store = hw.memory().store();
+        let frames = store.frames();
+        let lines_per_page = 1usize << (self.page_shift - shift);
+        let zero_page = vec![0u64; wpl * lines_per_page];
+        let (mut budget, mut visited) = (SWEEP_PAGES, 0);
+        while budget > 0 && visited < frames {
+            let pfn = self.sweep % frames;
+            self.sweep = (pfn + 1) % frames;
+            visited += 1;
+            let (mem, gold) = (store.page(pfn), self.shadow.page(pfn));
+            if mem.is_none() && gold.is_none() {
+                continue;
+            }
+            budget -= 1;
+            let mem = mem.unwrap_or(&zero_page);
+            let gold = gold.unwrap_or(&zero_page);
+            if mem == gold {
+                continue;
+            }
+            for i in 0..lines_per_page {
+                let words = i * wpl..(i + 1) * wpl;
+                if mem[words.clone()] == gold[words.clone()] {
+                    continue;
+                }
+                let line = ((pfn as u64) << (self.page_shift - shift)) + i as u64;
+                let Some(home) = hw.address_map().home_of_line(line) else {
+                    continue;
+                };
+                let online = hw.cell(home).is_some_and(|c| c.memory_online());
+                let cached = hw.directory(home).is_some_and(|d| d.get(line).is_some());
+                if !online || cached {
+                    continue;
+                }
+                let w = words
+                    .clone()
+                    .find(|&w| mem[w] != gold[w])
+                    .unwrap_or(words.start);
+                let addr = PhysAddr::new(((pfn as u64) << self.page_shift) + 8 * w as u64);
+                report(
+                    line,
+                    Entity::Cell(home),
+                    Entity::Memory(addr),
+                    format!(
+                        "memory at {addr} holds {:#x} but the last value written there is {:#x}, and no cache holds the line",
+                        mem[w], gold[w]
+                    ),
+                );
             }
         }
 

@@ -100,3 +100,24 @@ fn store_skipping_invalidations_breaks_single_writer_immediately() {
             .any(|v| v.message.contains("last value written there is 0x2a"))
     );
 }
+
+#[test]
+fn an_audit_compares_memory_no_cache_holds_with_the_shadow() {
+    // Before: audits compared caches with memory and directories, never memory with the
+    // golden shadow, so data lost on its way to memory showed only if a CPU read it again.
+    let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
+    m.inject_defect(CacheDefect::EvictionDropsDirty);
+    let a = addr_on(&m, 2, 0x400);
+    m.store(t(0), CpuId(0), a, 0xabcd, &mut p).unwrap();
+    m.flush_cache(t(10), CpuId(0), &mut p).unwrap();
+    p.violations = Violations::default();
+    p.audit(t(20), &m);
+    let v = p
+        .violations
+        .kept()
+        .iter()
+        .find(|v| v.message.contains("no cache holds the line"))
+        .unwrap_or_else(|| panic!("{:?}", p.violations.kept()));
+    assert_eq!(v.checker.code, "CHK-2");
+    assert!(v.message.contains("0xabcd"), "{}", v.message);
+}
