@@ -565,11 +565,14 @@ pub enum OsDefect {
     /// served stays in service (remote IRR set) and its line never interrupts again (CHK-6,
     /// from the IO SAPIC's own state at audits).
     EoiWrongLine,
+    /// A failed slot enable skips its undo: the slot stays powered (and whatever the steps
+    /// before the failure did stays done) (CHK-7, slot undo, from the hardware).
+    SkipEnableUndo,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 17] = [
+    pub const ALL: [OsDefect; 18] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -587,6 +590,7 @@ impl OsDefect {
         OsDefect::SkipSapicInitOnHotAdd,
         OsDefect::FreeIrqLeavesUnmasked,
         OsDefect::EoiWrongLine,
+        OsDefect::SkipEnableUndo,
     ];
 
     /// The name used in scenario files.
@@ -609,6 +613,7 @@ impl OsDefect {
             OsDefect::SkipSapicInitOnHotAdd => "skip_sapic_init_on_hot_add",
             OsDefect::FreeIrqLeavesUnmasked => "free_irq_leaves_unmasked",
             OsDefect::EoiWrongLine => "eoi_wrong_line",
+            OsDefect::SkipEnableUndo => "skip_enable_undo",
         }
     }
 
@@ -633,6 +638,7 @@ impl OsDefect {
             OsDefect::SkipSapicInitOnHotAdd => &["CHK-6"],
             OsDefect::FreeIrqLeavesUnmasked => &["CHK-6"],
             OsDefect::EoiWrongLine => &["CHK-6"],
+            OsDefect::SkipEnableUndo => &["CHK-7"],
         }
     }
 }

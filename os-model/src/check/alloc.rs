@@ -30,8 +30,9 @@ impl AllocChecker {
         (pfn / crate::mm::PAGEBLOCK_PAGES) as usize
     }
 
-    /// CHK-7, PCI side: every range the kernel reserved in a bridge window is a BAR of a
-    /// device it has enabled (none left behind by a removal), and that device decodes it;
+    /// CHK-7, PCI side: every range the kernel reserved in a bridge window is held by some
+    /// card's BAR, as read from its configuration space, unless the kernel still uses the slot
+    /// (none left behind by a removal); a device it enabled decodes its range;
     /// no freed DMA buffer was written since it was freed (its poison is intact).
     fn audit_pci(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
         let hp = os.pci_hotplug();
@@ -45,9 +46,31 @@ impl AllocChecker {
                 message,
             ));
         };
+        // What the cards' BAR registers hold, read from their configuration space (live
+        // cards only: a powered-off or pulled card holds nothing).
+        let programmed: Vec<(bool, u64)> = p
+            .io()
+            .devices()
+            .iter()
+            .filter(|d| d.is_live())
+            .flat_map(|d| {
+                let c = d.config();
+                // The memory bit of a BAR's low register tells MMIO from I/O space.
+                c.bar_defs().iter().map(move |def| {
+                    (
+                        c.read(0x10 + 4 * u16::from(def.index)) & 1 == 0,
+                        c.bar_address(def),
+                    )
+                })
+            })
+            .collect();
         for (b, br) in hp.bridges.iter().enumerate() {
             for (what, alloc) in [("MMIO", &br.mmio), ("I/O", &br.io)] {
                 for (start, len) in alloc.allocations() {
+                    // The hardware first: a range some card's BAR holds is in use.
+                    if programmed.contains(&(what == "MMIO", start)) {
+                        continue;
+                    }
                     let owner = hp.slots.iter().find(|s| {
                         s.bridge == b
                             && s.bars.is_some_and(|((m, _), (i, _))| {
@@ -58,10 +81,13 @@ impl AllocChecker {
                                 }
                             })
                     });
+                    // No card holds it. The kernel still using the slot (enabled: it has not
+                    // been told its card went, or an operation on it is under way) is not a
+                    // leak yet.
                     let why = match owner {
-                        None => Some("no device".to_owned()),
+                        None => Some("no slot of the kernel".to_owned()),
                         Some(s) if !s.enabled && busy != Some(s.sun) => Some(format!(
-                            "slot {}, whose device is gone (its BARs were never released)",
+                            "slot {}, which the kernel disabled: no card's BAR holds it (read from configuration space), the range was never released",
                             s.sun.0
                         )),
                         Some(_) => None,

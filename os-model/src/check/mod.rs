@@ -12,6 +12,7 @@
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled, a cross-call never acknowledged (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
+//! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
 //! | CHK-7 allocator | a page freed while mapped or under I/O (`free_before_copy`, `ignore_writeback`), allocated from an isolated pageblock (`alloc_from_isolated`), buddy lists / mem_map / PTEs / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`) |
 
 use acpi_model::Platform;
@@ -75,6 +76,7 @@ impl Default for OsCheckers {
                 Box::new(RcuChecker::default()),
                 Box::new(IrqChecker::default()),
                 Box::new(AllocChecker::default()),
+                Box::new(SlotUndoChecker::default()),
             ],
         }
     }
@@ -170,12 +172,14 @@ mod irq;
 mod rcu;
 mod sched;
 mod task_data;
+mod undo;
 
 pub use alloc::AllocChecker;
 pub use irq::IrqChecker;
 pub use rcu::RcuChecker;
 pub use sched::SchedChecker;
 pub use task_data::TaskDataChecker;
+pub use undo::{CHK_SLOT_UNDO, SlotUndoChecker};
 
 #[cfg(test)]
 mod tests;

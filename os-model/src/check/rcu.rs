@@ -189,6 +189,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::OpStart { .. }
             | OsEvent::OpStep { .. }
             | OsEvent::OpEnd { .. }
+            | OsEvent::OpQueued { .. }
             | OsEvent::MemObject { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }

@@ -317,6 +317,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::OpStart { .. }
             | OsEvent::OpStep { .. }
             | OsEvent::OpEnd { .. }
+            | OsEvent::OpQueued { .. }
             | OsEvent::MemObject { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }

@@ -276,6 +276,9 @@ impl StableHash for OsEvent {
                 h.word(duration.as_nanos());
                 h.str(note);
             }
+            OsEvent::OpQueued { flow, op } => {
+                h.word(54 | (*flow as u64) << 8 | u64::from(*op) << 32);
+            }
             OsEvent::OpEnd { flow, op, result } => {
                 let (_, _, tag) = flow.tags();
                 h.word(tag | u64::from(*op) << 32);

@@ -480,6 +480,14 @@ pub enum OsEvent {
         /// Dirty lines written back.
         dirty_lines: u32,
     },
+    /// A hot-plug request was accepted and queued (it starts later, as an operation of its
+    /// own).
+    OpQueued {
+        /// The flow it belongs to (CPU, memory, PCI).
+        flow: FlowKind,
+        /// The number its operation will have.
+        op: u32,
+    },
     /// A hot-plug operation (CPU, memory / cell or PCI) started.
     OpStart {
         /// The flow the operation belongs to (CPU, memory, PCI).

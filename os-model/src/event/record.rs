@@ -98,6 +98,7 @@ impl TraceEvent for OsEvent {
             | OsEvent::OpStart { .. }
             | OsEvent::OpStep { .. }
             | OsEvent::OpEnd { .. }
+            | OsEvent::OpQueued { .. }
             | OsEvent::IrqDisabled { .. }
             | OsEvent::IrqFreed { .. }
             | OsEvent::HotplugRefused { .. }
@@ -508,6 +509,15 @@ impl TraceEvent for OsEvent {
             } => {
                 return step_record(flow.label(), *op, name, *start, *duration, note, time);
             }
+            OsEvent::OpQueued { flow, op } => (
+                os_track(),
+                "op queued",
+                Phase::Instant,
+                vec![
+                    ("flow", s(flow.label().to_owned())),
+                    ("op", u(u64::from(*op))),
+                ],
+            ),
             OsEvent::OpEnd { flow, op, result } => (
                 os_track(),
                 flow.end_name(),

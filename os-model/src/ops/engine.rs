@@ -290,6 +290,13 @@ pub(crate) fn enqueue<F: Flow>(os: &mut F::Host, at: SimTime, req: F::Request) -
     if e.current.is_none() {
         os.post_op(at, OpEvent::Start(F::KIND));
     }
+    os.emit(
+        at,
+        OsEvent::OpQueued {
+            flow: F::KIND,
+            op: id,
+        },
+    );
     id
 }
 

@@ -510,6 +510,9 @@ impl Flow for PciFlow {
         let Some(cur) = os.pcihp.ops.running() else {
             return now;
         };
+        if os.has_defect(crate::config::OsDefect::SkipEnableUndo) {
+            return now;
+        }
         let (Some(i), ctl, powered) = (cur.state.slot, cur.report.controller, cur.state.powered)
         else {
             return now;
