@@ -633,7 +633,7 @@ impl OsDefect {
             OsDefect::SkipUnmovableCheck => &["CHK-1", "CHK-2", "CHK-3", "CHK-7"],
             OsDefect::EjectBeforeOffline => &["CHK-1", "CHK-2", "CHK-3"],
             OsDefect::AllocFromIsolated => &["CHK-7"],
-            OsDefect::SkipDriverQuiesce => &["CHK-6", "CHK-7"],
+            OsDefect::SkipDriverQuiesce => &["CHK-7"],
             OsDefect::LeakBarOnRemove => &["CHK-7"],
             OsDefect::SkipSapicInitOnHotAdd => &["CHK-6"],
             OsDefect::FreeIrqLeavesUnmasked => &["CHK-6"],

@@ -6,12 +6,16 @@
 //! reports the moment the stream contradicts an invariant. At audits it compares that
 //! picture with the OS's data structures and with the hardware.
 //!
+//! The kernel's own diagnoses ("nobody cared", a cross-call timeout) are not the checkers'
+//! findings: CHK-6 counts them beside its reports as corroboration ([`NOBODY_CARED`],
+//! [`CSD_TIMEOUT`]), never as violations.
+//!
 //! | checker | catches (defect that proves it) |
 //! |---|---|
 //! | CHK-3 task data | a task reads back something else than it last stored (`skip_cache_flush_on_cpu_remove`) |
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`) |
-//! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled, a cross-call never acknowledged (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
+//! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
 //! | CHK-7 allocator | a page freed while mapped or under I/O (`free_before_copy`, `ignore_writeback`), allocated from an isolated pageblock (`alloc_from_isolated`), buddy lists / mem_map / PTEs / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`) |
 
@@ -175,7 +179,7 @@ mod task_data;
 mod undo;
 
 pub use alloc::AllocChecker;
-pub use irq::IrqChecker;
+pub use irq::{CSD_TIMEOUT, IrqChecker, NOBODY_CARED};
 pub use rcu::RcuChecker;
 pub use sched::SchedChecker;
 pub use task_data::TaskDataChecker;
