@@ -568,11 +568,14 @@ pub enum OsDefect {
     /// A failed slot enable skips its undo: the slot stays powered (and whatever the steps
     /// before the failure did stays done) (CHK-7, slot undo, from the hardware).
     SkipEnableUndo,
+    /// Page migration forgets the tasks that waited for a page while it moved: they stay
+    /// blocked for ever (CHK-4 liveness: blocked past its bound with no wakeup).
+    LosePageWaiters,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 18] = [
+    pub const ALL: [OsDefect; 19] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -591,6 +594,7 @@ impl OsDefect {
         OsDefect::FreeIrqLeavesUnmasked,
         OsDefect::EoiWrongLine,
         OsDefect::SkipEnableUndo,
+        OsDefect::LosePageWaiters,
     ];
 
     /// The name used in scenario files.
@@ -614,6 +618,7 @@ impl OsDefect {
             OsDefect::FreeIrqLeavesUnmasked => "free_irq_leaves_unmasked",
             OsDefect::EoiWrongLine => "eoi_wrong_line",
             OsDefect::SkipEnableUndo => "skip_enable_undo",
+            OsDefect::LosePageWaiters => "lose_page_waiters",
         }
     }
 
@@ -639,6 +644,7 @@ impl OsDefect {
             OsDefect::FreeIrqLeavesUnmasked => &["CHK-6"],
             OsDefect::EoiWrongLine => &["CHK-6"],
             OsDefect::SkipEnableUndo => &["CHK-7"],
+            OsDefect::LosePageWaiters => &["CHK-4"],
         }
     }
 }

@@ -13,7 +13,7 @@
 //! | checker | catches (defect that proves it) |
 //! |---|---|
 //! | CHK-3 task data | a task reads back something else than it last stored (`skip_cache_flush_on_cpu_remove`) |
-//! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`) |
+//! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`); a task blocked past [`BLOCK_BOUND`] with no wakeup (`lose_page_waiters`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
@@ -181,7 +181,7 @@ mod undo;
 pub use alloc::AllocChecker;
 pub use irq::{CSD_TIMEOUT, IrqChecker, NOBODY_CARED};
 pub use rcu::RcuChecker;
-pub use sched::SchedChecker;
+pub use sched::{BLOCK_BOUND, SchedChecker};
 pub use task_data::TaskDataChecker;
 pub use undo::{CHK_SLOT_UNDO, SlotUndoChecker};
 

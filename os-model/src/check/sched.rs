@@ -30,7 +30,14 @@ struct TaskInfo {
     kthread: Option<LogicalCpu>,
     migration: bool,
     loc: Loc,
+    /// A task (not a kernel thread) blocked since then, waiting for something to wake it.
+    blocked_since: Option<SimTime>,
 }
+
+/// How long a task (not a kernel thread, which may wait for work for ever) may stay blocked
+/// — on a page being read in or moved — before CHK-4 calls it lost: far longer than any I/O
+/// or migration batch the model runs.
+pub const BLOCK_BOUND: sim_core::SimDuration = sim_core::SimDuration::from_millis(2);
 
 /// CHK-4: every runnable task is on exactly one runqueue of an online CPU; none ever runs on
 /// an offline CPU; only the migration thread moves tasks between runqueues; none is lost.
@@ -42,6 +49,8 @@ pub struct SchedChecker {
     running: BTreeMap<LogicalCpu, TaskId>,
     halted: Vec<LogicalCpu>,
     reported: Vec<(TaskId, LogicalCpu)>,
+    /// Tasks already reported blocked for good, with the block that started it.
+    stuck_reported: Vec<(TaskId, SimTime)>,
 }
 
 impl SchedChecker {
@@ -54,6 +63,9 @@ impl SchedChecker {
     fn set(&mut self, t: TaskId, loc: Loc) {
         if let Some(Some(x)) = self.tasks.get_mut(t.0 as usize) {
             x.loc = loc;
+            if loc != Loc::Blocked {
+                x.blocked_since = None;
+            }
         }
     }
     fn label(&self, t: TaskId) -> String {
@@ -88,6 +100,7 @@ impl OsChecker for SchedChecker {
                     name: name.clone(),
                     kthread: (*kind != "user").then_some(*cpu),
                     migration: *kind == "migration",
+                    blocked_since: None,
                     loc: if *kind == "user" {
                         Loc::New
                     } else {
@@ -225,7 +238,14 @@ impl OsChecker for SchedChecker {
                 }
                 self.set(*task, Loc::Sleeping(*timer_cpu));
             }
-            OsEvent::Block { task, .. } => self.set(*task, Loc::Blocked),
+            OsEvent::Block { task, .. } => {
+                self.set(*task, Loc::Blocked);
+                if let Some(Some(x)) = self.tasks.get_mut(task.0 as usize) {
+                    if x.kthread.is_none() && !x.migration && x.blocked_since.is_none() {
+                        x.blocked_since = Some(now);
+                    }
+                }
+            }
             OsEvent::Park { task, parked, .. } => {
                 self.set(*task, if *parked { Loc::Parked } else { Loc::Blocked });
             }
@@ -330,6 +350,30 @@ impl OsChecker for SchedChecker {
     }
 
     fn audit(&mut self, now: SimTime, os: &Os, p: &Platform, out: &mut Violations) {
+        // Liveness, from its own record: a task blocked past the bound with no wakeup.
+        let stuck: Vec<(TaskId, SimTime)> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, x)| {
+                let since = x.as_ref()?.blocked_since?;
+                (now - since > BLOCK_BOUND).then_some((TaskId(i as u32), since))
+            })
+            .filter(|k| !self.stuck_reported.contains(k))
+            .collect();
+        for (task, since) in stuck {
+            self.stuck_reported.push((task, since));
+            out.push(violation(
+                now,
+                CHK_SCHED,
+                Entity::Os(sim_core::OsId(0)),
+                Entity::Task(task.0),
+                format!(
+                    "{} has been blocked since {since} and nothing woke it (bound {BLOCK_BOUND}): it will never run again",
+                    self.label(task)
+                ),
+            ));
+        }
         // Every task the checker saw is where the OS says, and on exactly one runqueue.
         let mut count: FxHashMap<u32, u32> = FxHashMap::default();
         for pc in os.per_cpu() {

@@ -329,7 +329,7 @@ impl MemFlow {
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     Mm::free_frame(os, t, m.pfn, 0);
                     // A task that faulted on the page meanwhile reads it from the disk now.
-                    Mm::wake_page(os, &mut t, ctl, m.pfn, cx);
+                    wake_movers(os, &mut t, ctl, m.pfn, cx);
                     if let Some(c) = os.memhp.running_mut() {
                         c.report.moved.dropped += 1;
                     }
@@ -398,7 +398,7 @@ impl MemFlow {
                                 Mm::write_pte(os, &mut t, ctl, r, Pte::Present { pfn: sub }, cx);
                             }
                             for k in 0..1u32 << m.order {
-                                Mm::wake_page(os, &mut t, ctl, m.pfn + k, cx);
+                                wake_movers(os, &mut t, ctl, m.pfn + k, cx);
                             }
                         }
                     }
@@ -499,7 +499,7 @@ impl MemFlow {
                 }
             }
             for k in 0..1u32 << order {
-                Mm::wake_page(os, &mut t, ctl, old + k, cx);
+                wake_movers(os, &mut t, ctl, old + k, cx);
             }
         }
         t
@@ -604,4 +604,14 @@ impl MemFlow {
         vm.phys.map.pin(pfn);
         Mm::start_io(os, now, Io::Writeback { pfn, file, page });
     }
+}
+
+/// Wakes the tasks that waited for frame `pfn` while it moved (unless the defect
+/// `lose_page_waiters` forgets them: they stay blocked for ever).
+fn wake_movers(os: &mut Os, t: &mut SimTime, by: LogicalCpu, pfn: u32, cx: &mut Cx<'_>) {
+    if os.has_defect(OsDefect::LosePageWaiters) {
+        os.vmm().waiters.remove(&pfn);
+        return;
+    }
+    Mm::wake_page(os, t, by, pfn, cx);
 }
