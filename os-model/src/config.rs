@@ -571,11 +571,15 @@ pub enum OsDefect {
     /// Page migration forgets the tasks that waited for a page while it moved: they stay
     /// blocked for ever (CHK-4 liveness: blocked past its bound with no wakeup).
     LosePageWaiters,
+    /// RCU readers keep the CPU-maps pointer their CPU loaded first instead of loading the
+    /// published one each time: after a CPU hot-remove publishes new maps they dereference
+    /// a version that is no longer published, then one that was freed (CHK-5).
+    RcuReaderKeepsStalePointer,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 19] = [
+    pub const ALL: [OsDefect; 20] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -595,6 +599,7 @@ impl OsDefect {
         OsDefect::EoiWrongLine,
         OsDefect::SkipEnableUndo,
         OsDefect::LosePageWaiters,
+        OsDefect::RcuReaderKeepsStalePointer,
     ];
 
     /// The name used in scenario files.
@@ -619,6 +624,7 @@ impl OsDefect {
             OsDefect::EoiWrongLine => "eoi_wrong_line",
             OsDefect::SkipEnableUndo => "skip_enable_undo",
             OsDefect::LosePageWaiters => "lose_page_waiters",
+            OsDefect::RcuReaderKeepsStalePointer => "rcu_reader_keeps_stale_pointer",
         }
     }
 
@@ -645,6 +651,7 @@ impl OsDefect {
             OsDefect::EoiWrongLine => &["CHK-6"],
             OsDefect::SkipEnableUndo => &["CHK-7"],
             OsDefect::LosePageWaiters => &["CHK-4"],
+            OsDefect::RcuReaderKeepsStalePointer => &["CHK-4", "CHK-5", "CHK-6"],
         }
     }
 }

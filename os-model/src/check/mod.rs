@@ -14,7 +14,7 @@
 //! |---|---|
 //! | CHK-3 task data | a task reads back something else than it last stored (`skip_cache_flush_on_cpu_remove`) |
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, moved by anyone but the migration thread, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`); a task blocked past [`BLOCK_BOUND`] with no wakeup (`lose_page_waiters`) |
-//! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`) |
+//! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`); a version dereferenced that is not the published one (`rcu_reader_keeps_stale_pointer`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
 //! | CHK-7 allocator | a page freed while mapped or under I/O (`free_before_copy`, `ignore_writeback`), allocated from an isolated pageblock (`alloc_from_isolated`), buddy lists / mem_map / PTEs / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`) |

@@ -81,6 +81,7 @@ impl Os {
             possible: CpuMask::new(nr),
             present: CpuMask::new(nr),
             maps_cur: 0,
+            stale_maps: BTreeMap::new(),
             maps: BTreeMap::new(),
             no_maps: CpuMaps {
                 online: CpuMask::new(nr),

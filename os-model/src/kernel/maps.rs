@@ -22,7 +22,14 @@ impl Os {
         purpose: &'static str,
         cx: &mut Cx<'_>,
     ) -> u64 {
-        let v = self.maps_cur;
+        let mut v = self.maps_cur;
+        if self.has_defect(crate::config::OsDefect::RcuReaderKeepsStalePointer)
+            && self.booted_at.is_some()
+        {
+            // The defect: once boot is over, the CPU keeps the pointer its first reader
+            // loaded and never loads the published one again.
+            v = *self.stale_maps.entry(c).or_insert(v);
+        }
         self.rcu.read_lock(c);
         if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
             load(cx, t, self.hw(c), addr);

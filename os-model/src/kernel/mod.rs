@@ -173,6 +173,9 @@ pub struct Os {
     pub(crate) possible: CpuMask,
     pub(crate) present: CpuMask,
     maps_cur: u64,
+    /// The maps pointer each CPU's readers loaded first (kept only under the defect
+    /// `rcu_reader_keeps_stale_pointer`).
+    stale_maps: BTreeMap<LogicalCpu, u64>,
     maps: BTreeMap<u64, MapsObj>,
     no_maps: CpuMaps,
     next_maps: u64,

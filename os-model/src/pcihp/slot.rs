@@ -447,7 +447,13 @@ impl PciFlow {
         // Spread IRQs over the online CPUs (reading the map under RCU).
         let v = os.reader_begin(t, by, "irq affinity", cx);
         let online: Vec<LogicalCpu> = os.maps_version(v).online.iter().collect();
-        let target = online[os.irqs.live() % online.len().max(1)];
+        // An empty map (only a defect shows one: a stale or freed version) leaves the IRQ
+        // on the CPU doing the routing.
+        let target = if online.is_empty() {
+            by
+        } else {
+            online[os.irqs.live() % online.len()]
+        };
         os.reader_use(t, by, v, target, cx);
         os.reader_end(*t, by);
         let dest = os.pcpu[target.index()].lsapic;
