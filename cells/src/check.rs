@@ -175,12 +175,7 @@ impl sim_core::Checker<HwEvent, Machine> for AccessChecker {
                 write,
                 coherent,
             } => {
-                let what = match (coherent, write) {
-                    (true, false) => "load",
-                    (true, true) => "store",
-                    (false, false) => "uncached read",
-                    (false, true) => "uncached write",
-                };
+                let what = crate::event::access_name(*coherent, *write);
                 let end = PhysAddr::new(hw.address_map().total_bytes());
                 let message = format!(
                     "{what} of {addr} by {agent} decodes to no memory (memory ends at {end}): \

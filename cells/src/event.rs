@@ -144,6 +144,17 @@ impl fmt::Display for McaTarget {
     }
 }
 
+/// The name of an access by whether it went through the caches and whether it wrote:
+/// `load`, `store`, `uncached read`, `uncached write` (messages and the trace).
+pub const fn access_name(coherent: bool, write: bool) -> &'static str {
+    match (coherent, write) {
+        (true, false) => "load",
+        (true, true) => "store",
+        (false, false) => "uncached read",
+        (false, true) => "uncached write",
+    }
+}
+
 /// Why a cache gave up a line's data ([`HwEvent::WriteBack`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WriteBackCause {
@@ -887,11 +898,7 @@ impl TraceEvent for HwEvent {
                 } => (
                     track("machine", 0),
                     "access",
-                    format!(
-                        "{} {} of no memory",
-                        if *coherent { "coherent" } else { "uncached" },
-                        if *write { "write" } else { "read" }
-                    ),
+                    format!("{} of no memory", access_name(*coherent, *write)),
                     Phase::Instant,
                     vec![
                         ("agent", ArgValue::Str(agent.to_string())),

@@ -799,22 +799,15 @@ impl Machine {
                                 }
                                 Protocol::Mesi => {
                                     let oc = self.cpus[oi].cell;
-                                    self.mem
-                                        .store_mut()
-                                        .write_words(line << self.geo.line_shift, &buf);
-                                    self.stats.writebacks += 1;
                                     self.msg(oc, home);
-                                    obs.on_event(
+                                    self.write_back(
                                         now,
-                                        &HwEvent::WriteBack {
-                                            cpu: o,
-                                            line: self.line_addr(line),
-                                            home,
-                                            cause: WriteBackCause::Downgrade,
-                                            dirty: true,
-                                            written: true,
-                                        },
-                                        self,
+                                        oi,
+                                        os,
+                                        home,
+                                        WriteBackCause::Downgrade,
+                                        true,
+                                        obs,
                                     );
                                     self.caches[oi].set_state(os, LineState::Shared);
                                     e.sharers.insert(o);
@@ -907,22 +900,7 @@ impl Machine {
             return;
         };
         let h = home.index();
-        let powered = self.cells[h].memory_online();
-        let dirty = st.is_dirty();
-        let mut written = false;
-        if dirty {
-            self.stats.writebacks += 1;
-            if powered && !self.defects.has(CacheDefect::EvictionDropsDirty) {
-                self.mem
-                    .store_mut()
-                    .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
-                written = true;
-            } else {
-                self.stats.writebacks_lost += 1;
-            }
-        } else {
-            self.stats.clean_evictions += 1;
-        }
+        self.write_back(now, ci, slot, home, cause, st.is_dirty(), obs);
         self.msg(self.cpus[ci].cell, home);
         if let Some(e) = self.dirs[h].get_mut(line) {
             e.forget(me);
@@ -933,10 +911,42 @@ impl Machine {
             }
         }
         self.caches[ci].invalidate(slot);
+    }
+
+    /// The one write-back path: the line in `slot` of `ci`'s cache (homed at `home`) gives
+    /// up its data — if `dirty`, to memory, which takes it only when online (and, for an
+    /// eviction or flush, unless the `eviction_drops_dirty` defect drops it). Counts it and
+    /// reports it ([`HwEvent::WriteBack`]); the cache line itself is the caller's.
+    #[allow(clippy::too_many_arguments)]
+    fn write_back<O: HwObserver + ?Sized>(
+        &mut self,
+        now: SimTime,
+        ci: usize,
+        slot: usize,
+        home: CellId,
+        cause: WriteBackCause,
+        dirty: bool,
+        obs: &mut O,
+    ) {
+        let line = self.caches[ci].tag(slot);
+        let drops = matches!(cause, WriteBackCause::Evict | WriteBackCause::Flush)
+            && self.defects.has(CacheDefect::EvictionDropsDirty);
+        let written = dirty && self.cells[home.index()].memory_online() && !drops;
+        if !dirty {
+            self.stats.clean_evictions += 1;
+        } else if written {
+            self.stats.writebacks += 1;
+            self.mem
+                .store_mut()
+                .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
+        } else {
+            self.stats.writebacks += 1;
+            self.stats.writebacks_lost += 1;
+        }
         obs.on_event(
             now,
             &HwEvent::WriteBack {
-                cpu: me,
+                cpu: CpuId(ci as u32),
                 line: self.line_addr(line),
                 home,
                 cause,
@@ -1414,22 +1424,14 @@ impl Machine {
                             {
                                 if partial && st.is_dirty() {
                                     // Merge: the rest of the line is the owner's newer data.
-                                    self.mem.store_mut().write_words(
-                                        line << shift,
-                                        self.caches[o.index()].line_data(slot),
-                                    );
-                                    self.stats.writebacks += 1;
-                                    obs.on_event(
+                                    self.write_back(
                                         now,
-                                        &HwEvent::WriteBack {
-                                            cpu: o,
-                                            line: self.line_addr(line),
-                                            home,
-                                            cause: WriteBackCause::DmaMerge,
-                                            dirty: true,
-                                            written: true,
-                                        },
-                                        self,
+                                        o.index(),
+                                        slot,
+                                        home,
+                                        WriteBackCause::DmaMerge,
+                                        true,
+                                        obs,
                                     );
                                 }
                                 self.caches[o.index()].invalidate(slot);

@@ -618,7 +618,7 @@ impl TraceEvent for IoEvent {
                     IoScope::Subsystem(s) => t("iosub", u32::from(s.0)),
                 },
                 "notification taken".into(),
-                vec![],
+                vec![("scope", scope.to_string().into())],
             ),
             IoEvent::Chipset { cell, present } => (
                 t("cell", u32::from(*cell)),

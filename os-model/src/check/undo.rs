@@ -113,13 +113,6 @@ impl SlotUndoChecker {
     }
 }
 
-fn slot_of(target: &OpTarget) -> Option<SlotId> {
-    match target {
-        OpTarget::Named(s) => s.strip_prefix("slot ")?.parse().ok().map(SlotId),
-        OpTarget::Cpu(_) | OpTarget::Blocks(_) => None,
-    }
-}
-
 impl OsChecker for SlotUndoChecker {
     fn id(&self) -> CheckerId {
         CHK_SLOT_UNDO
@@ -135,17 +128,13 @@ impl OsChecker for SlotUndoChecker {
         } else if let OsEvent::OpStart {
             flow: FlowKind::Pci,
             op,
-            target,
+            target: OpTarget::Slot(sun),
             ..
         } = ev
         {
-            match slot_of(target) {
-                Some(sun) => {
-                    if let Some(view) = self.last.get(&sun) {
-                        self.started.insert(*op, (sun, view.clone()));
-                    }
-                }
-                None => self.look(p),
+            // Every operation was queued (and the slots read) before it starts.
+            if let Some(view) = self.last.get(sun) {
+                self.started.insert(*op, (*sun, view.clone()));
             }
         } else if let OsEvent::OpEnd {
             flow: FlowKind::Pci,

@@ -253,6 +253,13 @@ impl StableHash for OsEvent {
                             h.word(u64::from(*b));
                         }
                     }
+                    OpTarget::Slot(slot) => {
+                        // Hashed as its name, as when slots were named targets.
+                        h.word(tag | u64::from(*op) << 32);
+                        h.str(kind);
+                        h.str(&format!("slot {}", slot.0));
+                        h.str(trigger);
+                    }
                     OpTarget::Named(target) => {
                         h.word(tag | u64::from(*op) << 32);
                         h.str(kind);

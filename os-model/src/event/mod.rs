@@ -86,7 +86,9 @@ pub enum OpTarget {
     Cpu(LogicalCpu),
     /// Memory blocks (empty: a whole node).
     Blocks(Vec<u32>),
-    /// A slot or an I/O subsystem (`slot 5`, `I/O subsystem \_SB_.IO06`).
+    /// A hot-plug slot (named `slot 5` in the trace).
+    Slot(sim_core::SlotId),
+    /// Anything else by name (an I/O subsystem: `I/O subsystem \_SB_.IO06`).
     Named(String),
 }
 

@@ -484,6 +484,7 @@ impl TraceEvent for OsEvent {
                 let target = match target {
                     OpTarget::Cpu(cpu) => ("cpu", s(cpu.to_string())),
                     OpTarget::Blocks(blocks) => ("blocks", s(format!("{blocks:?}"))),
+                    OpTarget::Slot(slot) => ("target", s(format!("slot {}", slot.0))),
                     OpTarget::Named(t) => ("target", s(t.clone())),
                 };
                 (

@@ -336,12 +336,9 @@ impl MemFlow {
                 }
                 Method::Swap(slot) => {
                     // The swap device reads the page (DMA), then the frame is freed.
+                    let data = Mm::page_out(os, t, &SWAP_DEVICE, m.pfn, cx);
                     let vm = os.vmm();
-                    let addr = PhysAddr::new(vm.phys.addr(m.pfn));
-                    let mut buf = vec![0u64; vm.wpp as usize];
-                    let _ = cx.p.dma_read(t, &SWAP_DEVICE, addr, &mut buf, cx.probe);
-                    let vm = os.vmm();
-                    vm.swap.write(slot, buf.into_boxed_slice());
+                    vm.swap.write(slot, data);
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     vm.phys.map.set(m.pfn, flags::WRITEBACK);
                     vm.phys.map.pin(m.pfn);

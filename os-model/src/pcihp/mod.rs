@@ -479,7 +479,10 @@ impl Flow for PciFlow {
     }
 
     fn target(op: &Op<Self>) -> OpTarget {
-        OpTarget::Named(op.req.target.to_string())
+        match &op.req.target {
+            PciTarget::Slot(s) => OpTarget::Slot(*s),
+            PciTarget::Subsystem(_) => OpTarget::Named(op.req.target.to_string()),
+        }
     }
 
     fn refresh(os: &mut Os) {

@@ -16,6 +16,21 @@ use sim_core::{PhysAddr, SimTime};
 
 impl Mm {
     /// The disk writes file page `page` into frame `pfn` by DMA.
+    /// `device` reads frame `pfn` now (coherent DMA) and keeps what it read.
+    pub(crate) fn page_out(
+        os: &mut Os,
+        now: SimTime,
+        device: &sim_core::Entity,
+        pfn: u32,
+        cx: &mut Cx<'_>,
+    ) -> Box<[u64]> {
+        let vm = os.vmm();
+        let addr = PhysAddr::new(vm.phys.addr(pfn));
+        let mut buf = vec![0u64; vm.wpp as usize];
+        let _ = cx.p.dma_read(now, device, addr, &mut buf, cx.probe);
+        buf.into_boxed_slice()
+    }
+
     pub(crate) fn disk_read(
         os: &mut Os,
         now: SimTime,
@@ -91,12 +106,9 @@ impl Mm {
             }
             Io::Writeback { pfn, file, page } => {
                 // The disk reads the page now (DMA) and keeps it.
+                let data = Mm::page_out(os, now, &DISK, pfn, cx);
                 let vm = os.vmm();
-                let addr = PhysAddr::new(vm.phys.addr(pfn));
-                let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
-                let vm = os.vmm();
-                vm.disk.insert((file, page), buf.into_boxed_slice());
+                vm.disk.insert((file, page), data);
                 vm.stats.writebacks += 1;
                 if vm.phys.map.owner(pfn) == (Owner::File { file, page }) {
                     vm.phys.map.clear(pfn, flags::WRITEBACK | flags::PRIVATE);
@@ -107,12 +119,8 @@ impl Mm {
                 }
             }
             Io::DirectWrite { pfn } => {
-                let vm = os.vmm();
-                let addr = PhysAddr::new(vm.phys.addr(pfn));
-                let mut buf = vec![0u64; vm.wpp as usize];
-                let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
-                let vm = os.vmm();
-                vm.phys.map.unpin(pfn);
+                Mm::page_out(os, now, &DISK, pfn, cx);
+                os.vmm().phys.map.unpin(pfn);
             }
         }
     }
@@ -217,11 +225,9 @@ impl Mm {
         let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;
         };
-        let addr = PhysAddr::new(vm.phys.addr(pfn));
-        let mut buf = vec![0u64; vm.wpp as usize];
-        let _ = cx.p.dma_read(now, &DISK, addr, &mut buf, cx.probe);
+        let data = Mm::page_out(os, now, &DISK, pfn, cx);
         let vm = os.vmm();
-        vm.disk.insert((file, page), buf.into_boxed_slice());
+        vm.disk.insert((file, page), data);
         vm.stats.writebacks += 1;
         vm.phys.map.clear(pfn, flags::DIRTY | flags::PRIVATE);
     }
