@@ -575,11 +575,17 @@ pub enum OsDefect {
     /// published one each time: after a CPU hot-remove publishes new maps they dereference
     /// a version that is no longer published, then one that was freed (CHK-5).
     RcuReaderKeepsStalePointer,
+    /// Page migration updates its own copy of a moved page's PTE but never stores the word
+    /// into the page-table page: the hardware walker still finds the migration entry of the
+    /// old frame, which is then freed (CHK-7: the word in memory disagrees with the kernel,
+    /// and the old frame is freed while that word maps it; CHK-4: the tasks that touch the
+    /// page wait for a migration that already ended, for ever).
+    PteNotWrittenToMemory,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 20] = [
+    pub const ALL: [OsDefect; 21] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -600,6 +606,7 @@ impl OsDefect {
         OsDefect::SkipEnableUndo,
         OsDefect::LosePageWaiters,
         OsDefect::RcuReaderKeepsStalePointer,
+        OsDefect::PteNotWrittenToMemory,
     ];
 
     /// The name used in scenario files.
@@ -625,6 +632,7 @@ impl OsDefect {
             OsDefect::SkipEnableUndo => "skip_enable_undo",
             OsDefect::LosePageWaiters => "lose_page_waiters",
             OsDefect::RcuReaderKeepsStalePointer => "rcu_reader_keeps_stale_pointer",
+            OsDefect::PteNotWrittenToMemory => "pte_not_written_to_memory",
         }
     }
 
@@ -652,6 +660,7 @@ impl OsDefect {
             OsDefect::SkipEnableUndo => &["CHK-7"],
             OsDefect::LosePageWaiters => &["CHK-4"],
             OsDefect::RcuReaderKeepsStalePointer => &["CHK-4", "CHK-5", "CHK-6"],
+            OsDefect::PteNotWrittenToMemory => &["CHK-4", "CHK-7"],
         }
     }
 }

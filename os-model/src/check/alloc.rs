@@ -1,6 +1,8 @@
 //! CHK-7, memory side: the allocator, `mem_map`, page tables and reverse maps agree with what
 //! the event stream says.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use acpi_model::Platform;
 use sim_core::{CheckerId, Entity, SimTime, Violations};
 
@@ -8,8 +10,9 @@ use super::{CHK_ALLOC, OsChecker, violation};
 use crate::event::OsEvent;
 use crate::kernel::Os;
 
-/// CHK-7, memory side: no page is freed while a PTE still maps it (the kernel's "bad page
-/// state"), none is allocated from a pageblock the event stream says is isolated; at audits,
+/// CHK-7, memory side: no page is freed while a page-table word still maps it (the kernel's
+/// "bad page state", judged from its own record of the words stored, not the kernel's reverse
+/// map), none is allocated from a pageblock the event stream says is isolated; at audits,
 /// the isolation it was told of is the allocator's, the buddy lists agree with the `mem_map` (every listed block free,
 /// unmapped, on the list of its pageblock's type, nothing leaked), every present PTE maps an
 /// allocated frame whose reverse map names it, and every kernel object lives in online
@@ -23,6 +26,69 @@ pub struct AllocChecker {
     /// Freed DMA buffers already reported as written after free, and leaked windows
     /// already reported: `(kind, address)`.
     reported: Vec<(u8, u64)>,
+    /// Its own record of the page tables, from the words stored into them.
+    ptes: PteRecord,
+}
+
+/// What the page-table words the kernel stored map, kept from [`OsEvent::PteWritten`]: per
+/// address space and virtual page the frame its word references (present or under
+/// migration), per frame how many words reference it, per page-table page the entries whose
+/// words live in it (they go with it when it is freed).
+#[derive(Debug, Default)]
+struct PteRecord {
+    entries: Vec<Vec<u32>>,
+    refs: Vec<u32>,
+    tables: BTreeMap<u32, BTreeSet<(u32, u32)>>,
+}
+
+impl PteRecord {
+    const NONE: u32 = u32::MAX;
+
+    fn set(&mut self, mm: u32, vpn: u32, pfn: u32) {
+        let (m, v) = (mm as usize, vpn as usize);
+        if self.entries.len() <= m {
+            self.entries.resize_with(m + 1, Vec::new);
+        }
+        let e = &mut self.entries[m];
+        if e.len() <= v {
+            e.resize(v + 1, Self::NONE);
+        }
+        let old = std::mem::replace(&mut e[v], pfn);
+        if old != Self::NONE {
+            self.refs[old as usize] -= 1;
+        }
+        if pfn != Self::NONE {
+            if self.refs.len() <= pfn as usize {
+                self.refs.resize(pfn as usize + 1, 0);
+            }
+            self.refs[pfn as usize] += 1;
+        }
+    }
+
+    fn written(&mut self, mm: u32, vpn: u32, table: u32, word: u64) {
+        let pfn = match crate::mm::vm::Pte::decode(word) {
+            crate::mm::vm::Pte::Present { pfn } | crate::mm::vm::Pte::Migration { pfn } => pfn,
+            crate::mm::vm::Pte::None
+            | crate::mm::vm::Pte::Swap { .. }
+            | crate::mm::vm::Pte::FileHole => Self::NONE,
+        };
+        self.set(mm, vpn, pfn);
+        self.tables.entry(table).or_default().insert((mm, vpn));
+    }
+
+    /// Frames `pfn .. pfn + n` were freed: words in them are gone. Returns how many words
+    /// still referenced them.
+    fn freed(&mut self, pfn: u32, n: u32) -> u32 {
+        let refs = (pfn..pfn + n)
+            .map(|f| self.refs.get(f as usize).copied().unwrap_or(0))
+            .sum();
+        for f in pfn..pfn + n {
+            for (mm, vpn) in self.tables.remove(&f).unwrap_or_default() {
+                self.set(mm, vpn, Self::NONE);
+            }
+        }
+        refs
+    }
 }
 
 impl AllocChecker {
@@ -163,6 +229,17 @@ impl OsChecker for AllocChecker {
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
+        if let OsEvent::PteWritten {
+            mm,
+            vpn,
+            table,
+            word,
+            ..
+        } = ev
+        {
+            self.ptes.written(*mm, *vpn, *table, *word);
+            return;
+        }
         if let OsEvent::PageblockIsolation { pfn, isolated } = ev {
             let i = Self::pageblock(*pfn);
             if i >= self.isolated.len() {
@@ -197,12 +274,21 @@ impl OsChecker for AllocChecker {
             owner,
         } = ev
         {
+            // Mapped: by the words stored into page tables, as this checker recorded them;
+            // the kernel's reverse-map count is only quoted.
+            let words = self.ptes.freed(*pfn, 1 << order);
             let states = crate::mm::page::busy::describe(*busy);
-            let why = match (*mapped, *busy == 0) {
+            let maps = format!(
+                "{words} page-table {} in memory still map{} it (the kernel's reverse map \
+                 counts {mapped})",
+                if words == 1 { "word" } else { "words" },
+                if words == 1 { "s" } else { "" }
+            );
+            let why = match (words, *busy == 0) {
                 (0, true) => return,
                 (0, false) => format!("while {states}"),
-                (m, true) => format!("while {m} PTEs still map it"),
-                (m, false) => format!("while {states} and {m} PTEs still map it"),
+                (_, true) => format!("while {maps}"),
+                (_, false) => format!("while {states} and {maps}"),
             };
             out.push(violation(
                 now,
@@ -266,28 +352,51 @@ impl OsChecker for AllocChecker {
                 );
             }
         }
+        // The page tables as the hardware walker would load them: every entry's word read
+        // from memory, compared with the kernel's copy, and what it maps with the frame it
+        // names.
         let map = &vm.phys.map;
+        let ppp = vm.ptes_per_page();
         'spaces: for sp in &vm.spaces {
-            for (vpn, pte) in sp.ptes.iter().enumerate() {
-                let crate::mm::vm::Pte::Present { pfn } = *pte else {
+            for (vpn, mine) in sp.ptes.iter().enumerate() {
+                let vpn = vpn as u32;
+                let Some(&table) = sp.pt_pages.get((vpn / ppp) as usize) else {
                     continue;
                 };
-                let i = pfn as usize;
-                let r = crate::mm::PteRef {
-                    mm: sp.id,
-                    vpn: vpn as u32,
+                let addr = vm.phys.addr(table) + 8 * u64::from(vpn % ppp);
+                let word = p
+                    .machine()
+                    .coherent_peek(sim_core::PhysAddr::new(addr))
+                    .unwrap_or(u64::MAX);
+                let pte = crate::mm::vm::Pte::decode(word);
+                if pte != *mine {
+                    report(
+                        Entity::Memory(sim_core::PhysAddr::new(addr)),
+                        format!(
+                            "mm{} virtual page {vpn}: its page-table word at {addr:#x} holds \
+                             {word:#x} ({}), the kernel's copy says {}",
+                            sp.id,
+                            describe(pte),
+                            describe(*mine)
+                        ),
+                    );
+                    break 'spaces;
+                }
+                let crate::mm::vm::Pte::Present { pfn } = pte else {
+                    continue;
                 };
-                let bad = if i >= map.len() {
+                let r = crate::mm::PteRef { mm: sp.id, vpn };
+                let bad = if pfn as usize >= map.len() {
                     Some("a frame that does not exist".to_owned())
                 } else if matches!(
-                    map.owner(i as u32),
+                    map.owner(pfn),
                     crate::mm::Owner::Free | crate::mm::Owner::Offline
                 ) {
-                    Some(format!("pfn {pfn:#x}, which is {}", map.owner(i as u32)))
-                } else if !map.rmap(i as u32).contains(&r) {
+                    Some(format!("pfn {pfn:#x}, which is {}", map.owner(pfn)))
+                } else if !map.rmap(pfn).contains(&r) {
                     Some(format!(
                         "pfn {pfn:#x} ({}), whose reverse map does not name it",
-                        map.owner(i as u32)
+                        map.owner(pfn)
                     ))
                 } else {
                     None
@@ -319,5 +428,41 @@ impl OsChecker for AllocChecker {
                 break;
             }
         }
+    }
+}
+
+/// A page-table entry in words.
+fn describe(pte: crate::mm::vm::Pte) -> String {
+    match pte {
+        crate::mm::vm::Pte::None => "not mapped".to_owned(),
+        crate::mm::vm::Pte::Present { pfn } => format!("pfn {pfn:#x}"),
+        crate::mm::vm::Pte::Swap { slot } => format!("swap slot {slot}"),
+        crate::mm::vm::Pte::Migration { pfn } => format!("pfn {pfn:#x} under migration"),
+        crate::mm::vm::Pte::FileHole => "a file page not in memory".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PteRecord;
+    use crate::mm::vm::Pte;
+
+    #[test]
+    fn the_record_follows_the_words_stored_not_the_kernels_copy() {
+        let mut r = PteRecord::default();
+        // Two entries in page-table page 7 map pfn 40: one present, one under migration.
+        r.written(0, 3, 7, Pte::Present { pfn: 40 }.encode());
+        r.written(1, 9, 7, Pte::Migration { pfn: 40 }.encode());
+        // A swap entry and a file hole map no frame.
+        r.written(0, 4, 7, Pte::Swap { slot: 40 }.encode());
+        r.written(0, 5, 7, Pte::FileHole.encode());
+        assert_eq!(r.freed(40, 1), 2, "both words still name pfn 40");
+        // Rewriting one word moves its reference.
+        r.written(1, 9, 7, Pte::Present { pfn: 41 }.encode());
+        assert_eq!(r.freed(40, 1), 1);
+        assert_eq!(r.freed(40, 2), 2, "an order-1 free covers pfn 41 too");
+        // Freeing the page-table page takes its words with it.
+        assert_eq!(r.freed(7, 1), 0);
+        assert_eq!(r.freed(40, 2), 0);
     }
 }

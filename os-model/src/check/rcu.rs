@@ -195,6 +195,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
+            | OsEvent::PteWritten { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}

@@ -343,6 +343,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
+            | OsEvent::PteWritten { .. }
             | OsEvent::HotplugRefused { .. }
             | OsEvent::RequestRefused { .. }
             | OsEvent::AcpiNotify { .. } => {}

@@ -12,7 +12,10 @@ use crate::kernel::Os;
 /// CHK-3: every load of a user task returns what was last stored at that place of its
 /// memory object (its anonymous memory, or a file shared with other tasks) — whatever page
 /// migration, swap and removal did in between; and, at audits, every page of every object
-/// holds exactly what it should, wherever it is (a frame, the swap device, the disk).
+/// holds exactly what it should, wherever it is (a frame, the swap device, the disk). Audits
+/// sweep the pages in turn, [`FULL_PAGES_PER_AUDIT`] at a time (every page is compared
+/// within `pages / FULL_PAGES_PER_AUDIT` audits), and find each one as the hardware would:
+/// through its page-table word loaded from memory, not the kernel's copy of it.
 #[derive(Debug, Default)]
 pub struct TaskDataChecker {
     /// Per object: the last value of each word slot of each page (dense), starting with the
@@ -23,7 +26,7 @@ pub struct TaskDataChecker {
 }
 
 /// Pages whose every word an audit compares.
-const FULL_PAGES_PER_AUDIT: usize = 64;
+pub const FULL_PAGES_PER_AUDIT: usize = 64;
 
 impl TaskDataChecker {
     fn initial(obj: MemObj, page: u32, word: u32) -> u64 {
@@ -129,7 +132,12 @@ impl OsChecker for TaskDataChecker {
         let wpp = vm.wpp;
         for k in 0..take {
             let (obj, page) = pages[(start + k) % pages.len()];
-            let Some(src) = crate::mm::manager::locate(vm, obj, page) else {
+            let peek = |a: u64| {
+                p.machine()
+                    .coherent_peek(sim_core::PhysAddr::new(a))
+                    .unwrap_or(u64::MAX)
+            };
+            let Some(src) = crate::mm::manager::locate(vm, &peek, obj, page) else {
                 continue;
             };
             let (slots, words) = &self.objects[&obj];

@@ -86,6 +86,17 @@ impl StableHash for OsEvent {
                 h.word(40 | obj.word() << 8);
                 h.word(u64::from(*pages) | u64::from(*slots) << 32);
             }
+            OsEvent::PteWritten {
+                mm,
+                vpn,
+                addr,
+                table,
+                word,
+            } => {
+                h.word(55 | u64::from(*mm) << 8 | u64::from(*vpn) << 32);
+                h.word(*addr ^ u64::from(*table) << 48);
+                h.word(*word);
+            }
             OsEvent::PageDiscarded { obj, page } => {
                 h.word(45 | obj.word() << 8);
                 h.word(u64::from(*page));

@@ -276,6 +276,21 @@ pub enum OsEvent {
         /// The page's index in its object.
         page: u32,
     },
+    /// The kernel stored a page-table entry: the word and where it went (the store the
+    /// hardware walker will load). CHK-7 keeps its own record of what maps each frame from
+    /// these, not from the kernel's reverse map.
+    PteWritten {
+        /// Address space.
+        mm: u32,
+        /// Virtual page.
+        vpn: u32,
+        /// Physical address of the entry's word.
+        addr: u64,
+        /// The page-table page holding it.
+        table: u32,
+        /// The word stored ([`crate::mm::vm::Pte::encode`]).
+        word: u64,
+    },
     /// The buddy allocator handed out frames.
     PageAllocated {
         /// Head frame.

@@ -66,6 +66,7 @@ impl TraceEvent for OsEvent {
             | OsEvent::PageblockIsolation { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
+            | OsEvent::PteWritten { .. }
             | OsEvent::RcuLock { .. }
             | OsEvent::RcuUse { .. }
             | OsEvent::RcuUnlock { .. }
@@ -221,6 +222,23 @@ impl TraceEvent for OsEvent {
                 "page discarded",
                 Phase::Instant,
                 vec![("obj", s(obj.to_string())), ("page", u(u64::from(*page)))],
+            ),
+            OsEvent::PteWritten {
+                mm,
+                vpn,
+                addr,
+                table: _,
+                word,
+            } => (
+                os_track(),
+                "pte written",
+                Phase::Instant,
+                vec![
+                    ("mm", u(u64::from(*mm))),
+                    ("vpn", u(u64::from(*vpn))),
+                    ("addr", s(format!("{addr:#x}"))),
+                    ("word", s(format!("{word:#x}"))),
+                ],
             ),
             OsEvent::PageAllocated { pfn, order } => (
                 os_track(),

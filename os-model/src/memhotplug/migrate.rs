@@ -460,13 +460,15 @@ impl MemFlow {
             if let Owner::File { file, page } = owner {
                 vm.files[file as usize].cache[page as usize] = Some(new);
             }
+            let to_memory = !os.has_defect(crate::config::OsDefect::PteNotWrittenToMemory);
             for (mm, vpn, _, to) in remaps {
-                Mm::write_pte(
+                Mm::set_pte(
                     os,
                     &mut t,
                     ctl,
                     PteRef { mm, vpn },
                     Pte::Present { pfn: to },
+                    to_memory,
                     cx,
                 );
             }

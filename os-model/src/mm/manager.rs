@@ -219,33 +219,60 @@ impl Where {
     }
 }
 
-/// Where page `page` of `obj` is now; `None` while it is in transit (I/O in flight).
-pub fn locate(vm: &Vm, obj: MemObj, page: u32) -> Option<Where> {
+/// The word of `sp`'s entry for `vpn`, as the hardware walker loads it (`peek` reads a word
+/// of simulated memory).
+fn pte_word(
+    vm: &Vm,
+    sp: &crate::mm::vm::AddressSpace,
+    vpn: u32,
+    peek: &dyn Fn(u64) -> u64,
+) -> Option<u64> {
+    let ppp = vm.ptes_per_page();
+    let table = *sp.pt_pages.get((vpn / ppp) as usize)?;
+    Some(peek(vm.phys.addr(table) + 8 * u64::from(vpn % ppp)))
+}
+
+/// Where page `page` of `obj` is now, found as the hardware would find it: an anonymous page
+/// through its page-table word loaded from memory (`peek`), a file page through the word of
+/// the first task that maps it (the page cache, then the disk, when no word maps a frame).
+/// `None` while it is in transit (I/O in flight), or when the word names no frame (CHK-7
+/// reports such a word).
+pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Option<Where> {
+    let frame = |pfn: u32, migrating: bool| {
+        ((pfn as usize) < vm.phys.map.len() && (migrating || !vm.phys.map.has(pfn, flags::LOCKED)))
+            .then_some(Where::Frame(pfn))
+    };
     match obj {
-        MemObj::Anon(mm)
-            if matches!(
-                vm.spaces.get(mm as usize)?.vma_of(page)?.kind,
-                VmaKind::File { .. }
-            ) =>
-        {
-            None
-        }
-        MemObj::Anon(mm) => match vm.spaces.get(mm as usize)?.ptes.get(page as usize)? {
-            Pte::Present { pfn } | Pte::Migration { pfn } => {
-                (!vm.phys.map.has(*pfn, flags::LOCKED)
-                    || matches!(
-                        vm.spaces[mm as usize].ptes[page as usize],
-                        Pte::Migration { .. }
-                    ))
-                .then_some(Where::Frame(*pfn))
+        MemObj::Anon(mm) => {
+            let sp = vm.spaces.get(mm as usize)?;
+            if matches!(sp.vma_of(page)?.kind, VmaKind::File { .. }) {
+                return None;
             }
-            Pte::Swap { slot } => vm.swap.read(*slot).map(|d| Where::Data(d.into())),
-            Pte::None | Pte::FileHole => None,
-        },
+            match Pte::decode(pte_word(vm, sp, page, peek)?) {
+                Pte::Present { pfn } => frame(pfn, false),
+                Pte::Migration { pfn } => frame(pfn, true),
+                Pte::Swap { slot } => vm.swap.read(slot).map(|d| Where::Data(d.into())),
+                // Discarded: it reads as zeros, the initial contents.
+                Pte::None => Some(Where::Initial),
+                Pte::FileHole => None,
+            }
+        }
         MemObj::File(f) => {
+            let mapped = vm.spaces.iter().find_map(|sp| {
+                let v = sp
+                    .vmas
+                    .iter()
+                    .find(|v| v.kind == VmaKind::File { file: f })?;
+                (page < v.pages).then(|| pte_word(vm, sp, v.start + page, peek))?
+            });
+            match mapped.map(Pte::decode) {
+                Some(Pte::Present { pfn }) => return frame(pfn, false),
+                Some(Pte::Migration { pfn }) => return frame(pfn, true),
+                Some(Pte::None | Pte::Swap { .. } | Pte::FileHole) | None => {}
+            }
             let file = vm.files.get(f as usize)?;
             match file.cache.get(page as usize)? {
-                Some(pfn) => (!vm.phys.map.has(*pfn, flags::LOCKED)).then_some(Where::Frame(*pfn)),
+                Some(pfn) => frame(*pfn, false),
                 None => Some(match vm.disk.get(&(f, page)) {
                     Some(d) => Where::Data(d.clone()),
                     None => Where::Initial,

@@ -22,6 +22,20 @@ impl Mm {
         pte: Pte,
         cx: &mut Cx<'_>,
     ) {
+        Mm::set_pte(os, t, c, at, pte, true, cx);
+    }
+
+    /// [`Mm::write_pte`], or (`to_memory` false: the defect `pte_not_written_to_memory`)
+    /// only the kernel's copy.
+    pub(crate) fn set_pte(
+        os: &mut Os,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        at: PteRef,
+        pte: Pte,
+        to_memory: bool,
+        cx: &mut Cx<'_>,
+    ) {
         let PteRef { mm, vpn } = at;
         let hw = os.hw(c);
         let vm = os.vmm();
@@ -30,8 +44,22 @@ impl Mm {
         space.ptes[vpn as usize] = pte;
         let pt = space.pt_pages[(vpn / ppp) as usize];
         let addr = vm.phys.addr(pt) + 8 * u64::from(vpn % ppp);
+        if !to_memory {
+            return;
+        }
         vm.stats.pte_writes += 1;
-        store(cx, t, hw, addr, pte.encode());
+        let word = pte.encode();
+        store(cx, t, hw, addr, word);
+        os.emit(
+            *t,
+            OsEvent::PteWritten {
+                mm,
+                vpn,
+                addr,
+                table: pt,
+                word,
+            },
+        );
     }
 
     /// Creates the address space of user task `task` on `node`: page-table pages, the VMAs
@@ -65,6 +93,9 @@ impl Mm {
         let mut frees: Vec<(u32, u8)> = Vec::new();
         let ours = vm.spaces.last().is_some_and(|sp| sp.id == id);
         if let Some(sp) = ours.then(|| vm.spaces.pop()).flatten() {
+            // The page-table pages go first, and every word that mapped a page with them: no
+            // page is freed while an entry in memory still maps it.
+            frees.extend(sp.pt_pages.iter().map(|&pt| (pt, 0)));
             for (vpn, pte) in sp.ptes.iter().enumerate() {
                 let Pte::Present { pfn } = *pte else {
                     continue;
@@ -94,7 +125,6 @@ impl Mm {
                     | Owner::DmaBuffer { .. } => {}
                 }
             }
-            frees.extend(sp.pt_pages.iter().map(|&pt| (pt, 0)));
         }
         for (pfn, order) in frees {
             Mm::free_frame(os, t, pfn, order);
