@@ -11,14 +11,33 @@ use crate::event::OsEvent;
 use crate::kernel::Os;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Obj {
+enum State {
     Live,
     Freed(SimTime),
+}
+
+/// A published version, as the publish event described it.
+#[derive(Clone, Debug)]
+struct Obj {
+    state: State,
+    online: crate::cpumask::CpuMask,
+}
+
+impl Obj {
+    /// The online-mask word holding `cpu`'s bit, as published.
+    fn online_word(&self, cpu: LogicalCpu) -> u64 {
+        self.online
+            .iter()
+            .filter(|c| c.0 / 64 == cpu.0 / 64)
+            .fold(0, |w, c| w | 1 << (c.0 % 64))
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Reader {
     version: u64,
+    /// The address it dereferenced.
+    addr: u64,
     since: SimTime,
     seq: u64,
     purpose: &'static str,
@@ -26,11 +45,16 @@ struct Reader {
 
 /// CHK-5: no reader uses a published object after it was freed, no object is freed while a
 /// reader that could hold it is inside its section, and a grace period never ends while a
-/// reader that started before it is still inside.
+/// reader that started before it is still inside. It judges each reader from what it
+/// loaded: the address it found in the pointer (which version lives there, by the checker's
+/// own record of the publishes and frees) and the words it loaded from it — a freed object's
+/// poison, or a version or mask that is not what was published there.
 #[derive(Debug, Default)]
 pub struct RcuChecker {
     names: Names,
     objects: BTreeMap<u64, Obj>,
+    /// The version last published at each address.
+    at: BTreeMap<u64, u64>,
     current: Option<u64>,
     /// Per CPU, the read-side sections it is inside, innermost last (they nest).
     readers: BTreeMap<LogicalCpu, Vec<Reader>>,
@@ -51,8 +75,20 @@ impl OsChecker for RcuChecker {
         let obj = |v: u64| Entity::Object("cpu-maps", v);
         match ev {
             OsEvent::CpuMapped { .. } => self.names.learn(ev),
-            OsEvent::MapsPublished { version, .. } => {
-                self.objects.insert(*version, Obj::Live);
+            OsEvent::MapsPublished {
+                version,
+                addr,
+                online,
+                ..
+            } => {
+                self.objects.insert(
+                    *version,
+                    Obj {
+                        state: State::Live,
+                        online: online.clone(),
+                    },
+                );
+                self.at.insert(*addr, *version);
                 self.current = Some(*version);
             }
             OsEvent::MapsFreed { version, by } => {
@@ -79,25 +115,60 @@ impl OsChecker for RcuChecker {
                         );
                     }
                 }
-                self.objects.insert(*version, Obj::Freed(now));
+                if let Some(o) = self.objects.get_mut(version) {
+                    o.state = State::Freed(now);
+                }
             }
             OsEvent::RcuLock {
                 cpu,
-                version,
+                addr,
+                loaded,
                 purpose,
             } => {
-                if self.current != Some(*version) {
-                    report(
+                let version = self.at.get(addr).copied();
+                match version {
+                    None => report(
                         self.names.entity(*cpu),
-                        obj(*version),
+                        self.names.entity(*cpu),
                         format!(
-                            "{cpu} dereferenced cpu maps v{version}, but v{} is the published one",
-                            self.current.unwrap_or(0)
+                            "{cpu} dereferenced {addr:#x}, where no cpu maps were ever published (it loaded {loaded:#x})"
                         ),
-                    );
+                    ),
+                    Some(v) => {
+                        if self.current != Some(v) {
+                            report(
+                                self.names.entity(*cpu),
+                                obj(v),
+                                format!(
+                                    "{cpu} dereferenced cpu maps v{v}, but v{} is the published one",
+                                    self.current.unwrap_or(0)
+                                ),
+                            );
+                        }
+                        match self.objects.get(&v).map(|o| o.state) {
+                            Some(State::Freed(at)) => report(
+                                self.names.entity(*cpu),
+                                obj(v),
+                                format!(
+                                    "{cpu} loaded {} from the header of cpu maps v{v} (freed at {at}): use after free",
+                                    what(*loaded)
+                                ),
+                            ),
+                            Some(State::Live) if *loaded != v => report(
+                                self.names.entity(*cpu),
+                                obj(v),
+                                format!(
+                                    "{cpu} loaded {} from the header of cpu maps v{v}, which is live: its memory was overwritten",
+                                    what(*loaded)
+                                ),
+                            ),
+                            Some(State::Live) | None => {}
+                        }
+                    }
                 }
                 self.readers.entry(*cpu).or_default().push(Reader {
-                    version: *version,
+                    version: version.unwrap_or(0),
+                    addr: *addr,
                     since: now,
                     seq: self.seq,
                     purpose,
@@ -105,30 +176,48 @@ impl OsChecker for RcuChecker {
             }
             OsEvent::RcuUse {
                 cpu,
-                version,
+                addr,
                 about,
+                bits,
             } => {
+                // The version its reader found at that address (the memory may hold
+                // another by now).
                 let held = self
                     .readers
                     .get(cpu)
-                    .is_some_and(|v| v.iter().any(|r| r.version == *version));
-                if !held {
+                    .and_then(|v| v.iter().rev().find(|r| r.addr == *addr))
+                    .map(|r| r.version);
+                let version = held.unwrap_or_else(|| self.at.get(addr).copied().unwrap_or(0));
+                if held.is_none() {
                     report(
                         self.names.entity(*cpu),
-                        obj(*version),
+                        obj(version),
                         format!(
                             "{cpu} used cpu maps v{version} outside a read-side section that holds it"
                         ),
                     );
                 }
-                if let Some(Obj::Freed(at)) = self.objects.get(version) {
-                    report(
+                match self.objects.get(&version) {
+                    Some(Obj {
+                        state: State::Freed(at),
+                        ..
+                    }) => report(
                         self.names.entity(*cpu),
-                        obj(*version),
+                        obj(version),
                         format!(
-                            "{cpu} used cpu maps v{version} (freed at {at}) to act on {about}: use after free"
+                            "{cpu} used cpu maps v{version} (freed at {at}) to act on {about}, loading {}: use after free",
+                            what(*bits)
                         ),
-                    );
+                    ),
+                    Some(o) if o.online_word(*about) != *bits => report(
+                        self.names.entity(*cpu),
+                        obj(version),
+                        format!(
+                            "{cpu} acted on {about} with {bits:#x} loaded from cpu maps v{version}, which was published with {:#x}: its memory was overwritten",
+                            o.online_word(*about)
+                        ),
+                    ),
+                    Some(_) | None => {}
                 }
             }
             OsEvent::RcuUnlock { cpu } => {
@@ -203,4 +292,13 @@ impl OsChecker for RcuChecker {
     }
 
     fn audit(&mut self, _now: SimTime, _os: &Os, _p: &Platform, _out: &mut Violations) {}
+}
+
+/// A loaded word in words: the poison of a freed object is named.
+fn what(w: u64) -> String {
+    if w == crate::kernel::POISON {
+        format!("the poison {w:#x}")
+    } else {
+        format!("{w:#x}")
+    }
 }

@@ -22,6 +22,7 @@ fn mask(cpus: &[u32]) -> CpuMask {
 fn publish(v: u64, online: &[u32]) -> OsEvent {
     OsEvent::MapsPublished {
         version: v,
+        addr: 0x1000 * v,
         online: mask(online),
         active: mask(online),
         by: c(0),
@@ -35,25 +36,34 @@ fn feed(ch: &mut dyn OsChecker, evs: &[OsEvent]) -> Violations {
     out
 }
 
+/// A reader of version `v` (at `0x1000 * v`) on CPU 1 that loaded `header`.
+fn lock(v: u64, header: u64) -> OsEvent {
+    OsEvent::RcuLock {
+        cpu: c(1),
+        addr: 0x1000 * v,
+        loaded: header,
+        purpose: "test",
+    }
+}
+/// The reader on CPU 1 acts on CPU 2 of version `v` with the online word it loaded.
+fn use_(v: u64, bits: u64) -> OsEvent {
+    OsEvent::RcuUse {
+        cpu: c(1),
+        addr: 0x1000 * v,
+        about: c(2),
+        bits,
+    }
+}
+
 #[test]
 fn rcu_checker_catches_free_under_a_reader_and_use_after_free() {
-    let lock = OsEvent::RcuLock {
-        cpu: c(1),
-        version: 1,
-        purpose: "test",
-    };
-    let use_ = OsEvent::RcuUse {
-        cpu: c(1),
-        version: 1,
-        about: c(2),
-    };
     let ok = feed(
         &mut RcuChecker::default(),
         &[
             publish(1, &[0, 1, 2]),
-            lock.clone(),
+            lock(1, 1),
             publish(2, &[0, 1]),
-            use_.clone(),
+            use_(1, 0b111),
             OsEvent::RcuUnlock { cpu: c(1) },
             OsEvent::MapsFreed {
                 version: 1,
@@ -66,18 +76,55 @@ fn rcu_checker_catches_free_under_a_reader_and_use_after_free() {
         &mut RcuChecker::default(),
         &[
             publish(1, &[0, 1, 2]),
-            lock,
+            lock(1, 1),
             publish(2, &[0, 1]),
             OsEvent::MapsFreed {
                 version: 1,
                 by: c(0),
             },
-            use_,
+            use_(1, crate::kernel::POISON),
         ],
     );
     assert_eq!(bad.total(), 2, "{:?}", bad.kept());
     assert!(bad.kept()[0].message.contains("still holds it"));
-    assert!(bad.kept()[1].message.contains("use after free"));
+    assert!(
+        bad.kept()[1]
+            .message
+            .contains("loading the poison 0x6b6b6b6b6b6b6b6b: use after free"),
+        "{:?}",
+        bad.kept()
+    );
+}
+
+#[test]
+fn rcu_checker_judges_a_reader_by_what_it_loaded() {
+    // A stale pointer to a freed version: the header holds the poison.
+    let out = feed(
+        &mut RcuChecker::default(),
+        &[
+            publish(1, &[0, 1, 2]),
+            publish(2, &[0, 1]),
+            OsEvent::MapsFreed {
+                version: 1,
+                by: c(0),
+            },
+            lock(1, crate::kernel::POISON),
+        ],
+    );
+    let m: Vec<&str> = out.kept().iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m[0].contains("dereferenced cpu maps v1, but v2 is the published one"));
+    assert!(m[1].contains("loaded the poison 0x6b6b6b6b6b6b6b6b from the header of cpu maps v1"));
+    // The published version, overwritten in memory: its header, then the mask the reader
+    // acts on, are not what was published.
+    let out = feed(
+        &mut RcuChecker::default(),
+        &[publish(1, &[0, 1, 2]), lock(1, 7), use_(1, 0b011)],
+    );
+    let m: Vec<&str> = out.kept().iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m[0].contains("loaded 0x7 from the header of cpu maps v1, which is live"));
+    assert!(m[1].contains("with 0x3 loaded from cpu maps v1, which was published with 0x7"));
 }
 
 #[test]
@@ -86,11 +133,7 @@ fn rcu_checker_catches_a_grace_period_ending_under_an_older_reader() {
         &mut RcuChecker::default(),
         &[
             publish(1, &[0, 1]),
-            OsEvent::RcuLock {
-                cpu: c(1),
-                version: 1,
-                purpose: "test",
-            },
+            lock(1, 1),
             OsEvent::GpStart {
                 seq: 1,
                 waiting: mask(&[1]),

@@ -24,12 +24,14 @@ impl StableHash for OsEvent {
             }
             OsEvent::MapsPublished {
                 version,
+                addr,
                 online,
                 active,
                 by,
             } => {
                 h.word(3 | u64::from(by.0) << 8);
                 h.word(*version);
+                h.word(*addr);
                 mask_hash(h, online);
                 mask_hash(h, active);
             }
@@ -39,20 +41,24 @@ impl StableHash for OsEvent {
             }
             OsEvent::RcuLock {
                 cpu,
-                version,
+                addr,
+                loaded,
                 purpose,
             } => {
                 h.word(5 | u64::from(cpu.0) << 8);
-                h.word(*version);
+                h.word(*addr);
+                h.word(*loaded);
                 h.str(purpose);
             }
             OsEvent::RcuUse {
                 cpu,
-                version,
+                addr,
                 about,
+                bits,
             } => {
                 h.word(6 | u64::from(cpu.0) << 8 | u64::from(about.0) << 32);
-                h.word(*version);
+                h.word(*addr);
+                h.word(*bits);
             }
             OsEvent::RcuUnlock { cpu } => h.word(7 | u64::from(cpu.0) << 8),
             OsEvent::QuiescentState { cpu, seq } => {

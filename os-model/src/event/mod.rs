@@ -183,6 +183,8 @@ pub enum OsEvent {
     MapsPublished {
         /// The version of the CPU maps (published in order, from 1).
         version: u64,
+        /// Where the object lives in kernel memory.
+        addr: u64,
         /// Online CPUs in it.
         online: CpuMask,
         /// Active CPUs in it.
@@ -197,12 +199,15 @@ pub enum OsEvent {
         /// Who freed it.
         by: LogicalCpu,
     },
-    /// A CPU entered an RCU read-side section, holding `version`.
+    /// A CPU entered an RCU read-side section: it loaded the published pointer and, from
+    /// the object it names, the header.
     RcuLock {
         /// The reader's CPU.
         cpu: LogicalCpu,
-        /// Version it dereferenced.
-        version: u64,
+        /// The object's address, as the reader loaded it from the pointer.
+        addr: u64,
+        /// The header word it loaded there (the version, or what overwrote it).
+        loaded: u64,
         /// What it reads for.
         purpose: &'static str,
     },
@@ -210,10 +215,12 @@ pub enum OsEvent {
     RcuUse {
         /// The reader's CPU.
         cpu: LogicalCpu,
-        /// Version used.
-        version: u64,
+        /// The object it dereferenced.
+        addr: u64,
         /// On which CPU the use acted.
         about: LogicalCpu,
+        /// The online-mask word holding `about`'s bit, as loaded for the use.
+        bits: u64,
     },
     /// A CPU left its read-side section.
     RcuUnlock {

@@ -137,6 +137,7 @@ impl TraceEvent for OsEvent {
             ),
             OsEvent::MapsPublished {
                 version,
+                addr,
                 online,
                 active,
                 by,
@@ -146,6 +147,7 @@ impl TraceEvent for OsEvent {
                 Phase::Instant,
                 vec![
                     ("version", u(*version)),
+                    ("addr", s(format!("{addr:#x}"))),
                     ("online", s(online.to_string())),
                     ("active", s(active.to_string())),
                 ],
@@ -158,23 +160,33 @@ impl TraceEvent for OsEvent {
             ),
             OsEvent::RcuLock {
                 cpu,
-                version,
+                addr,
+                loaded,
                 purpose,
             } => (
                 cpu_track(*cpu),
                 "rcu_read_lock",
                 Phase::Begin,
-                vec![("version", u(*version)), ("for", s((*purpose).to_owned()))],
+                vec![
+                    ("addr", s(format!("{addr:#x}"))),
+                    ("loaded", s(format!("{loaded:#x}"))),
+                    ("for", s((*purpose).to_owned())),
+                ],
             ),
             OsEvent::RcuUse {
                 cpu,
-                version,
+                addr,
                 about,
+                bits,
             } => (
                 cpu_track(*cpu),
                 "rcu use",
                 Phase::Instant,
-                vec![("version", u(*version)), ("about", s(about.to_string()))],
+                vec![
+                    ("addr", s(format!("{addr:#x}"))),
+                    ("about", s(about.to_string())),
+                    ("bits", s(format!("{bits:#x}"))),
+                ],
             ),
             OsEvent::RcuUnlock { cpu } => {
                 (cpu_track(*cpu), "rcu_read_unlock", Phase::End, Vec::new())

@@ -204,7 +204,7 @@ impl CpuFlow {
         let mut n = 0;
         for i in list {
             let v = os.reader_begin(t, ctl, "irq affinity", cx);
-            let maps = os.maps_version(v).clone();
+            let maps = os.loaded_maps(v).clone();
             let d = os.irqs.descs()[i].clone();
             let count = |x: LogicalCpu| os.irqs.descs().iter().filter(|e| e.target == x).count();
             let target = maps

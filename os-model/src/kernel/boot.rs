@@ -81,7 +81,11 @@ impl Os {
             possible: CpuMask::new(nr),
             present: CpuMask::new(nr),
             maps_cur: 0,
+            maps_ptr: 0,
             stale_maps: BTreeMap::new(),
+            derefs: BTreeMap::new(),
+            deref_stack: vec![Vec::new(); nr],
+            next_deref: 0,
             maps: BTreeMap::new(),
             no_maps: CpuMaps {
                 online: CpuMask::new(nr),

@@ -57,14 +57,14 @@ impl Os {
     pub(super) fn boot_spawn(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let v = self.reader_begin(t, c, "spawn", cx);
         self.reader_use(t, c, v, c, cx);
-        if self.maps_version(v).active.contains(c) {
+        if self.loaded_maps(v).active.contains(c) {
             self.reader_end(*t, c);
             if self.spawn_user(t, c, None, cx).is_err() {
                 self.stats.spawn_failures += 1;
             }
             return;
         }
-        let active = self.maps_version(v).active.clone();
+        let active = self.loaded_maps(v).active.clone();
         let Some(to) = self.least_loaded(active.iter(), Some(c)) else {
             self.reader_end(*t, c);
             self.stats.spawn_failures += 1;
@@ -87,7 +87,7 @@ impl Os {
         waker: LogicalCpu,
     ) -> Option<LogicalCpu> {
         let task = &self.tasks[tid.0 as usize];
-        let maps = self.maps_version(v);
+        let maps = self.loaded_maps(v);
         let ok = |x: LogicalCpu| maps.active.contains(x) && task.affinity.contains(x);
         if ok(task.cpu) {
             return Some(task.cpu);
@@ -136,7 +136,7 @@ impl Os {
 
     pub(super) fn balance(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let v = self.reader_begin(t, c, "load balance", cx);
-        let maps = self.maps_version(v).clone();
+        let maps = self.loaded_maps(v).clone();
         if !maps.active.contains(c) {
             self.reader_end(*t, c);
             return;
@@ -218,7 +218,7 @@ impl Os {
                 self.pcpu[i].mig.pop_front();
                 let v = self.reader_begin(t, c, "migrate", cx);
                 let ok = self.tasks[task.0 as usize].state == TaskState::Queued(c)
-                    && self.maps_version(v).active.contains(to)
+                    && self.loaded_maps(v).active.contains(to)
                     && self.tasks[task.0 as usize].affinity.contains(to);
                 if !ok {
                     self.reader_end(*t, c);
@@ -246,7 +246,7 @@ impl Os {
                     return;
                 };
                 let v = self.reader_begin(t, c, "evacuate", cx);
-                let maps = self.maps_version(v).clone();
+                let maps = self.loaded_maps(v).clone();
                 let allowed = self.tasks[task.0 as usize].affinity.clone();
                 let to = self
                     .least_loaded(maps.active.iter().filter(|&x| allowed.contains(x)), Some(c))

@@ -1,7 +1,7 @@
 //! The CPU maps (online, active) published through RCU: readers, grace periods, callbacks.
 
 use super::{CpuMaps, MAPS_BYTES, MapsObj, Os, POISON};
-use crate::cpumask::LogicalCpu;
+use crate::cpumask::{CpuMask, LogicalCpu};
 use crate::event::OsEvent;
 use crate::hotplug::CpuFlow;
 use crate::hw::Cx;
@@ -13,8 +13,15 @@ use sim_core::SimTime;
 impl Os {
     // ------------------------------------------------------------------ RCU
 
+    /// Words of one mask in a CPU-maps object.
+    fn mask_words(&self) -> u64 {
+        self.nr.div_ceil(64) as u64
+    }
+
     /// `rcu_read_lock` and `rcu_dereference` of the CPU maps on `c`: the reader loads the
-    /// object's header through the machine. Returns the version it holds.
+    /// published pointer, then the object's header and both masks, through the machine.
+    /// What it then does (which CPUs it sends to, moves to, picks) follows the bits it
+    /// loaded ([`Os::loaded_maps`]), whatever the object held. Returns the reader's handle.
     pub(crate) fn reader_begin(
         &mut self,
         t: &mut SimTime,
@@ -22,30 +29,57 @@ impl Os {
         purpose: &'static str,
         cx: &mut Cx<'_>,
     ) -> u64 {
-        let mut v = self.maps_cur;
+        let hw = self.hw(c);
+        self.rcu.read_lock(c);
+        let mut addr = load(cx, t, hw, self.maps_ptr);
         if self.has_defect(crate::config::OsDefect::RcuReaderKeepsStalePointer)
             && self.booted_at.is_some()
         {
             // The defect: once boot is over, the CPU keeps the pointer its first reader
             // loaded and never loads the published one again.
-            v = *self.stale_maps.entry(c).or_insert(v);
+            addr = *self.stale_maps.entry(c).or_insert(addr);
         }
-        self.rcu.read_lock(c);
-        if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
-            load(cx, t, self.hw(c), addr);
+        let header = load(cx, t, hw, addr);
+        let w = self.mask_words();
+        let mut maps = CpuMaps {
+            online: CpuMask::new(self.nr),
+            active: CpuMask::new(self.nr),
+        };
+        for k in 0..w {
+            let online = load(cx, t, hw, addr + 8 + 8 * k);
+            let active = load(cx, t, hw, addr + 8 + 8 * (w + k));
+            for b in 0..64u64 {
+                let cpu = k * 64 + b;
+                if cpu >= self.nr as u64 {
+                    break;
+                }
+                let cpu = LogicalCpu(cpu as u32);
+                if online >> b & 1 != 0 {
+                    maps.online.set(cpu);
+                }
+                if active >> b & 1 != 0 {
+                    maps.active.set(cpu);
+                }
+            }
         }
+        let handle = self.next_deref;
+        self.next_deref += 1;
+        self.derefs.insert(handle, (addr, maps));
+        self.deref_stack[c.index()].push(handle);
         self.emit(
             *t,
             OsEvent::RcuLock {
                 cpu: c,
-                version: v,
+                addr,
+                loaded: header,
                 purpose,
             },
         );
-        v
+        handle
     }
 
-    /// The reader on `c` acts on what version `v` says about `about` (reads its bit).
+    /// The reader on `c` (handle `v`) acts on `about`: it loads the word holding `about`'s
+    /// online bit again, as the code that acts on it does.
     pub(crate) fn reader_use(
         &mut self,
         t: &mut SimTime,
@@ -54,28 +88,34 @@ impl Os {
         about: LogicalCpu,
         cx: &mut Cx<'_>,
     ) {
-        if let Some(addr) = self.maps.get(&v).map(|o| o.addr) {
-            load(cx, t, self.hw(c), addr + 8 + 8 * u64::from(about.0 / 64));
-        }
+        let Some(addr) = self.derefs.get(&v).map(|d| d.0) else {
+            return;
+        };
+        let bits = load(cx, t, self.hw(c), addr + 8 + 8 * u64::from(about.0 / 64));
         self.emit(
             *t,
             OsEvent::RcuUse {
                 cpu: c,
-                version: v,
+                addr,
                 about,
+                bits,
             },
         );
     }
 
-    /// `rcu_read_unlock` on `c`.
+    /// `rcu_read_unlock` on `c`: its innermost reader's handle is gone.
     pub(crate) fn reader_end(&mut self, t: SimTime, c: LogicalCpu) {
         if self.rcu.read_unlock(c) {
+            if let Some(h) = self.deref_stack[c.index()].pop() {
+                self.derefs.remove(&h);
+            }
             self.emit(t, OsEvent::RcuUnlock { cpu: c });
         }
     }
 
-    /// Publishes a new version of the CPU maps (written to kernel memory by `by`); returns
-    /// the old version, which is still live until freed.
+    /// Publishes a new version of the CPU maps: `by` writes the object (version, online
+    /// mask, active mask) to kernel memory and then the pointer readers load
+    /// (`rcu_assign_pointer`). Returns the old version, which is still live until freed.
     pub(crate) fn publish_maps(
         &mut self,
         t: &mut SimTime,
@@ -84,20 +124,26 @@ impl Os {
         cx: &mut Cx<'_>,
     ) -> Result<u64, crate::mm::bootmem::OutOfMemory> {
         let node = self.pcpu[by.index()].node;
+        if self.maps_ptr == 0 {
+            // The pointer itself, a kernel word allocated with the first version.
+            self.maps_ptr = Mm::kmalloc(self, node, 64, 64)?;
+        }
         let addr = Mm::kmalloc(self, node, MAPS_BYTES, MAPS_BYTES)?;
         let v = self.next_maps;
         self.next_maps += 1;
         let hw = self.hw(by);
         store(cx, t, hw, addr, v);
-        let words = self.nr.div_ceil(64).min(7) as u64;
-        for w in 0..words {
-            let bits = maps
-                .online
-                .iter()
-                .filter(|c| u64::from(c.0) / 64 == w)
-                .fold(0u64, |acc, c| acc | 1 << (c.0 % 64));
-            store(cx, t, hw, addr + 8 + 8 * w, bits);
+        let w = self.mask_words();
+        let bits = |m: &CpuMask, k: u64| {
+            m.iter()
+                .filter(|c| u64::from(c.0) / 64 == k)
+                .fold(0u64, |acc, c| acc | 1 << (c.0 % 64))
+        };
+        for k in 0..w {
+            store(cx, t, hw, addr + 8 + 8 * k, bits(&maps.online, k));
+            store(cx, t, hw, addr + 8 + 8 * (w + k), bits(&maps.active, k));
         }
+        store(cx, t, hw, self.maps_ptr, addr);
         let old = self.maps_cur;
         self.maps.insert(
             v,
@@ -112,6 +158,7 @@ impl Os {
             *t,
             OsEvent::MapsPublished {
                 version: v,
+                addr,
                 online: maps.online,
                 active: maps.active,
                 by,
@@ -120,13 +167,17 @@ impl Os {
         Ok(old)
     }
 
-    /// Frees version `v` of the maps (`by` poisons it).
+    /// Frees version `v` of the maps: `by` poisons every word of it, as SLUB's
+    /// `POISON_FREE` does, and gives the memory back.
     pub(crate) fn free_maps(&mut self, t: &mut SimTime, v: u64, by: LogicalCpu, cx: &mut Cx<'_>) {
         if v == self.maps_cur {
             return;
         }
         if let Some(o) = self.maps.remove(&v) {
-            store(cx, t, self.hw(by), o.addr, POISON);
+            let hw = self.hw(by);
+            for k in 0..1 + 2 * self.mask_words() {
+                store(cx, t, hw, o.addr + 8 * k, POISON);
+            }
             self.mem.free(o.addr, MAPS_BYTES);
             self.emit(*t, OsEvent::MapsFreed { version: v, by });
         }

@@ -173,9 +173,17 @@ pub struct Os {
     pub(crate) possible: CpuMask,
     pub(crate) present: CpuMask,
     maps_cur: u64,
-    /// The maps pointer each CPU's readers loaded first (kept only under the defect
+    /// Where the pointer to the published CPU maps lives in kernel memory (0 before the
+    /// first version).
+    pub(crate) maps_ptr: u64,
+    /// The maps address each CPU's readers loaded first (kept only under the defect
     /// `rcu_reader_keeps_stale_pointer`).
     stale_maps: BTreeMap<LogicalCpu, u64>,
+    /// Each open reader's handle: the address it dereferenced and the masks it loaded.
+    derefs: BTreeMap<u64, (u64, CpuMaps)>,
+    /// Per CPU, the handles of its open readers, innermost last.
+    deref_stack: Vec<Vec<u64>>,
+    next_deref: u64,
     maps: BTreeMap<u64, MapsObj>,
     no_maps: CpuMaps,
     next_maps: u64,
@@ -261,13 +269,17 @@ impl Os {
             .unwrap_or(ctl)
     }
 
+    /// The published maps, as the writer side (under the hot-plug lock) knows them.
     pub(crate) fn cur_maps(&self) -> &CpuMaps {
-        self.maps_version(self.maps_cur)
+        self.maps
+            .get(&self.maps_cur)
+            .map_or(&self.no_maps, |o| &o.maps)
     }
 
-    pub(crate) fn maps_version(&self, v: u64) -> &CpuMaps {
-        // A freed version reads as empty (only a defect frees a version a reader holds).
-        self.maps.get(&v).map_or(&self.no_maps, |o| &o.maps)
+    /// The maps as the reader with handle `v` loaded them from memory (empty for a handle
+    /// that is not open).
+    pub(crate) fn loaded_maps(&self, v: u64) -> &CpuMaps {
+        self.derefs.get(&v).map_or(&self.no_maps, |d| &d.1)
     }
 
     /// CPUs up and idle with nothing in progress (RCU's extended quiescent state).

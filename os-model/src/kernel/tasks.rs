@@ -233,7 +233,7 @@ impl Os {
             let discarded = Mm::discard_page(self, t, c, tid, mm, cx);
             let v = self.reader_begin(t, c, "tlb shootdown", cx);
             let targets: Vec<LogicalCpu> = self
-                .maps_version(v)
+                .loaded_maps(v)
                 .online
                 .iter()
                 .filter(|&x| x != c)
@@ -299,7 +299,7 @@ impl Os {
         let mut t = now.max(self.busy_until[i]);
         let v = self.reader_begin(&mut t, cpu, "tlb shootdown", cx);
         let targets: Vec<LogicalCpu> = self
-            .maps_version(v)
+            .loaded_maps(v)
             .online
             .iter()
             .filter(|&x| x != cpu)

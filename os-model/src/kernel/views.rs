@@ -38,6 +38,9 @@ impl Os {
                 .iter()
                 .map(|(ver, o)| (format!("cpu maps v{ver}"), o.addr)),
         );
+        if self.maps_ptr != 0 {
+            v.push(("the cpu maps pointer".to_owned(), self.maps_ptr));
+        }
         if let Some(vm) = &self.vm {
             for sp in &vm.spaces {
                 for (k, &pt) in sp.pt_pages.iter().enumerate() {

@@ -268,7 +268,7 @@ impl MemFlow {
         if !os.has_defect(OsDefect::SkipTlbShootdown) {
             let v = os.reader_begin(t, ctl, "memory offline shootdown", cx);
             let online: Vec<LogicalCpu> = os
-                .maps_version(v)
+                .loaded_maps(v)
                 .online
                 .iter()
                 .filter(|c| *c != ctl && targets.contains(c))

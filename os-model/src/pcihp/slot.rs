@@ -446,7 +446,7 @@ impl PciFlow {
         };
         // Spread IRQs over the online CPUs (reading the map under RCU).
         let v = os.reader_begin(t, by, "irq affinity", cx);
-        let online: Vec<LogicalCpu> = os.maps_version(v).online.iter().collect();
+        let online: Vec<LogicalCpu> = os.loaded_maps(v).online.iter().collect();
         // An empty map (only a defect shows one: a stale or freed version) leaves the IRQ
         // on the CPU doing the routing.
         let target = if online.is_empty() {
