@@ -583,11 +583,15 @@ pub enum OsDefect {
     /// and the old frame is freed while that word maps it; CHK-4: the tasks that touch the
     /// page wait for a migration that already ended, for ever).
     PteNotWrittenToMemory,
+    /// Memory offline forgets the page descriptors of a block whose `mem_map` lives on
+    /// another node: those frames stay allocated for a block that is gone (CHK-7, the leak
+    /// audit after each operation).
+    LeakMemmapOnOffline,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 21] = [
+    pub const ALL: [OsDefect; 22] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -609,6 +613,7 @@ impl OsDefect {
         OsDefect::LosePageWaiters,
         OsDefect::RcuReaderKeepsStalePointer,
         OsDefect::PteNotWrittenToMemory,
+        OsDefect::LeakMemmapOnOffline,
     ];
 
     /// The name used in scenario files.
@@ -635,6 +640,7 @@ impl OsDefect {
             OsDefect::LosePageWaiters => "lose_page_waiters",
             OsDefect::RcuReaderKeepsStalePointer => "rcu_reader_keeps_stale_pointer",
             OsDefect::PteNotWrittenToMemory => "pte_not_written_to_memory",
+            OsDefect::LeakMemmapOnOffline => "leak_memmap_on_offline",
         }
     }
 
@@ -663,6 +669,7 @@ impl OsDefect {
             OsDefect::LosePageWaiters => &["CHK-4"],
             OsDefect::RcuReaderKeepsStalePointer => &["CHK-5"],
             OsDefect::PteNotWrittenToMemory => &["CHK-4", "CHK-7"],
+            OsDefect::LeakMemmapOnOffline => &["CHK-7"],
         }
     }
 }

@@ -28,6 +28,13 @@ pub struct AllocChecker {
     reported: Vec<(u8, u64)>,
     /// Its own record of the page tables, from the words stored into them.
     ptes: PteRecord,
+    /// Its own record of the frames the allocator handed out and has not taken back, from
+    /// the allocation and free events (index: pfn).
+    allocated: bitvec::vec::BitVec,
+    /// A hot-plug operation ended since the last leak audit.
+    leak_audit_due: bool,
+    /// Frames already reported as leaked.
+    leaked: Vec<u32>,
 }
 
 /// What the page-table words the kernel stored map, kept from [`OsEvent::PteWritten`]: per
@@ -94,6 +101,87 @@ impl PteRecord {
 impl AllocChecker {
     fn pageblock(pfn: u32) -> usize {
         (pfn / crate::mm::PAGEBLOCK_PAGES) as usize
+    }
+
+    /// Records frames `pfn .. pfn + 2^order` as handed out (or taken back).
+    fn mark(&mut self, pfn: u32, order: u8, on: bool) {
+        let end = (pfn + (1u32 << order)) as usize;
+        if self.allocated.len() < end {
+            self.allocated.resize(end, false);
+        }
+        self.allocated[pfn as usize..end].fill(on);
+    }
+
+    /// The leak audit, after each hot-plug operation: every frame the allocator handed out
+    /// and never took back (this checker's own record) belongs to something that still
+    /// exists — the `mem_map` of a block that is not offline, the page table of an address
+    /// space that is there, the `pg_data` of an online node (kmemleak's question, asked of
+    /// the owners the kernel can still name).
+    fn audit_leaks(&mut self, now: SimTime, vm: &crate::mm::manager::Vm, out: &mut Violations) {
+        use crate::mm::Owner;
+        let map = &vm.phys.map;
+        let mut found: BTreeMap<String, (u32, u32, String)> = BTreeMap::new();
+        for pfn in self.allocated.iter_ones() {
+            let pfn = pfn as u32;
+            if pfn as usize >= map.len() || self.leaked.contains(&pfn) {
+                continue;
+            }
+            let owner = map.owner(pfn);
+            let dead = match owner {
+                Owner::MemMap { block } => vm
+                    .phys
+                    .blocks
+                    .get(block as usize)
+                    .is_none_or(|b| b.state == crate::mm::BlockState::Offline)
+                    .then(|| format!("block {block} is offline")),
+                Owner::PageTable { mm, index } => (vm
+                    .spaces
+                    .get(mm as usize)
+                    .and_then(|sp| sp.pt_pages.get(index as usize))
+                    != Some(&pfn))
+                .then(|| format!("mm{mm} has no such page table")),
+                Owner::Anon { mm, .. } | Owner::Huge { mm, .. } => vm
+                    .spaces
+                    .get(mm as usize)
+                    .is_none()
+                    .then(|| format!("mm{mm} does not exist")),
+                Owner::NodeData { node } => vm
+                    .phys
+                    .nodes
+                    .get(node as usize)
+                    .is_none_or(|n| !n.online)
+                    .then(|| format!("node{node} is offline")),
+                // Given back without an event (a dropped block's pages), or owners whose
+                // life the allocator does not see.
+                Owner::Free
+                | Owner::Offline
+                | Owner::Firmware
+                | Owner::Slab { .. }
+                | Owner::DmaBuffer { .. }
+                | Owner::ZeroPage
+                | Owner::File { .. } => None,
+            };
+            if let Some(why) = dead {
+                self.leaked.push(pfn);
+                let e = found.entry(owner.to_string()).or_insert((pfn, 0, why));
+                e.1 += 1;
+            }
+        }
+        // One report per owner that is gone.
+        for (owner, (first, n, why)) in found {
+            out.push(violation(
+                now,
+                CHK_ALLOC,
+                Entity::Os(sim_core::OsId(0)),
+                Entity::Object("pfn", u64::from(first)),
+                format!(
+                    "{n} frame{} from pfn {first:#x} leaked: the allocator handed {} out for {owner} and never got {} back, but {why}",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "it" } else { "them" },
+                    if n == 1 { "it" } else { "them" },
+                ),
+            ));
+        }
     }
 
     /// CHK-7, PCI side: every range the kernel reserved in a bridge window is held by some
@@ -248,7 +336,12 @@ impl OsChecker for AllocChecker {
             self.isolated[i] = *isolated;
             return;
         }
+        if let OsEvent::OpEnd { .. } = ev {
+            self.leak_audit_due = true;
+            return;
+        }
         if let OsEvent::PageAllocated { pfn, order } = ev {
+            self.mark(*pfn, *order, true);
             let first = Self::pageblock(*pfn);
             let last = Self::pageblock(pfn + (1u32 << order) - 1);
             if let Some(i) = (first..=last).find(|&i| self.isolated.get(i) == Some(&true)) {
@@ -274,6 +367,7 @@ impl OsChecker for AllocChecker {
             owner,
         } = ev
         {
+            self.mark(*pfn, *order, false);
             // Mapped: by the words stored into page tables, as this checker recorded them;
             // the kernel's reverse-map count is only quoted.
             let words = self.ptes.freed(*pfn, 1 << order);
@@ -305,6 +399,9 @@ impl OsChecker for AllocChecker {
         let Some(vm) = os.vm() else {
             return;
         };
+        if std::mem::take(&mut self.leak_audit_due) {
+            self.audit_leaks(now, vm, out);
+        }
         let mut report = |target: Entity, message: String| {
             out.push(violation(
                 now,

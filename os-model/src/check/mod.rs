@@ -17,7 +17,7 @@
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`); a version dereferenced that is not the published one, the poison of a freed version or words other than the published ones loaded by a reader (`rcu_reader_keeps_stale_pointer`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
-//! | CHK-7 allocator | a page freed while a page-table word in memory maps it or under I/O (`free_before_copy`, `ignore_writeback`, `pte_not_written_to_memory`), allocated from an isolated pageblock (`alloc_from_isolated`), a page-table word in memory other than the kernel's copy (`pte_not_written_to_memory`), buddy lists / mem_map / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`) |
+//! | CHK-7 allocator | a page freed while a page-table word in memory maps it or under I/O (`free_before_copy`, `ignore_writeback`, `pte_not_written_to_memory`), allocated from an isolated pageblock (`alloc_from_isolated`), a page-table word in memory other than the kernel's copy (`pte_not_written_to_memory`), buddy lists / mem_map / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`); after each operation, a frame handed out (its own record) whose owner is gone (`leak_memmap_on_offline`) |
 
 use acpi_model::Platform;
 use sim_core::{CheckerId, CpuId, Entity, SimTime, Violation, Violations};

@@ -183,6 +183,10 @@ impl MemFlow {
                     }
                 }
                 let n_memmap = freed.len();
+                if os.has_defect(crate::config::OsDefect::LeakMemmapOnOffline) {
+                    // The defect: the descriptors on the other node are forgotten.
+                    freed.clear();
+                }
                 for pfn in freed {
                     os.vmm().phys.map.set_owner(pfn, Owner::Free);
                     Mm::free_frame(os, t, pfn, 0);
