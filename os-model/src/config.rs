@@ -587,11 +587,15 @@ pub enum OsDefect {
     /// another node: those frames stay allocated for a block that is gone (CHK-7, the leak
     /// audit after each operation).
     LeakMemmapOnOffline,
+    /// A failed memory offline forgets to undo the isolation of its blocks: their pageblocks
+    /// stay isolated, and nothing is allocated from that memory again (CHK-7: a failed
+    /// operation that did not release what it isolated, from the checker's own record).
+    SkipIsolationUndo,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 22] = [
+    pub const ALL: [OsDefect; 23] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -614,6 +618,7 @@ impl OsDefect {
         OsDefect::RcuReaderKeepsStalePointer,
         OsDefect::PteNotWrittenToMemory,
         OsDefect::LeakMemmapOnOffline,
+        OsDefect::SkipIsolationUndo,
     ];
 
     /// The name used in scenario files.
@@ -641,6 +646,7 @@ impl OsDefect {
             OsDefect::RcuReaderKeepsStalePointer => "rcu_reader_keeps_stale_pointer",
             OsDefect::PteNotWrittenToMemory => "pte_not_written_to_memory",
             OsDefect::LeakMemmapOnOffline => "leak_memmap_on_offline",
+            OsDefect::SkipIsolationUndo => "skip_isolation_undo",
         }
     }
 
@@ -670,6 +676,7 @@ impl OsDefect {
             OsDefect::RcuReaderKeepsStalePointer => &["CHK-5"],
             OsDefect::PteNotWrittenToMemory => &["CHK-4", "CHK-7"],
             OsDefect::LeakMemmapOnOffline => &["CHK-7"],
+            OsDefect::SkipIsolationUndo => &["CHK-7"],
         }
     }
 }

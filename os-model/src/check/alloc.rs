@@ -12,15 +12,16 @@ use crate::kernel::Os;
 
 /// CHK-7, memory side: no page is freed while a page-table word still maps it (the kernel's
 /// "bad page state", judged from its own record of the words stored, not the kernel's reverse
-/// map), none is allocated from a pageblock the event stream says is isolated; at audits,
-/// the isolation it was told of is the allocator's, the buddy lists agree with the `mem_map` (every listed block free,
-/// unmapped, on the list of its pageblock's type, nothing leaked), every present PTE maps an
-/// allocated frame whose reverse map names it, and every kernel object lives in online
-/// memory on a frame the allocator gave the kernel.
+/// map), none is allocated from a pageblock the event stream says is isolated, a failed
+/// memory operation releases every pageblock it isolated; after each operation every frame
+/// handed out has an owner that still exists (the leak audit); at audits, the isolation it
+/// was told of is the allocator's, the buddy lists agree with the `mem_map` (every listed
+/// block free, unmapped, on the list of its pageblock's type, nothing leaked — the
+/// allocator's own consistency check), every page-table word read from memory is the
+/// kernel's copy and maps an allocated frame whose reverse map names it, and every kernel
+/// object lives in online memory on a frame the allocator gave the kernel.
 #[derive(Debug, Default)]
 pub struct AllocChecker {
-    /// Failed memory operations already judged.
-    judged: Vec<u32>,
     /// Pageblocks isolated, as the event stream says (index: pfn / pageblock pages).
     isolated: Vec<bool>,
     /// Freed DMA buffers already reported as written after free, and leaked windows
@@ -35,6 +36,8 @@ pub struct AllocChecker {
     leak_audit_due: bool,
     /// Frames already reported as leaked.
     leaked: Vec<u32>,
+    /// Memory operations running, with the pageblocks isolated since each started.
+    mem_ops: BTreeMap<u32, BTreeSet<usize>>,
 }
 
 /// What the page-table words the kernel stored map, kept from [`OsEvent::PteWritten`]: per
@@ -101,6 +104,42 @@ impl PteRecord {
 impl AllocChecker {
     fn pageblock(pfn: u32) -> usize {
         (pfn / crate::mm::PAGEBLOCK_PAGES) as usize
+    }
+
+    /// A memory operation ended: if it failed, every pageblock it isolated is released
+    /// again (this checker's own record of the isolation events), as a failed
+    /// `offline_pages` undoes `start_isolate_page_range`.
+    fn judge_failed_op(
+        &mut self,
+        now: SimTime,
+        op: u32,
+        result: &Result<(), String>,
+        out: &mut Violations,
+    ) {
+        let Some(pbs) = self.mem_ops.remove(&op) else {
+            return;
+        };
+        let Err(why) = result else {
+            return;
+        };
+        let left: Vec<usize> = pbs
+            .into_iter()
+            .filter(|&i| self.isolated.get(i) == Some(&true))
+            .collect();
+        if let Some(&first) = left.first() {
+            out.push(violation(
+                now,
+                CHK_ALLOC,
+                Entity::Os(sim_core::OsId(0)),
+                Entity::Object("memory-op", u64::from(op)),
+                format!(
+                    "memory operation {op} failed ({why}) but left {} pageblock{} it isolated still isolated, from pfn {:#x}: nothing can be allocated there any more",
+                    left.len(),
+                    if left.len() == 1 { "" } else { "s" },
+                    first as u32 * crate::mm::PAGEBLOCK_PAGES
+                ),
+            ));
+        }
     }
 
     /// Records frames `pfn .. pfn + 2^order` as handed out (or taken back).
@@ -334,10 +373,27 @@ impl OsChecker for AllocChecker {
                 self.isolated.resize(i + 1, false);
             }
             self.isolated[i] = *isolated;
+            if *isolated {
+                for pbs in self.mem_ops.values_mut() {
+                    pbs.insert(i);
+                }
+            }
             return;
         }
-        if let OsEvent::OpEnd { .. } = ev {
+        if let OsEvent::OpStart {
+            flow: crate::ops::FlowKind::Memory,
+            op,
+            ..
+        } = ev
+        {
+            self.mem_ops.insert(*op, BTreeSet::new());
+            return;
+        }
+        if let OsEvent::OpEnd { flow, op, result } = ev {
             self.leak_audit_due = true;
+            if *flow == crate::ops::FlowKind::Memory {
+                self.judge_failed_op(now, *op, result, out);
+            }
             return;
         }
         if let OsEvent::PageAllocated { pfn, order } = ev {
@@ -431,23 +487,6 @@ impl OsChecker for AllocChecker {
                     }
                 ),
             );
-        }
-        // A failed offline that had moved nothing must leave everything as it found it.
-        for op in os.mem_hotplug().done() {
-            if self.judged.contains(&op.id) || op.result.as_ref().is_none_or(Result::is_ok) {
-                continue;
-            }
-            self.judged.push(op.id);
-            if op.restored_exactly == Some(false) {
-                report(
-                    Entity::Object("memory-op", u64::from(op.id)),
-                    format!(
-                        "memory operation {} failed but did not restore the allocator, mappings \
-                         and block states it changed",
-                        op.id
-                    ),
-                );
-            }
         }
         // The page tables as the hardware walker would load them: every entry's word read
         // from memory, compared with the kernel's copy, and what it maps with the frame it

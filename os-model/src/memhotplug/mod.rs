@@ -523,8 +523,12 @@ impl Flow for MemFlow {
         let Some(cur) = os.memhp.running_mut() else {
             return t;
         };
-        let isolated = std::mem::take(&mut cur.state.isolated);
+        let mut isolated = std::mem::take(&mut cur.state.isolated);
         let cpus = std::mem::take(&mut cur.state.cpus_down);
+        if os.has_defect(crate::config::OsDefect::SkipIsolationUndo) {
+            // The defect: the blocks stay isolated.
+            isolated.clear();
+        }
         if let Some(vm) = os.vm.as_mut() {
             for b in isolated {
                 if vm.phys.blocks[b as usize].state == BlockState::GoingOffline {
