@@ -591,11 +591,21 @@ pub enum OsDefect {
     /// stay isolated, and nothing is allocated from that memory again (CHK-7: a failed
     /// operation that did not release what it isolated, from the checker's own record).
     SkipIsolationUndo,
+    /// CPU hot-remove hands the version of the CPU maps it has just published, instead of
+    /// the old one, to RCU to free after the grace period: the published object is freed
+    /// and poisoned under every reader that comes after (CHK-5: freed while still
+    /// published, and the poison every later reader loads).
+    FreePublishedMaps,
+    /// Load balancing takes the task it picked off the busiest CPU's runqueue itself, from
+    /// the balancing CPU's softirq thread, instead of asking that CPU's migration thread to
+    /// push it (CHK-4: a task moved between runqueues by someone other than the migration
+    /// thread of the CPU it left).
+    BalancePullsDirectly,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 23] = [
+    pub const ALL: [OsDefect; 25] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -619,6 +629,8 @@ impl OsDefect {
         OsDefect::PteNotWrittenToMemory,
         OsDefect::LeakMemmapOnOffline,
         OsDefect::SkipIsolationUndo,
+        OsDefect::FreePublishedMaps,
+        OsDefect::BalancePullsDirectly,
     ];
 
     /// The name used in scenario files.
@@ -647,6 +659,8 @@ impl OsDefect {
             OsDefect::PteNotWrittenToMemory => "pte_not_written_to_memory",
             OsDefect::LeakMemmapOnOffline => "leak_memmap_on_offline",
             OsDefect::SkipIsolationUndo => "skip_isolation_undo",
+            OsDefect::FreePublishedMaps => "free_published_maps",
+            OsDefect::BalancePullsDirectly => "balance_pulls_directly",
         }
     }
 
@@ -677,6 +691,8 @@ impl OsDefect {
             OsDefect::PteNotWrittenToMemory => &["CHK-4", "CHK-7"],
             OsDefect::LeakMemmapOnOffline => &["CHK-7"],
             OsDefect::SkipIsolationUndo => &["CHK-7"],
+            OsDefect::FreePublishedMaps => &["CHK-5"],
+            OsDefect::BalancePullsDirectly => &["CHK-4"],
         }
     }
 }

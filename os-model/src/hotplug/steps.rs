@@ -103,6 +103,12 @@ impl CpuFlow {
                 let note = format!("online {}", maps.online);
                 match os.publish_maps(&mut t, ctl, maps, cx) {
                     Ok(old) => {
+                        // The defect free_published_maps frees the new version instead.
+                        let old = if os.has_defect(OsDefect::FreePublishedMaps) {
+                            os.maps_version_now()
+                        } else {
+                            old
+                        };
                         if os.has_defect(OsDefect::SkipRcuGracePeriod) {
                             os.free_maps(&mut t, old, ctl, cx);
                         } else {

@@ -166,6 +166,14 @@ impl Os {
             return;
         };
         self.reader_use(t, c, v, b, cx);
+        if self.has_defect(crate::config::OsDefect::BalancePullsDirectly) {
+            // The defect: the softirq thread takes the task off the other runqueue itself.
+            let by = self.pcpu[c.index()].ksoftirqd.unwrap_or(TaskId(u32::MAX));
+            self.move_task(*t, task, b, c, by);
+            self.stats.balance_moves += 1;
+            self.reader_end(*t, c);
+            return;
+        }
         self.pcpu[b.index()]
             .mig
             .push_back(MigReq::Pull { task, to: c });

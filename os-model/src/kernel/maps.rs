@@ -170,7 +170,8 @@ impl Os {
     /// Frees version `v` of the maps: `by` poisons every word of it, as SLUB's
     /// `POISON_FREE` does, and gives the memory back.
     pub(crate) fn free_maps(&mut self, t: &mut SimTime, v: u64, by: LogicalCpu, cx: &mut Cx<'_>) {
-        if v == self.maps_cur {
+        // Never the published version (the defect free_published_maps has no such guard).
+        if v == self.maps_cur && !self.has_defect(crate::config::OsDefect::FreePublishedMaps) {
             return;
         }
         if let Some(o) = self.maps.remove(&v) {
