@@ -282,8 +282,10 @@ fn rw(write: bool) -> &'static str {
 }
 
 /// How long a level entry may stay in service (remote IRR set) before its EOI: far longer
-/// than any handler runs; past it, the line is stuck for good.
-pub const REMOTE_IRR_BOUND: sim_core::SimDuration = sim_core::SimDuration::from_millis(1);
+/// than any handler runs plus the longest stretch a CPU runs kernel code without taking an
+/// interrupt (a kernel step is not preempted: a fork clearing and filling 64 KiB pages takes
+/// about 1 ms); past it, the line is stuck for good.
+pub const REMOTE_IRR_BOUND: sim_core::SimDuration = sim_core::SimDuration::from_millis(2);
 
 /// CHK-6, I/O side (see the module docs).
 #[derive(Clone, Debug, Default)]

@@ -12,7 +12,7 @@ use acpi_model::{AcpiValue, Platform};
 use sim_core::{LsapicId, SlotId};
 
 /// The `_STA` bits that mean present, enabled and functioning.
-const STA_PRESENT: u64 = 0x01;
+pub(crate) const STA_PRESENT: u64 = 0x01;
 
 /// A processor object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,11 +213,6 @@ pub fn processor(p: &Platform, path: &str) -> Option<ProcessorInfo> {
         enabled: b.get(8).is_some_and(|f| f & 1 != 0),
         node: int(p, path, "_PXM").unwrap_or(0) as u32,
     })
-}
-
-/// Whether the device at `path` reports present in `_STA`.
-pub fn is_present(p: &Platform, path: &str) -> bool {
-    present(p, path)
 }
 
 /// Walks the whole namespace.

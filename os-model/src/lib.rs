@@ -52,4 +52,4 @@ pub use cpumask::{CpuMask, LogicalCpu};
 pub use driver::{CardDriver, DRIVER, DriverConfig, DriverStats};
 pub use event::{OsEvent, Step, TaskId};
 pub use hotplug::{Accepted, HotplugError, OpKind, OpReport, Trigger};
-pub use kernel::{CpuMaps, Os, OsError, OsStats};
+pub use kernel::{AML_EVAL, CpuMaps, Os, OsError, OsStats};

@@ -30,7 +30,7 @@ use crate::sched::CpuLife;
 
 /// Where a handler runs: the time, the CPU taking the SCI, the machine.
 pub(crate) struct Sci<'a, 'b> {
-    /// When the SCI is taken.
+    /// The handler's clock: when the SCI is taken, advanced by what the handler evaluates.
     pub now: SimTime,
     /// The CPU running the handler (its `_OST` evaluations are this CPU's accesses).
     pub cpu: LogicalCpu,
@@ -175,7 +175,7 @@ fn memory(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         for x in os.possible.iter().collect::<Vec<_>>() {
             let path = os.pcpu[x.index()].path.clone();
             if path.starts_with(&format!("{}.", n.path))
-                && crate::acpi::is_present(sci.hw.p, &path)
+                && os.sta_present(&mut sci.now, sci.cpu, &path, sci.hw)
                 && !os.present.contains(x)
             {
                 os.present.set(x);
@@ -208,7 +208,7 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     else {
         return;
     };
-    let card = crate::acpi::is_present(sci.hw.p, &n.path);
+    let card = os.sta_present(&mut sci.now, sci.cpu, &n.path, sci.hw);
     if !card {
         disconnect_under(os, &n.path);
     }
@@ -254,7 +254,7 @@ fn disconnect_under(os: &mut Os, path: &str) {
 /// An I/O subsystem's module device: the whole subsystem comes or goes.
 fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
-    let present = crate::acpi::is_present(sci.hw.p, &n.path);
+    let present = os.sta_present(&mut sci.now, sci.cpu, &n.path, sci.hw);
     if !present {
         disconnect_under(os, &n.path);
     }
@@ -306,7 +306,7 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         let kind = match n.code {
             NotifyCode::EjectRequest => OpKind::Down,
             NotifyCode::DeviceCheck | NotifyCode::BusCheck => {
-                if crate::acpi::is_present(sci.hw.p, &path) && !os.present.contains(x) {
+                if os.sta_present(&mut sci.now, sci.cpu, &path, sci.hw) && !os.present.contains(x) {
                     os.present.set(x);
                     os.pcpu[x.index()].life = CpuLife::Offline;
                 }

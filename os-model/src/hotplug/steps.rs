@@ -134,7 +134,7 @@ impl CpuFlow {
             Step::Halt => Next::Done(now, "halted with the flush".into()),
             Step::Eject => {
                 let path = os.pcpu[c.index()].path.clone();
-                let (gone, note) = os.eject(now, ctl, &path, "the processor", cx);
+                let (gone, note) = os.eject(&mut t, ctl, &path, "the processor", cx);
                 if gone {
                     os.present.clear(c);
                     os.pcpu[c.index()].life = CpuLife::NotPresent;

@@ -43,6 +43,8 @@ use crate::pcihp::PciFlow;
 use crate::rcu::Rcu;
 use crate::sched::{CpuLife, PerCpu, Task};
 
+/// Time the AML interpreter takes to evaluate one object (`_STA`) through firmware.
+pub const AML_EVAL: SimDuration = SimDuration::from_nanos(1_500);
 /// Time of a context switch.
 pub const CONTEXT_SWITCH: SimDuration = SimDuration::from_nanos(250);
 /// Bytes of one RCU-published CPU-maps object.
@@ -99,6 +101,8 @@ pub(crate) enum OsEv {
 pub struct OsStats {
     /// Times a CPU switched from one task to another.
     pub context_switches: u64,
+    /// `_STA` evaluations through firmware.
+    pub aml_evals: u64,
     /// Timer ticks.
     pub ticks: u64,
     /// User-task memory loads.
@@ -334,20 +338,20 @@ impl Os {
     /// step's note (`what`: how the note names the device once firmware powered it off).
     pub(crate) fn eject(
         &mut self,
-        now: SimTime,
+        t: &mut SimTime,
         cpu: LogicalCpu,
         path: &str,
         what: &str,
         cx: &mut Cx<'_>,
     ) -> (bool, String) {
         let r = self.acpi_eval(
-            now,
+            *t,
             cpu,
             &format!("{path}._EJ0"),
             &[AcpiValue::Integer(1)],
             cx,
         );
-        let gone = !crate::acpi::is_present(cx.p, path);
+        let gone = !self.sta_present(t, cpu, path, cx);
         let note = match r {
             Ok(_) if gone => format!("_EJ0: firmware powered {what} off"),
             Ok(_) => "_EJ0 evaluated; _STA still reports it present".to_owned(),
@@ -410,6 +414,23 @@ impl Os {
     ) -> Result<AcpiValue, String> {
         cx.p.evaluate_as(now, Some(self.hw(c)), path, args, cx.probe)
             .map_err(|e| e.to_string())
+    }
+
+    /// Whether the device at `path` is present: its `_STA`, evaluated by the AML interpreter
+    /// on `c` through firmware (not read out of band); `t` advances by the evaluation.
+    pub(crate) fn sta_present(
+        &mut self,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        path: &str,
+        cx: &mut Cx<'_>,
+    ) -> bool {
+        let v = self.acpi_eval(*t, c, &format!("{path}._STA"), &[], cx);
+        *t += AML_EVAL;
+        self.stats.aml_evals += 1;
+        v.ok()
+            .and_then(|v| v.as_integer())
+            .is_some_and(|s| s & crate::acpi::STA_PRESENT != 0)
     }
 
     // ------------------------------------------------------------------ views

@@ -258,7 +258,7 @@ impl MemFlow {
                 let Some(path) = os.memhp.running().and_then(|c| c.req.acpi_path.clone()) else {
                     return Next::Done(now, "nothing to eject".into());
                 };
-                let (gone, note) = os.eject(now, ctl, &path, &path, cx);
+                let (gone, note) = os.eject(&mut t, ctl, &path, &path, cx);
                 if gone {
                     if let Some(n) = node {
                         // Its memory block devices go with it.
@@ -266,8 +266,9 @@ impl MemFlow {
                             nd.present = false;
                         }
                         for c in os.possible.iter().collect::<Vec<_>>() {
+                            let path = os.pcpu[c.index()].path.clone();
                             if os.pcpu[c.index()].node == n
-                                && !crate::acpi::is_present(cx.p, &os.pcpu[c.index()].path)
+                                && !os.sta_present(&mut t, ctl, &path, cx)
                             {
                                 os.present.clear(c);
                                 os.pcpu[c.index()].life = crate::sched::CpuLife::NotPresent;
@@ -275,7 +276,7 @@ impl MemFlow {
                         }
                     }
                 }
-                Next::Done(now, note)
+                Next::Done(t, note)
             }
             MemStep::RemoveChipset => match node {
                 Some(n) => Next::Done(t, PciFlow::chipset_remove(os, n)),
@@ -301,7 +302,7 @@ impl MemFlow {
     pub(crate) fn mem_online_blocks(
         os: &mut Os,
         now: SimTime,
-        _ctl: LogicalCpu,
+        ctl: LogicalCpu,
         cx: &mut Cx<'_>,
     ) -> Next<MemFlow> {
         let blocks = MemFlow::cur_blocks(os);
@@ -331,7 +332,7 @@ impl MemFlow {
                 .iter()
                 .find(|m| m.node == blk.node)
                 .map(|m| m.path.clone());
-            if !device.is_some_and(|d| crate::acpi::is_present(cx.p, &d)) {
+            if !device.is_some_and(|d| os.sta_present(&mut t, ctl, &d, cx)) {
                 return Next::Fail(now, MemError::NotPresent { block: BlockId(b) });
             }
             let vm = os.vmm();

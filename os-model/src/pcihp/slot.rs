@@ -198,7 +198,7 @@ impl PciFlow {
                 os.pcihp.slots[i].enabled = false;
                 // Presence first (`_STA`, firmware, not the card): a card pulled out by
                 // surprise, or behind a subsystem that is gone, is not touched again.
-                if !crate::acpi::is_present(cx.p, &slot.path) {
+                if !os.sta_present(&mut t, ctl, &slot.path, cx) {
                     if let Some(c) = os.pcihp.ops.running_mut() {
                         c.state.gone = true;
                     }
@@ -233,7 +233,7 @@ impl PciFlow {
                     .iter()
                     .find(|x| x.base == desc.sapic_base)
                     .map(|x| x.path.clone());
-                if !sapic.is_some_and(|x| crate::acpi::is_present(cx.p, &x)) {
+                if !sapic.is_some_and(|x| os.sta_present(&mut t, ctl, &x, cx)) {
                     PciFlow::free_irq(os, &mut t, hw, d, true, cx);
                     return Next::Done(
                         t,
@@ -332,7 +332,7 @@ impl PciFlow {
             }
             PciStep::PowerOff => {
                 let bridge = os.scan().bridges.get(slot.bridge).map(|b| b.path.clone());
-                if !bridge.is_some_and(|b| crate::acpi::is_present(cx.p, &b)) {
+                if !bridge.is_some_and(|b| os.sta_present(&mut t, ctl, &b, cx)) {
                     return Next::Done(t, "the I/O subsystem is gone: nothing to power off".into());
                 }
                 match os.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], cx) {

@@ -26,14 +26,19 @@ impl PciFlow {
     ) -> String {
         let hw = os.hw(ctl);
         let mut added = Vec::new();
-        let funcs: Vec<crate::acpi::ChipsetInfo> = os
+        let candidates: Vec<crate::acpi::ChipsetInfo> = os
             .scan
             .chipset
             .iter()
             .filter(|f| node.is_none_or(|n| f.node == n))
-            .filter(|f| crate::acpi::is_present(cx.p, &f.path))
             .cloned()
             .collect();
+        let mut funcs = Vec::new();
+        for f in candidates {
+            if os.sta_present(t, ctl, &f.path, cx) {
+                funcs.push(f);
+            }
+        }
         for f in funcs {
             if os.pcihp.chipset.iter().any(|d| d.path == f.path) {
                 continue;
@@ -100,7 +105,7 @@ impl PciFlow {
         };
         match step {
             PciStep::Rescan => {
-                if !crate::acpi::is_present(cx.p, path) {
+                if !os.sta_present(&mut t, ctl, path, cx) {
                     return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
                 }
                 // The namespace is the same tree; what is present and what it holds changed.
@@ -201,15 +206,17 @@ impl PciFlow {
             }
             PciStep::EnableSlots => {
                 let bridges = PciFlow::subsystem_bridges(os, path);
-                let with_cards: Vec<SlotId> = (0..os.pcihp.slots.len())
-                    .filter(|&i| {
-                        let s = &os.pcihp.slots[i];
-                        bridges.contains(&s.bridge)
-                            && !os.pcihp.will_be_enabled(i)
-                            && crate::acpi::is_present(cx.p, &s.path)
-                    })
-                    .map(|i| os.pcihp.slots[i].sun)
-                    .collect();
+                let mut with_cards: Vec<SlotId> = Vec::new();
+                for i in 0..os.pcihp.slots.len() {
+                    let s = &os.pcihp.slots[i];
+                    if !bridges.contains(&s.bridge) || os.pcihp.will_be_enabled(i) {
+                        continue;
+                    }
+                    let (sun, path) = (s.sun, s.path.clone());
+                    if os.sta_present(&mut t, ctl, &path, cx) {
+                        with_cards.push(sun);
+                    }
+                }
                 for &sun in &with_cards {
                     PciFlow::pci_enqueue(
                         os,
@@ -242,7 +249,7 @@ impl PciFlow {
                 Next::Done(t, "every device stopped".into())
             }
             PciStep::Eject => {
-                if !crate::acpi::is_present(cx.p, path) {
+                if !os.sta_present(&mut t, ctl, path, cx) {
                     return Next::Done(t, format!("{path} is gone already (surprise removal)"));
                 }
                 match os.acpi_eval(

@@ -153,6 +153,28 @@ fn a_slot_goes_down_and_up_again_under_load() {
 }
 
 #[test]
+fn presence_is_asked_of_firmware_at_a_cost() {
+    // A slot's disable first asks firmware whether the card is still there (`_STA`, through
+    // the AML interpreter on the controlling CPU): counted, and the step takes that long.
+    let mut s = sim(&[], 1);
+    let before = s.os.stats().aml_evals;
+    s.os.pci_request(s.now, 5, PciOpKind::Disable, Trigger::User)
+        .unwrap();
+    settle(&mut s);
+    let r = last(&s);
+    assert_eq!(r.result, Some(Ok(())), "{r:?}");
+    assert!(
+        s.os.stats().aml_evals > before,
+        "no _STA went through firmware"
+    );
+    let quiesce = r.steps.iter().find(|x| x.step == PciStep::Quiesce).unwrap();
+    assert!(
+        quiesce.duration >= os_model::AML_EVAL,
+        "the presence check cost nothing: {quiesce:?}"
+    );
+}
+
+#[test]
 fn refusals_change_nothing_and_name_their_errno() {
     let mut s = sim(&[], 2);
     let slots = s.os.pci_hotplug().slots.clone();
