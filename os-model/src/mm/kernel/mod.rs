@@ -30,6 +30,48 @@ fn parse_slit(t: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(body.chunks(n).map(<[u8]>::to_vec).collect())
 }
 
+/// What the SRAT says about memory: every memory affinity range (present or hot-pluggable)
+/// and every proximity domain (of processors and memory).
+struct SratMemory {
+    /// `(proximity, base, length)` of each memory range.
+    ranges: Vec<(u32, u64, u64)>,
+    /// One more than the highest proximity domain.
+    domains: u32,
+}
+
+/// Parses the SRAT (ACPI table): processor (type 0) and memory (type 1) affinity structures.
+fn parse_srat(t: &[u8]) -> Option<SratMemory> {
+    let le32 = |b: &[u8], o: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    };
+    let le64 = |b: &[u8], o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    };
+    let len = (le32(t, 4)? as usize).min(t.len());
+    let mut out = SratMemory {
+        ranges: Vec::new(),
+        domains: 0,
+    };
+    // The 36-byte header, then 12 reserved bytes.
+    let mut o = 48;
+    while o + 2 <= len {
+        let (kind, n) = (t[o], usize::from(t[o + 1]));
+        let e = t.get(o..o + n.max(2))?;
+        let domain = match kind {
+            0 => u32::from_le_bytes([*e.get(2)?, *e.get(9)?, *e.get(10)?, *e.get(11)?]),
+            1 => {
+                let d = le32(e, 2)?;
+                out.ranges.push((d, le64(e, 8)?, le64(e, 16)?));
+                d
+            }
+            _ => 0,
+        };
+        out.domains = out.domains.max(domain + 1);
+        o += n.max(2);
+    }
+    Some(out)
+}
+
 /// The kernel's memory-management operations (page faults, the block device, kernel
 /// allocations, address spaces), each on the kernel it runs in.
 pub(crate) enum Mm {}
@@ -40,22 +82,46 @@ impl Mm {
     /// firmware's first megabyte and gets the normal zone, the other nodes are movable unless
     /// configured otherwise. Then the zero page and the boot slab pages.
     pub(crate) fn mm_boot(os: &mut Os, boot_node: u32, p: &Platform) -> Result<(), OsError> {
-        let g = p.geometry();
+        // The page size is the kernel's (the machine's frame granularity); everything about
+        // how much memory there is and where comes from ACPI: the SRAT's memory ranges,
+        // present or hot-pluggable, size the frame array and the nodes.
+        let page_shift = p.geometry().page_shift;
+        let srat = parse_srat(&p.srat()).ok_or_else(|| OsError::Config {
+            field: "acpi.srat".into(),
+            message: "the SRAT cannot be parsed".into(),
+        })?;
+        let end = srat
+            .ranges
+            .iter()
+            .map(|&(_, b, l)| b + l)
+            .max()
+            .unwrap_or(0);
+        let slit = parse_slit(&p.slit());
+        // A node per proximity domain the SRAT or the SLIT names.
+        let nodes = srat
+            .domains
+            .max(slit.as_ref().map_or(0, |d| d.len() as u32))
+            .max(1);
+        // A node spans what its SRAT range does (interleaved memory: one range over all of
+        // them, shared evenly).
+        let node_bytes = match srat.ranges.as_slice() {
+            [(_, _, l)] if nodes > 1 => l / u64::from(nodes),
+            r => r.iter().map(|&(_, _, l)| l).max().unwrap_or(0),
+        };
         let mc: &MemConfig = &os.config().memory;
-        let block_pages = (mc.block_size.0 >> g.page_shift) as u32;
-        let cell_frames = (g.cell_bytes >> g.page_shift) as u32;
+        let block_pages = (mc.block_size.0 >> page_shift) as u32;
+        let cell_frames = (node_bytes >> page_shift) as u32;
         if block_pages < PAGEBLOCK_PAGES || cell_frames % block_pages != 0 {
             return Err(OsError::Config {
                 field: "memory.block_size".into(),
                 message: format!(
                     "{} does not divide a cell's {} MiB into blocks of at least {} pages",
                     mc.block_size,
-                    g.cell_bytes >> 20,
+                    node_bytes >> 20,
                     PAGEBLOCK_PAGES
                 ),
             });
         }
-        let nodes = g.cells as u32;
         let movable: Vec<bool> = (0..nodes)
             .map(|n| match &mc.movable_nodes {
                 Some(list) => list.contains(&n),
@@ -68,14 +134,14 @@ impl Mm {
                 message: format!("node{boot_node} holds the kernel and cannot be all movable"),
             });
         }
-        let distance = parse_slit(&p.slit()).unwrap_or_else(|| {
+        let distance = slit.unwrap_or_else(|| {
             (0..nodes)
                 .map(|a| (0..nodes).map(|b| if a == b { 10 } else { 20 }).collect())
                 .collect()
         });
         let mut phys = PhysMem::new(
-            g.frames as u32,
-            g.page_shift,
+            (end >> page_shift) as u32,
+            page_shift,
             block_pages,
             nodes,
             cell_frames,
@@ -83,10 +149,10 @@ impl Mm {
             distance,
         );
         phys.alloc_from_isolated = os.has_defect(OsDefect::AllocFromIsolated);
-        let reserved = (crate::mm::bootmem::RESERVED_PER_NODE >> g.page_shift) as u32;
+        let reserved = (crate::mm::bootmem::RESERVED_PER_NODE >> page_shift) as u32;
         for r in os.scan().memory.iter().filter(|r| r.present) {
-            let first = (r.base >> g.page_shift) as u32;
-            let last = ((r.base + r.len) >> g.page_shift) as u32;
+            let first = (r.base >> page_shift) as u32;
+            let last = ((r.base + r.len) >> page_shift) as u32;
             let mut b = first / block_pages;
             while b * block_pages < last {
                 let zone = if phys.nodes[r.node as usize].movable {
@@ -138,7 +204,7 @@ impl Mm {
             io: BTreeMap::new(),
             next_io: 1,
             stats: VmStats::default(),
-            wpp: g.words_per_page as u32,
+            wpp: ((1u64 << page_shift) / 8) as u32,
             slabs: 0,
             next_flush: SimTime::ZERO,
             flush_cursor: 0,
@@ -222,5 +288,47 @@ impl Mm {
                 os.slab_objs.push(a);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use acpi_model::tables::{CpuEntry, MemoryEntry, srat};
+    use sim_core::LsapicId;
+
+    #[test]
+    fn the_srat_sizes_memory_and_names_the_nodes() {
+        let cpu = |cell: u32| CpuEntry {
+            uid: cell,
+            lsapic: LsapicId {
+                id: cell as u8,
+                eid: 0,
+            },
+            enabled: true,
+            proximity: cell,
+        };
+        let mem = |cell: u32, enabled| MemoryEntry {
+            proximity: cell,
+            base: u64::from(cell) << 28,
+            len: 1 << 28,
+            enabled,
+            hotpluggable: cell != 0,
+        };
+        // Cell 2's memory is absent but hot-pluggable: it still counts; cell 3 has only a
+        // processor.
+        let t = srat(
+            &[cpu(0), cpu(1), cpu(3)],
+            &[mem(0, true), mem(1, true), mem(2, false)],
+        );
+        let s = super::parse_srat(&t).unwrap();
+        assert_eq!(
+            s.ranges,
+            [
+                (0, 0, 1 << 28),
+                (1, 1 << 28, 1 << 28),
+                (2, 2 << 28, 1 << 28)
+            ]
+        );
+        assert_eq!(s.domains, 4);
     }
 }
