@@ -934,14 +934,15 @@ impl Machine {
         let written = dirty && self.cells[home.index()].memory_online() && !drops;
         if !dirty {
             self.stats.clean_evictions += 1;
-        } else if written {
-            self.stats.writebacks += 1;
-            self.mem
-                .store_mut()
-                .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
         } else {
             self.stats.writebacks += 1;
-            self.stats.writebacks_lost += 1;
+            if written {
+                self.mem
+                    .store_mut()
+                    .write_words(line << self.geo.line_shift, self.caches[ci].line_data(slot));
+            } else {
+                self.stats.writebacks_lost += 1;
+            }
         }
         obs.on_event(
             now,

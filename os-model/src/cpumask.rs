@@ -69,6 +69,22 @@ impl CpuMask {
     pub fn iter(&self) -> impl Iterator<Item = LogicalCpu> + '_ {
         self.0.iter_ones().map(|i| LogicalCpu(i as u32))
     }
+    /// CPUs `64k .. 64k + 63` as a 64-bit word (bit `b`: CPU `64k + b`), as a `cpumask_t`
+    /// holds them in memory.
+    pub fn word(&self, k: usize) -> u64 {
+        let lo = (64 * k).min(self.0.len());
+        let hi = (64 * k + 64).min(self.0.len());
+        self.0[lo..hi].iter_ones().fold(0, |w, b| w | 1 << b)
+    }
+    /// Sets CPUs `64k .. 64k + 63` from the word `bits` (bits beyond the mask's size are
+    /// ignored): the inverse of [`CpuMask::word`].
+    pub fn set_word(&mut self, k: usize, bits: u64) {
+        for b in 0..64 {
+            if bits >> b & 1 != 0 {
+                self.set(LogicalCpu((64 * k + b) as u32));
+            }
+        }
+    }
     /// The lowest CPU.
     pub fn first(&self) -> Option<LogicalCpu> {
         self.0.first_one().map(|i| LogicalCpu(i as u32))
@@ -142,5 +158,20 @@ mod tests {
         assert_eq!(CpuMask::new(8).to_string(), "");
         m.set(LogicalCpu(500));
         assert!(!m.contains(LogicalCpu(500)), "beyond nr_cpus is ignored");
+    }
+
+    #[test]
+    fn words_round_trip_as_memory_holds_them() {
+        let mut m = CpuMask::new(100);
+        for c in [0, 5, 63, 64, 99] {
+            m.set(LogicalCpu(c));
+        }
+        assert_eq!(m.word(0), 1 | 1 << 5 | 1 << 63);
+        assert_eq!(m.word(1), 1 | 1 << 35);
+        assert_eq!(m.word(2), 0, "beyond the mask");
+        let mut n = CpuMask::new(100);
+        n.set_word(0, m.word(0));
+        n.set_word(1, m.word(1) | u64::MAX << 36);
+        assert_eq!(n, m, "bits beyond nr_cpus are ignored");
     }
 }

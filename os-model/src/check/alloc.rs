@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use acpi_model::Platform;
 use sim_core::{CheckerId, Entity, SimTime, Violations};
 
-use super::{CHK_ALLOC, OsChecker, violation};
+use super::{CHK_ALLOC, OsChecker, by_kernel};
 use crate::event::OsEvent;
 use crate::kernel::Os;
 
@@ -34,21 +34,21 @@ pub struct AllocChecker {
     allocated: bitvec::vec::BitVec,
     /// A hot-plug operation ended since the last leak audit.
     leak_audit_due: bool,
-    /// Frames already reported as leaked.
-    leaked: Vec<u32>,
     /// Memory operations running, with the pageblocks isolated since each started.
     mem_ops: BTreeMap<u32, BTreeSet<usize>>,
 }
 
 /// What the page-table words the kernel stored map, kept from [`OsEvent::PteWritten`]: per
 /// address space and virtual page the frame its word references (present or under
-/// migration), per frame how many words reference it, per page-table page the entries whose
-/// words live in it (they go with it when it is freed).
+/// migration), per frame how many words reference it, per page-table page (a page of one
+/// address space, holding consecutive virtual pages) the span of entries written into it —
+/// they go with it when it is freed. All dense, by frame or virtual page.
 #[derive(Debug, Default)]
 struct PteRecord {
     entries: Vec<Vec<u32>>,
     refs: Vec<u32>,
-    tables: BTreeMap<u32, BTreeSet<(u32, u32)>>,
+    /// By page-table frame: `(mm, lowest vpn, highest vpn)` written there (`mm` NONE: none).
+    tables: Vec<(u32, u32, u32)>,
 }
 
 impl PteRecord {
@@ -83,7 +83,16 @@ impl PteRecord {
             | crate::mm::vm::Pte::FileHole => Self::NONE,
         };
         self.set(mm, vpn, pfn);
-        self.tables.entry(table).or_default().insert((mm, vpn));
+        let t = table as usize;
+        if self.tables.len() <= t {
+            self.tables.resize(t + 1, (Self::NONE, 0, 0));
+        }
+        let span = &mut self.tables[t];
+        *span = if span.0 == mm {
+            (mm, span.1.min(vpn), span.2.max(vpn))
+        } else {
+            (mm, vpn, vpn)
+        };
     }
 
     /// Frames `pfn .. pfn + n` were freed: words in them are gone. Returns how many words
@@ -93,8 +102,14 @@ impl PteRecord {
             .map(|f| self.refs.get(f as usize).copied().unwrap_or(0))
             .sum();
         for f in pfn..pfn + n {
-            for (mm, vpn) in self.tables.remove(&f).unwrap_or_default() {
-                self.set(mm, vpn, Self::NONE);
+            let Some(span) = self.tables.get_mut(f as usize) else {
+                break;
+            };
+            let (mm, lo, hi) = std::mem::replace(span, (Self::NONE, 0, 0));
+            if mm != Self::NONE {
+                for vpn in lo..=hi {
+                    self.set(mm, vpn, Self::NONE);
+                }
             }
         }
         refs
@@ -127,11 +142,10 @@ impl AllocChecker {
             .filter(|&i| self.isolated.get(i) == Some(&true))
             .collect();
         if let Some(&first) = left.first() {
-            out.push(violation(
-                now,
-                CHK_ALLOC,
-                Entity::Os(sim_core::OsId(0)),
-                Entity::Object("memory-op", u64::from(op)),
+            out.push(by_kernel(
+ now,
+ CHK_ALLOC,
+ Entity::Object("memory-op", u64::from(op)),
                 format!(
                     "memory operation {op} failed ({why}) but left {} pageblock{} it isolated still isolated, from pfn {:#x}: nothing can be allocated there any more",
                     left.len(),
@@ -160,9 +174,10 @@ impl AllocChecker {
         use crate::mm::Owner;
         let map = &vm.phys.map;
         let mut found: BTreeMap<String, (u32, u32, String)> = BTreeMap::new();
+        let mut reported = Vec::new();
         for pfn in self.allocated.iter_ones() {
             let pfn = pfn as u32;
-            if pfn as usize >= map.len() || self.leaked.contains(&pfn) {
+            if pfn as usize >= map.len() {
                 continue;
             }
             let owner = map.owner(pfn);
@@ -201,18 +216,22 @@ impl AllocChecker {
                 | Owner::File { .. } => None,
             };
             if let Some(why) = dead {
-                self.leaked.push(pfn);
+                reported.push(pfn);
                 let e = found.entry(owner.to_string()).or_insert((pfn, 0, why));
                 e.1 += 1;
             }
         }
+        // Reported once: the record forgets them (an allocation of the frame records it
+        // again).
+        for pfn in reported {
+            self.allocated.set(pfn as usize, false);
+        }
         // One report per owner that is gone.
         for (owner, (first, n, why)) in found {
-            out.push(violation(
-                now,
-                CHK_ALLOC,
-                Entity::Os(sim_core::OsId(0)),
-                Entity::Object("pfn", u64::from(first)),
+            out.push(by_kernel(
+ now,
+ CHK_ALLOC,
+ Entity::Object("pfn", u64::from(first)),
                 format!(
                     "{n} frame{} from pfn {first:#x} leaked: the allocator handed {} out for {owner} and never got {} back, but {why}",
                     if n == 1 { "" } else { "s" },
@@ -231,13 +250,7 @@ impl AllocChecker {
         let hp = os.pci_hotplug();
         let busy = hp.busy_slot();
         let mut report = |target: Entity, message: String| {
-            out.push(violation(
-                now,
-                CHK_ALLOC,
-                Entity::Os(sim_core::OsId(0)),
-                target,
-                message,
-            ));
+            out.push(by_kernel(now, CHK_ALLOC, target, message));
         };
         // What the cards' BAR registers hold, read from their configuration space (live
         // cards only: a powered-off or pulled card holds nothing).
@@ -251,7 +264,7 @@ impl AllocChecker {
                 // The memory bit of a BAR's low register tells MMIO from I/O space.
                 c.bar_defs().iter().map(move |def| {
                     (
-                        c.read(0x10 + 4 * u16::from(def.index)) & 1 == 0,
+                        c.read(sim_core::abi::pci::reg::BAR0 + 4 * u16::from(def.index)) & 1 == 0,
                         c.bar_address(def),
                     )
                 })
@@ -401,10 +414,9 @@ impl OsChecker for AllocChecker {
             let first = Self::pageblock(*pfn);
             let last = Self::pageblock(pfn + (1u32 << order) - 1);
             if let Some(i) = (first..=last).find(|&i| self.isolated.get(i) == Some(&true)) {
-                out.push(violation(
+                out.push(by_kernel(
                     now,
                     CHK_ALLOC,
-                    Entity::Os(sim_core::OsId(0)),
                     Entity::Object("pfn", u64::from(*pfn)),
                     format!(
                         "pfn {pfn:#x} (order {order}) allocated from the isolated pageblock at \
@@ -440,10 +452,9 @@ impl OsChecker for AllocChecker {
                 (_, true) => format!("while {maps}"),
                 (_, false) => format!("while {states} and {maps}"),
             };
-            out.push(violation(
+            out.push(by_kernel(
                 now,
                 CHK_ALLOC,
-                Entity::Os(sim_core::OsId(0)),
                 Entity::Object("pfn", u64::from(*pfn)),
                 format!("bad page state: pfn {pfn:#x} (order {order}, {owner}) freed {why}"),
             ));
@@ -459,13 +470,7 @@ impl OsChecker for AllocChecker {
             self.audit_leaks(now, vm, out);
         }
         let mut report = |target: Entity, message: String| {
-            out.push(violation(
-                now,
-                CHK_ALLOC,
-                Entity::Os(sim_core::OsId(0)),
-                target,
-                message,
-            ));
+            out.push(by_kernel(now, CHK_ALLOC, target, message));
         };
         for f in vm.phys.audit().into_iter().take(4) {
             report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
@@ -492,14 +497,12 @@ impl OsChecker for AllocChecker {
         // from memory, compared with the kernel's copy, and what it maps with the frame it
         // names.
         let map = &vm.phys.map;
-        let ppp = vm.ptes_per_page();
         'spaces: for sp in &vm.spaces {
             for (vpn, mine) in sp.ptes.iter().enumerate() {
                 let vpn = vpn as u32;
-                let Some(&table) = sp.pt_pages.get((vpn / ppp) as usize) else {
+                let Some((_, addr)) = vm.pte_at(sp, vpn) else {
                     continue;
                 };
-                let addr = vm.phys.addr(table) + 8 * u64::from(vpn % ppp);
                 let word = p
                     .machine()
                     .coherent_peek(sim_core::PhysAddr::new(addr))
@@ -586,15 +589,16 @@ mod tests {
     #[test]
     fn the_record_follows_the_words_stored_not_the_kernels_copy() {
         let mut r = PteRecord::default();
-        // Two entries in page-table page 7 map pfn 40: one present, one under migration.
+        // Two entries of mm0's page-table page 7 map pfn 40: one present, one under
+        // migration.
         r.written(0, 3, 7, Pte::Present { pfn: 40 }.encode());
-        r.written(1, 9, 7, Pte::Migration { pfn: 40 }.encode());
+        r.written(0, 9, 7, Pte::Migration { pfn: 40 }.encode());
         // A swap entry and a file hole map no frame.
         r.written(0, 4, 7, Pte::Swap { slot: 40 }.encode());
         r.written(0, 5, 7, Pte::FileHole.encode());
         assert_eq!(r.freed(40, 1), 2, "both words still name pfn 40");
         // Rewriting one word moves its reference.
-        r.written(1, 9, 7, Pte::Present { pfn: 41 }.encode());
+        r.written(0, 9, 7, Pte::Present { pfn: 41 }.encode());
         assert_eq!(r.freed(40, 1), 1);
         assert_eq!(r.freed(40, 2), 2, "an order-1 free covers pfn 41 too");
         // Freeing the page-table page takes its words with it.

@@ -149,6 +149,11 @@ fn violation(
     }
 }
 
+/// A violation of the kernel as a whole: no single CPU or task to name as its agent.
+fn by_kernel(now: SimTime, checker: CheckerId, target: Entity, message: String) -> Violation {
+    violation(now, checker, Entity::Os(sim_core::OsId(0)), target, message)
+}
+
 /// Keeps the online and active maps as published.
 #[derive(Clone, Debug, Default)]
 struct Maps {

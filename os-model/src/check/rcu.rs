@@ -26,10 +26,7 @@ struct Obj {
 impl Obj {
     /// The online-mask word holding `cpu`'s bit, as published.
     fn online_word(&self, cpu: LogicalCpu) -> u64 {
-        self.online
-            .iter()
-            .filter(|c| c.0 / 64 == cpu.0 / 64)
-            .fold(0, |w, c| w | 1 << (c.0 % 64))
+        self.online.word(cpu.index() / 64)
     }
 }
 

@@ -7,7 +7,7 @@ use acpi_model::Platform;
 use rustc_hash::FxHashMap;
 use sim_core::{CheckerId, Entity, SimTime, Violations};
 
-use super::{CHK_SCHED, Maps, Names, OsChecker, violation};
+use super::{CHK_SCHED, Maps, Names, OsChecker, by_kernel, violation};
 use crate::cpumask::LogicalCpu;
 use crate::event::{OsEvent, TaskId};
 use crate::kernel::Os;
@@ -364,11 +364,10 @@ impl OsChecker for SchedChecker {
             .collect();
         for (task, since) in stuck {
             self.stuck_reported.push((task, since));
-            out.push(violation(
-                now,
-                CHK_SCHED,
-                Entity::Os(sim_core::OsId(0)),
-                Entity::Task(task.0),
+            out.push(by_kernel(
+ now,
+ CHK_SCHED,
+ Entity::Task(task.0),
                 format!(
                     "{} has been blocked since {since} and nothing woke it (bound {BLOCK_BOUND}): it will never run again",
                     self.label(task)
@@ -395,10 +394,9 @@ impl OsChecker for SchedChecker {
             let n = count.get(&id.0).copied().unwrap_or(0);
             let expect = u32::from(queued_on.is_some());
             if n != expect {
-                out.push(violation(
+                out.push(by_kernel(
                     now,
                     CHK_SCHED,
-                    Entity::Os(sim_core::OsId(0)),
                     Entity::Task(id.0),
                     format!(
                         "{} is on {n} runqueues (state {:?})",
@@ -417,10 +415,9 @@ impl OsChecker for SchedChecker {
                 _ => false,
             };
             if !agrees {
-                out.push(violation(
+                out.push(by_kernel(
                     now,
                     CHK_SCHED,
-                    Entity::Os(sim_core::OsId(0)),
                     Entity::Task(id.0),
                     format!(
                         "{}: the OS says {:?}, its events said {shadow:?}",

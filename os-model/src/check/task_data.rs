@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use acpi_model::Platform;
 use sim_core::{CheckerId, Entity, SimTime, Violations};
 
-use super::{CHK_TASK_DATA, OsChecker, violation};
+use super::{CHK_TASK_DATA, OsChecker, by_kernel, violation};
 use crate::event::{MemObj, OsEvent};
 use crate::kernel::Os;
 
@@ -172,10 +172,9 @@ impl OsChecker for TaskDataChecker {
                 }
             }
             if let Some((w, got, want)) = bad {
-                out.push(violation(
+                out.push(by_kernel(
                     now,
                     CHK_TASK_DATA,
-                    Entity::Os(sim_core::OsId(0)),
                     Entity::Object("page", u64::from(page)),
                     format!(
                         "page {page} of {obj} ({}) holds {got:#x} in word {w}; it should hold \

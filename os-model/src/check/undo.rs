@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use acpi_model::Platform;
+use sim_core::abi::pci::reg;
 use sim_core::{CheckerId, Entity, Gsi, SimTime, SlotId, Violations};
 
-use super::{OsChecker, violation};
+use super::{OsChecker, by_kernel};
 use crate::event::{FlowKind, OpTarget, OsEvent};
 use crate::kernel::Os;
 
@@ -38,9 +39,10 @@ impl SlotView {
             .and_then(|d| io.device(d))
             .filter(|d| d.is_live())
             .map(|d| {
-                [0x04u16, 0x10, 0x14, 0x18, 0x1c, 0x20, 0x24]
-                    .iter()
-                    .map(|&o| (o, d.config().read(o)))
+                // The command register and the six BAR registers.
+                std::iter::once(reg::COMMAND)
+                    .chain((0..6).map(|k| reg::BAR0 + 4 * k))
+                    .map(|o| (o, d.config().read(o)))
                     .collect()
             });
         let masked = io.gsi_entry(Gsi(slot.gsi.0)).and_then(|(sid, e)| {
@@ -167,11 +169,10 @@ impl OsChecker for SlotUndoChecker {
         } = ev
         {
             if let Some((op, sun, changes)) = self.found.take() {
-                out.push(violation(
-                    now,
-                    CHK_SLOT_UNDO,
-                    Entity::Os(sim_core::OsId(0)),
-                    Entity::Slot(sun),
+                out.push(by_kernel(
+ now,
+ CHK_SLOT_UNDO,
+ Entity::Slot(sun),
                     format!(
                         "pci op {op} on slot {} failed ({e}) but did not leave the slot as it found it: {}",
                         sun.0,

@@ -83,9 +83,7 @@ impl Os {
             maps_cur: 0,
             maps_ptr: 0,
             stale_maps: BTreeMap::new(),
-            derefs: BTreeMap::new(),
-            deref_stack: vec![Vec::new(); nr],
-            next_deref: 0,
+            derefs: vec![Vec::new(); nr],
             maps: BTreeMap::new(),
             no_maps: CpuMaps {
                 online: CpuMask::new(nr),

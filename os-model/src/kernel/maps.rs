@@ -21,7 +21,8 @@ impl Os {
     /// `rcu_read_lock` and `rcu_dereference` of the CPU maps on `c`: the reader loads the
     /// published pointer, then the object's header and both masks, through the machine.
     /// What it then does (which CPUs it sends to, moves to, picks) follows the bits it
-    /// loaded ([`Os::loaded_maps`]), whatever the object held. Returns the reader's handle.
+    /// loaded ([`Os::loaded_maps`]), whatever the object held. Returns the reader's handle:
+    /// its CPU and how deep it is nested there (readers on a CPU end innermost first).
     pub(crate) fn reader_begin(
         &mut self,
         t: &mut SimTime,
@@ -48,24 +49,12 @@ impl Os {
         for k in 0..w {
             let online = load(cx, t, hw, addr + 8 + 8 * k);
             let active = load(cx, t, hw, addr + 8 + 8 * (w + k));
-            for b in 0..64u64 {
-                let cpu = k * 64 + b;
-                if cpu >= self.nr as u64 {
-                    break;
-                }
-                let cpu = LogicalCpu(cpu as u32);
-                if online >> b & 1 != 0 {
-                    maps.online.set(cpu);
-                }
-                if active >> b & 1 != 0 {
-                    maps.active.set(cpu);
-                }
-            }
+            maps.online.set_word(k as usize, online);
+            maps.active.set_word(k as usize, active);
         }
-        let handle = self.next_deref;
-        self.next_deref += 1;
-        self.derefs.insert(handle, (addr, maps));
-        self.deref_stack[c.index()].push(handle);
+        let open = &mut self.derefs[c.index()];
+        let handle = u64::from(c.0) << 32 | open.len() as u64;
+        open.push((addr, maps));
         self.emit(
             *t,
             OsEvent::RcuLock {
@@ -88,7 +77,7 @@ impl Os {
         about: LogicalCpu,
         cx: &mut Cx<'_>,
     ) {
-        let Some(addr) = self.derefs.get(&v).map(|d| d.0) else {
+        let Some(addr) = self.deref(v).map(|d| d.0) else {
             return;
         };
         let bits = load(cx, t, self.hw(c), addr + 8 + 8 * u64::from(about.0 / 64));
@@ -106,9 +95,7 @@ impl Os {
     /// `rcu_read_unlock` on `c`: its innermost reader's handle is gone.
     pub(crate) fn reader_end(&mut self, t: SimTime, c: LogicalCpu) {
         if self.rcu.read_unlock(c) {
-            if let Some(h) = self.deref_stack[c.index()].pop() {
-                self.derefs.remove(&h);
-            }
+            self.derefs[c.index()].pop();
             self.emit(t, OsEvent::RcuUnlock { cpu: c });
         }
     }
@@ -134,14 +121,15 @@ impl Os {
         let hw = self.hw(by);
         store(cx, t, hw, addr, v);
         let w = self.mask_words();
-        let bits = |m: &CpuMask, k: u64| {
-            m.iter()
-                .filter(|c| u64::from(c.0) / 64 == k)
-                .fold(0u64, |acc, c| acc | 1 << (c.0 % 64))
-        };
         for k in 0..w {
-            store(cx, t, hw, addr + 8 + 8 * k, bits(&maps.online, k));
-            store(cx, t, hw, addr + 8 + 8 * (w + k), bits(&maps.active, k));
+            store(cx, t, hw, addr + 8 + 8 * k, maps.online.word(k as usize));
+            store(
+                cx,
+                t,
+                hw,
+                addr + 8 + 8 * (w + k),
+                maps.active.word(k as usize),
+            );
         }
         store(cx, t, hw, self.maps_ptr, addr);
         let old = self.maps_cur;

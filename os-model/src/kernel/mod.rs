@@ -183,11 +183,9 @@ pub struct Os {
     /// The maps address each CPU's readers loaded first (kept only under the defect
     /// `rcu_reader_keeps_stale_pointer`).
     stale_maps: BTreeMap<LogicalCpu, u64>,
-    /// Each open reader's handle: the address it dereferenced and the masks it loaded.
-    derefs: BTreeMap<u64, (u64, CpuMaps)>,
-    /// Per CPU, the handles of its open readers, innermost last.
-    deref_stack: Vec<Vec<u64>>,
-    next_deref: u64,
+    /// Per CPU, its open readers, innermost last: the address each dereferenced and the
+    /// masks it loaded. A reader's handle is its CPU and its depth ([`Os::reader_begin`]).
+    derefs: Vec<Vec<(u64, CpuMaps)>>,
     maps: BTreeMap<u64, MapsObj>,
     no_maps: CpuMaps,
     next_maps: u64,
@@ -283,7 +281,12 @@ impl Os {
     /// The maps as the reader with handle `v` loaded them from memory (empty for a handle
     /// that is not open).
     pub(crate) fn loaded_maps(&self, v: u64) -> &CpuMaps {
-        self.derefs.get(&v).map_or(&self.no_maps, |d| &d.1)
+        self.deref(v).map_or(&self.no_maps, |d| &d.1)
+    }
+
+    /// The open reader with handle `v`.
+    fn deref(&self, v: u64) -> Option<&(u64, CpuMaps)> {
+        self.derefs.get((v >> 32) as usize)?.get(v as u32 as usize)
     }
 
     /// CPUs up and idle with nothing in progress (RCU's extended quiescent state).

@@ -128,6 +128,14 @@ impl Vm {
         self.wpp
     }
 
+    /// Where `sp`'s entry for `vpn` lives: its page-table page and the physical address of
+    /// its word (what the kernel stores and the hardware walker loads).
+    pub fn pte_at(&self, sp: &crate::mm::vm::AddressSpace, vpn: u32) -> Option<(u32, u64)> {
+        let ppp = self.ptes_per_page();
+        let table = *sp.pt_pages.get((vpn / ppp) as usize)?;
+        Some((table, self.phys.addr(table) + 8 * u64::from(vpn % ppp)))
+    }
+
     /// The word index of probe slot `slot` of `page` (spread over the page).
     pub fn probe_word(&self, slots: u32, page: u32, slot: u32) -> u32 {
         let stride = self.wpp / slots.max(1);
@@ -227,9 +235,7 @@ fn pte_word(
     vpn: u32,
     peek: &dyn Fn(u64) -> u64,
 ) -> Option<u64> {
-    let ppp = vm.ptes_per_page();
-    let table = *sp.pt_pages.get((vpn / ppp) as usize)?;
-    Some(peek(vm.phys.addr(table) + 8 * u64::from(vpn % ppp)))
+    vm.pte_at(sp, vpn).map(|(_, addr)| peek(addr))
 }
 
 /// Where page `page` of `obj` is now, found as the hardware would find it: an anonymous page

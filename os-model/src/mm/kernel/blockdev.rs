@@ -15,7 +15,6 @@ use crate::mm::{Owner, PteRef, flags};
 use sim_core::{PhysAddr, SimTime};
 
 impl Mm {
-    /// The disk writes file page `page` into frame `pfn` by DMA.
     /// `device` reads frame `pfn` now (coherent DMA) and keeps what it read.
     pub(crate) fn page_out(
         os: &mut Os,
@@ -31,6 +30,7 @@ impl Mm {
         buf.into_boxed_slice()
     }
 
+    /// The disk writes file page `page` into frame `pfn` by DMA.
     pub(crate) fn disk_read(
         os: &mut Os,
         now: SimTime,

@@ -32,11 +32,10 @@ impl Mm {
             return Ok(pfn);
         }
         vm.stats.page_walks += 1;
-        let ppp = vm.ptes_per_page();
-        let space = &mut vm.spaces[mm as usize];
-        space.note_cpu(c.0);
-        let pt = space.pt_pages[(vpn / ppp) as usize];
-        let addr = vm.phys.addr(pt) + 8 * u64::from(vpn % ppp);
+        vm.spaces[mm as usize].note_cpu(c.0);
+        let Some((_, addr)) = vm.pte_at(&vm.spaces[mm as usize], vpn) else {
+            return Err(u32::MAX);
+        };
         let word = load(cx, t, hw, addr);
         match Pte::decode(word) {
             Pte::Present { pfn } => {

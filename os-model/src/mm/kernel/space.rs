@@ -39,11 +39,10 @@ impl Mm {
         let PteRef { mm, vpn } = at;
         let hw = os.hw(c);
         let vm = os.vmm();
-        let ppp = vm.ptes_per_page();
-        let space = &mut vm.spaces[mm as usize];
-        space.ptes[vpn as usize] = pte;
-        let pt = space.pt_pages[(vpn / ppp) as usize];
-        let addr = vm.phys.addr(pt) + 8 * u64::from(vpn % ppp);
+        vm.spaces[mm as usize].ptes[vpn as usize] = pte;
+        let Some((pt, addr)) = vm.pte_at(&vm.spaces[mm as usize], vpn) else {
+            return;
+        };
         if !to_memory {
             return;
         }
