@@ -22,7 +22,7 @@
 
 use cells::cell::CellEvent;
 use cells::config::{MachineConfig, MemoryMode};
-use cells::cpu::{CpuEvent, CpuState};
+use cells::cpu::{CpuEvent, CpuState, Taken};
 use cells::{
     AccessError, CellError, CpuError, HwEvent, HwObserver, Machine, UncachedSpace,
     machine::ALL_ONES,
@@ -34,7 +34,7 @@ use io_subsystem::{
 use serde::{Deserialize, Serialize};
 use sim_core::{
     Bdf, CellId, CheckerId, CheckerSet, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort,
-    IoSubsystemId, LsapicId, PhysAddr, SimDuration, SimTime, SlotId, Trace, Violations,
+    IoSubsystemId, LsapicId, MsgTag, PhysAddr, SimDuration, SimTime, SlotId, Trace, Violations,
 };
 use thiserror::Error;
 
@@ -207,9 +207,16 @@ impl DmaPort for Env<'_> {
 }
 
 impl InterruptPort for Env<'_> {
-    fn deliver(&mut self, now: SimTime, source: &Entity, dest: LsapicId, vector: u8) -> Delivery {
+    fn deliver(
+        &mut self,
+        now: SimTime,
+        source: &Entity,
+        dest: LsapicId,
+        vector: u8,
+        tag: MsgTag,
+    ) -> Delivery {
         self.machine
-            .deliver_interrupt(now, source, dest, vector, self.probe)
+            .deliver_interrupt(now, source, dest, vector, tag, self.probe)
     }
 }
 
@@ -488,13 +495,13 @@ impl Platform {
         Ok(io.port_read(now, Entity::Cpu(cpu), port, &mut env))
     }
 
-    /// `cpu` takes its highest pending interrupt.
+    /// `cpu` takes its highest pending interrupt, with the messages it merged.
     pub fn take_interrupt(
         &mut self,
         now: SimTime,
         cpu: CpuId,
         probe: &mut PlatformProbe,
-    ) -> Result<Option<u8>, CpuError> {
+    ) -> Result<Option<Taken>, CpuError> {
         self.machine.take_interrupt(now, cpu, probe)
     }
 

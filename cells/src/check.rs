@@ -233,6 +233,7 @@ impl sim_core::Checker<HwEvent, Machine> for InterruptChecker {
                 dest,
                 vector,
                 delivery,
+                ..
             } => match delivery {
                 Delivery::Accepted(_) => {}
                 Delivery::NotRunning(c) => {

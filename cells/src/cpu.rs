@@ -17,7 +17,7 @@
 use std::fmt;
 
 use serde::Serialize;
-use sim_core::{CellId, CpuId, LsapicId};
+use sim_core::{CellId, CpuId, LsapicId, MsgTag};
 use thiserror::Error;
 
 /// Where a CPU is in its life.
@@ -160,6 +160,19 @@ pub struct Cpu {
     /// The local SAPIC's interrupt request register: one bit per vector, set on delivery,
     /// cleared when the CPU takes the interrupt.
     pub irr: [u64; 4],
+    /// The tags of the messages behind the pending vectors, in arrival order (line
+    /// interrupts only: IPIs carry no identity worth keeping). Cleared with the IRR.
+    pending: Vec<(u8, MsgTag)>,
+}
+
+/// What a CPU took from its local SAPIC: the vector, and the tags of the line interrupts it
+/// merged (empty for an IPI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// The vector.
+    pub vector: u8,
+    /// The messages it stands for, oldest first.
+    pub tags: Vec<MsgTag>,
 }
 
 impl Cpu {
@@ -170,23 +183,46 @@ impl Cpu {
 
     /// Latches `vector`; returns whether it was already pending (two deliveries of one vector
     /// before the CPU takes it merge into one, as in a real local SAPIC).
-    pub(crate) fn latch(&mut self, vector: u8) -> bool {
+    pub(crate) fn latch(&mut self, vector: u8, tag: MsgTag) -> bool {
         let (w, b) = (usize::from(vector / 64), vector % 64);
         let was = self.irr[w] & (1 << b) != 0;
         self.irr[w] |= 1 << b;
+        if tag != MsgTag::Ipi {
+            self.pending.push((vector, tag));
+        }
         was
     }
 
-    /// Takes the highest pending vector.
-    pub(crate) fn take_highest(&mut self) -> Option<u8> {
+    /// Takes the highest pending vector, with the tags of the messages it merged.
+    pub(crate) fn take_highest(&mut self) -> Option<Taken> {
         for w in (0..4).rev() {
             if self.irr[w] != 0 {
                 let b = 63 - self.irr[w].leading_zeros();
                 self.irr[w] &= !(1 << b);
-                return Some((w as u32 * 64 + b) as u8);
+                let vector = (w as u32 * 64 + b) as u8;
+                let mut tags = Vec::new();
+                self.pending.retain(|&(v, t)| {
+                    let mine = v == vector;
+                    if mine {
+                        tags.push(t);
+                    }
+                    !mine
+                });
+                return Some(Taken { vector, tags });
             }
         }
         None
+    }
+
+    /// The tags of the line interrupts latched and not yet taken.
+    pub fn pending_tags(&self) -> impl Iterator<Item = MsgTag> + '_ {
+        self.pending.iter().map(|&(_, t)| t)
+    }
+
+    /// Clears the local SAPIC (power-off, INIT): every pending interrupt is gone.
+    pub(crate) fn clear_irr(&mut self) {
+        self.irr = [0; 4];
+        self.pending.clear();
     }
 }
 
@@ -203,6 +239,7 @@ impl Cpu {
             state: CpuState::Absent,
             corrected_errors: 0,
             irr: [0; 4],
+            pending: Vec::new(),
         }
     }
 }
@@ -250,13 +287,24 @@ mod tests {
     #[test]
     fn the_irr_latches_merges_and_yields_the_highest_vector() {
         let mut c = Cpu::new(CellId(0), 0, 4);
-        assert!(!c.latch(0x31));
-        assert!(!c.latch(0xe0));
-        assert!(c.latch(0x31), "a second delivery merges");
+        let line = |n| MsgTag::Line { gsi: 7, n };
+        assert!(!c.latch(0x31, line(1)));
+        assert!(!c.latch(0xe0, MsgTag::Ipi));
+        assert!(c.latch(0x31, line(2)), "a second delivery merges");
         assert_eq!(c.pending_interrupts(), 2);
-        assert_eq!(c.take_highest(), Some(0xe0));
-        assert_eq!(c.take_highest(), Some(0x31));
+        assert_eq!(c.pending_tags().collect::<Vec<_>>(), [line(1), line(2)]);
+        let vector = |t: Option<Taken>| t.map(|t| t.vector);
+        assert_eq!(vector(c.take_highest()), Some(0xe0));
+        assert_eq!(
+            c.take_highest(),
+            Some(Taken {
+                vector: 0x31,
+                tags: vec![line(1), line(2)]
+            }),
+            "the merged vector stands for both messages"
+        );
         assert_eq!(c.take_highest(), None);
+        assert_eq!(c.pending_tags().count(), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 use sim_core::trace::{ArgValue, Phase, Track};
 use sim_core::{
-    CellId, CheckerSet, CpuId, Delivery, Entity, LsapicId, PhysAddr, SimDuration, SimTime,
+    CellId, CheckerSet, CpuId, Delivery, Entity, LsapicId, MsgTag, PhysAddr, SimDuration, SimTime,
     StableHash, StableHasher, Trace, TraceEvent, TraceLevel, TraceRecord, Violations,
 };
 
@@ -340,6 +340,8 @@ pub enum HwEvent {
         dest: LsapicId,
         /// The vector.
         vector: u8,
+        /// Which message it is (not hashed: it follows from the events before it).
+        tag: MsgTag,
         /// What happened.
         delivery: Delivery,
     },
@@ -569,6 +571,7 @@ impl StableHash for HwEvent {
                 dest,
                 vector,
                 delivery,
+                ..
             } => {
                 h.word(13 | u64::from(*vector) << 8 | u64::from(dest.physical()) << 16);
                 entity_word(h, source);
@@ -840,6 +843,7 @@ impl TraceEvent for HwEvent {
                     source,
                     dest,
                     vector,
+                    tag,
                     delivery,
                 } => (
                     match delivery {
@@ -852,6 +856,7 @@ impl TraceEvent for HwEvent {
                     vec![
                         ("source", ArgValue::Str(source.to_string())),
                         ("dest", ArgValue::Str(dest.to_string())),
+                        ("tag", ArgValue::Str(tag.to_string())),
                         ("delivery", ArgValue::Str(format!("{delivery:?}"))),
                     ],
                 ),

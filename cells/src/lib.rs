@@ -45,7 +45,7 @@ pub mod topology;
 
 pub use cell::{CellError, CellState};
 pub use config::{ConfigError, MachineConfig};
-pub use cpu::{CpuError, CpuState};
+pub use cpu::{CpuError, CpuState, Taken};
 pub use defect::CacheDefect;
 pub use event::{
     AccessKind, HwEvent, HwObserver, McaTarget, Outcome, Probe, Served, SnoopKind, UncachedSpace,

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 use sim_core::{
-    CellId, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort, LsapicId, PhysAddr,
+    CellId, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort, LsapicId, MsgTag, PhysAddr,
     SimDuration, SimTime,
 };
 use thiserror::Error;
@@ -18,7 +18,7 @@ use thiserror::Error;
 use crate::cache::{Cache, LineState};
 use crate::cell::{Cell, CellError, CellEvent, CellState};
 use crate::config::{ConfigError, Geometry, MachineConfig, MemoryMode, Protocol};
-use crate::cpu::{Cpu, CpuError, CpuEvent, CpuState};
+use crate::cpu::{Cpu, CpuError, CpuEvent, CpuState, Taken};
 use crate::defect::{CacheDefect, Defects};
 use crate::directory::{CpuMask, DirEntry, Directory};
 use crate::event::{
@@ -1113,7 +1113,7 @@ impl Machine {
         let pending_interrupts = self.cpus[ci].pending_interrupts();
         if loses_cache {
             // Power-off and INIT also clear the local SAPIC.
-            self.cpus[ci].irr = [0; 4];
+            self.cpus[ci].clear_irr();
         }
         self.cpus[ci].state = to;
         obs.on_event(
@@ -1674,12 +1674,13 @@ impl Machine {
         source: &Entity,
         dest: LsapicId,
         vector: u8,
+        tag: MsgTag,
         obs: &mut O,
     ) -> Delivery {
         let delivery = match self.cpu_by_lsapic(dest) {
             None => Delivery::NoSuchCpu,
             Some(c) if self.cpus[c.index()].state.is_running() => {
-                self.cpus[c.index()].latch(vector);
+                self.cpus[c.index()].latch(vector, tag);
                 Delivery::Accepted(c)
             }
             Some(c) => Delivery::NotRunning(c),
@@ -1694,6 +1695,7 @@ impl Machine {
                 source: *source,
                 dest,
                 vector,
+                tag,
                 delivery,
             },
             self,
@@ -1721,6 +1723,7 @@ impl Machine {
             &Entity::Cpu(from),
             dest,
             vector,
+            MsgTag::Ipi,
             obs,
         )))
     }
@@ -1763,7 +1766,14 @@ impl Machine {
                 Ok(cpu)
             }
             CpuState::Absent | CpuState::Running => {
-                self.deliver_interrupt(now, &Entity::Cpu(from), dest, WAKEUP_VECTOR, obs);
+                self.deliver_interrupt(
+                    now,
+                    &Entity::Cpu(from),
+                    dest,
+                    WAKEUP_VECTOR,
+                    MsgTag::Ipi,
+                    obs,
+                );
                 Err(CpuError::Transition {
                     cpu,
                     state,
@@ -1779,7 +1789,7 @@ impl Machine {
         now: SimTime,
         cpu: CpuId,
         obs: &mut O,
-    ) -> Result<Option<u8>, CpuError> {
+    ) -> Result<Option<Taken>, CpuError> {
         let ci = self.cpu_checked(cpu)?;
         let state = self.cpus[ci].state;
         if !state.is_running() {
@@ -1789,11 +1799,18 @@ impl Machine {
                 operation: "take an interrupt on",
             });
         }
-        let v = self.cpus[ci].take_highest();
-        if let Some(vector) = v {
-            obs.on_event(now, &HwEvent::InterruptTaken { cpu, vector }, self);
+        let taken = self.cpus[ci].take_highest();
+        if let Some(t) = &taken {
+            obs.on_event(
+                now,
+                &HwEvent::InterruptTaken {
+                    cpu,
+                    vector: t.vector,
+                },
+                self,
+            );
         }
-        Ok(v)
+        Ok(taken)
     }
 
     /// A CPU issues an uncached access outside memory. Returns whether it goes out: a CPU that
@@ -1929,8 +1946,15 @@ impl<O: HwObserver + ?Sized> DmaPort for Port<'_, O> {
 }
 
 impl<O: HwObserver + ?Sized> InterruptPort for Port<'_, O> {
-    fn deliver(&mut self, now: SimTime, source: &Entity, dest: LsapicId, vector: u8) -> Delivery {
+    fn deliver(
+        &mut self,
+        now: SimTime,
+        source: &Entity,
+        dest: LsapicId,
+        vector: u8,
+        tag: MsgTag,
+    ) -> Delivery {
         self.machine
-            .deliver_interrupt(now, source, dest, vector, self.obs)
+            .deliver_interrupt(now, source, dest, vector, tag, self.obs)
     }
 }

@@ -21,7 +21,9 @@
 //! or a dead subsystem reads all-ones, drops writes and is reported; the checkers judge.
 
 use serde::Serialize;
-use sim_core::{Bdf, Entity, Gsi, IoSubsystemId, LsapicId, PhysAddr, SimDuration, SimTime, SlotId};
+use sim_core::{
+    Bdf, Entity, Gsi, IoSubsystemId, LsapicId, MsgTag, PhysAddr, SimDuration, SimTime, SlotId,
+};
 
 use crate::alloc::WindowAllocator;
 use crate::config::{
@@ -403,11 +405,16 @@ impl IoFabric {
     pub fn is_io_address(&self, addr: PhysAddr) -> bool {
         (self.cfg.base..self.region_end()).contains(&addr.raw())
     }
-    /// The subsystem and redirection entry of a GSI.
     /// Interrupt messages sent for `gsi` since the machine started, across every power cycle
-    /// and replacement of the IO SAPIC that serves it.
+    /// and replacement of the IO SAPIC that serves it: they are tagged `gsi#1` to `gsi#n`
+    /// ([`MsgTag::Line`]).
     pub fn gsi_deliveries(&self, gsi: Gsi) -> u64 {
         self.gsi_deliveries.get(&gsi.0).copied().unwrap_or(0)
+    }
+
+    /// Every line that sent an interrupt message, with how many it sent.
+    pub fn lines_delivered(&self) -> impl Iterator<Item = (Gsi, u64)> + '_ {
+        self.gsi_deliveries.iter().map(|(&g, &n)| (Gsi(g), n))
     }
 
     /// The IO SAPIC and entry that serve `gsi`, if any.
@@ -1047,9 +1054,14 @@ impl IoFabric {
             w.held = false;
             w.delivered += 1;
         }
-        *self.gsi_deliveries.entry(gsi.0).or_default() += 1;
+        let n = {
+            let n = self.gsi_deliveries.entry(gsi.0).or_default();
+            *n += 1;
+            *n
+        };
         self.stats.interrupts_sent += 1;
-        let delivery = env.deliver(now, &Entity::IoSapic(sid), r.dest, r.vector);
+        let tag = MsgTag::Line { gsi: gsi.0, n };
+        let delivery = env.deliver(now, &Entity::IoSapic(sid), r.dest, r.vector, tag);
         env.io_event(
             now,
             &IoEvent::SapicDeliver {

@@ -246,7 +246,8 @@ impl IoExerciser {
     ) -> Vec<Violation> {
         let mut out = Vec::new();
         let mut t = now;
-        while let Ok(Some(vector)) = p.take_interrupt(t, cpu, probe) {
+        while let Ok(Some(taken)) = p.take_interrupt(t, cpu, probe) {
+            let vector = taken.vector;
             let Some(&k) = self.by_vector.get(&vector) else {
                 self.driver.spurious();
                 continue;

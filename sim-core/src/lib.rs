@@ -47,7 +47,7 @@ pub use board::{BoardEvent, BoardState};
 pub use check::{Checker, CheckerId, CheckerSet, Violation, Violations};
 pub use hash::{StableHash, StableHasher};
 pub use ids::{CellId, CpuId, Entity, Gsi, IoSubsystemId, LsapicId, OsId, SlotId};
-pub use port::{Bdf, Delivery, DmaError, DmaPort, InterruptPort};
+pub use port::{Bdf, Delivery, DmaError, DmaPort, InterruptPort, MsgTag};
 pub use queue::{EventId, EventQueue, QueueError};
 pub use rng::{RngStreams, SimRng};
 pub use time::{SimDuration, SimTime};

@@ -93,10 +93,46 @@ pub enum Delivery {
     NoSuchCpu,
 }
 
+/// Which interrupt message a delivery was, so that a checker can follow one interrupt from
+/// the line that raised it to the handler that served it. Real messages carry no such tag;
+/// the simulator's do, so that a duplicate and a loss on one line cannot cancel out in a
+/// count. The local SAPIC keeps the tags of the messages a pending vector merged, and hands
+/// them over when the CPU takes the vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgTag {
+    /// The `n`-th message (counting from 1) an IO SAPIC sent for `gsi` in the run.
+    Line {
+        /// The line.
+        gsi: u32,
+        /// Its ordinal on the line.
+        n: u64,
+    },
+    /// An inter-processor interrupt (or a wakeup) a CPU sent.
+    Ipi,
+}
+
+impl fmt::Display for MsgTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MsgTag::Line { gsi, n } => write!(f, "gsi{gsi}#{n}"),
+            MsgTag::Ipi => f.write_str("ipi"),
+        }
+    }
+}
+
 /// Interrupt delivery to CPUs, addressed by physical local-SAPIC id.
 pub trait InterruptPort {
-    /// Sends `vector` from `source` to the CPU whose local SAPIC is `dest`.
-    fn deliver(&mut self, now: SimTime, source: &Entity, dest: LsapicId, vector: u8) -> Delivery;
+    /// Sends `vector` from `source` to the CPU whose local SAPIC is `dest`; `tag` names the
+    /// message.
+    fn deliver(
+        &mut self,
+        now: SimTime,
+        source: &Entity,
+        dest: LsapicId,
+        vector: u8,
+        tag: MsgTag,
+    ) -> Delivery;
 }
 
 #[cfg(test)]

@@ -107,8 +107,11 @@ fn records_reach_memory_coherently_and_interrupts_reach_the_cpu() {
         assert_eq!(v, record_word(serial, 0, i), "word {i}");
     }
     assert_eq!(
-        p.take_interrupt(t(3000), CpuId(1), &mut probe).unwrap(),
-        Some(0x41)
+        p.take_interrupt(t(3000), CpuId(1), &mut probe)
+            .unwrap()
+            .map(|x| (x.vector, x.tags)),
+        Some((0x41, vec![sim_core::MsgTag::Line { gsi: 1, n: 1 }])),
+        "the card's first message on its line"
     );
     probe.audit(t(4000), &p);
     assert!(probe.violations.is_empty(), "{:?}", probe.violations.kept());

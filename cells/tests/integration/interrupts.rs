@@ -3,11 +3,15 @@
 
 use cells::config::Protocol;
 use cells::cpu::CpuEvent;
-use sim_core::{CpuId, Delivery, Entity, InterruptPort, IoSubsystemId, LsapicId};
+use sim_core::{CpuId, Delivery, Entity, InterruptPort, IoSubsystemId, LsapicId, MsgTag};
 
 use crate::common::*;
 
 const SAPIC: Entity = Entity::IoSapic(IoSubsystemId(0));
+
+fn line(n: u64) -> MsgTag {
+    MsgTag::Line { gsi: 4, n }
+}
 
 #[test]
 fn a_running_cpu_latches_and_takes_interrupts() {
@@ -15,16 +19,17 @@ fn a_running_cpu_latches_and_takes_interrupts() {
     let dest = m.cpu(CpuId(3)).unwrap().lsapic;
     assert_eq!(dest, LsapicId { id: 1, eid: 1 });
     assert_eq!(m.cpu_by_lsapic(dest), Some(CpuId(3)));
-    let d = m.deliver_interrupt(t(0), &SAPIC, dest, 0x41, &mut p);
+    let d = m.deliver_interrupt(t(0), &SAPIC, dest, 0x41, line(1), &mut p);
     assert_eq!(d, Delivery::Accepted(CpuId(3)));
-    m.deliver_interrupt(t(1), &SAPIC, dest, 0x51, &mut p);
+    m.deliver_interrupt(t(1), &SAPIC, dest, 0x51, line(2), &mut p);
+    let taken = |x: Option<cells::Taken>| x.map(|x| (x.vector, x.tags));
     assert_eq!(
-        m.take_interrupt(t(2), CpuId(3), &mut p).unwrap(),
-        Some(0x51)
+        taken(m.take_interrupt(t(2), CpuId(3), &mut p).unwrap()),
+        Some((0x51, vec![line(2)]))
     );
     assert_eq!(
-        m.take_interrupt(t(3), CpuId(3), &mut p).unwrap(),
-        Some(0x41)
+        taken(m.take_interrupt(t(3), CpuId(3), &mut p).unwrap()),
+        Some((0x41, vec![line(1)]))
     );
     assert_eq!(m.take_interrupt(t(4), CpuId(3), &mut p).unwrap(), None);
     assert_eq!(m.stats().interrupts_delivered, 2);
@@ -42,7 +47,7 @@ fn a_device_interrupt_routed_to_a_halted_cpu_is_reported() {
         obs: &mut p,
     };
     assert_eq!(
-        port.deliver(t(2), &SAPIC, dest, 0x60),
+        port.deliver(t(2), &SAPIC, dest, 0x60, line(1)),
         Delivery::NotRunning(CpuId(5))
     );
     let v = &p.violations.kept()[0];
@@ -56,7 +61,7 @@ fn a_device_interrupt_routed_to_a_halted_cpu_is_reported() {
     );
     let nobody = LsapicId { id: 9, eid: 0 };
     assert_eq!(
-        m.deliver_interrupt(t(3), &SAPIC, nobody, 0x60, &mut p),
+        m.deliver_interrupt(t(3), &SAPIC, nobody, 0x60, line(2), &mut p),
         Delivery::NoSuchCpu
     );
     assert_eq!(p.violations.count("CHK-6"), 2);
@@ -66,7 +71,7 @@ fn a_device_interrupt_routed_to_a_halted_cpu_is_reported() {
 fn halting_with_interrupts_pending_is_reported() {
     let (mut m, mut p) = booted(&small_config(Protocol::Moesi));
     let dest = m.cpu(CpuId(2)).unwrap().lsapic;
-    m.deliver_interrupt(t(0), &SAPIC, dest, 0x70, &mut p);
+    m.deliver_interrupt(t(0), &SAPIC, dest, 0x70, line(1), &mut p);
     m.flush_cache(t(1), CpuId(2), &mut p).unwrap();
     m.cpu_event(t(2), CpuId(2), CpuEvent::Halt, &mut p).unwrap();
     assert!(

@@ -10,8 +10,8 @@ use io_subsystem::{
     DeviceConfig, DeviceId, DeviceKind, IoConfig, IoEvent, IoFabric, IoObserver, Surroundings,
 };
 use sim_core::{
-    CheckerSet, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort, LsapicId, PhysAddr,
-    SimDuration, SimTime, Violations,
+    CheckerSet, CpuId, Delivery, DmaError, DmaPort, Entity, InterruptPort, LsapicId, MsgTag,
+    PhysAddr, SimDuration, SimTime, Violations,
 };
 
 pub(crate) const AROUND: Surroundings = Surroundings {
@@ -103,7 +103,14 @@ fn check(addr: PhysAddr, words: usize) -> Result<(), DmaError> {
 }
 
 impl InterruptPort for Env {
-    fn deliver(&mut self, _: SimTime, _: &Entity, dest: LsapicId, vector: u8) -> Delivery {
+    fn deliver(
+        &mut self,
+        _: SimTime,
+        _: &Entity,
+        dest: LsapicId,
+        vector: u8,
+        _: MsgTag,
+    ) -> Delivery {
         self.delivered.push((dest, vector));
         let cpu = CpuId(u32::from(dest.id) * 4 + u32::from(dest.eid));
         if self.halted.contains(&dest) {

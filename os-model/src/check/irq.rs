@@ -1,42 +1,54 @@
 //! CHK-6, OS side: interrupts handled where they may be, every cross-call acknowledged, and
 //! the IO SAPIC entry of every IRQ the kernel frees masked (read from the entry itself).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use acpi_model::Platform;
-use sim_core::{CheckerId, Entity, Gsi, SimTime, Violations};
+use bitvec::vec::BitVec;
+use sim_core::{CheckerId, Entity, Gsi, MsgTag, SimTime, Violations};
 
 use super::{CHK_OS_IRQ, Maps, Names, OsChecker, violation};
 use crate::event::OsEvent;
 use crate::kernel::Os;
-
-/// Whether `vector` is pending in some running CPU's IRR.
-fn vector_pending(p: &Platform, vector: u8) -> bool {
-    let bit = 1u64 << (vector % 64);
-    p.machine()
-        .cpus()
-        .iter()
-        .any(|c| c.state.is_running() && c.irr[usize::from(vector / 64)] & bit != 0)
-}
 
 /// The kernel's "nobody cared" diagnoses, counted by CHK-6 as corroboration.
 pub const NOBODY_CARED: &str = "kernel diagnoses: irq nobody cared";
 /// The kernel's cross-call timeouts, counted by CHK-6 as corroboration.
 pub const CSD_TIMEOUT: &str = "kernel diagnoses: cross-call timeout";
 
-/// CHK-6, OS side: every interrupt a device raised is delivered once and handled once, on an
-/// online CPU, across re-routing; every cross-call IPI is acknowledged.
+/// What CHK-6 knows of one line's messages, by their ordinal on the line (the `n` of
+/// [`MsgTag::Line`]).
+#[derive(Debug, Default)]
+struct Line {
+    /// The messages a handler of this line served.
+    handled: BitVec,
+    /// The messages reported lost.
+    lost: BitVec,
+    /// Every message up to this one is handled or reported lost.
+    settled: u64,
+}
+
+impl Line {
+    fn bit(v: &BitVec, n: u64) -> bool {
+        usize::try_from(n).is_ok_and(|i| v.get(i).is_some_and(|b| *b))
+    }
+    fn set(v: &mut BitVec, n: u64) {
+        let i = usize::try_from(n).unwrap_or(usize::MAX);
+        if v.len() <= i {
+            v.resize(i + 1, false);
+        }
+        v.set(i, true);
+    }
+}
+
+/// CHK-6, OS side: every interrupt message a line sent is handled once, by the handler of
+/// that line, on an online CPU — matched by the message's identity (its tag), so that a
+/// duplicate and a loss cannot cancel out; every cross-call IPI is acknowledged.
 #[derive(Debug, Default)]
 pub struct IrqChecker {
     names: Names,
     maps: Maps,
-    handled: BTreeMap<u32, u64>,
-    /// Where each GSI's count started again: when the kernel routed it afresh (a new
-    /// device, or the same one after its IO SAPIC came back), the interrupts the line had
-    /// delivered and the handlings seen then, and whether one was still pending in a CPU
-    /// (delivered for the old routing, taken — or merged with a new one — later).
-    since: BTreeMap<u32, (u64, u64, bool)>,
-    lost_reported: BTreeMap<u32, u64>,
+    lines: BTreeMap<u32, Line>,
     /// GSIs of enabled devices already reported as never routed.
     unrouted_reported: Vec<u32>,
     /// What the IO SAPIC entry of an IRQ the kernel just freed looked like then, read from
@@ -63,20 +75,6 @@ impl OsChecker for IrqChecker {
                 Some((*gsi, *vector, sid, e, dest))
             });
         }
-        if let OsEvent::IrqRouted {
-            gsi, from: None, ..
-        } = ev
-        {
-            let pending = p.io().gsi_entry(Gsi(*gsi)).is_some_and(|(sid, e)| {
-                p.io()
-                    .subsystem(sid)
-                    .and_then(|s| s.sapic.entries().get(e))
-                    .is_some_and(|r| vector_pending(p, r.vector))
-            });
-            let handled = self.handled.get(gsi).copied().unwrap_or(0);
-            self.since
-                .insert(*gsi, (p.io().gsi_deliveries(Gsi(*gsi)), handled, pending));
-        }
     }
 
     fn observe(&mut self, now: SimTime, ev: &OsEvent, out: &mut Violations) {
@@ -95,8 +93,56 @@ impl OsChecker for IrqChecker {
                     ),
                 );
             }
-        } else if let OsEvent::IrqHandled { gsi, vector, cpu } = ev {
-            *self.handled.entry(*gsi).or_default() += 1;
+        } else if let OsEvent::IrqHandled {
+            gsi,
+            vector,
+            cpu,
+            tags,
+        } = ev
+        {
+            if tags.is_empty() {
+                report(
+                    Entity::Gsi(Gsi(*gsi)),
+                    self.names.entity(*cpu),
+                    format!(
+                        "the handler of gsi{gsi} (vector {vector:#04x}) ran on {cpu} for no message of any line"
+                    ),
+                );
+            }
+            for tag in tags {
+                let MsgTag::Line { gsi: from, n } = *tag else {
+                    report(
+                        Entity::Gsi(Gsi(*gsi)),
+                        self.names.entity(*cpu),
+                        format!(
+                            "the handler of gsi{gsi} (vector {vector:#04x}) ran on {cpu} for an IPI"
+                        ),
+                    );
+                    continue;
+                };
+                if from != *gsi {
+                    // Served by the wrong handler: the line's own driver never saw it.
+                    report(
+                        Entity::Gsi(Gsi(from)),
+                        self.names.entity(*cpu),
+                        format!(
+                            "interrupt {tag} was handled on {cpu} by the handler of gsi{gsi} (vector {vector:#04x}), not its own"
+                        ),
+                    );
+                    continue;
+                }
+                let line = self.lines.entry(from).or_default();
+                if Line::bit(&line.handled, n) {
+                    report(
+                        Entity::Gsi(Gsi(from)),
+                        self.names.entity(*cpu),
+                        format!(
+                            "interrupt {tag} (vector {vector:#04x}) handled again on {cpu}: one message, two handlings"
+                        ),
+                    );
+                }
+                Line::set(&mut line.handled, n);
+            }
             if !self.maps.online(*cpu) {
                 report(
                     Entity::Gsi(Gsi(*gsi)),
@@ -107,12 +153,6 @@ impl OsChecker for IrqChecker {
                 );
             }
         } else if let OsEvent::IrqRouted { gsi, cpu, from, .. } = ev {
-            let n = self.handled.entry(*gsi).or_default();
-            if from.is_none() {
-                if let Some(s) = self.since.get_mut(gsi) {
-                    s.1 = *n;
-                }
-            }
             if !self.maps.active(*cpu) {
                 report(
                     Entity::Gsi(Gsi(*gsi)),
@@ -165,53 +205,64 @@ impl OsChecker for IrqChecker {
                 ));
             }
         }
-        for (&gsi, &handled) in &self.handled {
-            let Some((sid, e)) = p.io().gsi_entry(Gsi(gsi)) else {
-                continue;
-            };
-            let Some(sub) = p.io().subsystem(sid).filter(|s| s.state.is_powered()) else {
-                continue;
-            };
-            let Some(rte) = sub.sapic.entries().get(e) else {
-                continue;
-            };
-            // Counted on the line (the entry's own counter starts again when its IO SAPIC
-            // is powered on anew), since the kernel last routed the GSI afresh.
-            let (d0, h0, stale) = self.since.get(&gsi).copied().unwrap_or((0, 0, false));
-            let delivered = p.io().gsi_deliveries(Gsi(gsi)) - d0;
-            let handled = handled - h0;
-            // Vectors are per IRQ: pending in any running CPU's IRR means on its way.
-            let in_flight = vector_pending(p, rte.vector);
-            let missing = delivered.saturating_sub(handled + u64::from(in_flight));
-            // An interrupt of the old routing still pending when the GSI was routed anew is
-            // taken under the new one (or the two merge in the IRR bit).
-            if handled > delivered + u64::from(stale) {
-                out.push(violation(
-                    now,
-                    CHK_OS_IRQ,
-                    Entity::Gsi(Gsi(gsi)),
-                    Entity::IoSapic(sid),
-                    format!("gsi{gsi} was handled {handled} times but delivered only {delivered}"),
-                ));
+        // Every message a line sent is handled, or still pending in a running CPU's local
+        // SAPIC (taken later); any other is lost: sent to a CPU that was not running, left
+        // in the IRR of one that stopped, or handled by another line's handler.
+        let in_flight: BTreeSet<MsgTag> = p
+            .machine()
+            .cpus()
+            .iter()
+            .filter(|c| c.state.is_running())
+            .flat_map(|c| c.pending_tags())
+            .collect();
+        for (gsi, sent) in p.io().lines_delivered() {
+            let line = self.lines.entry(gsi.0).or_default();
+            let mut lost = Vec::new();
+            let mut settled = true;
+            for n in line.settled + 1..=sent {
+                let done = Line::bit(&line.handled, n) || Line::bit(&line.lost, n);
+                if done {
+                    // Handled, or reported already.
+                } else if in_flight.contains(&MsgTag::Line { gsi: gsi.0, n }) {
+                    settled = false;
+                } else {
+                    Line::set(&mut line.lost, n);
+                    lost.push(n);
+                }
+                if settled {
+                    line.settled = n;
+                }
             }
-            let already = self.lost_reported.get(&gsi).copied().unwrap_or(0);
-            if missing > already {
-                let dest = p
-                    .machine()
-                    .cpu_by_lsapic(rte.dest)
-                    .map_or_else(|| rte.dest.to_string(), |c| c.to_string());
-                out.push(violation(
-                    now,
-                    CHK_OS_IRQ,
-                    Entity::Gsi(Gsi(gsi)),
-                    Entity::IoSapic(sid),
-                    format!(
-                        "gsi{gsi}: {delivered} interrupts delivered, {handled} handled, {} lost (destination {dest})",
-                        missing - already
-                    ),
-                ));
-                self.lost_reported.insert(gsi, missing);
+            if lost.is_empty() {
+                continue;
             }
+            let entry = p.io().gsi_entry(gsi);
+            let dest = entry
+                .and_then(|(sid, e)| p.io().subsystem(sid)?.sapic.entries().get(e).copied())
+                .map_or_else(
+                    || "its IO SAPIC is gone".to_owned(),
+                    |r| {
+                        p.machine()
+                            .cpu_by_lsapic(r.dest)
+                            .map_or_else(|| r.dest.to_string(), |c| c.to_string())
+                    },
+                );
+            let which = match lost.as_slice() {
+                [one] => format!("#{one}"),
+                [first, .., last] => format!("#{first}..#{last}"),
+                [] => String::new(),
+            };
+            out.push(violation(
+                now,
+                CHK_OS_IRQ,
+                Entity::Gsi(gsi),
+                entry.map_or(Entity::Machine, |(sid, _)| Entity::IoSapic(sid)),
+                format!(
+                    "gsi{}: {} interrupt(s) sent and never handled ({which} of {sent}), lost (destination {dest})",
+                    gsi.0,
+                    lost.len()
+                ),
+            ));
         }
     }
 }

@@ -345,6 +345,7 @@ fn task_data_and_irq_checkers_bite() {
                 gsi: 5,
                 vector: 0x30,
                 cpu: c(1),
+                tags: vec![sim_core::MsgTag::Line { gsi: 5, n: 1 }],
             },
             OsEvent::CsdTimeout {
                 id: 1,
@@ -358,5 +359,28 @@ fn task_data_and_irq_checkers_bite() {
     // corroboration, counted apart.
     assert_eq!(out.count("CHK-6"), 1);
     assert_eq!(out.tally_of("CHK-6", super::irq::CSD_TIMEOUT), 1);
+    // A handler that serves another line's message, or none at all.
+    let out = feed(
+        &mut IrqChecker::default(),
+        &[
+            publish(1, &[0, 1]),
+            OsEvent::IrqHandled {
+                gsi: 5,
+                vector: 0x30,
+                cpu: c(1),
+                tags: vec![sim_core::MsgTag::Line { gsi: 6, n: 4 }],
+            },
+            OsEvent::IrqHandled {
+                gsi: 5,
+                vector: 0x30,
+                cpu: c(1),
+                tags: Vec::new(),
+            },
+        ],
+    );
+    let m: Vec<&str> = out.kept().iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(out.count("CHK-6"), 2, "{m:?}");
+    assert!(m[0].starts_with("interrupt gsi6#4 was handled on cpu1 by the handler of gsi5"));
+    assert!(m[1].contains("for no message of any line"));
     let _ = Step::Halt;
 }

@@ -236,7 +236,10 @@ impl StableHash for OsEvent {
             OsEvent::IrqFreed { gsi, vector } => {
                 h.word(53 | u64::from(*vector) << 8 | u64::from(*gsi) << 32);
             }
-            OsEvent::IrqHandled { gsi, vector, cpu } => {
+            // The tags are not hashed: the hardware's events before this one fix them.
+            OsEvent::IrqHandled {
+                gsi, vector, cpu, ..
+            } => {
                 h.word(27 | u64::from(cpu.0) << 8 | u64::from(*vector) << 24);
                 h.word(u64::from(*gsi));
             }

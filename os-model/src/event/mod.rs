@@ -11,7 +11,7 @@ mod record;
 use std::fmt;
 
 use serde::Serialize;
-use sim_core::{CpuId, SimDuration, SimTime};
+use sim_core::{CpuId, MsgTag, SimDuration, SimTime};
 
 use crate::cpumask::{CpuMask, LogicalCpu};
 pub use crate::ids::{MemObj, TaskId};
@@ -477,6 +477,9 @@ pub enum OsEvent {
         vector: u8,
         /// The logical CPU (the kernel's number for it, not the hardware id).
         cpu: LogicalCpu,
+        /// The line messages the local SAPIC handed over with the vector (several when
+        /// they merged in its IRR), as the hardware tagged them.
+        tags: Vec<MsgTag>,
     },
     /// The kernel freed an IRQ (`free_irq`): its IO SAPIC entry must be masked now, unless
     /// its IO SAPIC is gone.

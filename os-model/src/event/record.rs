@@ -481,13 +481,27 @@ impl TraceEvent for OsEvent {
                     ("unhandled", u(u64::from(*unhandled))),
                 ],
             ),
-            OsEvent::IrqHandled { gsi, vector, cpu } => (
+            OsEvent::IrqHandled {
+                gsi,
+                vector,
+                cpu,
+                tags,
+            } => (
                 cpu_track(*cpu),
                 "irq handled",
                 Phase::Instant,
                 vec![
                     ("gsi", u(u64::from(*gsi))),
                     ("vector", u(u64::from(*vector))),
+                    (
+                        "tags",
+                        ArgValue::Str(
+                            tags.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        ),
+                    ),
                 ],
             ),
             OsEvent::CpuHalted {

@@ -9,14 +9,15 @@ use crate::irq::{self, CALL_FUNCTION_VECTOR, RESCHEDULE_VECTOR};
 use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
-use sim_core::{SimDuration, SimTime};
+use sim_core::{MsgTag, SimDuration, SimTime};
 
 impl Os {
     // ------------------------------------------------------------------ interrupts
 
     pub(super) fn take_interrupts(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let hw = self.hw(c);
-        while let Ok(Some(vector)) = cx.p.take_interrupt(*t, hw, cx.probe) {
+        while let Ok(Some(taken)) = cx.p.take_interrupt(*t, hw, cx.probe) {
+            let vector = taken.vector;
             match vector {
                 RESCHEDULE_VECTOR => {
                     self.pcpu[c.index()].need_resched = true;
@@ -52,7 +53,7 @@ impl Os {
                         self.kick(from, *t);
                     }
                 }
-                _ => self.device_interrupt(t, c, vector, cx),
+                _ => self.device_interrupt(t, c, vector, taken.tags, cx),
             }
         }
     }
@@ -62,6 +63,7 @@ impl Os {
         t: &mut SimTime,
         c: LogicalCpu,
         vector: u8,
+        tags: Vec<MsgTag>,
         cx: &mut Cx<'_>,
     ) {
         let Some(i) = self.irqs.by_vector(vector) else {
@@ -83,6 +85,7 @@ impl Os {
                 gsi,
                 vector,
                 cpu: c,
+                tags,
             },
         );
         let hw = self.hw(c);

@@ -474,3 +474,67 @@ fn skipping_the_io_sapic_initialisation_leaves_the_new_devices_interrupts_unrout
     s.audit();
     assert!(s.count("CHK-6") > 0, "{}", s.violations());
 }
+
+/// CHK-6 (OS side) follows each interrupt message by its tag: the same run's events replayed
+/// with one handling of a line dropped and another handling of that line repeated leave the
+/// counts equal (a count would see nothing) and show both faults.
+#[test]
+fn a_duplicate_and_a_loss_on_one_line_do_not_cancel_out() {
+    use os_model::OsEvent;
+    use os_model::check::{IrqChecker, OsChecker};
+    use sim_core::{MsgTag, Violations};
+
+    let (m, io) = machine();
+    let mut s = Sim::new(m, io, &OsConfig::default(), &[], 3);
+    s.run_to(ms(2));
+    s.audit();
+    assert_eq!(s.count("CHK-6"), 0, "{}", s.violations());
+    // Every handling of one message: (index in the log, line, tag).
+    let handled: Vec<(usize, u32, MsgTag)> = s
+        .log
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, e))| {
+            if let OsEvent::IrqHandled { gsi, tags, .. } = e {
+                (tags.len() == 1).then(|| (i, *gsi, tags[0]))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let line = handled[0].1;
+    let same: Vec<(usize, MsgTag)> = handled
+        .iter()
+        .filter(|h| h.1 == line)
+        .map(|h| (h.0, h.2))
+        .collect();
+    assert!(same.len() >= 3, "the card interrupts more than twice");
+    let ((dropped, lost_tag), (repeated, repeated_tag)) = (same[0], same[1]);
+    let mut c = IrqChecker::default();
+    let mut out = Violations::default();
+    for (i, (t, e)) in s.log.iter().enumerate() {
+        if i != dropped {
+            c.observe(*t, e, &mut out);
+        }
+        if i == repeated {
+            c.observe(*t, e, &mut out);
+        }
+    }
+    c.audit(s.now, &s.os, &s.p, &mut out);
+    let MsgTag::Line { n: lost, .. } = lost_tag else {
+        panic!("a line's message");
+    };
+    let messages: Vec<&str> = out.kept().iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(out.count("CHK-6"), 2, "{messages:?}");
+    assert!(
+        messages[0].contains(&format!("interrupt {repeated_tag} "))
+            && messages[0].contains("handled again"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with(&format!(
+            "gsi{line}: 1 interrupt(s) sent and never handled (#{lost} of"
+        )),
+        "{messages:?}"
+    );
+}
