@@ -250,6 +250,8 @@ pub struct Firmware {
     pub(crate) regs: [u32; 6],
     pub(crate) pending: VecDeque<Notification>,
     pub(crate) notified: u64,
+    /// Whether firmware drives the SCI line now.
+    pub(crate) sci_asserted: bool,
     pub(crate) ost: Vec<OstRecord>,
     /// Corrected errors already handed to the OS (SAL_CLEAR_STATE_INFO), per processor
     /// (by hardware CPU number) and per memory frame.

@@ -143,6 +143,8 @@ impl Namespace {
             }
             ns.add(Some(m), "SAPC", NodeKind::IoSapic(s.id));
         }
+        // The system IO SAPIC (the SCI's), in no module: nothing ejects it.
+        ns.add(Some(sb), "SAPC", NodeKind::IoSapic(io.system().id));
         ns
     }
 

@@ -770,7 +770,19 @@ impl Platform {
             path,
             code,
         });
+        self.drive_sci(now, probe);
         id
+    }
+
+    /// The SCI line follows firmware's queue: asserted while a notification waits for the OS
+    /// (its event status bit set), released once the OS took them all (the bit cleared).
+    fn drive_sci(&mut self, now: SimTime, probe: &mut PlatformProbe) {
+        let want = !self.firmware.pending.is_empty();
+        if want != self.firmware.sci_asserted {
+            self.firmware.sci_asserted = want;
+            let (io, mut env) = self.split(probe);
+            io.set_sci(now, want, &mut env);
+        }
     }
 
     /// Raises an SCI with a Notify on the device at `path`; returns the notification's
@@ -799,6 +811,7 @@ impl Platform {
         probe: &mut PlatformProbe,
     ) -> Vec<Notification> {
         let taken: Vec<Notification> = self.firmware.pending.drain(..).collect();
+        self.drive_sci(now, probe);
         for n in &taken {
             let scope = self
                 .namespace
@@ -1337,12 +1350,17 @@ impl Platform {
             .collect();
         let sapics: Vec<IoSapicEntry> = self
             .io
-            .subsystems()
+            .sapic_holders()
             .iter()
             .filter(|s| s.state.is_powered())
             .filter_map(|s| self.sapic_entry(s.id))
             .collect();
         tables::madt(&cpus, &sapics)
+    }
+
+    /// The FADT: where the SCI is wired.
+    pub fn fadt(&self) -> Vec<u8> {
+        tables::fadt(u16::try_from(self.io.sci_gsi().0).unwrap_or(u16::MAX))
     }
 
     /// The SRAT: every CPU, and every cell's memory with its proximity domain (hot-pluggable);

@@ -115,6 +115,19 @@ pub fn srat(cpus: &[CpuEntry], memory: &[MemoryEntry]) -> Vec<u8> {
     table(*b"SRAT", 3, &body)
 }
 
+/// The FADT ("FACP"), for what the OS needs of it here: `SCI_INT`, the GSI the SCI is wired
+/// to (the system IO SAPIC's input 0).
+pub fn fadt(sci_int: u16) -> Vec<u8> {
+    let mut b = acpi_tables::fadt::FADTBuilder::new(OEM_ID, OEM_TABLE_ID, 1);
+    b.sci_int = sci_int.into();
+    let mut v = Vec::new();
+    acpi_tables::Aml::to_aml_bytes(&b.finalize(), &mut v);
+    v
+}
+
+/// Offset of `SCI_INT` (two bytes, little-endian) in the FADT (ACPI 6.5 §5.2.9).
+pub const FADT_SCI_INT: usize = 46;
+
 /// The SLIT: `distances[a][b]` between proximity domains.
 pub fn slit(distances: &[Vec<u8>]) -> Vec<u8> {
     let mut body = (distances.len() as u64).to_le_bytes().to_vec();
@@ -155,6 +168,18 @@ mod tests {
         );
         assert_eq!(m.len(), 36 + 8 + 17 + 16);
         assert!(checksum_ok(&m));
+        let f = fadt(200);
+        assert_eq!(&f[..4], b"FACP");
+        assert_eq!(
+            u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize,
+            f.len()
+        );
+        assert_eq!(f.len(), 276, "an ACPI 6 FADT");
+        assert_eq!(
+            u16::from_le_bytes([f[FADT_SCI_INT], f[FADT_SCI_INT + 1]]),
+            200
+        );
+        assert!(checksum_ok(&f));
         let s = srat(
             &[cpu],
             &[MemoryEntry {

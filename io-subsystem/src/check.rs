@@ -386,7 +386,8 @@ impl sim_core::Checker<IoEvent, IoFabric> for IrqChecker {
     }
 
     fn audit(&mut self, now: SimTime, io: &IoFabric, out: &mut Violations) {
-        for s in io.subsystems() {
+        // Every IO SAPIC, the system one (the SCI's) included.
+        for s in io.sapic_holders() {
             if !s.state.is_powered() {
                 continue;
             }

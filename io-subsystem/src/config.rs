@@ -111,6 +111,10 @@ pub(crate) fn err(field: impl Into<String>, message: String) -> IoConfigError {
     }
 }
 
+/// Redirection entries of the system IO SAPIC: the one in the chipset, outside every I/O
+/// subsystem, which no hot-plug removes. Its input 0 is the SCI (the FADT's `SCI_INT`).
+pub const SYSTEM_SAPIC_ENTRIES: u16 = 8;
+
 /// Bus numbers from this one up belong to the cells' chipset functions (one bus per cell).
 pub const CHIPSET_BUS_TOP: u16 = 0xFF;
 
@@ -177,6 +181,15 @@ impl IoConfig {
             .as_ref()
             .and_then(|v| v.get(i).copied())
             .unwrap_or(i as u32 * u32::from(self.sapic_entries))
+    }
+
+    /// GSI base of the system IO SAPIC: above every subsystem's range (so the SCI keeps its
+    /// number whatever I/O is plugged in).
+    pub fn system_gsi_base(&self) -> u32 {
+        (0..usize::from(self.subsystems))
+            .map(|i| self.gsi_base(i) + u32::from(self.sapic_entries))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Cell subsystem `i` is attached to.

@@ -28,7 +28,7 @@ use sim_core::{
 use crate::alloc::WindowAllocator;
 use crate::config::{
     CHIPSET_BUS_TOP, DeviceKind, IO_PORT_FLOOR, IoConfig, IoConfigError, SAPIC_REGION,
-    Surroundings, err,
+    SYSTEM_SAPIC_ENTRIES, Surroundings, err,
 };
 use crate::defect::{IoDefect, IoDefects};
 use crate::device::{Device, DeviceId, RECORD_BYTES, RECORD_WORDS, record_word, regs};
@@ -227,6 +227,21 @@ impl IoFabric {
                 }
             })
             .collect();
+        // The system IO SAPIC, after the subsystems (its registers in the next stride of the
+        // I/O region): always powered, no bridges, no slots, never removed.
+        let mut subs = subs;
+        let n = subs.len();
+        subs.push(Subsystem {
+            id: IoSubsystemId(n as u16),
+            state: SubsystemState::PoweredOn,
+            attached_cell: 0,
+            bridges: Vec::new(),
+            sapic: IoSapic::new(
+                cfg.base + n as u64 * stride,
+                cfg.system_gsi_base(),
+                usize::from(SYSTEM_SAPIC_ENTRIES),
+            ),
+        });
         let chipset = (0..around.cells)
             .map(|k| {
                 let mut config =
@@ -359,13 +374,32 @@ impl IoFabric {
     pub fn config(&self) -> &IoConfig {
         &self.cfg
     }
-    /// Every subsystem.
+    /// Every I/O subsystem (the hot-pluggable ones; not the system IO SAPIC).
     pub fn subsystems(&self) -> &[Subsystem] {
-        &self.subs
+        &self.subs[..self.subs.len() - 1]
     }
-    /// One subsystem.
+    /// One subsystem, or the system IO SAPIC's holder (its id is one past the last I/O
+    /// subsystem's).
     pub fn subsystem(&self, id: IoSubsystemId) -> Option<&Subsystem> {
         self.subs.get(id.index())
+    }
+    /// The holder of the system IO SAPIC: no bridges, no slots, always powered.
+    pub fn system(&self) -> &Subsystem {
+        &self.subs[self.subs.len() - 1]
+    }
+    /// Every IO SAPIC's holder: the I/O subsystems, then the system one.
+    pub fn sapic_holders(&self) -> &[Subsystem] {
+        &self.subs
+    }
+    /// The SCI's GSI: input 0 of the system IO SAPIC.
+    pub fn sci_gsi(&self) -> Gsi {
+        Gsi(self.system().sapic.gsi_base)
+    }
+    /// Firmware drives the SCI: asserted while it has events for the OS (a level line).
+    pub fn set_sci<E: IoEnv + ?Sized>(&mut self, now: SimTime, asserted: bool, env: &mut E) {
+        let sid = self.system().id;
+        let gsi = self.sci_gsi();
+        self.line_change(now, sid, gsi, Entity::Firmware, asserted, env);
     }
     /// Every slot, in `_SUN` order.
     pub fn slots(&self) -> &[Slot] {
@@ -529,7 +563,21 @@ impl IoFabric {
                     continue;
                 }
                 if !sub.state.is_powered() {
-                    return (IoTarget::Nothing, IoOutcome::SubsystemDown);
+                    // Whatever sat at that address went with the subsystem: the access is
+                    // to that card (so that the access finding it gone is told apart).
+                    let card = (bdf.bus == b.buses.0 && bdf.function == 0)
+                        .then(|| {
+                            b.slots
+                                .iter()
+                                .filter_map(|s| self.slot(*s))
+                                .find(|s| s.device_number == bdf.device)
+                                .and_then(|s| s.card.or(s.last_card))
+                        })
+                        .flatten();
+                    return match card {
+                        Some(c) => (IoTarget::Device(c, bdf), IoOutcome::SubsystemDown),
+                        None => (IoTarget::Nothing, IoOutcome::SubsystemDown),
+                    };
                 }
                 if bdf.bus != b.buses.0 || bdf.function != 0 {
                     return (IoTarget::Nothing, IoOutcome::Unclaimed);
@@ -1304,11 +1352,11 @@ impl IoFabric {
     ) -> Result<(), IoError> {
         let i = id.index();
         let from = self
-            .subs
+            .subsystems()
             .get(i)
             .ok_or(IoError::NoSuchSubsystem {
                 subsystem: id,
-                count: self.subs.len(),
+                count: self.subsystems().len(),
             })?
             .state;
         let to = from.on(event).ok_or(IoError::Transition {

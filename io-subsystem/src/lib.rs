@@ -7,6 +7,7 @@
 //!                          └─ slots (power, attention) ── cards (config space,  InterruptPort
 //!                                                          BARs, DMA engine) ──► DmaPort
 //!   cell k ── chipset function (Cell Configuration Space, config space only)
+//!   system IO SAPIC (chipset, in no subsystem, never removed) ◄── SCI (input 0, firmware)
 //! ```
 //!
 //! [`IoFabric`] holds it all and is the only way in: MMIO, configuration and port accesses,

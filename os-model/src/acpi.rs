@@ -215,6 +215,21 @@ pub fn processor(p: &Platform, path: &str) -> Option<ProcessorInfo> {
     })
 }
 
+/// The IO SAPIC object at `path` (`_GSB`, `_CRS`), in proximity domain `node`.
+fn sapic(p: &Platform, path: &str, node: u32) -> Option<SapicInfo> {
+    let gsb = int(p, path, "_GSB")?;
+    let Some(Resource::Memory { base, .. }) = crs(p, path).first().copied() else {
+        return None;
+    };
+    Some(SapicInfo {
+        path: path.to_owned(),
+        present: present(p, path),
+        gsi_base: gsb as u32,
+        base,
+        node,
+    })
+}
+
 /// Walks the whole namespace.
 pub fn scan(p: &Platform) -> AcpiScan {
     let mut out = AcpiScan::default();
@@ -223,6 +238,11 @@ pub fn scan(p: &Platform) -> AcpiScan {
             Some("ACPI0004") => {}
             Some("PNP0C80") => {
                 out.memory.extend(memory_device(p, &module, 0, None));
+                continue;
+            }
+            // The system IO SAPIC, in no module (the SCI's).
+            Some("ACPI0009") => {
+                out.sapics.extend(sapic(p, &module, 0));
                 continue;
             }
             Some(_) | None => continue,
@@ -235,19 +255,7 @@ pub fn scan(p: &Platform) -> AcpiScan {
                     out.memory
                         .extend(memory_device(p, &dev, mnode, Some(module.clone())));
                 }
-                Some("ACPI0009") => {
-                    if let (Some(gsb), Some(Resource::Memory { base, .. })) =
-                        (int(p, &dev, "_GSB"), crs(p, &dev).first())
-                    {
-                        out.sapics.push(SapicInfo {
-                            path: dev.clone(),
-                            present: present(p, &dev),
-                            gsi_base: gsb as u32,
-                            base: *base,
-                            node: mnode,
-                        });
-                    }
-                }
+                Some("ACPI0009") => out.sapics.extend(sapic(p, &dev, mnode)),
                 Some("PNP0A08") => scan_bridge(p, &dev, mnode, &mut out),
                 // A root bridge that is no host bridge with slots: the chipset's.
                 Some("PNP0A03") => {
@@ -408,7 +416,11 @@ mod tests {
                 .windows(2)
                 .all(|w| w[0].base + w[0].len <= w[1].base)
         );
-        assert_eq!(s.sapics.len(), 8);
+        assert_eq!(
+            s.sapics.len(),
+            9,
+            "one per I/O subsystem, and the system one"
+        );
         assert_eq!(s.bridges.len(), 8);
         assert_eq!(s.slots.len(), 32);
         let gsi = s.gsi_of(SlotId(9)).unwrap();

@@ -92,8 +92,8 @@ pub struct IrqDesc {
     pub affinity: CpuMask,
     /// Where it goes now.
     pub target: LogicalCpu,
-    /// The card whose handler runs.
-    pub card: usize,
+    /// Whose handler runs.
+    pub handler: IrqHandler,
     /// Handler runs.
     pub handled: u64,
     /// Times it was re-routed.
@@ -103,6 +103,15 @@ pub struct IrqDesc {
     pub freed: bool,
     /// Interrupts in a row that no handler claimed (`note_interrupt`).
     pub unhandled: u32,
+}
+
+/// What an IRQ's handler serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqHandler {
+    /// A card's driver (its index among the driver's cards).
+    Card(usize),
+    /// The ACPI SCI: firmware's notifications (Linux's `acpi_irq`).
+    Sci,
 }
 
 /// Unclaimed interrupts in a row after which the kernel disables the line ("nobody cared":
@@ -201,7 +210,7 @@ mod tests {
             entry: 3,
             affinity: CpuMask::new(4),
             target: LogicalCpu(2),
-            card: 0,
+            handler: IrqHandler::Card(0),
             handled: 0,
             rerouted: 0,
             freed: false,

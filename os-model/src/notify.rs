@@ -48,8 +48,9 @@ const BY_HID: [(&str, Handler); 3] = [
     ("PNP0C80", memory_device),
 ];
 
-/// Handles firmware's pending notifications, on CPU `cpu`.
-pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'_>) {
+/// Handles firmware's pending notifications, on CPU `cpu` from `now`; returns when the
+/// handler is done (each `_STA` and `_OST` it evaluated cost time).
+pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'_>) -> SimTime {
     let mut sci = Sci { now, cpu, hw: cx };
     for n in sci.hw.p.take_notifications(now, sci.hw.probe) {
         os.emit(
@@ -80,6 +81,7 @@ pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'
             ),
         }
     }
+    sci.now
 }
 
 /// Reports `status` for the notification (source `source`) on `path` to firmware.
@@ -257,6 +259,14 @@ fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let present = os.sta_present(&mut sci.now, sci.cpu, &n.path, sci.hw);
     if !present {
         disconnect_under(os, &n.path);
+        let gone: Vec<u64> = os
+            .scan()
+            .sapics
+            .iter()
+            .filter(|s| within(&s.path, &n.path) && os.sapic_sizes.contains_key(&s.base))
+            .map(|s| s.base)
+            .collect();
+        os.sapics_gone.extend(gone);
     }
     let r = PciFlow::subsystem_request(
         os,

@@ -105,6 +105,7 @@ impl Os {
             boot_ops: 0,
             booted_at: None,
             sapic_sizes: BTreeMap::new(),
+            sapics_gone: std::collections::BTreeSet::new(),
             seen_deliveries: 0,
             vm: None,
             slab_objs: Vec::new(),
@@ -240,6 +241,11 @@ impl Os {
         if self.driver.config().enabled {
             self.start_drivers(&mut t, cx);
         }
+        // As in Linux, where the ACPI scan handlers attach after SMP bring-up and the SCI is
+        // enabled with them: a notification raised during boot has held the line in its
+        // masked entry and is delivered now; no eject races the bring-up of the CPUs it would
+        // take away.
+        self.route_sci(&mut t, b0, cx);
         self.booted_at = Some(t);
         Policies::policies_start(self, t);
         let online_mask = self.cur_maps().online.clone();

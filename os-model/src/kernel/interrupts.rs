@@ -5,10 +5,11 @@ use crate::cpumask::LogicalCpu;
 use crate::driver::TopHalf;
 use crate::event::OsEvent;
 use crate::hw::Cx;
-use crate::irq::{self, CALL_FUNCTION_VECTOR, RESCHEDULE_VECTOR};
+use crate::irq::{self, CALL_FUNCTION_VECTOR, IrqDesc, IrqHandler, RESCHEDULE_VECTOR};
 use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
+use acpi_model::tables::FADT_SCI_INT;
 use sim_core::{MsgTag, SimDuration, SimTime};
 
 impl Os {
@@ -58,6 +59,53 @@ impl Os {
         }
     }
 
+    /// Routes the SCI (the FADT's `SCI_INT`) to `c`: its IO SAPIC entry programmed
+    /// level-triggered and unmasked, like any IRQ (and so moved off a CPU that goes away).
+    /// A kernel whose view holds no IO SAPIC serving that GSI (a partition without the
+    /// system one) hears no SCI.
+    pub(super) fn route_sci(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
+        let fadt = cx.p.fadt();
+        let Some(&[lo, hi]) = fadt.get(FADT_SCI_INT..FADT_SCI_INT + 2) else {
+            return;
+        };
+        let gsi = u32::from(u16::from_le_bytes([lo, hi]));
+        let sizes = self.sapic_sizes.clone();
+        let Some((base, entry)) = self
+            .scan()
+            .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
+            .map(|(s, e)| (s.base, e))
+        else {
+            return;
+        };
+        let Some(vector) = self.irqs.alloc_vector() else {
+            return;
+        };
+        let dest = self.pcpu[c.index()].lsapic;
+        irq::program_rte(cx, t, self.hw(c), base, entry, vector, dest, false);
+        self.irqs.add(IrqDesc {
+            gsi,
+            vector,
+            sapic_base: base,
+            entry,
+            affinity: self.possible.clone(),
+            target: c,
+            handler: IrqHandler::Sci,
+            handled: 0,
+            rerouted: 0,
+            freed: false,
+            unhandled: 0,
+        });
+        self.emit(
+            *t,
+            OsEvent::IrqRouted {
+                gsi,
+                vector,
+                cpu: c,
+                from: None,
+            },
+        );
+    }
+
     pub(super) fn device_interrupt(
         &mut self,
         t: &mut SimTime,
@@ -71,9 +119,9 @@ impl Os {
             self.driver.spurious();
             return;
         };
-        let (gsi, card, base, freed) = {
+        let (gsi, handler, base, freed) = {
             let d = &self.irqs.descs()[i];
-            (d.gsi, d.card, d.sapic_base, d.freed)
+            (d.gsi, d.handler, d.sapic_base, d.freed)
         };
         if let Some(d) = self.irqs.get_mut(i) {
             d.handled += 1;
@@ -89,13 +137,24 @@ impl Os {
             },
         );
         let hw = self.hw(c);
+        let card = match handler {
+            IrqHandler::Card(k) => k,
+            IrqHandler::Sci => {
+                // acpi_irq: every notification firmware queued is handled as its device's
+                // kind asks; taking them clears firmware's event status (the level line
+                // drops), then the EOI.
+                *t = crate::notify::take_all(self, *t, c, cx);
+                irq::eoi(cx, t, hw, base, vector);
+                return;
+            }
+        };
         if freed {
             // Raised before the entry was masked: acknowledged, no driver to run — unless its
             // IO SAPIC is gone with its I/O subsystem (ejected and forgotten while the
             // interrupt waited on this CPU): no chip is left to end the interrupt at, so
             // nothing is written (Linux: the vector has no irq any more, `ack_bad_irq`).
             self.driver.spurious();
-            if self.sapic_sizes.contains_key(&base) {
+            if self.sapic_sizes.contains_key(&base) && !self.sapics_gone.contains(&base) {
                 irq::eoi(cx, t, hw, base, vector);
             }
             return;
@@ -143,7 +202,10 @@ impl Os {
         } else {
             vector
         };
-        irq::eoi(cx, t, hw, base, eoi);
+        // Not at an IO SAPIC firmware said is gone: the write would reach nothing.
+        if !self.sapics_gone.contains(&base) {
+            irq::eoi(cx, t, hw, base, eoi);
+        }
     }
 
     // ------------------------------------------------------------------ IPIs

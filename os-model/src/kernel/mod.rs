@@ -5,7 +5,7 @@
 //!   OS event queue ── Run(cpu) ──► take interrupts ─► continue the kernel operation in progress
 //!                 │                              └──► or schedule() and run the current task:
 //!                 │                                   user burst │ migration thread │ ksoftirqd
-//!                 ├─ Tick(cpu) ─► quiescent state, time slice, timers, balancing, SCI
+//!                 ├─ Tick(cpu) ─► quiescent state, time slice, timers, balancing
 //!                 └─ Hotplug(op) ─► next step of the CPU hot-plug operation (crate::hotplug)
 //! ```
 //!
@@ -203,6 +203,10 @@ pub struct Os {
     bsp: LogicalCpu,
     boot_ops: u32,
     booted_at: Option<SimTime>,
+    /// IO SAPICs (by register base) that firmware's bus check found gone with their I/O
+    /// subsystem and that the removal has not forgotten yet: nothing is written to them (an
+    /// interrupt taken meanwhile ends without an EOI there).
+    pub(crate) sapics_gone: std::collections::BTreeSet<u64>,
     pub(crate) sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
     pub(crate) vm: Option<crate::mm::manager::Vm>,

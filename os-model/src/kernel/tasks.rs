@@ -69,16 +69,6 @@ impl Os {
         if self.cur_maps().online.first() == Some(c) {
             Mm::flusher(self, now, cx);
         }
-        // The SCI: the lowest online CPU looks at firmware's notifications — once boot is
-        // over. As in Linux, where the ACPI scan handlers attach after SMP bring-up (and the
-        // SCI is enabled with them), a notification raised during boot stays pending in
-        // firmware until then: no eject races the bring-up of the CPUs it would take away.
-        if self.booted_at.is_some()
-            && self.cur_maps().online.first() == Some(c)
-            && cx.p.firmware().pending().next().is_some()
-        {
-            crate::notify::take_all(self, now, c, cx);
-        }
         let _ = self.post(now + self.cfg.tick, OsEv::Tick(c));
         let pc = &self.pcpu[i];
         if pc.need_resched || (pc.curr.is_none() && (!pc.kq.is_empty() || !pc.rq.is_empty())) {

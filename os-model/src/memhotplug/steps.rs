@@ -237,8 +237,15 @@ impl MemFlow {
             }
             MemStep::FlushCaches => {
                 // Every CPU writes back and drops what it caches of the removed range (a
-                // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB.
-                let cpus: Vec<LogicalCpu> = os.cur_maps().online.iter().collect();
+                // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB: every CPU still
+                // running the kernel, in the online map or on its way out of it (one that left
+                // the map but has not flushed and halted yet still holds dirty lines, which
+                // its own flush would write back to memory that is gone by then).
+                let cpus: Vec<LogicalCpu> = os
+                    .possible
+                    .iter()
+                    .filter(|c| os.pcpu[c.index()].life == crate::sched::CpuLife::Up)
+                    .collect();
                 let mut lines = 0u64;
                 let mut end = t;
                 for c in cpus {
@@ -251,7 +258,7 @@ impl MemFlow {
                 }
                 Next::Done(
                     end,
-                    format!("caches and TLBs of every online CPU flushed ({lines} lines)"),
+                    format!("caches and TLBs of every running CPU flushed ({lines} lines)"),
                 )
             }
             MemStep::Eject => {

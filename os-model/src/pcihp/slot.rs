@@ -7,7 +7,7 @@ use crate::cpumask::LogicalCpu;
 use crate::driver::CardDriver;
 use crate::event::OsEvent;
 use crate::hw::Cx;
-use crate::irq::{self, IrqDesc};
+use crate::irq::{self, IrqDesc, IrqHandler};
 use crate::kernel::Os;
 use crate::kernel::POISON;
 use crate::mm::kernel::Mm;
@@ -444,15 +444,17 @@ impl PciFlow {
                 .alloc_vector()
                 .ok_or_else(|| format!("no interrupt vector left for gsi{gsi}"))?,
         };
-        // Spread IRQs over the online CPUs (reading the map under RCU).
+        // Spread IRQs over the active CPUs (reading the map under RCU): not over a CPU on
+        // its way out, which is online until it stops but takes no new work — an IRQ routed
+        // there after its IRQs were moved off would stay behind.
         let v = os.reader_begin(t, by, "irq affinity", cx);
-        let online: Vec<LogicalCpu> = os.loaded_maps(v).online.iter().collect();
+        let active: Vec<LogicalCpu> = os.loaded_maps(v).active.iter().collect();
         // An empty map (only a defect shows one: a stale or freed version) leaves the IRQ
         // on the CPU doing the routing.
-        let target = if online.is_empty() {
+        let target = if active.is_empty() {
             by
         } else {
-            online[os.irqs.live() % online.len()]
+            active[os.irqs.live() % active.len()]
         };
         os.reader_use(t, by, v, target, cx);
         os.reader_end(*t, by);
@@ -465,7 +467,7 @@ impl PciFlow {
             entry,
             affinity: os.possible.clone(),
             target,
-            card: k,
+            handler: IrqHandler::Card(k),
             handled: 0,
             rerouted: 0,
             freed: false,

@@ -200,6 +200,7 @@ impl PciFlow {
                         );
                     }
                     os.sapic_sizes.insert(base, n);
+                    os.sapics_gone.remove(&base);
                     notes.push(format!("{spath}: GSIs {first}..{end}, {n} entries masked"));
                 }
                 Next::Done(t, notes.join("; "))
@@ -273,6 +274,7 @@ impl PciFlow {
                     .collect();
                 for base in &gone {
                     os.sapic_sizes.remove(base);
+                    os.sapics_gone.remove(base);
                 }
                 let fresh = crate::acpi::scan(cx.p);
                 os.scan.bridges = fresh.bridges;

@@ -32,7 +32,7 @@ fn boot_brings_every_cpu_up_through_the_hot_add_path() {
     }
     assert!(s.os.booted_at().is_some());
     assert_eq!(s.os.maps().online.weight(), 32);
-    assert_eq!(s.os.irqs().len(), 8, "one IRQ per card");
+    assert_eq!(s.os.irqs().len(), 9, "one IRQ per card, and the SCI");
     s.audit();
     assert!(s.probe.violations.is_empty(), "{}", s.violations());
 }

@@ -26,7 +26,7 @@ fn unchanged(before: &[(&'static str, u64)], s: &Sim) {
     }
 }
 
-/// Runs until firmware's pending notifications were taken (the lowest online CPU's tick).
+/// Runs until firmware's pending notifications were taken (by the SCI's handler).
 fn take_notifications(s: &mut Sim) {
     let limit = s.now + SimDuration::from_millis(1);
     while s.p.firmware().pending().next().is_some() && s.now < limit {
@@ -310,4 +310,65 @@ fn a_notification_on_a_device_no_handler_takes_changes_nothing() {
     assert!(s.os.mem_hotplug().is_idle() && s.os.pci_hotplug().is_idle());
     // The bridge has no _OST: the OS's "not supported" reaches no one.
     assert_eq!(s.p.ost_log().len(), osts);
+}
+
+/// The SCI is an interrupt: firmware's queue drives a level line on the system IO SAPIC (the
+/// FADT's `SCI_INT`), the kernel routes it like any IRQ and takes the notifications in its
+/// handler, on the CPU the entry names; a notification raised during boot waits in the masked
+/// entry until the kernel routes the line at the end of boot.
+#[test]
+fn the_sci_is_a_level_interrupt_the_kernel_routes_and_handles() {
+    use os_model::OsEvent;
+    let mut s = sim(MachineConfig::default(), &OsConfig::default());
+    let sci = s.p.io().sci_gsi();
+    let fadt = s.p.fadt();
+    let at = acpi_model::tables::FADT_SCI_INT;
+    assert_eq!(
+        u32::from(u16::from_le_bytes([fadt[at], fadt[at + 1]])),
+        sci.0
+    );
+    // Raised while the CPUs are still being brought up: held, not lost.
+    let id =
+        s.p.notify(s.now, "\\_SB_.CL00", NotifyCode::EjectRequest, &mut s.probe)
+            .unwrap();
+    let (sid, e) = s.p.io().gsi_entry(sci).unwrap();
+    let entry = |s: &Sim| s.p.io().subsystem(sid).unwrap().sapic.entries()[e];
+    assert!(
+        entry(&s).masked && entry(&s).asserted > 0,
+        "held in the masked entry"
+    );
+    s.run_to(ms(5));
+    assert!(s.os.booted_at().is_some());
+    assert!(s.p.firmware().pending().next().is_none(), "taken");
+    let r = entry(&s);
+    assert!(!r.masked && r.level && r.asserted == 0 && !r.remote_irr);
+    let desc = s.os.irqs().iter().find(|d| d.gsi == sci.0).unwrap().clone();
+    assert_eq!(desc.vector, r.vector);
+    let handled = s
+        .log
+        .iter()
+        .position(|(_, ev)| matches!(ev, OsEvent::IrqHandled { gsi, .. } if *gsi == sci.0))
+        .expect("the SCI's handler ran");
+    let notified = s
+        .log
+        .iter()
+        .position(|(_, ev)| matches!(ev, OsEvent::AcpiNotify { .. }))
+        .unwrap();
+    assert!(
+        handled < notified,
+        "the notification was taken in the handler"
+    );
+    assert_eq!(s.os.refusals().last().unwrap().cause, Some(id));
+    // Later ones arrive the same way, each as one message of the line.
+    let before = s.p.io().gsi_deliveries(sci);
+    let now = s.now;
+    s.p.notify(now, "\\_SB_.CL00", NotifyCode::EjectRequest, &mut s.probe)
+        .unwrap();
+    take_notifications(&mut s);
+    assert!(s.p.firmware().pending().next().is_none());
+    assert_eq!(s.p.io().gsi_deliveries(sci), before + 1);
+    // The system IO SAPIC belongs to no I/O subsystem: nothing can remove it.
+    assert!(s.p.io().subsystems().iter().all(|x| x.id != sid));
+    s.audit();
+    assert!(s.probe.violations.is_empty(), "{}", s.violations());
 }
