@@ -39,6 +39,14 @@ pub mod mailbox {
     pub const OSEV: u64 = 0x10;
     /// Status of an `_OST` (records it).
     pub const OSST: u64 = 0x14;
+    /// The PM1a event block the FADT describes (status and enable, 2 bytes each): no fixed
+    /// event is modelled, it reads 0.
+    pub const PM1A_EVT: u64 = 0x40;
+    /// The PM1a control block (2 bytes): no sleep state is modelled, it reads 0.
+    pub const PM1A_CNT: u64 = 0x44;
+    /// The GPE0 block (status byte, enable byte): GPE 0 is firmware's hot-plug event, its
+    /// status bit set while a notification waits for the OS (what drives the SCI), enabled.
+    pub const GPE0: u64 = 0x48;
     /// Bytes of the block.
     pub const BYTES: u64 = 0x1000;
 }
@@ -282,8 +290,11 @@ impl Firmware {
     pub fn ost_log(&self) -> &[OstRecord] {
         &self.ost
     }
-    /// A mailbox register's last written value.
+    /// A mailbox register's last written value; the GPE0 block's status and enable.
     pub fn register(&self, offset: u64) -> u32 {
+        if offset == mailbox::GPE0 {
+            return u32::from(self.sci_asserted) | 1 << 8;
+        }
         self.regs.get((offset / 4) as usize).copied().unwrap_or(0)
     }
 }

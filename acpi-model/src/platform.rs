@@ -1360,7 +1360,10 @@ impl Platform {
 
     /// The FADT: where the SCI is wired.
     pub fn fadt(&self) -> Vec<u8> {
-        tables::fadt(u16::try_from(self.io.sci_gsi().0).unwrap_or(u16::MAX))
+        tables::fadt(
+            u16::try_from(self.io.sci_gsi().0).unwrap_or(u16::MAX),
+            self.mailbox_base,
+        )
     }
 
     /// The SRAT: every CPU, and every cell's memory with its proximity domain (hot-pluggable);

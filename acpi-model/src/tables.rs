@@ -115,11 +115,24 @@ pub fn srat(cpus: &[CpuEntry], memory: &[MemoryEntry]) -> Vec<u8> {
     table(*b"SRAT", 3, &body)
 }
 
-/// The FADT ("FACP"), for what the OS needs of it here: `SCI_INT`, the GSI the SCI is wired
-/// to (the system IO SAPIC's input 0).
-pub fn fadt(sci_int: u16) -> Vec<u8> {
+/// The FADT ("FACP"): `SCI_INT`, the GSI the SCI is wired to (the system IO SAPIC's input 0),
+/// and the fixed-hardware blocks in firmware's mailbox at `mailbox` (64-bit addresses only:
+/// PM1a event and control, which no modelled event uses, and GPE0, whose status bit is
+/// firmware's "a notification waits").
+pub fn fadt(sci_int: u16, mailbox: u64) -> Vec<u8> {
+    use crate::firmware::mailbox::{GPE0, PM1A_CNT, PM1A_EVT};
+    use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+    let block = |off: u64, bits: u8, size: AccessSize| {
+        GAS::new(AddressSpace::SystemMemory, bits, 0, size, mailbox + off)
+    };
     let mut b = acpi_tables::fadt::FADTBuilder::new(OEM_ID, OEM_TABLE_ID, 1);
     b.sci_int = sci_int.into();
+    b.x_pm1a_evt_blk = block(PM1A_EVT, 32, AccessSize::WordAccess);
+    b.pm1_evt_len = 4;
+    b.x_pm1a_cnt_blk = block(PM1A_CNT, 16, AccessSize::WordAccess);
+    b.pm1_cnt_len = 2;
+    b.x_gpe0_blk = block(GPE0, 16, AccessSize::ByteAccess);
+    b.gpe0_blk_len = 2;
     let mut v = Vec::new();
     acpi_tables::Aml::to_aml_bytes(&b.finalize(), &mut v);
     v
@@ -168,7 +181,7 @@ mod tests {
         );
         assert_eq!(m.len(), 36 + 8 + 17 + 16);
         assert!(checksum_ok(&m));
-        let f = fadt(200);
+        let f = fadt(200, 0x7000_0000);
         assert_eq!(&f[..4], b"FACP");
         assert_eq!(
             u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize,

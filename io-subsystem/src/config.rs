@@ -307,9 +307,10 @@ impl IoConfig {
                 ),
             ));
         }
+        // The subsystems, the system IO SAPIC's stride after them, and the firmware mailbox.
         if self
             .stride()
-            .checked_mul(n as u64 + 1)
+            .checked_mul(n as u64 + 2)
             .and_then(|s| s.checked_add(self.base))
             .is_none()
         {
@@ -336,6 +337,21 @@ impl IoConfig {
                 return Err(err(
                     "gsi_bases",
                     format!("lists {} bases for {n} I/O subsystems", bases.len()),
+                ));
+            }
+            // The system IO SAPIC's GSIs come after every subsystem's, and the SCI's number
+            // must fit the FADT's 16-bit SCI_INT.
+            let room = 0x1_0000 - u64::from(SYSTEM_SAPIC_ENTRIES);
+            if let Some((i, b)) = bases
+                .iter()
+                .enumerate()
+                .find(|(_, b)| u64::from(**b) + u64::from(self.sapic_entries) > room)
+            {
+                return Err(err(
+                    format!("gsi_bases[{i}]"),
+                    format!(
+                        "GSIs {b}.. of I/O subsystem {i} end above {room}: the system IO SAPIC's {SYSTEM_SAPIC_ENTRIES} GSIs (the SCI's, a 16-bit FADT field) must follow below 65536"
+                    ),
                 ));
             }
         }
@@ -504,6 +520,8 @@ mod tests {
         assert_eq!(field(&c), "gsi_bases[3]");
         c.gsi_bases = Some(vec![0, 24]);
         assert_eq!(field(&c), "gsi_bases");
+        c.gsi_bases = Some(vec![0, 24, 48, 72, 96, 120, 144, 65_520]);
+        assert_eq!(field(&c), "gsi_bases[7]", "no room left for the SCI's GSIs");
     }
 
     #[test]

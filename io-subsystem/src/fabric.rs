@@ -11,6 +11,10 @@
 //! * Slots are numbered across the machine from 1 (the ACPI `_SUN`).
 //! * Cell *k*'s chipset function (its Cell Configuration Space) is device 0 on bus `0xFF − k`,
 //!   present while the cell is.
+//! * The system IO SAPIC (the chipset's, in no subsystem, never removed) has the stride after
+//!   the last subsystem's: 8 inputs from `IoConfig::system_gsi_base`, input 0 the SCI. It is
+//!   held as one more `Subsystem` (no bridges, always powered) at the end of the list, so the
+//!   IO SAPIC paths serve it unchanged; [`IoFabric::subsystems`] leaves it out.
 //!
 //! At power-on firmware powers every occupied slot and places every card's BARs in its bridge's
 //! windows (first fit), enabling memory and I/O decode; drivers enable bus mastering.

@@ -107,6 +107,7 @@ fn iasl_disassembles_every_table_without_errors() {
         ("apic.aml", p.madt()),
         ("srat.aml", p.srat()),
         ("slit.aml", p.slit()),
+        ("facp.aml", p.fadt()),
     ] {
         let f = d.join(name);
         std::fs::write(&f, bytes).unwrap();
@@ -133,6 +134,10 @@ fn iasl_disassembles_every_table_without_errors() {
                 dsl.contains("Memory Affinity") && dsl.contains("Hot Pluggable : 1"),
                 "{dsl}"
             ),
+            "facp.aml" => {
+                let sci = format!("SCI Interrupt : {:04X}", p.io().sci_gsi().0);
+                assert!(dsl.contains(&sci), "FADT lacks `{sci}`: {dsl}");
+            }
             _ => assert!(dsl.contains("Locality"), "{dsl}"),
         }
     }

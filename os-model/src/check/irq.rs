@@ -215,7 +215,13 @@ impl OsChecker for IrqChecker {
             .filter(|c| c.state.is_running())
             .flat_map(|c| c.pending_tags())
             .collect();
+        // The lines this kernel drives (a descriptor, live or freed): another kernel's lines
+        // on the same machine are that kernel's checker's.
+        let mine: BTreeSet<u32> = os.irqs.descs().iter().map(|d| d.gsi).collect();
         for (gsi, sent) in p.io().lines_delivered() {
+            if !mine.contains(&gsi.0) {
+                continue;
+            }
             let line = self.lines.entry(gsi.0).or_default();
             let mut lost = Vec::new();
             let mut settled = true;
@@ -238,7 +244,10 @@ impl OsChecker for IrqChecker {
             }
             let entry = p.io().gsi_entry(gsi);
             let dest = entry
-                .and_then(|(sid, e)| p.io().subsystem(sid)?.sapic.entries().get(e).copied())
+                .and_then(|(sid, e)| {
+                    let sub = p.io().subsystem(sid).filter(|s| s.state.is_powered())?;
+                    sub.sapic.entries().get(e).copied()
+                })
                 .map_or_else(
                     || "its IO SAPIC is gone".to_owned(),
                     |r| {

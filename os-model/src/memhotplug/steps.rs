@@ -237,14 +237,20 @@ impl MemFlow {
             }
             MemStep::FlushCaches => {
                 // Every CPU writes back and drops what it caches of the removed range (a
-                // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB: every CPU still
-                // running the kernel, in the online map or on its way out of it (one that left
+                // cross-call that runs PAL_CACHE_FLUSH), and flushes its TLB: every CPU running
+                // the kernel, in the online map or on its way in or out of it (one that left
                 // the map but has not flushed and halted yet still holds dirty lines, which
-                // its own flush would write back to memory that is gone by then).
+                // its own flush would write back to memory that is gone by then). One not yet
+                // started refuses the call and holds nothing.
                 let cpus: Vec<LogicalCpu> = os
                     .possible
                     .iter()
-                    .filter(|c| os.pcpu[c.index()].life == crate::sched::CpuLife::Up)
+                    .filter(|c| {
+                        matches!(
+                            os.pcpu[c.index()].life,
+                            crate::sched::CpuLife::Up | crate::sched::CpuLife::Coming
+                        )
+                    })
                     .collect();
                 let mut lines = 0u64;
                 let mut end = t;

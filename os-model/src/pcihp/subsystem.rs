@@ -155,7 +155,11 @@ impl PciFlow {
                     .sapics
                     .iter()
                     .filter(|x| x.path.starts_with(&prefix) && x.present)
-                    .filter(|x| !os.sapic_sizes.contains_key(&x.base))
+                    // New, or one firmware said was gone whose removal never got as far as
+                    // forgetting it (a failed eject): it is a new chip either way.
+                    .filter(|x| {
+                        !os.sapic_sizes.contains_key(&x.base) || os.sapics_gone.contains(&x.base)
+                    })
                     .map(|x| (x.path.clone(), x.base, x.gsi_base))
                     .collect();
                 if os.has_defect(OsDefect::SkipSapicInitOnHotAdd) {

@@ -337,9 +337,16 @@ fn the_sci_is_a_level_interrupt_the_kernel_routes_and_handles() {
         entry(&s).masked && entry(&s).asserted > 0,
         "held in the masked entry"
     );
+    let gpe0 = |s: &Sim| s.p.firmware().register(acpi_model::firmware::mailbox::GPE0) & 1;
+    assert_eq!(
+        gpe0(&s),
+        1,
+        "firmware's event status, in the FADT's GPE0 block"
+    );
     s.run_to(ms(5));
     assert!(s.os.booted_at().is_some());
     assert!(s.p.firmware().pending().next().is_none(), "taken");
+    assert_eq!(gpe0(&s), 0);
     let r = entry(&s);
     assert!(!r.masked && r.level && r.asserted == 0 && !r.remote_irr);
     let desc = s.os.irqs().iter().find(|d| d.gsi == sci.0).unwrap().clone();

@@ -48,8 +48,9 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     sysfs_out: Option<PathBuf>,
 
-    /// Write the DSDT (AML) as it stands at the end of the run to FILE, and the MADT, SRAT
-    /// and SLIT beside it as apic.aml, srat.aml and slit.aml (disassemble with `iasl -d`).
+    /// Write the DSDT (AML) as it stands at the end of the run to FILE, and the MADT, SRAT,
+    /// SLIT and FADT beside it as apic.aml, srat.aml, slit.aml and facp.aml (disassemble with
+    /// `iasl -d`).
     #[arg(long, value_name = "FILE")]
     dsdt_out: Option<PathBuf>,
 
@@ -103,10 +104,11 @@ fn progress_bar(cli: &Cli, unit: &str, template: &str) -> Option<ProgressBar> {
 }
 
 /// Tables written beside the DSDT by `--dsdt-out`.
-const SIBLING_TABLES: [(&str, &str); 3] = [
+const SIBLING_TABLES: [(&str, &str); 4] = [
     ("apic.aml", "MADT"),
     ("srat.aml", "SRAT"),
     ("slit.aml", "SLIT"),
+    ("facp.aml", "FADT"),
 ];
 
 fn bad_input(msg: &str) -> ExitCode {
@@ -242,6 +244,7 @@ fn main() -> ExitCode {
             (dir.join(SIBLING_TABLES[0].0), p.madt()),
             (dir.join(SIBLING_TABLES[1].0), p.srat()),
             (dir.join(SIBLING_TABLES[2].0), p.slit()),
+            (dir.join(SIBLING_TABLES[3].0), p.fadt()),
         ];
         for (path, bytes) in tables {
             if let Err(e) = write_file(&path, "ACPI table", &bytes) {
