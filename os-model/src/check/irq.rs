@@ -110,14 +110,8 @@ impl OsChecker for IrqChecker {
                 );
             }
             for tag in tags {
+                // A local SAPIC keeps line messages' tags only.
                 let MsgTag::Line { gsi: from, n } = *tag else {
-                    report(
-                        Entity::Gsi(Gsi(*gsi)),
-                        self.names.entity(*cpu),
-                        format!(
-                            "the handler of gsi{gsi} (vector {vector:#04x}) ran on {cpu} for an IPI"
-                        ),
-                    );
                     continue;
                 };
                 if from != *gsi {

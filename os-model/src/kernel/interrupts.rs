@@ -5,7 +5,7 @@ use crate::cpumask::LogicalCpu;
 use crate::driver::TopHalf;
 use crate::event::OsEvent;
 use crate::hw::Cx;
-use crate::irq::{self, CALL_FUNCTION_VECTOR, IrqDesc, IrqHandler, RESCHEDULE_VECTOR};
+use crate::irq::{self, CALL_FUNCTION_VECTOR, IrqHandler, RESCHEDULE_VECTOR};
 use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
@@ -59,51 +59,16 @@ impl Os {
         }
     }
 
-    /// Routes the SCI (the FADT's `SCI_INT`) to `c`: its IO SAPIC entry programmed
-    /// level-triggered and unmasked, like any IRQ (and so moved off a CPU that goes away).
-    /// A kernel whose view holds no IO SAPIC serving that GSI (a partition without the
-    /// system one) hears no SCI.
+    /// Routes the SCI (the FADT's `SCI_INT`) to `c` like any IRQ (and so it is moved off a
+    /// CPU that goes away), level-triggered and unmasked. A kernel whose view holds no IO
+    /// SAPIC serving that GSI (a partition without the system one) hears no SCI.
     pub(super) fn route_sci(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let fadt = cx.p.fadt();
         let Some(&[lo, hi]) = fadt.get(FADT_SCI_INT..FADT_SCI_INT + 2) else {
             return;
         };
         let gsi = u32::from(u16::from_le_bytes([lo, hi]));
-        let sizes = self.sapic_sizes.clone();
-        let Some((base, entry)) = self
-            .scan()
-            .sapic_of(gsi, |b| sizes.get(&b).copied().unwrap_or(0))
-            .map(|(s, e)| (s.base, e))
-        else {
-            return;
-        };
-        let Some(vector) = self.irqs.alloc_vector() else {
-            return;
-        };
-        let dest = self.pcpu[c.index()].lsapic;
-        irq::program_rte(cx, t, self.hw(c), base, entry, vector, dest, false);
-        self.irqs.add(IrqDesc {
-            gsi,
-            vector,
-            sapic_base: base,
-            entry,
-            affinity: self.possible.clone(),
-            target: c,
-            handler: IrqHandler::Sci,
-            handled: 0,
-            rerouted: 0,
-            freed: false,
-            unhandled: 0,
-        });
-        self.emit(
-            *t,
-            OsEvent::IrqRouted {
-                gsi,
-                vector,
-                cpu: c,
-                from: None,
-            },
-        );
+        let _ = PciFlow::route_gsi(self, t, gsi, IrqHandler::Sci, c, Some(c), false, cx);
     }
 
     pub(super) fn device_interrupt(

@@ -416,10 +416,8 @@ impl PciFlow {
         );
     }
 
-    /// Routes card `k`'s INTA: `_PRT` → GSI → its IO SAPIC's entry, a vector (the one a
-    /// freed descriptor of the same GSI had, if any), a target CPU read from the online map
-    /// under RCU; the entry is programmed by `by`, masked if `masked`. Returns the
-    /// descriptor.
+    /// Routes card `k`'s INTA (`_PRT` → GSI, see [`PciFlow::route_gsi`]) to an active CPU
+    /// read from the map under RCU.
     pub(crate) fn route_irq(
         os: &mut Os,
         t: &mut SimTime,
@@ -429,6 +427,24 @@ impl PciFlow {
         cx: &mut Cx<'_>,
     ) -> Result<usize, String> {
         let gsi = os.driver.cards()[k].gsi;
+        Self::route_gsi(os, t, gsi, IrqHandler::Card(k), by, None, masked, cx)
+    }
+
+    /// Routes `gsi` for `handler`: its IO SAPIC's entry, a vector (the one a freed
+    /// descriptor of the same GSI had, if any), a target CPU — `to`, or one spread over the
+    /// active map read under RCU; the entry is programmed by `by`, masked if `masked`.
+    /// Returns the descriptor.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn route_gsi(
+        os: &mut Os,
+        t: &mut SimTime,
+        gsi: u32,
+        handler: IrqHandler,
+        by: LogicalCpu,
+        to: Option<LogicalCpu>,
+        masked: bool,
+        cx: &mut Cx<'_>,
+    ) -> Result<usize, String> {
         let hw = os.hw(by);
         let sizes = os.sapic_sizes.clone();
         let (base, entry) = os
@@ -444,20 +460,10 @@ impl PciFlow {
                 .alloc_vector()
                 .ok_or_else(|| format!("no interrupt vector left for gsi{gsi}"))?,
         };
-        // Spread IRQs over the active CPUs (reading the map under RCU): not over a CPU on
-        // its way out, which is online until it stops but takes no new work — an IRQ routed
-        // there after its IRQs were moved off would stay behind.
-        let v = os.reader_begin(t, by, "irq affinity", cx);
-        let active: Vec<LogicalCpu> = os.loaded_maps(v).active.iter().collect();
-        // An empty map (only a defect shows one: a stale or freed version) leaves the IRQ
-        // on the CPU doing the routing.
-        let target = if active.is_empty() {
-            by
-        } else {
-            active[os.irqs.live() % active.len()]
+        let target = match to {
+            Some(c) => c,
+            None => Self::spread_target(os, t, by, cx),
         };
-        os.reader_use(t, by, v, target, cx);
-        os.reader_end(*t, by);
         let dest = os.pcpu[target.index()].lsapic;
         irq::program_rte(cx, t, hw, base, entry, vector, dest, masked);
         let desc = IrqDesc {
@@ -467,7 +473,7 @@ impl PciFlow {
             entry,
             affinity: os.possible.clone(),
             target,
-            handler: IrqHandler::Card(k),
+            handler,
             handled: 0,
             rerouted: 0,
             freed: false,
@@ -493,5 +499,23 @@ impl PciFlow {
             },
         );
         Ok(d)
+    }
+
+    /// An active CPU for a new IRQ, spreading them (reading the map under RCU): not a CPU on
+    /// its way out, which is online until it stops but takes no new work — an IRQ routed
+    /// there after its IRQs were moved off would stay behind.
+    fn spread_target(os: &mut Os, t: &mut SimTime, by: LogicalCpu, cx: &mut Cx<'_>) -> LogicalCpu {
+        let v = os.reader_begin(t, by, "irq affinity", cx);
+        let active: Vec<LogicalCpu> = os.loaded_maps(v).active.iter().collect();
+        // An empty map (only a defect shows one: a stale or freed version) leaves the IRQ
+        // on the CPU doing the routing.
+        let target = if active.is_empty() {
+            by
+        } else {
+            active[os.irqs.live() % active.len()]
+        };
+        os.reader_use(t, by, v, target, cx);
+        os.reader_end(*t, by);
+        target
     }
 }
