@@ -601,11 +601,22 @@ pub enum OsDefect {
     /// push it (CHK-4: a task moved between runqueues by someone other than the migration
     /// thread of the CPU it left).
     BalancePullsDirectly,
+    /// Memory offline takes the block's frames away from the allocator but leaves its free
+    /// blocks on the free lists: frames of memory about to be ejected stay allocatable, and
+    /// the next online of the block lists them a second time (CHK-7: the free lists disagree
+    /// with the checker's own record of what the allocator was given, handed out and got
+    /// back).
+    KeepOfflinePagesListed,
+    /// CPU hot-remove, having moved an IRQ to another CPU, always retriggers it there by
+    /// sending the line's vector as an IPI (as ia64's `hw_resend_irq` does for an interrupt
+    /// that was pending), whether or not one was pending: the handler runs for a message
+    /// no line sent (CHK-6: a handling with no message, from the hardware's tags).
+    RetriggerMovedIrqs,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 25] = [
+    pub const ALL: [OsDefect; 27] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -631,6 +642,8 @@ impl OsDefect {
         OsDefect::SkipIsolationUndo,
         OsDefect::FreePublishedMaps,
         OsDefect::BalancePullsDirectly,
+        OsDefect::KeepOfflinePagesListed,
+        OsDefect::RetriggerMovedIrqs,
     ];
 
     /// The name used in scenario files.
@@ -661,6 +674,8 @@ impl OsDefect {
             OsDefect::SkipIsolationUndo => "skip_isolation_undo",
             OsDefect::FreePublishedMaps => "free_published_maps",
             OsDefect::BalancePullsDirectly => "balance_pulls_directly",
+            OsDefect::KeepOfflinePagesListed => "keep_offline_pages_listed",
+            OsDefect::RetriggerMovedIrqs => "retrigger_moved_irqs",
         }
     }
 
@@ -693,6 +708,8 @@ impl OsDefect {
             OsDefect::SkipIsolationUndo => &["CHK-7"],
             OsDefect::FreePublishedMaps => &["CHK-5"],
             OsDefect::BalancePullsDirectly => &["CHK-4"],
+            OsDefect::KeepOfflinePagesListed => &["CHK-7"],
+            OsDefect::RetriggerMovedIrqs => &["CHK-6"],
         }
     }
 }

@@ -13,13 +13,15 @@ use crate::kernel::Os;
 /// CHK-7, memory side: no page is freed while a page-table word still maps it (the kernel's
 /// "bad page state", judged from its own record of the words stored, not the kernel's reverse
 /// map), none is allocated from a pageblock the event stream says is isolated, a failed
-/// memory operation releases every pageblock it isolated; after each operation every frame
-/// handed out has an owner that still exists (the leak audit); at audits, the isolation it
-/// was told of is the allocator's, the buddy lists agree with the `mem_map` (every listed
-/// block free, unmapped, on the list of its pageblock's type, nothing leaked — the
-/// allocator's own consistency check), every page-table word read from memory is the
-/// kernel's copy and maps an allocated frame whose reverse map names it, and every kernel
-/// object lives in online memory on a frame the allocator gave the kernel.
+/// memory operation releases every pageblock it isolated, no memory goes offline with a
+/// frame in it still handed out; after each operation every frame handed out has an owner
+/// that still exists (the leak audit); at audits, the isolation it was told of is the
+/// allocator's, the free lists hold exactly the frames its own record says are free (given
+/// to the allocator by a block coming online and not handed out, or freed since — none
+/// lost, none offline, none listed while handed out), every page-table word read from
+/// memory is the kernel's copy and maps an allocated frame whose reverse map names it, and
+/// every kernel object lies on a frame handed out and not got back, or never given to the
+/// allocator (firmware's and the boot allocator's), not in memory that went offline.
 #[derive(Debug, Default)]
 pub struct AllocChecker {
     /// Pageblocks isolated, as the event stream says (index: pfn / pageblock pages).
@@ -32,6 +34,14 @@ pub struct AllocChecker {
     /// Its own record of the frames the allocator handed out and has not taken back, from
     /// the allocation and free events (index: pfn).
     allocated: bitvec::vec::BitVec,
+    /// Its own record of the frames the allocator was given and has not had taken away
+    /// again (online memory but its `mem_map` and reserve), from [`OsEvent::FramesManaged`]
+    /// (index: pfn).
+    managed: bitvec::vec::BitVec,
+    /// Frames that went offline and did not come back (index: pfn).
+    offlined: bitvec::vec::BitVec,
+    /// Frames the leak audit reported (not reported again until allocated anew).
+    leaked: bitvec::vec::BitVec,
     /// A hot-plug operation ended since the last leak audit.
     leak_audit_due: bool,
     /// Memory operations running, with the pageblocks isolated since each started.
@@ -158,11 +168,132 @@ impl AllocChecker {
 
     /// Records frames `pfn .. pfn + 2^order` as handed out (or taken back).
     fn mark(&mut self, pfn: u32, order: u8, on: bool) {
-        let end = (pfn + (1u32 << order)) as usize;
-        if self.allocated.len() < end {
-            self.allocated.resize(end, false);
+        fill(&mut self.allocated, pfn, 1 << order, on);
+        fill(&mut self.leaked, pfn, 1 << order, false);
+    }
+
+    /// Frames `pfn .. pfn + pages` entered the allocator or left it. Memory leaves only
+    /// when nothing in it is handed out: a frame this checker saw allocated and never
+    /// freed goes offline with it otherwise (what it held is lost with the memory).
+    fn managed(&mut self, now: SimTime, pfn: u32, pages: u32, on: bool, out: &mut Violations) {
+        if !on {
+            let (lo, hi) = (pfn as usize, (pfn + pages) as usize);
+            let held = self
+                .allocated
+                .get(lo..hi.min(self.allocated.len()))
+                .map_or(0, |r| r.count_ones());
+            if held > 0 {
+                let first = lo + self.allocated[lo..].first_one().unwrap_or(0);
+                fill(&mut self.allocated, pfn, pages, false);
+                out.push(by_kernel(
+                    now,
+                    CHK_ALLOC,
+                    Entity::Object("pfn", first as u64),
+                    format!(
+                        "frames {pfn:#x}..{:#x} went offline with {held} of them still handed out (from pfn {first:#x}), never freed: what they held is gone with the memory",
+                        pfn + pages
+                    ),
+                ));
+            }
         }
-        self.allocated[pfn as usize..end].fill(on);
+        fill(&mut self.managed, pfn, pages, on);
+        fill(&mut self.offlined, pfn, pages, !on);
+    }
+
+    /// The free lists against this checker's record: a frame is on them exactly when the
+    /// allocator was given it (online memory) and every allocation of it was freed again,
+    /// as the events told. One report per kind of disagreement, naming the first frame; a
+    /// disagreement already reported is not reported again.
+    fn audit_free_lists(&mut self, now: SimTime, phys: &crate::mm::PhysMem, out: &mut Violations) {
+        use bitvec::vec::BitVec;
+        let n = phys.map.len();
+        let mut listed: BitVec = BitVec::repeat(false, n);
+        let mut twice = None;
+        for z in &phys.zones {
+            for (pfn, order, _) in z.area.blocks() {
+                let (lo, hi) = (pfn as usize, (pfn as usize + (1 << order)).min(n));
+                if twice.is_none() && listed[lo..hi].any() {
+                    twice = Some(pfn);
+                }
+                listed[lo..hi].fill(true);
+            }
+        }
+        self.managed.resize(n, false);
+        self.allocated.resize(n, false);
+        // Free by the record: given to the allocator and not handed out.
+        let mut expected = self.managed.clone();
+        expected &= !self.allocated.clone();
+        let mut diff = listed.clone();
+        diff ^= &expected;
+        let mut kinds: [(Option<usize>, u32); 3] = [(None, 0); 3];
+        for pfn in diff.iter_ones() {
+            let k = if !listed[pfn] {
+                0
+            } else if !self.managed[pfn] {
+                1
+            } else {
+                2
+            };
+            kinds[k].0.get_or_insert(pfn);
+            kinds[k].1 += 1;
+        }
+        let mut report = |code: u8, pfn: usize, message: String| {
+            if !self.reported.contains(&(code, pfn as u64)) {
+                self.reported.push((code, pfn as u64));
+                out.push(by_kernel(
+                    now,
+                    CHK_ALLOC,
+                    Entity::Object("pfn", pfn as u64),
+                    message,
+                ));
+            }
+        };
+        let pages = |k: u32| if k == 1 { "frame" } else { "frames" };
+        let are = |k: u32| if k == 1 { "is" } else { "are" };
+        let were = |k: u32| if k == 1 { "was" } else { "were" };
+        if let (Some(f), k) = kinds[0] {
+            report(
+                3,
+                f,
+                format!(
+                    "{k} {} from pfn {f:#x} the allocator was given and got back {} on no free list: lost to the allocator",
+                    pages(k),
+                    are(k)
+                ),
+            );
+        }
+        if let (Some(f), k) = kinds[1] {
+            report(
+                4,
+                f,
+                format!(
+                    "{k} {} from pfn {f:#x} {} on the free lists but {} taken from the allocator (their memory went offline) or never given to it: memory that is not there can be handed out",
+                    pages(k),
+                    are(k),
+                    were(k)
+                ),
+            );
+        }
+        if let (Some(f), k) = kinds[2] {
+            report(
+                5,
+                f,
+                format!(
+                    "{k} {} from pfn {f:#x} {} on the free lists but {} handed out and never freed: the allocator can hand {} out twice",
+                    pages(k),
+                    are(k),
+                    were(k),
+                    if k == 1 { "it" } else { "them" }
+                ),
+            );
+        }
+        if let Some(f) = twice {
+            report(
+                6,
+                f as usize,
+                format!("the free block at pfn {f:#x} overlaps another on the free lists"),
+            );
+        }
     }
 
     /// The leak audit, after each hot-plug operation: every frame the allocator handed out
@@ -177,7 +308,7 @@ impl AllocChecker {
         let mut reported = Vec::new();
         for pfn in self.allocated.iter_ones() {
             let pfn = pfn as u32;
-            if pfn as usize >= map.len() {
+            if pfn as usize >= map.len() || self.leaked.get(pfn as usize).is_some_and(|b| *b) {
                 continue;
             }
             let owner = map.owner(pfn);
@@ -221,10 +352,10 @@ impl AllocChecker {
                 e.1 += 1;
             }
         }
-        // Reported once: the record forgets them (an allocation of the frame records it
-        // again).
+        // Reported once (they stay handed out in the record: the free lists must not
+        // hold them either).
         for pfn in reported {
-            self.allocated.set(pfn as usize, false);
+            fill(&mut self.leaked, pfn, 1, true);
         }
         // One report per owner that is gone.
         for (owner, (first, n, why)) in found {
@@ -409,6 +540,10 @@ impl OsChecker for AllocChecker {
             }
             return;
         }
+        if let OsEvent::FramesManaged { pfn, pages, on } = ev {
+            self.managed(now, *pfn, *pages, *on, out);
+            return;
+        }
         if let OsEvent::PageAllocated { pfn, order } = ev {
             self.mark(*pfn, *order, true);
             let first = Self::pageblock(*pfn);
@@ -469,12 +604,15 @@ impl OsChecker for AllocChecker {
         if std::mem::take(&mut self.leak_audit_due) {
             self.audit_leaks(now, vm, out);
         }
+        self.audit_free_lists(now, &vm.phys, out);
+        // The allocator's own consistency check (lists against the mem_map) is its word,
+        // counted beside the reports as corroboration.
+        if !vm.phys.audit().is_empty() {
+            out.tally(CHK_ALLOC, ALLOCATOR_SELF_AUDIT);
+        }
         let mut report = |target: Entity, message: String| {
             out.push(by_kernel(now, CHK_ALLOC, target, message));
         };
-        for f in vm.phys.audit().into_iter().take(4) {
-            report(Entity::Object("pfn", u64::from(f.pfn)), f.message);
-        }
         // The isolation the events told of is the allocator's.
         if let Some((i, t)) = vm.phys.pb_type.iter().enumerate().find(|&(i, t)| {
             (*t == crate::mm::MigrateType::Isolate) != (self.isolated.get(i) == Some(&true))
@@ -549,25 +687,46 @@ impl OsChecker for AllocChecker {
                 }
             }
         }
+        // Every kernel object on a frame the allocator handed out and never got back, or on
+        // memory never given to it (firmware's reserve, the boot allocator's): by this
+        // checker's record, not the `mem_map`'s owner field.
         for (what, addr) in os.kernel_objects() {
             let pfn = vm.phys.pfn(addr);
             let i = pfn as usize;
-            let ok = i < map.len() && map.owner(i as u32).is_kernel();
-            if !ok {
-                let owner = map
-                    .owners()
-                    .get(i)
-                    .map_or("nothing".to_owned(), ToString::to_string);
+            let bit = |v: &bitvec::vec::BitVec| v.get(i).is_some_and(|b| *b);
+            let why = if i >= map.len() {
+                Some("beyond memory".to_owned())
+            } else if bit(&self.allocated) {
+                None
+            } else if bit(&self.offlined) {
+                Some("memory that went offline".to_owned())
+            } else if bit(&self.managed) {
+                Some("free: the allocator got it back".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 report(
                     Entity::Memory(sim_core::PhysAddr::new(addr)),
-                    format!(
-                        "kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, which is {owner}"
-                    ),
+                    format!("kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, {why}"),
                 );
                 break;
             }
         }
     }
+}
+
+/// The allocator's own audit finding its lists and `mem_map` inconsistent, counted by CHK-7
+/// as corroboration.
+pub const ALLOCATOR_SELF_AUDIT: &str = "kernel diagnoses: allocator self-audit failed";
+
+/// Sets or clears bits `pfn .. pfn + n` of `v`, growing it as needed.
+fn fill(v: &mut bitvec::vec::BitVec, pfn: u32, n: u32, on: bool) {
+    let end = (pfn + n) as usize;
+    if v.len() < end {
+        v.resize(end, false);
+    }
+    v[pfn as usize..end].fill(on);
 }
 
 /// A page-table entry in words.
@@ -583,8 +742,120 @@ fn describe(pte: crate::mm::vm::Pte) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::PteRecord;
+    use super::{AllocChecker, PteRecord};
+    use crate::event::OsEvent;
     use crate::mm::vm::Pte;
+    use crate::mm::{Gfp, Owner, PhysLog, PhysMem, ZoneKind};
+    use sim_core::{SimTime, Violations};
+
+    /// What the allocator did, as the kernel would hand it to the checker.
+    fn feed_log(c: &mut AllocChecker, m: &mut PhysMem, out: &mut Violations) {
+        use super::OsChecker;
+        for e in m.log.drain(..) {
+            let ev = match e {
+                PhysLog::Alloc { pfn, order } => OsEvent::PageAllocated { pfn, order },
+                PhysLog::Isolation { pb, isolated } => {
+                    OsEvent::PageblockIsolation { pfn: pb, isolated }
+                }
+                PhysLog::Managed { pfn, pages, on } => OsEvent::FramesManaged { pfn, pages, on },
+            };
+            c.observe(SimTime::ZERO, &ev, out);
+        }
+    }
+
+    fn freed(pfn: u32) -> OsEvent {
+        OsEvent::PageFreed {
+            pfn,
+            order: 0,
+            mapped: 0,
+            busy: 0,
+            owner: Owner::Free,
+        }
+    }
+
+    #[test]
+    fn the_free_lists_are_judged_against_the_checkers_own_record() {
+        use super::OsChecker;
+        // One node, two blocks of 256 frames; block 1 is taken offline later.
+        let mut m = PhysMem::new(512, 14, 256, 1, 512, &[false], vec![vec![10]]);
+        m.online_block(0, ZoneKind::Normal, None, 0);
+        m.online_block(1, ZoneKind::Normal, None, 0);
+        m.nodes[0].online = true;
+        m.rebuild_zonelists();
+        let mut c = AllocChecker::default();
+        let mut out = Violations::default();
+        feed_log(&mut c, &mut m, &mut out);
+        let a = m.alloc(0, 0, Gfp::Kernel, Owner::Slab { slab: 1 }).unwrap();
+        let b = m.alloc(0, 0, Gfp::Kernel, Owner::Slab { slab: 2 }).unwrap();
+        feed_log(&mut c, &mut m, &mut out);
+        // Freed with its event: the lists agree.
+        m.free(a, 0);
+        c.observe(SimTime::ZERO, &freed(a), &mut out);
+        c.audit_free_lists(SimTime::ZERO, &m, &mut out);
+        assert_eq!(out.count("CHK-7"), 0, "{:?}", out.kept());
+        // Freed into the lists without an event (the kernel still thinks it holds it): a
+        // frame that can be handed out twice.
+        m.free(b, 0);
+        c.audit_free_lists(SimTime::ZERO, &m, &mut out);
+        assert_eq!(out.count("CHK-7"), 1, "{:?}", out.kept());
+        assert!(out.kept()[0].message.contains("handed out and never freed"));
+        c.observe(SimTime::ZERO, &freed(b), &mut out);
+        // A free event for a frame that never reached the lists: lost to the allocator.
+        let d = m.alloc(0, 0, Gfp::Kernel, Owner::Slab { slab: 3 }).unwrap();
+        feed_log(&mut c, &mut m, &mut out);
+        c.observe(SimTime::ZERO, &freed(d), &mut out);
+        c.audit_free_lists(SimTime::ZERO, &m, &mut out);
+        assert_eq!(out.count("CHK-7"), 2, "{:?}", out.kept());
+        assert!(out.kept()[1].message.contains("on no free list"));
+        // Reported once, not at every audit.
+        c.audit_free_lists(SimTime::ZERO, &m, &mut out);
+        assert_eq!(out.count("CHK-7"), 2, "{:?}", out.kept());
+        m.free(d, 0);
+        // Block 1 goes offline but its free frames stay listed.
+        m.keep_offline_pages_listed = true;
+        m.isolate_block(1);
+        m.offline_block(1).unwrap();
+        feed_log(&mut c, &mut m, &mut out);
+        c.audit_free_lists(SimTime::ZERO, &m, &mut out);
+        assert_eq!(out.count("CHK-7"), 3, "{:?}", out.kept());
+        assert!(
+            out.kept()[2]
+                .message
+                .contains("were taken from the allocator")
+        );
+        assert!(
+            out.kept()[2].message.contains("frames from pfn 0x10"),
+            "{:?}",
+            out.kept()
+        );
+    }
+
+    #[test]
+    fn memory_going_offline_with_a_frame_handed_out_is_reported() {
+        use super::OsChecker;
+        let mut c = AllocChecker::default();
+        let mut out = Violations::default();
+        let on = |on| OsEvent::FramesManaged {
+            pfn: 256,
+            pages: 256,
+            on,
+        };
+        c.observe(SimTime::ZERO, &on(true), &mut out);
+        c.observe(
+            SimTime::ZERO,
+            &OsEvent::PageAllocated { pfn: 300, order: 1 },
+            &mut out,
+        );
+        c.observe(SimTime::ZERO, &on(false), &mut out);
+        assert_eq!(out.count("CHK-7"), 1, "{:?}", out.kept());
+        assert!(
+            out.kept()[0]
+                .message
+                .contains("went offline with 2 of them still handed out (from pfn 0x12c)"),
+            "{:?}",
+            out.kept()
+        );
+    }
 
     #[test]
     fn the_record_follows_the_words_stored_not_the_kernels_copy() {

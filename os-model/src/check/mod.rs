@@ -6,18 +6,19 @@
 //! reports the moment the stream contradicts an invariant. At audits it compares that
 //! picture with the OS's data structures and with the hardware.
 //!
-//! The kernel's own diagnoses ("nobody cared", a cross-call timeout) are not the checkers'
-//! findings: CHK-6 counts them beside its reports as corroboration ([`NOBODY_CARED`],
-//! [`CSD_TIMEOUT`]), never as violations.
+//! The kernel's own diagnoses ("nobody cared", a cross-call timeout, the allocator's audit
+//! of its own lists) are not the checkers' findings: CHK-6 and CHK-7 count them beside their
+//! reports as corroboration ([`NOBODY_CARED`], [`CSD_TIMEOUT`], [`ALLOCATOR_SELF_AUDIT`]),
+//! never as violations.
 //!
 //! | checker | catches (defect that proves it) |
 //! |---|---|
 //! | CHK-3 task data | a task reads back something else than it last stored (`skip_cache_flush_on_cpu_remove`) |
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`), moved by anyone but the migration thread (`balance_pulls_directly`); a task blocked past [`BLOCK_BOUND`] with no wakeup (`lose_page_waiters`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`); a version dereferenced that is not the published one, the poison of a freed version or words other than the published ones loaded by a reader (`rcu_reader_keeps_stale_pointer`); the published version freed (`free_published_maps`) |
-//! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`) |
+//! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`), a handler run for no message of any line (`retrigger_moved_irqs`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
-//! | CHK-7 allocator | a page freed while a page-table word in memory maps it or under I/O (`free_before_copy`, `ignore_writeback`, `pte_not_written_to_memory`), allocated from an isolated pageblock (`alloc_from_isolated`), a page-table word in memory other than the kernel's copy (`pte_not_written_to_memory`), buddy lists / mem_map / reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`); after each operation, a frame handed out (its own record) whose owner is gone (`leak_memmap_on_offline`); a failed memory operation that left pageblocks it isolated isolated (`skip_isolation_undo`) |
+//! | CHK-7 allocator | a page freed while a page-table word in memory maps it or under I/O (`free_before_copy`, `ignore_writeback`, `pte_not_written_to_memory`), allocated from an isolated pageblock (`alloc_from_isolated`), a page-table word in memory other than the kernel's copy (`pte_not_written_to_memory`), free lists that disagree with its own record of the frames the allocator was given, handed out and got back (`keep_offline_pages_listed`), memory taken offline with frames in it still handed out (`skip_unmovable_check`), reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`); after each operation, a frame handed out (its own record) whose owner is gone (`leak_memmap_on_offline`); a failed memory operation that left pageblocks it isolated isolated (`skip_isolation_undo`) |
 
 use acpi_model::Platform;
 use sim_core::{CheckerId, CpuId, Entity, SimTime, Violation, Violations};
@@ -183,7 +184,7 @@ mod sched;
 mod task_data;
 mod undo;
 
-pub use alloc::AllocChecker;
+pub use alloc::{ALLOCATOR_SELF_AUDIT, AllocChecker};
 pub use irq::{CSD_TIMEOUT, IrqChecker, NOBODY_CARED};
 pub use rcu::RcuChecker;
 pub use sched::{BLOCK_BOUND, SchedChecker};

@@ -279,6 +279,7 @@ impl OsChecker for RcuChecker {
             | OsEvent::MemObject { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }
+            | OsEvent::FramesManaged { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::PteWritten { .. }

@@ -341,6 +341,7 @@ impl OsChecker for SchedChecker {
             | OsEvent::MemObject { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }
+            | OsEvent::FramesManaged { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::PteWritten { .. }

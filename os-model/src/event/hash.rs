@@ -113,6 +113,9 @@ impl StableHash for OsEvent {
             OsEvent::PageblockIsolation { pfn, isolated } => {
                 h.word(47 | u64::from(*isolated) << 8 | u64::from(*pfn) << 32);
             }
+            // Not hashed: it follows from the block state changes before it (boot, and the
+            // memory operations' online and offline steps).
+            OsEvent::FramesManaged { .. } => {}
             OsEvent::PageFreed {
                 pfn,
                 order,

@@ -312,6 +312,16 @@ pub enum OsEvent {
         /// Isolated from now on.
         isolated: bool,
     },
+    /// Frames entered the buddy allocator free (a memory block came online: all of it but
+    /// its own `mem_map` and firmware's reserve) or left it (the block went offline).
+    FramesManaged {
+        /// First frame.
+        pfn: u32,
+        /// How many.
+        pages: u32,
+        /// Entered (`true`) or left.
+        on: bool,
+    },
     /// Frames went back to the buddy allocator.
     PageFreed {
         /// First frame.

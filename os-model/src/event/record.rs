@@ -64,6 +64,7 @@ impl TraceEvent for OsEvent {
             OsEvent::TaskAccess { .. }
             | OsEvent::PageAllocated { .. }
             | OsEvent::PageblockIsolation { .. }
+            | OsEvent::FramesManaged { .. }
             | OsEvent::PageFreed { .. }
             | OsEvent::PageDiscarded { .. }
             | OsEvent::PteWritten { .. }
@@ -270,6 +271,19 @@ impl TraceEvent for OsEvent {
                 },
                 Phase::Instant,
                 vec![("pfn", s(format!("{pfn:#x}")))],
+            ),
+            OsEvent::FramesManaged { pfn, pages, on } => (
+                os_track(),
+                if *on {
+                    "frames given to the allocator"
+                } else {
+                    "frames taken from the allocator"
+                },
+                Phase::Instant,
+                vec![
+                    ("pfn", s(format!("{pfn:#x}"))),
+                    ("pages", u(u64::from(*pages))),
+                ],
             ),
             OsEvent::PageFreed {
                 pfn,

@@ -240,6 +240,10 @@ impl CpuFlow {
                     from: Some(c),
                 },
             );
+            if os.has_defect(OsDefect::RetriggerMovedIrqs) {
+                // The defect: a resend with nothing pending to resend.
+                os.send_ipi(*t, ctl, to, d.vector, cx);
+            }
             n += 1;
         }
         n

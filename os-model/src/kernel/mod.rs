@@ -247,6 +247,9 @@ impl Os {
                 crate::mm::PhysLog::Isolation { pb, isolated } => {
                     OsEvent::PageblockIsolation { pfn: pb, isolated }
                 }
+                crate::mm::PhysLog::Managed { pfn, pages, on } => {
+                    OsEvent::FramesManaged { pfn, pages, on }
+                }
             };
             (t, ev)
         }));

@@ -368,8 +368,8 @@ impl MemFlow {
                     }
                     if frames.len() < k as usize {
                         for f in frames {
-                            vm.phys.map.set_owner(f, Owner::Free);
-                            vm.phys.free(f, 0);
+                            os.vmm().phys.map.set_owner(f, Owner::Free);
+                            Mm::free_frame(os, t, f, 0);
                         }
                         return Next::Fail(now, MemError::NoMemory { pfn: blk.start });
                     }

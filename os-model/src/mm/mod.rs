@@ -191,11 +191,15 @@ pub struct PhysMem {
     /// Counters.
     pub stats: MmStats,
     /// What the allocator did since the kernel last looked, in order: the kernel turns it
-    /// into events (`PageAllocated`, `PageblockIsolation`) for the checkers.
+    /// into events (`PageAllocated`, `PageblockIsolation`, `FramesManaged`) for the
+    /// checkers.
     pub log: Vec<PhysLog>,
     /// The injected defect `alloc_from_isolated`: the allocator also hands out free pages of
     /// isolated pageblocks.
     pub alloc_from_isolated: bool,
+    /// The injected defect `keep_offline_pages_listed`: taking a block offline leaves its
+    /// free pages on the free lists.
+    pub keep_offline_pages_listed: bool,
 }
 
 /// One thing the allocator did that the checkers must see (CHK-7).
@@ -215,6 +219,16 @@ pub enum PhysLog {
         pb: u32,
         /// Isolated now.
         isolated: bool,
+    },
+    /// Frames `pfn .. pfn + pages` entered the allocator free (a block came online: every
+    /// frame but its `mem_map` and firmware's reserve) or left it (the block went offline).
+    Managed {
+        /// First frame.
+        pfn: u32,
+        /// How many.
+        pages: u32,
+        /// Entered (`true`) or left.
+        on: bool,
     },
 }
 
@@ -278,6 +292,7 @@ impl PhysMem {
             stats: MmStats::default(),
             log: Vec::new(),
             alloc_from_isolated: false,
+            keep_offline_pages_listed: false,
         }
     }
 
@@ -477,6 +492,11 @@ impl PhysMem {
         }
         // Whole free pageblocks go in at the top order; partly used ones page by page.
         let first_free = blk.start + skip + reserved;
+        self.log.push(PhysLog::Managed {
+            pfn: first_free,
+            pages: (blk.start + blk.pages).saturating_sub(first_free),
+            on: true,
+        });
         for pb in (blk.start..blk.start + blk.pages).step_by(PAGEBLOCK_PAGES as usize) {
             if pb >= first_free {
                 self.zones[zi as usize].area.free(
@@ -624,11 +644,20 @@ impl PhysMem {
         }
         let blk = self.blocks[b as usize].clone();
         let zi = Self::zone_index(blk.node, blk.zone);
+        self.log.push(PhysLog::Managed {
+            pfn: blk.start,
+            pages: blk.pages,
+            on: false,
+        });
         for pb in (blk.start..blk.start + blk.pages).step_by(PAGEBLOCK_PAGES as usize) {
             let i = (pb / PAGEBLOCK_PAGES) as usize;
-            self.zones[zi as usize]
-                .area
-                .take_pageblock(&mut self.map, pb, MigrateType::Isolate);
+            if !self.keep_offline_pages_listed {
+                self.zones[zi as usize].area.take_pageblock(
+                    &mut self.map,
+                    pb,
+                    MigrateType::Isolate,
+                );
+            }
             self.pb_zone[i] = NO_ZONE;
             if self.pb_type[i] == MigrateType::Isolate {
                 self.log.push(PhysLog::Isolation {
@@ -668,7 +697,8 @@ impl PhysMem {
         self.zones.iter().map(|z| z.area.allocatable_pages()).sum()
     }
 
-    /// CHK-7 audit of the allocator: each zone's lists against the `mem_map`, and every
+    /// The allocator's own consistency check (CHK-7 counts a failure as corroboration, beside
+    /// its own record): each zone's lists against the `mem_map`, and every
     /// free frame of an online block inside some free block.
     pub fn audit(&self) -> Vec<buddy::BuddyFault> {
         let mut out = Vec::new();

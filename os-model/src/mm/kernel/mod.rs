@@ -149,6 +149,7 @@ impl Mm {
             distance,
         );
         phys.alloc_from_isolated = os.has_defect(OsDefect::AllocFromIsolated);
+        phys.keep_offline_pages_listed = os.has_defect(OsDefect::KeepOfflinePagesListed);
         let reserved = (crate::mm::bootmem::RESERVED_PER_NODE >> page_shift) as u32;
         for r in os.scan().memory.iter().filter(|r| r.present) {
             let first = (r.base >> page_shift) as u32;
