@@ -87,7 +87,7 @@ pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'
 /// Reports `status` for the notification (source `source`) on `path` to firmware.
 fn ost(os: &mut Os, sci: &mut Sci<'_, '_>, path: &str, source: u64, status: OstStatus) {
     let _ = os.acpi_eval(
-        sci.now,
+        &mut sci.now,
         sci.cpu,
         &format!("{path}._OST"),
         &[

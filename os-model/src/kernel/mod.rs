@@ -43,7 +43,8 @@ use crate::pcihp::PciFlow;
 use crate::rcu::Rcu;
 use crate::sched::{CpuLife, PerCpu, Task};
 
-/// Time the AML interpreter takes to evaluate one object (`_STA`) through firmware.
+/// Time the AML interpreter takes to evaluate one object through firmware (`_STA`, `_PS0`,
+/// `_PS3`, `_EJ0`, `_OST`: every method the kernel evaluates).
 pub const AML_EVAL: SimDuration = SimDuration::from_nanos(1_500);
 /// Time of a context switch.
 pub const CONTEXT_SWITCH: SimDuration = SimDuration::from_nanos(250);
@@ -101,7 +102,7 @@ pub(crate) enum OsEv {
 pub struct OsStats {
     /// Times a CPU switched from one task to another.
     pub context_switches: u64,
-    /// `_STA` evaluations through firmware.
+    /// ACPI method evaluations through firmware.
     pub aml_evals: u64,
     /// Timer ticks.
     pub ticks: u64,
@@ -355,7 +356,7 @@ impl Os {
         cx: &mut Cx<'_>,
     ) -> (bool, String) {
         let r = self.acpi_eval(
-            *t,
+            t,
             cpu,
             &format!("{path}._EJ0"),
             &[AcpiValue::Integer(1)],
@@ -413,17 +414,21 @@ impl Os {
     // ------------------------------------------------------------------ ACPI
 
     /// Evaluates `path` with `args` as CPU `c` (AML runs on a CPU; its mailbox writes are
-    /// that CPU's stores).
+    /// that CPU's stores); `t` advances by the evaluation ([`AML_EVAL`]), whatever it returns.
     pub(crate) fn acpi_eval(
         &mut self,
-        now: SimTime,
+        t: &mut SimTime,
         c: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
         cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String> {
-        cx.p.evaluate_as(now, Some(self.hw(c)), path, args, cx.probe)
-            .map_err(|e| e.to_string())
+        let r =
+            cx.p.evaluate_as(*t, Some(self.hw(c)), path, args, cx.probe)
+                .map_err(|e| e.to_string());
+        *t += AML_EVAL;
+        self.stats.aml_evals += 1;
+        r
     }
 
     /// Whether the device at `path` is present: its `_STA`, evaluated by the AML interpreter
@@ -435,9 +440,7 @@ impl Os {
         path: &str,
         cx: &mut Cx<'_>,
     ) -> bool {
-        let v = self.acpi_eval(*t, c, &format!("{path}._STA"), &[], cx);
-        *t += AML_EVAL;
-        self.stats.aml_evals += 1;
+        let v = self.acpi_eval(t, c, &format!("{path}._STA"), &[], cx);
         v.ok()
             .and_then(|v| v.as_integer())
             .is_some_and(|s| s & crate::acpi::STA_PRESENT != 0)
@@ -582,13 +585,13 @@ impl ops::Host for Os {
 
     fn acpi_eval(
         &mut self,
-        now: SimTime,
+        t: &mut SimTime,
         cpu: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
         cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String> {
-        Os::acpi_eval(self, now, cpu, path, args, cx)
+        Os::acpi_eval(self, t, cpu, path, args, cx)
     }
 
     /// The operation waiting for it as a child, in any flow, hears of it.

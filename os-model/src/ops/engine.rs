@@ -48,10 +48,10 @@ pub trait Host {
     fn step_cost(&self) -> SimDuration;
     /// How long a wait may last before the operation is reported hung and abandoned.
     fn hung_timeout(&self) -> SimDuration;
-    /// Evaluates ACPI method `path` with `args` as CPU `cpu`.
+    /// Evaluates ACPI method `path` with `args` as CPU `cpu`; `t` advances by the evaluation.
     fn acpi_eval(
         &mut self,
-        now: SimTime,
+        t: &mut SimTime,
         cpu: LogicalCpu,
         path: &str,
         args: &[AcpiValue],
@@ -522,6 +522,8 @@ pub(crate) fn end<F: Flow>(
             result: result.clone().map_err(|e| e.to_string()),
         },
     );
+    // The controller evaluates _OST after the operation ended: the next one starts after it.
+    let mut t = now;
     if let Some(source) = cur.report.trigger.ost_source() {
         if let Some(path) = F::acpi_path(os, &cur) {
             let status = result
@@ -529,7 +531,7 @@ pub(crate) fn end<F: Flow>(
                 .err()
                 .map_or(super::OstStatus::Success, OpError::ost);
             let _ = os.acpi_eval(
-                now,
+                &mut t,
                 cur.report.controller,
                 &format!("{path}._OST"),
                 &[
@@ -545,7 +547,7 @@ pub(crate) fn end<F: Flow>(
     F::ended(os, now, cx);
     os.op_ended(F::KIND, id, error);
     if !F::engine(os).queue.is_empty() {
-        let at = now + F::restart_delay(os);
+        let at = t + F::restart_delay(os);
         os.post_op(at, OpEvent::Start(F::KIND));
     }
 }

@@ -534,7 +534,7 @@ impl Flow for PciFlow {
         }
         if powered {
             let path = os.pcihp.slots[i].path.clone();
-            let _ = os.acpi_eval(t, ctl, &format!("{path}._PS3"), &[], cx);
+            let _ = os.acpi_eval(&mut t, ctl, &format!("{path}._PS3"), &[], cx);
         }
         t
     }

@@ -43,7 +43,8 @@ impl PciFlow {
             | PciStep::CheckStopped
             | PciStep::Forget => Next::Done(t, "not a slot step".into()),
             PciStep::PowerOn => {
-                if let Err(why) = os.acpi_eval(t, ctl, &format!("{}._PS0", slot.path), &[], cx) {
+                if let Err(why) = os.acpi_eval(&mut t, ctl, &format!("{}._PS0", slot.path), &[], cx)
+                {
                     return Next::Fail(
                         t,
                         PciError::Firmware {
@@ -335,7 +336,7 @@ impl PciFlow {
                 if !bridge.is_some_and(|b| os.sta_present(&mut t, ctl, &b, cx)) {
                     return Next::Done(t, "the I/O subsystem is gone: nothing to power off".into());
                 }
-                match os.acpi_eval(t, ctl, &format!("{}._PS3", slot.path), &[], cx) {
+                match os.acpi_eval(&mut t, ctl, &format!("{}._PS3", slot.path), &[], cx) {
                     Ok(_) => Next::Done(t, "_PS3".into()),
                     Err(why) => Next::Fail(
                         t,
@@ -349,7 +350,7 @@ impl PciFlow {
             }
             PciStep::Eject => {
                 match os.acpi_eval(
-                    t,
+                    &mut t,
                     ctl,
                     &format!("{}._EJ0", slot.path),
                     &[AcpiValue::Integer(1)],

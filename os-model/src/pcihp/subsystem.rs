@@ -258,7 +258,7 @@ impl PciFlow {
                     return Next::Done(t, format!("{path} is gone already (surprise removal)"));
                 }
                 match os.acpi_eval(
-                    t,
+                    &mut t,
                     ctl,
                     &format!("{path}._EJ0"),
                     &[AcpiValue::Integer(1)],

@@ -132,6 +132,14 @@ fn a_slot_goes_down_and_up_again_under_load() {
             PciStep::PowerOff
         ]
     );
+    // Every method the kernel evaluates costs the interpreter's time, not only `_STA`: the
+    // power-off is the step's own cost, the bridge's `_STA` and the slot's `_PS3`.
+    assert_eq!(
+        r.steps[4].duration,
+        s.os.config().step_cost + os_model::AML_EVAL + os_model::AML_EVAL,
+        "{:?}",
+        r.steps[4]
+    );
     let off = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
     assert!(!off.enabled && off.bars.is_none() && off.irq.is_none());
     assert!(!s.p.io().slot(SlotId(5)).unwrap().powered);
