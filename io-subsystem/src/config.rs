@@ -42,6 +42,13 @@ pub struct DeviceConfig {
     /// Nanoseconds between two records the card writes by DMA once running.
     #[serde(default)]
     pub period_ns: Option<u64>,
+    /// Size of a storage card's medium (default: the kind's; a whole number of 512-byte
+    /// sectors; a network card has none).
+    #[serde(default)]
+    pub capacity: Option<ByteSize>,
+    /// Nanoseconds a storage card's medium takes per block command (default: the kind's).
+    #[serde(default)]
+    pub latency_ns: Option<u64>,
 }
 
 /// The whole `[io]` table.
@@ -163,6 +170,20 @@ impl DeviceKind {
         match self {
             DeviceKind::Nic => 5_000,
             DeviceKind::Disk => 12_000,
+        }
+    }
+    /// Default size of its medium in bytes (0: it has none).
+    pub const fn default_capacity(self) -> u64 {
+        match self {
+            DeviceKind::Nic => 0,
+            DeviceKind::Disk => 1 << 30,
+        }
+    }
+    /// Default time its medium takes per block command.
+    pub const fn default_latency_ns(self) -> u64 {
+        match self {
+            DeviceKind::Nic => 0,
+            DeviceKind::Disk => 40_000,
         }
     }
     /// Name used in files.
@@ -458,6 +479,28 @@ impl IoConfig {
             if d.period_ns == Some(0) {
                 return Err(err(f("period_ns"), "must be at least 1".into()));
             }
+            if d.latency_ns == Some(0) {
+                return Err(err(f("latency_ns"), "must be at least 1".into()));
+            }
+            for (name, set) in [
+                ("capacity", d.capacity.is_some()),
+                ("latency_ns", d.latency_ns.is_some()),
+            ] {
+                if set && d.kind.default_capacity() == 0 {
+                    return Err(err(
+                        f(name),
+                        format!("a {} card has no medium", d.kind.name()),
+                    ));
+                }
+            }
+            if let Some(c) = d.capacity {
+                if c.bytes() == 0 || c.bytes() % crate::device::SECTOR_BYTES != 0 {
+                    return Err(err(
+                        f("capacity"),
+                        format!("{c} must be a positive whole number of 512-byte sectors"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -487,6 +530,8 @@ mod tests {
             bar_size: None,
             irq_cpu: None,
             period_ns: None,
+            capacity: None,
+            latency_ns: None,
         }
     }
 
@@ -522,6 +567,26 @@ mod tests {
         assert_eq!(field(&c), "gsi_bases");
         c.gsi_bases = Some(vec![0, 24, 48, 72, 96, 120, 144, 65_520]);
         assert_eq!(field(&c), "gsi_bases[7]", "no room left for the SCI's GSIs");
+    }
+
+    #[test]
+    fn only_a_storage_card_has_a_medium_of_whole_sectors() {
+        let mut d = nic(1, 0);
+        d.capacity = Some(ByteSize(1 << 20));
+        let mut c = IoConfig {
+            device: vec![d],
+            ..IoConfig::default()
+        };
+        let e = c.validate(&AROUND).unwrap_err();
+        assert_eq!(e.field, "device[0].capacity");
+        assert!(e.message.contains("a nic card has no medium"), "{e}");
+        c.device[0].kind = DeviceKind::Disk;
+        c.validate(&AROUND).unwrap();
+        c.device[0].capacity = Some(ByteSize(1000));
+        assert_eq!(field(&c), "device[0].capacity");
+        c.device[0].capacity = None;
+        c.device[0].latency_ns = Some(0);
+        assert_eq!(field(&c), "device[0].latency_ns");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Injectable I/O hardware defects that prove the interrupt checker bites (SPEC CHK-9).
+//! Injectable I/O hardware defects that prove the interrupt checker and the driver's data
+//! checks bite (SPEC CHK-9).
 
 use std::fmt;
 
@@ -17,15 +18,20 @@ pub enum IoDefect {
     /// A level entry in service (remote IRR set) delivers again while its line stays
     /// asserted, before its EOI: an interrupt storm of one line.
     SapicRedeliversInService,
+    /// A storage card completes a write without storing it on its medium (a write cache
+    /// that drops what it acknowledged): reading the sector back returns what was there
+    /// before.
+    BlockWriteLost,
 }
 
 impl IoDefect {
     /// Every defect.
-    pub const ALL: [IoDefect; 4] = [
+    pub const ALL: [IoDefect; 5] = [
         IoDefect::SapicIgnoresMask,
         IoDefect::SapicIgnoresEoi,
         IoDefect::SapicLosesHeld,
         IoDefect::SapicRedeliversInService,
+        IoDefect::BlockWriteLost,
     ];
 
     /// The name used in scenario files.
@@ -35,6 +41,7 @@ impl IoDefect {
             IoDefect::SapicIgnoresEoi => "sapic_ignores_eoi",
             IoDefect::SapicLosesHeld => "sapic_loses_held",
             IoDefect::SapicRedeliversInService => "sapic_redelivers_in_service",
+            IoDefect::BlockWriteLost => "block_write_lost",
         }
     }
 
@@ -46,6 +53,7 @@ impl IoDefect {
             | IoDefect::SapicIgnoresEoi
             | IoDefect::SapicLosesHeld
             | IoDefect::SapicRedeliversInService => &["CHK-6"],
+            IoDefect::BlockWriteLost => &["DRIVER"],
         }
     }
 

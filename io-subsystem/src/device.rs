@@ -18,17 +18,45 @@
 //! | 0x50 | `TX_SUM` | sum (wrapping) of the words of the last transmit |
 //! | 0x58 | `SERIAL` | the card's serial number |
 //!
+//! A storage card (`disk`) has a medium and a block engine besides:
+//!
+//! | offset | name | |
+//! |---|---|---|
+//! | 0x60 | `BLK_LBA` | first sector (512 bytes) of the next command |
+//! | 0x68 | `BLK_ADDR` | its buffer's physical address |
+//! | 0x70 | `BLK_LEN` | its bytes (whole sectors, at most 1 MiB) |
+//! | 0x78 | `BLK_TAG` | the driver's tag for it |
+//! | 0x80 | `BLK_CMD` | write 1 (READ: medium to memory) or 2 (WRITE: memory to medium): queue it |
+//! | 0x88 | `BLK_DONE` | read: take the oldest completion (`VALID` bit 63, `FAILED` bit 62, tag below), 0 if none |
+//! | 0x90 | `BLK_CAPACITY` | sectors on the medium |
+//! | 0x98 | `BLK_LATENCY` | nanoseconds per command |
+//!
+//! The medium serves one command at a time, in order, each `BLK_LATENCY` after the previous
+//! one ended (or after it was queued): at that moment the card moves the data by DMA and the
+//! completion is posted (`STATUS.BLK_DONE`, bit 3). A command with a bad range or length, one
+//! beyond [`BLK_QUEUE`] outstanding, or one whose DMA the machine refuses or that finds bus
+//! mastering off completes `FAILED`. The medium keeps what was written through power loss
+//! and reset (sectors never written read as [`media_word`]); queued commands are lost.
+//!
 //! The INTx line is asserted while `STATUS != 0`, `CTRL.IRQ_EN` is set, INTx is not disabled in
 //! the command register and the slot is powered. The card masters DMA only with bus mastering
 //! enabled.
 
+use std::collections::{BTreeMap, VecDeque};
+
 use serde::Serialize;
-use sim_core::{Bdf, Gsi, IoSubsystemId, SlotId};
+use sim_core::{Bdf, Gsi, IoSubsystemId, SimTime, SlotId};
 
 use crate::config::DeviceKind;
 use crate::pci::{BarDef, BarKind, ConfigSpace, cmd};
 
-pub use sim_core::abi::device::{RECORD_BYTES, RECORD_MAGIC, RECORD_WORDS, record_word, regs};
+pub use sim_core::abi::device::{
+    BLK_FAILED, BLK_MAX_BYTES, BLK_QUEUE, BLK_VALID, RECORD_BYTES, RECORD_MAGIC, RECORD_WORDS,
+    SECTOR_BYTES, blk_done, media_word, record_word, regs,
+};
+
+/// Words of one chunk of the medium as the card stores it.
+const CHUNK_WORDS: u64 = 512;
 
 /// Dense card id within the fabric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -47,6 +75,80 @@ pub(crate) struct Engine {
     pub(crate) tx_addr: u64,
     pub(crate) tx_len: u64,
     pub(crate) tx_sum: u64,
+}
+
+/// One queued block command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlkCmd {
+    /// Memory to medium.
+    pub(crate) write: bool,
+    pub(crate) lba: u64,
+    pub(crate) addr: u64,
+    pub(crate) len: u64,
+    pub(crate) tag: u32,
+    /// When the medium finishes it.
+    pub(crate) done_at: SimTime,
+}
+
+/// A storage card's block engine and medium.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Block {
+    pub(crate) lba: u64,
+    pub(crate) addr: u64,
+    pub(crate) len: u64,
+    pub(crate) tag: u64,
+    pub(crate) latency: u64,
+    pub(crate) default_latency: u64,
+    /// Sectors on the medium (0: the card has none).
+    pub(crate) capacity: u64,
+    /// Commands the medium has not finished, in order.
+    pub(crate) queue: VecDeque<BlkCmd>,
+    /// Completion words not yet taken.
+    pub(crate) done: VecDeque<u64>,
+    /// What was written, by chunk of [`CHUNK_WORDS`] words (the rest reads as
+    /// [`media_word`]).
+    pub(crate) media: BTreeMap<u64, Box<[u64]>>,
+    /// When the wakeup the block engine asked for is due (a later one is stale).
+    pub(crate) wake_at: Option<SimTime>,
+}
+
+impl Block {
+    /// Whether a command of `len` bytes at sector `lba` fits the medium.
+    pub(crate) fn valid(&self, lba: u64, len: u64) -> bool {
+        len > 0
+            && len % SECTOR_BYTES == 0
+            && len <= BLK_MAX_BYTES
+            && lba
+                .checked_add(len / SECTOR_BYTES)
+                .is_some_and(|end| end <= self.capacity)
+    }
+
+    /// Reads `buf.len()` words of the medium from sector `lba`.
+    pub(crate) fn read_media(&self, serial: u64, lba: u64, buf: &mut [u64]) {
+        let first = lba * (SECTOR_BYTES / 8);
+        for (i, v) in buf.iter_mut().enumerate() {
+            let w = first + i as u64;
+            *v = self
+                .media
+                .get(&(w / CHUNK_WORDS))
+                .map_or_else(|| media_word(serial, w), |c| c[(w % CHUNK_WORDS) as usize]);
+        }
+    }
+
+    /// Writes `buf` to the medium from sector `lba`.
+    pub(crate) fn write_media(&mut self, serial: u64, lba: u64, buf: &[u64]) {
+        let first = lba * (SECTOR_BYTES / 8);
+        for (i, &v) in buf.iter().enumerate() {
+            let w = first + i as u64;
+            let chunk = self.media.entry(w / CHUNK_WORDS).or_insert_with(|| {
+                let base = (w / CHUNK_WORDS) * CHUNK_WORDS;
+                (0..CHUNK_WORDS)
+                    .map(|k| media_word(serial, base + k))
+                    .collect()
+            });
+            chunk[(w % CHUNK_WORDS) as usize] = v;
+        }
+    }
 }
 
 /// One card (it keeps its identity after it leaves its slot, so that late accesses to it can
@@ -84,10 +186,15 @@ pub struct Device {
     pub(crate) ghost: Vec<(BarKind, u64, u64)>,
     /// Whether a tick is scheduled.
     pub(crate) tick_pending: bool,
+    /// When the scheduled tick of the receive engine is due.
+    pub(crate) ring_at: Option<SimTime>,
     /// Records written by DMA.
     pub records: u64,
     /// Ring-full stalls.
     pub overruns: u64,
+    pub(crate) block: Block,
+    /// Block commands completed (failed ones included).
+    pub block_commands: u64,
 }
 
 impl Device {
@@ -104,6 +211,8 @@ impl Device {
         bdf: Bdf,
         gsi: Gsi,
         irq_cpu: Option<u32>,
+        capacity: u64,
+        latency: u64,
     ) -> Device {
         let (vendor, device) = kind.ids();
         let bars = vec![
@@ -139,8 +248,16 @@ impl Device {
             line: false,
             ghost: Vec::new(),
             tick_pending: false,
+            ring_at: None,
             records: 0,
             overruns: 0,
+            block: Block {
+                capacity,
+                latency,
+                default_latency: latency,
+                ..Block::default()
+            },
+            block_commands: 0,
         }
     }
 
@@ -167,7 +284,28 @@ impl Device {
             period: self.default_period,
             ..Engine::default()
         };
+        // The medium keeps its data; the commands in flight and their completions are lost.
+        let b = &mut self.block;
+        (b.lba, b.addr, b.len, b.tag, b.latency) = (0, 0, 0, 0, b.default_latency);
+        b.queue.clear();
+        b.done.clear();
         self.line = false;
+    }
+
+    /// Sectors on its medium (0: it has none).
+    pub fn capacity(&self) -> u64 {
+        self.block.capacity
+    }
+
+    /// Reads `buf.len()` words of its medium from sector `lba`, as the medium holds them
+    /// (for checkers and tests: no DMA, no time).
+    pub fn peek_media(&self, lba: u64, buf: &mut [u64]) {
+        self.block.read_media(self.serial, lba, buf);
+    }
+
+    /// Block commands queued and not finished.
+    pub fn blk_in_flight(&self) -> usize {
+        self.block.queue.len()
     }
 
     /// Whether the card is working: in its slot and powered.
@@ -210,6 +348,12 @@ impl Device {
             regs::TX_LEN => e.tx_len,
             regs::TX_SUM => e.tx_sum,
             regs::SERIAL => self.serial,
+            regs::BLK_LBA => self.block.lba,
+            regs::BLK_ADDR => self.block.addr,
+            regs::BLK_LEN => self.block.len,
+            regs::BLK_TAG => self.block.tag,
+            regs::BLK_CAPACITY => self.block.capacity,
+            regs::BLK_LATENCY => self.block.latency,
             _ => 0,
         }
     }

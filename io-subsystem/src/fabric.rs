@@ -129,6 +129,10 @@ pub struct IoStats {
     pub dma_transmits: u64,
     /// DMA transfers that failed.
     pub dma_faults: u64,
+    /// Block commands storage cards completed.
+    pub blk_done: u64,
+    /// Block commands that failed (refused, or their DMA did).
+    pub blk_failed: u64,
 }
 
 /// The whole I/O side of the machine (see the module docs).
@@ -288,13 +292,7 @@ impl IoFabric {
         }
         for (k, d) in cfg.device.iter().enumerate() {
             let slot = fabric.slot_at(d.subsystem, d.bridge, d.slot);
-            let dev = fabric.new_card(
-                slot,
-                d.kind,
-                d.bar_size.map(|b| b.bytes()),
-                d.period_ns,
-                d.irq_cpu,
-            );
+            let dev = fabric.new_card(slot, d.kind, Some(d));
             let si = slot.0 as usize - 1;
             fabric.slots[si].card = Some(dev);
             fabric.slots[si].last_card = Some(dev);
@@ -340,13 +338,12 @@ impl IoFabric {
         SlotId(((usize::from(sub) * nb + usize::from(bridge)) * ns + usize::from(index) + 1) as u16)
     }
 
+    /// A new card of `kind` in `slot`, as `cfg` describes it (`None`: the kind's defaults).
     fn new_card(
         &mut self,
         slot: SlotId,
         kind: DeviceKind,
-        bar: Option<u64>,
-        period: Option<u64>,
-        irq_cpu: Option<u32>,
+        cfg: Option<&crate::config::DeviceConfig>,
     ) -> DeviceId {
         let s = &self.slots[slot.0 as usize - 1];
         let bridge = &self.subs[s.subsystem.index()].bridges[usize::from(s.bridge)];
@@ -357,17 +354,25 @@ impl IoFabric {
             device: s.device_number,
             function: 0,
         };
+        let capacity = cfg
+            .and_then(|c| c.capacity)
+            .map_or(kind.default_capacity(), |c| c.bytes());
         self.devices.push(Device::new(
             id,
             kind,
-            bar.unwrap_or(kind.default_bar()),
-            period.unwrap_or(kind.default_period_ns()),
+            cfg.and_then(|c| c.bar_size)
+                .map_or(kind.default_bar(), |b| b.bytes()),
+            cfg.and_then(|c| c.period_ns)
+                .unwrap_or(kind.default_period_ns()),
             slot,
             s.subsystem,
             s.bridge,
             bdf,
             s.gsi,
-            irq_cpu,
+            cfg.and_then(|c| c.irq_cpu),
+            capacity / crate::device::SECTOR_BYTES,
+            cfg.and_then(|c| c.latency_ns)
+                .unwrap_or(kind.default_latency_ns()),
         ));
         id
     }
@@ -663,12 +668,14 @@ impl IoFabric {
         let a = addr.raw();
         let (value, target, outcome) = match self.decode_mmio(a) {
             Decoded::Device(d, off) => {
-                let dev = &self.devices[d.0 as usize];
-                (
-                    dev.read_reg(off & !7),
-                    IoTarget::Device(d, dev.bdf),
-                    IoOutcome::Ok,
-                )
+                let dev = &mut self.devices[d.0 as usize];
+                let v = if off & !7 == regs::BLK_DONE {
+                    // Reading takes the oldest completion.
+                    dev.block.done.pop_front().unwrap_or(0)
+                } else {
+                    dev.read_reg(off & !7)
+                };
+                (v, IoTarget::Device(d, dev.bdf), IoOutcome::Ok)
             }
             Decoded::Sapic(i, off) => {
                 let s = &self.subs[i];
@@ -861,7 +868,122 @@ impl IoFabric {
         if dev.running() && !dev.tick_pending {
             dev.tick_pending = true;
             let at = now + SimDuration::from_nanos(dev.engine.period.max(1));
+            dev.ring_at = Some(at);
             self.wakeups.push((d, at));
+        }
+    }
+
+    /// `BLK_CMD` written with `value`: the command the block registers describe is queued
+    /// behind the others (the medium serves one at a time), or completes failed at once.
+    fn block_queue(&mut self, now: SimTime, d: DeviceId, value: u64) {
+        let dev = &mut self.devices[d.0 as usize];
+        let b = &mut dev.block;
+        let write = match value {
+            regs::BLK_READ => false,
+            regs::BLK_WRITE => true,
+            _ => return,
+        };
+        let tag = b.tag as u32;
+        if b.capacity == 0 {
+            // Not a storage card: the doorbell is not wired to anything.
+            return;
+        }
+        if !b.valid(b.lba, b.len) || b.queue.len() >= crate::device::BLK_QUEUE {
+            b.done.push_back(crate::device::blk_done(tag, true));
+            dev.engine.status |= regs::STATUS_BLK_DONE;
+            self.stats.blk_failed += 1;
+            return;
+        }
+        let start = b.queue.back().map_or(now, |c| c.done_at.max(now));
+        let done_at = start + SimDuration::from_nanos(b.latency.max(1));
+        b.queue.push_back(crate::device::BlkCmd {
+            write,
+            lba: b.lba,
+            addr: b.addr,
+            len: b.len,
+            tag,
+            done_at,
+        });
+        let front = b.queue.front().map(|c| c.done_at);
+        if b.wake_at != front {
+            b.wake_at = front;
+            if let Some(at) = front {
+                self.wakeups.push((d, at));
+            }
+        }
+    }
+
+    /// The medium of card `d` finishes every command due by `now`: the data moves by DMA,
+    /// the completions are posted. Asks for a wakeup when the next one is due.
+    fn block_tick<E: IoEnv + ?Sized>(&mut self, now: SimTime, d: DeviceId, env: &mut E) {
+        let mut posted = false;
+        loop {
+            let dev = &mut self.devices[d.0 as usize];
+            let Some(cmd) = dev
+                .block
+                .queue
+                .front()
+                .copied()
+                .filter(|c| c.done_at <= now)
+            else {
+                break;
+            };
+            dev.block.queue.pop_front();
+            dev.block_commands += 1;
+            let (serial, agent, can) = (dev.serial, Entity::Pci(dev.bdf), dev.can_dma());
+            let mut buf = vec![0u64; (cmd.len / 8) as usize];
+            let failed = if !can {
+                true
+            } else if cmd.write {
+                match env.dma_read(now, &agent, PhysAddr::new(cmd.addr), &mut buf) {
+                    Ok(_) => {
+                        // The defect: acknowledged, never stored.
+                        if !self.defects.has(crate::defect::IoDefect::BlockWriteLost) {
+                            self.devices[d.0 as usize]
+                                .block
+                                .write_media(serial, cmd.lba, &buf);
+                        }
+                        false
+                    }
+                    Err(e) => {
+                        self.dma_fault(now, d, cmd.addr, e.to_string(), env);
+                        true
+                    }
+                }
+            } else {
+                self.devices[d.0 as usize]
+                    .block
+                    .read_media(serial, cmd.lba, &mut buf);
+                match env.dma_write(now, &agent, PhysAddr::new(cmd.addr), &buf) {
+                    Ok(_) => false,
+                    Err(e) => {
+                        self.dma_fault(now, d, cmd.addr, e.to_string(), env);
+                        true
+                    }
+                }
+            };
+            if failed {
+                self.stats.blk_failed += 1;
+            } else {
+                self.stats.blk_done += 1;
+            }
+            let dev = &mut self.devices[d.0 as usize];
+            dev.block
+                .done
+                .push_back(crate::device::blk_done(cmd.tag, failed));
+            dev.engine.status |= regs::STATUS_BLK_DONE;
+            posted = true;
+        }
+        let b = &mut self.devices[d.0 as usize].block;
+        let front = b.queue.front().map(|c| c.done_at);
+        if b.wake_at != front {
+            b.wake_at = front;
+            if let Some(at) = front {
+                self.wakeups.push((d, at));
+            }
+        }
+        if posted {
+            self.update_line(now, d, env);
         }
     }
 
@@ -884,6 +1006,12 @@ impl IoFabric {
             regs::TX_ADDR => e.tx_addr = value & !7,
             regs::TX_LEN => e.tx_len = value & !7,
             regs::TX_GO => self.transmit(now, d, env),
+            regs::BLK_LBA => self.devices[d.0 as usize].block.lba = value,
+            regs::BLK_ADDR => self.devices[d.0 as usize].block.addr = value & !7,
+            regs::BLK_LEN => self.devices[d.0 as usize].block.len = value,
+            regs::BLK_TAG => self.devices[d.0 as usize].block.tag = value & 0xFFFF_FFFF,
+            regs::BLK_LATENCY => self.devices[d.0 as usize].block.latency = value.max(1),
+            regs::BLK_CMD => self.block_queue(now, d, value),
             _ => {}
         }
         self.update_line(now, d, env);
@@ -945,7 +1073,16 @@ impl IoFabric {
         d: DeviceId,
         env: &mut E,
     ) -> Option<SimTime> {
-        let dev = self.devices.get_mut(d.0 as usize)?;
+        let dev = self.devices.get(d.0 as usize)?;
+        if dev.block.wake_at.is_some_and(|at| at <= now) {
+            self.block_tick(now, d, env);
+        }
+        let dev = &mut self.devices[d.0 as usize];
+        // A wakeup of the block engine alone: the ring's own tick is still to come.
+        if dev.ring_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        dev.ring_at = None;
         dev.tick_pending = false;
         if !dev.running() {
             return None;
@@ -978,7 +1115,9 @@ impl IoFabric {
             return None;
         }
         dev.tick_pending = true;
-        Some(now + SimDuration::from_nanos(dev.engine.period.max(1)))
+        let at = now + SimDuration::from_nanos(dev.engine.period.max(1));
+        dev.ring_at = Some(at);
+        Some(at)
     }
 
     /// Drives card `d`'s INTx line to the level its state asks for.
@@ -1281,7 +1420,7 @@ impl IoFabric {
                 why: "already holds a card",
             });
         }
-        let d = self.new_card(slot, kind, None, None, None);
+        let d = self.new_card(slot, kind, None);
         let powered = self.slots[si].powered
             && self.subs[self.slots[si].subsystem.index()]
                 .state

@@ -11,13 +11,17 @@
 //! status; the **bottom half** ([`CardDriver::bottom_half`]) checks every record the card
 //! wrote against the pattern it must have written (a mismatch is a [`DRIVER`] violation: DMA
 //! or coherence lost data), hands the ring back, every few interrupts sends a transmit buffer
-//! and checks the card's checksum of it. Where the interrupt is routed and who EOIs the IO
+//! and checks the card's checksum of it — or, on a storage card (one whose `BLK_CAPACITY` is
+//! not 0), writes a sector of a pattern through the block engine, poisons the buffer, reads the
+//! sector back into it and checks every word. Where the interrupt is routed and who EOIs the IO
 //! SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform exerciser).
 
 use crate::hw::Cx;
 use serde::{Deserialize, Serialize};
 use sim_core::abi::ALL_ONES;
-use sim_core::abi::device::{RECORD_BYTES, RECORD_WORDS, record_word, regs};
+use sim_core::abi::device::{
+    BLK_FAILED, RECORD_BYTES, RECORD_WORDS, SECTOR_BYTES, record_word, regs,
+};
 use sim_core::abi::pci::{cmd, reg};
 use sim_core::window::WindowAllocator;
 use sim_core::{Bdf, CheckerId, CpuId, Entity, PhysAddr, SimTime, SlotId, Violation};
@@ -39,7 +43,8 @@ pub struct DriverConfig {
     pub enabled: bool,
     /// Records per receive ring.
     pub ring_records: u32,
-    /// Send a transmit buffer every this many interrupts of a card (0: never).
+    /// Every this many interrupts of a card: a transmit buffer to a network card, a sector
+    /// check (write, read back, compare) to a storage card (0: never).
     pub transmit_every: u32,
     /// Words per transmit buffer.
     pub transmit_words: u32,
@@ -95,9 +100,11 @@ impl DriverConfig {
         u64::from(self.ring_records) * RECORD_BYTES
     }
 
-    /// Bytes of memory one card needs (ring and transmit buffer), page-rounded.
+    /// Bytes of memory one card needs (ring and transmit buffer, which is a storage card's
+    /// sector buffer too), page-rounded.
     pub fn card_span(&self) -> u64 {
-        (self.ring_bytes() + 8 * u64::from(self.transmit_words)).next_multiple_of(4096)
+        (self.ring_bytes() + (8 * u64::from(self.transmit_words)).max(SECTOR_BYTES))
+            .next_multiple_of(4096)
     }
 }
 
@@ -120,6 +127,10 @@ pub struct DriverStats {
     pub records_checked: u64,
     /// Transmit buffers sent and checked.
     pub transmits: u64,
+    /// Sectors written to a storage card and read back and checked.
+    pub sectors_checked: u64,
+    /// Block commands a storage card completed as failed.
+    pub block_failures: u64,
     /// Checks that failed.
     pub mismatches: u64,
 }
@@ -155,6 +166,35 @@ pub struct Card {
     pub interrupts: u64,
     /// Checksum the card must report for the transmit in flight.
     pub tx_expected: Option<u64>,
+    /// Sectors on its medium (read from `BLK_CAPACITY` at bring-up; 0: not a storage card).
+    pub capacity: u64,
+    /// The sector check in flight on a storage card.
+    pub block: Option<SectorCheck>,
+    /// Sector checks started.
+    pub block_cycles: u64,
+}
+
+/// One sector check of a storage card: the pattern goes out, then comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectorCheck {
+    /// The sector.
+    pub lba: u64,
+    /// Which check (the pattern depends on it).
+    pub cycle: u64,
+    /// The read-back is in flight (else the write).
+    pub reading: bool,
+    /// The tag of the command in flight.
+    pub tag: u32,
+}
+
+/// Word `i` of the pattern the driver writes in sector check `cycle` of the card `serial`.
+fn sector_word(serial: u64, cycle: u64, i: u64) -> u64 {
+    serial.rotate_left(i as u32) ^ (cycle << 24) ^ i ^ 0xB10C_0000_0000_0000
+}
+
+/// What the driver leaves in the buffer before a read-back (the card must overwrite it).
+fn sector_poison(i: u64) -> u64 {
+    0xDEAD_B10C_0000_0000 | i
 }
 
 /// What the top half found.
@@ -241,6 +281,9 @@ impl CardDriver {
             active: false,
             interrupts: 0,
             tx_expected: None,
+            capacity: 0,
+            block: None,
+            block_cycles: 0,
         };
         if let Some(k) = self.card_in(slot) {
             self.cards[k] = card;
@@ -327,10 +370,13 @@ impl CardDriver {
             cmd::MEMORY | cmd::IO | cmd::BUS_MASTER,
         );
         let serial = load(cx, t, cpu, bar + regs::SERIAL);
+        let capacity = load(cx, t, cpu, bar + regs::BLK_CAPACITY);
         let c = &mut self.cards[k];
         c.bar = bar;
         c.io_bar = io_bar;
         c.serial = serial;
+        c.capacity = if capacity == ALL_ONES { 0 } else { capacity };
+        c.block = None;
         c.tail = 0;
         c.tx_expected = None;
         c.interrupts = 0;
@@ -413,17 +459,17 @@ impl CardDriver {
                     let v = load(cx, t, cpu, a);
                     let want = record_word(c.serial, seq, i);
                     if v != want {
-                        self.stats.mismatches += 1;
-                        out.push(Violation {
-                            time: *t,
-                            checker: DRIVER,
-                            agent: Entity::Cpu(cpu),
-                            target: Entity::Memory(PhysAddr::new(a)),
-                            message: format!(
+                        Self::mismatch(
+                            &mut self.stats,
+                            *t,
+                            cpu,
+                            Entity::Memory(PhysAddr::new(a)),
+                            format!(
                                 "receive record {seq} of pci {} word {i}: read {v:#x}, the card wrote {want:#x}",
                                 c.bdf
                             ),
-                        });
+                            out,
+                        );
                     }
                 }
                 self.stats.records_checked += 1;
@@ -442,26 +488,31 @@ impl CardDriver {
             if let Some(want) = self.cards[k].tx_expected.take() {
                 self.stats.transmits += 1;
                 if sum != want {
-                    self.stats.mismatches += 1;
-                    out.push(Violation {
-                        time: *t,
-                        checker: DRIVER,
-                        agent: Entity::Cpu(cpu),
-                        target: Entity::Pci(c.bdf),
-                        message: format!(
+                    Self::mismatch(
+                        &mut self.stats,
+                        *t,
+                        cpu,
+                        Entity::Pci(c.bdf),
+                        format!(
                             "pci {} summed its transmit buffer to {sum:#x}, the driver wrote words summing to {want:#x}",
                             c.bdf
                         ),
-                    });
+                        out,
+                    );
                 }
             }
         }
+        if status & regs::STATUS_BLK_DONE != 0 && !self.block_done(t, k, cpu, cx, out) {
+            return;
+        }
         let n = self.cards[k].interrupts + 1;
         self.cards[k].interrupts = n;
-        if self.cfg.transmit_every > 0
-            && n % u64::from(self.cfg.transmit_every) == 0
-            && self.cards[k].tx_expected.is_none()
-        {
+        let due = self.cfg.transmit_every > 0 && n % u64::from(self.cfg.transmit_every) == 0;
+        if due && c.capacity > 0 {
+            if self.cards[k].block.is_none() {
+                self.start_sector_check(t, k, cpu, cx);
+            }
+        } else if due && self.cards[k].tx_expected.is_none() {
             let mut sum = 0u64;
             for i in 0..u64::from(self.cfg.transmit_words) {
                 let v = c.serial.rotate_left(i as u32) ^ (n << 20) ^ i;
@@ -478,6 +529,133 @@ impl CardDriver {
                 8 * u64::from(self.cfg.transmit_words),
             );
             store(cx, t, cpu, c.bar + regs::TX_GO, 1);
+        }
+    }
+
+    /// Queues one block command on card `k` as `cpu`: `SECTOR_BYTES` between its buffer and
+    /// sector `lba`.
+    #[allow(clippy::too_many_arguments)]
+    fn block_command(
+        t: &mut SimTime,
+        c: &Card,
+        cpu: CpuId,
+        lba: u64,
+        tag: u32,
+        command: u64,
+        cx: &mut Cx<'_>,
+    ) {
+        store(cx, t, cpu, c.bar + regs::BLK_LBA, lba);
+        store(cx, t, cpu, c.bar + regs::BLK_ADDR, c.tx_buf);
+        store(cx, t, cpu, c.bar + regs::BLK_LEN, SECTOR_BYTES);
+        store(cx, t, cpu, c.bar + regs::BLK_TAG, u64::from(tag));
+        store(cx, t, cpu, c.bar + regs::BLK_CMD, command);
+    }
+
+    /// Starts a sector check on storage card `k`: the pattern into its buffer, a write of it
+    /// to the next sector.
+    fn start_sector_check(&mut self, t: &mut SimTime, k: usize, cpu: CpuId, cx: &mut Cx<'_>) {
+        let c = self.cards[k].clone();
+        let cycle = c.block_cycles;
+        // Sectors 8 apart, over the whole medium in turn.
+        let lba = (cycle * 8) % c.capacity;
+        for i in 0..SECTOR_BYTES / 8 {
+            store(
+                cx,
+                t,
+                cpu,
+                c.tx_buf + 8 * i,
+                sector_word(c.serial, cycle, i),
+            );
+        }
+        let tag = (2 * cycle + 1) as u32;
+        Self::block_command(t, &c, cpu, lba, tag, regs::BLK_WRITE, cx);
+        let card = &mut self.cards[k];
+        card.block_cycles += 1;
+        card.block = Some(SectorCheck {
+            lba,
+            cycle,
+            reading: false,
+            tag,
+        });
+    }
+
+    /// Takes every completion storage card `k` posted: a write done is followed by the
+    /// read-back into the poisoned buffer, a read-back done is checked word by word. `false`:
+    /// the card is gone.
+    fn block_done(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        cx: &mut Cx<'_>,
+        out: &mut Vec<Violation>,
+    ) -> bool {
+        let c = self.cards[k].clone();
+        loop {
+            let w = load(cx, t, cpu, c.bar + regs::BLK_DONE);
+            if w == ALL_ONES {
+                self.gone(k);
+                return false;
+            }
+            if w == 0 {
+                return true;
+            }
+            let tag = (w & 0xFFFF_FFFF) as u32;
+            let Some(chk) = self.cards[k].block.filter(|b| b.tag == tag) else {
+                // Not the command in flight (one from before the card was brought up again).
+                continue;
+            };
+            let op = if chk.reading { "read" } else { "write" };
+            if w & BLK_FAILED != 0 {
+                self.stats.block_failures += 1;
+                self.cards[k].block = None;
+                Self::mismatch(
+                    &mut self.stats,
+                    *t,
+                    cpu,
+                    Entity::Pci(c.bdf),
+                    format!(
+                        "pci {} failed the {op} of sector {} (block command {tag})",
+                        c.bdf, chk.lba
+                    ),
+                    out,
+                );
+                continue;
+            }
+            if !chk.reading {
+                for i in 0..SECTOR_BYTES / 8 {
+                    store(cx, t, cpu, c.tx_buf + 8 * i, sector_poison(i));
+                }
+                let tag = tag + 1;
+                Self::block_command(t, &c, cpu, chk.lba, tag, regs::BLK_READ, cx);
+                self.cards[k].block = Some(SectorCheck {
+                    reading: true,
+                    tag,
+                    ..chk
+                });
+                continue;
+            }
+            self.cards[k].block = None;
+            self.stats.sectors_checked += 1;
+            for i in 0..SECTOR_BYTES / 8 {
+                let a = c.tx_buf + 8 * i;
+                let v = load(cx, t, cpu, a);
+                let want = sector_word(c.serial, chk.cycle, i);
+                if v != want {
+                    Self::mismatch(
+                        &mut self.stats,
+                        *t,
+                        cpu,
+                        Entity::Memory(PhysAddr::new(a)),
+                        format!(
+                            "sector {} of pci {} read back word {i} as {v:#x}, the driver wrote {want:#x}",
+                            chk.lba, c.bdf
+                        ),
+                        out,
+                    );
+                    break;
+                }
+            }
         }
     }
 
@@ -554,6 +732,7 @@ impl CardDriver {
         c.bar = 0;
         c.io_bar = 0;
         c.tx_expected = None;
+        c.block = None;
     }
 
     /// Stops card `k` as `cpu` before its slot loses power: engine off, bus mastering off.
@@ -577,6 +756,26 @@ impl CardDriver {
                 self.gone(k);
             }
         }
+    }
+
+    /// One of the driver's data checks failed: counted and reported (the CPU that checked,
+    /// what it checked).
+    fn mismatch(
+        stats: &mut DriverStats,
+        t: SimTime,
+        cpu: CpuId,
+        target: Entity,
+        message: String,
+        out: &mut Vec<Violation>,
+    ) {
+        stats.mismatches += 1;
+        out.push(Violation {
+            time: t,
+            checker: DRIVER,
+            agent: Entity::Cpu(cpu),
+            target,
+            message,
+        });
     }
 
     /// Counts an interrupt no card owned.

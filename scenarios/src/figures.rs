@@ -14,7 +14,7 @@ use crate::runner::{ExpectationResult, RunResult};
 use crate::scenario::ExpectedFigure;
 
 /// Every figure: its name and what it counts.
-pub const FIGURES: [(&str, &str); 48] = [
+pub const FIGURES: [(&str, &str); 49] = [
     ("sim_time_ns", "simulated time at the end of the run"),
     (
         "accesses",
@@ -41,6 +41,10 @@ pub const FIGURES: [(&str, &str); 48] = [
     ("audits", "full coherence audits run"),
     ("interrupts_sent", "device interrupts raised by cards"),
     ("dma_records", "records written into memory by card DMA"),
+    (
+        "blk_commands",
+        "block commands storage cards completed (failed ones included)",
+    ),
     (
         "failed_accesses",
         "MMIO/config/port accesses that found no device",
@@ -193,6 +197,7 @@ pub fn value(r: &RunResult, name: &str) -> Option<f64> {
         "audits" => r.audits as f64,
         "interrupts_sent" => io.interrupts_sent as f64,
         "dma_records" => io.dma_records as f64,
+        "blk_commands" => (io.blk_done + io.blk_failed) as f64,
         "failed_accesses" => io.failed_accesses as f64,
         "context_switches" => os_stat(|s| s.context_switches),
         "balance_moves" => os_stat(|s| s.balance_moves),

@@ -1029,9 +1029,10 @@ pub fn summary(scn: &Scenario, r: &RunResult) -> String {
             ),
             "TESTER" => format!(", {} reads checked", thousands(r.tester.checks)),
             "DRIVER" => format!(
-                ", {} records and {} transmits checked",
+                ", {} records, {} transmits and {} sectors checked",
                 thousands(r.driver.records_checked),
-                thousands(r.driver.transmits)
+                thousands(r.driver.transmits),
+                thousands(r.driver.sectors_checked)
             ),
             _ => String::new(),
         };

@@ -109,6 +109,55 @@ pub mod device {
         pub const STATUS_TX_DONE: u64 = 2;
         /// `STATUS` bit: a DMA failed (the address was not memory).
         pub const STATUS_DMA_ERROR: u64 = 4;
+        /// Block engine (storage cards): first sector of the next command.
+        pub const BLK_LBA: u64 = 0x60;
+        /// Block engine: physical address of the next command's buffer.
+        pub const BLK_ADDR: u64 = 0x68;
+        /// Block engine: bytes the next command moves (a multiple of
+        /// [`super::SECTOR_BYTES`], at most [`super::BLK_MAX_BYTES`]).
+        pub const BLK_LEN: u64 = 0x70;
+        /// Block engine: the driver's tag for the next command (returned on completion).
+        pub const BLK_TAG: u64 = 0x78;
+        /// Block engine doorbell: writing [`BLK_READ`] or [`BLK_WRITE`] queues the command
+        /// the four registers above describe.
+        pub const BLK_CMD: u64 = 0x80;
+        /// Block engine: reading it takes the oldest completion ([`super::blk_done`]), 0 when
+        /// none is left.
+        pub const BLK_DONE: u64 = 0x88;
+        /// Block engine: sectors on the medium (read-only; 0 on a card without one).
+        pub const BLK_CAPACITY: u64 = 0x90;
+        /// Block engine: nanoseconds one command takes (the medium serves one at a time).
+        pub const BLK_LATENCY: u64 = 0x98;
+        /// `BLK_CMD`: medium to memory (the card writes the buffer by DMA).
+        pub const BLK_READ: u64 = 1;
+        /// `BLK_CMD`: memory to medium (the card reads the buffer by DMA).
+        pub const BLK_WRITE: u64 = 2;
+        /// `STATUS` bit: a block command completed (take them from `BLK_DONE`).
+        pub const STATUS_BLK_DONE: u64 = 8;
+    }
+
+    /// Bytes of one sector of a storage card's medium.
+    pub const SECTOR_BYTES: u64 = 512;
+    /// Most bytes one block command moves.
+    pub const BLK_MAX_BYTES: u64 = 1 << 20;
+    /// Commands a storage card holds queued or completed and not yet taken; one more is
+    /// refused (completed at once with [`BLK_FAILED`]).
+    pub const BLK_QUEUE: usize = 64;
+    /// `BLK_DONE` bit: a completion (the tag is in the low 32 bits).
+    pub const BLK_VALID: u64 = 1 << 63;
+    /// `BLK_DONE` bit: the command failed (bad range or length, queue full, DMA refused or
+    /// bus mastering off); nothing of it was done, or the buffer holds part of it.
+    pub const BLK_FAILED: u64 = 1 << 62;
+
+    /// The completion word of the command tagged `tag`.
+    pub const fn blk_done(tag: u32, failed: bool) -> u64 {
+        BLK_VALID | if failed { BLK_FAILED } else { 0 } | tag as u64
+    }
+
+    /// Word `w` (counted from the medium's start) of a storage card with `serial` that was
+    /// never written: what a new medium holds.
+    pub fn media_word(serial: u64, w: u64) -> u64 {
+        (w ^ serial.rotate_left(17)).wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5EC7_0000_0000_0000
     }
 
     /// Word `i` of record `seq` of the card with `serial`.

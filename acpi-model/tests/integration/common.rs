@@ -14,6 +14,8 @@ pub(crate) fn card(subsystem: u16, slot: u8, kind: DeviceKind, irq_cpu: u32) -> 
         bar_size: None,
         irq_cpu: Some(irq_cpu),
         period_ns: Some(2000),
+        capacity: None,
+        latency_ns: None,
     }
 }
 

@@ -8,7 +8,7 @@ use io_subsystem::DeviceId;
 use io_subsystem::device::{RECORD_WORDS, record_word, regs};
 use io_subsystem::pci::{cmd, reg};
 use io_subsystem::sapic;
-use sim_core::{CellId, CpuId, Entity, PhysAddr, SlotId};
+use sim_core::{CellId, CpuId, Entity, PhysAddr, SimTime, SlotId};
 
 use crate::common::*;
 
@@ -247,4 +247,212 @@ fn an_mmio_access_by_a_halted_cpu_goes_nowhere() {
             .message
             .contains("issued by cpu7, which is halted")
     );
+}
+
+/// Queues one block command on card `d` as CPU 0.
+fn block(
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+    d: DeviceId,
+    at: u64,
+    cmd: (u64, u64, u64, u64, u64),
+) {
+    let b = bar(p, d);
+    let (lba, addr, len, tag, op) = cmd;
+    for (r, v) in [
+        (regs::BLK_LBA, lba),
+        (regs::BLK_ADDR, addr),
+        (regs::BLK_LEN, len),
+        (regs::BLK_TAG, tag),
+        (regs::BLK_CMD, op),
+    ] {
+        p.store(t(at), CPU, PhysAddr::new(b + r), v, probe).unwrap();
+    }
+}
+
+/// Runs card `d`'s wakeups up to `until`, in time order; `q` keeps the ones not due yet.
+fn run_card(
+    p: &mut Platform,
+    probe: &mut PlatformProbe,
+    d: DeviceId,
+    q: &mut Vec<SimTime>,
+    until: u64,
+) {
+    loop {
+        q.extend(p.take_wakeups().into_iter().map(|(_, at)| at));
+        q.sort();
+        let Some(&at) = q.first().filter(|&&a| a <= t(until)) else {
+            return;
+        };
+        q.remove(0);
+        if let Some(next) = p.device_tick(at, d, probe) {
+            q.push(next);
+        }
+    }
+}
+
+fn done(p: &mut Platform, probe: &mut PlatformProbe, d: DeviceId, at: u64) -> u64 {
+    let b = bar(p, d);
+    p.load(t(at), CPU, PhysAddr::new(b + regs::BLK_DONE), probe)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_storage_card_writes_its_medium_by_dma_and_reads_it_back_in_order() {
+    use io_subsystem::device::{BLK_FAILED, SECTOR_BYTES, blk_done, media_word};
+    let (mut p, mut probe) = booted();
+    let d = DeviceId(1); // the disk
+    let bdf = p.io().device(d).unwrap().bdf;
+    p.config_write(
+        t(0),
+        CPU,
+        bdf,
+        reg::COMMAND,
+        cmd::MEMORY | cmd::BUS_MASTER,
+        &mut probe,
+    )
+    .unwrap();
+    let b = bar(&p, d);
+    let latency = p
+        .load(t(0), CPU, PhysAddr::new(b + regs::BLK_LATENCY), &mut probe)
+        .unwrap()
+        .0;
+    let cap = p.io().device(d).unwrap().capacity();
+    assert_eq!(cap, (1 << 30) / SECTOR_BYTES, "the kind's default medium");
+    let (src, dst) = (0x30_0000u64, 0x31_0000u64);
+    let mut q = Vec::new();
+    let words = SECTOR_BYTES / 8 * 2;
+    for i in 0..words {
+        p.store(
+            t(1),
+            CpuId(2),
+            PhysAddr::new(src + 8 * i),
+            0xAB00 + i,
+            &mut probe,
+        )
+        .unwrap();
+    }
+    // Write two sectors at 10, read them back elsewhere, read a sector never written, and
+    // ask for one past the end of the medium.
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        10,
+        (10, src, 2 * SECTOR_BYTES, 7, regs::BLK_WRITE),
+    );
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        11,
+        (10, dst, 2 * SECTOR_BYTES, 8, regs::BLK_READ),
+    );
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        12,
+        (99, dst + 0x1000, SECTOR_BYTES, 9, regs::BLK_READ),
+    );
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        13,
+        (cap, dst, SECTOR_BYTES, 10, regs::BLK_READ),
+    );
+    // The bad one completes at once, failed; the others one latency apart, in order.
+    assert_eq!(done(&mut p, &mut probe, d, 14), blk_done(10, true));
+    assert_eq!(done(&mut p, &mut probe, d, 14), 0, "nothing else done yet");
+    assert_eq!(p.io().device(d).unwrap().blk_in_flight(), 3);
+    run_card(&mut p, &mut probe, d, &mut q, 10 + 2 * latency);
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + 2 * latency),
+        blk_done(7, false)
+    );
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + 2 * latency),
+        blk_done(8, false)
+    );
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + 2 * latency),
+        0,
+        "the third is not due"
+    );
+    run_card(&mut p, &mut probe, d, &mut q, 10 + 3 * latency);
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + 3 * latency),
+        blk_done(9, false)
+    );
+    let at = t(20 + 3 * latency);
+    for i in 0..words {
+        let (v, _) = p
+            .load(at, CpuId(6), PhysAddr::new(dst + 8 * i), &mut probe)
+            .unwrap();
+        assert_eq!(v, 0xAB00 + i, "word {i} came back");
+    }
+    let serial = p.io().device(d).unwrap().serial;
+    let (v, _) = p
+        .load(at, CpuId(6), PhysAddr::new(dst + 0x1000 + 8), &mut probe)
+        .unwrap();
+    assert_eq!(
+        v,
+        media_word(serial, 99 * SECTOR_BYTES / 8 + 1),
+        "a new medium's contents"
+    );
+    // The status says so, and the medium holds the data.
+    let (st, _) = p
+        .load(at, CPU, PhysAddr::new(b + regs::STATUS), &mut probe)
+        .unwrap();
+    assert!(st & regs::STATUS_BLK_DONE != 0);
+    let mut back = [0u64; 2];
+    p.io().device(d).unwrap().peek_media(10, &mut back);
+    assert_eq!(back, [0xAB00, 0xAB01]);
+    // Bus mastering off: the command fails when the medium gets to it, nothing moves.
+    p.config_write(at, CPU, bdf, reg::COMMAND, cmd::MEMORY, &mut probe)
+        .unwrap();
+    let now = 30 + 3 * latency;
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        now,
+        (10, dst, SECTOR_BYTES, 11, regs::BLK_READ),
+    );
+    run_card(&mut p, &mut probe, d, &mut q, now + latency);
+    let w = done(&mut p, &mut probe, d, now + latency);
+    assert_eq!(w, blk_done(11, true));
+    assert!(w & BLK_FAILED != 0);
+    // A command in flight when the slot loses power is lost; the medium keeps its data.
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        now + latency + 1,
+        (10, dst, SECTOR_BYTES, 12, regs::BLK_READ),
+    );
+    let slot = "\\_SB_.IO01.PCI0.SL01";
+    p.evaluate(
+        t(now + latency + 2),
+        &format!("{slot}._PS3"),
+        &[],
+        &mut probe,
+    )
+    .unwrap();
+    p.evaluate(
+        t(now + latency + 3),
+        &format!("{slot}._PS0"),
+        &[],
+        &mut probe,
+    )
+    .unwrap();
+    assert_eq!(p.io().device(d).unwrap().blk_in_flight(), 0);
+    let mut back = [0u64; 2];
+    p.io().device(d).unwrap().peek_media(10, &mut back);
+    assert_eq!(back, [0xAB00, 0xAB01]);
+    run_card(&mut p, &mut probe, d, &mut q, now + 3 * latency);
+    probe.audit(t(now + 3 * latency), &p);
+    assert!(probe.violations.is_empty(), "{:?}", probe.violations.kept());
 }

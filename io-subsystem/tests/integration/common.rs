@@ -138,6 +138,8 @@ pub(crate) fn card(subsystem: u16, slot: u8, kind: DeviceKind) -> DeviceConfig {
         bar_size: None,
         irq_cpu: None,
         period_ns: Some(1000),
+        capacity: None,
+        latency_ns: None,
     }
 }
 

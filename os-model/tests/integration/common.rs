@@ -41,6 +41,8 @@ pub(crate) fn some_cards(subsystems: u16) -> IoConfig {
             bar_size: None,
             irq_cpu: None,
             period_ns: Some(4000),
+            capacity: None,
+            latency_ns: None,
         });
     }
     io

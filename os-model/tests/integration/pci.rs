@@ -22,6 +22,8 @@ fn card(subsystem: u16, slot: u8, kind: DeviceKind, bar: Option<u64>) -> DeviceC
         bar_size: bar.map(ByteSize),
         irq_cpu: None,
         period_ns: Some(6000),
+        capacity: None,
+        latency_ns: None,
     }
 }
 
