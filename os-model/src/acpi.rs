@@ -199,13 +199,13 @@ fn crs(p: &Platform, path: &str) -> Vec<Resource> {
 }
 
 /// The processor object at `path`, if it is one and its `_MAT` is readable.
-pub fn processor(p: &Platform, path: &str) -> Option<ProcessorInfo> {
+fn processor(p: &Platform, path: &str) -> Option<ProcessorInfo> {
     let mat = p.read(&format!("{path}._MAT"))?;
     let b = mat.as_buffer()?;
     Some(ProcessorInfo {
         path: path.to_owned(),
         uid: int(p, path, "_UID")? as u32,
-        present: present(p, path),
+        present: false,
         lsapic: LsapicId {
             id: *b.get(3)?,
             eid: *b.get(4)?,
@@ -223,15 +223,25 @@ fn sapic(p: &Platform, path: &str, node: u32) -> Option<SapicInfo> {
     };
     Some(SapicInfo {
         path: path.to_owned(),
-        present: present(p, path),
+        present: false,
         gsi_base: gsb as u32,
         base,
         node,
     })
 }
 
-/// Walks the whole namespace.
+/// Walks the whole namespace, reading `_STA` out of band (no CPU, no time): for a harness
+/// that is not the kernel. The kernel uses [`scan_static`] and evaluates each `_STA` itself.
 pub fn scan(p: &Platform) -> AcpiScan {
+    let mut out = scan_static(p);
+    out.refresh_presence(|path| present(p, path));
+    out
+}
+
+/// Walks the whole namespace for what its static objects say (`_HID`, `_UID`, `_CRS`,
+/// `_PXM`, `_PRT`, `_ADR`, …); every `present` is `false` until
+/// [`AcpiScan::refresh_presence`] evaluates the `_STA`s.
+pub fn scan_static(p: &Platform) -> AcpiScan {
     let mut out = AcpiScan::default();
     for module in p.children("\\_SB_") {
         match hid(p, &module).as_deref() {
@@ -264,7 +274,7 @@ pub fn scan(p: &Platform) -> AcpiScan {
                         if let Some(adr) = int(p, &f, "_ADR") {
                             out.chipset.push(ChipsetInfo {
                                 path: f.clone(),
-                                present: present(p, &f),
+                                present: false,
                                 bus,
                                 device: (adr >> 16) as u8,
                                 node: int(p, &dev, "_PXM").unwrap_or(u64::from(mnode)) as u32,
@@ -292,7 +302,7 @@ fn memory_device(
     };
     Some(MemoryInfo {
         path: path.to_owned(),
-        present: present(p, path),
+        present: false,
         base,
         len,
         node: int(p, path, "_PXM").unwrap_or(u64::from(node)) as u32,
@@ -329,7 +339,7 @@ fn scan_bridge(p: &Platform, path: &str, node: u32, out: &mut AcpiScan) {
     let bridge = out.bridges.len();
     out.bridges.push(BridgeInfo {
         path: path.to_owned(),
-        present: present(p, path),
+        present: false,
         mmio,
         io,
         bus: int(p, path, "_BBN").unwrap_or(0) as u8,
@@ -349,6 +359,41 @@ fn scan_bridge(p: &Platform, path: &str, node: u32, out: &mut AcpiScan) {
 }
 
 impl AcpiScan {
+    /// Sets every device's `present` from `sta(path)` (its `_STA` says present), in
+    /// namespace order by kind: processors, memory, IO SAPICs, host bridges, chipset
+    /// functions.
+    pub fn refresh_presence(&mut self, mut sta: impl FnMut(&str) -> bool) {
+        for x in &mut self.processors {
+            x.present = sta(&x.path);
+        }
+        for x in &mut self.memory {
+            x.present = sta(&x.path);
+        }
+        for x in &mut self.sapics {
+            x.present = sta(&x.path);
+        }
+        for x in &mut self.bridges {
+            x.present = sta(&x.path);
+        }
+        for x in &mut self.chipset {
+            x.present = sta(&x.path);
+        }
+    }
+
+    /// Whether the device at `path` was present when this scan evaluated its `_STA` (`false`
+    /// for a path it does not hold).
+    pub fn present_of(&self, path: &str) -> bool {
+        let p = |x: &str, present: bool| (x == path).then_some(present);
+        self.processors
+            .iter()
+            .find_map(|x| p(&x.path, x.present))
+            .or_else(|| self.memory.iter().find_map(|x| p(&x.path, x.present)))
+            .or_else(|| self.sapics.iter().find_map(|x| p(&x.path, x.present)))
+            .or_else(|| self.bridges.iter().find_map(|x| p(&x.path, x.present)))
+            .or_else(|| self.chipset.iter().find_map(|x| p(&x.path, x.present)))
+            .unwrap_or(false)
+    }
+
     /// The memory device no module holds (interleaved memory), if there is one: then no
     /// cell can leave, for each holds a share of every page.
     pub fn interleaved_memory(&self) -> Option<&MemoryInfo> {

@@ -612,11 +612,19 @@ pub enum OsDefect {
     /// that was pending), whether or not one was pending: the handler runs for a message
     /// no line sent (CHK-6: a handling with no message, from the hardware's tags).
     RetriggerMovedIrqs,
+    /// CPU hot-remove, having moved an IRQ to another CPU, runs its handler once more by
+    /// hand for the last interrupt the line delivered (a software resend of a message that
+    /// was already served) (CHK-6: a message handled twice, from the hardware's tags).
+    ReplayLastIrqOnMove,
+    /// CPU hot-remove reprograms a moved line's IO SAPIC entry with the vector of another
+    /// IRQ (an index off by one): the line's interrupts reach the other line's handler
+    /// (CHK-6: a message served by another line's handler, from the hardware's tags).
+    RerouteWrongVector,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 27] = [
+    pub const ALL: [OsDefect; 29] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -644,6 +652,8 @@ impl OsDefect {
         OsDefect::BalancePullsDirectly,
         OsDefect::KeepOfflinePagesListed,
         OsDefect::RetriggerMovedIrqs,
+        OsDefect::ReplayLastIrqOnMove,
+        OsDefect::RerouteWrongVector,
     ];
 
     /// The name used in scenario files.
@@ -676,6 +686,8 @@ impl OsDefect {
             OsDefect::BalancePullsDirectly => "balance_pulls_directly",
             OsDefect::KeepOfflinePagesListed => "keep_offline_pages_listed",
             OsDefect::RetriggerMovedIrqs => "retrigger_moved_irqs",
+            OsDefect::ReplayLastIrqOnMove => "replay_last_irq_on_move",
+            OsDefect::RerouteWrongVector => "reroute_wrong_vector",
         }
     }
 
@@ -710,6 +722,8 @@ impl OsDefect {
             OsDefect::BalancePullsDirectly => &["CHK-4"],
             OsDefect::KeepOfflinePagesListed => &["CHK-7"],
             OsDefect::RetriggerMovedIrqs => &["CHK-6"],
+            OsDefect::ReplayLastIrqOnMove => &["CHK-6"],
+            OsDefect::RerouteWrongVector => &["CHK-6"],
         }
     }
 }

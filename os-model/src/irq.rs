@@ -103,6 +103,9 @@ pub struct IrqDesc {
     pub freed: bool,
     /// Interrupts in a row that no handler claimed (`note_interrupt`).
     pub unhandled: u32,
+    /// The messages its last handler run served, as the hardware tagged them (what a
+    /// software resend of that interrupt would replay).
+    pub last_served: Vec<sim_core::MsgTag>,
 }
 
 /// What an IRQ's handler serves.
@@ -215,6 +218,7 @@ mod tests {
             rerouted: 0,
             freed: false,
             unhandled: 0,
+            last_served: Vec::new(),
         });
         assert_eq!(t.by_vector(v), Some(i));
         assert_eq!(t.routed_to(LogicalCpu(2)), vec![i]);

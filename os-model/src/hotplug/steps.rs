@@ -225,7 +225,14 @@ impl CpuFlow {
             };
             os.reader_use(t, ctl, v, to, cx);
             let dest = os.pcpu[to.index()].lsapic;
-            irq::program_rte(cx, t, hw, d.sapic_base, d.entry, d.vector, dest, false);
+            let vector = if os.has_defect(OsDefect::RerouteWrongVector) {
+                // The defect: the next IRQ's vector (off by one in the table).
+                let descs = os.irqs.descs();
+                descs[(i + 1) % descs.len()].vector
+            } else {
+                d.vector
+            };
+            irq::program_rte(cx, t, hw, d.sapic_base, d.entry, vector, dest, false);
             os.reader_end(*t, ctl);
             if let Some(e) = os.irqs.get_mut(i) {
                 e.target = to;
@@ -243,6 +250,10 @@ impl CpuFlow {
             if os.has_defect(OsDefect::RetriggerMovedIrqs) {
                 // The defect: a resend with nothing pending to resend.
                 os.send_ipi(*t, ctl, to, d.vector, cx);
+            }
+            if os.has_defect(OsDefect::ReplayLastIrqOnMove) && !d.last_served.is_empty() {
+                // The defect: the last interrupt served, handled again by hand.
+                os.device_interrupt(t, ctl, d.vector, d.last_served.clone(), cx);
             }
             n += 1;
         }

@@ -40,10 +40,25 @@ impl Os {
     ) -> Result<Os, OsError> {
         let cx = &mut Cx { p, probe };
         cfg.validate().map_err(|e| cfg_err(e.field, e.message))?;
-        let mut scan = acpi::scan(cx.p);
+        let mut scan = acpi::scan_static(cx.p);
         if let Some(cells) = &cfg.cells {
             scan.restrict(cells);
         }
+        // Every device's `_STA`, evaluated by the boot CPU through firmware at the
+        // interpreter's cost: boot goes on once they are all known.
+        let boot_hw = cx.p.machine().cpu_by_lsapic(bsp);
+        let mut evals = 0u64;
+        let mut t_scan = now;
+        scan.refresh_presence(|path| {
+            let v =
+                cx.p.evaluate_as(t_scan, boot_hw, &format!("{path}._STA"), &[], cx.probe);
+            t_scan += crate::kernel::AML_EVAL;
+            evals += 1;
+            v.ok()
+                .and_then(|v| v.as_integer())
+                .is_some_and(|s| s & acpi::STA_PRESENT != 0)
+        });
+        let now = t_scan;
         let nr = cfg.nr_cpus as usize;
         let mut d = OsDefects::default();
         for &x in defects {
@@ -99,7 +114,10 @@ impl Os {
             csds: BTreeMap::new(),
             next_csd: 1,
             hp: Hotplug::default(),
-            stats: OsStats::default(),
+            stats: OsStats {
+                aml_evals: evals,
+                ..OsStats::default()
+            },
             streams: *streams,
             bsp: LogicalCpu(0),
             boot_ops: 0,

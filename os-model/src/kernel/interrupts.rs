@@ -71,7 +71,7 @@ impl Os {
         let _ = PciFlow::route_gsi(self, t, gsi, IrqHandler::Sci, c, Some(c), false, cx);
     }
 
-    pub(super) fn device_interrupt(
+    pub(crate) fn device_interrupt(
         &mut self,
         t: &mut SimTime,
         c: LogicalCpu,
@@ -90,6 +90,7 @@ impl Os {
         };
         if let Some(d) = self.irqs.get_mut(i) {
             d.handled += 1;
+            d.last_served.clone_from(&tags);
         }
         self.stats.irqs_handled += 1;
         self.emit(

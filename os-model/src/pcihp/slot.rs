@@ -479,6 +479,7 @@ impl PciFlow {
             rerouted: 0,
             freed: false,
             unhandled: 0,
+            last_served: Vec::new(),
         };
         let d = match reuse {
             Some(d) => {

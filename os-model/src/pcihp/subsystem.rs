@@ -108,8 +108,9 @@ impl PciFlow {
                 if !os.sta_present(&mut t, ctl, path, cx) {
                     return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
                 }
-                // The namespace is the same tree; what is present and what it holds changed.
-                let fresh = crate::acpi::scan(cx.p);
+                // The namespace is the same tree; what is present and what it holds changed
+                // (each device's `_STA` evaluated again, at its cost).
+                let fresh = rescan(os, &mut t, ctl, path, cx);
                 os.scan.bridges = fresh.bridges;
                 os.scan.sapics = fresh.sapics;
                 os.scan.slots = fresh.slots;
@@ -280,7 +281,7 @@ impl PciFlow {
                     os.sapic_sizes.remove(base);
                     os.sapics_gone.remove(base);
                 }
-                let fresh = crate::acpi::scan(cx.p);
+                let fresh = rescan(os, &mut t, ctl, path, cx);
                 os.scan.bridges = fresh.bridges;
                 os.scan.sapics = fresh.sapics;
                 os.scan.slots = fresh.slots;
@@ -298,4 +299,25 @@ impl PciFlow {
             | PciStep::PowerOff => Next::Done(t, "not a subsystem step".into()),
         }
     }
+}
+
+/// The namespace read again after the subtree at `path` changed: the `_STA` of each device in
+/// it evaluated by `ctl` at its cost, every other device as present as the kernel knew it.
+fn rescan(
+    os: &mut Os,
+    t: &mut SimTime,
+    ctl: LogicalCpu,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> crate::acpi::AcpiScan {
+    let mut fresh = crate::acpi::scan_static(cx.p);
+    let below = format!("{path}.");
+    fresh.refresh_presence(|p| {
+        if p == path || p.starts_with(&below) {
+            os.sta_present(t, ctl, p, cx)
+        } else {
+            os.scan.present_of(p)
+        }
+    });
+    fresh
 }

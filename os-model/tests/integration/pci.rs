@@ -101,6 +101,35 @@ fn clean(s: &mut Sim) -> Result<(), String> {
 }
 
 #[test]
+fn boot_evaluates_every_devices_sta_through_firmware_at_its_cost() {
+    let (m, io) = machine();
+    let cfg = OsConfig {
+        tasks_per_cpu: 1,
+        ..OsConfig::default()
+    };
+    let s = Sim::new(m, io, &cfg, &[], 1);
+    // Processors, memory devices, IO SAPICs, host bridges and chipset functions: one `_STA`
+    // each, by the boot CPU through the AML interpreter, before anything else of the boot.
+    let sc = s.os.scan();
+    let devices = sc.processors.len()
+        + sc.memory.len()
+        + sc.sapics.len()
+        + sc.bridges.len()
+        + sc.chipset.len();
+    assert!(devices > 10, "{devices}");
+    assert_eq!(s.os.stats().aml_evals, devices as u64);
+    // What they said is what firmware holds: a present processor is one whose `_STA` has
+    // its present bit (bit 0) set.
+    for c in &sc.processors {
+        let sta =
+            s.p.read(&format!("{}._STA", c.path))
+                .and_then(|v| v.as_integer())
+                .unwrap();
+        assert_eq!(c.present, sta & 1 != 0, "{}", c.path);
+    }
+}
+
+#[test]
 fn a_slot_goes_down_and_up_again_under_load() {
     let mut s = sim(&[], 1);
     let before = s.os.pci_hotplug().slot(SlotId(5)).cloned().unwrap();
