@@ -250,9 +250,10 @@ pub fn scan_static(p: &Platform) -> AcpiScan {
                 out.memory.extend(memory_device(p, &module, 0, None));
                 continue;
             }
-            // The system IO SAPIC, in no module (the SCI's).
+            // The system IO SAPIC, in no module (the SCI's): its node from its own `_PXM`.
             Some("ACPI0009") => {
-                out.sapics.extend(sapic(p, &module, 0));
+                let node = int(p, &module, "_PXM").unwrap_or(0) as u32;
+                out.sapics.extend(sapic(p, &module, node));
                 continue;
             }
             Some(_) | None => continue,
