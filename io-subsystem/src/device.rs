@@ -123,6 +123,17 @@ impl Block {
                 .is_some_and(|end| end <= self.capacity)
     }
 
+    /// The wakeup the medium needs now (its oldest command's end), if it is not the one it
+    /// already asked for: the caller schedules it.
+    pub(crate) fn new_wake(&mut self) -> Option<SimTime> {
+        let front = self.queue.front().map(|c| c.done_at);
+        if self.wake_at == front {
+            return None;
+        }
+        self.wake_at = front;
+        front
+    }
+
     /// Reads `buf.len()` words of the medium from sector `lba`.
     pub(crate) fn read_media(&self, serial: u64, lba: u64, buf: &mut [u64]) {
         let first = lba * (SECTOR_BYTES / 8);
@@ -193,8 +204,6 @@ pub struct Device {
     /// Ring-full stalls.
     pub overruns: u64,
     pub(crate) block: Block,
-    /// Block commands completed (failed ones included).
-    pub block_commands: u64,
 }
 
 impl Device {
@@ -257,7 +266,6 @@ impl Device {
                 default_latency: latency,
                 ..Block::default()
             },
-            block_commands: 0,
         }
     }
 
@@ -333,8 +341,11 @@ impl Device {
             && self.config.command() & cmd::INTX_DISABLE == 0
     }
 
-    /// Reads register `off`.
-    pub(crate) fn read_reg(&self, off: u64) -> u64 {
+    /// Reads register `off` (reading `BLK_DONE` takes the completion it returns).
+    pub(crate) fn read_reg(&mut self, off: u64) -> u64 {
+        if off == regs::BLK_DONE {
+            return self.block.done.pop_front().unwrap_or(0);
+        }
         let e = &self.engine;
         match off {
             regs::CTRL => e.ctrl,

@@ -669,13 +669,11 @@ impl IoFabric {
         let (value, target, outcome) = match self.decode_mmio(a) {
             Decoded::Device(d, off) => {
                 let dev = &mut self.devices[d.0 as usize];
-                let v = if off & !7 == regs::BLK_DONE {
-                    // Reading takes the oldest completion.
-                    dev.block.done.pop_front().unwrap_or(0)
-                } else {
-                    dev.read_reg(off & !7)
-                };
-                (v, IoTarget::Device(d, dev.bdf), IoOutcome::Ok)
+                (
+                    dev.read_reg(off & !7),
+                    IoTarget::Device(d, dev.bdf),
+                    IoOutcome::Ok,
+                )
             }
             Decoded::Sapic(i, off) => {
                 let s = &self.subs[i];
@@ -883,11 +881,11 @@ impl IoFabric {
             regs::BLK_WRITE => true,
             _ => return,
         };
-        let tag = b.tag as u32;
         if b.capacity == 0 {
             // Not a storage card: the doorbell is not wired to anything.
             return;
         }
+        let tag = b.tag as u32;
         if !b.valid(b.lba, b.len) || b.queue.len() >= crate::device::BLK_QUEUE {
             b.done.push_back(crate::device::blk_done(tag, true));
             dev.engine.status |= regs::STATUS_BLK_DONE;
@@ -904,12 +902,8 @@ impl IoFabric {
             tag,
             done_at,
         });
-        let front = b.queue.front().map(|c| c.done_at);
-        if b.wake_at != front {
-            b.wake_at = front;
-            if let Some(at) = front {
-                self.wakeups.push((d, at));
-            }
+        if let Some(at) = b.new_wake() {
+            self.wakeups.push((d, at));
         }
     }
 
@@ -929,7 +923,6 @@ impl IoFabric {
                 break;
             };
             dev.block.queue.pop_front();
-            dev.block_commands += 1;
             let (serial, agent, can) = (dev.serial, Entity::Pci(dev.bdf), dev.can_dma());
             let mut buf = vec![0u64; (cmd.len / 8) as usize];
             let failed = if !can {
@@ -974,13 +967,8 @@ impl IoFabric {
             dev.engine.status |= regs::STATUS_BLK_DONE;
             posted = true;
         }
-        let b = &mut self.devices[d.0 as usize].block;
-        let front = b.queue.front().map(|c| c.done_at);
-        if b.wake_at != front {
-            b.wake_at = front;
-            if let Some(at) = front {
-                self.wakeups.push((d, at));
-            }
+        if let Some(at) = self.devices[d.0 as usize].block.new_wake() {
+            self.wakeups.push((d, at));
         }
         if posted {
             self.update_line(now, d, env);

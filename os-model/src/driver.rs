@@ -174,17 +174,26 @@ pub struct Card {
     pub block_cycles: u64,
 }
 
-/// One sector check of a storage card: the pattern goes out, then comes back.
+/// One sector check of a storage card: the pattern goes out, then comes back. Its sector,
+/// pattern and command tags all follow from which check it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SectorCheck {
-    /// The sector.
-    pub lba: u64,
-    /// Which check (the pattern depends on it).
+    /// Which check of the card (from 0).
     pub cycle: u64,
     /// The read-back is in flight (else the write).
     pub reading: bool,
-    /// The tag of the command in flight.
-    pub tag: u32,
+}
+
+impl SectorCheck {
+    /// The tag of the command in flight: odd for the write, the next for the read-back.
+    pub fn tag(self) -> u32 {
+        (2 * self.cycle + 1 + u64::from(self.reading)) as u32
+    }
+
+    /// The sector of card `c` it uses: 8 sectors on from the last check's, around the medium.
+    pub fn lba(self, c: &Card) -> u64 {
+        (self.cycle * 8) % c.capacity.max(1)
+    }
 }
 
 /// Word `i` of the pattern the driver writes in sector check `cycle` of the card `serial`.
@@ -453,25 +462,19 @@ impl CardDriver {
             let mut tail = c.tail;
             while tail < head {
                 let seq = tail / RECORD_BYTES;
-                let addr = c.ring + tail % c.ring_bytes;
-                for i in 0..RECORD_WORDS {
-                    let a = addr + 8 * i as u64;
-                    let v = load(cx, t, cpu, a);
-                    let want = record_word(c.serial, seq, i);
-                    if v != want {
-                        Self::mismatch(
-                            &mut self.stats,
-                            *t,
-                            cpu,
-                            Entity::Memory(PhysAddr::new(a)),
-                            format!(
-                                "receive record {seq} of pci {} word {i}: read {v:#x}, the card wrote {want:#x}",
-                                c.bdf
-                            ),
-                            out,
-                        );
-                    }
-                }
+                self.check_words(
+                    t,
+                    cpu,
+                    c.ring + tail % c.ring_bytes,
+                    RECORD_WORDS as u64,
+                    |i| record_word(c.serial, seq, i as usize),
+                    (
+                        &format!("receive record {seq} of pci {}", c.bdf),
+                        "the card",
+                    ),
+                    cx,
+                    out,
+                );
                 self.stats.records_checked += 1;
                 tail += RECORD_BYTES;
             }
@@ -532,22 +535,18 @@ impl CardDriver {
         }
     }
 
-    /// Queues one block command on card `k` as `cpu`: `SECTOR_BYTES` between its buffer and
-    /// sector `lba`.
-    #[allow(clippy::too_many_arguments)]
-    fn block_command(
-        t: &mut SimTime,
-        c: &Card,
-        cpu: CpuId,
-        lba: u64,
-        tag: u32,
-        command: u64,
-        cx: &mut Cx<'_>,
-    ) {
-        store(cx, t, cpu, c.bar + regs::BLK_LBA, lba);
+    /// Queues the command of sector check `chk` (its write, or its read-back) on card `c` as
+    /// `cpu`: `SECTOR_BYTES` between the card's buffer and the check's sector.
+    fn block_command(t: &mut SimTime, c: &Card, cpu: CpuId, chk: SectorCheck, cx: &mut Cx<'_>) {
+        let command = if chk.reading {
+            regs::BLK_READ
+        } else {
+            regs::BLK_WRITE
+        };
+        store(cx, t, cpu, c.bar + regs::BLK_LBA, chk.lba(c));
         store(cx, t, cpu, c.bar + regs::BLK_ADDR, c.tx_buf);
         store(cx, t, cpu, c.bar + regs::BLK_LEN, SECTOR_BYTES);
-        store(cx, t, cpu, c.bar + regs::BLK_TAG, u64::from(tag));
+        store(cx, t, cpu, c.bar + regs::BLK_TAG, u64::from(chk.tag()));
         store(cx, t, cpu, c.bar + regs::BLK_CMD, command);
     }
 
@@ -556,8 +555,10 @@ impl CardDriver {
     fn start_sector_check(&mut self, t: &mut SimTime, k: usize, cpu: CpuId, cx: &mut Cx<'_>) {
         let c = self.cards[k].clone();
         let cycle = c.block_cycles;
-        // Sectors 8 apart, over the whole medium in turn.
-        let lba = (cycle * 8) % c.capacity;
+        let chk = SectorCheck {
+            cycle,
+            reading: false,
+        };
         for i in 0..SECTOR_BYTES / 8 {
             store(
                 cx,
@@ -567,16 +568,10 @@ impl CardDriver {
                 sector_word(c.serial, cycle, i),
             );
         }
-        let tag = (2 * cycle + 1) as u32;
-        Self::block_command(t, &c, cpu, lba, tag, regs::BLK_WRITE, cx);
+        Self::block_command(t, &c, cpu, chk, cx);
         let card = &mut self.cards[k];
         card.block_cycles += 1;
-        card.block = Some(SectorCheck {
-            lba,
-            cycle,
-            reading: false,
-            tag,
-        });
+        card.block = Some(chk);
     }
 
     /// Takes every completion storage card `k` posted: a write done is followed by the
@@ -601,7 +596,7 @@ impl CardDriver {
                 return true;
             }
             let tag = (w & 0xFFFF_FFFF) as u32;
-            let Some(chk) = self.cards[k].block.filter(|b| b.tag == tag) else {
+            let Some(chk) = self.cards[k].block.filter(|b| b.tag() == tag) else {
                 // Not the command in flight (one from before the card was brought up again).
                 continue;
             };
@@ -616,7 +611,8 @@ impl CardDriver {
                     Entity::Pci(c.bdf),
                     format!(
                         "pci {} failed the {op} of sector {} (block command {tag})",
-                        c.bdf, chk.lba
+                        c.bdf,
+                        chk.lba(&c)
                     ),
                     out,
                 );
@@ -626,36 +622,68 @@ impl CardDriver {
                 for i in 0..SECTOR_BYTES / 8 {
                     store(cx, t, cpu, c.tx_buf + 8 * i, sector_poison(i));
                 }
-                let tag = tag + 1;
-                Self::block_command(t, &c, cpu, chk.lba, tag, regs::BLK_READ, cx);
-                self.cards[k].block = Some(SectorCheck {
+                let back = SectorCheck {
                     reading: true,
-                    tag,
                     ..chk
-                });
+                };
+                Self::block_command(t, &c, cpu, back, cx);
+                self.cards[k].block = Some(back);
                 continue;
             }
             self.cards[k].block = None;
             self.stats.sectors_checked += 1;
-            for i in 0..SECTOR_BYTES / 8 {
-                let a = c.tx_buf + 8 * i;
-                let v = load(cx, t, cpu, a);
-                let want = sector_word(c.serial, chk.cycle, i);
-                if v != want {
-                    Self::mismatch(
-                        &mut self.stats,
-                        *t,
-                        cpu,
-                        Entity::Memory(PhysAddr::new(a)),
-                        format!(
-                            "sector {} of pci {} read back word {i} as {v:#x}, the driver wrote {want:#x}",
-                            chk.lba, c.bdf
-                        ),
-                        out,
-                    );
-                    break;
-                }
+            self.check_words(
+                t,
+                cpu,
+                c.tx_buf,
+                SECTOR_BYTES / 8,
+                |i| sector_word(c.serial, chk.cycle, i),
+                (
+                    &format!("sector {} of pci {}, read back,", chk.lba(&c), c.bdf),
+                    "the driver",
+                ),
+                cx,
+                out,
+            );
+        }
+    }
+
+    /// Reads the `n` words at `base` as `cpu` and compares each with `want(i)`; if any
+    /// differs, one report names the first (`what` it is and who wrote the expected words)
+    /// and how many did.
+    #[allow(clippy::too_many_arguments)]
+    fn check_words(
+        &mut self,
+        t: &mut SimTime,
+        cpu: CpuId,
+        base: u64,
+        n: u64,
+        want: impl Fn(u64) -> u64,
+        (what, writer): (&str, &str),
+        cx: &mut Cx<'_>,
+        out: &mut Vec<Violation>,
+    ) {
+        let mut first = None;
+        let mut differ = 0;
+        for i in 0..n {
+            let a = base + 8 * i;
+            let (v, w) = (load(cx, t, cpu, a), want(i));
+            if v != w {
+                differ += 1;
+                first.get_or_insert((i, a, v, w));
             }
+        }
+        if let Some((i, a, v, w)) = first {
+            Self::mismatch(
+                &mut self.stats,
+                *t,
+                cpu,
+                Entity::Memory(PhysAddr::new(a)),
+                format!(
+                    "{what} word {i}: read {v:#x}, {writer} wrote {w:#x} ({differ} of {n} words differ)"
+                ),
+                out,
+            );
         }
     }
 

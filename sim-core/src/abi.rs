@@ -140,8 +140,8 @@ pub mod device {
     pub const SECTOR_BYTES: u64 = 512;
     /// Most bytes one block command moves.
     pub const BLK_MAX_BYTES: u64 = 1 << 20;
-    /// Commands a storage card holds queued or completed and not yet taken; one more is
-    /// refused (completed at once with [`BLK_FAILED`]).
+    /// Commands a storage card holds queued and not yet finished; one more is refused
+    /// (completed at once with [`BLK_FAILED`]).
     pub const BLK_QUEUE: usize = 64;
     /// `BLK_DONE` bit: a completion (the tag is in the low 32 bits).
     pub const BLK_VALID: u64 = 1 << 63;

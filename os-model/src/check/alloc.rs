@@ -20,8 +20,7 @@ use crate::kernel::Os;
 /// to the allocator by a block coming online and not handed out, or freed since — none
 /// lost, none offline, none listed while handed out), every page-table word read from
 /// memory is the kernel's copy and maps an allocated frame whose reverse map names it, and
-/// every kernel object lies on a frame handed out and not got back, or never given to the
-/// allocator (firmware's and the boot allocator's), not in memory that went offline.
+/// every kernel object lies on a frame the allocator handed out and has not got back.
 #[derive(Debug, Default)]
 pub struct AllocChecker {
     /// Pageblocks isolated, as the event stream says (index: pfn / pageblock pages).
@@ -38,8 +37,6 @@ pub struct AllocChecker {
     /// again (online memory but its `mem_map` and reserve), from [`OsEvent::FramesManaged`]
     /// (index: pfn).
     managed: bitvec::vec::BitVec,
-    /// Frames that went offline and did not come back (index: pfn).
-    offlined: bitvec::vec::BitVec,
     /// Frames the leak audit reported (not reported again until allocated anew).
     leaked: bitvec::vec::BitVec,
     /// A hot-plug operation ended since the last leak audit.
@@ -197,7 +194,6 @@ impl AllocChecker {
             }
         }
         fill(&mut self.managed, pfn, pages, on);
-        fill(&mut self.offlined, pfn, pages, !on);
     }
 
     /// The free lists against this checker's record: a frame is on them exactly when the
@@ -205,19 +201,8 @@ impl AllocChecker {
     /// as the events told. One report per kind of disagreement, naming the first frame; a
     /// disagreement already reported is not reported again.
     fn audit_free_lists(&mut self, now: SimTime, phys: &crate::mm::PhysMem, out: &mut Violations) {
-        use bitvec::vec::BitVec;
         let n = phys.map.len();
-        let mut listed: BitVec = BitVec::repeat(false, n);
-        let mut twice = None;
-        for z in &phys.zones {
-            for (pfn, order, _) in z.area.blocks() {
-                let (lo, hi) = (pfn as usize, (pfn as usize + (1 << order)).min(n));
-                if twice.is_none() && listed[lo..hi].any() {
-                    twice = Some(pfn);
-                }
-                listed[lo..hi].fill(true);
-            }
-        }
+        let (listed, twice) = phys.listed();
         self.managed.resize(n, false);
         self.allocated.resize(n, false);
         // Free by the record: given to the allocator and not handed out.
@@ -687,31 +672,25 @@ impl OsChecker for AllocChecker {
                 }
             }
         }
-        // Every kernel object on a frame the allocator handed out and never got back, or on
-        // memory never given to it (firmware's reserve, the boot allocator's): by this
-        // checker's record, not the `mem_map`'s owner field.
+        // Every kernel object on a frame the allocator handed out and never got back (the
+        // kernel's objects all live in pages it allocated): by this checker's record, not the
+        // `mem_map`'s owner field.
         for (what, addr) in os.kernel_objects() {
             let pfn = vm.phys.pfn(addr);
-            let i = pfn as usize;
-            let bit = |v: &bitvec::vec::BitVec| v.get(i).is_some_and(|b| *b);
-            let why = if i >= map.len() {
-                Some("beyond memory".to_owned())
-            } else if bit(&self.allocated) {
-                None
-            } else if bit(&self.offlined) {
-                Some("memory that went offline".to_owned())
-            } else if bit(&self.managed) {
-                Some("free: the allocator got it back".to_owned())
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                report(
-                    Entity::Memory(sim_core::PhysAddr::new(addr)),
-                    format!("kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, {why}"),
-                );
-                break;
+            let bit = |v: &bitvec::vec::BitVec| v.get(pfn as usize).is_some_and(|b| *b);
+            if bit(&self.allocated) {
+                continue;
             }
+            let why = if bit(&self.managed) {
+                "free: the allocator got it back"
+            } else {
+                "not the allocator's: offline, or never given to it"
+            };
+            report(
+                Entity::Memory(sim_core::PhysAddr::new(addr)),
+                format!("kernel object {what} at {addr:#x} lies in pfn {pfn:#x}, {why}"),
+            );
+            break;
         }
     }
 }

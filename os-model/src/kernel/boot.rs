@@ -50,13 +50,9 @@ impl Os {
         let mut evals = 0u64;
         let mut t_scan = now;
         scan.refresh_presence(|path| {
-            let v =
-                cx.p.evaluate_as(t_scan, boot_hw, &format!("{path}._STA"), &[], cx.probe);
-            t_scan += crate::kernel::AML_EVAL;
             evals += 1;
-            v.ok()
-                .and_then(|v| v.as_integer())
-                .is_some_and(|s| s & acpi::STA_PRESENT != 0)
+            let sta = format!("{path}._STA");
+            super::sta_says_present(super::aml_eval(cx, &mut t_scan, boot_hw, &sta, &[]))
         });
         let now = t_scan;
         let nr = cfg.nr_cpus as usize;

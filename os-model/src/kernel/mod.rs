@@ -423,12 +423,8 @@ impl Os {
         args: &[AcpiValue],
         cx: &mut Cx<'_>,
     ) -> Result<AcpiValue, String> {
-        let r =
-            cx.p.evaluate_as(*t, Some(self.hw(c)), path, args, cx.probe)
-                .map_err(|e| e.to_string());
-        *t += AML_EVAL;
         self.stats.aml_evals += 1;
-        r
+        aml_eval(cx, t, Some(self.hw(c)), path, args)
     }
 
     /// Whether the device at `path` is present: its `_STA`, evaluated by the AML interpreter
@@ -440,10 +436,7 @@ impl Os {
         path: &str,
         cx: &mut Cx<'_>,
     ) -> bool {
-        let v = self.acpi_eval(t, c, &format!("{path}._STA"), &[], cx);
-        v.ok()
-            .and_then(|v| v.as_integer())
-            .is_some_and(|s| s & crate::acpi::STA_PRESENT != 0)
+        sta_says_present(self.acpi_eval(t, c, &format!("{path}._STA"), &[], cx))
     }
 
     // ------------------------------------------------------------------ views
@@ -601,4 +594,28 @@ impl ops::Host for Os {
         ops::child_ended::<MemFlow>(self, flow, id, e);
         ops::child_ended::<PciFlow>(self, flow, id, e);
     }
+}
+
+/// Evaluates `path` with `args` through firmware as hardware CPU `hw` (the AML interpreter
+/// runs on it; its mailbox writes are that CPU's stores); `t` advances by the evaluation
+/// ([`AML_EVAL`]), whatever it returns.
+pub(crate) fn aml_eval(
+    cx: &mut Cx<'_>,
+    t: &mut SimTime,
+    hw: Option<CpuId>,
+    path: &str,
+    args: &[AcpiValue],
+) -> Result<AcpiValue, String> {
+    let r =
+        cx.p.evaluate_as(*t, hw, path, args, cx.probe)
+            .map_err(|e| e.to_string());
+    *t += AML_EVAL;
+    r
+}
+
+/// Whether what an `_STA` evaluation returned says the device is present.
+pub(crate) fn sta_says_present(v: Result<AcpiValue, String>) -> bool {
+    v.ok()
+        .and_then(|v| v.as_integer())
+        .is_some_and(|s| s & crate::acpi::STA_PRESENT != 0)
 }

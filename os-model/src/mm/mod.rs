@@ -697,6 +697,24 @@ impl PhysMem {
         self.zones.iter().map(|z| z.area.allocatable_pages()).sum()
     }
 
+    /// The frames some zone's free lists hold (by pfn), and the first listed block that
+    /// overlaps another, if one does.
+    pub fn listed(&self) -> (bitvec::vec::BitVec, Option<u32>) {
+        let n = self.map.len();
+        let mut listed = bitvec::vec::BitVec::repeat(false, n);
+        let mut overlap = None;
+        for z in &self.zones {
+            for (pfn, order, _) in z.area.blocks() {
+                let (lo, hi) = (pfn as usize, (pfn as usize + (1 << order)).min(n));
+                if overlap.is_none() && listed[lo..hi].any() {
+                    overlap = Some(pfn);
+                }
+                listed[lo..hi].fill(true);
+            }
+        }
+        (listed, overlap)
+    }
+
     /// The allocator's own consistency check (CHK-7 counts a failure as corroboration, beside
     /// its own record): each zone's lists against the `mem_map`, and every
     /// free frame of an online block inside some free block.
@@ -710,14 +728,7 @@ impl PhysMem {
             );
         }
         // Every frame marked free is covered by a listed block.
-        let mut covered = vec![false; self.map.len()];
-        for z in &self.zones {
-            for (pfn, order, _) in z.area.blocks() {
-                for p in pfn..pfn + (1 << order) {
-                    covered[p as usize] = true;
-                }
-            }
-        }
+        let (covered, _) = self.listed();
         for (pfn, o) in self.map.owners().iter().enumerate() {
             if *o == Owner::Free && !covered[pfn] {
                 out.push(buddy::BuddyFault {

@@ -313,7 +313,7 @@ fn rescan(
     let mut fresh = crate::acpi::scan_static(cx.p);
     let below = format!("{path}.");
     fresh.refresh_presence(|p| {
-        if p == path || p.starts_with(&below) {
+        if p.starts_with(&below) {
             os.sta_present(t, ctl, p, cx)
         } else {
             os.scan.present_of(p)

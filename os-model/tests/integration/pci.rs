@@ -440,6 +440,24 @@ fn a_hot_added_subsystem_gets_its_io_sapic_masked_before_its_devices_and_leaves_
         steps,
         [PciStep::Rescan, PciStep::InitSapic, PciStep::EnableSlots]
     );
+    // The rescan asks firmware, at the interpreter's cost, whether the module is there and
+    // then whether each device in it is (its IO SAPIC, its host bridges); nothing else of the
+    // namespace is evaluated again.
+    let sc = s.os.scan();
+    let inside = sc
+        .sapics
+        .iter()
+        .map(|x| &x.path)
+        .chain(sc.bridges.iter().map(|x| &x.path))
+        .filter(|p| p.starts_with("\\_SB_.IO02."))
+        .count() as u64;
+    assert!(inside >= 2, "{inside}");
+    assert_eq!(
+        add.steps[0].duration,
+        s.os.config().step_cost + os_model::AML_EVAL.saturating_mul(1 + inside),
+        "{:?}",
+        add.steps[0]
+    );
     // Every entry of the new IO SAPIC was masked before the first device behind it was
     // enabled: the enables come after the registration.
     let init_end = add.ended.unwrap();
