@@ -46,9 +46,14 @@ pub struct DeviceConfig {
     /// sectors; a network card has none).
     #[serde(default)]
     pub capacity: Option<ByteSize>,
-    /// Nanoseconds a storage card's medium takes per block command (default: the kind's).
+    /// Nanoseconds from a block command's doorbell to its completion at the least (default:
+    /// the kind's).
     #[serde(default)]
     pub latency_ns: Option<u64>,
+    /// Bytes per second the medium moves (default: the kind's): commands overlap their
+    /// latency, but their transfers follow one another.
+    #[serde(default)]
+    pub bandwidth: Option<ByteSize>,
 }
 
 /// The whole `[io]` table.
@@ -179,11 +184,18 @@ impl DeviceKind {
             DeviceKind::Disk => 1 << 30,
         }
     }
-    /// Default time its medium takes per block command.
+    /// Default time from a block command's doorbell to its completion, at the least.
     pub const fn default_latency_ns(self) -> u64 {
         match self {
             DeviceKind::Nic => 0,
             DeviceKind::Disk => 40_000,
+        }
+    }
+    /// Default bytes per second its medium moves (a page of 16 KiB in 2 µs).
+    pub const fn default_bandwidth(self) -> u64 {
+        match self {
+            DeviceKind::Nic => 0,
+            DeviceKind::Disk => 8 << 30,
         }
     }
     /// Name used in files.
@@ -482,9 +494,19 @@ impl IoConfig {
             if d.latency_ns == Some(0) {
                 return Err(err(f("latency_ns"), "must be at least 1".into()));
             }
+            if d.bandwidth.is_some_and(|b| b.bytes() < 1 << 20) {
+                return Err(err(
+                    f("bandwidth"),
+                    format!(
+                        "{} per second is below 1MiB per second",
+                        d.bandwidth.unwrap_or_default()
+                    ),
+                ));
+            }
             for (name, set) in [
                 ("capacity", d.capacity.is_some()),
                 ("latency_ns", d.latency_ns.is_some()),
+                ("bandwidth", d.bandwidth.is_some()),
             ] {
                 if set && d.kind.default_capacity() == 0 {
                     return Err(err(
@@ -532,6 +554,7 @@ mod tests {
             period_ns: None,
             capacity: None,
             latency_ns: None,
+            bandwidth: None,
         }
     }
 

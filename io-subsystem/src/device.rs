@@ -99,6 +99,8 @@ pub(crate) struct Block {
     pub(crate) tag: u64,
     pub(crate) latency: u64,
     pub(crate) default_latency: u64,
+    /// Bytes per second the medium moves.
+    pub(crate) bandwidth: u64,
     /// Sectors on the medium (0: the card has none).
     pub(crate) capacity: u64,
     /// Commands the medium has not finished, in order.
@@ -221,7 +223,7 @@ impl Device {
         gsi: Gsi,
         irq_cpu: Option<u32>,
         capacity: u64,
-        latency: u64,
+        (latency, bandwidth): (u64, u64),
     ) -> Device {
         let (vendor, device) = kind.ids();
         let bars = vec![
@@ -264,6 +266,7 @@ impl Device {
                 capacity,
                 latency,
                 default_latency: latency,
+                bandwidth,
                 ..Block::default()
             },
         }
@@ -309,6 +312,26 @@ impl Device {
     /// (for checkers and tests: no DMA, no time).
     pub fn peek_media(&self, lba: u64, buf: &mut [u64]) {
         self.block.read_media(self.serial, lba, buf);
+    }
+
+    /// Writes `words` to its medium from sector `lba` directly (no DMA, no time): the image
+    /// a disk left the factory or the installer with, before the machine runs. Refused
+    /// beyond the medium.
+    pub fn image_media(&mut self, lba: u64, words: &[u64]) -> Result<(), String> {
+        let len = (words.len() as u64 * 8).next_multiple_of(SECTOR_BYTES);
+        let fits = lba
+            .checked_add(len / SECTOR_BYTES)
+            .is_some_and(|end| end <= self.block.capacity);
+        if !fits {
+            return Err(format!(
+                "{} bytes at sector {lba} do not fit the {} sectors of pci {}",
+                words.len() * 8,
+                self.block.capacity,
+                self.bdf
+            ));
+        }
+        self.block.write_media(self.serial, lba, words);
+        Ok(())
     }
 
     /// Block commands queued and not finished.

@@ -371,8 +371,12 @@ impl IoFabric {
             s.gsi,
             cfg.and_then(|c| c.irq_cpu),
             capacity / crate::device::SECTOR_BYTES,
-            cfg.and_then(|c| c.latency_ns)
-                .unwrap_or(kind.default_latency_ns()),
+            (
+                cfg.and_then(|c| c.latency_ns)
+                    .unwrap_or(kind.default_latency_ns()),
+                cfg.and_then(|c| c.bandwidth)
+                    .map_or(kind.default_bandwidth(), |b| b.bytes()),
+            ),
         ));
         id
     }
@@ -427,6 +431,12 @@ impl IoFabric {
     /// One card.
     pub fn device(&self, id: DeviceId) -> Option<&Device> {
         self.devices.get(id.0 as usize)
+    }
+
+    /// The card `id`, to write its medium's image before the machine runs
+    /// ([`Device::image_media`]).
+    pub fn device_mut(&mut self, id: DeviceId) -> Option<&mut Device> {
+        self.devices.get_mut(id.0 as usize)
     }
     /// The cells' chipset functions.
     pub fn chipset(&self) -> &[ChipsetFn] {
@@ -872,7 +882,9 @@ impl IoFabric {
     }
 
     /// `BLK_CMD` written with `value`: the command the block registers describe is queued
-    /// behind the others (the medium serves one at a time), or completes failed at once.
+    /// behind the others, or completes failed at once. It completes `latency` after its
+    /// doorbell at the earliest, and not before its transfer, which follows the one of the
+    /// command before it (`len` at the medium's bandwidth): completions come in order.
     fn block_queue(&mut self, now: SimTime, d: DeviceId, value: u64) {
         let dev = &mut self.devices[d.0 as usize];
         let b = &mut dev.block;
@@ -892,8 +904,10 @@ impl IoFabric {
             self.stats.blk_failed += 1;
             return;
         }
-        let start = b.queue.back().map_or(now, |c| c.done_at.max(now));
-        let done_at = start + SimDuration::from_nanos(b.latency.max(1));
+        let transfer = (u128::from(b.len) * 1_000_000_000 / u128::from(b.bandwidth.max(1))) as u64;
+        let after = b.queue.back().map_or(now, |c| c.done_at.max(now));
+        let done_at = (now + SimDuration::from_nanos(b.latency.max(1)))
+            .max(after + SimDuration::from_nanos(transfer.max(1)));
         b.queue.push_back(crate::device::BlkCmd {
             write,
             lba: b.lba,

@@ -236,12 +236,12 @@ pub struct MemConfig {
     pub hot_fraction: f64,
     /// Entries of each CPU's TLB.
     pub tlb_entries: u32,
-    /// Page slots of the swap device.
+    /// Page slots of the swap area (cut to what fits on the disk behind the files).
     pub swap_slots: u32,
-    /// Latency of a swap-device transfer.
-    pub swap_latency: SimDuration,
-    /// Latency of a disk transfer (file pages).
-    pub disk_latency: SimDuration,
+    /// The `_SUN` of the slot whose storage card is the kernel's disk (its files and swap
+    /// area). Absent: the storage card in the lowest-numbered slot at boot. No storage card:
+    /// no swap, and no files.
+    pub disk_slot: Option<u16>,
     /// Kernel bookkeeping per page migrated (allocation, rmap, page-cache update).
     pub page_cost: SimDuration,
     /// Pages unmapped, shot down, copied and remapped together.
@@ -288,8 +288,7 @@ impl Default for MemConfig {
             hot_fraction: 0.0,
             tlb_entries: 512,
             swap_slots: 1 << 14,
-            swap_latency: SimDuration::from_micros(40),
-            disk_latency: SimDuration::from_micros(60),
+            disk_slot: None,
             page_cost: SimDuration::from_nanos(300),
             copy_batch: 32,
             parallel_copy: true,

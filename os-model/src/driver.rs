@@ -13,8 +13,11 @@
 //! or coherence lost data), hands the ring back, every few interrupts sends a transmit buffer
 //! and checks the card's checksum of it — or, on a storage card (one whose `BLK_CAPACITY` is
 //! not 0), writes a sector of a pattern through the block engine, poisons the buffer, reads the
-//! sector back into it and checks every word. Where the interrupt is routed and who EOIs the IO
-//! SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform exerciser).
+//! sector back into it and checks every word. A storage card the kernel took as its disk
+//! ([`CardDriver::claim`]) gets no sector check: its block engine is the kernel's, and the
+//! bottom half hands its completions back to the caller. Where the interrupt is routed and who
+//! EOIs the IO SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform
+//! exerciser).
 
 use crate::hw::Cx;
 use serde::{Deserialize, Serialize};
@@ -172,6 +175,8 @@ pub struct Card {
     pub block: Option<SectorCheck>,
     /// Sector checks started.
     pub block_cycles: u64,
+    /// The kernel's disk: its block engine is the kernel's, not the sector check's.
+    pub claimed: bool,
 }
 
 /// One sector check of a storage card: the pattern goes out, then comes back. Its sector,
@@ -293,6 +298,7 @@ impl CardDriver {
             capacity: 0,
             block: None,
             block_cycles: 0,
+            claimed: false,
         };
         if let Some(k) = self.card_in(slot) {
             self.cards[k] = card;
@@ -438,7 +444,8 @@ impl CardDriver {
     }
 
     /// The bottom half for card `k` with the acknowledged `status`, run by `cpu`: check the
-    /// new receive records and the transmit checksum, maybe send a transmit buffer.
+    /// new receive records and the transmit checksum, maybe send a transmit buffer. The
+    /// block completions of a claimed card go to `completions` (its `BLK_DONE` words).
     #[allow(clippy::too_many_arguments)]
     pub fn bottom_half(
         &mut self,
@@ -448,6 +455,7 @@ impl CardDriver {
         status: u64,
         cx: &mut Cx<'_>,
         out: &mut Vec<Violation>,
+        completions: &mut Vec<u64>,
     ) {
         if !self.cards.get(k).is_some_and(|c| c.active) {
             return;
@@ -505,13 +513,16 @@ impl CardDriver {
                 }
             }
         }
-        if status & regs::STATUS_BLK_DONE != 0 && !self.block_done(t, k, cpu, cx, out) {
+        if status & regs::STATUS_BLK_DONE != 0 && !self.block_done(t, k, cpu, cx, out, completions)
+        {
             return;
         }
         let n = self.cards[k].interrupts + 1;
         self.cards[k].interrupts = n;
         let due = self.cfg.transmit_every > 0 && n % u64::from(self.cfg.transmit_every) == 0;
-        if due && c.capacity > 0 {
+        if c.claimed {
+            // The kernel's disk: its block engine is not the driver's to check.
+        } else if due && c.capacity > 0 {
             if self.cards[k].block.is_none() {
                 self.start_sector_check(t, k, cpu, cx);
             }
@@ -535,19 +546,53 @@ impl CardDriver {
         }
     }
 
-    /// Queues the command of sector check `chk` (its write, or its read-back) on card `c` as
-    /// `cpu`: `SECTOR_BYTES` between the card's buffer and the check's sector.
-    fn block_command(t: &mut SimTime, c: &Card, cpu: CpuId, chk: SectorCheck, cx: &mut Cx<'_>) {
-        let command = if chk.reading {
-            regs::BLK_READ
-        } else {
-            regs::BLK_WRITE
+    /// Takes storage card `k` as the kernel's disk: no sector check runs on it, and its
+    /// completions go back to the caller of [`CardDriver::bottom_half`].
+    pub fn claim(&mut self, k: usize) {
+        if let Some(c) = self.cards.get_mut(k) {
+            c.claimed = true;
+        }
+    }
+
+    /// Queues a block command on card `k` as `cpu`: `(write, lba, addr, len, tag)` — `len`
+    /// bytes between memory at `addr` and the medium from sector `lba` (to the medium if
+    /// `write`), completing with `tag`.
+    pub fn block_command(
+        &self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        (write, lba, addr, len, tag): (bool, u64, u64, u64, u32),
+        cx: &mut Cx<'_>,
+    ) {
+        let Some(c) = self.cards.get(k) else {
+            return;
         };
-        store(cx, t, cpu, c.bar + regs::BLK_LBA, chk.lba(c));
-        store(cx, t, cpu, c.bar + regs::BLK_ADDR, c.tx_buf);
-        store(cx, t, cpu, c.bar + regs::BLK_LEN, SECTOR_BYTES);
-        store(cx, t, cpu, c.bar + regs::BLK_TAG, u64::from(chk.tag()));
+        let command = if write {
+            regs::BLK_WRITE
+        } else {
+            regs::BLK_READ
+        };
+        store(cx, t, cpu, c.bar + regs::BLK_LBA, lba);
+        store(cx, t, cpu, c.bar + regs::BLK_ADDR, addr);
+        store(cx, t, cpu, c.bar + regs::BLK_LEN, len);
+        store(cx, t, cpu, c.bar + regs::BLK_TAG, u64::from(tag));
         store(cx, t, cpu, c.bar + regs::BLK_CMD, command);
+    }
+
+    /// Queues the command of sector check `chk` (its write, or its read-back) on card `k` as
+    /// `cpu`: `SECTOR_BYTES` between the card's buffer and the check's sector.
+    fn sector_command(
+        &self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        chk: SectorCheck,
+        cx: &mut Cx<'_>,
+    ) {
+        let c = &self.cards[k];
+        let cmd = (!chk.reading, chk.lba(c), c.tx_buf, SECTOR_BYTES, chk.tag());
+        self.block_command(t, k, cpu, cmd, cx);
     }
 
     /// Starts a sector check on storage card `k`: the pattern into its buffer, a write of it
@@ -568,15 +613,30 @@ impl CardDriver {
                 sector_word(c.serial, cycle, i),
             );
         }
-        Self::block_command(t, &c, cpu, chk, cx);
+        self.sector_command(t, k, cpu, chk, cx);
         let card = &mut self.cards[k];
         card.block_cycles += 1;
         card.block = Some(chk);
     }
 
-    /// Takes every completion storage card `k` posted: a write done is followed by the
-    /// read-back into the poisoned buffer, a read-back done is checked word by word. `false`:
-    /// the card is gone.
+    /// The completions claimed card `k` posted, taken from its `BLK_DONE` by `cpu` (in the
+    /// interrupt itself, as a block driver completes requests in its hard interrupt handler).
+    /// `None`: the card is gone.
+    pub fn take_completions(
+        &mut self,
+        t: &mut SimTime,
+        k: usize,
+        cpu: CpuId,
+        cx: &mut Cx<'_>,
+    ) -> Option<Vec<u64>> {
+        let mut done = Vec::new();
+        self.block_done(t, k, cpu, cx, &mut Vec::new(), &mut done)
+            .then_some(done)
+    }
+
+    /// Takes every completion storage card `k` posted: a claimed card's go to
+    /// `completions`; else a write done is followed by the read-back into the poisoned
+    /// buffer, a read-back done is checked word by word. `false`: the card is gone.
     fn block_done(
         &mut self,
         t: &mut SimTime,
@@ -584,6 +644,7 @@ impl CardDriver {
         cpu: CpuId,
         cx: &mut Cx<'_>,
         out: &mut Vec<Violation>,
+        completions: &mut Vec<u64>,
     ) -> bool {
         let c = self.cards[k].clone();
         loop {
@@ -594,6 +655,10 @@ impl CardDriver {
             }
             if w == 0 {
                 return true;
+            }
+            if c.claimed {
+                completions.push(w);
+                continue;
             }
             let tag = (w & 0xFFFF_FFFF) as u32;
             let Some(chk) = self.cards[k].block.filter(|b| b.tag() == tag) else {
@@ -626,7 +691,7 @@ impl CardDriver {
                     reading: true,
                     ..chk
                 };
-                Self::block_command(t, &c, cpu, back, cx);
+                self.sector_command(t, k, cpu, back, cx);
                 self.cards[k].block = Some(back);
                 continue;
             }
@@ -757,6 +822,7 @@ impl CardDriver {
     pub fn detach(&mut self, k: usize) {
         let c = &mut self.cards[k];
         c.active = false;
+        c.claimed = false;
         c.bar = 0;
         c.io_bar = 0;
         c.tx_expected = None;

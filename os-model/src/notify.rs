@@ -212,7 +212,7 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     };
     let card = os.sta_present(&mut sci.now, sci.cpu, &n.path, sci.hw);
     if !card {
-        disconnect_under(os, &n.path);
+        disconnect_under(os, sci.now, &n.path);
     }
     let op = match n.code {
         NotifyCode::EjectRequest => Some(PciOpKind::Eject),
@@ -239,8 +239,9 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
 }
 
 /// Firmware says the hardware at `path` is gone: the cards of the enabled slots at or under
-/// it are disconnected from their driver at once.
-fn disconnect_under(os: &mut Os, path: &str) {
+/// it are disconnected from their driver at once (and the kernel's disk among them fails
+/// every transfer it had).
+fn disconnect_under(os: &mut Os, now: SimTime, path: &str) {
     let cards: Vec<usize> = os
         .pcihp
         .slots
@@ -250,6 +251,7 @@ fn disconnect_under(os: &mut Os, path: &str) {
         .collect();
     for k in cards {
         os.driver.disconnect(k);
+        crate::mm::kernel::Mm::disk_gone(os, now, k);
     }
 }
 
@@ -258,7 +260,7 @@ fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
     let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
     let present = os.sta_present(&mut sci.now, sci.cpu, &n.path, sci.hw);
     if !present {
-        disconnect_under(os, &n.path);
+        disconnect_under(os, sci.now, &n.path);
         let gone: Vec<u64> = os
             .scan()
             .sapics

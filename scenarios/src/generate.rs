@@ -497,15 +497,15 @@ impl GenCase {
             let k = sun - 1;
             let (sub, idx) = s.slot_of(sun);
             if s.io_present[usize::from(sub)] && m.cards & (1 << (k % 16)) != 0 {
-                let kind = if m.disks & (1 << (k % 16)) != 0 {
-                    "disk"
-                } else {
-                    "nic"
-                };
+                let disk = m.disks & (1 << (k % 16)) != 0;
+                let kind = if disk { "disk" } else { "nic" };
                 let _ = writeln!(
                     o,
                     "\n[[io.device]]\nsubsystem = {sub}\nslot = {idx}\nkind = \"{kind}\""
                 );
+                if disk && m.fast_swap {
+                    let _ = writeln!(o, "latency_ns = 2000");
+                }
             }
         }
         let _ = writeln!(o, "\n[workload]\nkind = \"os\"");
@@ -528,7 +528,13 @@ impl GenCase {
         let _ = writeln!(o, "anon_pages = {}", 1 + m.anon_pages.min(31));
         let _ = writeln!(o, "mlock_pages = {}", m.mlock_pages.min(4));
         let _ = writeln!(o, "huge_pages = {}", m.huge_pages.min(1));
-        let _ = writeln!(o, "files = {}", m.files.min(8));
+        // Files need the kernel's disk; without a storage card there are none.
+        let disk = self.disk_slot(&s);
+        let files = if disk.is_some() { m.files.min(8) } else { 0 };
+        let _ = writeln!(o, "files = {files}");
+        if let Some(d) = disk {
+            let _ = writeln!(o, "disk_slot = {d}");
+        }
         let _ = writeln!(o, "file_pages = {}", m.file_pages.clamp(1, 64));
         let _ = writeln!(o, "maps_per_task = {}", m.maps_per_task.min(2));
         let fs: Vec<&str> = [(1, "ext3"), (2, "ext2"), (4, "tmpfs")]
@@ -546,9 +552,6 @@ impl GenCase {
                 .join(", ")
         );
         let _ = writeln!(o, "hot_fraction = {}", HOT[usize::from(m.hot % 3)]);
-        if m.fast_swap {
-            let _ = writeln!(o, "swap_latency = \"2us\"");
-        }
         if m.direct_io {
             let _ = writeln!(o, "direct_io_chance = 0.02");
         }
@@ -570,8 +573,22 @@ impl GenCase {
         o
     }
 
+    /// The slot of the kernel's disk: the lowest one holding a storage card at start. The
+    /// timeline never pulls it out nor its I/O subsystem (that loses data, rightly reported).
+    fn disk_slot(&self, s: &Shape) -> Option<u16> {
+        let m = &self.machine;
+        (1..=s.total_slots()).find(|&sun| {
+            let k = sun - 1;
+            s.io_present[usize::from(s.slot_of(sun).0)]
+                && m.cards & (1 << (k % 16)) != 0
+                && m.disks & (1 << (k % 16)) != 0
+        })
+    }
+
     fn write_timeline(&self, o: &mut String, s: &Shape, boot: u64, after: u64) {
         let m = &self.machine;
+        let disk = self.disk_slot(s);
+        let disk_sub = disk.map(|d| s.slot_of(d).0);
         let mut steps: Vec<&GenStep> = self.steps.iter().collect();
         steps.sort_by_key(|x| x.at);
         // Entries in the order they are made; a compound action's later entries are sorted
@@ -668,7 +685,7 @@ impl GenCase {
                         format!("action = \"{name}\"\nslot = {}", sun(*x)),
                     );
                 }
-                GenAction::CardPull(x) if s.total_slots() > 0 => {
+                GenAction::CardPull(x) if s.total_slots() > 0 && Some(sun(*x)) != disk => {
                     let n = sun(*x);
                     entry(
                         &mut entries,
@@ -701,7 +718,7 @@ impl GenCase {
                         ),
                     );
                 }
-                GenAction::IoPull(x) if s.subsystems > 0 => {
+                GenAction::IoPull(x) if s.subsystems > 0 && Some(sub(*x)) != disk_sub => {
                     let i = sub(*x);
                     entry(
                         &mut entries,

@@ -258,8 +258,15 @@ impl IoExerciser {
             if let TopHalf::Status(status) =
                 self.driver.top_half(&mut t, k, cpu, &mut Cx::new(p, probe))
             {
-                self.driver
-                    .bottom_half(&mut t, k, cpu, status, &mut Cx::new(p, probe), &mut out);
+                self.driver.bottom_half(
+                    &mut t,
+                    k,
+                    cpu,
+                    status,
+                    &mut Cx::new(p, probe),
+                    &mut out,
+                    &mut Vec::new(),
+                );
             }
             irq::eoi(
                 &mut Cx::new(p, probe),

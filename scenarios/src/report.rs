@@ -674,7 +674,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         st.maps_published
     );
     if let Some(vm) = os.vm() {
-        mem_summary(o, vm);
+        mem_summary(o, vm, os.boot_error());
     }
     mem_ops_summary(o, os);
     pci_ops_summary(o, os);
@@ -738,7 +738,11 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
     }
 }
 
-fn mem_summary(o: &mut String, vm: &os_model::mm::manager::Vm) {
+fn mem_summary(
+    o: &mut String,
+    vm: &os_model::mm::manager::Vm,
+    boot_error: Option<&os_model::OsError>,
+) {
     let st = &vm.stats;
     let zones: Vec<String> = vm
         .phys
@@ -785,6 +789,27 @@ fn mem_summary(o: &mut String, vm: &os_model::mm::manager::Vm) {
         st.direct_ios,
         thousands(st.pte_writes)
     );
+    match (&vm.disk, boot_error) {
+        (Some(d), _) => {
+            let _ = writeln!(
+                o,
+                "      disk: the storage card in slot {}{}: {} block commands ({} waited for room \
+                 in its queue), {} failed; swap area of {} slots",
+                d.slot.0,
+                if d.gone { " (gone)" } else { "" },
+                thousands(st.disk_commands),
+                thousands(st.disk_queued),
+                st.io_errors,
+                thousands(vm.swap.capacity() as u64)
+            );
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(o, "      disk: none: {e}");
+        }
+        (None, None) => {
+            let _ = writeln!(o, "      disk: none (no swap, no files)");
+        }
+    }
 }
 
 fn pci_ops_summary(o: &mut String, os: &os_model::Os) {

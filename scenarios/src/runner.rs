@@ -244,6 +244,9 @@ pub enum RunError {
     /// The OS could not boot.
     #[error("{0}")]
     Os(#[from] os_model::OsError),
+    /// The kernel's files could not be installed on its disk.
+    #[error("{0}")]
+    Install(String),
     /// Firmware could not start the boot CPU.
     #[error("firmware boot: {0}")]
     Boot(#[from] acpi_model::BootError),
@@ -388,6 +391,7 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
 
     let load = match f.workload.kind {
         WorkloadKind::Os => {
+            os_model::install_disk(&f.os, &mut p).map_err(RunError::Install)?;
             let (_, bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe)?;
             let defects: Vec<os_model::OsDefect> =
                 f.defects.iter().filter_map(|d| d.os()).collect();

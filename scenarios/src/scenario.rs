@@ -1128,10 +1128,47 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
         )
         .map_err(|e| match e {
             os_model::OsError::Config { field, message } => (format!("os.{field}"), message),
+            os_model::OsError::NoDisk { .. } | os_model::OsError::DiskTooSmall { .. } => {
+                ("os.memory.files".to_owned(), e.to_string())
+            }
             os_model::OsError::NoBootCpu { .. }
             | os_model::OsError::NoMemory
             | os_model::OsError::OutOfMemory(_) => ("os".to_owned(), e.to_string()),
         })?;
+        // The kernel's disk: its files must have one, and fit it.
+        let field = if f.os.memory.disk_slot.is_some() {
+            "os.memory.disk_slot"
+        } else {
+            "os.memory.files"
+        };
+        match os_model::install_disk(&f.os, &mut scratch) {
+            Err(why) => return Err(("os.memory.files".into(), why)),
+            Ok(None) if f.os.memory.files > 0 || f.os.memory.disk_slot.is_some() => {
+                let why = match f.os.memory.disk_slot {
+                    Some(s) => format!("slot {s} holds no storage card at start"),
+                    None => format!(
+                        "the kernel's {} files need a disk and no slot holds a storage card at \
+                         start",
+                        f.os.memory.files
+                    ),
+                };
+                return Err((
+                    field.into(),
+                    format!("{why} (declare one: [[io.device]] with kind = \"disk\")"),
+                ));
+            }
+            Ok(Some(_)) if !f.workload.io.enabled && f.os.memory.files > 0 => {
+                return Err((
+                    "workload.io.enabled".into(),
+                    format!(
+                        "the kernel's {} files are on a storage card, which only a running \
+                         driver can read",
+                        f.os.memory.files
+                    ),
+                ));
+            }
+            Ok(_) => {}
+        }
     } else {
         RandomTester::new(
             f.workload.tester.clone(),

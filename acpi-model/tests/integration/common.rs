@@ -16,6 +16,7 @@ pub(crate) fn card(subsystem: u16, slot: u8, kind: DeviceKind, irq_cpu: u32) -> 
         period_ns: Some(2000),
         capacity: None,
         latency_ns: None,
+        bandwidth: None,
     }
 }
 

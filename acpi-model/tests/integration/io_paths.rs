@@ -298,26 +298,25 @@ fn done(p: &mut Platform, probe: &mut PlatformProbe, d: DeviceId, at: u64) -> u6
         .0
 }
 
+/// The booted platform with its storage card (device 1) decoding and mastering the bus, and
+/// the card's latency as its `BLK_LATENCY` register reads.
+fn disk_ready() -> (Platform, PlatformProbe, DeviceId, u64) {
+    let (mut p, mut probe) = booted();
+    let d = DeviceId(1);
+    let bdf = p.io().device(d).unwrap().bdf;
+    let on = cmd::MEMORY | cmd::BUS_MASTER;
+    p.config_write(t(0), CPU, bdf, reg::COMMAND, on, &mut probe)
+        .unwrap();
+    let b = bar(&p, d) + regs::BLK_LATENCY;
+    let latency = p.load(t(0), CPU, PhysAddr::new(b), &mut probe).unwrap().0;
+    (p, probe, d, latency)
+}
+
 #[test]
 fn a_storage_card_writes_its_medium_by_dma_and_reads_it_back_in_order() {
     use io_subsystem::device::{BLK_FAILED, SECTOR_BYTES, blk_done, media_word};
-    let (mut p, mut probe) = booted();
-    let d = DeviceId(1); // the disk
-    let bdf = p.io().device(d).unwrap().bdf;
-    p.config_write(
-        t(0),
-        CPU,
-        bdf,
-        reg::COMMAND,
-        cmd::MEMORY | cmd::BUS_MASTER,
-        &mut probe,
-    )
-    .unwrap();
-    let b = bar(&p, d);
-    let latency = p
-        .load(t(0), CPU, PhysAddr::new(b + regs::BLK_LATENCY), &mut probe)
-        .unwrap()
-        .0;
+    let (mut p, mut probe, d, latency) = disk_ready();
+    let (bdf, b) = (p.io().device(d).unwrap().bdf, bar(&p, d));
     let cap = p.io().device(d).unwrap().capacity();
     assert_eq!(cap, (1 << 30) / SECTOR_BYTES, "the kind's default medium");
     let (src, dst) = (0x30_0000u64, 0x31_0000u64);
@@ -363,27 +362,29 @@ fn a_storage_card_writes_its_medium_by_dma_and_reads_it_back_in_order() {
         13,
         (cap, dst, SECTOR_BYTES, 10, regs::BLK_READ),
     );
-    // The bad one completes at once, failed; the others one latency apart, in order.
+    // The bad one completes at once, failed; the others each one latency after its doorbell
+    // (their transfers take less), in order.
     assert_eq!(done(&mut p, &mut probe, d, 14), blk_done(10, true));
     assert_eq!(done(&mut p, &mut probe, d, 14), 0, "nothing else done yet");
     assert_eq!(p.io().device(d).unwrap().blk_in_flight(), 3);
-    run_card(&mut p, &mut probe, d, &mut q, 10 + 2 * latency);
+    run_card(&mut p, &mut probe, d, &mut q, 10 + latency);
     assert_eq!(
-        done(&mut p, &mut probe, d, 10 + 2 * latency),
+        done(&mut p, &mut probe, d, 10 + latency),
         blk_done(7, false)
     );
     assert_eq!(
-        done(&mut p, &mut probe, d, 10 + 2 * latency),
+        done(&mut p, &mut probe, d, 10 + latency),
+        0,
+        "the second is not due"
+    );
+    // The second's transfer follows the first's (1 KiB at the medium's 8 GiB/s: 120 ns).
+    run_card(&mut p, &mut probe, d, &mut q, 10 + latency + 1_000);
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + latency + 1_000),
         blk_done(8, false)
     );
     assert_eq!(
-        done(&mut p, &mut probe, d, 10 + 2 * latency),
-        0,
-        "the third is not due"
-    );
-    run_card(&mut p, &mut probe, d, &mut q, 10 + 3 * latency);
-    assert_eq!(
-        done(&mut p, &mut probe, d, 10 + 3 * latency),
+        done(&mut p, &mut probe, d, 10 + latency + 1_000),
         blk_done(9, false)
     );
     let at = t(20 + 3 * latency);
@@ -455,4 +456,44 @@ fn a_storage_card_writes_its_medium_by_dma_and_reads_it_back_in_order() {
     run_card(&mut p, &mut probe, d, &mut q, now + 3 * latency);
     probe.audit(t(now + 3 * latency), &p);
     assert!(probe.violations.is_empty(), "{:?}", probe.violations.kept());
+}
+
+#[test]
+fn a_storage_cards_transfers_follow_one_another_at_its_bandwidth() {
+    use io_subsystem::device::{BLK_MAX_BYTES, blk_done};
+    // The disk: 40 us latency, 8 GiB/s by default.
+    let (mut p, mut probe, d, latency) = disk_ready();
+    // 1 MiB moves in 122,070 ns at 8 GiB/s: longer than the latency, so two such reads
+    // queued together complete one transfer apart, not one latency after their doorbells.
+    let transfer = BLK_MAX_BYTES * 1_000_000_000 / (8 << 30);
+    assert!(transfer > latency);
+    let mut q = Vec::new();
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        10,
+        (0, 0x100_0000, BLK_MAX_BYTES, 1, regs::BLK_READ),
+    );
+    block(
+        &mut p,
+        &mut probe,
+        d,
+        11,
+        (0, 0x120_0000, BLK_MAX_BYTES, 2, regs::BLK_READ),
+    );
+    run_card(&mut p, &mut probe, d, &mut q, 10 + transfer - 1);
+    assert_eq!(done(&mut p, &mut probe, d, 10 + transfer - 1), 0);
+    run_card(&mut p, &mut probe, d, &mut q, 10 + transfer);
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + transfer),
+        blk_done(1, false)
+    );
+    run_card(&mut p, &mut probe, d, &mut q, 10 + 2 * transfer - 1);
+    assert_eq!(done(&mut p, &mut probe, d, 10 + 2 * transfer - 1), 0);
+    run_card(&mut p, &mut probe, d, &mut q, 10 + 2 * transfer);
+    assert_eq!(
+        done(&mut p, &mut probe, d, 10 + 2 * transfer),
+        blk_done(2, false)
+    );
 }

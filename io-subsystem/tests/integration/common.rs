@@ -140,6 +140,7 @@ pub(crate) fn card(subsystem: u16, slot: u8, kind: DeviceKind) -> DeviceConfig {
         period_ns: Some(1000),
         capacity: None,
         latency_ns: None,
+        bandwidth: None,
     }
 }
 

@@ -12,10 +12,11 @@ use crate::kernel::Os;
 /// CHK-3: every load of a user task returns what was last stored at that place of its
 /// memory object (its anonymous memory, or a file shared with other tasks) — whatever page
 /// migration, swap and removal did in between; and, at audits, every page of every object
-/// holds exactly what it should, wherever it is (a frame, the swap device, the disk). Audits
-/// sweep the pages in turn, [`FULL_PAGES_PER_AUDIT`] at a time (every page is compared
-/// within `pages / FULL_PAGES_PER_AUDIT` audits), and find each one as the hardware would:
-/// through its page-table word loaded from memory, not the kernel's copy of it.
+/// holds exactly what it should, wherever it is (a frame, a swap slot or a file's place on
+/// the disk). Audits sweep the pages in turn, [`FULL_PAGES_PER_AUDIT`] at a time (every page
+/// is compared within `pages / FULL_PAGES_PER_AUDIT` audits), and find each one as the
+/// hardware would: through its page-table word loaded from memory, not the kernel's copy of
+/// it; a page on the disk is read from the storage card's medium.
 #[derive(Debug, Default)]
 pub struct TaskDataChecker {
     /// Per object: the last value of each word slot of each page (dense), starting with the
@@ -130,6 +131,14 @@ impl OsChecker for TaskDataChecker {
         let take = FULL_PAGES_PER_AUDIT.min(pages.len());
         self.cursor = start + take;
         let wpp = vm.wpp;
+        // The medium of the kernel's disk, as the card holds it.
+        let medium = vm
+            .disk
+            .as_ref()
+            .and_then(|d| p.io().slot(d.slot))
+            .and_then(|s| s.card)
+            .and_then(|id| p.io().device(id));
+        let mut sector_words = vec![0u64; wpp as usize];
         for k in 0..take {
             let (obj, page) = pages[(start + k) % pages.len()];
             let peek = |a: u64| {
@@ -140,6 +149,12 @@ impl OsChecker for TaskDataChecker {
             let Some(src) = crate::mm::manager::locate(vm, &peek, obj, page) else {
                 continue;
             };
+            if let crate::mm::manager::Where::Disk(lba) = src {
+                let Some(dev) = medium else {
+                    continue;
+                };
+                dev.peek_media(lba, &mut sector_words);
+            }
             let (slots, words) = &self.objects[&obj];
             let mut bad: Option<(u32, u64, u64)> = None;
             for w in 0..wpp {
@@ -151,7 +166,7 @@ impl OsChecker for TaskDataChecker {
                             Err(_) => continue,
                         }
                     }
-                    crate::mm::manager::Where::Data(d) => d.get(w as usize).copied().unwrap_or(0),
+                    crate::mm::manager::Where::Disk(_) => sector_words[w as usize],
                     crate::mm::manager::Where::Initial => Self::initial(obj, page, w),
                 };
                 let slot = (0..*slots).find(|&s| vm.probe_word(slots_cfg, page, s) == w);

@@ -118,6 +118,7 @@ impl Os {
             bsp: LogicalCpu(0),
             boot_ops: 0,
             booted_at: None,
+            boot_error: None,
             sapic_sizes: BTreeMap::new(),
             sapics_gone: std::collections::BTreeSet::new(),
             seen_deliveries: 0,
@@ -228,7 +229,16 @@ impl Os {
         let online: Vec<LogicalCpu> = self.cur_maps().online.iter().collect();
         let b0 = self.bsp;
         Mm::mm_boot_slabs(self, &mut t, b0, cx);
-        Mm::create_files(self, &mut t, cx);
+        // Enumeration of the slotless chipset functions, then the cards; the kernel's disk
+        // among them holds the files and the swap area. Without one there are no files.
+        let _ = PciFlow::chipset_add(self, &mut t, b0, None, cx);
+        if self.driver.config().enabled {
+            self.start_drivers(&mut t, cx);
+        }
+        match Mm::mount_disk(self) {
+            Ok(()) => Mm::create_files(self, &mut t),
+            Err(e) => self.boot_error = Some(e),
+        }
         // Each task is created, and its memory populated (its page faults at start-up), on
         // its own CPU, so the CPUs do it side by side: the few hard-bound tasks here (a CPU
         // cannot go offline under them, so they must exist before any request is taken),
@@ -249,11 +259,6 @@ impl Os {
                 self.pcpu[c.index()].work.push_back(Work::Spawn);
                 asked += 1;
             }
-        }
-        // Enumeration of the slotless chipset functions, then the cards.
-        let _ = PciFlow::chipset_add(self, &mut t, b0, None, cx);
-        if self.driver.config().enabled {
-            self.start_drivers(&mut t, cx);
         }
         // As in Linux, where the ACPI scan handlers attach after SMP bring-up and the SCI is
         // enabled with them: a notification raised during boot has held the line in its

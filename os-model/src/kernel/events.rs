@@ -31,7 +31,7 @@ impl Os {
             OsEv::Tick(c) => self.tick(now, c, cx),
             OsEv::Op(ev) => self.op_event(ev, now, cx),
             OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, cx),
-            OsEv::Io(id) => Mm::io_done(self, now, id, cx),
+            OsEv::Io(tag) => Mm::io_failed(self, now, tag, cx),
             OsEv::RasPoll => Policies::ras_poll(self, now, cx),
             OsEv::PowerPoll => Policies::power_poll(self, now),
         }

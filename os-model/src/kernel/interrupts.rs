@@ -10,6 +10,7 @@ use crate::mm::kernel::Mm;
 use crate::pcihp::PciFlow;
 use crate::sched::{IpiOp, Work};
 use acpi_model::tables::FADT_SCI_INT;
+use sim_core::abi::device::regs;
 use sim_core::{MsgTag, SimDuration, SimTime};
 
 impl Os {
@@ -148,6 +149,24 @@ impl Os {
                 },
             );
         }
+        // The kernel's disk: its completions are taken in the interrupt itself (the tasks
+        // waiting for them do not wait behind the softirq's work).
+        let top = match top {
+            TopHalf::Status(status)
+                if status & regs::STATUS_BLK_DONE != 0 && self.driver.cards()[card].claimed =>
+            {
+                match self.driver.take_completions(t, card, hw, cx) {
+                    Some(done) => Mm::blk_complete(self, t, c, &done, cx),
+                    None => PciFlow::pci_card_gone(self, *t, card),
+                }
+                // Nothing left for the bottom half unless the card said more.
+                match status & !regs::STATUS_BLK_DONE {
+                    0 => TopHalf::Inactive,
+                    rest => TopHalf::Status(rest),
+                }
+            }
+            other @ (TopHalf::Inactive | TopHalf::Gone | TopHalf::Status(_)) => other,
+        };
         if let TopHalf::Status(status) = top {
             // Like NAPI: one pending bottom half per card, with the statuses merged.
             let work = &mut self.pcpu[c.index()].work;

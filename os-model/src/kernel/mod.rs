@@ -163,6 +163,32 @@ pub enum OsError {
     /// Memory ran out at boot.
     #[error("boot: {0}")]
     OutOfMemory(#[from] crate::mm::bootmem::OutOfMemory),
+    /// The kernel has files but found no storage card to keep them on.
+    #[error(
+        "os.memory.files: {files} files need a disk, and no storage card was found in {slot} \
+         (declare one: [[io.device]] with kind = \"disk\")"
+    )]
+    NoDisk {
+        /// Files configured.
+        files: u32,
+        /// Where the kernel looked (`any slot`, `slot 3`).
+        slot: String,
+    },
+    /// The files do not fit the disk.
+    #[error(
+        "os.memory.files: {files} files of {file_pages} pages do not fit the {capacity} \
+         sectors of the storage card in slot {slot}"
+    )]
+    DiskTooSmall {
+        /// The disk's slot.
+        slot: u16,
+        /// Its sectors.
+        capacity: u64,
+        /// Files configured.
+        files: u32,
+        /// Pages per file.
+        file_pages: u32,
+    },
 }
 
 /// The OS (see the module docs).
@@ -204,6 +230,8 @@ pub struct Os {
     bsp: LogicalCpu,
     boot_ops: u32,
     booted_at: Option<SimTime>,
+    /// What went wrong at the end of boot (the kernel runs on without it).
+    boot_error: Option<OsError>,
     /// IO SAPICs (by register base) that firmware's bus check found gone with their I/O
     /// subsystem and that the removal has not forgotten yet: nothing is written to them (an
     /// interrupt taken meanwhile ends without an EOI there).
@@ -509,6 +537,12 @@ impl Os {
     /// When boot finished.
     pub fn booted_at(&self) -> Option<SimTime> {
         self.booted_at
+    }
+
+    /// What the end of boot could not set up (the kernel runs on without it): a kernel with
+    /// files found no disk for them, or they do not fit it.
+    pub fn boot_error(&self) -> Option<&OsError> {
+        self.boot_error.as_ref()
     }
     /// The logical CPU of hardware CPU `hw`.
     pub fn logical_of(&self, hw: CpuId) -> Option<LogicalCpu> {

@@ -67,7 +67,7 @@ impl Os {
         }
         // The flusher runs on the lowest online CPU.
         if self.cur_maps().online.first() == Some(c) {
-            Mm::flusher(self, now, cx);
+            Mm::flusher(self, now, c, cx);
         }
         let _ = self.post(now + self.cfg.tick, OsEv::Tick(c));
         let pc = &self.pcpu[i];
@@ -213,7 +213,7 @@ impl Os {
             let pick = self.tasks[tid.0 as usize]
                 .rng
                 .index(self.cfg.memory.anon_pages.max(1) as usize);
-            Mm::direct_io(self, *t, mm, pick as u32);
+            Mm::direct_io(self, t, c, mm, pick as u32, cx);
         }
         *t += self.cfg.compute;
         if shootdown {

@@ -9,7 +9,7 @@ use crate::hw::Cx;
 use crate::irq::CALL_FUNCTION_VECTOR;
 use crate::kernel::Os;
 use crate::mm::kernel::Mm;
-use crate::mm::manager::{Io, SWAP_DEVICE};
+use crate::mm::manager::Io;
 use crate::mm::vm::Pte;
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PteRef, flags};
 use crate::ops::Next;
@@ -108,10 +108,11 @@ impl MemFlow {
                         let private = f & flags::PRIVATE != 0;
 
                         if dirty && private && !fs.migrates_private() && fs.has_backing() {
-                            // No migrate_page: under the page lock, unmapped, it is written
-                            // back first, then moved.
+                            // No migrate_page (`fallback_migrate_folio`): it is written back
+                            // first and moved by a later pass, once clean.
                             writeback.push(pfn);
-                            Method::Remap
+                            busy.push((pfn, "written back first"));
+                            continue;
                         } else if !dirty
                             && fs.has_backing()
                             && mc.swapout_cold
@@ -169,6 +170,12 @@ impl MemFlow {
                 }
             }
         }
+        for &pfn in &writeback {
+            MemFlow::start_writeback(os, t, ctl, pfn, cx);
+        }
+        if let Some(c) = os.memhp.running_mut() {
+            c.report.moved.written_back += writeback.len() as u32;
+        }
         if picked.is_empty() {
             if busy.is_empty() {
                 let moved = os
@@ -199,11 +206,24 @@ impl MemFlow {
                 );
                 return Next::Done(now, note);
             }
+            // Pages locked or under writeback for a transfer the disk still has are waited
+            // for, as sync migration waits on the page lock and on writeback: a pass spent
+            // only on them does not count towards giving up (a page pinned by direct I/O
+            // does).
+            let vm = os.vmm();
+            let in_flight: std::collections::BTreeSet<u32> =
+                vm.io.values().map(|io| io.pfn()).collect();
+            let waiting_io = busy.iter().all(|&(pfn, _)| {
+                vm.phys.map.flags(pfn) & (flags::LOCKED | flags::WRITEBACK) != 0
+                    && in_flight.contains(&pfn)
+            });
             let passes = {
                 let Some(c) = os.memhp.running_mut() else {
                     return Next::Done(now, String::new());
                 };
-                c.report.moved.passes += 1;
+                if !waiting_io {
+                    c.report.moved.passes += 1;
+                }
                 c.report.moved.retries += busy.len() as u32;
                 c.report.moved.passes
             };
@@ -286,7 +306,6 @@ impl MemFlow {
             c.report.moved.batches += 1;
             c.report.moved.shootdown_ipis += csds.len() as u32;
             c.state.batch = picked;
-            c.state.writeback = writeback;
         }
         let deadline = *t + os.config().csd_timeout;
         Next::Poll(MemWait::Acks { csds, deadline }, *t, String::new())
@@ -298,7 +317,6 @@ impl MemFlow {
             return now;
         };
         let batch = std::mem::take(&mut cur.state.batch);
-        let writeback = std::mem::take(&mut cur.state.writeback);
         let ctl = cur.report.controller;
         let home = cur.req.node.map(|n| n.0);
         let mut t = now;
@@ -306,17 +324,6 @@ impl MemFlow {
         let coherent = !os.has_defect(OsDefect::CopyNoncoherent);
         let free_first = os.has_defect(OsDefect::FreeBeforeCopy);
         let page_cost = os.config().memory.page_cost;
-        // Pages whose file system has no migrate_page are written back first (they are
-        // locked and unmapped: nobody can dirty them again).
-        if !writeback.is_empty() {
-            for &pfn in &writeback {
-                Mm::write_back_now(os, t, pfn, cx);
-            }
-            t += os.config().memory.disk_latency;
-            if let Some(c) = os.memhp.running_mut() {
-                c.report.moved.written_back += writeback.len() as u32;
-            }
-        }
         // Allocate every destination first, then copy the whole batch, then remap.
         let mut copies: Vec<(u32, u32, u8)> = Vec::new();
         for m in &batch {
@@ -335,15 +342,14 @@ impl MemFlow {
                     }
                 }
                 Method::Swap(slot) => {
-                    // The swap device reads the page (DMA), then the frame is freed.
-                    let data = Mm::page_out(os, t, &SWAP_DEVICE, m.pfn, cx);
+                    // The disk reads the page (DMA) when it gets to the command; the frame is
+                    // freed once it has.
                     let vm = os.vmm();
-                    vm.swap.write(slot, data);
                     vm.phys.map.clear(m.pfn, flags::LOCKED);
                     vm.phys.map.set(m.pfn, flags::WRITEBACK);
                     vm.phys.map.pin(m.pfn);
                     vm.stats.swap_outs += 1;
-                    Mm::start_io(os, t, Io::SwapOut { pfn: m.pfn, slot });
+                    Mm::start_io(os, &mut t, ctl, Io::SwapOut { pfn: m.pfn, slot }, cx);
                     if let Some(c) = os.memhp.running_mut() {
                         c.report.moved.swapped += 1;
                     }
@@ -589,8 +595,14 @@ impl MemFlow {
         }
     }
 
-    /// Starts writing dirty file page `pfn` back to the disk.
-    pub(crate) fn start_writeback(os: &mut Os, now: SimTime, pfn: u32, _cx: &mut Cx<'_>) {
+    /// Starts writing dirty file page `pfn` back to the disk, as `c`.
+    pub(crate) fn start_writeback(
+        os: &mut Os,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        pfn: u32,
+        cx: &mut Cx<'_>,
+    ) {
         let vm = os.vmm();
         let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
             return;
@@ -601,7 +613,7 @@ impl MemFlow {
         vm.phys.map.set(pfn, flags::WRITEBACK);
         vm.phys.map.clear(pfn, flags::DIRTY);
         vm.phys.map.pin(pfn);
-        Mm::start_io(os, now, Io::Writeback { pfn, file, page });
+        Mm::start_io(os, t, c, Io::Writeback { pfn, file, page }, cx);
     }
 }
 

@@ -374,9 +374,6 @@ pub enum MemWait {
 #[derive(Clone, Debug, Default)]
 pub struct MemState {
     batch: Vec<Move>,
-    /// Pages of the batch to write back before they move (dirty, private data, no
-    /// `migrate_page`).
-    writeback: Vec<u32>,
     isolated: Vec<u32>,
     cpus_down: Vec<LogicalCpu>,
     /// Digest of the memory state when isolation started, and when.

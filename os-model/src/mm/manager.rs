@@ -1,8 +1,8 @@
 //! The kernel's memory management at work: boot of the page allocator from the ACPI memory
 //! devices and the SLIT, kernel allocations, process address spaces with page tables in
 //! simulated memory, the page cache, the hardware page walk on a TLB miss, page faults (swap
-//! in, file read, waiting on a page under migration) and the block device that serves them
-//! (SPEC OS-MEM-1..3).
+//! in, file read, waiting on a page under migration) and the disk that serves them: a storage
+//! card in a slot, driven through its block engine (SPEC OS-MEM-1..3).
 //!
 //! ```text
 //!  task access ─► TLB ─hit─► load/store through the machine
@@ -11,21 +11,34 @@
 //!                          swap / file hole ─► allocate, device DMA, then map and wake
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
-use sim_core::{Entity, SimTime};
+use sim_core::{SimTime, SlotId};
 
 use crate::ids::{MemObj, TaskId};
-use crate::mm::vm::{AddressSpace, BlockStore, File, Pte, Tlb, VmaKind};
+use crate::mm::vm::{AddressSpace, DiskLayout, File, Pte, SwapMap, Tlb, VmaKind};
 use crate::mm::{Owner, PAGEBLOCK_PAGES, PhysMem, flags};
 
-/// The agent name of the swap device in reports.
-pub const SWAP_DEVICE: Entity = Entity::Object("swap-device", 0);
-/// The agent name of the disk holding the files.
-pub const DISK: Entity = Entity::Object("disk", 0);
+/// The kernel's disk: the storage card its files and swap area are on, and the commands it
+/// has for it.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    /// The card, by the driver's index.
+    pub card: usize,
+    /// Its slot.
+    pub slot: SlotId,
+    /// Where the files and the swap area are on it.
+    pub layout: DiskLayout,
+    /// The card went away: every transfer fails.
+    pub gone: bool,
+    /// Commands waiting for room in the card's queue, by tag.
+    pub(crate) waiting: VecDeque<u64>,
+    /// Commands the card has and has not completed.
+    pub(crate) at_card: usize,
+}
 
-/// A block-device transfer in flight.
+/// A disk transfer in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Io {
     /// Read a swapped-out page back into `pfn`, then map it at `mm`/`vpn`.
@@ -85,6 +98,13 @@ pub struct VmStats {
     /// Faults on a swap entry whose page was still on its way to the swap device (found in
     /// the swap cache: they waited for it, then read it back).
     pub swap_cache_waits: u64,
+    /// Block commands the kernel gave its disk.
+    pub disk_commands: u64,
+    /// Of them, the ones that waited for room in the card's queue.
+    pub disk_queued: u64,
+    /// Disk transfers that failed (the card refused or lost them, or went away): their data
+    /// did not move.
+    pub io_errors: u64,
 }
 
 /// The kernel's memory state.
@@ -96,10 +116,10 @@ pub struct Vm {
     pub spaces: Vec<AddressSpace>,
     /// Every file of the page cache, by number.
     pub files: Vec<File>,
-    /// The swap device.
-    pub swap: BlockStore,
-    /// Pages written back to the disk (others hold their original contents).
-    pub disk: BTreeMap<(u32, u32), Box<[u64]>>,
+    /// The swap area's slots.
+    pub swap: SwapMap,
+    /// The disk (none: no storage card was found at boot; no swap, no files).
+    pub disk: Option<Disk>,
     /// Per-CPU TLBs.
     pub tlbs: Vec<Tlb>,
     /// The shared zero page.
@@ -111,6 +131,7 @@ pub struct Vm {
     /// page). A fault on such an entry waits for that frame instead of reading a slot that
     /// holds nothing yet.
     pub(crate) swap_cache: BTreeMap<u32, u32>,
+    /// Disk transfers in flight, by command tag.
     pub(crate) io: BTreeMap<u64, Io>,
     pub(super) next_io: u64,
     /// Counters.
@@ -210,9 +231,10 @@ impl Vm {
 pub enum Where {
     /// In a frame.
     Frame(u32),
-    /// On a device (a swap slot, a written-back disk page).
-    Data(Box<[u64]>),
-    /// Nowhere yet: the object's initial contents (a file page never written back).
+    /// On the disk, from this sector (a swap slot, a file page not in the page cache).
+    Disk(u64),
+    /// Nowhere: the object's initial contents (an anonymous page never touched or
+    /// discarded reads as zeros).
     Initial,
 }
 
@@ -221,8 +243,8 @@ impl Where {
     pub fn describe(&self, vm: &Vm) -> String {
         match self {
             Where::Frame(pfn) => format!("pfn {pfn:#x}, {}", vm.phys.map.describe_flags(*pfn)),
-            Where::Data(_) => "on its device".into(),
-            Where::Initial => "on the disk, never written".into(),
+            Where::Disk(lba) => format!("on the disk from sector {lba}"),
+            Where::Initial => "never touched: zeros".into(),
         }
     }
 }
@@ -241,8 +263,8 @@ fn pte_word(
 /// Where page `page` of `obj` is now, found as the hardware would find it: an anonymous page
 /// through its page-table word loaded from memory (`peek`), a file page through the word of
 /// the first task that maps it (the page cache, then the disk, when no word maps a frame).
-/// `None` while it is in transit (I/O in flight), or when the word names no frame (CHK-7
-/// reports such a word).
+/// `None` while it is in transit (I/O in flight), when the word names no frame (CHK-7
+/// reports such a word), or when it is on a disk the kernel does not have.
 pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Option<Where> {
     let frame = |pfn: u32, migrating: bool| {
         ((pfn as usize) < vm.phys.map.len() && (migrating || !vm.phys.map.has(pfn, flags::LOCKED)))
@@ -257,7 +279,14 @@ pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Opt
             match Pte::decode(pte_word(vm, sp, page, peek)?) {
                 Pte::Present { pfn } => frame(pfn, false),
                 Pte::Migration { pfn } => frame(pfn, true),
-                Pte::Swap { slot } => vm.swap.read(slot).map(|d| Where::Data(d.into())),
+                Pte::Swap { slot } => {
+                    // On its way to the disk: the frame still has it until the card read it.
+                    if let Some(&pfn) = vm.swap_cache.get(&slot) {
+                        return frame(pfn, false);
+                    }
+                    let d = vm.disk.as_ref()?;
+                    (slot < d.layout.swap_slots).then(|| Where::Disk(d.layout.swap_lba(slot)))
+                }
                 // Discarded: it reads as zeros, the initial contents.
                 Pte::None => Some(Where::Initial),
                 Pte::FileHole => None,
@@ -279,10 +308,7 @@ pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Opt
             let file = vm.files.get(f as usize)?;
             match file.cache.get(page as usize)? {
                 Some(pfn) => frame(*pfn, false),
-                None => Some(match vm.disk.get(&(f, page)) {
-                    Some(d) => Where::Data(d.clone()),
-                    None => Where::Initial,
-                }),
+                None => Some(Where::Disk(vm.disk.as_ref()?.layout.file_lba(f, page))),
             }
         }
     }

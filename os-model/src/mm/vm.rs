@@ -288,18 +288,18 @@ impl Tlb {
     }
 }
 
-/// A block device with a fixed latency holding whole pages (the swap device, the disk).
+/// The swap area's slots: which are taken (the pages themselves are on the disk's medium).
 #[derive(Clone, Debug, Default)]
-pub struct BlockStore {
-    slots: Vec<Option<Box<[u64]>>>,
+pub struct SwapMap {
+    slots: u32,
     free: std::collections::BTreeSet<u32>,
 }
 
-impl BlockStore {
-    /// A device of `slots` page slots.
+impl SwapMap {
+    /// An area of `slots` page slots (0: no swap).
     pub fn new(slots: u32) -> Self {
-        BlockStore {
-            slots: vec![None; slots as usize],
+        SwapMap {
+            slots,
             free: (0..slots).collect(),
         }
     }
@@ -311,36 +311,73 @@ impl BlockStore {
 
     /// Releases a slot.
     pub fn release(&mut self, slot: u32) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = None;
+        if slot < self.slots {
             self.free.insert(slot);
         }
     }
 
-    /// Stores a page in a slot.
-    pub fn write(&mut self, slot: u32, data: Box<[u64]>) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(data);
-        }
-    }
-
-    /// The page in a slot.
-    pub fn read(&self, slot: u32) -> Option<&[u64]> {
-        self.slots.get(slot as usize).and_then(|s| s.as_deref())
-    }
-
     /// Slots in use.
     pub fn used(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots as usize - self.free.len()
     }
 
     /// Slots in all.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slots as usize
     }
 }
 
-/// The word of an unmodified file page (what the disk holds before anything is written).
+/// Where the kernel keeps things on its disk, in 512-byte sectors: the files one after the
+/// other from sector 0 (page `p` of file `f` at `(f · file_pages + p) · sectors_per_page`),
+/// then the swap area. The installer writes the files' contents there before the machine
+/// runs ([`crate::install_disk`]); the kernel reads and writes them through the card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskLayout {
+    /// Sectors per page.
+    pub sectors_per_page: u64,
+    /// Pages per file.
+    pub file_pages: u32,
+    /// Files.
+    pub files: u32,
+    /// Page slots of the swap area.
+    pub swap_slots: u32,
+}
+
+impl DiskLayout {
+    /// The layout for `files` files of `file_pages` pages of `page_bytes`, with up to
+    /// `swap_slots` swap slots, on a medium of `capacity` sectors: the swap area is cut to
+    /// what fits, keeping one page behind it (the direct-I/O scratch page). `None`: the
+    /// files and that page do not fit.
+    pub fn new(
+        page_bytes: u64,
+        files: u32,
+        file_pages: u32,
+        swap_slots: u32,
+        capacity: u64,
+    ) -> Option<DiskLayout> {
+        let spp = (page_bytes / sim_core::abi::device::SECTOR_BYTES).max(1);
+        let file_sectors = u64::from(files) * u64::from(file_pages) * spp;
+        let room = (capacity.checked_sub(file_sectors)? / spp).checked_sub(1)?;
+        Some(DiskLayout {
+            sectors_per_page: spp,
+            file_pages,
+            files,
+            swap_slots: swap_slots.min(u32::try_from(room).unwrap_or(u32::MAX)),
+        })
+    }
+
+    /// The first sector of page `page` of file `file`.
+    pub fn file_lba(&self, file: u32, page: u32) -> u64 {
+        (u64::from(file) * u64::from(self.file_pages) + u64::from(page)) * self.sectors_per_page
+    }
+
+    /// The first sector of swap slot `slot`.
+    pub fn swap_lba(&self, slot: u32) -> u64 {
+        self.file_lba(self.files, 0) + u64::from(slot) * self.sectors_per_page
+    }
+}
+
+/// The word of an unmodified file page (what the installer wrote to the disk).
 pub const fn file_word(file: u32, page: u32, word: u32) -> u64 {
     let mut x = (file as u64) << 44 ^ (page as u64) << 16 ^ word as u64 ^ 0x5EED_F11E_0000_0000;
     x ^= x >> 30;
@@ -365,6 +402,30 @@ mod tests {
         ] {
             assert_eq!(Pte::decode(p.encode()), p);
         }
+    }
+
+    #[test]
+    fn the_disk_layout_puts_files_then_swap_and_cuts_swap_to_the_medium() {
+        // 16 KiB pages: 32 sectors each. 2 files of 3 pages: sectors 0..192.
+        let l = DiskLayout::new(16 << 10, 2, 3, 100, 1 << 20).unwrap();
+        assert_eq!(l.sectors_per_page, 32);
+        assert_eq!(l.file_lba(0, 0), 0);
+        assert_eq!(l.file_lba(1, 2), 5 * 32);
+        assert_eq!(l.swap_lba(0), 6 * 32);
+        assert_eq!(l.swap_slots, 100);
+        // Room for 10 pages: 6 of files, 1 scratch page, 3 swap slots.
+        let l = DiskLayout::new(16 << 10, 2, 3, 100, 10 * 32).unwrap();
+        assert_eq!(l.swap_slots, 3);
+        assert_eq!(l.swap_lba(l.swap_slots + 1), 10 * 32);
+        // The files and the scratch page must fit.
+        assert_eq!(DiskLayout::new(16 << 10, 2, 3, 100, 6 * 32), None);
+        let mut m = SwapMap::new(2);
+        assert_eq!(
+            (m.take_slot(), m.take_slot(), m.take_slot()),
+            (Some(0), Some(1), None)
+        );
+        m.release(0);
+        assert_eq!((m.used(), m.capacity()), (1, 2));
     }
 
     #[test]

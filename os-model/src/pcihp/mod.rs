@@ -33,6 +33,7 @@ use thiserror::Error;
 use crate::driver::CardDriver;
 use crate::hotplug::{Accepted, CpuFlow, Trigger};
 use crate::kernel::Os;
+use crate::mm::kernel::Mm;
 use crate::ops::{Begun, Engine, Flow, FlowKind, Next, Op, OpTarget, OstStatus, Report};
 
 /// What an operation does.
@@ -254,6 +255,21 @@ pub enum PciError {
         /// A slot still enabled.
         slot: u16,
     },
+    /// The slot holds the kernel's disk, and it is in use.
+    #[error(
+        "slot {slot}: the card is the kernel's disk, in use ({files} files, {swap_used} pages \
+         in swap, {in_flight} transfers in flight)"
+    )]
+    DiskInUse {
+        /// The slot's `_SUN` (numbered from 1).
+        slot: u16,
+        /// Files on it.
+        files: u32,
+        /// Swap slots in use.
+        swap_used: usize,
+        /// Transfers it has not finished.
+        in_flight: usize,
+    },
     /// The slot's I/O subsystem is not in the machine (as far as the OS knows).
     #[error("slot {slot}: its I/O subsystem ({bridge}) is not present")]
     SubsystemAbsent {
@@ -287,6 +303,7 @@ impl PciError {
             PciError::NoSuchSlot { .. } | PciError::NoSuchSubsystem { .. } => "EINVAL",
             PciError::GsiOverlap { .. }
             | PciError::SubsystemBusy { .. }
+            | PciError::DiskInUse { .. }
             | PciError::Booting { .. } => "EBUSY",
             PciError::NotEnabled { .. }
             | PciError::NoDevice { .. }
@@ -307,7 +324,9 @@ impl PciError {
             | PciError::NoSuchSlot { .. }
             | PciError::NoSuchSubsystem { .. }
             | PciError::SubsystemAbsent { .. } => OstStatus::InUse,
-            PciError::SubsystemBusy { .. } | PciError::Booting { .. } => OstStatus::Busy,
+            PciError::SubsystemBusy { .. }
+            | PciError::DiskInUse { .. }
+            | PciError::Booting { .. } => OstStatus::Busy,
             PciError::GsiOverlap { .. }
             | PciError::NoDevice { .. }
             | PciError::NoSpace { .. }
@@ -756,6 +775,11 @@ impl PciFlow {
             (PciOpKind::Disable | PciOpKind::Eject, false) => {
                 return Err(PciError::NotEnabled { slot: sun });
             }
+            (PciOpKind::Disable | PciOpKind::Eject, true) if trigger != Trigger::Surprise => {
+                if let Some(e) = PciFlow::disk_in(os, i) {
+                    return Err(e);
+                }
+            }
             (PciOpKind::Enable, false) | (PciOpKind::Disable | PciOpKind::Eject, true) => {}
             (PciOpKind::AddSubsystem | PciOpKind::EjectSubsystem, _) => {
                 return Err(PciError::NoSuchSubsystem {
@@ -845,6 +869,16 @@ impl PciFlow {
                 op: PciFlow::pci_enqueue(os, now, PciOpKind::AddSubsystem, target, trigger, cause),
             });
         }
+        // The kernel's disk keeps its subsystem (refused before any device stops).
+        if present {
+            let under = |i: &usize| bridges.contains(&os.pcihp.slots[*i].bridge);
+            if let Some(e) = (0..os.pcihp.slots.len())
+                .filter(under)
+                .find_map(|i| PciFlow::disk_in(os, i))
+            {
+                return Err(e);
+            }
+        }
         // Each device stops before the subsystem goes.
         let slots: Vec<u16> = (0..os.pcihp.slots.len())
             .filter(|&i| bridges.contains(&os.pcihp.slots[i].bridge) && os.pcihp.will_be_enabled(i))
@@ -889,6 +923,7 @@ impl PciFlow {
     /// The driver found card `k` gone (it answered all-ones): the kernel cleans up after
     /// the surprise removal — the slot is disabled without touching the card again.
     pub(crate) fn pci_card_gone(os: &mut Os, now: SimTime, k: usize) {
+        Mm::disk_gone(os, now, k);
         let Some(sun) = os
             .pcihp
             .slots
@@ -899,6 +934,21 @@ impl PciFlow {
             return;
         };
         let _ = os.pci_request(now, sun, PciOpKind::Disable, Trigger::Surprise);
+    }
+
+    /// Why slot `i` cannot be disabled, if its card is the kernel's disk (and has not gone)
+    /// and holds something: files, pages in swap, transfers in flight. An empty disk can go
+    /// (its swap area is switched off first).
+    pub(crate) fn disk_in(os: &Os, i: usize) -> Option<PciError> {
+        let vm = os.vm.as_ref()?;
+        let d = vm.disk.as_ref().filter(|d| !d.gone)?;
+        let busy = d.layout.files > 0 || vm.swap.used() > 0 || !vm.io.is_empty();
+        (os.pcihp.slots[i].card == Some(d.card) && busy).then(|| PciError::DiskInUse {
+            slot: os.pcihp.slots[i].sun.0,
+            files: d.layout.files,
+            swap_used: vm.swap.used(),
+            in_flight: vm.io.len(),
+        })
     }
 
     /// Gives slot `i`'s BARs back to its bridge's windows.

@@ -196,19 +196,27 @@ impl PciFlow {
                 let Some(k) = slot.card else {
                     return Next::Done(t, "no card".into());
                 };
-                os.pcihp.slots[i].enabled = false;
                 // Presence first (`_STA`, firmware, not the card): a card pulled out by
                 // surprise, or behind a subsystem that is gone, is not touched again.
                 if !os.sta_present(&mut t, ctl, &slot.path, cx) {
+                    os.pcihp.slots[i].enabled = false;
                     if let Some(c) = os.pcihp.ops.running_mut() {
                         c.state.gone = true;
                     }
+                    Mm::disk_gone(os, t, k);
                     os.driver.detach(k);
                     return Next::Done(
                         t,
                         "the card is gone (surprise removal): not touched".into(),
                     );
                 }
+                // The kernel's disk stays while it holds anything (a subsystem eject asked
+                // for every slot); an empty one is let go, its swap area switched off.
+                if let Some(e) = PciFlow::disk_in(os, i) {
+                    return Next::Fail(t, e);
+                }
+                Mm::swap_off(os, k);
+                os.pcihp.slots[i].enabled = false;
                 if os.has_defect(OsDefect::SkipDriverQuiesce) {
                     // The defect: the driver lets go without stopping the card.
                     os.driver.detach(k);

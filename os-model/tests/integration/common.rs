@@ -5,7 +5,7 @@ use acpi_model::hw::MachineConfig;
 use acpi_model::hw::{DeviceConfig, DeviceKind};
 use acpi_model::{Platform, PlatformConfig, PlatformProbe};
 use os_model::{DriverConfig, Os, OsCheckers, OsConfig, OsDefect, OsEvent};
-use sim_core::{CpuId, RngStreams, SimTime, Trace, TraceLevel};
+use sim_core::{CpuId, RngStreams, SimDuration, SimTime, Trace, TraceLevel};
 
 pub(crate) struct Sim {
     pub(crate) p: Platform,
@@ -43,9 +43,53 @@ pub(crate) fn some_cards(subsystems: u16) -> IoConfig {
             period_ns: Some(4000),
             capacity: None,
             latency_ns: None,
+            bandwidth: None,
         });
     }
     io
+}
+
+/// `io` with the kernel's disk: a storage card in subsystem 0, slot 0 (replacing a card
+/// declared there), taking `latency_ns` per command.
+pub(crate) fn with_disk(mut io: IoConfig, latency_ns: u64) -> IoConfig {
+    io.device.retain(|d| !(d.subsystem == 0 && d.slot == 0));
+    io.device.insert(
+        0,
+        DeviceConfig {
+            subsystem: 0,
+            bridge: 0,
+            slot: 0,
+            kind: DeviceKind::Disk,
+            bar_size: None,
+            irq_cpu: None,
+            period_ns: Some(1_000_000),
+            capacity: None,
+            latency_ns: Some(latency_ns),
+            bandwidth: None,
+        },
+    );
+    io
+}
+
+/// Runs until no memory operation is queued or running (or `limit`).
+pub(crate) fn mem_settle(s: &mut Sim, limit: SimTime) {
+    while !s.os.mem_hotplug().is_idle() && s.now < limit {
+        let next = s.now + SimDuration::from_micros(200);
+        s.run_to(next);
+    }
+}
+
+/// Audits, then fails with the reports of any of CHK-1…7.
+pub(crate) fn mem_clean(s: &mut Sim) -> Result<(), String> {
+    s.audit();
+    for code in [
+        "CHK-1", "CHK-2", "CHK-3", "CHK-4", "CHK-5", "CHK-6", "CHK-7",
+    ] {
+        if s.count(code) != 0 {
+            return Err(format!("{code}:{}", s.violations()));
+        }
+    }
+    Ok(())
 }
 
 impl Sim {
@@ -56,10 +100,17 @@ impl Sim {
         defects: &[OsDefect],
         seed: u64,
     ) -> Sim {
+        // A kernel with files gets its disk, unless the test gave it one.
+        let io = if os.memory.files > 0 && !io.device.iter().any(|d| d.kind == DeviceKind::Disk) {
+            with_disk(io, 40_000)
+        } else {
+            io
+        };
         let cfg = PlatformConfig { machine, io };
         let mut p = Platform::new(&cfg).unwrap();
         let mut probe =
             PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
+        os_model::install_disk(os, &mut p).unwrap();
         let bsp = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
         let os = Os::boot(
             os,

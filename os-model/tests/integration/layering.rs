@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// Layers, bottom up; a module path is in the layer of its longest listed prefix.
-const LAYERS: [(&str, u8); 23] = [
+const LAYERS: [(&str, u8); 24] = [
     // The vocabulary: CPU masks, access helpers, the ACPI scan, ids.
     ("cpumask", 0),
     ("hw", 0),
@@ -32,6 +32,8 @@ const LAYERS: [(&str, u8); 23] = [
     ("policy", 4),
     ("mm::kernel", 4),
     ("sysfs", 4),
+    // What was on the kernel's disk before the machine ran.
+    ("install", 4),
     // Judges of the kernel.
     ("check", 5),
     // The crate root re-exports everything.

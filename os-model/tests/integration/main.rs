@@ -4,6 +4,7 @@
 
 mod common;
 mod defects;
+mod disk;
 mod hotplug;
 mod layering;
 mod memory;

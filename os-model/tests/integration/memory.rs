@@ -12,9 +12,9 @@ use os_model::memhotplug::{MemOpKind, MemOpReport};
 use os_model::mm::vm::FsKind;
 use os_model::mm::{MigrateType, PAGEBLOCK_PAGES};
 use proptest::prelude::*;
-use sim_core::{ByteSize, CellId, SimDuration, SimTime};
+use sim_core::{ByteSize, CellId, SimDuration};
 
-use crate::common::{Sim, ms};
+use crate::common::{Sim, mem_clean as clean, mem_settle as settle, ms, with_disk};
 
 /// Three cells of two CPUs and 32 MiB, 4 MiB blocks (8 per cell), nodes 1 and 2 movable.
 fn small_machine() -> MachineConfig {
@@ -46,28 +46,8 @@ fn mixed(anon: u32, mlock: u32, huge: u32, files: u32, fs: Vec<FsKind>) -> OsCon
     }
 }
 
-/// Runs until no memory operation is queued or running (or `limit`).
-fn settle(s: &mut Sim, limit: SimTime) {
-    while !s.os.mem_hotplug().is_idle() && s.now < limit {
-        let next = s.now + SimDuration::from_micros(200);
-        s.run_to(next);
-    }
-}
-
 fn last_op(s: &Sim) -> MemOpReport {
     s.os.mem_hotplug().done().last().cloned().unwrap()
-}
-
-fn clean(s: &mut Sim) -> Result<(), String> {
-    s.audit();
-    for code in [
-        "CHK-1", "CHK-2", "CHK-3", "CHK-4", "CHK-5", "CHK-6", "CHK-7",
-    ] {
-        if s.count(code) != 0 {
-            return Err(format!("{code}:{}", s.violations()));
-        }
-    }
-    Ok(())
 }
 
 #[test]
@@ -144,9 +124,9 @@ fn a_page_still_pinned_after_the_last_pass_fails_with_ebusy_and_the_blocks_are_p
     // 5 ms: a page of the block is always pinned for DMA, longer than 3 passes 50 us apart.
     let mut cfg = mixed(16, 0, 0, 0, vec![FsKind::Ext3]);
     cfg.memory.direct_io_chance = 1.0;
-    cfg.memory.disk_latency = SimDuration::from_millis(5);
     cfg.memory.migrate_passes = 3;
-    let mut s = Sim::new(small_machine(), Default::default(), &cfg, &[], 4);
+    let io = with_disk(Default::default(), 5_000_000);
+    let mut s = Sim::new(small_machine(), io, &cfg, &[], 4);
     s.run_to(ms(2));
     let pageblocks = |s: &Sim| {
         let vm = s.os.vm().unwrap();

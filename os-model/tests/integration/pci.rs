@@ -24,6 +24,7 @@ fn card(subsystem: u16, slot: u8, kind: DeviceKind, bar: Option<u64>) -> DeviceC
         period_ns: Some(6000),
         capacity: None,
         latency_ns: None,
+        bandwidth: None,
     }
 }
 

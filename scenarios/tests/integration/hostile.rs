@@ -42,6 +42,16 @@ const CORPUS: &[(&str, Option<usize>, Option<&str>)] = &[
         Some("expect.silent[1]"),
     ),
     ("os_unknown_field.toml", Some(5), Some("os.tick_ns")),
+    (
+        "os_files_without_disk.toml",
+        Some(6),
+        Some("os.memory.files"),
+    ),
+    (
+        "os_disk_slot_empty.toml",
+        Some(10),
+        Some("os.memory.disk_slot"),
+    ),
     ("os_bad_probability.toml", Some(5), Some("os.sleep_chance")),
     (
         "os_bound_cpu_not_present.toml",

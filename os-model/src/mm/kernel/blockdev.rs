@@ -1,125 +1,283 @@
-//! The block device behind swap and files, and what its transfers end in: page-cache
-//! reads, swap-in and swap-out, write-back (the flusher, direct I/O), discarded and freed
+//! The kernel's disk: a storage card found at boot, driven through its block engine, that
+//! holds the files and the swap area; and what its transfers end in: page-cache reads,
+//! swap-in and swap-out, write-back (the flusher, migration), direct I/O; discarded and freed
 //! frames.
+//!
+//! A transfer is a block command the kernel writes into the card's registers (the card then
+//! moves the page by DMA and interrupts); up to the card's queue depth are at the card, the
+//! rest wait in the kernel's queue. The completion comes back through the card's interrupt
+//! and the driver's bottom half ([`Mm::blk_complete`]). A card that goes away fails every
+//! transfer it had: their data did not move.
 
 use super::Mm;
 use crate::cpumask::LogicalCpu;
 use crate::event::{MemObj, OsEvent, TaskId};
 use crate::hw::Cx;
-use crate::kernel::{Os, OsEv};
+use crate::kernel::{Os, OsError, OsEv};
 use crate::memhotplug::MemFlow;
-use crate::mm::manager::DISK;
-use crate::mm::manager::{Io, SWAP_DEVICE};
-use crate::mm::vm::{Pte, VmaKind, file_word};
+use crate::mm::manager::{Disk, Io};
+use crate::mm::vm::{DiskLayout, Pte, SwapMap, VmaKind};
 use crate::mm::{Owner, PteRef, flags};
-use sim_core::{PhysAddr, SimTime};
+use sim_core::SimTime;
+use sim_core::abi::device::{BLK_FAILED, BLK_QUEUE};
+
+impl Io {
+    /// The frame it moves data into or out of.
+    pub(crate) fn pfn(self) -> u32 {
+        match self {
+            Io::SwapIn { pfn, .. }
+            | Io::FileRead { pfn, .. }
+            | Io::SwapOut { pfn, .. }
+            | Io::Writeback { pfn, .. }
+            | Io::DirectWrite { pfn } => pfn,
+        }
+    }
+
+    /// Whether it writes to the disk.
+    fn writes(self) -> bool {
+        matches!(
+            self,
+            Io::SwapOut { .. } | Io::Writeback { .. } | Io::DirectWrite { .. }
+        )
+    }
+
+    /// What the card does for it: `(writes to the medium, first sector, frame)`.
+    fn transfer(self, layout: &DiskLayout) -> (bool, u64, u32) {
+        match self {
+            Io::SwapIn { pfn, slot, .. } => (false, layout.swap_lba(slot), pfn),
+            Io::FileRead {
+                pfn, file, page, ..
+            } => (false, layout.file_lba(file, page), pfn),
+            Io::SwapOut { pfn, slot } => (true, layout.swap_lba(slot), pfn),
+            Io::Writeback { pfn, file, page } => (true, layout.file_lba(file, page), pfn),
+            // Direct I/O goes to the scratch page past the swap area.
+            Io::DirectWrite { pfn } => (true, layout.swap_lba(layout.swap_slots), pfn),
+        }
+    }
+}
 
 impl Mm {
-    /// `device` reads frame `pfn` now (coherent DMA) and keeps what it read.
-    pub(crate) fn page_out(
-        os: &mut Os,
-        now: SimTime,
-        device: &sim_core::Entity,
-        pfn: u32,
-        cx: &mut Cx<'_>,
-    ) -> Box<[u64]> {
+    /// Mounts the kernel's disk at boot, once the driver has brought the cards up: the
+    /// storage card in `[os.memory] disk_slot`, else the one in the lowest-numbered slot.
+    /// Its block engine is the kernel's from now on (the driver's own sector check stays
+    /// off it); the swap area is what fits behind the files. No storage card: no swap, and
+    /// a kernel with files cannot boot.
+    pub(crate) fn mount_disk(os: &mut Os) -> Result<(), OsError> {
+        let mc = &os.config().memory;
+        let (want, files, file_pages, swap_slots) =
+            (mc.disk_slot, mc.files, mc.file_pages, mc.swap_slots);
+        let card = os
+            .driver
+            .cards()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.active && c.capacity > 0)
+            .filter(|(_, c)| want.is_none_or(|s| c.slot.0 == s))
+            .min_by_key(|(_, c)| c.slot)
+            .map(|(k, c)| (k, c.slot, c.capacity));
+        let Some((k, slot, capacity)) = card else {
+            if files > 0 {
+                return Err(OsError::NoDisk {
+                    files,
+                    slot: want.map_or_else(|| "any slot".into(), |s| format!("slot {s}")),
+                });
+            }
+            return Ok(());
+        };
         let vm = os.vmm();
-        let addr = PhysAddr::new(vm.phys.addr(pfn));
-        let mut buf = vec![0u64; vm.wpp as usize];
-        let _ = cx.p.dma_read(now, device, addr, &mut buf, cx.probe);
-        buf.into_boxed_slice()
+        let page_bytes = u64::from(vm.wpp) * 8;
+        let layout = DiskLayout::new(page_bytes, files, file_pages, swap_slots, capacity).ok_or(
+            OsError::DiskTooSmall {
+                slot: slot.0,
+                capacity,
+                files,
+                file_pages,
+            },
+        )?;
+        vm.swap = SwapMap::new(layout.swap_slots);
+        vm.disk = Some(Disk {
+            card: k,
+            slot,
+            layout,
+            gone: false,
+            waiting: std::collections::VecDeque::new(),
+            at_card: 0,
+        });
+        os.driver.claim(k);
+        Ok(())
     }
 
-    /// The disk writes file page `page` into frame `pfn` by DMA.
-    pub(crate) fn disk_read(
+    /// Starts transfer `io` as `c`: it goes into the disk's queue and, if the card has room,
+    /// to the card. Without a disk (or with one that went away) it fails at once.
+    pub(crate) fn start_io(os: &mut Os, t: &mut SimTime, c: LogicalCpu, io: Io, cx: &mut Cx<'_>) {
+        let vm = os.vmm();
+        let tag = vm.next_io;
+        vm.next_io = (vm.next_io + 1) & 0xFFFF_FFFF;
+        vm.io.insert(tag, io);
+        match vm.disk.as_mut().filter(|d| !d.gone) {
+            Some(d) => {
+                if d.at_card >= BLK_QUEUE {
+                    vm.stats.disk_queued += 1;
+                }
+                // Reads (a task waits for each) go ahead of the writes waiting, as a
+                // deadline scheduler serves them.
+                let at = if io.writes() {
+                    d.waiting.len()
+                } else {
+                    d.waiting
+                        .iter()
+                        .position(|w| vm.io.get(w).is_some_and(|x| x.writes()))
+                        .unwrap_or(d.waiting.len())
+                };
+                d.waiting.insert(at, tag);
+                Mm::blk_submit(os, t, c, cx);
+            }
+            None => {
+                let _ = os.post(*t, OsEv::Io(tag));
+            }
+        }
+    }
+
+    /// Hands waiting transfers to the card, as `c`, while its queue has room.
+    fn blk_submit(os: &mut Os, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
+        let hw = os.hw(c);
+        loop {
+            let vm = os.vmm();
+            let len = u64::from(vm.wpp) * 8;
+            let Some(d) = vm
+                .disk
+                .as_mut()
+                .filter(|d| !d.gone && d.at_card < BLK_QUEUE)
+            else {
+                return;
+            };
+            let Some(tag) = d.waiting.pop_front() else {
+                return;
+            };
+            let Some(io) = vm.io.get(&tag).copied() else {
+                continue;
+            };
+            d.at_card += 1;
+            let (card, (write, lba, pfn)) = (d.card, io.transfer(&d.layout));
+            let addr = vm.phys.addr(pfn);
+            vm.stats.disk_commands += 1;
+            os.driver
+                .block_command(t, card, hw, (write, lba, addr, len, tag as u32), cx);
+        }
+    }
+
+    /// The completions the disk's card posted (its `BLK_DONE` words, taken by the driver's
+    /// bottom half on `c`): each transfer ends, and waiting ones take the room.
+    pub(crate) fn blk_complete(
         os: &mut Os,
-        now: SimTime,
-        file: u32,
-        page: u32,
-        pfn: u32,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        words: &[u64],
         cx: &mut Cx<'_>,
     ) {
-        let vm = os.vmm();
-        let data: Box<[u64]> = match vm.disk.get(&(file, page)) {
-            Some(d) => d.clone(),
-            None => (0..vm.wpp).map(|w| file_word(file, page, w)).collect(),
-        };
-        let addr = PhysAddr::new(vm.phys.addr(pfn));
-        let _ = cx.p.dma_write(now, &DISK, addr, &data, cx.probe);
-    }
-
-    pub(crate) fn start_io(os: &mut Os, now: SimTime, io: Io) {
-        let lat = match io {
-            Io::SwapIn { .. } | Io::SwapOut { .. } => os.config().memory.swap_latency,
-            Io::FileRead { .. } | Io::Writeback { .. } | Io::DirectWrite { .. } => {
-                os.config().memory.disk_latency
+        for &w in words {
+            if let Some(d) = os.vmm().disk.as_mut() {
+                d.at_card = d.at_card.saturating_sub(1);
             }
-        };
-        let vm = os.vmm();
-        let id = vm.next_io;
-        vm.next_io += 1;
-        vm.io.insert(id, io);
-        let _ = os.post(now + lat, OsEv::Io(id));
+            Mm::io_done(os, t, c, w & 0xFFFF_FFFF, w & BLK_FAILED != 0, cx);
+        }
+        Mm::blk_submit(os, t, c, cx);
     }
 
-    /// A block-device transfer finished: the data moves by DMA, the page is mapped and its
-    /// waiters woken.
-    pub(crate) fn io_done(os: &mut Os, now: SimTime, id: u64, cx: &mut Cx<'_>) {
-        let Some(io) = os.vmm().io.remove(&id) else {
+    /// The disk's card (driver index `card`) went away: every transfer it had, and every one
+    /// waiting for it, fails now; later ones fail at once.
+    pub(crate) fn disk_gone(os: &mut Os, now: SimTime, card: usize) {
+        let vm = os.vmm();
+        let Some(d) = vm.disk.as_mut().filter(|d| d.card == card && !d.gone) else {
             return;
         };
+        d.gone = true;
+        d.waiting.clear();
+        d.at_card = 0;
+        let tags: Vec<u64> = vm.io.keys().copied().collect();
+        for tag in tags {
+            let _ = os.post(now, OsEv::Io(tag));
+        }
+    }
+
+    /// The kernel lets go of its disk, the card with driver index `card`, while it holds
+    /// nothing (no files, no page in swap, no transfer): the swap area is switched off.
+    pub(crate) fn swap_off(os: &mut Os, card: usize) {
+        let vm = os.vmm();
+        if vm.disk.as_ref().is_some_and(|d| d.card == card) {
+            vm.disk = None;
+            vm.swap = SwapMap::new(0);
+        }
+    }
+
+    /// A transfer that failed without the card (no disk, or its card went away).
+    pub(crate) fn io_failed(os: &mut Os, now: SimTime, tag: u64, cx: &mut Cx<'_>) {
         let c = os.any_running_cpu(cx.p);
         let mut t = now;
+        Mm::io_done(os, &mut t, c, tag, true, cx);
+    }
+
+    /// Transfer `tag` ended (`failed`: its data did not move), seen by `c`: the page is
+    /// mapped and its waiters woken, or freed, or clean again.
+    pub(crate) fn io_done(
+        os: &mut Os,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        tag: u64,
+        failed: bool,
+        cx: &mut Cx<'_>,
+    ) {
+        let Some(io) = os.vmm().io.remove(&tag) else {
+            return;
+        };
+        if failed {
+            os.vmm().stats.io_errors += 1;
+        }
         match io {
             Io::SwapIn { pfn, slot, mm, vpn } => {
-                let vm = os.vmm();
-                let data: Option<Box<[u64]>> = vm.swap.read(slot).map(Into::into);
-                let addr = PhysAddr::new(vm.phys.addr(pfn));
-                if let Some(d) = data {
-                    let _ = cx.p.dma_write(now, &SWAP_DEVICE, addr, &d, cx.probe);
-                }
                 os.vmm().swap.release(slot);
                 let set = flags::LRU | flags::UPTODATE | flags::DIRTY | flags::REFERENCED;
                 let at = PteRef { mm, vpn };
-                Mm::map_read_page(os, &mut t, c, pfn, flags::SWAPCACHE, set, at, cx);
+                Mm::map_read_page(os, t, c, pfn, flags::SWAPCACHE, set, at, cx);
             }
             Io::FileRead {
-                pfn,
-                file,
-                page,
-                mm,
-                vpn,
+                pfn, file, mm, vpn, ..
             } => {
-                Mm::disk_read(os, now, file, page, pfn, cx);
                 let set = flags::LRU | flags::UPTODATE | flags::REFERENCED;
+                // A file without backing (tmpfs) has its pages only in memory from now on.
+                let set = if os.vmm().files[file as usize].fs.has_backing() {
+                    set
+                } else {
+                    set | flags::DIRTY
+                };
                 let at = PteRef { mm, vpn };
-                Mm::map_read_page(os, &mut t, c, pfn, 0, set, at, cx);
+                Mm::map_read_page(os, t, c, pfn, 0, set, at, cx);
             }
             Io::SwapOut { pfn, slot } => {
                 let vm = os.vmm();
                 vm.swap_cache.remove(&slot);
                 vm.phys.map.clear(pfn, flags::WRITEBACK | flags::SWAPCACHE);
                 vm.phys.map.unpin(pfn);
-                Mm::free_frame(os, t, pfn, 0);
+                Mm::free_frame(os, *t, pfn, 0);
                 // A task that faulted on the swap entry meanwhile reads the slot now.
-                Mm::wake_page(os, &mut t, c, pfn, cx);
+                Mm::wake_page(os, t, c, pfn, cx);
             }
             Io::Writeback { pfn, file, page } => {
-                // The disk reads the page now (DMA) and keeps it.
-                let data = Mm::page_out(os, now, &DISK, pfn, cx);
                 let vm = os.vmm();
-                vm.disk.insert((file, page), data);
                 vm.stats.writebacks += 1;
                 if vm.phys.map.owner(pfn) == (Owner::File { file, page }) {
                     vm.phys.map.clear(pfn, flags::WRITEBACK | flags::PRIVATE);
                     vm.phys.map.unpin(pfn);
+                    if failed {
+                        // Still to be written.
+                        vm.phys.map.set(pfn, flags::DIRTY);
+                    }
                 } else {
                     // The page moved or went away while the device still had it.
                     vm.stats.stale_io += 1;
                 }
             }
             Io::DirectWrite { pfn } => {
-                Mm::page_out(os, now, &DISK, pfn, cx);
                 os.vmm().phys.map.unpin(pfn);
             }
         }
@@ -218,24 +376,25 @@ impl Mm {
         Some(pfn)
     }
 
-    /// The disk reads file page `pfn` now (synchronous writeback under the page lock): its
-    /// contents go to the disk, the page is clean and has no private data left.
-    pub(crate) fn write_back_now(os: &mut Os, now: SimTime, pfn: u32, cx: &mut Cx<'_>) {
-        let vm = os.vmm();
-        let Owner::File { file, page } = vm.phys.map.owner(pfn) else {
-            return;
-        };
-        let data = Mm::page_out(os, now, &DISK, pfn, cx);
-        let vm = os.vmm();
-        vm.disk.insert((file, page), data);
-        vm.stats.writebacks += 1;
-        vm.phys.map.clear(pfn, flags::DIRTY | flags::PRIVATE);
-    }
-
     /// A task writes anonymous page `page` of `mm` to the disk with direct I/O: the page
     /// is pinned until the disk has read it by DMA.
-    pub(crate) fn direct_io(os: &mut Os, now: SimTime, mm: u32, page: u32) {
+    pub(crate) fn direct_io(
+        os: &mut Os,
+        t: &mut SimTime,
+        c: LogicalCpu,
+        mm: u32,
+        page: u32,
+        cx: &mut Cx<'_>,
+    ) {
         let vm = os.vmm();
+        // Like a write with `RWF_NOWAIT`: not when the disk is congested.
+        let room = vm
+            .disk
+            .as_ref()
+            .is_some_and(|d| !d.gone && d.at_card + d.waiting.len() < BLK_QUEUE);
+        if !room {
+            return;
+        }
         let Some(Pte::Present { pfn }) = vm.spaces[mm as usize].ptes.get(page as usize).copied()
         else {
             return;
@@ -245,12 +404,14 @@ impl Mm {
         }
         vm.phys.map.pin(pfn);
         vm.stats.direct_ios += 1;
-        Mm::start_io(os, now, Io::DirectWrite { pfn });
+        Mm::start_io(os, t, c, Io::DirectWrite { pfn }, cx);
     }
 
     /// The flusher: every `writeback_interval`, starts writeback of the oldest dirty file
-    /// pages and clears every page's referenced bit (what is not touched again is cold).
-    pub(crate) fn flusher(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
+    /// pages and clears every page's referenced bit (what is not touched again is cold). It
+    /// never queues more than the disk's card can hold at once (the block layer's congestion
+    /// limit): faults that read do not wait behind a flood of writes.
+    pub(crate) fn flusher(os: &mut Os, now: SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let every = os.config().memory.writeback_interval;
         let batch = os.config().memory.writeback_batch as usize;
         let Some(vm) = os.vm.as_mut() else {
@@ -261,6 +422,12 @@ impl Mm {
         }
         vm.next_flush = now + every;
         vm.phys.map.clear_all(flags::REFERENCED);
+        let room = vm
+            .disk
+            .as_ref()
+            .filter(|d| !d.gone)
+            .map_or(0, |d| BLK_QUEUE.saturating_sub(d.at_card + d.waiting.len()));
+        let batch = batch.min(room);
         let mut dirty = Vec::new();
         // Round robin over the files, starting where the last pass stopped.
         let n = vm.files.len();
@@ -278,8 +445,9 @@ impl Mm {
                 }
             }
         }
+        let mut t = now;
         for pfn in dirty.into_iter().take(batch) {
-            MemFlow::start_writeback(os, now, pfn, cx);
+            MemFlow::start_writeback(os, &mut t, c, pfn, cx);
         }
     }
 }

@@ -78,7 +78,7 @@ impl Mm {
         mm: u32,
         vpn: u32,
         slot: u32,
-        _cx: &mut Cx<'_>,
+        cx: &mut Cx<'_>,
     ) -> u32 {
         // A fault on an entry already being read in waits for that read.
         let pending = os.vmm().io.values().find_map(|io| match *io {
@@ -109,7 +109,7 @@ impl Mm {
         vm.phys.map.set(pfn, flags::LOCKED | flags::SWAPCACHE);
         vm.phys.map.pin(pfn);
         vm.stats.swap_ins += 1;
-        Mm::start_io(os, *t, Io::SwapIn { pfn, slot, mm, vpn });
+        Mm::start_io(os, t, c, Io::SwapIn { pfn, slot, mm, vpn }, cx);
         pfn
     }
 
@@ -149,17 +149,14 @@ impl Mm {
         vm.phys.map.pin(pfn);
         vm.files[file as usize].cache[page as usize] = Some(pfn);
         vm.stats.file_reads += 1;
-        Mm::start_io(
-            os,
-            *t,
-            Io::FileRead {
-                pfn,
-                file,
-                page,
-                mm,
-                vpn,
-            },
-        );
+        let read = Io::FileRead {
+            pfn,
+            file,
+            page,
+            mm,
+            vpn,
+        };
+        Mm::start_io(os, t, c, read, cx);
         Err(pfn)
     }
 

@@ -20,7 +20,7 @@ use crate::cpumask::LogicalCpu;
 use crate::hw::store;
 use crate::kernel::{Os, OsError};
 use crate::mm::manager::{Vm, VmStats};
-use crate::mm::vm::{BlockStore, Tlb};
+use crate::mm::vm::{SwapMap, Tlb};
 use crate::mm::{Gfp, Owner, PAGEBLOCK_ORDER, PAGEBLOCK_PAGES, PhysMem, ZoneKind, flags};
 
 /// Parses a SLIT (ACPI table) into a distance matrix.
@@ -194,8 +194,9 @@ impl Mm {
             phys,
             spaces: Vec::new(),
             files: Vec::new(),
-            swap: BlockStore::new(mc.swap_slots),
-            disk: BTreeMap::new(),
+            // No swap until the disk is mounted.
+            swap: SwapMap::new(0),
+            disk: None,
             tlbs: (0..os.nr_cpus())
                 .map(|_| Tlb::new(mc.tlb_entries as usize))
                 .collect(),

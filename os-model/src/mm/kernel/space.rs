@@ -336,8 +336,9 @@ impl Mm {
         }
     }
 
-    /// Creates the configured files, their page cache filled from the disk (device DMA).
-    pub(crate) fn create_files(os: &mut Os, t: &mut SimTime, cx: &mut Cx<'_>) {
+    /// Creates the configured files, with an empty page cache: each page is read from the
+    /// disk when a task first touches it.
+    pub(crate) fn create_files(os: &mut Os, t: &mut SimTime) {
         let mc = os.config().memory.clone();
         let nodes: Vec<u32> = os
             .vmm()
@@ -367,19 +368,6 @@ impl Mm {
                     slots: mc.probe_words,
                 },
             );
-            for page in 0..mc.file_pages {
-                let owner = Owner::File { file: f, page };
-                let Ok(pfn) = os.vmm().phys.alloc(node, 0, Gfp::Movable, owner) else {
-                    continue;
-                };
-                Mm::disk_read(os, *t, f, page, pfn, cx);
-                let vm = os.vmm();
-                vm.phys.map.set(pfn, flags::LRU | flags::UPTODATE);
-                if !fs.has_backing() {
-                    vm.phys.map.set(pfn, flags::DIRTY);
-                }
-                vm.files[f as usize].cache[page as usize] = Some(pfn);
-            }
         }
     }
 }
