@@ -42,5 +42,5 @@ pub mod hw {
     pub use cells::cpu::CpuEvent;
     pub use cells::{CpuState, MachineConfig, McaTarget};
     pub use io_subsystem::config::{DeviceConfig, DeviceKind};
-    pub use io_subsystem::{DeviceId, IoConfig, SubsystemEvent};
+    pub use io_subsystem::{DeviceId, IoConfig, IoDefect, SubsystemEvent};
 }

@@ -639,6 +639,11 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         },
         os.irqs().len()
     );
+    for e in os.boot_errors() {
+        if matches!(e, os_model::OsError::NoSci { .. }) {
+            let _ = writeln!(o, "      boot: {e}");
+        }
+    }
     let _ = writeln!(
         o,
         "      now online {} (active {}), present {}, possible {}",
@@ -674,7 +679,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
         st.maps_published
     );
     if let Some(vm) = os.vm() {
-        mem_summary(o, vm, os.boot_error());
+        mem_summary(o, vm, os.boot_errors());
     }
     mem_ops_summary(o, os);
     pci_ops_summary(o, os);
@@ -738,11 +743,7 @@ fn os_summary(o: &mut String, os: &os_model::Os) {
     }
 }
 
-fn mem_summary(
-    o: &mut String,
-    vm: &os_model::mm::manager::Vm,
-    boot_error: Option<&os_model::OsError>,
-) {
+fn mem_summary(o: &mut String, vm: &os_model::mm::manager::Vm, boot_errors: &[os_model::OsError]) {
     let st = &vm.stats;
     let zones: Vec<String> = vm
         .phys
@@ -789,7 +790,13 @@ fn mem_summary(
         st.direct_ios,
         thousands(st.pte_writes)
     );
-    match (&vm.disk, boot_error) {
+    let no_disk = boot_errors.iter().find(|e| {
+        matches!(
+            e,
+            os_model::OsError::NoDisk { .. } | os_model::OsError::DiskTooSmall { .. }
+        )
+    });
+    match (&vm.disk, no_disk) {
         (Some(d), _) => {
             let _ = writeln!(
                 o,

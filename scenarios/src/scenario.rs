@@ -1132,6 +1132,7 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
                 ("os.memory.files".to_owned(), e.to_string())
             }
             os_model::OsError::NoBootCpu { .. }
+            | os_model::OsError::NoSci { .. }
             | os_model::OsError::NoMemory
             | os_model::OsError::OutOfMemory(_) => ("os".to_owned(), e.to_string()),
         })?;

@@ -118,7 +118,7 @@ impl Os {
             bsp: LogicalCpu(0),
             boot_ops: 0,
             booted_at: None,
-            boot_error: None,
+            boot_errors: Vec::new(),
             sapic_sizes: BTreeMap::new(),
             sapics_gone: std::collections::BTreeSet::new(),
             seen_deliveries: 0,
@@ -237,7 +237,7 @@ impl Os {
         }
         match Mm::mount_disk(self) {
             Ok(()) => Mm::create_files(self, &mut t),
-            Err(e) => self.boot_error = Some(e),
+            Err(e) => self.boot_errors.push(e),
         }
         // Each task is created, and its memory populated (its page faults at start-up), on
         // its own CPU, so the CPUs do it side by side: the few hard-bound tasks here (a CPU

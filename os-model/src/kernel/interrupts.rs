@@ -62,14 +62,17 @@ impl Os {
 
     /// Routes the SCI (the FADT's `SCI_INT`) to `c` like any IRQ (and so it is moved off a
     /// CPU that goes away), level-triggered and unmasked. A kernel whose view holds no IO
-    /// SAPIC serving that GSI (a partition without the system one) hears no SCI.
+    /// SAPIC serving that GSI (a partition without the system one) hears no SCI: that is
+    /// recorded as a boot error ([`Os::boot_errors`]).
     pub(super) fn route_sci(&mut self, t: &mut SimTime, c: LogicalCpu, cx: &mut Cx<'_>) {
         let fadt = cx.p.fadt();
         let Some(&[lo, hi]) = fadt.get(FADT_SCI_INT..FADT_SCI_INT + 2) else {
             return;
         };
         let gsi = u32::from(u16::from_le_bytes([lo, hi]));
-        let _ = PciFlow::route_gsi(self, t, gsi, IrqHandler::Sci, c, Some(c), false, cx);
+        if let Err(why) = PciFlow::route_gsi(self, t, gsi, IrqHandler::Sci, c, Some(c), false, cx) {
+            self.boot_errors.push(super::OsError::NoSci { gsi, why });
+        }
     }
 
     pub(crate) fn device_interrupt(

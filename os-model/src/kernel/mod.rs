@@ -174,6 +174,14 @@ pub enum OsError {
         /// Where the kernel looked (`any slot`, `slot 3`).
         slot: String,
     },
+    /// The SCI could not be routed.
+    #[error("the SCI (GSI {gsi}) is not routed: {why}; no ACPI notification reaches this kernel")]
+    NoSci {
+        /// The FADT's `SCI_INT`.
+        gsi: u32,
+        /// Why.
+        why: String,
+    },
     /// The files do not fit the disk.
     #[error(
         "os.memory.files: {files} files of {file_pages} pages do not fit the {capacity} \
@@ -230,8 +238,8 @@ pub struct Os {
     bsp: LogicalCpu,
     boot_ops: u32,
     booted_at: Option<SimTime>,
-    /// What went wrong at the end of boot (the kernel runs on without it).
-    boot_error: Option<OsError>,
+    /// What the end of boot could not set up (the kernel runs on without it).
+    boot_errors: Vec<OsError>,
     /// IO SAPICs (by register base) that firmware's bus check found gone with their I/O
     /// subsystem and that the removal has not forgotten yet: nothing is written to them (an
     /// interrupt taken meanwhile ends without an EOI there).
@@ -540,9 +548,11 @@ impl Os {
     }
 
     /// What the end of boot could not set up (the kernel runs on without it): a kernel with
-    /// files found no disk for them, or they do not fit it.
-    pub fn boot_error(&self) -> Option<&OsError> {
-        self.boot_error.as_ref()
+    /// files found no disk for them, or they do not fit it; the SCI could not be routed (no
+    /// IO SAPIC of this kernel serves its GSI, or no vector is left), so no ACPI notification
+    /// reaches this kernel.
+    pub fn boot_errors(&self) -> &[OsError] {
+        &self.boot_errors
     }
     /// The logical CPU of hardware CPU `hw`.
     pub fn logical_of(&self, hw: CpuId) -> Option<LogicalCpu> {

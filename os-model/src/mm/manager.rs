@@ -64,6 +64,41 @@ pub(crate) enum Io {
     DirectWrite { pfn: u32 },
 }
 
+impl Io {
+    /// The frame it moves data into or out of.
+    pub(crate) fn pfn(self) -> u32 {
+        match self {
+            Io::SwapIn { pfn, .. }
+            | Io::FileRead { pfn, .. }
+            | Io::SwapOut { pfn, .. }
+            | Io::Writeback { pfn, .. }
+            | Io::DirectWrite { pfn } => pfn,
+        }
+    }
+
+    /// Whether it writes to the disk.
+    pub(crate) fn writes(self) -> bool {
+        matches!(
+            self,
+            Io::SwapOut { .. } | Io::Writeback { .. } | Io::DirectWrite { .. }
+        )
+    }
+
+    /// What the card does for it: `(writes to the medium, first sector, frame)`.
+    pub(crate) fn transfer(self, layout: &DiskLayout) -> (bool, u64, u32) {
+        match self {
+            Io::SwapIn { pfn, slot, .. } => (false, layout.swap_lba(slot), pfn),
+            Io::FileRead {
+                pfn, file, page, ..
+            } => (false, layout.file_lba(file, page), pfn),
+            Io::SwapOut { pfn, slot } => (true, layout.swap_lba(slot), pfn),
+            Io::Writeback { pfn, file, page } => (true, layout.file_lba(file, page), pfn),
+            // Direct I/O goes to the scratch page past the swap area.
+            Io::DirectWrite { pfn } => (true, layout.swap_lba(layout.swap_slots), pfn),
+        }
+    }
+}
+
 /// Memory counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VmStats {
@@ -263,12 +298,23 @@ fn pte_word(
 /// Where page `page` of `obj` is now, found as the hardware would find it: an anonymous page
 /// through its page-table word loaded from memory (`peek`), a file page through the word of
 /// the first task that maps it (the page cache, then the disk, when no word maps a frame).
-/// `None` while it is in transit (I/O in flight), when the word names no frame (CHK-7
+/// A page the disk is reading in is on the disk until the read completes. `None` while it is
+/// otherwise in transit (locked, no read in flight), when the word names no frame (CHK-7
 /// reports such a word), or when it is on a disk the kernel does not have.
 pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Option<Where> {
     let frame = |pfn: u32, migrating: bool| {
-        ((pfn as usize) < vm.phys.map.len() && (migrating || !vm.phys.map.has(pfn, flags::LOCKED)))
-            .then_some(Where::Frame(pfn))
+        if (pfn as usize) >= vm.phys.map.len() {
+            return None;
+        }
+        if migrating || !vm.phys.map.has(pfn, flags::LOCKED) {
+            return Some(Where::Frame(pfn));
+        }
+        // Locked for a read from the disk: what it is to hold is on the disk until then.
+        let layout = &vm.disk.as_ref()?.layout;
+        vm.io
+            .values()
+            .find(|io| io.pfn() == pfn && !io.writes())
+            .map(|io| Where::Disk(io.transfer(layout).1))
     };
     match obj {
         MemObj::Anon(mm) => {

@@ -177,3 +177,28 @@ fn a_disk_pulled_out_fails_its_transfers_and_leaves_no_task_waiting_for_ever() {
     s.audit();
     assert_eq!(s.count("CHK-4"), 0, "{}", s.violations());
 }
+
+#[test]
+fn a_disk_that_drops_its_writes_loses_swapped_pages_and_chk3_finds_the_loss_on_its_medium() {
+    // The card acknowledges every write and stores none (the hardware defect
+    // block_write_lost): the pages swapped out are not on the medium. The kernel cannot tell;
+    // CHK-3 reads the medium and can.
+    let mut s = Sim::new(machine(), Default::default(), &workload(6), &[], 3);
+    s.p.io_mut()
+        .inject_defect(acpi_model::hw::IoDefect::BlockWriteLost);
+    s.run_to(ms(4));
+    s.os.mem_request(s.now, 8, false).unwrap();
+    settle(&mut s, ms(12));
+    let r = s.os.mem_hotplug().done().last().cloned().unwrap();
+    assert!(r.moved.swapped > 0, "{:?}", r.moved);
+    // Audits sweep every page in turn.
+    for _ in 0..40 {
+        s.audit();
+    }
+    assert!(s.count("CHK-3") > 0, "{}", s.violations());
+    assert!(
+        s.violations().contains("on the disk from sector"),
+        "{}",
+        s.violations()
+    );
+}

@@ -137,6 +137,14 @@ fn two_kernels_boot_on_their_own_cells_of_one_platform() {
             "its tasks ran"
         );
     }
+    // The SCI's GSI is on the system IO SAPIC, which only the kernel of cells 0-3 sees: the
+    // other one hears no ACPI notification, and says so.
+    assert!(a.boot_errors().is_empty(), "{:?}", a.boot_errors());
+    assert!(
+        matches!(b.boot_errors(), [os_model::OsError::NoSci { .. }]),
+        "{:?}",
+        b.boot_errors()
+    );
     let (ha, hb) = (online_hw(&a), online_hw(&b));
     assert!(ha.iter().all(|c| !hb.contains(c)), "no CPU is in both");
     // What the hardware says: exactly the CPUs the two kernels hold are running, and every

@@ -21,41 +21,6 @@ use crate::mm::{Owner, PteRef, flags};
 use sim_core::SimTime;
 use sim_core::abi::device::{BLK_FAILED, BLK_QUEUE};
 
-impl Io {
-    /// The frame it moves data into or out of.
-    pub(crate) fn pfn(self) -> u32 {
-        match self {
-            Io::SwapIn { pfn, .. }
-            | Io::FileRead { pfn, .. }
-            | Io::SwapOut { pfn, .. }
-            | Io::Writeback { pfn, .. }
-            | Io::DirectWrite { pfn } => pfn,
-        }
-    }
-
-    /// Whether it writes to the disk.
-    fn writes(self) -> bool {
-        matches!(
-            self,
-            Io::SwapOut { .. } | Io::Writeback { .. } | Io::DirectWrite { .. }
-        )
-    }
-
-    /// What the card does for it: `(writes to the medium, first sector, frame)`.
-    fn transfer(self, layout: &DiskLayout) -> (bool, u64, u32) {
-        match self {
-            Io::SwapIn { pfn, slot, .. } => (false, layout.swap_lba(slot), pfn),
-            Io::FileRead {
-                pfn, file, page, ..
-            } => (false, layout.file_lba(file, page), pfn),
-            Io::SwapOut { pfn, slot } => (true, layout.swap_lba(slot), pfn),
-            Io::Writeback { pfn, file, page } => (true, layout.file_lba(file, page), pfn),
-            // Direct I/O goes to the scratch page past the swap area.
-            Io::DirectWrite { pfn } => (true, layout.swap_lba(layout.swap_slots), pfn),
-        }
-    }
-}
-
 impl Mm {
     /// Mounts the kernel's disk at boot, once the driver has brought the cards up: the
     /// storage card in `[os.memory] disk_slot`, else the one in the lowest-numbered slot.
