@@ -564,31 +564,6 @@ impl Platform {
         self.machine.flush_cache(now, cpu, probe)
     }
 
-    /// A bus-master device's DMA read of memory (the OS's disk and swap device): coherent,
-    /// every cached copy consulted.
-    pub fn dma_read(
-        &mut self,
-        now: SimTime,
-        agent: &Entity,
-        addr: PhysAddr,
-        buf: &mut [u64],
-        probe: &mut PlatformProbe,
-    ) -> Result<SimDuration, AccessError> {
-        self.machine.dma_read(now, agent, addr, buf, probe)
-    }
-
-    /// A bus-master device's DMA write to memory: every cached copy invalidated.
-    pub fn dma_write(
-        &mut self,
-        now: SimTime,
-        agent: &Entity,
-        addr: PhysAddr,
-        data: &[u64],
-        probe: &mut PlatformProbe,
-    ) -> Result<SimDuration, AccessError> {
-        self.machine.dma_write(now, agent, addr, data, probe)
-    }
-
     /// Page copies issued by `cpu` (a block-copy engine driven by the kernel: page migration,
     /// zeroing from the zero page): `pairs` of (source, destination) page addresses;
     /// `coherent` fetches dirty lines from caches and invalidates stale copies; `parallel`

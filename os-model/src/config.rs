@@ -242,6 +242,10 @@ pub struct MemConfig {
     /// area). Absent: the storage card in the lowest-numbered slot at boot. No storage card:
     /// no swap, and no files.
     pub disk_slot: Option<u16>,
+    /// How long a transfer may stay at the disk's card before the kernel gives up on it (the
+    /// block layer's request timeout): it reads the card's status — a card that answers
+    /// all-ones is gone — and fails the transfer.
+    pub disk_timeout: SimDuration,
     /// Kernel bookkeeping per page migrated (allocation, rmap, page-cache update).
     pub page_cost: SimDuration,
     /// Pages unmapped, shot down, copied and remapped together.
@@ -289,6 +293,7 @@ impl Default for MemConfig {
             tlb_entries: 512,
             swap_slots: 1 << 14,
             disk_slot: None,
+            disk_timeout: SimDuration::from_millis(20),
             page_cost: SimDuration::from_nanos(300),
             copy_batch: 32,
             parallel_copy: true,

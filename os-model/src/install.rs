@@ -10,12 +10,13 @@ use acpi_model::Platform;
 use sim_core::SlotId;
 
 use crate::config::OsConfig;
+use crate::kernel::OsError;
 use crate::mm::vm::{DiskLayout, file_word};
 
-/// The slot whose storage card the kernel will take as its disk: `[os.memory] disk_slot`,
-/// else the lowest-numbered slot holding a storage card in a present I/O subsystem (the
-/// kernel's own choice at boot, [`crate::mm::kernel::Mm`]'s `mount_disk`, finds the same
-/// card through the driver). `None`: there is none.
+/// The slot whose storage card is to be the kernel's disk: `[os.memory] disk_slot`, else the
+/// lowest-numbered slot holding a storage card in a powered I/O subsystem. `None`: there is
+/// none. The caller gives the kernel that slot as its `disk_slot` ([`install_disk`] says
+/// which), so that the kernel mounts exactly the card that holds its files.
 pub fn disk_slot(cfg: &OsConfig, p: &Platform) -> Option<SlotId> {
     let io = p.io();
     io.slots()
@@ -34,10 +35,11 @@ pub fn disk_slot(cfg: &OsConfig, p: &Platform) -> Option<SlotId> {
         .min()
 }
 
-/// Writes the files of `cfg` onto the disk the kernel will mount (see the module docs).
-/// Returns its slot; `Ok(None)`: there is no storage card (a kernel with files then refuses
-/// to create them, [`crate::OsError::NoDisk`]). An error: the files do not fit.
-pub fn install_disk(cfg: &OsConfig, p: &mut Platform) -> Result<Option<SlotId>, String> {
+/// Writes the files of `cfg` onto the storage card [`disk_slot`] chooses (see the module
+/// docs) and returns its slot, for the kernel's `disk_slot`; `Ok(None)`: there is no storage
+/// card (a kernel with files then creates none, [`OsError::NoDisk`]). Refused when the files
+/// do not fit the card's medium.
+pub fn install_disk(cfg: &OsConfig, p: &mut Platform) -> Result<Option<SlotId>, OsError> {
     let Some(slot) = disk_slot(cfg, p) else {
         return Ok(None);
     };
@@ -51,17 +53,16 @@ pub fn install_disk(cfg: &OsConfig, p: &mut Platform) -> Result<Option<SlotId>, 
     else {
         return Ok(None);
     };
-    let layout = DiskLayout::new(page_bytes, mc.files, mc.file_pages, 0, dev.capacity())
-        .ok_or_else(|| {
-            format!(
-                "os.memory.files: {} files of {} pages of {page_bytes} bytes do not fit the {} \
-                 sectors of the storage card in slot {}",
-                mc.files,
-                mc.file_pages,
-                dev.capacity(),
-                slot.0
-            )
-        })?;
+    let too_small = OsError::DiskTooSmall {
+        slot: slot.0,
+        capacity: dev.capacity(),
+        files: mc.files,
+        file_pages: mc.file_pages,
+    };
+    let Some(layout) = DiskLayout::new(page_bytes, mc.files, mc.file_pages, 0, dev.capacity())
+    else {
+        return Err(too_small);
+    };
     let wpp = (page_bytes / 8) as u32;
     let mut page = vec![0u64; wpp as usize];
     for f in 0..mc.files {
@@ -69,7 +70,9 @@ pub fn install_disk(cfg: &OsConfig, p: &mut Platform) -> Result<Option<SlotId>, 
             for (w, v) in page.iter_mut().enumerate() {
                 *v = file_word(f, pg, w as u32);
             }
-            dev.image_media(layout.file_lba(f, pg), &page)?;
+            if dev.image_media(layout.file_lba(f, pg), &page).is_err() {
+                return Err(too_small);
+            }
         }
     }
     Ok(Some(slot))

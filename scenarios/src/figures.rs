@@ -107,7 +107,7 @@ pub const FIGURES: [(&str, &str); 49] = [
     ),
     (
         "swap_cache_waits",
-        "faults on a swap entry whose page was still on its way to the swap device (they waited for it)",
+        "faults on a swap entry whose page was still on its way to the disk (they waited for it)",
     ),
     ("cpus_online", "CPUs online at the end of the run"),
     (

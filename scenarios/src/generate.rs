@@ -128,7 +128,7 @@ pub struct GenMachine {
     pub maps_per_task: u8,
     /// Hot fraction, as an index into 0 / 0.5 / 0.9.
     pub hot: u8,
-    /// A fast swap device (2 µs) instead of the default.
+    /// A fast disk (2 µs a command) instead of the default: swap and file I/O alike.
     pub fast_swap: bool,
     /// Direct I/O after some bursts.
     pub direct_io: bool,

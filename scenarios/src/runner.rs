@@ -244,9 +244,6 @@ pub enum RunError {
     /// The OS could not boot.
     #[error("{0}")]
     Os(#[from] os_model::OsError),
-    /// The kernel's files could not be installed on its disk.
-    #[error("{0}")]
-    Install(String),
     /// Firmware could not start the boot CPU.
     #[error("firmware boot: {0}")]
     Boot(#[from] acpi_model::BootError),
@@ -391,12 +388,14 @@ fn setup(scn: &Scenario, opts: &RunOptions) -> Result<(Run, Vec<CheckerId>), Run
 
     let load = match f.workload.kind {
         WorkloadKind::Os => {
-            os_model::install_disk(&f.os, &mut p).map_err(RunError::Install)?;
+            // The kernel mounts exactly the card the installer wrote its files on.
+            let mut os_cfg = f.os.clone();
+            os_cfg.memory.disk_slot = os_model::install_disk(&f.os, &mut p)?.map(|s| s.0);
             let (_, bsp) = p.start_boot_cpu(SimTime::ZERO, &mut probe)?;
             let defects: Vec<os_model::OsDefect> =
                 f.defects.iter().filter_map(|d| d.os()).collect();
             let os = Os::boot(
-                &f.os,
+                &os_cfg,
                 &f.workload.io,
                 &defects,
                 SimTime::ZERO,

@@ -1143,7 +1143,7 @@ fn validate(f: &ScenarioFile) -> Result<(Vec<CpuId>, Vec<Timed>), (String, Strin
             "os.memory.files"
         };
         match os_model::install_disk(&f.os, &mut scratch) {
-            Err(why) => return Err(("os.memory.files".into(), why)),
+            Err(e) => return Err(("os.memory.files".into(), e.to_string())),
             Ok(None) if f.os.memory.files > 0 || f.os.memory.disk_slot.is_some() => {
                 let why = match f.os.memory.disk_slot {
                     Some(s) => format!("slot {s} holds no storage card at start"),

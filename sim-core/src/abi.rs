@@ -126,7 +126,8 @@ pub mod device {
         pub const BLK_DONE: u64 = 0x88;
         /// Block engine: sectors on the medium (read-only; 0 on a card without one).
         pub const BLK_CAPACITY: u64 = 0x90;
-        /// Block engine: nanoseconds one command takes (the medium serves one at a time).
+        /// Block engine: nanoseconds from a command's doorbell to its completion at the least
+        /// (transfers follow one another at the medium's bandwidth; completions come in order).
         pub const BLK_LATENCY: u64 = 0x98;
         /// `BLK_CMD`: medium to memory (the card writes the buffer by DMA).
         pub const BLK_READ: u64 = 1;

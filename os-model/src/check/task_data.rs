@@ -8,6 +8,8 @@ use sim_core::{CheckerId, Entity, SimTime, Violations};
 use super::{CHK_TASK_DATA, OsChecker, by_kernel, violation};
 use crate::event::{MemObj, OsEvent};
 use crate::kernel::Os;
+use crate::mm::manager::Where;
+use crate::mm::vm::DiskLayout;
 
 /// CHK-3: every load of a user task returns what was last stored at that place of its
 /// memory object (its anonymous memory, or a file shared with other tasks) — whatever page
@@ -24,6 +26,9 @@ pub struct TaskDataChecker {
     objects: BTreeMap<MemObj, (u32, Vec<u64>)>,
     /// Where the next full-page audit starts.
     cursor: usize,
+    /// The serial number of the card in the disk's slot at the first audit: a card found
+    /// there later with another one is not the disk the pages were written to.
+    disk_serial: Option<u64>,
 }
 
 /// Pages whose every word an audit compares.
@@ -131,13 +136,31 @@ impl OsChecker for TaskDataChecker {
         let take = FULL_PAGES_PER_AUDIT.min(pages.len());
         self.cursor = start + take;
         let wpp = vm.wpp;
-        // The medium of the kernel's disk, as the card holds it.
-        let medium = vm
-            .disk
-            .as_ref()
-            .and_then(|d| p.io().slot(d.slot))
+        // The kernel's disk, as the card in its slot holds it, and where things are on it (from
+        // the configuration and the medium's size, as the kernel lays them out).
+        let mc = &os.config().memory;
+        let slot = mc
+            .disk_slot
+            .map(sim_core::SlotId)
+            .or(vm.disk.as_ref().map(|d| d.slot));
+        let card = slot
+            .and_then(|s| p.io().slot(s))
             .and_then(|s| s.card)
             .and_then(|id| p.io().device(id));
+        let first = card.map(|dev| *self.disk_serial.get_or_insert(dev.serial));
+        let medium = card
+            .filter(|dev| Some(dev.serial) == first)
+            .and_then(|dev| {
+                let page_bytes = u64::from(wpp) * 8;
+                DiskLayout::new(
+                    page_bytes,
+                    mc.files,
+                    mc.file_pages,
+                    mc.swap_slots,
+                    dev.capacity(),
+                )
+                .map(|l| (dev, l))
+            });
         let mut sector_words = vec![0u64; wpp as usize];
         for k in 0..take {
             let (obj, page) = pages[(start + k) % pages.len()];
@@ -149,25 +172,31 @@ impl OsChecker for TaskDataChecker {
             let Some(src) = crate::mm::manager::locate(vm, &peek, obj, page) else {
                 continue;
             };
-            if let crate::mm::manager::Where::Disk(lba) = src {
-                let Some(dev) = medium else {
-                    continue;
-                };
+            // A page on the disk is read from the medium (none, or another card: not judged).
+            let lba = match (&src, medium) {
+                (Where::Swap(slot), Some((_, l))) if *slot < l.swap_slots => {
+                    Some(l.swap_lba(*slot))
+                }
+                (Where::File { file, page }, Some((_, l))) => Some(l.file_lba(*file, *page)),
+                (Where::Swap(_) | Where::File { .. }, _) => continue,
+                (Where::Frame(_) | Where::Initial, _) => None,
+            };
+            if let (Some(lba), Some((dev, _))) = (lba, medium) {
                 dev.peek_media(lba, &mut sector_words);
             }
             let (slots, words) = &self.objects[&obj];
             let mut bad: Option<(u32, u64, u64)> = None;
             for w in 0..wpp {
                 let got = match &src {
-                    crate::mm::manager::Where::Frame(pfn) => {
+                    Where::Frame(pfn) => {
                         let a = vm.phys.addr(*pfn) + 8 * u64::from(w);
                         match p.machine().coherent_peek(sim_core::PhysAddr::new(a)) {
                             Ok(v) => v,
                             Err(_) => continue,
                         }
                     }
-                    crate::mm::manager::Where::Disk(_) => sector_words[w as usize],
-                    crate::mm::manager::Where::Initial => Self::initial(obj, page, w),
+                    Where::Swap(_) | Where::File { .. } => sector_words[w as usize],
+                    Where::Initial => Self::initial(obj, page, w),
                 };
                 let slot = (0..*slots).find(|&s| vm.probe_word(slots_cfg, page, s) == w);
                 let want = match slot {

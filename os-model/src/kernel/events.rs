@@ -32,6 +32,7 @@ impl Os {
             OsEv::Op(ev) => self.op_event(ev, now, cx),
             OsEv::Resume { op, grace } => CpuFlow::hp_wait_over(self, now, op, grace, cx),
             OsEv::Io(tag) => Mm::io_failed(self, now, tag, cx),
+            OsEv::IoDeadline(tag) => Mm::io_deadline(self, now, tag, cx),
             OsEv::RasPoll => Policies::ras_poll(self, now, cx),
             OsEv::PowerPoll => Policies::power_poll(self, now),
         }

@@ -159,13 +159,18 @@ impl Os {
                 if status & regs::STATUS_BLK_DONE != 0 && self.driver.cards()[card].claimed =>
             {
                 match self.driver.take_completions(t, card, hw, cx) {
-                    Some(done) => Mm::blk_complete(self, t, c, &done, cx),
-                    None => PciFlow::pci_card_gone(self, *t, card),
-                }
-                // Nothing left for the bottom half unless the card said more.
-                match status & !regs::STATUS_BLK_DONE {
-                    0 => TopHalf::Inactive,
-                    rest => TopHalf::Status(rest),
+                    Some(done) => {
+                        Mm::blk_complete(self, t, c, &done, cx);
+                        // Nothing left for the bottom half unless the card said more.
+                        match status & !regs::STATUS_BLK_DONE {
+                            0 => TopHalf::Inactive,
+                            rest => TopHalf::Status(rest),
+                        }
+                    }
+                    None => {
+                        PciFlow::pci_card_gone(self, *t, card);
+                        TopHalf::Gone
+                    }
                 }
             }
             other @ (TopHalf::Inactive | TopHalf::Gone | TopHalf::Status(_)) => other,

@@ -92,7 +92,10 @@ pub(crate) enum OsEv {
         op: u32,
         grace: bool,
     },
+    /// A disk transfer that failed without the card (by tag).
     Io(u64),
+    /// A disk transfer's timeout (by tag).
+    IoDeadline(u64),
     RasPoll,
     PowerPoll,
 }

@@ -130,7 +130,7 @@ pub struct VmStats {
     pub zero_fills: u64,
     /// Device transfers that finished after their page had moved or gone.
     pub stale_io: u64,
-    /// Faults on a swap entry whose page was still on its way to the swap device (found in
+    /// Faults on a swap entry whose page was still on its way to the disk (found in
     /// the swap cache: they waited for it, then read it back).
     pub swap_cache_waits: u64,
     /// Block commands the kernel gave its disk.
@@ -140,6 +140,8 @@ pub struct VmStats {
     /// Disk transfers that failed (the card refused or lost them, or went away): their data
     /// did not move.
     pub io_errors: u64,
+    /// Of them, the ones the kernel gave up on after `disk_timeout`.
+    pub disk_timeouts: u64,
 }
 
 /// The kernel's memory state.
@@ -179,6 +181,11 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// Disk transfers started and not ended (waiting for room at the card, or at it).
+    pub fn transfers_in_flight(&self) -> usize {
+        self.io.len()
+    }
+
     /// PTEs per page-table page.
     pub fn ptes_per_page(&self) -> u32 {
         self.wpp
@@ -266,8 +273,15 @@ impl Vm {
 pub enum Where {
     /// In a frame.
     Frame(u32),
-    /// On the disk, from this sector (a swap slot, a file page not in the page cache).
-    Disk(u64),
+    /// In this swap slot, on the disk.
+    Swap(u32),
+    /// At its file's place on the disk.
+    File {
+        /// The file.
+        file: u32,
+        /// The page.
+        page: u32,
+    },
     /// Nowhere: the object's initial contents (an anonymous page never touched or
     /// discarded reads as zeros).
     Initial,
@@ -278,7 +292,8 @@ impl Where {
     pub fn describe(&self, vm: &Vm) -> String {
         match self {
             Where::Frame(pfn) => format!("pfn {pfn:#x}, {}", vm.phys.map.describe_flags(*pfn)),
-            Where::Disk(lba) => format!("on the disk from sector {lba}"),
+            Where::Swap(slot) => format!("in swap slot {slot} on the disk"),
+            Where::File { .. } => "on the disk".into(),
             Where::Initial => "never touched: zeros".into(),
         }
     }
@@ -298,23 +313,19 @@ fn pte_word(
 /// Where page `page` of `obj` is now, found as the hardware would find it: an anonymous page
 /// through its page-table word loaded from memory (`peek`), a file page through the word of
 /// the first task that maps it (the page cache, then the disk, when no word maps a frame).
-/// A page the disk is reading in is on the disk until the read completes. `None` while it is
-/// otherwise in transit (locked, no read in flight), when the word names no frame (CHK-7
-/// reports such a word), or when it is on a disk the kernel does not have.
+/// A page-cache page the kernel has locked outside a migration (a read from the disk in
+/// flight, or a clean page being dropped) is what the disk holds. `None` while an anonymous
+/// page is in transit, or when the word names no frame (CHK-7 reports such a word).
 pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Option<Where> {
-    let frame = |pfn: u32, migrating: bool| {
+    // The frame, unless it is locked outside a migration: then `locked`.
+    let frame = |pfn: u32, migrating: bool, locked: Option<Where>| {
         if (pfn as usize) >= vm.phys.map.len() {
             return None;
         }
         if migrating || !vm.phys.map.has(pfn, flags::LOCKED) {
             return Some(Where::Frame(pfn));
         }
-        // Locked for a read from the disk: what it is to hold is on the disk until then.
-        let layout = &vm.disk.as_ref()?.layout;
-        vm.io
-            .values()
-            .find(|io| io.pfn() == pfn && !io.writes())
-            .map(|io| Where::Disk(io.transfer(layout).1))
+        locked
     };
     match obj {
         MemObj::Anon(mm) => {
@@ -323,22 +334,20 @@ pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Opt
                 return None;
             }
             match Pte::decode(pte_word(vm, sp, page, peek)?) {
-                Pte::Present { pfn } => frame(pfn, false),
-                Pte::Migration { pfn } => frame(pfn, true),
-                Pte::Swap { slot } => {
+                Pte::Present { pfn } => frame(pfn, false, None),
+                Pte::Migration { pfn } => frame(pfn, true, None),
+                Pte::Swap { slot } => match vm.swap_cache.get(&slot) {
                     // On its way to the disk: the frame still has it until the card read it.
-                    if let Some(&pfn) = vm.swap_cache.get(&slot) {
-                        return frame(pfn, false);
-                    }
-                    let d = vm.disk.as_ref()?;
-                    (slot < d.layout.swap_slots).then(|| Where::Disk(d.layout.swap_lba(slot)))
-                }
+                    Some(&pfn) => frame(pfn, false, None),
+                    None => Some(Where::Swap(slot)),
+                },
                 // Discarded: it reads as zeros, the initial contents.
                 Pte::None => Some(Where::Initial),
                 Pte::FileHole => None,
             }
         }
         MemObj::File(f) => {
+            let on_disk = Where::File { file: f, page };
             let mapped = vm.spaces.iter().find_map(|sp| {
                 let v = sp
                     .vmas
@@ -347,14 +356,14 @@ pub fn locate(vm: &Vm, peek: &dyn Fn(u64) -> u64, obj: MemObj, page: u32) -> Opt
                 (page < v.pages).then(|| pte_word(vm, sp, v.start + page, peek))?
             });
             match mapped.map(Pte::decode) {
-                Some(Pte::Present { pfn }) => return frame(pfn, false),
-                Some(Pte::Migration { pfn }) => return frame(pfn, true),
+                Some(Pte::Present { pfn }) => return frame(pfn, false, Some(on_disk)),
+                Some(Pte::Migration { pfn }) => return frame(pfn, true, None),
                 Some(Pte::None | Pte::Swap { .. } | Pte::FileHole) | None => {}
             }
             let file = vm.files.get(f as usize)?;
             match file.cache.get(page as usize)? {
-                Some(pfn) => frame(*pfn, false),
-                None => Some(Where::Disk(vm.disk.as_ref()?.layout.file_lba(f, page))),
+                Some(pfn) => frame(*pfn, false, Some(on_disk)),
+                None => Some(on_disk),
             }
         }
     }

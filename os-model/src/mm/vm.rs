@@ -1,4 +1,4 @@
-//! Address spaces, page-table entries, TLBs, files and the swap device (SPEC OS-MEM-2,
+//! Address spaces, page-table entries, TLBs, files, the swap area and the disk layout (SPEC OS-MEM-2,
 //! OS-MEM-3).
 //!
 //! A process's page table is a set of page-table pages in simulated memory (kernel pages);
@@ -18,7 +18,7 @@ pub enum Pte {
         /// The frame.
         pfn: u32,
     },
-    /// Swapped out to a slot of the swap device.
+    /// Swapped out to a slot of the swap area (on the kernel's disk).
     Swap {
         /// The swap slot that holds the page.
         slot: u32,

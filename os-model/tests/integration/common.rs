@@ -110,10 +110,11 @@ impl Sim {
         let mut p = Platform::new(&cfg).unwrap();
         let mut probe =
             PlatformProbe::with_checkers(Trace::new(TraceLevel::Off, 0), p.machine(), false);
-        os_model::install_disk(os, &mut p).unwrap();
+        let mut os = os.clone();
+        os.memory.disk_slot = os_model::install_disk(&os, &mut p).unwrap().map(|s| s.0);
         let bsp = p.start_boot_cpu(SimTime::ZERO, &mut probe).unwrap();
         let os = Os::boot(
-            os,
+            &os,
             &DriverConfig::default(),
             defects,
             SimTime::ZERO,

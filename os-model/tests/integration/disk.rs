@@ -197,8 +197,34 @@ fn a_disk_that_drops_its_writes_loses_swapped_pages_and_chk3_finds_the_loss_on_i
     }
     assert!(s.count("CHK-3") > 0, "{}", s.violations());
     assert!(
-        s.violations().contains("on the disk from sector"),
+        s.violations().contains("on the disk)"),
         "{}",
         s.violations()
     );
+}
+
+#[test]
+fn transfers_a_card_loses_behind_the_kernels_back_time_out_and_nothing_waits_for_ever() {
+    // The disk's slot loses power by hand (not through the kernel): the card resets and its
+    // queued commands are gone, with no completion and no notification. After disk_timeout
+    // the kernel looks at the card, finds nothing answering and fails every transfer.
+    let mut cfg = workload(6);
+    cfg.memory.disk_timeout = SimDuration::from_millis(1);
+    let io = with_disk(Default::default(), 300_000);
+    let mut s = Sim::new(machine(), io, &cfg, &[], 7);
+    s.run_to(ms(2));
+    assert!(s.os.vm().unwrap().transfers_in_flight() > 0);
+    let t = s.now;
+    s.p.set_slot_power(t, SlotId(1), false, &mut s.probe)
+        .unwrap();
+    s.run_to(t + SimDuration::from_millis(4));
+    let vm = s.os.vm().unwrap();
+    assert!(vm.disk.as_ref().is_some_and(|d| d.gone));
+    assert!(
+        vm.stats.io_errors > 0 && vm.transfers_in_flight() == 0,
+        "{:?}",
+        vm.stats
+    );
+    s.audit();
+    assert_eq!(s.count("CHK-4"), 0, "{}", s.violations());
 }

@@ -19,7 +19,8 @@ use crate::mm::manager::{Disk, Io};
 use crate::mm::vm::{DiskLayout, Pte, SwapMap, VmaKind};
 use crate::mm::{Owner, PteRef, flags};
 use sim_core::SimTime;
-use sim_core::abi::device::{BLK_FAILED, BLK_QUEUE};
+use sim_core::abi::ALL_ONES;
+use sim_core::abi::device::{BLK_FAILED, BLK_QUEUE, regs};
 
 impl Mm {
     /// Mounts the kernel's disk at boot, once the driver has brought the cards up: the
@@ -31,12 +32,19 @@ impl Mm {
         let mc = &os.config().memory;
         let (want, files, file_pages, swap_slots) =
             (mc.disk_slot, mc.files, mc.file_pages, mc.swap_slots);
+        // A card whose interrupt is not routed would never tell of a completion.
+        let routed = |k: usize| {
+            os.pcihp
+                .slots
+                .iter()
+                .any(|s| s.card == Some(k) && s.irq.is_some())
+        };
         let card = os
             .driver
             .cards()
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.active && c.capacity > 0)
+            .filter(|&(k, c)| c.active && c.capacity > 0 && routed(k))
             .filter(|(_, c)| want.is_none_or(|s| c.slot.0 == s))
             .min_by_key(|(_, c)| c.slot)
             .map(|(k, c)| (k, c.slot, c.capacity));
@@ -76,8 +84,12 @@ impl Mm {
     /// to the card. Without a disk (or with one that went away) it fails at once.
     pub(crate) fn start_io(os: &mut Os, t: &mut SimTime, c: LogicalCpu, io: Io, cx: &mut Cx<'_>) {
         let vm = os.vmm();
-        let tag = vm.next_io;
-        vm.next_io = (vm.next_io + 1) & 0xFFFF_FFFF;
+        // The card's tags are 32 bits: after a wrap, skip the ones still in flight.
+        let mut tag = vm.next_io;
+        while vm.io.contains_key(&tag) {
+            tag = (tag + 1) & 0xFFFF_FFFF;
+        }
+        vm.next_io = (tag + 1) & 0xFFFF_FFFF;
         vm.io.insert(tag, io);
         match vm.disk.as_mut().filter(|d| !d.gone) {
             Some(d) => {
@@ -128,6 +140,8 @@ impl Mm {
             vm.stats.disk_commands += 1;
             os.driver
                 .block_command(t, card, hw, (write, lba, addr, len, tag as u32), cx);
+            let deadline = *t + os.config().memory.disk_timeout;
+            let _ = os.post(deadline, OsEv::IoDeadline(tag));
         }
     }
 
@@ -141,12 +155,48 @@ impl Mm {
         cx: &mut Cx<'_>,
     ) {
         for &w in words {
-            if let Some(d) = os.vmm().disk.as_mut() {
+            let tag = w & 0xFFFF_FFFF;
+            let vm = os.vmm();
+            // A completion of a transfer given up on (its deadline passed) is late: the
+            // transfer is over already.
+            if !vm.io.contains_key(&tag) {
+                continue;
+            }
+            if let Some(d) = vm.disk.as_mut() {
                 d.at_card = d.at_card.saturating_sub(1);
             }
-            Mm::io_done(os, t, c, w & 0xFFFF_FFFF, w & BLK_FAILED != 0, cx);
+            Mm::io_done(os, t, c, tag, w & BLK_FAILED != 0, cx);
         }
         Mm::blk_submit(os, t, c, cx);
+    }
+
+    /// Transfer `tag`'s deadline: if the card has not completed it, the kernel reads the
+    /// card's status — all-ones: the card is gone, and every transfer fails — else gives up
+    /// on this one (it fails; a completion coming later is ignored).
+    pub(crate) fn io_deadline(os: &mut Os, now: SimTime, tag: u64, cx: &mut Cx<'_>) {
+        let Some(vm) = os.vm.as_ref() else {
+            return;
+        };
+        let Some(card) = vm.disk.as_ref().filter(|d| !d.gone).map(|d| d.card) else {
+            return;
+        };
+        if !vm.io.contains_key(&tag) {
+            return;
+        }
+        let c = os.any_running_cpu(cx.p);
+        let mut t = now;
+        let bar = os.driver.cards()[card].bar;
+        if crate::hw::load(cx, &mut t, os.hw(c), bar + regs::STATUS) == ALL_ONES {
+            Mm::disk_gone(os, t, card);
+            return;
+        }
+        let vm = os.vmm();
+        vm.stats.disk_timeouts += 1;
+        if let Some(d) = vm.disk.as_mut() {
+            d.at_card = d.at_card.saturating_sub(1);
+        }
+        Mm::io_done(os, &mut t, c, tag, true, cx);
+        Mm::blk_submit(os, &mut t, c, cx);
     }
 
     /// The disk's card (driver index `card`) went away: every transfer it had, and every one
@@ -231,11 +281,15 @@ impl Mm {
                 let vm = os.vmm();
                 vm.stats.writebacks += 1;
                 if vm.phys.map.owner(pfn) == (Owner::File { file, page }) {
-                    vm.phys.map.clear(pfn, flags::WRITEBACK | flags::PRIVATE);
+                    vm.phys.map.clear(pfn, flags::WRITEBACK);
                     vm.phys.map.unpin(pfn);
                     if failed {
                         // Still to be written.
                         vm.phys.map.set(pfn, flags::DIRTY);
+                    } else if !vm.phys.map.has(pfn, flags::DIRTY) {
+                        // Its private data is on the disk — unless a task stored to it while
+                        // the card read it: then it is dirty again and still has some.
+                        vm.phys.map.clear(pfn, flags::PRIVATE);
                     }
                 } else {
                     // The page moved or went away while the device still had it.
