@@ -428,6 +428,16 @@ impl CpuFlow {
         r.map(|_| Accepted::NoChange)
     }
 
+    /// The operation, running or queued, that takes `c` down, if one does.
+    pub(crate) fn op_taking_down(os: &Os, c: LogicalCpu) -> Option<u32> {
+        let down = |r: &Request| r.kind == OpKind::Down && r.cpu == c;
+        os.hp
+            .running()
+            .filter(|o| down(&o.req))
+            .map(|o| o.report.id)
+            .or_else(|| os.hp.pending().find(|(_, r)| down(r)).map(|(id, _)| id))
+    }
+
     /// The online map once every queued operation has run.
     pub(crate) fn projected_online(os: &Os) -> CpuMask {
         let mut m = os.cur_maps().online.clone();

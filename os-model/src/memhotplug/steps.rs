@@ -42,7 +42,11 @@ impl MemFlow {
                 for c in &cpus {
                     match os.request(now, OpKind::Down, c.0, Trigger::Cell) {
                         Ok(Accepted::Queued { op }) => ids.push(op),
-                        Ok(Accepted::NoChange) => {}
+                        // Already on its way down (asked before the cell): the cell waits for
+                        // that operation too, or it would power the CPU off under it.
+                        Ok(Accepted::NoChange) => {
+                            ids.extend(crate::hotplug::CpuFlow::op_taking_down(os, *c));
+                        }
                         Err(e) => {
                             return Next::Fail(
                                 now,

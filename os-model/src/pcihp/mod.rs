@@ -255,6 +255,13 @@ pub enum PciError {
         /// A slot still enabled.
         slot: u16,
     },
+    /// The I/O subsystem to add is not there any more (ejected or pulled out before the add
+    /// ran): nothing to add.
+    #[error("{path} is not present (it went before the add ran): nothing to add")]
+    SubsystemGone {
+        /// The module device.
+        path: String,
+    },
     /// The slot holds the kernel's disk, and it is in use.
     #[error(
         "slot {slot}: the card is the kernel's disk, in use ({files} files, {swap_used} pages \
@@ -307,6 +314,7 @@ impl PciError {
             | PciError::Booting { .. } => "EBUSY",
             PciError::NotEnabled { .. }
             | PciError::NoDevice { .. }
+            | PciError::SubsystemGone { .. }
             | PciError::SubsystemAbsent { .. } => "ENODEV",
             PciError::NoSpace { .. } | PciError::NoIrq { .. } => "ENOSPC",
             PciError::NoMemory { .. } => "ENOMEM",
@@ -329,6 +337,7 @@ impl PciError {
             | PciError::Booting { .. } => OstStatus::Busy,
             PciError::GsiOverlap { .. }
             | PciError::NoDevice { .. }
+            | PciError::SubsystemGone { .. }
             | PciError::NoSpace { .. }
             | PciError::NoIrq { .. }
             | PciError::NoMemory { .. }

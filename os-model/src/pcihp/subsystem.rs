@@ -106,7 +106,9 @@ impl PciFlow {
         match step {
             PciStep::Rescan => {
                 if !os.sta_present(&mut t, ctl, path, cx) {
-                    return Next::Fail(t, firmware("_STA", format!("{path} is not present")));
+                    // A device check queued behind the eject (or before a pull) that took it.
+                    let path = path.to_owned();
+                    return Next::Fail(t, PciError::SubsystemGone { path });
                 }
                 // The namespace is the same tree; what is present and what it holds changed
                 // (each device's `_STA` evaluated again, at its cost).
