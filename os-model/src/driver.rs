@@ -14,8 +14,8 @@
 //! and checks the card's checksum of it — or, on a storage card (one whose `BLK_CAPACITY` is
 //! not 0), writes a sector of a pattern through the block engine, poisons the buffer, reads the
 //! sector back into it and checks every word. A storage card the kernel took as its disk
-//! ([`CardDriver::claim`]) gets no sector check: its block engine is the kernel's, and the
-//! bottom half hands its completions back to the caller. Where the interrupt is routed and who
+//! ([`CardDriver::claim`]) gets no sector check: its block engine is the kernel's, which
+//! takes its completions in the interrupt ([`CardDriver::take_completions`]). Where the interrupt is routed and who
 //! EOIs the IO SAPIC is the caller's business (the OS's IRQ layer, or the bare-platform
 //! exerciser).
 
@@ -444,8 +444,9 @@ impl CardDriver {
     }
 
     /// The bottom half for card `k` with the acknowledged `status`, run by `cpu`: check the
-    /// new receive records and the transmit checksum, maybe send a transmit buffer. The
-    /// block completions of a claimed card go to `completions` (its `BLK_DONE` words).
+    /// new receive records and the transmit checksum, maybe send a transmit buffer. (A
+    /// claimed card's block completions are its owner's, taken in the interrupt:
+    /// [`CardDriver::take_completions`].)
     #[allow(clippy::too_many_arguments)]
     pub fn bottom_half(
         &mut self,
@@ -455,7 +456,6 @@ impl CardDriver {
         status: u64,
         cx: &mut Cx<'_>,
         out: &mut Vec<Violation>,
-        completions: &mut Vec<u64>,
     ) {
         if !self.cards.get(k).is_some_and(|c| c.active) {
             return;
@@ -513,7 +513,9 @@ impl CardDriver {
                 }
             }
         }
-        if status & regs::STATUS_BLK_DONE != 0 && !self.block_done(t, k, cpu, cx, out, completions)
+        if status & regs::STATUS_BLK_DONE != 0
+            && !c.claimed
+            && !self.block_done(t, k, cpu, cx, out, &mut Vec::new())
         {
             return;
         }
@@ -547,7 +549,7 @@ impl CardDriver {
     }
 
     /// Takes storage card `k` as the kernel's disk: no sector check runs on it, and its
-    /// completions go back to the caller of [`CardDriver::bottom_half`].
+    /// completions are the kernel's ([`CardDriver::take_completions`]).
     pub fn claim(&mut self, k: usize) {
         if let Some(c) = self.cards.get_mut(k) {
             c.claimed = true;

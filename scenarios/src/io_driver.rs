@@ -258,15 +258,8 @@ impl IoExerciser {
             if let TopHalf::Status(status) =
                 self.driver.top_half(&mut t, k, cpu, &mut Cx::new(p, probe))
             {
-                self.driver.bottom_half(
-                    &mut t,
-                    k,
-                    cpu,
-                    status,
-                    &mut Cx::new(p, probe),
-                    &mut out,
-                    &mut Vec::new(),
-                );
+                self.driver
+                    .bottom_half(&mut t, k, cpu, status, &mut Cx::new(p, probe), &mut out);
             }
             irq::eoi(
                 &mut Cx::new(p, probe),

@@ -42,13 +42,8 @@ impl Os {
             Work::Card { card, status } => {
                 let hw = self.hw(c);
                 let mut out = Vec::new();
-                let mut done = Vec::new();
-                self.driver
-                    .bottom_half(t, card, hw, status, cx, &mut out, &mut done);
+                self.driver.bottom_half(t, card, hw, status, cx, &mut out);
                 self.violations.extend(out);
-                if !done.is_empty() {
-                    crate::mm::kernel::Mm::blk_complete(self, t, c, &done, cx);
-                }
                 if !self.driver.cards()[card].active {
                     PciFlow::pci_card_gone(self, *t, card);
                 }

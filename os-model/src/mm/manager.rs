@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
+use sim_core::abi::device::BLK_QUEUE;
 use sim_core::{SimTime, SlotId};
 
 use crate::ids::{MemObj, TaskId};
@@ -32,10 +33,24 @@ pub struct Disk {
     pub layout: DiskLayout,
     /// The card went away: every transfer fails.
     pub gone: bool,
-    /// Commands waiting for room in the card's queue, by tag.
-    pub(crate) waiting: VecDeque<u64>,
+    /// Reads waiting for room in the card's queue, by tag (served before the writes, as a
+    /// deadline scheduler serves them: a task waits for each).
+    pub(crate) reads: VecDeque<u64>,
+    /// Writes waiting for room in the card's queue, by tag.
+    pub(crate) writes: VecDeque<u64>,
     /// Commands the card has and has not completed.
     pub(crate) at_card: usize,
+}
+
+impl Disk {
+    /// Transfers the card could still take before it is full, counting those waiting for it
+    /// (the block layer's congestion limit: what queues beyond it only makes reads wait).
+    pub(crate) fn room(&self) -> usize {
+        if self.gone {
+            return 0;
+        }
+        BLK_QUEUE.saturating_sub(self.at_card + self.reads.len() + self.writes.len())
+    }
 }
 
 /// A disk transfer in flight.

@@ -73,7 +73,8 @@ impl Mm {
             slot,
             layout,
             gone: false,
-            waiting: std::collections::VecDeque::new(),
+            reads: std::collections::VecDeque::new(),
+            writes: std::collections::VecDeque::new(),
             at_card: 0,
         });
         os.driver.claim(k);
@@ -96,17 +97,11 @@ impl Mm {
                 if d.at_card >= BLK_QUEUE {
                     vm.stats.disk_queued += 1;
                 }
-                // Reads (a task waits for each) go ahead of the writes waiting, as a
-                // deadline scheduler serves them.
-                let at = if io.writes() {
-                    d.waiting.len()
+                if io.writes() {
+                    d.writes.push_back(tag);
                 } else {
-                    d.waiting
-                        .iter()
-                        .position(|w| vm.io.get(w).is_some_and(|x| x.writes()))
-                        .unwrap_or(d.waiting.len())
-                };
-                d.waiting.insert(at, tag);
+                    d.reads.push_back(tag);
+                }
                 Mm::blk_submit(os, t, c, cx);
             }
             None => {
@@ -128,7 +123,7 @@ impl Mm {
             else {
                 return;
             };
-            let Some(tag) = d.waiting.pop_front() else {
+            let Some(tag) = d.reads.pop_front().or_else(|| d.writes.pop_front()) else {
                 return;
             };
             let Some(io) = vm.io.get(&tag).copied() else {
@@ -145,8 +140,8 @@ impl Mm {
         }
     }
 
-    /// The completions the disk's card posted (its `BLK_DONE` words, taken by the driver's
-    /// bottom half on `c`): each transfer ends, and waiting ones take the room.
+    /// The completions the disk's card posted (its `BLK_DONE` words, taken in its interrupt
+    /// on `c`): each transfer ends, and waiting ones take the room.
     pub(crate) fn blk_complete(
         os: &mut Os,
         t: &mut SimTime,
@@ -207,7 +202,8 @@ impl Mm {
             return;
         };
         d.gone = true;
-        d.waiting.clear();
+        d.reads.clear();
+        d.writes.clear();
         d.at_card = 0;
         let tags: Vec<u64> = vm.io.keys().copied().collect();
         for tag in tags {
@@ -407,10 +403,7 @@ impl Mm {
     ) {
         let vm = os.vmm();
         // Like a write with `RWF_NOWAIT`: not when the disk is congested.
-        let room = vm
-            .disk
-            .as_ref()
-            .is_some_and(|d| !d.gone && d.at_card + d.waiting.len() < BLK_QUEUE);
+        let room = vm.disk.as_ref().is_some_and(|d| d.room() > 0);
         if !room {
             return;
         }
@@ -441,11 +434,7 @@ impl Mm {
         }
         vm.next_flush = now + every;
         vm.phys.map.clear_all(flags::REFERENCED);
-        let room = vm
-            .disk
-            .as_ref()
-            .filter(|d| !d.gone)
-            .map_or(0, |d| BLK_QUEUE.saturating_sub(d.at_card + d.waiting.len()));
+        let room = vm.disk.as_ref().map_or(0, crate::mm::manager::Disk::room);
         let batch = batch.min(room);
         let mut dirty = Vec::new();
         // Round robin over the files, starting where the last pass stopped.
