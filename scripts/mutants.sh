@@ -11,7 +11,7 @@
 #
 # Extra arguments go to `cargo mutants`. Results land in mutants.out/ (outcomes.json,
 # caught.txt, missed.txt, timeout.txt, unviable.txt). Not part of .ci/run: it takes long.
-# CELLSIM_DEFECT_SEEDS (default here 4) sets how many seeds the defect sweep runs per
+# CELLSIM_DEFECT_SEEDS (default here 2) sets how many seeds the defect sweep runs per
 # scenario under each mutant.
 set -eu
 cd "$(dirname "$0")/.."
@@ -21,7 +21,9 @@ if ! command -v cargo-mutants >/dev/null 2>&1; then
   cargo install --locked cargo-mutants
 fi
 
-export CELLSIM_DEFECT_SEEDS="${CELLSIM_DEFECT_SEEDS:-4}"
+export CELLSIM_DEFECT_SEEDS="${CELLSIM_DEFECT_SEEDS:-2}"
+# One failing scenario kills a mutant: the tests stop at the first failure they find.
+export CELLSIM_FIRST_FAILURE=1
 exec cargo mutants \
   --package os-model \
   --file 'os-model/src/hotplug/**' \
@@ -29,7 +31,10 @@ exec cargo mutants \
   --file 'os-model/src/pcihp/**' \
   --file 'os-model/src/ops/**' \
   --test-package scenarios \
-  --timeout-multiplier 3 \
+  --profile mutants \
+  --cargo-test-arg=--test=integration \
+  --baseline skip \
+  --timeout "${CELLSIM_MUTANT_TIMEOUT:-300}" \
+  --build-timeout 900 \
   "$@" \
-  -- --release --test integration \
-  -- library::every_scenario_in_the_library_behaves defects::every_defect_scenario_holds_on_every_seed
+  -- -- library::every_scenario_in_the_library_behaves defects::every_defect_scenario_holds_on_every_seed

@@ -624,11 +624,15 @@ pub enum OsDefect {
     /// IRQ (an index off by one): the line's interrupts reach the other line's handler
     /// (CHK-6: a message served by another line's handler, from the hardware's tags).
     RerouteWrongVector,
+    /// A hot-plug operation that a firmware notification started ends without `_OST`:
+    /// firmware never hears how its eject request or device check ended (CHK-7, `_OST`
+    /// answers, from firmware's own log of the `_OST`s it was given).
+    SkipOst,
 }
 
 impl OsDefect {
     /// Every defect.
-    pub const ALL: [OsDefect; 29] = [
+    pub const ALL: [OsDefect; 30] = [
         OsDefect::SkipRcuGracePeriod,
         OsDefect::SkipIrqReroute,
         OsDefect::SkipTaskMigration,
@@ -658,6 +662,7 @@ impl OsDefect {
         OsDefect::RetriggerMovedIrqs,
         OsDefect::ReplayLastIrqOnMove,
         OsDefect::RerouteWrongVector,
+        OsDefect::SkipOst,
     ];
 
     /// The name used in scenario files.
@@ -692,6 +697,7 @@ impl OsDefect {
             OsDefect::RetriggerMovedIrqs => "retrigger_moved_irqs",
             OsDefect::ReplayLastIrqOnMove => "replay_last_irq_on_move",
             OsDefect::RerouteWrongVector => "reroute_wrong_vector",
+            OsDefect::SkipOst => "skip_ost",
         }
     }
 
@@ -728,6 +734,7 @@ impl OsDefect {
             OsDefect::RetriggerMovedIrqs => &["CHK-6"],
             OsDefect::ReplayLastIrqOnMove => &["CHK-6"],
             OsDefect::RerouteWrongVector => &["CHK-6"],
+            OsDefect::SkipOst => &["CHK-7"],
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::event::OsEvent;
 use crate::hotplug::{CpuFlow, OpKind};
 use crate::kernel::Os;
 use crate::memhotplug::{MemError, MemFlow, MemOpKind, MemRequest};
-use crate::ops::{Accepted, OpError, OstSource, OstStatus, Trigger};
+use crate::ops::{Accepted, OpError, OstStatus, Trigger};
 use crate::pcihp::{PciFlow, PciOpKind};
 use crate::sched::CpuLife;
 
@@ -122,7 +122,8 @@ fn within(path: &str, module: &str) -> bool {
 fn trigger_of(code: NotifyCode) -> Trigger {
     match code {
         NotifyCode::EjectRequest => Trigger::AcpiEject,
-        NotifyCode::DeviceCheck | NotifyCode::BusCheck => Trigger::AcpiDeviceCheck,
+        NotifyCode::DeviceCheck => Trigger::AcpiDeviceCheck,
+        NotifyCode::BusCheck => Trigger::AcpiBusCheck,
     }
 }
 
@@ -279,9 +280,16 @@ fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         trigger_of(n.code),
         Some(n.id),
     );
-    if let Err(e) = r {
-        ost(os, sci, &n.path, u64::from(n.code.code()), e.ost());
-    }
+    let status = match r {
+        Ok(Accepted::Queued { .. }) => return,
+        Ok(Accepted::NoChange) => OstStatus::Success,
+        Err(e) => {
+            let (errno, error) = (e.errno(), e.to_string());
+            CpuFlow::refuse_for(os, sci.now, n.path.clone(), errno, error, Some(n.id));
+            e.ost()
+        }
+    };
+    ost(os, sci, &n.path, u64::from(n.code.code()), status);
 }
 
 /// A processor (ACPI0007), or a module holding processors: each goes down or comes up.
@@ -325,19 +333,16 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
                 OpKind::Up
             }
         };
-        let source = match kind {
-            OpKind::Down => OstSource::EjectRequest,
-            OpKind::Up => OstSource::DeviceCheck,
+        let status = if kind == OpKind::Up && !os.present.contains(x) {
+            // Checked, and still not there: nothing to bring up.
+            OstStatus::Success
+        } else {
+            match CpuFlow::request(os, sci.now, kind, x.0, trigger_of(n.code), Some(n.id)) {
+                Ok(Accepted::Queued { .. }) => continue,
+                Ok(Accepted::NoChange) => OstStatus::Success,
+                Err(e) => e.ost(),
+            }
         };
-        if kind == OpKind::Up && !os.present.contains(x) {
-            continue;
-        }
-        let status = match CpuFlow::request(os, sci.now, kind, x.0, trigger_of(n.code), Some(n.id))
-        {
-            Ok(Accepted::Queued { .. }) => continue,
-            Ok(Accepted::NoChange) => OstStatus::Success,
-            Err(e) => e.ost(),
-        };
-        ost(os, sci, &path, source.code(), status);
+        ost(os, sci, &path, u64::from(n.code.code()), status);
     }
 }

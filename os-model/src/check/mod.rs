@@ -17,6 +17,7 @@
 //! | CHK-4 scheduler | a runnable task left on an offline or halted CPU, on two runqueues, lost (`skip_task_migration`, `halt_before_offline`), moved by anyone but the migration thread (`balance_pulls_directly`); a task blocked past [`BLOCK_BOUND`] with no wakeup (`lose_page_waiters`) |
 //! | CHK-5 RCU | an object freed while a reader may hold it, used after free, a grace period ending under an older reader (`skip_rcu_grace_period`); a version dereferenced that is not the published one, the poison of a freed version or words other than the published ones loaded by a reader (`rcu_reader_keeps_stale_pointer`); the published version freed (`free_published_maps`) |
 //! | CHK-6 interrupts | an interrupt handled on an offline CPU, delivered and never handled (`skip_irq_reroute`), a freed IRQ whose IO SAPIC entry is still unmasked, read from the entry (`free_irq_leaves_unmasked`), a handler run for no message of any line (`retrigger_moved_irqs`), a message handled twice (`replay_last_irq_on_move`) or by another line's handler (`reroute_wrong_vector`) |
+//! | CHK-7 `_OST` answers | a notification the kernel took on a device with `_OST` that firmware never hears the end of, read from firmware's `_OST` log once no operation runs (`skip_ost`) |
 //! | CHK-7 slot undo | a failed slot operation that leaves power, the card's configuration or its interrupt entry other than it found them, read from the hardware (`skip_enable_undo`) |
 //! | CHK-7 allocator | a page freed while a page-table word in memory maps it or under I/O (`free_before_copy`, `ignore_writeback`, `pte_not_written_to_memory`), allocated from an isolated pageblock (`alloc_from_isolated`), a page-table word in memory other than the kernel's copy (`pte_not_written_to_memory`), free lists that disagree with its own record of the frames the allocator was given, handed out and got back (`keep_offline_pages_listed`), memory taken offline with frames in it still handed out (`skip_unmovable_check`), reverse maps / kernel objects disagreeing at audits (`skip_unmovable_check`); after each operation, a frame handed out (its own record) whose owner is gone (`leak_memmap_on_offline`); a failed memory operation that left pageblocks it isolated isolated (`skip_isolation_undo`) |
 
@@ -82,6 +83,7 @@ impl Default for OsCheckers {
                 Box::new(IrqChecker::default()),
                 Box::new(AllocChecker::default()),
                 Box::new(SlotUndoChecker::default()),
+                Box::new(OstChecker::default()),
             ],
         }
     }
@@ -179,6 +181,7 @@ impl Maps {
 
 mod alloc;
 mod irq;
+mod ost;
 mod rcu;
 mod sched;
 mod task_data;
@@ -186,6 +189,7 @@ mod undo;
 
 pub use alloc::{ALLOCATOR_SELF_AUDIT, AllocChecker};
 pub use irq::{CSD_TIMEOUT, IrqChecker, NOBODY_CARED};
+pub use ost::{CHK_OST, OstChecker};
 pub use rcu::RcuChecker;
 pub use sched::{BLOCK_BOUND, SchedChecker};
 pub use task_data::{FULL_PAGES_PER_AUDIT, TaskDataChecker};

@@ -498,6 +498,7 @@ impl CpuFlow {
             Trigger::User
             | Trigger::AcpiEject
             | Trigger::AcpiDeviceCheck
+            | Trigger::AcpiBusCheck
             | Trigger::Ras
             | Trigger::Power => {}
         }

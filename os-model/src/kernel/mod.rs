@@ -641,6 +641,10 @@ impl ops::Host for Os {
         ops::child_ended::<MemFlow>(self, flow, id, e);
         ops::child_ended::<PciFlow>(self, flow, id, e);
     }
+
+    fn has_defect(&self, d: crate::config::OsDefect) -> bool {
+        Os::has_defect(self, d)
+    }
 }
 
 /// Evaluates `path` with `args` through firmware as hardware CPU `hw` (the AML interpreter

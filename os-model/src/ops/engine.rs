@@ -60,6 +60,8 @@ pub trait Host {
     /// Operation `id` of `flow` ended (`error`: how it failed): whichever operation waits
     /// for it as a child hears of it.
     fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>);
+    /// Whether defect `d` is injected.
+    fn has_defect(&self, d: crate::config::OsDefect) -> bool;
 }
 
 /// A flow: how one kind of operation is planned and carried out. The engine calls these;
@@ -524,7 +526,8 @@ pub(crate) fn end<F: Flow>(
     );
     // The controller evaluates _OST after the operation ended: the next one starts after it.
     let mut t = now;
-    if let Some(source) = cur.report.trigger.ost_source() {
+    let answers = !os.has_defect(crate::config::OsDefect::SkipOst);
+    if let Some(source) = cur.report.trigger.ost_source().filter(|_| answers) {
         if let Some(path) = F::acpi_path(os, &cur) {
             let status = result
                 .as_ref()

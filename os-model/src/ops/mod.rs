@@ -45,8 +45,11 @@ pub enum Trigger {
     User,
     /// Firmware sent an eject request (Notify 0x03).
     AcpiEject,
-    /// Firmware sent a device check (Notify 0x01) or bus check (0x00).
+    /// Firmware sent a device check (Notify 0x01).
     AcpiDeviceCheck,
+    /// Firmware sent a bus check (Notify 0x00): handled as a device check, answered as a
+    /// bus check.
+    AcpiBusCheck,
     /// Part of a whole-cell operation (which reports to firmware itself).
     Cell,
     /// Part of a whole-I/O-subsystem operation (which reports to firmware itself).
@@ -67,6 +70,7 @@ impl Trigger {
             Trigger::User => "user",
             Trigger::AcpiEject => "acpi eject request",
             Trigger::AcpiDeviceCheck => "acpi device check",
+            Trigger::AcpiBusCheck => "acpi bus check",
             Trigger::Cell => "cell operation",
             Trigger::Subsystem => "I/O subsystem operation",
             Trigger::Surprise => "device gone",
@@ -80,6 +84,7 @@ impl Trigger {
         match self {
             Trigger::AcpiEject => Some(OstSource::EjectRequest),
             Trigger::AcpiDeviceCheck => Some(OstSource::DeviceCheck),
+            Trigger::AcpiBusCheck => Some(OstSource::BusCheck),
             Trigger::Boot
             | Trigger::User
             | Trigger::Cell
@@ -94,6 +99,8 @@ impl Trigger {
 /// The source event argument of `_OST` (ACPI 6.5 §6.3.5): the notification answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum OstSource {
+    /// Notify 0x00.
+    BusCheck = 0,
     /// Notify 0x01.
     DeviceCheck = 1,
     /// Notify 0x03.

@@ -73,3 +73,18 @@ pub(crate) fn sim_json(
     let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (v, String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Judges every item in parallel (`Some(why)`: it failed) and returns the failures, in the
+/// items' order. With `CELLSIM_FIRST_FAILURE` set (scripts/mutants.sh sets it) it stops at
+/// the first failure found: one is enough to kill a mutant.
+pub(crate) fn judge_all<T: Sync>(
+    items: &[T],
+    judge: impl Fn(&T) -> Option<String> + Sync + Send,
+) -> Vec<String> {
+    use rayon::prelude::*;
+    if std::env::var_os("CELLSIM_FIRST_FAILURE").is_some() {
+        items.par_iter().find_map_any(judge).into_iter().collect()
+    } else {
+        items.par_iter().filter_map(judge).collect()
+    }
+}

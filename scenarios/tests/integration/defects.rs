@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 
-use rayon::prelude::*;
 use scenarios::{RunOptions, Scenario, run, scenario::Defect};
 
 use crate::common::root;
@@ -103,18 +102,15 @@ fn sweep(
     runs: Vec<(String, u64)>,
     judge: impl Fn(&Scenario, &scenarios::RunResult) -> Option<String> + Sync,
 ) {
-    let failures: Vec<String> = runs
-        .par_iter()
-        .filter_map(|(file, seed)| {
-            let scn = Scenario::load(&root().join(file)).unwrap();
-            let options = RunOptions {
-                seed: Some(*seed),
-                ..RunOptions::default()
-            };
-            let r = run(&scn, &options).unwrap();
-            judge(&scn, &r).map(|why| format!("{file} seed {seed}: {why}"))
-        })
-        .collect();
+    let failures = crate::common::judge_all(&runs, |(file, seed)| {
+        let scn = Scenario::load(&root().join(file)).unwrap();
+        let options = RunOptions {
+            seed: Some(*seed),
+            ..RunOptions::default()
+        };
+        let r = run(&scn, &options).unwrap();
+        judge(&scn, &r).map(|why| format!("{file} seed {seed}: {why}"))
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -32,45 +32,33 @@ fn every_scenario_in_the_library_behaves() {
             >= 3,
         "the regressions of issue 14 are kept and run"
     );
-    for p in files {
-        let scn = Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    // In parallel: the library is the test of every mutant in scripts/mutants.sh.
+    let judge = |p: &std::path::PathBuf| {
+        let scn = Scenario::load(p).unwrap_or_else(|e| panic!("{e}"));
         let r = run(&scn, &RunOptions::default()).unwrap();
-        let is_defect = p.parent().unwrap().ends_with("defects");
-        if is_defect {
-            assert_eq!(
-                r.exit_code(),
-                1,
-                "{}: a defect scenario must fail",
-                p.display()
-            );
-            assert!(
-                !scn.file.expect.checkers.is_empty(),
-                "{}: names its checker",
-                p.display()
-            );
-            assert!(
-                r.expectations_met(),
-                "{}: {:?}",
-                p.display(),
-                r.expectations
-            );
-            assert_eq!(
-                r.unexpected_violations,
-                0,
-                "{}: every report is one it names",
-                p.display()
-            );
+        let why = if p.parent().unwrap().ends_with("defects") {
+            if r.exit_code() != 1 {
+                Some("a defect scenario must fail".to_string())
+            } else if scn.file.expect.checkers.is_empty() {
+                Some("names no checker".to_string())
+            } else if !r.expectations_met() {
+                Some(format!("{:?}", r.expectations))
+            } else if r.unexpected_violations != 0 {
+                Some(format!(
+                    "{} reports it does not name",
+                    r.unexpected_violations
+                ))
+            } else {
+                None
+            }
         } else {
-            assert_eq!(
-                r.exit_code(),
-                0,
-                "{}: {:?} {:?}",
-                p.display(),
-                r.violations.kept().first(),
-                r.actions
-            );
-        }
-    }
+            (r.exit_code() != 0)
+                .then(|| format!("{:?} {:?}", r.violations.kept().first(), r.actions))
+        };
+        why.map(|why| format!("{}: {why}", p.display()))
+    };
+    let failures = crate::common::judge_all(&files, judge);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
