@@ -321,6 +321,7 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         };
         return refuse(os, sci, n, &e);
     }
+    let mut module_status = OstStatus::Success;
     for x in cpus {
         let path = os.pcpu[x.index()].path.clone();
         let kind = match n.code {
@@ -343,6 +344,14 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
                 Err(e) => e.ost(),
             }
         };
+        if status != OstStatus::Success {
+            module_status = status;
+        }
         ost(os, sci, &path, u64::from(n.code.code()), status);
+    }
+    // The module itself is answered once its processors are dealt with (each operation
+    // started answers on its processor when it ends).
+    if module {
+        ost(os, sci, &n.path, u64::from(n.code.code()), module_status);
     }
 }
