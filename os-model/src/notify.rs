@@ -12,11 +12,14 @@
 //! ```
 //!
 //! Every operation a notification starts, and every refusal, carries the notification's
-//! number ([`acpi_model::NotifyId`]), so whoever sent it learns what came of it.
+//! number ([`acpi_model::NotifyId`]), so whoever sent it learns what came of it. Firmware
+//! hears the outcome once, by `_OST` on the device it notified: when the handler is done if
+//! it started nothing, else when the last operation it started ends (the first failure
+//! among them, else success) — a module's processors answer as one.
 
 use crate::hw::Cx;
 use crate::ids::NodeId;
-use acpi_model::{AcpiValue, Notification, NotifyCode};
+use acpi_model::{AcpiValue, Notification, NotifyCode, NotifyId};
 use sim_core::SimTime;
 
 use crate::cpumask::LogicalCpu;
@@ -24,7 +27,7 @@ use crate::event::OsEvent;
 use crate::hotplug::{CpuFlow, OpKind};
 use crate::kernel::Os;
 use crate::memhotplug::{MemError, MemFlow, MemOpKind, MemRequest};
-use crate::ops::{Accepted, OpError, OstStatus, Trigger};
+use crate::ops::{OpError, OstStatus, Trigger};
 use crate::pcihp::{PciFlow, PciOpKind};
 use crate::sched::CpuLife;
 
@@ -48,6 +51,16 @@ const BY_HID: [(&str, Handler); 3] = [
     ("PNP0C80", memory_device),
 ];
 
+/// A notification taken and not answered yet. Firmware hears its outcome — `_OST` on the
+/// device it notified, with the notification's code as the source event — once its handler
+/// and every operation it started are done: the first failure, else success.
+#[derive(Clone, Debug)]
+pub(crate) struct Unanswered {
+    path: String,
+    code: u8,
+    status: OstStatus,
+}
+
 /// Handles firmware's pending notifications, on CPU `cpu` from `now`; returns when the
 /// handler is done (each `_STA` and `_OST` it evaluated cost time).
 pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'_>) -> SimTime {
@@ -58,6 +71,14 @@ pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'
             OsEvent::AcpiNotify {
                 path: n.path.clone(),
                 code: n.code.code(),
+            },
+        );
+        os.unanswered.insert(
+            n.id,
+            Unanswered {
+                path: n.path.clone(),
+                code: n.code.code(),
+                status: OstStatus::Success,
             },
         );
         let by_hid = crate::acpi::hid(sci.hw.p, &n.path)
@@ -72,29 +93,50 @@ pub(crate) fn take_all(os: &mut Os, now: SimTime, cpu: LogicalCpu, cx: &mut Cx<'
         match handler {
             Some(f) => f(os, &mut sci, &n),
             // Not a device this OS handles: firmware hears it is not supported.
-            None => ost(
-                os,
-                &mut sci,
-                &n.path,
-                u64::from(n.code.code()),
-                OstStatus::NotSupported,
-            ),
+            None => settle(os, n.id, OstStatus::NotSupported),
         }
+        answer_when_done(os, &mut sci.now, sci.cpu, n.id, sci.hw);
     }
     sci.now
 }
 
-/// Reports `status` for the notification (source `source`) on `path` to firmware.
-fn ost(os: &mut Os, sci: &mut Sci<'_, '_>, path: &str, source: u64, status: OstStatus) {
+/// Notes `status` as the outcome of notification `id`, unless an earlier failure already is.
+pub(crate) fn settle(os: &mut Os, id: NotifyId, status: OstStatus) {
+    if let Some(u) = os.unanswered.get_mut(&id) {
+        if u.status == OstStatus::Success {
+            u.status = status;
+        }
+    }
+}
+
+/// Answers notification `id` with `_OST` as CPU `cpu` from `t` (advanced by the evaluation),
+/// unless an operation it started still runs or waits in any flow.
+pub(crate) fn answer_when_done(
+    os: &mut Os,
+    t: &mut SimTime,
+    cpu: LogicalCpu,
+    id: NotifyId,
+    cx: &mut Cx<'_>,
+) {
+    let started = |c: Option<NotifyId>| c == Some(id);
+    let running = os.hp.pending().any(|(_, r)| started(r.cause))
+        || os.memhp.pending().any(|(_, r)| started(r.cause))
+        || os.pcihp.pending().any(|(_, r)| started(r.cause));
+    if running {
+        return;
+    }
+    let Some(u) = os.unanswered.remove(&id) else {
+        return;
+    };
     let _ = os.acpi_eval(
-        &mut sci.now,
-        sci.cpu,
-        &format!("{path}._OST"),
+        t,
+        cpu,
+        &format!("{}._OST", u.path),
         &[
-            AcpiValue::Integer(source),
-            AcpiValue::Integer(status.code()),
+            AcpiValue::Integer(u64::from(u.code)),
+            AcpiValue::Integer(u.status.code()),
         ],
-        sci.hw,
+        cx,
     );
 }
 
@@ -108,7 +150,7 @@ fn refuse(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification, e: &MemError) {
         e.to_string(),
         Some(n.id),
     );
-    ost(os, sci, &n.path, u64::from(n.code.code()), e.ost());
+    settle(os, n.id, e.ost());
 }
 
 /// Whether `path` is `module` or a device below it.
@@ -122,8 +164,7 @@ fn within(path: &str, module: &str) -> bool {
 fn trigger_of(code: NotifyCode) -> Trigger {
     match code {
         NotifyCode::EjectRequest => Trigger::AcpiEject,
-        NotifyCode::DeviceCheck => Trigger::AcpiDeviceCheck,
-        NotifyCode::BusCheck => Trigger::AcpiBusCheck,
+        NotifyCode::DeviceCheck | NotifyCode::BusCheck => Trigger::AcpiDeviceCheck,
     }
 }
 
@@ -154,13 +195,7 @@ fn memory(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         .find(|m| within(&m.path, &n.path))
         .map(|m| (m.path.clone(), m.node))
     else {
-        return ost(
-            os,
-            sci,
-            &n.path,
-            u64::from(n.code.code()),
-            OstStatus::NotSupported,
-        );
+        return settle(os, n.id, OstStatus::NotSupported);
     };
     let whole_cell = mpath != n.path;
     let add = matches!(n.code, NotifyCode::DeviceCheck | NotifyCode::BusCheck);
@@ -224,18 +259,10 @@ fn slot(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
             (true, true) | (false, false) => None,
         },
     };
-    let status = match op {
-        None => Some(OstStatus::Success),
-        Some(kind) => {
-            match PciFlow::request(os, sci.now, sun, kind, trigger_of(n.code), Some(n.id)) {
-                Ok(Accepted::Queued { .. }) => None,
-                Ok(Accepted::NoChange) => Some(OstStatus::Success),
-                Err(e) => Some(e.ost()),
-            }
+    if let Some(kind) = op {
+        if let Err(e) = PciFlow::request(os, sci.now, sun, kind, trigger_of(n.code), Some(n.id)) {
+            settle(os, n.id, e.ost());
         }
-    };
-    if let Some(status) = status {
-        ost(os, sci, &n.path, u64::from(n.code.code()), status);
     }
 }
 
@@ -280,16 +307,11 @@ fn io_subsystem(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         trigger_of(n.code),
         Some(n.id),
     );
-    let status = match r {
-        Ok(Accepted::Queued { .. }) => return,
-        Ok(Accepted::NoChange) => OstStatus::Success,
-        Err(e) => {
-            let (errno, error) = (e.errno(), e.to_string());
-            CpuFlow::refuse_for(os, sci.now, n.path.clone(), errno, error, Some(n.id));
-            e.ost()
-        }
-    };
-    ost(os, sci, &n.path, u64::from(n.code.code()), status);
+    if let Err(e) = r {
+        let (errno, error) = (e.errno(), e.to_string());
+        CpuFlow::refuse_for(os, sci.now, n.path.clone(), errno, error, Some(n.id));
+        settle(os, n.id, e.ost());
+    }
 }
 
 /// A processor (ACPI0007), or a module holding processors: each goes down or comes up.
@@ -301,13 +323,7 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         .collect();
     if cpus.is_empty() {
         // Not a processor of this OS nor a module holding some.
-        return ost(
-            os,
-            sci,
-            &n.path,
-            u64::from(n.code.code()),
-            OstStatus::NotSupported,
-        );
+        return settle(os, n.id, OstStatus::NotSupported);
     }
     // A module's eject takes its whole board away: not when memory is interleaved (the
     // board holds lines of every page).
@@ -321,7 +337,6 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
         };
         return refuse(os, sci, n, &e);
     }
-    let mut module_status = OstStatus::Success;
     for x in cpus {
         let path = os.pcpu[x.index()].path.clone();
         let kind = match n.code {
@@ -334,24 +349,12 @@ fn processor(os: &mut Os, sci: &mut Sci<'_, '_>, n: &Notification) {
                 OpKind::Up
             }
         };
-        let status = if kind == OpKind::Up && !os.present.contains(x) {
-            // Checked, and still not there: nothing to bring up.
-            OstStatus::Success
-        } else {
-            match CpuFlow::request(os, sci.now, kind, x.0, trigger_of(n.code), Some(n.id)) {
-                Ok(Accepted::Queued { .. }) => continue,
-                Ok(Accepted::NoChange) => OstStatus::Success,
-                Err(e) => e.ost(),
-            }
-        };
-        if status != OstStatus::Success {
-            module_status = status;
+        // Checked, and still not there: nothing to bring up.
+        if kind == OpKind::Up && !os.present.contains(x) {
+            continue;
         }
-        ost(os, sci, &path, u64::from(n.code.code()), status);
-    }
-    // The module itself is answered once its processors are dealt with (each operation
-    // started answers on its processor when it ends).
-    if module {
-        ost(os, sci, &n.path, u64::from(n.code.code()), module_status);
+        if let Err(e) = CpuFlow::request(os, sci.now, kind, x.0, trigger_of(n.code), Some(n.id)) {
+            settle(os, n.id, e.ost());
+        }
     }
 }

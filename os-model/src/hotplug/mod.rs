@@ -306,10 +306,6 @@ impl Flow for CpuFlow {
         }
     }
 
-    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String> {
-        Some(os.pcpu[op.report.cpu.index()].path.clone())
-    }
-
     fn ended(os: &mut Os, now: SimTime, cx: &mut Cx<'_>) {
         let boot = os
             .hp
@@ -498,7 +494,6 @@ impl CpuFlow {
             Trigger::User
             | Trigger::AcpiEject
             | Trigger::AcpiDeviceCheck
-            | Trigger::AcpiBusCheck
             | Trigger::Ras
             | Trigger::Power => {}
         }

@@ -121,6 +121,7 @@ impl Os {
             boot_errors: Vec::new(),
             sapic_sizes: BTreeMap::new(),
             sapics_gone: std::collections::BTreeSet::new(),
+            unanswered: BTreeMap::new(),
             seen_deliveries: 0,
             vm: None,
             slab_objs: Vec::new(),

@@ -247,6 +247,8 @@ pub struct Os {
     /// subsystem and that the removal has not forgotten yet: nothing is written to them (an
     /// interrupt taken meanwhile ends without an EOI there).
     pub(crate) sapics_gone: std::collections::BTreeSet<u64>,
+    /// Firmware's notifications taken and not answered yet (see [`crate::notify`]).
+    pub(crate) unanswered: BTreeMap<acpi_model::NotifyId, crate::notify::Unanswered>,
     pub(crate) sapic_sizes: BTreeMap<u64, u32>,
     seen_deliveries: u64,
     pub(crate) vm: Option<crate::mm::manager::Vm>,
@@ -642,8 +644,23 @@ impl ops::Host for Os {
         ops::child_ended::<PciFlow>(self, flow, id, e);
     }
 
-    fn has_defect(&self, d: crate::config::OsDefect) -> bool {
-        Os::has_defect(self, d)
+    fn notification_op_ended(
+        &mut self,
+        t: &mut SimTime,
+        cpu: LogicalCpu,
+        cause: acpi_model::NotifyId,
+        failure: Option<ops::OstStatus>,
+        cx: &mut Cx<'_>,
+    ) {
+        if self.has_defect(crate::config::OsDefect::SkipOst) {
+            // The defect: the operation ends and firmware never hears of it.
+            self.unanswered.remove(&cause);
+            return;
+        }
+        if let Some(status) = failure {
+            crate::notify::settle(self, cause, status);
+        }
+        crate::notify::answer_when_done(self, t, cpu, cause, cx);
     }
 }
 

@@ -553,10 +553,6 @@ impl Flow for MemFlow {
         }
     }
 
-    fn acpi_path(_os: &Os, op: &Op<Self>) -> Option<String> {
-        op.req.acpi_path.clone()
-    }
-
     fn restart_delay(os: &Os) -> SimDuration {
         os.config().step_cost
     }

@@ -60,8 +60,17 @@ pub trait Host {
     /// Operation `id` of `flow` ended (`error`: how it failed): whichever operation waits
     /// for it as a child hears of it.
     fn op_ended(&mut self, flow: FlowKind, id: u32, error: Option<String>);
-    /// Whether defect `d` is injected.
-    fn has_defect(&self, d: crate::config::OsDefect) -> bool;
+    /// An operation started by firmware's notification `cause` ended (`failure`: the `_OST`
+    /// status of its error) on CPU `cpu`: the notification is answered if nothing else it
+    /// started still runs or waits; `t` advances by the `_OST` evaluated.
+    fn notification_op_ended(
+        &mut self,
+        t: &mut SimTime,
+        cpu: LogicalCpu,
+        cause: acpi_model::NotifyId,
+        failure: Option<super::OstStatus>,
+        cx: &mut Cx<'_>,
+    );
 }
 
 /// A flow: how one kind of operation is planned and carried out. The engine calls these;
@@ -131,9 +140,6 @@ pub trait Flow: Sized + Clone + fmt::Debug + PartialEq + Eq + 'static {
         _result: &Result<(), Self::Error>,
     ) {
     }
-
-    /// The device `_OST` reports to, for an operation firmware asked for.
-    fn acpi_path(os: &Self::Host, op: &Op<Self>) -> Option<String>;
 
     /// The operation has ended and its report is in the history.
     fn ended(_os: &mut Self::Host, _now: SimTime, _cx: &mut Cx<'_>) {}
@@ -526,24 +532,9 @@ pub(crate) fn end<F: Flow>(
     );
     // The controller evaluates _OST after the operation ended: the next one starts after it.
     let mut t = now;
-    let answers = !os.has_defect(crate::config::OsDefect::SkipOst);
-    if let Some(source) = cur.report.trigger.ost_source().filter(|_| answers) {
-        if let Some(path) = F::acpi_path(os, &cur) {
-            let status = result
-                .as_ref()
-                .err()
-                .map_or(super::OstStatus::Success, OpError::ost);
-            let _ = os.acpi_eval(
-                &mut t,
-                cur.report.controller,
-                &format!("{path}._OST"),
-                &[
-                    AcpiValue::Integer(source.code()),
-                    AcpiValue::Integer(status.code()),
-                ],
-                cx,
-            );
-        }
+    if let Some(cause) = cur.report.cause {
+        let failure = result.as_ref().err().map(OpError::ost);
+        os.notification_op_ended(&mut t, cur.report.controller, cause, failure, cx);
     }
     let (id, error) = (cur.report.id, result.err().map(|e| e.to_string()));
     F::engine_mut(os).done.push(cur.report);

@@ -45,11 +45,8 @@ pub enum Trigger {
     User,
     /// Firmware sent an eject request (Notify 0x03).
     AcpiEject,
-    /// Firmware sent a device check (Notify 0x01).
+    /// Firmware sent a device check (Notify 0x01) or bus check (0x00).
     AcpiDeviceCheck,
-    /// Firmware sent a bus check (Notify 0x00): handled as a device check, answered as a
-    /// bus check.
-    AcpiBusCheck,
     /// Part of a whole-cell operation (which reports to firmware itself).
     Cell,
     /// Part of a whole-I/O-subsystem operation (which reports to firmware itself).
@@ -70,47 +67,12 @@ impl Trigger {
             Trigger::User => "user",
             Trigger::AcpiEject => "acpi eject request",
             Trigger::AcpiDeviceCheck => "acpi device check",
-            Trigger::AcpiBusCheck => "acpi bus check",
             Trigger::Cell => "cell operation",
             Trigger::Subsystem => "I/O subsystem operation",
             Trigger::Surprise => "device gone",
             Trigger::Ras => "RAS policy",
             Trigger::Power => "power policy",
         }
-    }
-
-    /// The `_OST` source event an operation of this trigger answers, if firmware asked.
-    pub const fn ost_source(self) -> Option<OstSource> {
-        match self {
-            Trigger::AcpiEject => Some(OstSource::EjectRequest),
-            Trigger::AcpiDeviceCheck => Some(OstSource::DeviceCheck),
-            Trigger::AcpiBusCheck => Some(OstSource::BusCheck),
-            Trigger::Boot
-            | Trigger::User
-            | Trigger::Cell
-            | Trigger::Subsystem
-            | Trigger::Surprise
-            | Trigger::Ras
-            | Trigger::Power => None,
-        }
-    }
-}
-
-/// The source event argument of `_OST` (ACPI 6.5 §6.3.5): the notification answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum OstSource {
-    /// Notify 0x00.
-    BusCheck = 0,
-    /// Notify 0x01.
-    DeviceCheck = 1,
-    /// Notify 0x03.
-    EjectRequest = 3,
-}
-
-impl OstSource {
-    /// The code firmware reads.
-    pub const fn code(self) -> u64 {
-        self as u64
     }
 }
 

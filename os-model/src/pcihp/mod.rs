@@ -567,13 +567,6 @@ impl Flow for PciFlow {
         t
     }
 
-    fn acpi_path(os: &Os, op: &Op<Self>) -> Option<String> {
-        match &op.req.target {
-            PciTarget::Slot(_) => op.state.slot.map(|i| os.pcihp.slots[i].path.clone()),
-            PciTarget::Subsystem(path) => Some(path.clone()),
-        }
-    }
-
     fn restart_delay(_os: &Os) -> SimDuration {
         SimDuration::ZERO
     }

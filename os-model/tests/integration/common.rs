@@ -17,6 +17,16 @@ pub(crate) struct Sim {
     wake: Vec<(SimTime, acpi_model::hw::DeviceId)>,
 }
 
+/// Three cells of two CPUs and 32 MiB: with 4 MiB blocks, 8 per cell, nodes 1 and 2 movable.
+pub(crate) fn small_machine() -> MachineConfig {
+    MachineConfig {
+        cells: 3,
+        cpus_per_cell: 2,
+        memory_per_cell: sim_core::ByteSize(32 << 20),
+        ..MachineConfig::default()
+    }
+}
+
 pub(crate) fn ms(x: u64) -> SimTime {
     SimTime::from_nanos(x * 1_000_000)
 }

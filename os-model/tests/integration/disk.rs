@@ -3,7 +3,6 @@
 //! it holds anything (a disk pulled out fails what it had).
 
 use acpi_model::NotifyCode;
-use acpi_model::hw::MachineConfig;
 use os_model::config::MemConfig;
 use os_model::mm::vm::{FsKind, Pte};
 use os_model::pcihp::PciOpKind;
@@ -11,16 +10,7 @@ use os_model::{OsConfig, Trigger};
 use sim_core::abi::device::media_word;
 use sim_core::{ByteSize, SimDuration, SlotId};
 
-use crate::common::{Sim, mem_clean, mem_settle as settle, ms, with_disk};
-
-fn machine() -> MachineConfig {
-    MachineConfig {
-        cells: 3,
-        cpus_per_cell: 2,
-        memory_per_cell: ByteSize(32 << 20),
-        ..MachineConfig::default()
-    }
-}
+use crate::common::{Sim, mem_clean, mem_settle as settle, ms, small_machine, with_disk};
 
 fn workload(files: u32) -> OsConfig {
     OsConfig {
@@ -53,7 +43,7 @@ fn medium(s: &Sim, lba: u64) -> (Vec<u64>, u64) {
 
 #[test]
 fn swapped_pages_go_to_the_disk_cards_medium_by_its_dma_and_file_pages_come_from_it() {
-    let mut s = Sim::new(machine(), Default::default(), &workload(6), &[], 3);
+    let mut s = Sim::new(small_machine(), Default::default(), &workload(6), &[], 3);
     s.run_to(ms(4));
     let disk =
         s.os.vm()
@@ -107,7 +97,7 @@ fn swapped_pages_go_to_the_disk_cards_medium_by_its_dma_and_file_pages_come_from
 
 #[test]
 fn the_disk_is_not_taken_away_while_it_holds_files_and_an_empty_one_is_swapped_off() {
-    let mut s = Sim::new(machine(), Default::default(), &workload(4), &[], 5);
+    let mut s = Sim::new(small_machine(), Default::default(), &workload(4), &[], 5);
     s.run_to(ms(2));
     let before = s.os.pci_hotplug().slots[0].clone();
     for trigger in [Trigger::User, Trigger::AcpiEject] {
@@ -133,7 +123,7 @@ fn the_disk_is_not_taken_away_while_it_holds_files_and_an_empty_one_is_swapped_o
 
     // A kernel without files whose swap is empty lets its disk go: swap off, then the slot.
     let mut s = Sim::new(
-        machine(),
+        small_machine(),
         with_disk(Default::default(), 40_000),
         &workload(0),
         &[],
@@ -155,7 +145,7 @@ fn the_disk_is_not_taken_away_while_it_holds_files_and_an_empty_one_is_swapped_o
 fn a_disk_pulled_out_fails_its_transfers_and_leaves_no_task_waiting_for_ever() {
     // A slow disk, so that transfers are in flight when it goes.
     let io = with_disk(Default::default(), 300_000);
-    let mut s = Sim::new(machine(), io, &workload(6), &[], 7);
+    let mut s = Sim::new(small_machine(), io, &workload(6), &[], 7);
     s.run_to(ms(2));
     assert!(!s.os.vm().unwrap().disk.as_ref().unwrap().gone);
     let t = s.now;
@@ -183,7 +173,7 @@ fn a_disk_that_drops_its_writes_loses_swapped_pages_and_chk3_finds_the_loss_on_i
     // The card acknowledges every write and stores none (the hardware defect
     // block_write_lost): the pages swapped out are not on the medium. The kernel cannot tell;
     // CHK-3 reads the medium and can.
-    let mut s = Sim::new(machine(), Default::default(), &workload(6), &[], 3);
+    let mut s = Sim::new(small_machine(), Default::default(), &workload(6), &[], 3);
     s.p.io_mut()
         .inject_defect(acpi_model::hw::IoDefect::BlockWriteLost);
     s.run_to(ms(4));
@@ -211,7 +201,7 @@ fn transfers_a_card_loses_behind_the_kernels_back_time_out_and_nothing_waits_for
     let mut cfg = workload(6);
     cfg.memory.disk_timeout = SimDuration::from_millis(1);
     let io = with_disk(Default::default(), 300_000);
-    let mut s = Sim::new(machine(), io, &cfg, &[], 7);
+    let mut s = Sim::new(small_machine(), io, &cfg, &[], 7);
     s.run_to(ms(2));
     assert!(s.os.vm().unwrap().transfers_in_flight() > 0);
     let t = s.now;

@@ -5,7 +5,6 @@
 
 use acpi_model::NotifyCode;
 use acpi_model::hw::CellEvent;
-use acpi_model::hw::MachineConfig;
 use os_model::OsConfig;
 use os_model::config::MemConfig;
 use os_model::memhotplug::{MemOpKind, MemOpReport};
@@ -14,17 +13,7 @@ use os_model::mm::{MigrateType, PAGEBLOCK_PAGES};
 use proptest::prelude::*;
 use sim_core::{ByteSize, CellId, SimDuration};
 
-use crate::common::{Sim, mem_clean as clean, mem_settle as settle, ms, with_disk};
-
-/// Three cells of two CPUs and 32 MiB, 4 MiB blocks (8 per cell), nodes 1 and 2 movable.
-fn small_machine() -> MachineConfig {
-    MachineConfig {
-        cells: 3,
-        cpus_per_cell: 2,
-        memory_per_cell: ByteSize(32 << 20),
-        ..MachineConfig::default()
-    }
-}
+use crate::common::{Sim, mem_clean as clean, mem_settle as settle, ms, small_machine, with_disk};
 
 fn mixed(anon: u32, mlock: u32, huge: u32, files: u32, fs: Vec<FsKind>) -> OsConfig {
     OsConfig {
