@@ -26,7 +26,7 @@
 //! | 0x68 | `BLK_ADDR` | its buffer's physical address |
 //! | 0x70 | `BLK_LEN` | its bytes (whole sectors, at most 1 MiB) |
 //! | 0x78 | `BLK_TAG` | the driver's tag for it |
-//! | 0x80 | `BLK_CMD` | write 1 (READ: medium to memory) or 2 (WRITE: memory to medium): queue it |
+//! | 0x80 | `BLK_CMD` | write 1 (READ: medium to memory) or 2 (WRITE: memory to medium): queue it; 3 (ABORT): every queued command completes failed at once, nothing moves |
 //! | 0x88 | `BLK_DONE` | read: take the oldest completion (`VALID` bit 63, `FAILED` bit 62, tag below), 0 if none |
 //! | 0x90 | `BLK_CAPACITY` | sectors on the medium |
 //! | 0x98 | `BLK_LATENCY` | nanoseconds per command |

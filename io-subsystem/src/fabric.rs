@@ -888,15 +888,28 @@ impl IoFabric {
     fn block_queue(&mut self, now: SimTime, d: DeviceId, value: u64) {
         let dev = &mut self.devices[d.0 as usize];
         let b = &mut dev.block;
-        let write = match value {
-            regs::BLK_READ => false,
-            regs::BLK_WRITE => true,
-            _ => return,
-        };
         if b.capacity == 0 {
             // Not a storage card: the doorbell is not wired to anything.
             return;
         }
+        let write = match value {
+            regs::BLK_READ => false,
+            regs::BLK_WRITE => true,
+            regs::BLK_ABORT => {
+                let aborted = b.queue.len();
+                for cmd in b.queue.drain(..) {
+                    b.done.push_back(crate::device::blk_done(cmd.tag, true));
+                }
+                // Nothing left to wake for.
+                let _ = b.new_wake();
+                if aborted > 0 {
+                    dev.engine.status |= regs::STATUS_BLK_DONE;
+                    self.stats.blk_failed += aborted as u64;
+                }
+                return;
+            }
+            _ => return,
+        };
         let tag = b.tag as u32;
         if !b.valid(b.lba, b.len) || b.queue.len() >= crate::device::BLK_QUEUE {
             b.done.push_back(crate::device::blk_done(tag, true));

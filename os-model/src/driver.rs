@@ -582,6 +582,14 @@ impl CardDriver {
         store(cx, t, cpu, c.bar + regs::BLK_CMD, command);
     }
 
+    /// Aborts every command card `k` has queued, as `cpu`: each completes failed at once and
+    /// moves nothing (the card's completions say which).
+    pub fn block_abort(&self, t: &mut SimTime, k: usize, cpu: CpuId, cx: &mut Cx<'_>) {
+        if let Some(c) = self.cards.get(k) {
+            store(cx, t, cpu, c.bar + regs::BLK_CMD, regs::BLK_ABORT);
+        }
+    }
+
     /// Queues the command of sector check `chk` (its write, or its read-back) on card `k` as
     /// `cpu`: `SECTOR_BYTES` between the card's buffer and the check's sector.
     fn sector_command(

@@ -801,12 +801,13 @@ fn mem_summary(o: &mut String, vm: &os_model::mm::manager::Vm, boot_errors: &[os
             let _ = writeln!(
                 o,
                 "      disk: the storage card in slot {}{}: {} block commands ({} waited for room \
-                 in its queue), {} failed; swap area of {} slots",
+                 in its queue), {} failed, {} timed out; swap area of {} slots",
                 d.slot.0,
                 if d.gone { " (gone)" } else { "" },
                 thousands(st.disk_commands),
                 thousands(st.disk_queued),
                 st.io_errors,
+                st.disk_timeouts,
                 thousands(vm.swap.capacity() as u64)
             );
         }

@@ -133,6 +133,9 @@ pub mod device {
         pub const BLK_READ: u64 = 1;
         /// `BLK_CMD`: memory to medium (the card reads the buffer by DMA).
         pub const BLK_WRITE: u64 = 2;
+        /// `BLK_CMD`: abort every command queued: each completes at once, failed, and moves
+        /// nothing (what a driver does to a command that timed out, as a controller reset).
+        pub const BLK_ABORT: u64 = 3;
         /// `STATUS` bit: a block command completed (take them from `BLK_DONE`).
         pub const STATUS_BLK_DONE: u64 = 8;
     }

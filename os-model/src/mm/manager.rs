@@ -38,18 +38,23 @@ pub struct Disk {
     pub(crate) reads: VecDeque<u64>,
     /// Writes waiting for room in the card's queue, by tag.
     pub(crate) writes: VecDeque<u64>,
-    /// Commands the card has and has not completed.
-    pub(crate) at_card: usize,
 }
 
 impl Disk {
+    /// Commands the card has and has not completed, given the `in_flight` transfers (every
+    /// transfer is either waiting here or at the card until it ends).
+    pub(crate) fn at_card(&self, in_flight: usize) -> usize {
+        in_flight.saturating_sub(self.reads.len() + self.writes.len())
+    }
+
     /// Transfers the card could still take before it is full, counting those waiting for it
-    /// (the block layer's congestion limit: what queues beyond it only makes reads wait).
-    pub(crate) fn room(&self) -> usize {
+    /// (the block layer's congestion limit: what queues beyond it only makes reads wait),
+    /// given the `in_flight` transfers.
+    pub(crate) fn room(&self, in_flight: usize) -> usize {
         if self.gone {
             return 0;
         }
-        BLK_QUEUE.saturating_sub(self.at_card + self.reads.len() + self.writes.len())
+        BLK_QUEUE.saturating_sub(in_flight)
     }
 }
 

@@ -218,3 +218,24 @@ fn transfers_a_card_loses_behind_the_kernels_back_time_out_and_nothing_waits_for
     s.audit();
     assert_eq!(s.count("CHK-4"), 0, "{}", s.violations());
 }
+
+#[test]
+fn a_transfer_that_times_out_on_a_live_card_is_aborted_and_never_lands_later() {
+    // The card answers but takes 3 ms per command; the kernel waits 1 ms. Each timeout
+    // aborts what the card holds (BLK_CMD = ABORT): every command completes failed, nothing
+    // moves. Before, the kernel failed the transfer and left the command queued: it landed
+    // later, by DMA, in a frame the kernel had already mapped or freed.
+    let mut cfg = workload(6);
+    cfg.memory.disk_timeout = SimDuration::from_millis(1);
+    let io = with_disk(Default::default(), 3_000_000);
+    let mut s = Sim::new(small_machine(), io, &cfg, &[], 7);
+    s.run_to(ms(8));
+    let vm = s.os.vm().unwrap();
+    assert!(vm.disk.as_ref().is_some_and(|d| !d.gone));
+    assert!(vm.stats.disk_timeouts > 0, "{:?}", vm.stats);
+    let hw = s.p.io().stats();
+    assert!(hw.blk_failed > 0, "{hw:?}");
+    assert_eq!(hw.blk_done, 0, "a command given up on moved data: {hw:?}");
+    s.audit();
+    assert_eq!(s.count("CHK-1") + s.count("CHK-2"), 0, "{}", s.violations());
+}

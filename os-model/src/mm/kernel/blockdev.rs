@@ -75,7 +75,6 @@ impl Mm {
             gone: false,
             reads: std::collections::VecDeque::new(),
             writes: std::collections::VecDeque::new(),
-            at_card: 0,
         });
         os.driver.claim(k);
         Ok(())
@@ -91,10 +90,11 @@ impl Mm {
             tag = (tag + 1) & 0xFFFF_FFFF;
         }
         vm.next_io = (tag + 1) & 0xFFFF_FFFF;
+        let in_flight = vm.io.len();
         vm.io.insert(tag, io);
         match vm.disk.as_mut().filter(|d| !d.gone) {
             Some(d) => {
-                if d.at_card >= BLK_QUEUE {
+                if d.at_card(in_flight) >= BLK_QUEUE {
                     vm.stats.disk_queued += 1;
                 }
                 if io.writes() {
@@ -116,20 +116,19 @@ impl Mm {
         loop {
             let vm = os.vmm();
             let len = u64::from(vm.wpp) * 8;
+            let in_flight = vm.io.len();
             let Some(d) = vm
                 .disk
                 .as_mut()
-                .filter(|d| !d.gone && d.at_card < BLK_QUEUE)
+                .filter(|d| !d.gone && d.at_card(in_flight) < BLK_QUEUE)
             else {
                 return;
             };
             let Some(tag) = d.reads.pop_front().or_else(|| d.writes.pop_front()) else {
                 return;
             };
-            let Some(io) = vm.io.get(&tag).copied() else {
-                continue;
-            };
-            d.at_card += 1;
+            // Every tag waiting is a transfer in flight (ended transfers leave no tag).
+            let io = vm.io[&tag];
             let (card, (write, lba, pfn)) = (d.card, io.transfer(&d.layout));
             let addr = vm.phys.addr(pfn);
             vm.stats.disk_commands += 1;
@@ -151,14 +150,9 @@ impl Mm {
     ) {
         for &w in words {
             let tag = w & 0xFFFF_FFFF;
-            let vm = os.vmm();
-            // A completion of a transfer given up on (its deadline passed) is late: the
-            // transfer is over already.
-            if !vm.io.contains_key(&tag) {
+            // A transfer that ended already (its card was found gone) has no completion left.
+            if !os.vmm().io.contains_key(&tag) {
                 continue;
-            }
-            if let Some(d) = vm.disk.as_mut() {
-                d.at_card = d.at_card.saturating_sub(1);
             }
             Mm::io_done(os, t, c, tag, w & BLK_FAILED != 0, cx);
         }
@@ -166,8 +160,9 @@ impl Mm {
     }
 
     /// Transfer `tag`'s deadline: if the card has not completed it, the kernel reads the
-    /// card's status — all-ones: the card is gone, and every transfer fails — else gives up
-    /// on this one (it fails; a completion coming later is ignored).
+    /// card's status — all-ones: the card is gone, and every transfer fails — else aborts
+    /// every command the card holds: each completes failed (its interrupt brings them), and
+    /// no late transfer can touch a frame the kernel has given back since.
     pub(crate) fn io_deadline(os: &mut Os, now: SimTime, tag: u64, cx: &mut Cx<'_>) {
         let Some(vm) = os.vm.as_ref() else {
             return;
@@ -185,13 +180,8 @@ impl Mm {
             Mm::disk_gone(os, t, card);
             return;
         }
-        let vm = os.vmm();
-        vm.stats.disk_timeouts += 1;
-        if let Some(d) = vm.disk.as_mut() {
-            d.at_card = d.at_card.saturating_sub(1);
-        }
-        Mm::io_done(os, &mut t, c, tag, true, cx);
-        Mm::blk_submit(os, &mut t, c, cx);
+        os.vmm().stats.disk_timeouts += 1;
+        os.driver.block_abort(&mut t, card, os.hw(c), cx);
     }
 
     /// The disk's card (driver index `card`) went away: every transfer it had, and every one
@@ -204,7 +194,6 @@ impl Mm {
         d.gone = true;
         d.reads.clear();
         d.writes.clear();
-        d.at_card = 0;
         let tags: Vec<u64> = vm.io.keys().copied().collect();
         for tag in tags {
             let _ = os.post(now, OsEv::Io(tag));
@@ -403,7 +392,7 @@ impl Mm {
     ) {
         let vm = os.vmm();
         // Like a write with `RWF_NOWAIT`: not when the disk is congested.
-        let room = vm.disk.as_ref().is_some_and(|d| d.room() > 0);
+        let room = vm.disk.as_ref().is_some_and(|d| d.room(vm.io.len()) > 0);
         if !room {
             return;
         }
@@ -434,7 +423,7 @@ impl Mm {
         }
         vm.next_flush = now + every;
         vm.phys.map.clear_all(flags::REFERENCED);
-        let room = vm.disk.as_ref().map_or(0, crate::mm::manager::Disk::room);
+        let room = vm.disk.as_ref().map_or(0, |d| d.room(vm.io.len()));
         let batch = batch.min(room);
         let mut dirty = Vec::new();
         // Round robin over the files, starting where the last pass stopped.
